@@ -1,0 +1,73 @@
+"""Artefact removal (PITFALLS.md 8): implausible values are removed before gap filling, and counted.
+
+Cuff readings are judged as a whole: a reading (the second at which SBP, MAP and DBP were recorded) with a
+zero, a MAP outside 20-200 mmHg, SBP <= DBP, or only some of its three values, is removed entirely, so no
+label or carried-forward value can come from it. BIS outside 0-100, MAC below 0 and non-finite values are
+removed sample by sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hypo.signals import BIS, DBP, MAC, MBP, NIBP, SBP
+
+MAP_RANGE = (20.0, 200.0)
+BIS_RANGE = (0.0, 100.0)
+
+# Every rule that can fire, so a manifest always lists all of them (zero included).
+RULES: tuple[str, ...] = (
+    "non_finite",
+    "nibp_incomplete",
+    "nibp_zero",
+    "map_out_of_range",
+    "sbp_le_dbp",
+    "bis_out_of_range",
+    "mac_negative",
+)
+
+
+def remove_artefacts(signals: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Return a copy of ``signals`` with artefacts set to NaN, and how many each rule removed.
+
+    A cuff reading is counted once, under the first rule it breaks (in :data:`RULES` order).
+
+    Args:
+        signals: float32 [seconds, 7] in :data:`hypo.signals.SIGNALS` order, NaN where nothing was recorded.
+
+    Returns:
+        ``(cleaned, counts)``: the cleaned copy and a dict rule -> number of readings or samples removed.
+    """
+    out = np.array(signals, dtype=np.float32, copy=True)
+    counts = dict.fromkeys(RULES, 0)
+
+    inf = np.isinf(out)
+    counts["non_finite"] = int(inf.sum())
+    out[inf] = np.nan
+
+    nibp = out[:, NIBP]
+    present = ~np.isnan(nibp)
+    any_present = present.any(axis=1)
+    bad = np.zeros(len(out), dtype=bool)
+    sbp, mbp, dbp = out[:, SBP], out[:, MBP], out[:, DBP]
+    with np.errstate(invalid="ignore"):
+        rules = (
+            ("nibp_incomplete", any_present & ~present.all(axis=1)),
+            ("nibp_zero", any_present & (nibp == 0).any(axis=1)),
+            ("map_out_of_range", any_present & ((mbp < MAP_RANGE[0]) | (mbp > MAP_RANGE[1]))),
+            ("sbp_le_dbp", any_present & (sbp <= dbp)),
+        )
+    for name, hit in rules:
+        new = hit & ~bad
+        counts[name] = int(new.sum())
+        bad |= new
+    out[np.ix_(bad, NIBP)] = np.nan
+
+    with np.errstate(invalid="ignore"):
+        bis_bad = (out[:, BIS] < BIS_RANGE[0]) | (out[:, BIS] > BIS_RANGE[1])
+        mac_bad = out[:, MAC] < 0
+    counts["bis_out_of_range"] = int(bis_bad.sum())
+    counts["mac_negative"] = int(mac_bad.sum())
+    out[bis_bad, BIS] = np.nan
+    out[mac_bad, MAC] = np.nan
+    return out, counts

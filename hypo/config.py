@@ -1,0 +1,180 @@
+"""Frozen dataclass configs and their plain-dict round trip.
+
+Configs travel to Ray workers and into every artifact as plain dicts (``to_dict``) and come back with
+``from_dict``, which rejects unknown keys and invalid values with a one-line :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any, TypeVar
+
+from hypo.errors import ConfigError
+
+T = TypeVar("T")
+
+LABEL_MODES = ("reading", "ffill")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Return a JSON-ready dict of a (possibly nested) dataclass config."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build ``cls`` from a dict, rejecting unknown keys; nested dataclass fields are built recursively.
+
+    Args:
+        cls: A dataclass type.
+        data: Keys are field names.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: On an unknown key or an invalid value.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        ftype = fields[name].type
+        sub = _DATACLASSES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
+        if sub is not None and isinstance(value, dict):
+            value = from_dict(sub, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # missing required field
+        raise ConfigError(f"{cls.__name__}: {exc}") from None
+
+
+def fingerprint(obj: Any, length: int = 16) -> str:
+    """Stable short SHA-256 of a JSON-serialisable object (or dataclass)."""
+    if dataclasses.is_dataclass(obj):
+        obj = to_dict(obj)
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+    """How a window is labelled from the blood pressure ``horizon_s`` after its end.
+
+    Attributes:
+        mode: ``"reading"`` (honest: the cuff reading nearest to end + horizon, strictly after the window end,
+            within ``tolerance_s``) or ``"ffill"`` (the paper: the carried-forward value at exactly end + horizon).
+        horizon_s: Seconds from the window's last second to the target time.
+        tolerance_s: Reading mode: the largest distance between a reading and the target time.
+        hypo_map: Hypotension when MAP is below this (mmHg; consensus 65).
+        hyper_sbp: Hypertension when SBP is above this (mmHg; no consensus, 180 as sensitivity analysis).
+    """
+
+    mode: str = "reading"
+    horizon_s: int = 300
+    tolerance_s: int = 90
+    hypo_map: float = 65.0
+    hyper_sbp: float = 160.0
+
+    def __post_init__(self) -> None:
+        _require(self.mode in LABEL_MODES, f"label mode must be one of {LABEL_MODES}, got {self.mode!r}")
+        _require(self.horizon_s > 0, f"horizon_s must be > 0, got {self.horizon_s}")
+        _require(
+            0 <= self.tolerance_s < self.horizon_s,
+            f"tolerance_s must be in [0, horizon_s), got {self.tolerance_s}",
+        )
+        _require(
+            math.isfinite(self.hypo_map) and math.isfinite(self.hyper_sbp) and self.hypo_map < self.hyper_sbp,
+            f"thresholds must satisfy hypo_map < hyper_sbp, got {self.hypo_map} and {self.hyper_sbp}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FillConfig:
+    """Gap filling: linear interpolation for waveforms, carry-forward for numerics.
+
+    Leading gaps (before a signal's first value) are never filled. A waveform gap longer than
+    ``waveform_max_gap_s`` stays NaN; a numeric value is carried forward at most ``*_max_carry_s`` seconds.
+    Windows that still contain NaN after filling are dropped and counted as ``incomplete``.
+    """
+
+    waveform_max_gap_s: int = 10
+    nibp_max_carry_s: int = 900
+    numeric_max_carry_s: int = 300
+
+    def __post_init__(self) -> None:
+        for name in ("waveform_max_gap_s", "nibp_max_carry_s", "numeric_max_carry_s"):
+            _require(getattr(self, name) >= 0, f"{name} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Subject-level split fractions (train, val, test) and the seed that assigns subjects."""
+
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        fr = (self.train, self.val, self.test)
+        _require(all(f >= 0 for f in fr), f"split fractions must be >= 0, got {fr}")
+        _require(math.isclose(sum(fr), 1.0, abs_tol=1e-6), f"split fractions must sum to 1, got {sum(fr):.4f}")
+        _require(self.train > 0, "the train fraction must be > 0 (z-score statistics are fitted on it)")
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    """Everything that decides which windows a case yields and how they are labelled.
+
+    Attributes:
+        window_s: Window length in seconds (the models take 60).
+        stride_s: Seconds between consecutive window starts.
+        min_case_s: Cases shorter than this are rejected as ``too short``.
+        label: Labelling rule.
+        fill: Gap-filling rule.
+        split: Subject split.
+    """
+
+    window_s: int = 60
+    stride_s: int = 60
+    min_case_s: int = 1200
+    label: LabelConfig = dataclasses.field(default_factory=LabelConfig)
+    fill: FillConfig = dataclasses.field(default_factory=FillConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.window_s > 0, f"window_s must be > 0, got {self.window_s}")
+        _require(self.stride_s > 0, f"stride_s must be > 0, got {self.stride_s}")
+        _require(
+            self.min_case_s >= self.window_s + self.label.horizon_s,
+            f"min_case_s must be >= window_s + horizon_s ({self.window_s + self.label.horizon_s})",
+        )
+
+
+_DATACLASSES: dict[str, type] = {
+    "LabelConfig": LabelConfig,
+    "FillConfig": FillConfig,
+    "SplitConfig": SplitConfig,
+    "WindowConfig": WindowConfig,
+}
+
+
+def register_config(cls: type[T]) -> type[T]:
+    """Register a dataclass so that :func:`from_dict` can build it when nested in another config."""
+    _DATACLASSES[cls.__name__] = cls
+    return cls

@@ -1,0 +1,162 @@
+"""One case through the preprocessing steps: artefacts, gap filling, windows and labels, split, shard.
+
+:func:`process_case` is pure (array in, windows and a summary out) so it is easy to test and to reuse in
+``hypo.predict``; :func:`run_case` adds the source and the storage and is what each Ray task runs.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hypo import storage
+from hypo.artefacts import remove_artefacts
+from hypo.config import WindowConfig
+from hypo.errors import CaseRejected, HypoError
+from hypo.filling import fill_gaps
+from hypo.moments import Moments
+from hypo.signals import N_SIGNALS
+from hypo.sources.base import Case, Source
+from hypo.splits import assign_split
+from hypo.windows import Windows, make_windows
+
+# Rejections that may pass on a re-run (network, unexpected errors); all others are final for the config.
+TRANSIENT_REASONS = frozenset({"download failed", "error"})
+
+
+def window_schema(window_s: int) -> pa.Schema:
+    """Arrow schema of the window shards."""
+    return pa.schema(
+        [
+            ("caseid", pa.string()),
+            ("subjectid", pa.string()),
+            ("split", pa.string()),
+            ("t_end", pa.int32()),
+            ("x", pa.list_(pa.float32(), window_s * N_SIGNALS)),
+            ("label", pa.int8()),
+            ("label_time", pa.int32()),
+            ("label_map", pa.float32()),
+            ("label_sbp", pa.float32()),
+            ("last_map", pa.float32()),
+            ("last_sbp", pa.float32()),
+            ("last_time", pa.int32()),
+        ]
+    )
+
+
+def clean_case(case: Case, cfg: WindowConfig) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Check a case, remove its artefacts and fill its gaps.
+
+    Returns:
+        ``(cleaned, filled, artefact_counts)``.
+
+    Raises:
+        CaseRejected: ``too short`` or ``all-NaN signal`` (before or after artefact removal).
+    """
+    if case.duration_s < cfg.min_case_s:
+        raise CaseRejected("too short", f"case {case.caseid}: {case.duration_s} s < {cfg.min_case_s} s")
+    case.check_signals()
+    cleaned, artefacts = remove_artefacts(case.signals)
+    Case(case.caseid, case.subjectid, cleaned).check_signals()
+    return cleaned, fill_gaps(cleaned, cfg.fill), artefacts
+
+
+def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]]:
+    """Run the preprocessing steps on one case.
+
+    Args:
+        case: The case as a source yields it.
+        cfg: Window, label, fill and split rules.
+
+    Returns:
+        ``(windows, summary)``; the summary holds counts (windows per class, drops, artefacts), the split and
+        the window moments used for the train-only z-score.
+
+    Raises:
+        CaseRejected: When the case cannot be used (see :func:`clean_case`), or yields no usable window.
+    """
+    cleaned, filled, artefacts = clean_case(case, cfg)
+    win = make_windows(cleaned, filled, cfg.window_s, cfg.stride_s, cfg.label, cfg.fill.nibp_max_carry_s)
+    if len(win) == 0:
+        raise CaseRejected(
+            "no usable window",
+            f"case {case.caseid}: {win.dropped_incomplete} incomplete, {win.dropped_no_label} without a label",
+        )
+    split = assign_split(case.subjectid, cfg.split)
+    summary = {
+        "caseid": case.caseid,
+        "subjectid": case.subjectid,
+        "status": "ok",
+        "split": split,
+        "duration_s": int(case.duration_s),
+        "n_windows": len(win),
+        "class_counts": np.bincount(win.label, minlength=3).tolist(),
+        "dropped": {"incomplete": win.dropped_incomplete, "no_label": win.dropped_no_label},
+        "label_at_or_before_end": int((win.label_time <= win.t_end).sum()),
+        "artefacts": artefacts,
+        "moments": Moments.of(win.x).to_dict(),
+    }
+    return win, summary
+
+
+def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_s: int) -> pa.Table:
+    """The windows of one case as an Arrow table in :func:`window_schema`."""
+    n = len(win)
+    flat = pa.array(win.x.reshape(-1), type=pa.float32())
+    cols = {
+        "caseid": pa.array([caseid] * n, pa.string()),
+        "subjectid": pa.array([subjectid] * n, pa.string()),
+        "split": pa.array([split] * n, pa.string()),
+        "t_end": pa.array(win.t_end, pa.int32()),
+        "x": pa.FixedSizeListArray.from_arrays(flat, window_s * N_SIGNALS),
+        "label": pa.array(win.label, pa.int8()),
+        "label_time": pa.array(win.label_time, pa.int32()),
+        "label_map": pa.array(win.label_map, pa.float32()),
+        "label_sbp": pa.array(win.label_sbp, pa.float32()),
+        "last_map": pa.array(win.last_map, pa.float32()),
+        "last_sbp": pa.array(win.last_sbp, pa.float32()),
+        "last_time": pa.array(win.last_time, pa.int32()),
+    }
+    return pa.Table.from_pydict(cols, schema=window_schema(window_s))
+
+
+def shard_name(caseid: str) -> str:
+    """File-safe shard name of a case."""
+    return "case_" + re.sub(r"[^A-Za-z0-9._-]", "_", str(caseid))
+
+
+def run_case(ref: dict[str, Any], source: Source, cfg: WindowConfig, out: str) -> dict[str, Any]:
+    """Load, process and write one case; never raises for a bad case.
+
+    The shard is written before the summary, both atomically, so a case counts as done only when its
+    windows are complete on disk.
+
+    Returns:
+        The summary; ``status`` is ``"ok"`` or ``"rejected"`` (with ``reason`` and ``detail``).
+    """
+    caseid = str(ref.get("caseid"))
+    try:
+        case = source.load_case(ref)
+        win, summary = process_case(case, cfg)
+        name = shard_name(case.caseid)
+        storage.write_parquet(
+            storage.join(out, "windows", summary["split"], name + ".parquet"),
+            windows_table(win, case.caseid, case.subjectid, summary["split"], cfg.window_s),
+        )
+        storage.write_json(storage.join(out, "cases", name + ".json"), summary)
+        return summary
+    except CaseRejected as exc:
+        summary = {"caseid": caseid, "status": "rejected", "reason": exc.reason, "detail": exc.detail}
+    except HypoError as exc:  # e.g. the network went away mid-run: worth a retry later
+        summary = {"caseid": caseid, "status": "rejected", "reason": "download failed", "detail": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a bad case must never take the job down
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
+        summary = {"caseid": caseid, "status": "rejected", "reason": "error", "detail": detail.splitlines()[0]}
+    storage.write_json(storage.join(out, "rejected", shard_name(caseid) + ".json"), summary)
+    return summary
+

@@ -1,0 +1,308 @@
+"""The preprocessing job: cases -> sharded, labelled, subject-split Parquet windows, as a Ray Data pipeline.
+
+Each case is one Ray task (``num_cpus_per_task`` settable) that loads it from its source, removes artefacts,
+fills gaps, cuts and labels windows, assigns the subject's split and writes one Parquet shard plus a small
+JSON summary. The driver only collects summaries, so memory stays flat however many cases stream through.
+A re-run skips cases already written (and final rejections); a killed run re-run finishes with no duplicate
+and no missing window. The manifest (``DIR/manifest.json``) is rebuilt from all summaries at the end.
+
+Layout of ``DIR``::
+
+    config.json                      the WindowConfig and source fingerprint the folder was built with
+    manifest.json                    signals, rules, counts, train-only z-score, rejections, fingerprints
+    windows/{train,val,test}/case_<id>.parquet
+    cases/case_<id>.json             per-case summary (done marker)
+    rejected/case_<id>.json          per-case rejection with its reason
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import time
+from typing import Any
+
+import numpy as np
+
+from hypo import __version__, storage
+from hypo.artefacts import RULES
+from hypo.config import WindowConfig, fingerprint, from_dict, to_dict
+from hypo.errors import ConfigError
+from hypo.moments import Moments
+from hypo.pipeline import TRANSIENT_REASONS, run_case, shard_name
+from hypo.signals import CLASSES, SIGNALS, UNITS
+from hypo.sources.base import Source
+from hypo.splits import SPLITS
+
+FORMAT = "hypo-windows/1"
+
+
+def _map_row(row: dict[str, Any], source: Source, cfg: dict[str, Any], out: str) -> dict[str, Any]:
+    """Ray Data map function: one case reference in, its JSON summary out (one flat string column)."""
+    import json
+
+    summary = run_case(json.loads(row["ref"]), source, from_dict(WindowConfig, cfg), out)
+    return {"summary": json.dumps(summary)}
+
+
+def _check_folder_config(out: str, cfg: WindowConfig, source: Source) -> None:
+    """Refuse to mix windows built with another config or source in one folder."""
+    want = {"config": to_dict(cfg), "source": source.name, "source_fingerprint": source.fingerprint()}
+    path = storage.join(out, "config.json")
+    if storage.exists(path):
+        have = storage.read_json(path)
+        if have != want:
+            diff = sorted(k for k in want if have.get(k) != want[k])
+            raise ConfigError(
+                f"{out} holds windows built with another {'/'.join(diff)}; use a new --out folder"
+            )
+    else:
+        storage.write_json(path, want)
+
+
+def _done_cases(out: str) -> tuple[set[str], set[str]]:
+    """Shard names already finished: (ok, finally rejected)."""
+    ok = {n[: -len(".json")] for n in storage.list_files(storage.join(out, "cases"), ".json")}
+    rejected = set()
+    for n in storage.list_files(storage.join(out, "rejected"), ".json"):
+        s = storage.read_json(storage.join(out, "rejected", n))
+        if s.get("reason") not in TRANSIENT_REASONS:
+            rejected.add(n[: -len(".json")])
+    return ok, rejected - ok
+
+
+def build_windows(
+    source: Source,
+    cfg: WindowConfig,
+    out: str,
+    *,
+    num_cpus_per_task: float = 1.0,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Run the preprocessing job (Ray must be initialised, or is started locally by Ray Data).
+
+    Args:
+        source: Where cases come from.
+        cfg: Window, label, fill and split rules.
+        out: Output folder (local path or ``s3://...``).
+        num_cpus_per_task: CPUs reserved by each case task.
+        progress: Show Ray Data's progress bars.
+        log: Where the summary lines go.
+
+    Returns:
+        The manifest (also written to ``out/manifest.json``).
+    """
+    import json
+
+    import ray
+
+    start = time.perf_counter()
+    if not storage.is_uri(out):
+        out = storage.resolve(out)[1]
+    storage.makedirs(out)
+    _check_folder_config(out, cfg, source)
+    refs = source.case_refs()
+    ok, final_rej = _done_cases(out)
+    todo = [r for r in refs if shard_name(r["caseid"]) not in ok | final_rej]
+    skipped = len(refs) - len(todo)
+    if skipped:
+        log(f"resuming: {skipped} of {len(refs)} cases already done in {out}")
+
+    new: dict[str, dict[str, Any]] = {}
+    if todo:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        ds = ray.data.from_items([{"ref": json.dumps(r)} for r in todo], override_num_blocks=len(todo))
+        ds = ds.map(_map_row, fn_kwargs={"source": source, "cfg": to_dict(cfg), "out": out},
+                    num_cpus=num_cpus_per_task)
+        for row in ds.iter_rows():
+            s = json.loads(row["summary"])
+            new[shard_name(s["caseid"])] = s
+
+    summaries = []
+    for r in refs:
+        name = shard_name(r["caseid"])
+        if name in new:
+            summaries.append(new[name])
+        elif name in ok:
+            summaries.append(storage.read_json(storage.join(out, "cases", name + ".json")))
+        elif name in final_rej:
+            summaries.append(storage.read_json(storage.join(out, "rejected", name + ".json")))
+    manifest = make_manifest(summaries, cfg, source, wall_s=time.perf_counter() - start)
+    storage.write_json(storage.join(out, "manifest.json"), manifest)
+    for line in summary_lines(manifest):
+        log(line)
+    return manifest
+
+
+def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: Source, wall_s: float) -> dict:
+    """Aggregate per-case summaries into the dataset manifest."""
+    counts = {s: {"cases": 0, "subjects": 0, "windows": 0, **dict.fromkeys(CLASSES, 0)} for s in SPLITS}
+    subjects: dict[str, set] = {s: set() for s in SPLITS}
+    moments = Moments.empty(len(SIGNALS))
+    artefacts = dict.fromkeys(RULES, 0)
+    dropped = {"incomplete": 0, "no_label": 0}
+    rejected, at_or_before, case_hours = [], 0, 0.0
+    ok_cases = []
+    for s in summaries:
+        if s["status"] != "ok":
+            rejected.append({k: s.get(k, "") for k in ("caseid", "reason", "detail")})
+            continue
+        sp = s["split"]
+        c = counts[sp]
+        c["cases"] += 1
+        c["windows"] += s["n_windows"]
+        for name, n in zip(CLASSES, s["class_counts"]):
+            c[name] += n
+        subjects[sp].add(s["subjectid"])
+        for k, v in s["artefacts"].items():
+            artefacts[k] = artefacts.get(k, 0) + v
+        for k, v in s["dropped"].items():
+            dropped[k] += v
+        at_or_before += s["label_at_or_before_end"]
+        case_hours += s["duration_s"] / 3600
+        if sp == "train":
+            moments = moments.combine(Moments.from_dict(s["moments"]))
+        ok_cases.append((s["caseid"], s["n_windows"]))
+    for sp in SPLITS:
+        counts[sp]["subjects"] = len(subjects[sp])
+    if moments.n == 0 and ok_cases:
+        raise ConfigError("no window landed in the train split: use more cases or a larger train fraction")
+    overlap = set.intersection(*subjects.values()) if all(subjects.values()) else set()
+    assert not overlap, f"subjects in several splits: {sorted(overlap)[:5]}"  # guaranteed by assign_split
+    total = sum(c["windows"] for c in counts.values())
+    src = {"name": source.name, "fingerprint": source.fingerprint(), "report": source.report()}
+    body = {
+        "format": FORMAT,
+        "signals": list(SIGNALS),
+        "units": dict(UNITS),
+        "window_s": cfg.window_s,
+        "stride_s": cfg.stride_s,
+        "horizon_s": cfg.label.horizon_s,
+        "label": to_dict(cfg.label),
+        "classes": list(CLASSES),
+        "counts": counts,
+        "zscore": {
+            "mean": moments.mean.tolist(),
+            "std": moments.std.tolist(),
+            "fitted_on": "train",
+            "n_values": int(moments.n),
+        },
+        "cases": {
+            "listed": len(summaries),
+            "ok": len(ok_cases),
+            "rejected": len(rejected),
+            "case_hours": round(case_hours, 3),
+        },
+        "rejected_counts": dict(collections.Counter(r["reason"] for r in rejected).most_common()),
+        "rejected": rejected,
+        "artefacts": artefacts,
+        "dropped_windows": dropped,
+        "labels_at_or_before_window_end": {"count": at_or_before, "share": at_or_before / total if total else 0.0},
+        "config": to_dict(cfg),
+        "source": src,
+    }
+    body["fingerprint"] = fingerprint({"config": body["config"], "source": src["fingerprint"], "cases": ok_cases})
+    body["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    body["hypo_version"] = __version__
+    body["wall_s"] = round(wall_s, 2)
+    return body
+
+
+def summary_lines(manifest: dict[str, Any]) -> list[str]:
+    """Human summary of a manifest: cases read / rejected by reason, windows per split and class, wall time."""
+    c = manifest["cases"]
+    lines = [
+        f"cases: {c['listed']} listed, {c['ok']} used ({c['case_hours']:.1f} case-hours), {c['rejected']} rejected"
+    ]
+    for reason, n in manifest["rejected_counts"].items():
+        lines.append(f"  rejected {n:>6}  {reason}")
+    lines.append(f"{'split':<6} {'cases':>6} {'subjects':>8} {'windows':>9} " + " ".join(f"{k:>12}" for k in CLASSES))
+    for sp, cnt in manifest["counts"].items():
+        w = max(cnt["windows"], 1)
+        cls = " ".join(f"{cnt[k]:>6} {100 * cnt[k] / w:4.1f}%" for k in CLASSES)
+        lines.append(f"{sp:<6} {cnt['cases']:>6} {cnt['subjects']:>8} {cnt['windows']:>9} {cls}")
+    d = manifest["dropped_windows"]
+    lines.append(
+        f"windows dropped: {d['incomplete']} incomplete after filling, {d['no_label']} without a label reading"
+    )
+    art = {k: v for k, v in manifest["artefacts"].items() if v}
+    lines.append("artefacts removed: " + (", ".join(f"{k} {v}" for k, v in art.items()) or "none"))
+    lead = manifest["labels_at_or_before_window_end"]
+    lines.append(
+        f"label mode {manifest['label']['mode']}: {100 * lead['share']:.1f}% of labels come from a reading at or "
+        "before the window end"
+    )
+    lines.append(f"fingerprint {manifest['fingerprint']}  wall time {manifest['wall_s']:.1f} s")
+    return lines
+
+
+def zscore_arrays(manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The manifest's train-split z-score as float32 arrays (mean, std)."""
+    z = manifest["zscore"]
+    return np.asarray(z["mean"], np.float32), np.asarray(z["std"], np.float32)
+
+
+def parse_args(argv: list[str] | None = None):
+    """Command-line arguments of ``preprocessing/build_windows.py``."""
+    import argparse
+
+    from hypo.sources.factory import SOURCE_NAMES
+
+    p = argparse.ArgumentParser(
+        prog="build_windows.py",
+        description="Turn surgical cases into sharded, labelled, subject-split Parquet windows (Ray Data).",
+    )
+    p.add_argument("--source", required=True, choices=SOURCE_NAMES, help="where cases come from")
+    p.add_argument("--out", required=True, help="output folder (local path or s3://...)")
+    p.add_argument("--cases", type=int, default=None, help="number of cases (demo: default 200; vitaldb: all)")
+    p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
+    p.add_argument("--path", help="vital-dir: folder of .vital files")
+    p.add_argument("--track-map", help="vital-dir: JSON file mapping signal names to track names")
+    p.add_argument("--subjects", help="vital-dir: CSV with columns caseid,subjectid")
+    p.add_argument("--cache", help="vitaldb: download cache folder (local or s3://...)")
+    p.add_argument("--api-url", help="vitaldb: API address (default api.vitaldb.net or $HYPO_VITALDB_URL)")
+    p.add_argument("--window", type=int, default=60, help="window length in seconds")
+    p.add_argument("--stride", type=int, default=60, help="seconds between window starts")
+    p.add_argument("--horizon", type=int, default=300, help="seconds from window end to the labelled pressure")
+    p.add_argument("--label-mode", choices=("reading", "ffill"), default="reading",
+                   help="reading: honest (a cuff reading after the window end); ffill: the paper's carry-forward")
+    p.add_argument("--tolerance", type=int, default=90, help="reading mode: max seconds from end + horizon")
+    p.add_argument("--hypo-map", type=float, default=65.0, help="hypotension: MAP below this (mmHg)")
+    p.add_argument("--hyper-sbp", type=float, default=160.0, help="hypertension: SBP above this (mmHg)")
+    p.add_argument("--min-case", type=int, default=1200, help="reject cases shorter than this (s)")
+    p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
+                   help="subject split fractions")
+    p.add_argument("--split-seed", type=int, default=0, help="seed assigning subjects to splits")
+    p.add_argument("--num-cpus-per-task", type=float, default=1.0, help="CPUs reserved by each case task")
+    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default all)")
+    p.add_argument("--no-progress", action="store_true", help="hide Ray Data's progress bars")
+    return p.parse_args(argv)
+
+
+def config_from_args(args) -> WindowConfig:
+    """The WindowConfig the command-line arguments describe (validated)."""
+    from hypo.config import FillConfig, LabelConfig, SplitConfig
+
+    label = LabelConfig(mode=args.label_mode, horizon_s=args.horizon, tolerance_s=args.tolerance,
+                        hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp)
+    split = SplitConfig(*args.split, seed=args.split_seed)
+    return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
+                        fill=FillConfig(), split=split)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``preprocessing/build_windows.py``; bad arguments and inputs end in one line."""
+    from hypo.runtime import init_ray, one_line_errors
+    from hypo.sources.factory import make_source
+
+    args = parse_args(argv)
+    with one_line_errors("build_windows.py"):
+        cfg = config_from_args(args)
+        source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
+                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url)
+        init_ray(args.address, args.num_cpus)
+        return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
+                             progress=not args.no_progress)

@@ -1,0 +1,43 @@
+"""Starting or joining Ray, and turning user errors into one line instead of a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+from hypo.errors import HypoError
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: bool = True) -> None:
+    """Join a running Ray cluster or start a local one.
+
+    ``address`` (or ``RAY_ADDRESS``; ``"auto"`` finds a local cluster) joins a cluster, as when a script runs
+    through ``ray submit cluster.yaml``; with neither, Ray starts on this machine with ``num_cpus`` CPUs.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = {"logging_level": logging.WARNING} if quiet else {}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+@contextlib.contextmanager
+def one_line_errors(prog: str) -> Iterator[None]:
+    """Print a :class:`HypoError` (or a missing file) as ``prog: error: message`` and exit with status 2."""
+    try:
+        yield
+    except (HypoError, FileNotFoundError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,91 @@
+"""The case record every source yields, and the interface sources implement."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from hypo.errors import CaseRejected
+from hypo.signals import N_SIGNALS, SIGNALS
+
+
+@dataclasses.dataclass
+class Case:
+    """One surgical case on a 1-second grid.
+
+    Attributes:
+        caseid: Case identifier (string; VitalDB case ids are written as decimal strings).
+        subjectid: Patient identifier; splits are made on it, so repeated subjects share a split.
+        signals: float32 array [seconds, 7] in :data:`hypo.signals.SIGNALS` order and physical units.
+            NaN where nothing was recorded in that second, so cuff-reading times stay visible.
+        duration_s: Length of the case in seconds (``signals.shape[0]``).
+    """
+
+    caseid: str
+    subjectid: str
+    signals: np.ndarray
+    duration_s: int = -1
+
+    def __post_init__(self) -> None:
+        self.caseid = str(self.caseid)
+        self.subjectid = str(self.subjectid)
+        self.signals = np.asarray(self.signals, dtype=np.float32)
+        if self.signals.ndim != 2 or self.signals.shape[1] != N_SIGNALS:
+            raise CaseRejected(
+                "bad shape", f"case {self.caseid}: expected [seconds, {N_SIGNALS}], got {self.signals.shape}"
+            )
+        if self.duration_s < 0:
+            self.duration_s = int(self.signals.shape[0])
+
+    def check_signals(self) -> None:
+        """Reject the case when a signal has no recorded value at all.
+
+        Raises:
+            CaseRejected: ``all-NaN signal`` naming the signal.
+        """
+        empty = [SIGNALS[i] for i in range(N_SIGNALS) if not np.isfinite(self.signals[:, i]).any()]
+        if empty:
+            raise CaseRejected("all-NaN signal", f"case {self.caseid}: no values for {', '.join(empty)}")
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the preprocessing job needs from a source. Instances must pickle (they travel to Ray tasks).
+
+    ``case_refs`` runs once on the driver and returns small picklable dicts, each with at least ``caseid``;
+    ``load_case`` runs inside a Ray task, once per ref, and raises :class:`CaseRejected` for unusable cases.
+    """
+
+    name: str
+
+    def case_refs(self) -> list[dict[str, Any]]:
+        """Return one small dict per case to load (at least ``caseid``)."""
+        ...
+
+    def load_case(self, ref: dict[str, Any]) -> Case:
+        """Load one case; raise :class:`CaseRejected` with a reason when it cannot be used."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Return a stable hash of what this source will yield (recorded in the manifest)."""
+        ...
+
+    def report(self) -> dict[str, Any]:
+        """Return a JSON-ready description (e.g. eligibility counts) for the manifest."""
+        ...
+
+
+def iter_cases(source: Source) -> Iterator[Case | CaseRejected]:
+    """Yield each case of ``source`` in order, or the :class:`CaseRejected` that explains why not.
+
+    This is the single-process path (tests, ``hypo.predict``); the preprocessing job maps
+    ``source.load_case`` over ``source.case_refs()`` with Ray Data instead.
+    """
+    for ref in source.case_refs():
+        try:
+            yield source.load_case(ref)
+        except CaseRejected as exc:
+            yield exc

@@ -1,0 +1,54 @@
+"""Build a source from command-line style arguments (``--source demo|vitaldb|vital-dir``)."""
+
+from __future__ import annotations
+
+from hypo.errors import ConfigError
+from hypo.sources.base import Source
+
+SOURCE_NAMES = ("demo", "vitaldb", "vital-dir")
+
+
+def make_source(
+    name: str,
+    *,
+    cases: int | None = None,
+    seed: int = 0,
+    path: str | None = None,
+    cache: str | None = None,
+    track_map: str | None = None,
+    subjects: str | None = None,
+    api_url: str | None = None,
+) -> Source:
+    """Return the source called ``name``.
+
+    Args:
+        name: ``demo`` (the embedded simulator), ``vitaldb`` (the open dataset) or ``vital-dir``.
+        cases: Number of cases (demo: required, default 200; vitaldb: first N eligible, default all).
+        seed: Demo simulator seed.
+        path: Folder of ``.vital`` files (vital-dir).
+        cache: Download cache of the vitaldb source (local folder or ``s3://...``).
+        track_map: JSON file mapping signal names to track names (vital-dir).
+        subjects: CSV file with columns caseid,subjectid (vital-dir).
+        api_url: VitalDB API address (default the package's, or ``HYPO_VITALDB_URL``).
+
+    Raises:
+        ConfigError: Unknown source or missing argument, in one line.
+    """
+    if cases is not None and cases <= 0:
+        raise ConfigError(f"--cases must be a positive number, got {cases}")
+    if name == "demo":
+        from hypo.sources.demo import DemoSource
+
+        return DemoSource(n_cases=cases or 200, seed=seed)
+    if name == "vitaldb":
+        from hypo.sources.vitaldb_open import VitalDBSource
+
+        return VitalDBSource(n_cases=cases, cache=cache, api_url=api_url)
+    if name == "vital-dir":
+        if not path:
+            raise ConfigError("--source vital-dir needs --path FOLDER (a folder of .vital files)")
+        from hypo.sources.vital import VitalDirSource, load_track_map
+
+        tmap = load_track_map(track_map) if track_map else None
+        return VitalDirSource(path, track_map=tmap, subjects=subjects)
+    raise ConfigError(f"unknown source {name!r}; choose one of {', '.join(SOURCE_NAMES)}")

@@ -1,0 +1,98 @@
+"""Local folders and cloud storage (``s3://``, ``gs://``, ...) through pyarrow's filesystems.
+
+Writes are atomic: data goes to a hidden temporary name beside the target, then is moved into place, so a
+killed job never leaves a half-written shard under a real name (readers skip names starting with '.').
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+
+def is_uri(path: str) -> bool:
+    """True for ``scheme://...`` paths other than ``file://``."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def resolve(path: str) -> tuple[pafs.FileSystem, str]:
+    """Return the filesystem and the path inside it; local paths are made absolute."""
+    path = str(path)
+    if is_uri(path):
+        fs, inner = pafs.FileSystem.from_uri(path)
+        return fs, inner
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts of a local path or a URI."""
+    if is_uri(base):
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    """Whether a file or folder exists."""
+    fs, p = resolve(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def makedirs(path: str) -> None:
+    """Create a folder and its parents (no-op on object stores)."""
+    fs, p = resolve(path)
+    fs.create_dir(p, recursive=True)
+
+
+def list_files(path: str, suffix: str = "") -> list[str]:
+    """Base names of the files directly under ``path`` ending with ``suffix`` (hidden files skipped)."""
+    fs, p = resolve(path)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    names = [posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File]
+    return sorted(n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    fs, p = resolve(path)
+    parent = posixpath.dirname(p) if is_uri(path) else os.path.dirname(p)
+    fs.create_dir(parent, recursive=True)
+    if is_uri(path):  # object stores publish an object atomically on close
+        with fs.open_output_stream(p) as f:
+            f.write(data)
+        return
+    tmp = os.path.join(parent, f".{os.path.basename(p)}.tmp-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: str) -> Any:
+    """Read a JSON file."""
+    fs, p = resolve(path)
+    with fs.open_input_stream(p) as f:
+        return json.loads(f.read().decode())
+
+
+def write_parquet(path: str, table: pa.Table) -> None:
+    """Write a Parquet file atomically (zstd-compressed)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    _atomic_write(path, buf.getvalue())

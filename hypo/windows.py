@@ -1,0 +1,179 @@
+"""Windows and their labels: 60-second windows labelled by the blood pressure 5 minutes after their end.
+
+Time convention: second ``t`` is row ``t`` of the case array; a window starting at ``s`` covers seconds
+``s .. s + window_s - 1`` and its end ``t_end`` is its last second. A cuff *reading* is a second at which
+SBP, MAP and DBP were all recorded (after artefact removal).
+
+Label modes (PITFALLS.md 1):
+- ``reading`` (default, honest): the reading nearest to ``t_end + horizon_s`` that lies strictly after
+  ``t_end`` and within ``tolerance_s`` of the target; windows without one are dropped and counted.
+- ``ffill`` (the paper): the carried-forward cuff value at exactly ``t_end + horizon_s``; ``label_time`` is
+  then the time of the reading that was carried, which may lie inside the window (the leak it exposes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from hypo.config import LabelConfig
+from hypo.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP
+
+
+@dataclasses.dataclass
+class Readings:
+    """Cuff readings of one case: times (s) and the MAP and SBP measured then."""
+
+    time: np.ndarray
+    map: np.ndarray
+    sbp: np.ndarray
+
+    @classmethod
+    def from_signals(cls, cleaned: np.ndarray) -> Readings:
+        """Collect the readings of an artefact-free (unfilled) case array."""
+        t = np.flatnonzero(np.isfinite(cleaned[:, NIBP]).all(axis=1))
+        return cls(t.astype(np.int64), cleaned[t, MBP].astype(np.float32), cleaned[t, SBP].astype(np.float32))
+
+
+@dataclasses.dataclass
+class Windows:
+    """The labelled windows of one case (one row per kept window) and what was dropped."""
+
+    t_end: np.ndarray  # int32 [n]
+    x: np.ndarray  # float32 [n, window_s, 7]
+    label: np.ndarray  # int8 [n]
+    label_time: np.ndarray  # int32 [n]
+    label_map: np.ndarray  # float32 [n]
+    label_sbp: np.ndarray  # float32 [n]
+    last_time: np.ndarray  # int32 [n], -1 when no reading yet
+    last_map: np.ndarray  # float32 [n], NaN when no reading yet
+    last_sbp: np.ndarray  # float32 [n]
+    dropped_incomplete: int = 0
+    dropped_no_label: int = 0
+
+    def __len__(self) -> int:
+        return len(self.t_end)
+
+
+def classify(map_: np.ndarray, sbp: np.ndarray, cfg: LabelConfig) -> np.ndarray:
+    """Class of each (MAP, SBP) pair: 1 hypotension (MAP < hypo_map), 2 hypertension (SBP > hyper_sbp), else 0.
+
+    Hypotension takes precedence when both hold.
+    """
+    label = np.full(len(map_), NORMAL, dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        label[np.asarray(sbp) > cfg.hyper_sbp] = HYPERTENSION
+        label[np.asarray(map_) < cfg.hypo_map] = HYPOTENSION
+    return label
+
+
+def window_ends(n_seconds: int, window_s: int, stride_s: int) -> np.ndarray:
+    """End second of every window that fits in a case of ``n_seconds``."""
+    starts = np.arange(0, n_seconds - window_s + 1, stride_s, dtype=np.int64)
+    return starts + window_s - 1
+
+
+def label_by_reading(t_end: np.ndarray, readings: Readings, cfg: LabelConfig) -> np.ndarray:
+    """Index into ``readings`` of each window's label reading (reading mode), or -1 when none qualifies.
+
+    The nearest reading to ``t_end + horizon_s`` is taken (the earlier one on a tie), and kept only when it lies
+    strictly after ``t_end`` and within ``tolerance_s`` of the target.
+    """
+    n = len(readings.time)
+    if n == 0:
+        return np.full(len(t_end), -1, dtype=np.int64)
+    target = t_end + cfg.horizon_s
+    after = np.searchsorted(readings.time, target, side="left")  # first reading >= target
+    before = after - 1
+    t_after = readings.time[np.minimum(after, n - 1)]
+    t_before = readings.time[np.maximum(before, 0)]
+    d_after = np.where(after < n, t_after - target, np.iinfo(np.int64).max)
+    d_before = np.where(before >= 0, target - t_before, np.iinfo(np.int64).max)
+    idx = np.where(d_before <= d_after, before, after)
+    dist = np.minimum(d_before, d_after)
+    chosen_time = readings.time[np.clip(idx, 0, n - 1)]
+    ok = (dist <= cfg.tolerance_s) & (chosen_time > t_end)
+    return np.where(ok, idx, -1)
+
+
+def label_by_ffill(t_end: np.ndarray, readings: Readings, n_seconds: int, max_carry_s: int,
+                   cfg: LabelConfig) -> np.ndarray:
+    """Index of the reading whose carried-forward value stands at ``t_end + horizon_s`` (ffill mode), or -1.
+
+    -1 when the target lies beyond the case end, before the first reading, or more than ``max_carry_s`` after
+    the last reading (the gap-filling limit for cuff pressures).
+    """
+    target = t_end + cfg.horizon_s
+    idx = np.searchsorted(readings.time, target, side="right") - 1
+    ok = (idx >= 0) & (target < n_seconds)
+    if len(readings.time):
+        ok &= target - readings.time[np.clip(idx, 0, None)] <= max_carry_s
+    return np.where(ok, idx, -1)
+
+
+def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_s: int, cfg: LabelConfig,
+                 max_carry_s: int) -> Windows:
+    """Cut a case into labelled windows.
+
+    Args:
+        cleaned: Artefact-free, unfilled case array [seconds, 7] (defines the cuff readings).
+        filled: The same case after gap filling (the model input).
+        window_s: Window length.
+        stride_s: Seconds between window starts.
+        cfg: Label rule.
+        max_carry_s: Carry-forward limit of cuff pressures (used by ffill labels).
+
+    Returns:
+        The kept windows: complete (no NaN after filling) and labelled; drop counts are recorded.
+    """
+    n_seconds = len(filled)
+    ends = window_ends(n_seconds, window_s, stride_s)
+    readings = Readings.from_signals(cleaned)
+    if cfg.mode == "reading":
+        lab_idx = label_by_reading(ends, readings, cfg)
+    else:
+        lab_idx = label_by_ffill(ends, readings, n_seconds, max_carry_s, cfg)
+    has_label = lab_idx >= 0
+
+    if len(ends):
+        view = np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)  # [n_starts, 7, window]
+        starts = ends - window_s + 1
+        complete = ~np.isnan(view[starts]).any(axis=(1, 2))
+    else:
+        complete = np.zeros(0, dtype=bool)
+    keep = complete & has_label
+    ends_k = ends[keep]
+    x = (
+        np.ascontiguousarray(view[ends_k - window_s + 1].transpose(0, 2, 1))
+        if keep.any()
+        else np.zeros((0, window_s, N_SIGNALS), np.float32)
+    )
+
+    li = lab_idx[keep]
+    last = np.searchsorted(readings.time, ends_k, side="right") - 1
+    has_last = last >= 0
+    lc = np.clip(last, 0, None)
+    nan = np.float32(np.nan)
+    if len(readings.time):
+        last_map = np.where(has_last, readings.map[lc], nan)
+        last_sbp = np.where(has_last, readings.sbp[lc], nan)
+        last_time = np.where(has_last, readings.time[lc], -1)
+    else:
+        last_map = last_sbp = np.full(len(ends_k), nan)
+        last_time = np.full(len(ends_k), -1)
+    label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)
+    label_sbp = readings.sbp[li] if len(li) else np.zeros(0, np.float32)
+    return Windows(
+        t_end=ends_k.astype(np.int32),
+        x=x.astype(np.float32, copy=False),
+        label=classify(label_map, label_sbp, cfg),
+        label_time=(readings.time[li] if len(li) else np.zeros(0)).astype(np.int32),
+        label_map=label_map.astype(np.float32),
+        label_sbp=label_sbp.astype(np.float32),
+        last_time=last_time.astype(np.int32),
+        last_map=last_map.astype(np.float32),
+        last_sbp=last_sbp.astype(np.float32),
+        dropped_incomplete=int((~complete).sum()),
+        dropped_no_label=int((complete & ~has_label).sum()),
+    )
