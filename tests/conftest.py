@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SAMPLES = SHARED / "vitaldb-samples"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray with 2 CPUs for the tests of one module."""
+    import ray
+
+    # Workers import test helpers (e.g. fake_sources) from tests/ too.
+    path = os.pathsep.join([str(ROOT / "tests"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield ray
+    ray.shutdown()

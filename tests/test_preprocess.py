@@ -1,0 +1,99 @@
+import glob
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fake_sources import FakeSource
+from hypo.config import LabelConfig, WindowConfig
+from hypo.errors import ConfigError
+from hypo.preprocess import build_windows
+from hypo.signals import SIGNALS
+
+
+def _rows(out):
+    tables = [pq.read_table(f) for f in sorted(glob.glob(f"{out}/windows/*/*.parquet"))]
+    return [(c, int(t)) for tab in tables for c, t in zip(tab["caseid"].to_pylist(), tab["t_end"].to_pylist())]
+
+
+@pytest.fixture(scope="module")
+def built(ray_local, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("w") / "ds")
+    src = FakeSource(12, bad={"3": "short", "5": "nan", "7": "missing", "9": "boom"})
+    lines = []
+    manifest = build_windows(src, WindowConfig(), out, progress=False, log=lines.append)
+    return out, src, manifest, lines
+
+
+def test_bad_cases_are_counted_rejections_with_reasons(built):
+    _, _, m, lines = built
+    assert m["cases"] == {"listed": 12, "ok": 8, "rejected": 4, "case_hours": pytest.approx(8.0)}
+    assert m["rejected_counts"] == {"too short": 1, "all-NaN signal": 1, "missing track": 1, "error": 1}
+    boom = next(r for r in m["rejected"] if r["caseid"] == "9")
+    assert "RuntimeError: simulated bug" in boom["detail"] and "\n" not in boom["detail"]
+    assert any("rejected" in line and "too short" in line for line in lines)
+
+
+def test_manifest_has_counts_zscore_artefacts_and_config(built):
+    out, src, m, _ = built
+    assert m["signals"] == list(SIGNALS)
+    assert m["window_s"] == 60 and m["horizon_s"] == 300 and m["label"]["mode"] == "reading"
+    assert m["artefacts"]["nibp_zero"] == 8  # one planted cuff zero per good case
+    assert sum(c["windows"] for c in m["counts"].values()) == len(_rows(out))
+    assert m["source"]["fingerprint"] == src.fingerprint()
+    assert len(m["zscore"]["mean"]) == 7 and all(s > 0 for s in m["zscore"]["std"])
+    assert json.load(open(f"{out}/manifest.json"))["fingerprint"] == m["fingerprint"]
+
+
+def test_zscore_is_fitted_on_train_windows_only(built):
+    out, _, m, _ = built
+    x = np.concatenate([pq.read_table(f)["x"].combine_chunks().flatten().to_numpy().reshape(-1, 7)
+                        for f in glob.glob(f"{out}/windows/train/*.parquet")])
+    np.testing.assert_allclose(m["zscore"]["mean"], x.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(m["zscore"]["std"], x.std(0), rtol=1e-3)
+
+
+def test_rows_hold_the_promised_columns_and_honest_labels(built):
+    out, *_ = built
+    tab = pq.read_table(glob.glob(f"{out}/windows/*/*.parquet")[0])
+    for col in ("caseid", "subjectid", "split", "t_end", "x", "label", "label_time", "last_map", "last_sbp",
+                "last_time"):
+        assert col in tab.column_names
+    assert tab.schema.field("x").type.list_size == 420
+    assert (np.array(tab["label_time"]) > np.array(tab["t_end"])).all()
+    assert not np.isnan(tab["x"].combine_chunks().flatten().to_numpy()).any()
+
+
+def test_subjects_never_cross_splits(built):
+    out, *_ = built
+    seen = {}
+    for f in glob.glob(f"{out}/windows/*/*.parquet"):
+        tab = pq.read_table(f, columns=["subjectid", "split"])
+        for s, sp in zip(tab["subjectid"].to_pylist(), tab["split"].to_pylist()):
+            assert seen.setdefault(s, sp) == sp
+
+
+def test_rerun_skips_done_cases_and_is_identical(built):
+    out, src, m, _ = built
+    before = sorted(_rows(out))
+    lines = []
+    m2 = build_windows(src, WindowConfig(), out, progress=False, log=lines.append)
+    assert any("resuming: 11 of 12" in line for line in lines)  # the 'error' case is retried
+    assert sorted(_rows(out)) == before
+    assert m2["fingerprint"] == m["fingerprint"]
+
+
+def test_another_config_in_the_same_folder_is_refused(built):
+    out, src, *_ = built
+    with pytest.raises(ConfigError, match="another config"):
+        build_windows(src, WindowConfig(label=LabelConfig(mode="ffill")), out, progress=False, log=print)
+
+
+def test_ffill_mode_leaks_labels_from_inside_the_window(ray_local, tmp_path):
+    src = FakeSource(4, max_gap=600)  # cuff gaps over 5 min, as in real records
+    m = build_windows(src, WindowConfig(label=LabelConfig(mode="ffill")), str(tmp_path / "f"), progress=False,
+                      log=lambda s: None)
+    assert m["labels_at_or_before_window_end"]["share"] > 0.1
+    honest = build_windows(src, WindowConfig(), str(tmp_path / "r"), progress=False, log=lambda s: None)
+    assert honest["labels_at_or_before_window_end"]["count"] == 0
