@@ -1,0 +1,251 @@
+"""The trial leaderboard: every trial of a search at its best epoch, ranked, with the last-reading baseline.
+
+Reads any experiment folder, finished or still running, straight from the files Ray Tune writes
+(``<trial>/params.json`` and ``<trial>/result.json``, one line per reported epoch), so it needs neither the
+trainable nor a running Ray. Writes ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+import pandas as pd
+
+from hypo.errors import HypoError
+
+RANK_METRICS = ("val_mean_auroc", "val_sum_auprc")
+SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial: its parameters, every epoch it reported, and where its checkpoints are."""
+
+    trial_id: str
+    path: str
+    params: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    def best(self, by: tuple[str, ...] = RANK_METRICS) -> dict[str, Any] | None:
+        """The reported epoch that ranks highest by ``by`` (lexicographic, NaN last), or None."""
+        rows = [r for r in self.history if _finite(r.get(by[0]))]
+        if not rows:
+            return None
+        return max(rows, key=lambda r: tuple(_key(r.get(m)) for m in by))
+
+    def checkpoint_for(self, epoch: int) -> str | None:
+        """The checkpoint folder holding ``epoch`` (each holds a small ``meta.json``), if it was kept."""
+        for name in sorted(os.listdir(self.path)):
+            meta = os.path.join(self.path, name, "meta.json")
+            if name.startswith("checkpoint_") and os.path.exists(meta):
+                with open(meta) as f:
+                    if json.load(f).get("epoch") == epoch:
+                        return os.path.join(self.path, name)
+        return None
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _key(v: Any) -> float:
+    return v if _finite(v) else -math.inf
+
+
+def load_trials(exp_path: str) -> list[TrialRecord]:
+    """Read every trial folder under an experiment folder.
+
+    Raises:
+        HypoError: When the folder does not exist or holds no trial.
+    """
+    exp_path = os.path.expanduser(exp_path)
+    if not os.path.isdir(exp_path):
+        raise HypoError(f"no experiment folder at {exp_path}")
+    records = []
+    for name in sorted(os.listdir(exp_path)):
+        tdir = os.path.join(exp_path, name)
+        params_file = os.path.join(tdir, "params.json")
+        if not os.path.isfile(params_file):
+            continue
+        with open(params_file) as f:
+            params = json.load(f)
+        history = []
+        result_file = os.path.join(tdir, "result.json")
+        if os.path.exists(result_file):
+            with open(result_file) as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        try:
+                            history.append(json.loads(line))
+                        except json.JSONDecodeError:  # a running trial may be mid-write
+                            break
+        trial_id = history[-1].get("trial_id", name) if history else name
+        records.append(TrialRecord(str(trial_id), tdir, params, history))
+    if not records:
+        raise HypoError(f"{exp_path} holds no trial (is it a Ray Tune experiment folder?)")
+    return records
+
+
+def read_search_meta(exp_path: str) -> dict[str, Any]:
+    """The search's own record in the experiment folder (data path, fingerprint, baseline), or {}."""
+    path = os.path.join(os.path.expanduser(exp_path), SEARCH_META)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """Mark the points no other point beats on both coordinates (both maximised)."""
+    marks = []
+    for i, (a, b) in enumerate(points):
+        dominated = any(
+            (c >= a and d >= b) and (c > a or d > b) for j, (c, d) in enumerate(points) if j != i
+        )
+        marks.append(not dominated and _finite(a) and _finite(b))
+    return marks
+
+
+CLASS_COLS = ("hypotension", "hypertension")
+
+
+def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | None = None,
+                      by: tuple[str, ...] = RANK_METRICS) -> pd.DataFrame:
+    """Ranked table: one row per trial at its best epoch, plus the baseline row (rank empty).
+
+    Args:
+        records: Trials from :func:`load_trials`.
+        baseline: The last-reading baseline's validation metrics (``val_*`` keys), if known.
+        by: Ranking metrics, highest first (lexicographic).
+    """
+    rows = []
+    for rec in records:
+        best = rec.best(by)
+        p = rec.params
+        row = {
+            "trial": rec.trial_id,
+            "model": p.get("model"),
+            "k": p.get("k"),
+            "loss": p.get("loss"),
+            "gamma": p.get("gamma") if p.get("loss") == "focal" else None,
+            "lr": p.get("lr"),
+            "epochs_run": len(rec.history),
+            "best_epoch": best.get("epoch") if best else None,
+        }
+        for m in ("val_mean_auroc", "val_sum_auprc"):
+            row[m] = best.get(m) if best else math.nan
+        for c in CLASS_COLS:
+            row[f"val_auprc_{c}"] = best.get(f"val_auprc_{c}") if best else math.nan
+            row[f"val_prevalence_{c}"] = best.get(f"val_prevalence_{c}") if best else math.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df = df.sort_values(list(by), ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    df.insert(0, "rank", range(1, len(df) + 1))
+    df["pareto"] = pareto_front(list(zip(df["val_mean_auroc"], df["val_sum_auprc"])))
+    if baseline:
+        base = {"rank": None, "trial": "baseline: last reading", "model": "last-reading", "pareto": False}
+        for m in df.columns:
+            if m.startswith("val_"):
+                base[m] = baseline.get(m, math.nan)
+        df = pd.concat([df, pd.DataFrame([base])], ignore_index=True)
+    return df
+
+
+DISPLAY = {  # column -> header in the terminal and Markdown tables
+    "rank": "rank", "trial": "trial", "model": "model", "k": "k", "loss": "loss", "gamma": "gamma",
+    "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC", "val_sum_auprc": "sumAUPRC",
+    "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
+    "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "pareto": "pareto",
+}
+
+
+def _cell(col: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if col == "pareto":
+        return "*" if v is True else ""
+    if col.startswith("val_"):
+        return f"{v:.4f}"
+    if col == "gamma":
+        return f"{v:.2f}"
+    if col in ("rank", "k", "epochs_run", "best_epoch"):
+        return str(int(v))
+    return str(v)
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's shown columns as formatted strings, with short headers."""
+    cols = [c for c in DISPLAY if c in df.columns]
+    return pd.DataFrame({DISPLAY[c]: [_cell(c, v) for v in df[c]] for c in cols})
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Plain-text leaderboard for the terminal."""
+    return display_frame(df).to_string(index=False)
+
+
+def format_markdown(df: pd.DataFrame) -> str:
+    """The leaderboard as a Markdown table."""
+    shown = display_frame(df)
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(r) + " |" for r in shown.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "") -> None:
+    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, baseline marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = df[df["rank"].notna()]
+    base = df[df["rank"].isna()]
+    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
+    colors = {"lstm": "tab:blue", "cnn": "tab:orange", "cnn_cnn": "tab:green", "cnn_lstm": "tab:purple"}
+    for model, grp in trials.groupby("model"):
+        for loss, marker in (("ce", "o"), ("focal", "^")):
+            g = grp[grp["loss"] == loss]
+            if len(g):
+                ax.scatter(g["val_mean_auroc"], g["val_sum_auprc"], c=colors.get(model, "grey"), marker=marker,
+                           s=40, alpha=0.8, label=f"{model} / {loss}")
+    front = trials[trials["pareto"] == True].sort_values("val_mean_auroc")  # noqa: E712 - pandas mask
+    if len(front):
+        ax.step(front["val_mean_auroc"], front["val_sum_auprc"], where="post", color="black", lw=1,
+                label="Pareto front")
+        for _, r in front.iterrows():
+            ax.annotate(f"#{int(r['rank'])}", (r["val_mean_auroc"], r["val_sum_auprc"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+    if len(base):
+        b = base.iloc[0]
+        ax.scatter([b["val_mean_auroc"]], [b["val_sum_auprc"]], marker="*", s=220, c="red", edgecolors="black",
+                   label="last-reading baseline", zorder=5)
+    ax.set_xlabel("validation mean AUROC (one-vs-rest, 3 classes)")
+    ax.set_ylabel("validation AUPRC hypotension + hypertension")
+    ax.set_title(title or "hypo search: trials at their best epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "") -> dict[str, str]:
+    """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, f"leaderboard.{k}") for k in ("csv", "md", "png")}
+    df.to_csv(paths["csv"], index=False)
+    with open(paths["md"], "w") as f:
+        f.write(f"# {title or 'Leaderboard'}\n\n")
+        f.write("Ranked on the validation split at each trial's best epoch; `*` marks the Pareto front. "
+                "Demo-cohort figures come from a simulator and are not clinical performance.\n\n")
+        f.write(format_markdown(df) + "\n")
+    plot_leaderboard(df, paths["png"], title)
+    return paths
