@@ -1,0 +1,54 @@
+"""Command line of ``tune/leaderboard.py``: rank the trials of an experiment and write table, CSV, MD, PNG."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from hypo.leaderboard import (
+    RANK_METRICS,
+    format_table,
+    leaderboard_frame,
+    load_trials,
+    read_search_meta,
+    write_leaderboard,
+)
+
+
+def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
+                     log=print) -> dict[str, Any]:
+    """Print the leaderboard of an experiment and write its files (into the experiment folder by default).
+
+    Returns:
+        ``{"frame": DataFrame, "paths": {csv, md, png}}``.
+    """
+    meta = read_search_meta(exp_path)
+    df = leaderboard_frame(load_trials(exp_path), meta.get("baseline"), by=rank_by)
+    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
+    paths = write_leaderboard(df, out_dir or exp_path, title)
+    log(format_table(df))
+    log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline = last cuff reading (no learning)")
+    log("wrote " + ", ".join(paths.values()))
+    return {"frame": df, "paths": paths}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``tune/leaderboard.py``."""
+    from hypo.runtime import one_line_errors
+
+    p = argparse.ArgumentParser(prog="leaderboard.py", description="Rank the trials of a hypo search.")
+    p.add_argument("experiment", help="experiment folder (storage/name)")
+    p.add_argument("--rank-by", default=",".join(RANK_METRICS),
+                   help="comma-separated metrics, highest first (default: %(default)s)")
+    p.add_argument("--out", default=None, help="where to write the files (default: the experiment folder)")
+    p.add_argument("--test", type=int, default=0, metavar="N",
+                   help="evaluate the top N trials once on the test split, beside the paper's table")
+    args = p.parse_args(argv)
+    with one_line_errors("leaderboard.py"):
+        res = show_leaderboard(args.experiment, tuple(args.rank_by.split(",")), args.out)
+        if args.test:
+            from hypo.final_test import test_top_trials
+
+            res["test"] = test_top_trials(args.experiment, res["frame"], args.test, out_dir=args.out)
+        return res

@@ -1,0 +1,286 @@
+"""The search: Ray Tune + Optuna over model type, width k, loss and focal gamma, ranked by a leaderboard.
+
+``run_search`` loads the window dataset once on the driver and hands it to every trial through the Ray object
+store (``tune.with_parameters``): each node fetches it once and its trials read it without copying. Trials
+report every epoch with a checkpoint; ASHA stops weak ones early; a trial whose worker dies restarts from its
+last checkpoint (``FailureConfig``); ``resume=True`` restores a stopped or killed search with
+``Tuner.restore``, keeping finished trials and the Optuna study (also kept in an Optuna storage, a SQLite file
+in the experiment folder by default, for ``optuna-dashboard``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+from hypo import storage
+from hypo.config import fingerprint, to_dict
+from hypo.errors import ConfigError, HypoError
+from hypo.leaderboard import RANK_METRICS, SEARCH_META
+
+SPACES = ("optuna", "paper")
+FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search needs; saved in the experiment folder as ``hypo_search.json``."""
+
+    data: str
+    name: str = "hypo-search"
+    storage: str = "runs"
+    space: str = "optuna"
+    samples: int = 8
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    epochs: int = 10
+    batch_size: int = 4096
+    seed: int = 0
+    search_lr: bool = False
+    grace_period: int = 2
+    reduction_factor: int = 3
+    max_failures: int = 2
+    optuna_storage: str | None = None
+    mlflow: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.space in SPACES, f"--space must be one of {SPACES}, got {self.space!r}"),
+            (self.samples >= 1, "--samples must be >= 1"),
+            (self.max_concurrent >= 1, "--max-concurrent must be >= 1"),
+            (self.cpus_per_trial > 0, "--cpus-per-trial must be > 0"),
+            (self.gpus_per_trial >= 0, "--gpus-per-trial must be >= 0 (fractions such as 0.25 share a GPU)"),
+            (self.epochs >= 1, "--epochs must be >= 1"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.grace_period >= 1, "--grace-period must be >= 1"),
+            (self.reduction_factor >= 2, "--reduction-factor must be >= 2"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    @property
+    def experiment_path(self) -> str:
+        """Where Tune writes this search (``storage/name``)."""
+        base = self.storage if storage.is_uri(self.storage) else os.path.abspath(os.path.expanduser(self.storage))
+        return storage.join(base, self.name)
+
+
+# --------------------------------------------------------------------------------------------- the trainable
+
+
+def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
+    """Tune trainable: train one configuration, reporting each epoch with a checkpoint.
+
+    Args:
+        config: Sampled parameters (model, k, loss, gamma, optionally lr) and the search's constants.
+        data: ``{"train", "val", "manifest", "fingerprint"}`` from the object store.
+    """
+    import ray
+    from ray import tune
+
+    from hypo.train import fit_arrays
+
+    node_id = ray.get_runtime_context().get_node_id()
+    ckpt = tune.get_checkpoint()
+    resume_from = None
+    if ckpt is not None:
+        resume_dir = ckpt.to_directory()
+        resume_from = os.path.join(resume_dir, "checkpoint.pt")
+    fail = config.get(FAIL_MARKER_KEY)
+
+    def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
+        with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
+            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma")}}, f)
+        report = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        report["node_id"] = node_id
+        tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
+        if fail and epoch == fail[0] and not os.path.exists(fail[1]):
+            open(fail[1], "w").close()
+            os._exit(1)  # the worker dies, as a lost node would: Tune must restart from the checkpoint
+
+    fit_arrays(trial_train_config(config), data, on_epoch=on_epoch, resume_from=resume_from)
+
+
+def trial_train_config(config: dict[str, Any]):
+    """The TrainConfig of one trial's parameters."""
+    from hypo.train import ModelConfig, TrainConfig
+
+    loss = config["loss"]
+    return TrainConfig(
+        model=ModelConfig(name=config["model"], k=int(config["k"])),
+        loss=loss,
+        gamma=float(config.get("gamma", 0.0)) if loss == "focal" else 0.0,
+        lr=float(config.get("lr", 1e-3)),
+        batch_size=int(config["batch_size"]),
+        epochs=int(config["epochs"]),
+        seed=int(config["seed"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the search
+
+
+def load_search_data(data_dir: str) -> dict[str, Any]:
+    """Read the train and validation splits once, with the manifest and the baseline's validation metrics."""
+    from hypo.baseline import baseline_metrics
+    from hypo.dataset import load_split, read_manifest
+
+    manifest = read_manifest(data_dir)
+    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
+    if len(train.label) == 0 or len(val.label) == 0:
+        raise HypoError(f"{data_dir}: the train or validation split is empty; build more cases")
+    baseline = {f"val_{k}": v for k, v in baseline_metrics(val, manifest).items()}
+    return {"train": train, "val": val, "manifest": manifest, "fingerprint": manifest["fingerprint"],
+            "baseline": baseline}
+
+
+def _param_space(cfg: SearchConfig) -> dict[str, Any]:
+    from ray import tune
+
+    from hypo.search_space import PAPER_GAMMA, PAPER_KS, paper_grid
+
+    const = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed}
+    if cfg.space == "paper":
+        models = sorted({g["model"] for g in paper_grid()})
+        return {
+            **const,
+            "model": tune.grid_search(models),
+            "k": tune.grid_search(list(PAPER_KS)),
+            "loss": tune.grid_search(["ce", "focal"]),
+            "gamma": tune.sample_from(lambda spec: PAPER_GAMMA if spec.config.loss == "focal" else 0.0),
+        }
+    return const
+
+
+def _search_alg(cfg: SearchConfig, exp_path: str):
+    if cfg.space == "paper":
+        return None
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from hypo.search_space import define_space
+
+    url = cfg.optuna_storage
+    if url is None:
+        local = exp_path if not storage.is_uri(exp_path) else os.path.abspath(os.path.join("runs", cfg.name))
+        os.makedirs(local, exist_ok=True)
+        url = f"sqlite:///{os.path.join(local, 'optuna.db')}"
+    searcher = OptunaSearch(
+        space=functools.partial(define_space, search_lr=cfg.search_lr),
+        metric=list(RANK_METRICS),
+        mode=["max", "max"],
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True),
+        study_name=cfg.name,
+        storage=optuna.storages.RDBStorage(url),
+    )
+    return ConcurrencyLimiter(searcher, max_concurrent=cfg.max_concurrent)
+
+
+def _callbacks(cfg: SearchConfig) -> list:
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback()]
+    if cfg.mlflow:
+        try:
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+        except ImportError as exc:  # pragma: no cover - depends on the optional extra
+            raise ConfigError("--mlflow needs the mlflow package: pip install 'hypo[mlflow]'") from exc
+        callbacks.append(MLflowLoggerCallback(tracking_uri=cfg.mlflow, experiment_name=cfg.name))
+    return callbacks
+
+
+def _trainable(cfg: SearchConfig, data: dict[str, Any]):
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(train_trial, data=data), {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    )
+
+
+def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str, Any] | None = None):
+    """A fresh ``tune.Tuner`` for ``cfg`` (``extra_params`` merge into the param space, e.g. for tests)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    exp_path = cfg.experiment_path
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration",
+        metric=RANK_METRICS[0],
+        mode="max",
+        max_t=cfg.epochs,
+        grace_period=min(cfg.grace_period, cfg.epochs),
+        reduction_factor=cfg.reduction_factor,
+    )
+    search_alg = _search_alg(cfg, exp_path)
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg,
+        scheduler=scheduler,
+        num_samples=1 if cfg.space == "paper" else cfg.samples,
+        max_concurrent_trials=cfg.max_concurrent,
+    )
+    run_config = tune.RunConfig(
+        name=cfg.name,
+        storage_path=os.path.dirname(exp_path) if not storage.is_uri(exp_path) else cfg.storage,
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2, checkpoint_score_attribute=RANK_METRICS[0], checkpoint_score_order="max"
+        ),
+        failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
+        callbacks=_callbacks(cfg),
+        verbose=1,
+    )
+    return tune.Tuner(
+        _trainable(cfg, data),
+        param_space={**_param_space(cfg), **(extra_params or {})},
+        tune_config=tune_config,
+        run_config=run_config,
+    )
+
+
+def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, Any] | None = None,
+               log=print) -> str:
+    """Run (or resume) a search and write its leaderboard.
+
+    Args:
+        cfg: The search.
+        resume: Restore the experiment at ``cfg.experiment_path`` with ``Tuner.restore``: finished trials are
+            kept, unfinished and errored ones continue from their last checkpoint, the searcher continues.
+        extra_params: Extra constants for every trial (tests use it for failure injection).
+        log: Where summary lines go.
+
+    Returns:
+        The experiment path.
+    """
+    from ray import tune
+
+    exp_path = cfg.experiment_path
+    meta_path = storage.join(exp_path, SEARCH_META)
+    data = load_search_data(cfg.data)
+    if resume:
+        if not tune.Tuner.can_restore(exp_path):
+            raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
+        tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg, data), resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        if storage.exists(meta_path) or tune.Tuner.can_restore(exp_path):
+            raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
+        storage.write_json(meta_path, {
+            "search": to_dict(cfg),
+            "search_fingerprint": fingerprint(cfg),
+            "data": cfg.data,
+            "dataset_fingerprint": data["fingerprint"],
+            "label": data["manifest"]["label"],
+            "baseline": data["baseline"],
+        })
+        tuner = build_tuner(cfg, data, extra_params)
+    start = time.perf_counter()
+    results = tuner.fit()
+    log(f"search finished in {time.perf_counter() - start:.0f} s: {len(results)} trials, "
+        f"{results.num_errors} errored, {results.num_terminated} terminated")
+    return exp_path

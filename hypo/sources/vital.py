@@ -1,0 +1,415 @@
+"""Single ``.vital`` files (Vital Recorder / VitalDB format): read one as a case, write one, list a folder of them.
+
+Reading goes through ``vitaldb.VitalFile`` resampled to 1-second rows (``to_numpy(tracks, 1)``). Numeric tracks
+(cuff pressures, MAC, BIS) put each record in the second it falls in; wave tracks (ECG, pleth) keep **one point
+per second** (vitaldb takes a sample, it does not average). Every way a file can be unusable becomes a
+:class:`~hypo.errors.CaseRejected` with one of these reasons: ``missing file``, ``corrupt file`` (not gzip,
+truncated, bad signature, no tracks), ``missing track`` and ``all-NaN signal``.
+
+Example::
+
+    case = read_vital_case("/data/vital/0042.vital", caseid="42", subjectid="17")
+    source = VitalDirSource("/data/vital", track_map=load_track_map("map.json"), subjects="subjects.csv")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hypo.config import fingerprint as hash_obj
+from hypo.errors import CaseRejected, ConfigError
+from hypo.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS
+from hypo.sources.base import Case
+
+# Files written by write_vital_case start here: 2100-01-01 UTC, the date vitaldb's anonymize() moves files to.
+# (A start of 0 would be overwritten by vitaldb's reader with the first record's time.)
+DEFAULT_DTSTART = 4102444800.0
+
+_CHUNK = 1 << 23
+
+
+def default_track_map() -> dict[str, tuple[str, ...]]:
+    """The VitalDB open-dataset track name of each signal, one candidate each."""
+    return {sig: (trk,) for sig, trk in zip(SIGNALS, VITALDB_TRACKS)}
+
+
+def normalise_track_map(track_map: Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
+    """Complete and check a track map: signal name -> candidate track names (first present wins).
+
+    Signals left out keep their VitalDB name; a string value is one candidate.
+
+    Raises:
+        ConfigError: On an unknown signal name or a value that is not a track name or a list of them.
+    """
+    out = default_track_map()
+    if track_map is None:
+        return out
+    if not isinstance(track_map, Mapping):
+        raise ConfigError(f"track map: expected an object signal -> track names, got {type(track_map).__name__}")
+    unknown = sorted(set(track_map) - set(SIGNALS))
+    if unknown:
+        raise ConfigError(f"track map: unknown signal(s) {', '.join(map(str, unknown))}; known: {', '.join(SIGNALS)}")
+    for sig, names in track_map.items():
+        if isinstance(names, str):
+            names = [names]
+        if (
+            not isinstance(names, (list, tuple))
+            or not names
+            or not all(isinstance(n, str) and n.strip() for n in names)
+        ):
+            raise ConfigError(f"track map: {sig} must be a track name or a non-empty list of them, got {names!r}")
+        out[sig] = tuple(n.strip() for n in names)
+    return out
+
+
+def load_track_map(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
+    """Read a JSON track map such as ``{"nibp_sbp": ["Solar8000/NIBP_SBP", "Intellivue/NIBP_SYS"]}``.
+
+    Args:
+        path: JSON file; keys are signal names (:data:`hypo.signals.SIGNALS`), values a track name or a list of
+            candidates tried in order. Signals left out keep their VitalDB track name.
+
+    Returns:
+        The complete map, every signal -> tuple of candidates.
+
+    Raises:
+        ConfigError: When the file is missing, is not valid JSON, or names an unknown signal.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"track map {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"track map {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        return normalise_track_map(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _reject(reason: str, detail: str) -> CaseRejected:
+    """A rejection whose detail is one line (library messages can carry newlines)."""
+    return CaseRejected(reason, " ".join(detail.split()))
+
+
+def _check_container(path: str, caseid: str) -> None:
+    """Decompress the whole file once: vitaldb reads a truncated gzip silently and returns part of the data."""
+    try:
+        with gzip.open(path, "rb") as f:
+            if f.read(4) != b"VITA":
+                raise _reject("corrupt file", f"case {caseid}: {path} does not start with the VITA signature")
+            while f.read(_CHUNK):
+                pass
+    except CaseRejected:
+        raise
+    except gzip.BadGzipFile as exc:
+        raise _reject("corrupt file", f"case {caseid}: {path} is not a gzip file ({exc})") from None
+    except EOFError:
+        raise _reject("corrupt file", f"case {caseid}: {path} is truncated") from None
+    except (OSError, zlib.error) as exc:
+        raise _reject("corrupt file", f"case {caseid}: {path} is damaged ({exc})") from None
+
+
+def _quiet(fn, *args, **kwargs) -> tuple[Any, str]:
+    """Call a vitaldb function, capturing what it prints (its reader reports errors on stdout)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        result = fn(*args, **kwargs)
+    return result, buf.getvalue()
+
+
+def _file_tracks(path: str) -> list[str]:
+    import vitaldb
+
+    try:
+        names, _ = _quiet(vitaldb.vital_trks, path)
+    except Exception:  # noqa: BLE001 - only used to explain a rejection
+        return []
+    return list(names or [])
+
+
+def _abbreviate(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _has_records(trk: Any) -> bool:
+    return bool(getattr(trk, "recs", None))
+
+
+def read_vital_case(
+    path: str | os.PathLike,
+    caseid: str | int,
+    subjectid: str | int,
+    track_map: Mapping[str, Any] | None = None,
+) -> Case:
+    """Read one ``.vital`` file as a case on a 1-second grid.
+
+    Args:
+        path: The ``.vital`` file.
+        caseid: Case identifier to give the case.
+        subjectid: Patient identifier to give the case.
+        track_map: Signal name -> candidate track names; the first candidate the file has (preferring one with
+            records) is used. Default: the VitalDB names (:data:`hypo.signals.VITALDB_TRACKS`). Signals left out
+            keep their VitalDB name. Names match as in vitaldb: exactly, or as the end of ``device/track``.
+
+    Returns:
+        The case; ``signals`` has one row per second from the file's start to its end, NaN where nothing was
+        recorded. The caller checks the duration.
+
+    Raises:
+        CaseRejected: ``missing file``, ``corrupt file``, ``missing track`` or ``all-NaN signal``.
+    """
+    import vitaldb
+
+    caseid = str(caseid)
+    tmap = normalise_track_map(track_map)
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise _reject("missing file", f"case {caseid}: no file {path}")
+    _check_container(path, caseid)
+
+    wanted = list(dict.fromkeys(n for names in tmap.values() for n in names))
+    try:
+        vf, printed = _quiet(vitaldb.VitalFile, path, wanted)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the file is unusable
+        raise _reject("corrupt file", f"case {caseid}: {path}: {type(exc).__name__}: {exc}") from None
+    if "Error in reading file" in printed:
+        msg = printed.strip().splitlines()[-1]
+        raise _reject("corrupt file", f"case {caseid}: {path}: {msg}")
+
+    chosen: dict[str, str] = {}
+    missing: list[str] = []
+    for sig in SIGNALS:
+        present = [n for n in tmap[sig] if vf.find_track(n) is not None]
+        with_recs = [n for n in present if _has_records(vf.find_track(n))]
+        if with_recs or present:
+            chosen[sig] = (with_recs or present)[0]
+        else:
+            missing.append(sig)
+    if missing:
+        has = _file_tracks(path)
+        if not has:
+            raise _reject("corrupt file", f"case {caseid}: {path} has no tracks")
+        want = ", ".join(f"{s} ({'|'.join(tmap[s])})" for s in missing)
+        raise _reject("missing track", f"case {caseid}: no {want}; file has {len(has)}: {_abbreviate(has)}")
+
+    columns = list(dict.fromkeys(chosen.values()))  # vitaldb drops repeated names: read each track once
+    try:
+        values = np.asarray(vf.to_numpy(columns, 1), dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - e.g. tracks of inconsistent length
+        raise _reject("corrupt file", f"case {caseid}: {path}: {type(exc).__name__}: {exc}") from None
+    if values.size == 0:  # the file spans no time
+        values = np.empty((0, len(columns)), dtype=np.float32)
+    if values.ndim != 2 or values.shape[1] != len(columns):
+        raise _reject("corrupt file", f"case {caseid}: {path}: tracks of unequal length {values.shape}")
+    signals = values[:, [columns.index(chosen[s]) for s in SIGNALS]]
+    case = Case(caseid, str(subjectid), signals)
+    case.check_signals()
+    return case
+
+
+def write_vital_case(
+    case: Case,
+    path: str | os.PathLike,
+    tracks: Sequence[str | None] = VITALDB_TRACKS,
+    wave_srate: int = 1,
+    dtstart: float = DEFAULT_DTSTART,
+) -> Path:
+    """Write a case as a genuine ``.vital`` file (``vitaldb.VitalFile`` + ``add_track`` + ``to_vital``).
+
+    Numeric signals (NIBP, MAC, BIS) become numeric tracks with one record per non-NaN second (a signal with no
+    value at all gets a single NaN record, so the track exists but is empty). Waveforms (ECG, pleth) become wave
+    tracks at ``wave_srate`` Hz, each second's value held for the whole second. Reading the file back with
+    :func:`read_vital_case` (and the same track names) gives the case back exactly, for any integer
+    ``wave_srate``: vitaldb's 1-second resampling picks one sample inside each second.
+
+    Args:
+        case: The case to write.
+        path: Output file (parents are created; written atomically).
+        tracks: Track name of each signal in :data:`hypo.signals.SIGNALS` order; ``None`` leaves a signal out.
+            At most one ``/`` (``device/track``).
+        wave_srate: Sampling rate of the wave tracks, a positive integer (1 keeps files small).
+        dtstart: Unix time of the first second.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: On a bad track list or sampling rate.
+        OSError: When the file cannot be written.
+    """
+    import vitaldb
+
+    if len(tracks) != len(SIGNALS):
+        raise ValueError(f"tracks: expected {len(SIGNALS)} names in SIGNALS order, got {len(tracks)}")
+    if any(t is not None and t.count("/") > 1 for t in tracks):
+        raise ValueError(f"tracks: names are 'device/track' with at most one '/', got {list(tracks)}")
+    if int(wave_srate) != wave_srate or wave_srate < 1:
+        raise ValueError(f"wave_srate must be a positive integer, got {wave_srate}")
+    wave_srate = int(wave_srate)
+    n = case.signals.shape[0]
+    vf = vitaldb.VitalFile()
+    vf.dtstart, vf.dtend, vf.dgmt = float(dtstart), float(dtstart) + n, 0
+    for i, (sig, name) in enumerate(zip(SIGNALS, tracks)):
+        if name is None:
+            continue
+        col = case.signals[:, i].astype(np.float32)
+        if i in WAVEFORMS:
+            recs = [{"dt": vf.dtstart, "val": np.repeat(col, wave_srate)}]
+            vf.add_track(name, recs, srate=wave_srate, unit=UNITS[sig])
+            continue
+        idx = np.flatnonzero(np.isfinite(col))
+        recs = [{"dt": vf.dtstart + float(t), "val": float(col[t])} for t in idx]
+        vf.add_track(name, recs or [{"dt": vf.dtstart, "val": float("nan")}], unit=UNITS[sig])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if not vf.to_vital(str(tmp)):
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"vitaldb could not write {path}")
+    os.replace(tmp, path)
+    return path
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_subjects(path: str | os.PathLike) -> dict[str, str]:
+    """Read a CSV with columns ``caseid,subjectid`` into a dict.
+
+    Raises:
+        ConfigError: When the file is missing, lacks a column or maps a case twice.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            cols = {c.strip() for c in reader.fieldnames or []}
+            if not {"caseid", "subjectid"} <= cols:
+                raise ConfigError(f"subjects file {path}: needs columns caseid,subjectid, has {sorted(cols)}")
+            out: dict[str, str] = {}
+            for row in reader:
+                row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+                cid, sid = row["caseid"], row["subjectid"]
+                if not cid or not sid:
+                    continue
+                if cid in out and out[cid] != sid:
+                    raise ConfigError(f"subjects file {path}: case {cid} has two subjects ({out[cid]}, {sid})")
+                out[cid] = sid
+            return out
+    except OSError as exc:
+        raise ConfigError(f"subjects file {path}: cannot read it ({exc.strerror or exc})") from None
+
+
+class VitalDirSource:
+    """A folder of ``.vital`` files, one case per file (searched recursively), caseid = file name stem, sorted.
+
+    Every file is its own subject (subjectid = caseid) unless a ``subjects`` CSV (columns ``caseid,subjectid``)
+    is given; files it does not list stay their own subject and are counted in :meth:`report`. Give the mapping
+    whenever patients can have several files, or the subject-level split cannot keep them together.
+
+    Args:
+        path: The folder.
+        track_map: Signal name -> candidate track names (see :func:`load_track_map`); default VitalDB names.
+        subjects: Optional CSV file mapping caseid to subjectid.
+
+    Raises:
+        ConfigError: When the folder is missing, holds no ``.vital`` file, or two files share a stem.
+    """
+
+    name = "vital-dir"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        track_map: Mapping[str, Any] | None = None,
+        subjects: str | os.PathLike | None = None,
+    ) -> None:
+        self.path = str(Path(path).expanduser().resolve())
+        self.track_map = normalise_track_map(track_map)
+        self.subjects_path = str(subjects) if subjects else None
+        self.subjects = load_subjects(subjects) if subjects else {}
+        self._digests: dict[tuple, str] = {}
+        self._files()  # fail early, in one line
+
+    def _files(self) -> list[Path]:
+        root = Path(self.path)
+        if not root.is_dir():
+            raise ConfigError(f"vital-dir: folder {self.path} does not exist")
+        files = sorted(
+            (p for p in root.rglob("*.vital") if p.is_file() and not p.name.startswith(".")),
+            key=lambda p: (p.stem, p.as_posix()),
+        )
+        if not files:
+            raise ConfigError(f"vital-dir: no .vital files in {self.path}")
+        seen: dict[str, Path] = {}
+        for p in files:
+            if p.stem in seen:
+                raise ConfigError(f"vital-dir: two files for case {p.stem}: {seen[p.stem]} and {p}")
+            seen[p.stem] = p
+        return files
+
+    def case_refs(self) -> list[dict[str, Any]]:
+        """One ref per file: ``caseid`` (stem), ``subjectid`` and ``path`` relative to the folder."""
+        root = Path(self.path)
+        return [
+            {"caseid": p.stem, "subjectid": self.subjects.get(p.stem, p.stem), "path": p.relative_to(root).as_posix()}
+            for p in self._files()
+        ]
+
+    def load_case(self, ref: dict[str, Any]) -> Case:
+        """Read the file of ``ref`` (see :func:`read_vital_case`)."""
+        path = Path(self.path) / ref.get("path", f"{ref['caseid']}.vital")
+        return read_vital_case(path, ref["caseid"], ref.get("subjectid", ref["caseid"]), self.track_map)
+
+    def _digest(self, p: Path) -> str:
+        st = p.stat()  # ctime changes on any write, even when mtime is set back
+        key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if key not in self._digests:
+            self._digests[key] = _sha256_file(p)
+        return self._digests[key]
+
+    def fingerprint(self) -> str:
+        """Hash of every file's relative name, size and SHA-256, the track map and the subject mapping."""
+        root = Path(self.path)
+        files = [(p.relative_to(root).as_posix(), p.stat().st_size, self._digest(p)) for p in self._files()]
+        tmap = {k: list(v) for k, v in self.track_map.items()}
+        return hash_obj({"files": files, "track_map": tmap, "subjects": sorted(self.subjects.items())})
+
+    def report(self) -> dict[str, Any]:
+        """Folder, number of files, track map and how subjects were assigned."""
+        refs = self.case_refs()
+        mapped = sum(r["caseid"] in self.subjects for r in refs)
+        return {
+            "folder": self.path,
+            "n_files": len(refs),
+            "track_map": {k: list(v) for k, v in self.track_map.items()},
+            "subjects_file": self.subjects_path,
+            "n_mapped_to_subject": mapped,
+            "n_own_subject": len(refs) - mapped,
+            "n_subjects": len({r["subjectid"] for r in refs}),
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_digests"] = {}
+        return state
