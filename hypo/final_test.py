@@ -1,0 +1,110 @@
+"""The one look at the test split (PITFALLS.md 6): the leaderboard's top trials, beside the paper's table.
+
+Trials are chosen on the validation split; only the top N are evaluated here, once, at their best
+validation epoch. The output repeats the study's table layout (loss x metric rows, model columns) with our
+test figures and the paper's published ones side by side, plus the last-reading baseline on the same windows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+
+from hypo.errors import HypoError
+from hypo.leaderboard import load_trials, read_search_meta
+
+# The study's table (SEED.md): best of each model, loss -> metric -> model.
+PAPER_TABLE: dict[tuple[str, str], dict[str, float]] = {
+    ("ce", "sum_auprc"): {"cnn": 0.7914, "lstm": 0.9582, "cnn_lstm": 0.7557, "cnn_cnn": 0.9673},
+    ("ce", "mean_auroc"): {"cnn": 0.9030, "lstm": 0.9176, "cnn_lstm": 0.9151, "cnn_cnn": 0.9189},
+    ("focal", "sum_auprc"): {"cnn": 0.7951, "lstm": 0.9095, "cnn_cnn": 0.9685},
+    ("focal", "mean_auroc"): {"cnn": 0.9072, "lstm": 0.9134, "cnn_cnn": 0.9198},
+}
+PAPER_MODELS = ("cnn", "lstm", "cnn_lstm", "cnn_cnn")  # the paper's column order
+MODEL_TITLES = {"cnn": "CNN", "lstm": "LSTM", "cnn_lstm": "CNN*LSTM", "cnn_cnn": "CNN*CNN"}
+
+
+def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test") -> dict[str, float]:
+    """Metrics of a checkpoint's model on one split (stratified by the last reading's class)."""
+    from hypo.baseline import label_config, last_reading_class
+    from hypo.checkpoint import load_model
+    from hypo.dataset import load_split, read_manifest
+    from hypo.metrics import evaluate_scores
+    from hypo.models import predict_proba
+
+    manifest = read_manifest(data_dir)
+    arrays = load_split(data_dir, split, manifest)
+    model, _ = load_model(checkpoint)
+    probs = predict_proba(model, arrays.x)
+    last = last_reading_class(arrays.last_map, arrays.last_sbp, label_config(manifest))
+    return evaluate_scores(arrays.label, probs, last, where=split)
+
+
+def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: str | None = None,
+                    log=print) -> pd.DataFrame:
+    """Evaluate the top ``n`` ranked trials once on the test split and print the study-layout table.
+
+    Returns:
+        One row per evaluated trial (test metrics), plus the baseline; also written to ``test_results.csv``
+        and ``test_table.md``.
+    """
+    from hypo.baseline import baseline_metrics
+    from hypo.dataset import load_split, read_manifest
+
+    meta = read_search_meta(exp_path)
+    data_dir = meta.get("data")
+    if not data_dir:
+        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot find the test split")
+    records = {r.trial_id: r for r in load_trials(exp_path)}
+    ranked = leaderboard[leaderboard["rank"].notna()].head(n)
+    rows = []
+    for _, r in ranked.iterrows():
+        rec = records[r["trial"]]
+        ckpt = rec.checkpoint_for(int(r["best_epoch"])) if not math.isnan(r["best_epoch"]) else None
+        if ckpt is None:
+            log(f"trial {r['trial']}: checkpoint of epoch {r['best_epoch']} not kept; skipped")
+            continue
+        m = evaluate_checkpoint(ckpt, data_dir, "test")
+        rows.append({"rank": int(r["rank"]), "trial": r["trial"], "model": r["model"], "k": r["k"],
+                     "loss": r["loss"], "gamma": r["gamma"], "best_epoch": int(r["best_epoch"]),
+                     **{f"test_{k}": v for k, v in m.items()}})
+    manifest = read_manifest(data_dir)
+    base = baseline_metrics(load_split(data_dir, "test", manifest), manifest, where="test")
+    rows.append({"trial": "baseline: last reading", "model": "last-reading",
+                 **{f"test_{k}": v for k, v in base.items()}})
+    df = pd.DataFrame(rows)
+    out_dir = out_dir or exp_path
+    os.makedirs(out_dir, exist_ok=True)
+    df.to_csv(os.path.join(out_dir, "test_results.csv"), index=False)
+    table = study_table(df)
+    with open(os.path.join(out_dir, "test_table.md"), "w") as f:
+        f.write(table + "\n")
+    log(table)
+    return df
+
+
+def study_table(df: pd.DataFrame) -> str:
+    """The paper's table layout with ours beside it: 'ours / paper' per cell (best of each model and loss)."""
+    trials = df[df["model"].isin(PAPER_MODELS)]
+    lines = ["| loss | metric (test) | " + " | ".join(MODEL_TITLES[m] for m in PAPER_MODELS) + " |",
+             "|---|---|" + "---|" * len(PAPER_MODELS)]
+    for loss in ("ce", "focal"):
+        for metric, title in (("sum_auprc", "AUPRC (hypo+hyper)"), ("mean_auroc", "mean AUROC")):
+            cells = []
+            for model in PAPER_MODELS:
+                sub = trials[(trials["model"] == model) & (trials["loss"] == loss)]
+                ours = f"{sub[f'test_{metric}'].max():.4f}" if len(sub) else "-"
+                paper = PAPER_TABLE[(loss, metric)].get(model)
+                cells.append(f"{ours} / {paper:.4f}" if paper is not None else f"{ours} / -")
+            name = "cross entropy" if loss == "ce" else "focal"
+            lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
+    base = df[df["model"] == "last-reading"]
+    if len(base):
+        b = base.iloc[0]
+        lines.append(f"\nlast-reading baseline on the same test windows: mean AUROC {b['test_mean_auroc']:.4f}, "
+                     f"AUPRC hypo+hyper {b['test_sum_auprc']:.4f}")
+    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them. "
+                 "Demo-cohort figures are simulated, not clinical.")
+    return "\n".join(lines)

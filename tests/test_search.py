@@ -1,0 +1,119 @@
+"""The search end to end on a tiny synthetic dataset: leaderboard, worker death, and --resume after a kill."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from hypo.errors import ConfigError
+from hypo.leaderboard import load_trials
+from hypo.leaderboard_cli import show_leaderboard
+from hypo.search import FAIL_MARKER_KEY, SearchConfig, run_search
+from synthetic_windows import write_synthetic_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("data") / "windows")
+    write_synthetic_dataset(d, n_train=600, n_val=300, n_test=200, seed=0)
+    return d
+
+
+def _cfg(data_dir, storage, name, **kw):
+    base = dict(samples=3, max_concurrent=2, epochs=3, batch_size=256, grace_period=3, seed=0)
+    base.update(kw)
+    return SearchConfig(data=data_dir, storage=str(storage), name=name, **base)
+
+
+def _epochs(trial):
+    return [r["epoch"] for r in trial.history]
+
+
+def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_local, data_dir, tmp_path):
+    cfg = _cfg(data_dir, tmp_path, "e2e")
+    exp = run_search(cfg, log=lambda s: None)
+    trials = load_trials(exp)
+    assert len(trials) == 3
+    for t in trials:
+        assert _epochs(t) == [1, 2, 3]  # grace period = epochs: ASHA stops nobody
+        assert {"val_mean_auroc", "val_sum_auprc", "val_auprc_hypotension", "node_id"} <= set(t.history[-1])
+        assert glob.glob(os.path.join(t.path, "events.out.tfevents*")), "TensorBoard events missing"
+        assert t.checkpoint_for(t.best()["epoch"]) is not None
+    lines = []
+    res = show_leaderboard(exp, log=lines.append)
+    df = res["frame"]
+    assert list(df["rank"].iloc[:3]) == [1, 2, 3]
+    ranked = df.iloc[:3]
+    assert list(ranked["val_mean_auroc"]) == sorted(ranked["val_mean_auroc"], reverse=True)
+    assert df.iloc[-1]["trial"] == "baseline: last reading" and 0 < df.iloc[-1]["val_mean_auroc"] <= 1
+    assert ranked["pareto"].any()
+    for path in res["paths"].values():
+        assert os.path.getsize(path) > 0
+    assert "baseline: last reading" in open(res["paths"]["md"]).read()
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{exp}/optuna.db")
+    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(study.directions) == 2  # multi-objective: mean AUROC and summed AUPRC
+    with pytest.raises(ConfigError, match="already holds a search"):
+        run_search(cfg, log=lambda s: None)
+
+
+def test_a_trial_whose_worker_dies_resumes_from_its_checkpoint(ray_local, data_dir, tmp_path):
+    marker = str(tmp_path / "died")
+    cfg = _cfg(data_dir, tmp_path, "dies", samples=1, epochs=3)
+    exp = run_search(cfg, extra_params={FAIL_MARKER_KEY: (1, marker)}, log=lambda s: None)
+    assert os.path.exists(marker), "the failure was not injected"
+    (trial,) = load_trials(exp)
+    epochs = _epochs(trial)
+    # Epoch 1 was reported, then the worker died; training went on from that checkpoint at epoch 2
+    # (restarting from scratch would report epoch 1 twice).
+    assert epochs == [1, 2, 3], epochs
+    assert trial.history[-1]["training_iteration"] == 3
+
+
+def _finished(exp):
+    done = 0
+    for f in glob.glob(os.path.join(exp, "*", "result.json")):
+        rows = [json.loads(x) for x in open(f) if x.strip()]
+        done += bool(rows) and rows[-1].get("epoch") == 4
+    return done
+
+
+def test_resume_restores_a_killed_search_with_its_optuna_history(ray_local, data_dir, tmp_path):
+    name, samples = "killed", 4
+    cmd = [sys.executable, os.path.join(ROOT, "tune", "search.py"), "--data", data_dir, "--storage", str(tmp_path),
+           "--name", name, "--samples", str(samples), "--max-concurrent", "1", "--epochs", "4",
+           "--batch-size", "256", "--grace-period", "4"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    exp = os.path.join(str(tmp_path), name)
+    deadline = time.time() + 240
+    while _finished(exp) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the search and its Ray die at once
+    proc.wait()
+    before = {t.trial_id: _epochs(t) for t in load_trials(exp) if _epochs(t) and _epochs(t)[-1] == 4}
+    assert 2 <= len(before) < samples, before
+    study_before = optuna.load_study(study_name=name, storage=f"sqlite:///{exp}/optuna.db")
+    complete_before = {t.number: t.params for t in study_before.trials if t.state.name == "COMPLETE"}
+
+    cfg = _cfg(data_dir, tmp_path, name, samples=samples, max_concurrent=1, epochs=4, grace_period=4)
+    run_search(cfg, resume=True, log=lambda s: None)
+    after = {t.trial_id: _epochs(t) for t in load_trials(exp)}
+    assert len(after) == samples
+    for tid, epochs in before.items():
+        assert after[tid] == epochs  # finished trials were not re-run
+    assert all(e[-1] == 4 for e in after.values())
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{exp}/optuna.db")
+    complete = {t.number: t.params for t in study.trials if t.state.name == "COMPLETE"}
+    assert len(complete) == samples
+    for num, params in complete_before.items():
+        assert complete[num] == params  # the study's history was kept, not restarted

@@ -1,0 +1,39 @@
+"""A real search on a two-node Ray cluster (ray.cluster_utils.Cluster): trials must run on both nodes."""
+
+import os
+
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from hypo.leaderboard import load_trials
+from hypo.search import SearchConfig, run_search
+from synthetic_windows import write_synthetic_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    path = os.pathsep.join([os.path.join(ROOT, "tests"), ROOT])
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def test_trials_run_on_both_nodes(two_nodes, tmp_path):
+    data = str(tmp_path / "w")
+    write_synthetic_dataset(data, n_train=400, n_val=200, n_test=100, seed=1)
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    cfg = SearchConfig(data=data, storage=str(tmp_path / "runs"), name="two", samples=4, max_concurrent=2,
+                       cpus_per_trial=1, epochs=2, batch_size=256, grace_period=2)
+    exp = run_search(cfg, log=lambda s: None)
+    trials = load_trials(exp)
+    assert len(trials) == 4
+    nodes = {t.history[-1]["node_id"] for t in trials}
+    assert len(nodes) == 2, nodes
