@@ -37,3 +37,52 @@ def test_trials_run_on_both_nodes(two_nodes, tmp_path):
     assert len(trials) == 4
     nodes = {t.history[-1]["node_id"] for t in trials}
     assert len(nodes) == 2, nodes
+
+
+def test_losing_a_worker_node_reschedules_its_trials(tmp_path):
+    import glob
+    import json
+    import threading
+    import time
+
+    ray.shutdown()  # this test owns its cluster: one node is taken away mid-search
+    path = os.pathsep.join([os.path.join(ROOT, "tests"), ROOT])
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    try:
+        data = str(tmp_path / "w")
+        # Enough windows that a trial is still running when its node goes away.
+        write_synthetic_dataset(data, n_train=20000, n_val=400, n_test=100, seed=2)
+        cfg = SearchConfig(data=data, storage=str(tmp_path / "runs"), name="lose", samples=2, max_concurrent=2,
+                           cpus_per_trial=1, epochs=8, batch_size=256, grace_period=8, max_failures=3)
+        exp = cfg.experiment_path
+        removed = {}
+
+        def kill_worker_node_after_first_report():
+            deadline = time.time() + 180
+            while time.time() < deadline:
+                for f in glob.glob(os.path.join(exp, "*", "result.json")):
+                    rows = [json.loads(x) for x in open(f) if x.strip()]
+                    if any(r.get("node_id") == worker.node_id for r in rows):
+                        removed["trial"] = os.path.basename(os.path.dirname(f))
+                        cluster.remove_node(worker, allow_graceful=False)
+                        return
+                time.sleep(0.2)
+
+        killer = threading.Thread(target=kill_worker_node_after_first_report, daemon=True)
+        killer.start()
+        run_search(cfg, log=lambda s: None)
+        killer.join(timeout=5)
+        assert removed, "no trial ever ran on the worker node"
+        trials = load_trials(exp)
+        assert len(trials) == 2
+        for t in trials:
+            assert t.history[-1]["epoch"] == 8  # every trial finished, the moved one on the head node
+        moved = next(t for t in trials if os.path.basename(t.path) == removed["trial"])
+        assert moved.history[-1]["node_id"] != worker.node_id
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
