@@ -82,11 +82,15 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
         data: ``{"train", "val", "manifest", "fingerprint"}`` from the object store.
     """
     import ray
+    import torch
     from ray import tune
 
     from hypo.train import fit_arrays
 
-    node_id = ray.get_runtime_context().get_node_id()
+    ctx = ray.get_runtime_context()
+    node_id = ctx.get_node_id()
+    # One intra-op thread per reserved CPU, so concurrent trials on a node do not fight over cores.
+    torch.set_num_threads(max(1, int(ctx.get_assigned_resources().get("CPU", 1))))
     ckpt = tune.get_checkpoint()
     resume_from = None
     if ckpt is not None:

@@ -1,0 +1,300 @@
+"""Benchmark the preprocessing job (Ray Data) on the demo cohort against a single-process pandas version.
+
+For each cohort size the job (:func:`hypo.preprocess.build_windows`) runs on a local Ray started once
+beforehand (its start-up is reported apart). The bench reports the wall time, case-hours per second per
+core, windows per second and the peak resident memory summed over the Ray worker processes, and over all
+processes of the run (driver, GCS, raylet, agents and workers). The pandas reference
+(``bench/pandas_reference.py``) then runs on the first ``--pandas-cases`` cases of the same cohort; its
+windows are checked against the job's (counts per split and class, train z-score, and every value of a few
+cases) and the speed ratio is the job's case-hours per second over the reference's.
+
+Run (about 6 minutes on 2 cores)::
+
+    python bench/preprocess.py                       # --sizes 500 5064 --pandas-cases 100
+    python bench/preprocess.py --sizes 100 --pandas-cases 100 --num-cpus 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from bench.pandas_reference import build_reference  # noqa: E402
+from hypo.config import WindowConfig  # noqa: E402
+from hypo.moments import Moments  # noqa: E402
+from hypo.pipeline import shard_name  # noqa: E402
+from hypo.preprocess import build_windows  # noqa: E402
+from hypo.signals import CLASSES, N_SIGNALS  # noqa: E402
+from hypo.sources.factory import make_source  # noqa: E402
+from hypo.splits import SPLITS  # noqa: E402
+
+GOAL_FULL_S = 300.0  # 5,064 cases in under 5 minutes
+GOAL_MEM_RATIO = 1.5  # peak memory at 5,064 cases at most 1.5x that at 500
+GOAL_SPEEDUP = 5.0  # at least 5x the pandas reference
+VALUE_CASES = 3  # cases whose every window value is compared
+MiB = 2**20
+
+
+class MemorySampler(threading.Thread):
+    """Sample the summed RSS of this process and all its descendants (Ray starts as our children).
+
+    Ray workers are the descendants that run tasks or actors: their title is ``ray::IDLE``, ``ray::Map(...)``,
+    ``ray::_StatsActor``... (or, while starting, they run ``default_worker.py``); the dashboard and runtime-env
+    agents, the raylet and the GCS count in the total only.
+    """
+
+    def __init__(self, interval_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.interval_s = interval_s
+        self.peak_total = self.peak_workers = 0
+        self.samples = 0
+        self._halt = threading.Event()
+        self._workers: dict[int, bool] = {}
+
+    def _is_worker(self, proc: psutil.Process) -> bool:
+        if self._workers.get(proc.pid):
+            return True
+        cmd = proc.cmdline()
+        title = cmd[0] if cmd else ""
+        agent = title.endswith("Agent")
+        worker = (title.startswith("ray::") and not agent) or any("default_worker.py" in c for c in cmd)
+        self._workers[proc.pid] = worker
+        return worker
+
+    def sample(self) -> tuple[int, int]:
+        """Return (total, workers) RSS in bytes now."""
+        me = psutil.Process()
+        total = workers = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                rss = proc.memory_info().rss
+                total += rss
+                if proc.pid != me.pid and self._is_worker(proc):
+                    workers += rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return total, workers
+
+    def run(self) -> None:
+        """Sample until stopped."""
+        while not self._halt.is_set():
+            total, workers = self.sample()
+            self.peak_total, self.peak_workers = max(self.peak_total, total), max(self.peak_workers, workers)
+            self.samples += 1
+            self._halt.wait(self.interval_s)
+
+    def stop(self) -> None:
+        """Stop sampling (takes one last sample)."""
+        self._halt.set()
+        self.join()
+        total, workers = self.sample()
+        self.peak_total, self.peak_workers = max(self.peak_total, total), max(self.peak_workers, workers)
+
+
+def start_ray(num_cpus: int) -> float:
+    """Start a local Ray quietly; return the seconds it took."""
+    import ray
+
+    t0 = time.perf_counter()
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR,
+             log_to_driver=False)  # "local": never join a cluster another program started here
+    import ray.data  # noqa: F401 - configures Ray Data's logger, which is then quietened
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return time.perf_counter() - t0
+
+
+def run_job(size: int, seed: int, cfg: WindowConfig, out: str, num_cpus: int, cases_per_task: int) -> dict:
+    """Run the Ray Data job on ``size`` demo cases and measure it."""
+    source = make_source("demo", cases=size, seed=seed)
+    sampler = MemorySampler()
+    idle_total, idle_workers = sampler.sample()
+    sampler.start()
+    t0 = time.perf_counter()
+    manifest = build_windows(source, cfg, out, cases_per_task=cases_per_task, progress=False, log=lambda line: None)
+    wall = time.perf_counter() - t0
+    sampler.stop()
+    windows = sum(c["windows"] for c in manifest["counts"].values())
+    hours = manifest["cases"]["case_hours"]
+    return {
+        "size": size,
+        "source": source,
+        "out": out,
+        "wall_s": wall,
+        "cases_ok": manifest["cases"]["ok"],
+        "case_hours": hours,
+        "windows": windows,
+        "case_h_per_s_core": hours / wall / num_cpus,
+        "windows_per_s": windows / wall,
+        "peak_total_mib": sampler.peak_total / MiB,
+        "peak_workers_mib": sampler.peak_workers / MiB,
+        "idle_total_mib": idle_total / MiB,
+        "idle_workers_mib": idle_workers / MiB,
+        "samples": sampler.samples,
+    }
+
+
+def compare(job: dict, ref: dict, refs: list[dict]) -> list[str]:
+    """Check that the job and the reference made the same windows from ``refs``; return the problems."""
+    out, problems = job["out"], []
+    names = [shard_name(r["caseid"]) for r in refs]
+    summaries = [json.load(open(os.path.join(out, "cases", n + ".json")))
+                 for n in names if os.path.exists(os.path.join(out, "cases", n + ".json"))]
+    counts = {sp: dict.fromkeys(("cases", "windows", *CLASSES), 0) for sp in SPLITS}
+    moments = Moments.empty(N_SIGNALS)
+    for s in summaries:
+        c = counts[s["split"]]
+        c["cases"] += 1
+        c["windows"] += s["n_windows"]
+        for k, name in enumerate(CLASSES):
+            c[name] += s["class_counts"][k]
+        if s["split"] == "train":
+            moments = moments.combine(Moments.from_dict(s["moments"]))
+    if counts != ref["counts"]:
+        problems.append(f"counts differ: job {counts} vs pandas {ref['counts']}")
+    by_case = {s["caseid"]: s for s in ref["summaries"]}
+    for s in summaries:
+        r = by_case.get(s["caseid"])
+        if r is None or any(r[k] != s[k] for k in ("split", "class_counts", "dropped", "artefacts")):
+            problems.append(f"case {s['caseid']}: summaries differ")
+    if not (np.allclose(moments.mean, ref["zscore"]["mean"], rtol=1e-6, atol=1e-6)
+            and np.allclose(moments.std, ref["zscore"]["std"], rtol=1e-5)):
+        problems.append("train z-score differs")
+    for s in summaries[:VALUE_CASES]:
+        name = shard_name(s["caseid"]) + ".parquet"
+        a = pq.read_table(os.path.join(out, "windows", s["split"], name))
+        b = pq.read_table(os.path.join(ref["out"], "windows", s["split"], name))
+        xa = a["x"].combine_chunks().flatten().to_numpy()
+        xb = np.concatenate(b["x"].to_pylist()).astype(np.float32) if len(b) else np.zeros(0, np.float32)
+        same = all(a[col].to_pylist() == b[col].to_pylist() for col in ("t_end", "label", "label_time", "last_time"))
+        if not (same and np.array_equal(xa, xb)):
+            problems.append(f"case {s['caseid']}: window values differ")
+    return problems
+
+
+def run_reference(job: dict, n: int, cfg: WindowConfig, out: str, cache: dict) -> dict:
+    """Run the pandas reference on the first ``n`` cases of the job's cohort (reusing an identical run)."""
+    refs = job["source"].case_refs()[:n]
+    key = json.dumps(refs, sort_keys=True)
+    if key not in cache:
+        t0 = time.perf_counter()
+        ref = build_reference(job["source"], cfg, out, refs)
+        ref["wall_s"], ref["out"] = time.perf_counter() - t0, out
+        cache[key] = ref
+    ref = cache[key]
+    ref_rate = ref["case_hours"] / ref["wall_s"]
+    problems = compare(job, ref, refs)
+    windows = sum(c["windows"] for c in ref["counts"].values())
+    return {
+        "cases": len(refs),
+        "cases_ok": ref["cases_ok"],
+        "case_hours": ref["case_hours"],
+        "windows": windows,
+        "wall_s": ref["wall_s"],
+        "case_h_per_s": ref_rate,
+        "speedup": job["case_hours"] / job["wall_s"] / ref_rate,
+        "problems": problems,
+    }
+
+
+def report(jobs: list[dict], refs: list[dict], startup_s: float, warmup_s: float, num_cpus: int,
+           cases_per_task: int) -> bool:
+    """Print the figures and the goals; return whether all goals were met."""
+    print(f"\nexcluded below: Ray start-up {startup_s:.1f} s, warm-up job ({2 * num_cpus} cases) {warmup_s:.1f} s;"
+          f" {num_cpus} CPUs; demo cohort; {cases_per_task} cases per task\n")
+    head = ["cases", "ok", "case-h", "windows", "wall s", "case-h/s/core", "windows/s", "peak MiB all",
+            "peak MiB workers"]
+    print(" | ".join(f"{h:>12}" for h in head))
+    for j in jobs:
+        row = [j["size"], j["cases_ok"], f"{j['case_hours']:.0f}", j["windows"], f"{j['wall_s']:.1f}",
+               f"{j['case_h_per_s_core']:.2f}", f"{j['windows_per_s']:.0f}", f"{j['peak_total_mib']:.0f}",
+               f"{j['peak_workers_mib']:.0f}"]
+        print(" | ".join(f"{v:>12}" for v in row))
+    print("(peak = highest sum of RSS over the processes in one sample every 0.2 s; shared pages count once per"
+          " process)\n")
+    for j, r in zip(jobs, refs):
+        check = "same windows" if not r["problems"] else "DIFFERENT: " + "; ".join(r["problems"][:3])
+        print(f"pandas reference on the first {r['cases']} of the {j['size']} cases ({r['case_hours']:.0f} case-h,"
+              f" {r['windows']} windows): {r['wall_s']:.1f} s = {r['case_h_per_s']:.2f} case-h/s on 1 process;"
+              f" Ray job over all {j['size']}: {j['case_hours'] / j['wall_s']:.2f} case-h/s ->"
+              f" {r['speedup']:.1f}x; check: {check}")
+    print()
+    goals = []
+    by_size = {j["size"]: j for j in jobs}
+    if 5064 in by_size:
+        goals.append((f"5,064 cases in under {GOAL_FULL_S / 60:.0f} min", f"{by_size[5064]['wall_s']:.1f} s",
+                      by_size[5064]["wall_s"] < GOAL_FULL_S))
+    if 500 in by_size and 5064 in by_size:
+        ratio = by_size[5064]["peak_total_mib"] / by_size[500]["peak_total_mib"]
+        wratio = by_size[5064]["peak_workers_mib"] / by_size[500]["peak_workers_mib"]
+        goals.append((f"peak memory 5,064 / 500 <= {GOAL_MEM_RATIO}", f"{ratio:.2f} all, {wratio:.2f} workers",
+                      ratio <= GOAL_MEM_RATIO and wratio <= GOAL_MEM_RATIO))
+    for j, r in zip(jobs, refs):
+        goals.append((f"{GOAL_SPEEDUP:.0f}x pandas ({j['size']} cases)", f"{r['speedup']:.1f}x",
+                      r["speedup"] >= GOAL_SPEEDUP))
+        goals.append((f"same windows as pandas ({j['size']} cases)", "yes" if not r["problems"] else "no",
+                      not r["problems"]))
+    for name, value, ok in goals:
+        print(f"{'PASS' if ok else 'MISS'}  {name:<40} {value}")
+    return all(ok for *_, ok in goals)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit status 1 when a goal is missed."""
+    p = argparse.ArgumentParser(description="Benchmark the preprocessing job against a pandas reference.")
+    p.add_argument("--sizes", type=int, nargs="+", default=[500, 5064], help="demo cohort sizes")
+    p.add_argument("--pandas-cases", type=int, default=100,
+                   help="run the pandas reference on the first N cases of each size")
+    p.add_argument("--out", help="keep the outputs in this folder (default: a temporary folder, removed after)")
+    p.add_argument("--num-cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray")
+    p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
+    p.add_argument("--cases-per-task", type=int, default=16,
+                   help="build_windows(cases_per_task=...); 1 = one task per case")
+    args = p.parse_args(argv)
+
+    import ray
+
+    cfg = WindowConfig()
+    root = args.out or tempfile.mkdtemp(prefix="hypo-bench-")
+    if os.path.exists(os.path.join(root, f"ray-{args.sizes[0]}")):
+        sys.exit(f"{root} holds an earlier bench run; give a new --out folder")
+    try:
+        startup = start_ray(args.num_cpus)
+        # A few cases first, so that the first measured size does not pay for starting the workers.
+        t0 = time.perf_counter()
+        build_windows(make_source("demo", cases=2 * args.num_cpus, seed=args.seed + 1), cfg,
+                      os.path.join(root, "warm-up"), progress=False, log=lambda line: None)
+        warmup = time.perf_counter() - t0
+        jobs = []
+        for size in args.sizes:  # all Ray runs first, so the pandas runs do not inflate the driver's memory
+            jobs.append(run_job(size, args.seed, cfg, os.path.join(root, f"ray-{size}"), args.num_cpus,
+                                args.cases_per_task))
+            j = jobs[-1]
+            print(f"job {size} cases: {j['wall_s']:.1f} s, {j['case_h_per_s_core']:.2f} case-h/s/core,"
+                  f" peak {j['peak_total_mib']:.0f} MiB", flush=True)
+        cache: dict = {}
+        refs = [run_reference(j, args.pandas_cases, cfg, os.path.join(root, f"pandas-{j['size']}"), cache)
+                for j in jobs]
+        ok = report(jobs, refs, startup, warmup, args.num_cpus, args.cases_per_task)
+    finally:
+        ray.shutdown()
+        if not args.out:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Reading a window dataset (``hypo-windows/1``) written by ``preprocessing/build_windows.py``.
+
+A dataset folder holds ``manifest.json`` and ``windows/{train,val,test}/*.parquet`` (one shard per case).
+:func:`load_split` reads one split into numpy arrays with pyarrow: the fixed-size list column ``x`` is flattened
+and reshaped to ``[n, window_s, 7]`` without a Python loop over rows. Windows stay in physical units; the
+models apply the manifest's train-split z-score themselves. Local paths and URIs (``s3://...``) both work.
+
+    from hypo.dataset import load_split, read_manifest
+    manifest = read_manifest("data/demo")
+    train = load_split("data/demo", "train")   # train.x: float32 [n, 60, 7]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from hypo import storage
+from hypo.errors import DatasetError
+from hypo.signals import N_SIGNALS, SIGNALS
+
+FORMAT = "hypo-windows/1"
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+BUILD_HINT = "build one with python preprocessing/build_windows.py --source demo --out DIR"
+COLUMNS = ("caseid", "subjectid", "t_end", "x", "label", "last_map", "last_sbp", "last_time")
+
+
+@dataclasses.dataclass
+class WindowArrays:
+    """One split of a window dataset as numpy arrays (row ``i`` of every field is window ``i``).
+
+    Attributes:
+        x: float32 [n, window_s, 7], physical units, signals in ``hypo.signals.SIGNALS`` order.
+        label: int64 [n]: 0 normal, 1 hypotension, 2 hypertension.
+        last_map: float32 [n]: MAP of the last cuff reading at or before the window end (NaN when none).
+        last_sbp: float32 [n]: SBP of that reading (NaN when none).
+        caseid: str [n].
+        subjectid: str [n].
+        t_end: int32 [n]: second of the window's last sample, from case start.
+        last_time: int32 [n]: second of the last reading (-1 when none).
+    """
+
+    x: np.ndarray
+    label: np.ndarray
+    last_map: np.ndarray
+    last_sbp: np.ndarray
+    caseid: np.ndarray
+    subjectid: np.ndarray
+    t_end: np.ndarray
+    last_time: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def read_manifest(data_dir: str) -> dict:
+    """Read and check ``DIR/manifest.json``.
+
+    Args:
+        data_dir: Dataset folder (local path or URI).
+
+    Returns:
+        The manifest dict.
+
+    Raises:
+        DatasetError: When the manifest is missing, of another format, or lists other signals.
+    """
+    path = storage.join(str(data_dir), "manifest.json")
+    if not storage.exists(path):
+        raise DatasetError(f"no window dataset at {data_dir}: manifest.json missing; {BUILD_HINT}")
+    try:
+        manifest = storage.read_json(path)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise DatasetError(f"{data_dir}: dataset format {got!r}, expected {FORMAT!r}; rebuild it")
+    signals = manifest.get("signals")
+    if list(signals or []) != list(SIGNALS):
+        raise DatasetError(
+            f"{data_dir}: the dataset has signals {signals} but hypo expects these {N_SIGNALS} in order: "
+            f"{list(SIGNALS)}; rebuild it"
+        )
+    z = manifest.get("zscore") or {}
+    if len(z.get("mean", ())) != N_SIGNALS or len(z.get("std", ())) != N_SIGNALS:
+        raise DatasetError(f"{data_dir}: the manifest's zscore must hold {N_SIGNALS} means and stds")
+    for key in ("window_s", "label", "counts", "fingerprint"):
+        if key not in manifest:
+            raise DatasetError(f"{data_dir}: the manifest has no {key!r}; rebuild it")
+    return manifest
+
+
+def load_split(data_dir: str, split: str, manifest: dict | None = None) -> WindowArrays:
+    """Read every window of one split.
+
+    Args:
+        data_dir: Dataset folder (local path or URI).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        manifest: The manifest if already read (read and checked otherwise).
+
+    Returns:
+        The split's windows, shards in name order, rows in file order.
+
+    Raises:
+        DatasetError: On a missing or malformed dataset, or when the shards disagree with the manifest's counts.
+    """
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+    manifest = manifest if manifest is not None else read_manifest(data_dir)
+    window_s = int(manifest["window_s"])
+    split_dir = storage.join(str(data_dir), "windows", split)
+    names = storage.list_files(split_dir, ".parquet")
+    fs, inner = storage.resolve(split_dir)
+    if names:
+        paths = [f"{inner.rstrip('/')}/{n}" for n in names]
+        try:
+            table = pads.dataset(paths, format="parquet", filesystem=fs).to_table(columns=list(COLUMNS))
+        except (pa.ArrowInvalid, KeyError) as exc:
+            raise DatasetError(f"{split_dir}: unreadable window shards ({exc})".splitlines()[0]) from None
+    else:
+        table = None
+    arrays = _to_arrays(table, window_s, split_dir)
+    want = (manifest.get("counts", {}).get(split) or {}).get("windows")
+    if want is not None and int(want) != len(arrays):
+        raise DatasetError(
+            f"{split_dir}: {len(arrays)} windows on disk but the manifest lists {want}; "
+            "the dataset is incomplete, re-run build_windows.py on it"
+        )
+    return arrays
+
+
+def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArrays:
+    width = window_s * N_SIGNALS
+    if table is None or table.num_rows == 0:
+        return WindowArrays(
+            x=np.zeros((0, window_s, N_SIGNALS), np.float32),
+            label=np.zeros(0, np.int64),
+            last_map=np.zeros(0, np.float32),
+            last_sbp=np.zeros(0, np.float32),
+            caseid=np.zeros(0, str),
+            subjectid=np.zeros(0, str),
+            t_end=np.zeros(0, np.int32),
+            last_time=np.zeros(0, np.int32),
+        )
+    xcol = table.column("x")
+    if not pa.types.is_fixed_size_list(xcol.type) or xcol.type.list_size != width:
+        raise DatasetError(
+            f"{where}: column x is {xcol.type}, expected fixed_size_list<float>[{width}] "
+            f"({window_s} steps x {N_SIGNALS} signals)"
+        )
+    if xcol.null_count:
+        raise DatasetError(f"{where}: {xcol.null_count} windows have a null x")
+    # flatten() honours chunk offsets; one copy at most (concatenating chunks).
+    flat = pa.concat_arrays([c.flatten() for c in xcol.chunks]).cast(pa.float32())
+    x = flat.to_numpy(zero_copy_only=False).reshape(table.num_rows, window_s, N_SIGNALS)
+
+    def num(name: str, dtype) -> np.ndarray:
+        return table.column(name).to_numpy().astype(dtype, copy=False)
+
+    return WindowArrays(
+        x=x,
+        label=num("label", np.int64),
+        last_map=num("last_map", np.float32),
+        last_sbp=num("last_sbp", np.float32),
+        caseid=table.column("caseid").to_numpy().astype(str),
+        subjectid=table.column("subjectid").to_numpy().astype(str),
+        t_end=num("t_end", np.int32),
+        last_time=num("last_time", np.int32),
+    )

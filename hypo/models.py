@@ -1,0 +1,262 @@
+"""The study's four models, built from a frozen :class:`ModelConfig`.
+
+Every model takes windows ``[batch, 60, 7]`` in physical units, applies the dataset's train-split z-score as a
+fixed first layer (:class:`ZScore`: buffers saved in the ``state_dict``, never trained) and returns 3 logits
+(normal, hypotension, hypertension); the softmax lives in the loss and in :func:`predict_proba`.
+
+Choices the paper leaves open, fixed here (Keras defaults, since the study used Keras):
+- convolutions use "valid" padding (no padding), so the shapes are exact: cnn_cnn 60 -> 58 -> 14 -> 12 -> 3;
+  cnn_lstm 60 -> 20 (stride 3) -> 5; max pooling drops the remainder (floor).
+- ReLU after every convolution and hidden dense layer; "global pooling" in cnn is global max pooling.
+- Keras initialisers: Glorot-uniform kernels, zero biases, orthogonal recurrent kernels, forget-gate bias 1.
+  PyTorch's LSTM has two bias vectors (Keras one), so an LSTM layer has ``4 * k`` more parameters than Keras'.
+- k scales the widths: lstm and cnn_lstm LSTM(k), cnn Conv(k), cnn_cnn Conv(k) -> Conv(round(1.5 k)) ->
+  Dense(round(50 k / 42)), so k = 42 is the paper's CNN*CNN (42, 63, 50). cnn_lstm's convolution keeps 21 maps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from hypo.config import register_config
+from hypo.errors import ConfigError
+from hypo.signals import N_SIGNALS
+
+MODELS: tuple[str, ...] = ("lstm", "cnn", "cnn_cnn", "cnn_lstm")
+N_CLASSES = 3
+PAPER_K = 42  # cnn_cnn at k = 42 is the paper's 42 / 63 / 50
+CNN_DENSE = 7  # cnn: Conv -> global pooling -> Dense(7)
+CNN_LSTM_MAPS, CNN_LSTM_STRIDE = 21, 3
+POOL = 4
+
+
+@register_config
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model and how wide.
+
+    Attributes:
+        name: One of ``MODELS``.
+        k: Width (LSTM cell size, or convolution maps; see the module docstring).
+        window_s: Time steps per window (the dataset's ``window_s``).
+    """
+
+    name: str = "cnn_cnn"
+    k: int = PAPER_K
+    window_s: int = 60
+
+    def __post_init__(self) -> None:
+        if self.name not in MODELS:
+            raise ConfigError(f"model must be one of {MODELS}, got {self.name!r}")
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.name == "cnn_cnn" and _conv_pool_len(_conv_pool_len(self.window_s)) < 1:
+            raise ConfigError(f"cnn_cnn needs windows of at least 26 steps, got {self.window_s}")
+        if self.name == "cnn_lstm" and ((self.window_s - 3) // CNN_LSTM_STRIDE + 1) // POOL < 1:
+            raise ConfigError(f"cnn_lstm needs windows of at least 12 steps, got {self.window_s}")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """cnn_cnn's (conv1, conv2, dense) widths at this k."""
+        return self.k, max(1, round(1.5 * self.k)), max(1, round(50 * self.k / PAPER_K))
+
+
+def _conv_pool_len(steps: int) -> int:
+    """Steps after a valid kernel-3 convolution and a max pool of 4."""
+    return (steps - 2) // POOL
+
+
+class ZScore(nn.Module):
+    """Fixed z-score: ``(x - mean) / std`` per signal, with the train split's statistics as buffers.
+
+    A signal with zero spread (constant in train) is only centred.
+    """
+
+    def __init__(self, mean, std) -> None:
+        super().__init__()
+        mean = torch.as_tensor(np.asarray(mean, np.float32))
+        std = torch.as_tensor(np.asarray(std, np.float32))
+        if mean.shape != (N_SIGNALS,) or std.shape != (N_SIGNALS,):
+            raise ConfigError(f"z-score needs {N_SIGNALS} means and stds, got {tuple(mean.shape)}, {tuple(std.shape)}")
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", torch.where(std > 0, std, torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised ``x`` (same shape)."""
+        return (x - self.mean) / self.std
+
+
+class LSTMNet(nn.Module):
+    """LSTM(k) over the time steps; its last hidden state -> Linear(3)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(N_SIGNALS, k, batch_first=True)
+        self.head = nn.Linear(k, N_CLASSES)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
+        _, (h, _) = self.lstm(z)
+        return self.head(h[-1])
+
+
+class CNNNet(nn.Module):
+    """Conv1d(3, k) -> ReLU -> global max pooling -> Dense(7) -> ReLU -> Linear(3)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(N_SIGNALS, k, 3)
+        self.dense = nn.Linear(k, CNN_DENSE)
+        self.head = nn.Linear(CNN_DENSE, N_CLASSES)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
+        h = torch.relu(self.conv(z.transpose(1, 2))).amax(dim=2)
+        return self.head(torch.relu(self.dense(h)))
+
+
+class CNNCNNNet(nn.Module):
+    """Conv1d(3, c1) -> MaxPool(4) -> Conv1d(3, c2) -> MaxPool(4) -> Flatten -> Dense(d) -> Linear(3)."""
+
+    def __init__(self, k: int, window_s: int = 60) -> None:
+        super().__init__()
+        c1, c2, d = ModelConfig("cnn_cnn", k, window_s).widths
+        self.conv1 = nn.Conv1d(N_SIGNALS, c1, 3)
+        self.conv2 = nn.Conv1d(c1, c2, 3)
+        self.pool = nn.MaxPool1d(POOL)
+        self.steps = _conv_pool_len(_conv_pool_len(window_s))
+        self.dense = nn.Linear(c2 * self.steps, d)
+        self.head = nn.Linear(d, N_CLASSES)
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """The second pooling's output [batch, c2, steps] (3 steps for 60-s windows)."""
+        h = self.pool(torch.relu(self.conv1(z.transpose(1, 2))))
+        return self.pool(torch.relu(self.conv2(h)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
+        h = self.features(z).flatten(1)
+        return self.head(torch.relu(self.dense(h)))
+
+
+class CNNLSTMNet(nn.Module):
+    """Conv1d(3, 21, stride 3): 20 steps -> MaxPool(4): 5 steps -> LSTM(k), last hidden -> Linear(3)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(N_SIGNALS, CNN_LSTM_MAPS, 3, stride=CNN_LSTM_STRIDE)
+        self.pool = nn.MaxPool1d(POOL)
+        self.lstm = nn.LSTM(CNN_LSTM_MAPS, k, batch_first=True)
+        self.head = nn.Linear(k, N_CLASSES)
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """The LSTM's input sequence [batch, 5, 21] (for 60-s windows)."""
+        h = self.pool(torch.relu(self.conv(z.transpose(1, 2))))
+        return h.transpose(1, 2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
+        _, (h, _) = self.lstm(self.features(z))
+        return self.head(h[-1])
+
+
+class HypoNet(nn.Module):
+    """A model body behind the fixed z-score layer: physical-unit windows in, 3 logits out."""
+
+    def __init__(self, cfg: ModelConfig, mean, std) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.zscore = ZScore(mean, std)
+        if cfg.name == "lstm":
+            self.body = LSTMNet(cfg.k)
+        elif cfg.name == "cnn":
+            self.body = CNNNet(cfg.k)
+        elif cfg.name == "cnn_cnn":
+            self.body = CNNCNNNet(cfg.k, cfg.window_s)
+        else:
+            self.body = CNNLSTMNet(cfg.k)
+        keras_init_(self.body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 3] of windows ``x`` [batch, window_s, 7] in physical units."""
+        return self.body(self.zscore(x))
+
+
+def build_model(cfg: ModelConfig, mean, std) -> HypoNet:
+    """The model ``cfg`` describes, with the train split's z-score ``mean`` and ``std`` (7 values each).
+
+    Args:
+        cfg: Model type and width.
+        mean: Per-signal means (the manifest's ``zscore.mean``).
+        std: Per-signal standard deviations.
+
+    Returns:
+        The model (float32, on the CPU, freshly initialised from the global torch seed).
+    """
+    return HypoNet(cfg, mean, std)
+
+
+@torch.no_grad()
+def keras_init_(module: nn.Module) -> None:
+    """Initialise like Keras: Glorot-uniform kernels, orthogonal recurrent kernels, zero biases, forget bias 1."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if name.startswith("weight_ih"):
+                    nn.init.xavier_uniform_(p)
+                elif name.startswith("weight_hh"):
+                    nn.init.orthogonal_(p)
+                else:
+                    nn.init.zeros_(p)
+                    if name.startswith("bias_ih"):
+                        p[m.hidden_size : 2 * m.hidden_size] = 1.0  # gates i, f, g, o: forget bias 1
+
+
+def as_tensor(x) -> torch.Tensor:
+    """A tensor sharing memory with ``x``; read-only numpy arrays (Arrow, Ray's object store) are never written."""
+    if isinstance(x, torch.Tensor):
+        return x
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(x)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (the fixed z-score buffers are not parameters)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x, batch_size: int = 16384, device: str | torch.device | None = None,
+                  amp: bool = False) -> np.ndarray:
+    """Class probabilities [n, 3] (float32 numpy) of windows ``x`` [n, window_s, 7] (numpy or tensor).
+
+    Args:
+        model: A model from :func:`build_model`.
+        x: Windows in physical units.
+        batch_size: Windows per forward pass.
+        device: Where to run (default: where the model is).
+        amp: bf16 autocast (CUDA).
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    xt = as_tensor(x)
+    out = []
+    for i in range(0, len(xt), batch_size):
+        xb = xt[i : i + batch_size].to(device, torch.float32, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(xb)
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, N_CLASSES), np.float32)
+    return torch.cat(out).numpy()

@@ -1,0 +1,410 @@
+"""Train one configuration: a model, a loss, Adam, and the validation split scored every epoch.
+
+    python -m hypo.train --data data/demo --model cnn_cnn --k 42 --loss focal --gamma 2 --epochs 35
+
+The training split lives in memory as tensors (on the GPU when there is one, with bf16 autocast there) and
+batches are drawn by a seeded permutation of indices on the same device: no DataLoader, so the input pipeline
+is never the bottleneck for these small models. Epoch ``e``'s permutation depends only on (seed, e), so a run
+resumed from a checkpoint continues exactly as the uninterrupted run would. After every epoch the validation
+metrics (:mod:`hypo.metrics`, stratified by the last reading's class) and a checkpoint go to ``on_epoch``;
+the last-reading baseline's validation metrics are computed once and reported beside the model.
+Writes ``OUT/checkpoint.pt`` (last epoch), ``OUT/best.pt`` (best validation epoch) and ``OUT/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from hypo import storage
+from hypo.baseline import baseline_metrics, label_config, last_reading_class
+from hypo.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
+from hypo.config import fingerprint, register_config, to_dict
+from hypo.errors import ConfigError, DatasetError
+from hypo.leaderboard import RANK_METRICS
+from hypo.losses import LOSSES, make_loss
+from hypo.metrics import evaluate_scores, prefixed
+from hypo.models import MODELS, ModelConfig, as_tensor, build_model, predict_proba
+
+__all__ = ["ModelConfig", "TrainConfig", "fit_arrays", "load_data", "load_model", "main", "train"]
+
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "bf16", "off")
+EVAL_BATCH = 16384
+
+
+@register_config
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run (the unit of the search); saved in every checkpoint and ``metrics.json``.
+
+    Attributes:
+        model: Model type and width.
+        loss: ``"ce"`` or ``"focal"``.
+        gamma: Focal gamma (0 for ``"ce"``).
+        alpha: Optional per-class loss weights (normal, hypotension, hypertension).
+        lr: Adam learning rate (Keras default 1e-3).
+        betas: Adam betas (Keras defaults).
+        eps: Adam epsilon (Keras default 1e-7; PyTorch's is 1e-8).
+        batch_size: Windows per step (the paper: 4096).
+        epochs: Epochs (the paper: 35).
+        seed: Seeds the initialisation and every epoch's batch order.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        amp: ``"auto"`` (bf16 autocast on CUDA only), ``"bf16"`` or ``"off"``.
+    """
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: str = "ce"
+    gamma: float = 0.0
+    alpha: tuple[float, float, float] | None = None
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-7
+    batch_size: int = 4096
+    epochs: int = 35
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError(f"TrainConfig.model must be a ModelConfig, got {type(self.model).__name__}")
+        make_loss(self.loss, self.gamma, self.alpha)  # validates loss, gamma and alpha
+        checks = [
+            (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be 2 values in [0, 1), "
+                                                                            f"got {self.betas}"),
+            (self.eps > 0, f"eps must be > 0, got {self.eps}"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch size must be >= 1, got "
+                                                                         f"{self.batch_size}"),
+            (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.device.split(":")[0] in DEVICES, f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+            (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {self.amp!r}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a config's ``device`` (``"auto"``: CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available here")
+    return torch.device(name)
+
+
+def use_amp(mode: str, device: torch.device) -> bool:
+    """Whether bf16 autocast is on (``"auto"``: on CUDA only)."""
+    return mode == "bf16" or (mode == "auto" and device.type == "cuda")
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """The generator of epoch ``epoch``'s batch order: a function of (seed, epoch) only, so resumes replay it."""
+    return torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + int(epoch))
+
+
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: torch.nn.Module, x: torch.Tensor,
+                y: torch.Tensor, batch_size: int, generator: torch.Generator, amp: bool = False) -> float:
+    """One pass over ``x`` in batches of a seeded on-device permutation; returns the mean training loss."""
+    model.train()
+    n = len(x)
+    perm = torch.randperm(n, generator=generator, device=x.device)
+    total = torch.zeros((), device=x.device)
+    for i in range(0, n, batch_size):
+        idx = perm[i : i + batch_size]
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(xb)
+        loss = loss_fn(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(idx)
+    return float(total) / n  # one device sync per epoch
+
+
+def load_data(data_dir: str) -> dict[str, Any]:
+    """The train and validation splits of a window dataset, with its manifest and fingerprint."""
+    from hypo.dataset import load_split, read_manifest
+
+    manifest = read_manifest(data_dir)
+    return {
+        "train": load_split(data_dir, "train", manifest),
+        "val": load_split(data_dir, "val", manifest),
+        "manifest": manifest,
+        "fingerprint": manifest["fingerprint"],
+        "data": str(data_dir),
+    }
+
+
+def rank_key(metrics: dict[str, Any]) -> tuple[float, ...]:
+    """Sort key of an epoch's metrics: RANK_METRICS in order, NaN lowest (as the leaderboard ranks)."""
+    return tuple(v if isinstance(v, (int, float)) and math.isfinite(v) else -math.inf
+                 for v in (metrics.get(k) for k in RANK_METRICS))
+
+
+def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = None,
+               on_epoch: Callable[[int, dict[str, Any], str], None] | None = None, resume_from: str | None = None,
+               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train on splits already in memory (what the search's trials call).
+
+    Args:
+        cfg: The run.
+        data: ``{"train", "val"}`` WindowArrays, ``"manifest"``, optionally ``"fingerprint"`` and ``"baseline"``
+            (the baseline's ``val_*`` metrics, computed here when absent).
+        out_dir: Where ``checkpoint.pt``, ``best.pt`` and ``metrics.json`` go (nothing written when None).
+        on_epoch: Called after every epoch as ``on_epoch(epoch, metrics, checkpoint_dir)``; ``checkpoint_dir`` holds
+            that epoch's ``checkpoint.pt`` and is deleted when the call returns.
+        resume_from: A ``checkpoint.pt`` of the same configuration and dataset: training continues at its
+            epoch + 1 with its optimizer state and history.
+        log: Where the per-epoch lines go (silent when None).
+
+    Returns:
+        ``{"config", "dataset_fingerprint", "history", "best_epoch", "best", "baseline", ...}`` (also ``metrics.json``).
+    """
+    manifest = data["manifest"]
+    fp = str(data.get("fingerprint") or manifest["fingerprint"])
+    train_a, val_a = data["train"], data["val"]
+    if int(manifest["window_s"]) != cfg.model.window_s:
+        raise DatasetError(f"the dataset has {manifest['window_s']}-s windows, the model takes {cfg.model.window_s}")
+    if len(train_a) == 0 or len(val_a) == 0:
+        raise DatasetError("the train or validation split is empty; build the dataset from more cases")
+    device = resolve_device(cfg.device)
+    amp = use_amp(cfg.amp, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    torch.manual_seed(cfg.seed)
+    zscore = {"mean": list(manifest["zscore"]["mean"]), "std": list(manifest["zscore"]["std"])}
+    model = build_model(cfg.model, zscore["mean"], zscore["std"]).to(device)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
+    loss_fn = make_loss(cfg.loss, cfg.gamma, cfg.alpha).to(device)
+    val_loss_fn = make_loss(cfg.loss, cfg.gamma, cfg.alpha)
+    config = to_dict(cfg)
+
+    history: list[dict[str, Any]] = []
+    start = 1
+    if resume_from:
+        ckpt = load_checkpoint(resume_from)
+        _check_resume(ckpt, cfg, fp, resume_from)
+        model.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        for group in optimizer.param_groups:
+            group["fused"] = fused
+        history = list(ckpt.get("history", []))
+        start = int(ckpt["epoch"]) + 1
+
+    # The model's first validation warns about classes absent from val; the baseline's would say the same.
+    baseline = data.get("baseline") or prefixed(baseline_metrics(val_a, manifest, where="val", warn=False), "val_")
+    x = as_tensor(train_a.x).to(device, torch.float32)
+    y = torch.as_tensor(np.asarray(train_a.label, np.int64)).to(device)
+    last_val = last_reading_class(val_a.last_map, val_a.last_sbp, label_config(manifest))
+    y_val = torch.as_tensor(np.asarray(val_a.label, np.int64))
+    best = max(history, key=rank_key, default=None)
+
+    for epoch in range(start, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        loss = train_epoch(model, optimizer, loss_fn, x, y, cfg.batch_size, epoch_generator(cfg.seed, epoch, device),
+                           amp)
+        train_s = time.perf_counter() - t0
+        probs = predict_proba(model, val_a.x, EVAL_BATCH, device, amp)
+        with torch.no_grad():  # log-probabilities are valid logits: the loss of the probabilities we scored
+            val_loss = float(val_loss_fn(torch.log(torch.from_numpy(probs).clamp_min(1e-30)), y_val))
+        scores = evaluate_scores(val_a.label, probs, last_val, where="val", warn=epoch == start)
+        metrics = {
+            "epoch": epoch,
+            "loss": loss,
+            "val_loss": val_loss,
+            **prefixed(scores, "val_"),
+            "baseline_val_mean_auroc": baseline.get("val_mean_auroc", math.nan),
+            "baseline_val_sum_auprc": baseline.get("val_sum_auprc", math.nan),
+            "windows_per_s": len(x) / train_s,
+            "train_s": train_s,
+            "epoch_s": time.perf_counter() - t0,
+        }
+        history.append(metrics)
+        is_best = best is None or rank_key(metrics) > rank_key(best)
+        if is_best:
+            best = metrics
+        if log:
+            log(f"epoch {epoch:>3}/{cfg.epochs}  loss {loss:.4f}  val mean AUROC {metrics['val_mean_auroc']:.4f}  "
+                f"val sum AUPRC {metrics['val_sum_auprc']:.4f}  {metrics['windows_per_s']:,.0f} windows/s"
+                + ("  *" if is_best else ""))
+        ckpt = make_checkpoint(model, optimizer, epoch, config, fp, zscore, history)
+        if out_dir:
+            path = save_checkpoint(ckpt, storage.join(out_dir, "checkpoint.pt"))
+            if is_best:
+                shutil.copyfile(path, storage.join(out_dir, "best.pt"))
+        if on_epoch:
+            with tempfile.TemporaryDirectory(prefix="hypo-ckpt-") as tmp:
+                save_checkpoint(ckpt, storage.join(tmp, "checkpoint.pt"))
+                on_epoch(epoch, metrics, tmp)
+
+    result = {
+        "config": config,
+        "config_fingerprint": fingerprint(cfg),
+        "dataset_fingerprint": fp,
+        "data": data.get("data"),
+        "device": str(device),
+        "amp": amp,
+        "n_train": len(train_a),
+        "n_val": len(val_a),
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"] if best else None,
+        "best": best,
+        "baseline": baseline,
+        "history": history,
+    }
+    if out_dir:
+        storage.write_json(storage.join(out_dir, "metrics.json"), json_safe(result))
+    return result
+
+
+def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, fp: str, path: str) -> None:
+    """Refuse to resume a checkpoint of another model, loss or dataset (epochs may grow)."""
+    if ckpt["dataset_fingerprint"] != fp:
+        raise DatasetError(f"{path} was trained on dataset {ckpt['dataset_fingerprint']}, this one is {fp}")
+    have = {k: v for k, v in ckpt["config"].items() if k not in ("epochs", "device", "amp")}
+    want = {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "device", "amp")}
+    if have != want:
+        diff = sorted(k for k in want if have.get(k) != want[k])
+        raise ConfigError(f"{path} holds another configuration ({', '.join(diff)} differ); cannot resume from it")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def train(train_cfg: TrainConfig, data_dir: str, out_dir: str | None = None,
+          on_epoch: Callable[[int, dict[str, Any], str], None] | None = None, resume_from: str | None = None,
+          log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train one configuration on a window dataset folder.
+
+    Args:
+        train_cfg: The run.
+        data_dir: Window dataset folder (local path or URI).
+        out_dir: Output folder (``checkpoint.pt``, ``best.pt``, ``metrics.json``), or None.
+        on_epoch: ``on_epoch(epoch, metrics, checkpoint_dir)`` after every epoch.
+        resume_from: Checkpoint to continue from.
+        log: Where per-epoch lines go.
+
+    Returns:
+        The result dict of :func:`fit_arrays`.
+    """
+    return fit_arrays(train_cfg, load_data(data_dir), out_dir=out_dir, on_epoch=on_epoch, resume_from=resume_from,
+                      log=log)
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+
+
+def comparison_lines(best: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """The model's best validation epoch beside the last-reading baseline, one metric a line."""
+    rows = [("mean AUROC", "mean_auroc"), ("sum AUPRC (hypo + hyper)", "sum_auprc")]
+    for c in ("normal", "hypotension", "hypertension"):
+        rows += [(f"AUROC {c}", f"auroc_{c}"), (f"AUPRC {c}", f"auprc_{c}"), (f"prevalence {c}", f"prevalence_{c}")]
+    for s in ("normal", "hypotension", "hypertension", "none"):
+        rows += [(f"last reading {s}: n", f"bylast_{s}_n"), (f"last reading {s}: mean AUROC", f"bylast_{s}_mean_auroc")]
+    lines = [f"{'validation':<36} {'model':>10} {'baseline':>10}"]
+    for name, key in rows:
+        m, b = best.get(f"val_{key}", math.nan), baseline.get(f"val_{key}", math.nan)
+        fmt = "{:>10.0f}" if key.endswith("_n") else "{:>10.4f}"
+        lines.append(f"{name:<36} " + fmt.format(m) + " " + fmt.format(b))
+    return lines
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments of ``python -m hypo.train``."""
+    p = _Parser(prog="hypo.train", description="Train one model configuration on a window dataset.")
+    p.add_argument("--data", required=True, help="window dataset folder (local path or s3://...)")
+    p.add_argument("--model", choices=MODELS, default="cnn_cnn", help="model type")
+    p.add_argument("--k", type=int, default=42, help="width k (42: the paper's CNN*CNN)")
+    p.add_argument("--loss", choices=LOSSES, default="focal", help="loss function")
+    p.add_argument("--gamma", type=float, default=None, help="focal gamma (default 2 for focal, 0 for ce)")
+    p.add_argument("--alpha", type=float, nargs=3, default=None, metavar=("NORMAL", "HYPO", "HYPER"),
+                   help="per-class loss weights")
+    p.add_argument("--epochs", type=int, default=35, help="epochs (the paper: 35)")
+    p.add_argument("--batch-size", type=int, default=4096, help="windows per step (the paper: 4096)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast (auto: on CUDA)")
+    p.add_argument("--out", default=None, help="output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the arguments describe (validated)."""
+    gamma = args.gamma if args.gamma is not None else (2.0 if args.loss == "focal" else 0.0)
+    return TrainConfig(
+        model=ModelConfig(name=args.model, k=args.k),
+        loss=args.loss,
+        gamma=gamma,
+        alpha=tuple(args.alpha) if args.alpha else None,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``python -m hypo.train``; user errors end in one line on stderr with status 2."""
+    from hypo.runtime import one_line_errors
+
+    args = parse_args(argv)
+    with one_line_errors("hypo.train"):
+        cfg = config_from_args(args)
+        data = load_data(args.data)
+        name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{fingerprint(cfg)[:8]}"
+        out = args.out or storage.join("runs", "train", name)
+        resume = storage.join(out, "checkpoint.pt") if args.resume else None
+        if resume and not storage.exists(resume):
+            raise ConfigError(f"--resume: no checkpoint at {resume}")
+        man = data["manifest"]
+        print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
+              f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
+        print(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "
+              f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}")
+        result = fit_arrays(cfg, data, out_dir=out, resume_from=resume, log=lambda s: print(s, flush=True))
+        if result["best"] is not None:
+            print(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")
+            for line in comparison_lines(result["best"], result["baseline"]):
+                print("  " + line)
+        print(f"wrote {storage.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
+        return result
+
+
+if __name__ == "__main__":
+    main()
