@@ -12,6 +12,7 @@ Choices the paper leaves open, fixed here (Keras defaults, since the study used 
   PyTorch's LSTM has two bias vectors (Keras one), so an LSTM layer has ``4 * k`` more parameters than Keras'.
 - k scales the widths: lstm and cnn_lstm LSTM(k), cnn Conv(k), cnn_cnn Conv(k) -> Conv(round(1.5 k)) ->
   Dense(round(50 k / 42)), so k = 42 is the paper's CNN*CNN (42, 63, 50). cnn_lstm's convolution keeps 21 maps.
+- Under autocast (bf16 on CUDA) the LSTM layers still run in float32 (:func:`last_hidden`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,17 @@ class ZScore(nn.Module):
         return (x - self.mean) / self.std
 
 
+def last_hidden(lstm: nn.LSTM, seq: torch.Tensor) -> torch.Tensor:
+    """The LSTM's last hidden state [batch, k], computed in float32 even under autocast.
+
+    Autocast runs cuDNN RNNs in float16 whatever its dtype, and bf16 training has no gradient scaler to keep
+    float16 gradients from underflowing; the LSTMs are small, so float32 (TF32 on recent GPUs) costs little.
+    """
+    with torch.autocast(seq.device.type, enabled=False):
+        _, (h, _) = lstm(seq.float())
+    return h[-1]
+
+
 class LSTMNet(nn.Module):
     """LSTM(k) over the time steps; its last hidden state -> Linear(3)."""
 
@@ -101,8 +113,7 @@ class LSTMNet(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
-        _, (h, _) = self.lstm(z)
-        return self.head(h[-1])
+        return self.head(last_hidden(self.lstm, z))
 
 
 class CNNNet(nn.Module):
@@ -161,8 +172,7 @@ class CNNLSTMNet(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
-        _, (h, _) = self.lstm(self.features(z))
-        return self.head(h[-1])
+        return self.head(last_hidden(self.lstm, self.features(z)))
 
 
 class HypoNet(nn.Module):

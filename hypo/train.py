@@ -4,7 +4,8 @@
 
 The training split lives in memory as tensors (on the GPU when there is one, with bf16 autocast there) and
 batches are drawn by a seeded permutation of indices on the same device: no DataLoader, so the input pipeline
-is never the bottleneck for these small models. Epoch ``e``'s permutation depends only on (seed, e), so a run
+is never the bottleneck for these small models (on the CPU, glibc is told to keep freed activation buffers:
+:func:`keep_freed_memory`, 2-3x faster). Epoch ``e``'s permutation depends only on (seed, e), so a run
 resumed from a checkpoint continues exactly as the uninterrupted run would. After every epoch the validation
 metrics (:mod:`hypo.metrics`, stratified by the last reading's class) and a checkpoint go to ``on_epoch``;
 the last-reading baseline's validation metrics are computed once and reported beside the model.
@@ -14,8 +15,10 @@ Writes ``OUT/checkpoint.pt`` (last epoch), ``OUT/best.pt`` (best validation epoc
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -110,6 +113,28 @@ def use_amp(mode: str, device: torch.device) -> bool:
     return mode == "bf16" or (mode == "auto" and device.type == "cuda")
 
 
+def keep_freed_memory(limit: int = 1 << 30) -> bool:
+    """On glibc, keep up to ``limit`` bytes of freed memory for reuse instead of returning it to the OS.
+
+    CPU training allocates and frees the same tens-of-MB activation buffers every step; glibc's defaults unmap
+    them on free and page-fault them back in on the next step, which makes the conv models 2-3x slower
+    (``bench/train.py --glibc-default``). Raising the mmap and trim thresholds keeps them in the heap; the cost
+    is up to ``limit`` bytes of resident memory the process no longer gives back. Process-wide, idempotent.
+
+    Returns:
+        Whether the thresholds were set (False off glibc).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from malloc.h
+        return bool(libc.mallopt(m_mmap_threshold, ctypes.c_int(limit))) and bool(
+            libc.mallopt(m_trim_threshold, ctypes.c_int(limit)))
+    except (OSError, AttributeError):
+        return False
+
+
 def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
     """The generator of epoch ``epoch``'s batch order: a function of (seed, epoch) only, so resumes replay it."""
     return torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + int(epoch))
@@ -164,7 +189,7 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
         cfg: The run.
         data: ``{"train", "val"}`` WindowArrays, ``"manifest"``, optionally ``"fingerprint"`` and ``"baseline"``
             (the baseline's ``val_*`` metrics, computed here when absent).
-        out_dir: Where ``checkpoint.pt``, ``best.pt`` and ``metrics.json`` go (nothing written when None).
+        out_dir: Local folder for ``checkpoint.pt``, ``best.pt`` and ``metrics.json`` (nothing written when None).
         on_epoch: Called after every epoch as ``on_epoch(epoch, metrics, checkpoint_dir)``; ``checkpoint_dir`` holds
             that epoch's ``checkpoint.pt`` and is deleted when the call returns.
         resume_from: A ``checkpoint.pt`` of the same configuration and dataset: training continues at its
@@ -183,6 +208,8 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
         raise DatasetError("the train or validation split is empty; build the dataset from more cases")
     device = resolve_device(cfg.device)
     amp = use_amp(cfg.amp, device)
+    if device.type == "cpu":
+        keep_freed_memory()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -204,17 +231,20 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
         _check_resume(ckpt, cfg, fp, resume_from)
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
-        for group in optimizer.param_groups:
+        for group in optimizer.param_groups:  # a checkpoint may come from another kind of device
             group["fused"] = fused
+        for p, st in optimizer.state.items():  # fused Adam keeps its step counts beside the parameters
+            if "step" in st:
+                st["step"] = st["step"].to(p.device if fused else "cpu", torch.float32)
         history = list(ckpt.get("history", []))
         start = int(ckpt["epoch"]) + 1
 
     # The model's first validation warns about classes absent from val; the baseline's would say the same.
     baseline = data.get("baseline") or prefixed(baseline_metrics(val_a, manifest, where="val", warn=False), "val_")
     x = as_tensor(train_a.x).to(device, torch.float32)
-    y = torch.as_tensor(np.asarray(train_a.label, np.int64)).to(device)
+    y = as_tensor(np.asarray(train_a.label, np.int64)).to(device)
     last_val = last_reading_class(val_a.last_map, val_a.last_sbp, label_config(manifest))
-    y_val = torch.as_tensor(np.asarray(val_a.label, np.int64))
+    y_val = as_tensor(np.asarray(val_a.label, np.int64))
     best = max(history, key=rank_key, default=None)
 
     for epoch in range(start, cfg.epochs + 1):
@@ -246,33 +276,41 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
                 f"val sum AUPRC {metrics['val_sum_auprc']:.4f}  {metrics['windows_per_s']:,.0f} windows/s"
                 + ("  *" if is_best else ""))
         ckpt = make_checkpoint(model, optimizer, epoch, config, fp, zscore, history)
-        if out_dir:
-            path = save_checkpoint(ckpt, storage.join(out_dir, "checkpoint.pt"))
+        if out_dir:  # metrics.json follows every epoch, so a killed run still leaves its record
+            path = save_checkpoint(ckpt, os.path.join(out_dir, "checkpoint.pt"))
             if is_best:
-                shutil.copyfile(path, storage.join(out_dir, "best.pt"))
+                shutil.copyfile(path, os.path.join(out_dir, "best.pt"))
+            storage.write_json(os.path.join(out_dir, "metrics.json"),
+                               json_safe(summary(cfg, data, device, amp, history, best, baseline)))
         if on_epoch:
             with tempfile.TemporaryDirectory(prefix="hypo-ckpt-") as tmp:
-                save_checkpoint(ckpt, storage.join(tmp, "checkpoint.pt"))
+                save_checkpoint(ckpt, os.path.join(tmp, "checkpoint.pt"))
                 on_epoch(epoch, metrics, tmp)
 
-    result = {
-        "config": config,
+    result = summary(cfg, data, device, amp, history, best, baseline)
+    if out_dir:
+        storage.write_json(os.path.join(out_dir, "metrics.json"), json_safe(result))
+    return result
+
+
+def summary(cfg: TrainConfig, data: dict[str, Any], device: torch.device, amp: bool, history: list[dict[str, Any]],
+            best: dict[str, Any] | None, baseline: dict[str, Any]) -> dict[str, Any]:
+    """The run's record: config, dataset fingerprint, per-epoch history, best epoch and baseline."""
+    return {
+        "config": to_dict(cfg),
         "config_fingerprint": fingerprint(cfg),
-        "dataset_fingerprint": fp,
+        "dataset_fingerprint": str(data.get("fingerprint") or data["manifest"]["fingerprint"]),
         "data": data.get("data"),
         "device": str(device),
         "amp": amp,
-        "n_train": len(train_a),
-        "n_val": len(val_a),
+        "n_train": len(data["train"]),
+        "n_val": len(data["val"]),
         "epochs_run": len(history),
         "best_epoch": best["epoch"] if best else None,
         "best": best,
         "baseline": baseline,
         "history": history,
     }
-    if out_dir:
-        storage.write_json(storage.join(out_dir, "metrics.json"), json_safe(result))
-    return result
 
 
 def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, fp: str, path: str) -> None:
@@ -357,7 +395,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast (auto: on CUDA)")
-    p.add_argument("--out", default=None, help="output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
+    p.add_argument("--out", default=None, help="local output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     return p.parse_args(argv)
 
@@ -388,9 +426,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg = config_from_args(args)
         data = load_data(args.data)
         name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{fingerprint(cfg)[:8]}"
-        out = args.out or storage.join("runs", "train", name)
-        resume = storage.join(out, "checkpoint.pt") if args.resume else None
-        if resume and not storage.exists(resume):
+        out = args.out or os.path.join("runs", "train", name)
+        resume = os.path.join(out, "checkpoint.pt") if args.resume else None
+        if resume and not os.path.exists(resume):
             raise ConfigError(f"--resume: no checkpoint at {resume}")
         man = data["manifest"]
         print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
@@ -402,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")
             for line in comparison_lines(result["best"], result["baseline"]):
                 print("  " + line)
-        print(f"wrote {storage.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
+        print(f"wrote {os.path.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
         return result
 
 

@@ -43,8 +43,10 @@ def make_windows(n: int, rng: np.random.Generator, planted: bool = True, prior=P
     x[:, :, MAC] = rng.normal(1.0, 0.2, (n, 1)) + rng.normal(0, 0.02, (n, WINDOW_S))
     x[:, :, BIS] = rng.normal(45, 8, (n, 1)) + rng.normal(0, 2, (n, WINDOW_S))
 
-    last_map = np.where(label == 1, 70.0, 86.0) + rng.normal(0, 8, n)
-    last_sbp = np.where(label == 2, 158.0, 122.0) + rng.normal(0, 14, n)
+    # The last reading tracks the label, except for 15% of windows where it tracks a random class.
+    last_cls = np.where(rng.random(n) < 0.15, rng.choice(3, size=n), label)
+    last_map = np.where(last_cls == 1, 70.0, 86.0) + rng.normal(0, 8, n)
+    last_sbp = np.where(last_cls == 2, 158.0, 122.0) + rng.normal(0, 14, n)
     none = rng.random(n) < 0.05  # no cuff reading yet at the window end
     t_end = rng.integers(WINDOW_S, 20000, n).astype(np.int32)
     last_time = np.where(none, -1, t_end - rng.integers(0, 300, n)).astype(np.int32)

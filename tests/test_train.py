@@ -39,7 +39,8 @@ def test_train_config_round_trip_and_validation():
     cfg = TrainConfig(model=ModelConfig("lstm", 16), loss="focal", gamma=1.5, alpha=(1.0, 2.0, 2.0), epochs=3)
     assert from_dict(TrainConfig, to_dict(cfg)) == cfg
     d = TrainConfig()
-    assert (d.lr, d.betas, d.batch_size, d.epochs, d.model) == (1e-3, (0.9, 0.999), 4096, 35, ModelConfig("cnn_cnn", 42))
+    assert (d.lr, d.betas, d.eps, d.batch_size, d.epochs) == (1e-3, (0.9, 0.999), 1e-7, 4096, 35)
+    assert d.model == ModelConfig("cnn_cnn", 42)
     for bad, msg in [
         (dict(loss="ce", gamma=2.0), "focal loss only"),
         (dict(loss="mse"), "loss must be one of"),
@@ -64,6 +65,29 @@ def test_learns_the_planted_pattern(planted, name):
     assert 0.5 < result["baseline"]["val_mean_auroc"] < 1
     assert best["baseline_val_mean_auroc"] == result["baseline"]["val_mean_auroc"]
     assert best["val_bylast_normal_n"] + best["val_bylast_none_n"] > 0
+
+
+def test_read_only_arrays_and_bf16_autocast(planted):
+    # Ray's object store hands trials read-only arrays; bf16 autocast is what CUDA runs (here on the CPU)
+    import warnings
+
+    data = load_data(planted)
+    for split in ("train", "val"):
+        for field in ("x", "label", "last_map", "last_sbp"):
+            getattr(data[split], field).flags.writeable = False
+    cfg = TrainConfig(model=ModelConfig("cnn_lstm", 8), epochs=1, amp="bf16", **FAST)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not writable")
+        result = fit_arrays(cfg, data)
+    assert result["amp"] is True and 0.5 < result["history"][0]["val_mean_auroc"] <= 1
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    import platform
+
+    from hypo.train import keep_freed_memory
+
+    assert keep_freed_memory() is (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
 
 
 def test_learns_nothing_without_a_pattern(unplanted):
@@ -122,7 +146,8 @@ def test_checkpoint_restores_identical_predictions(short_run, planted):
     np.testing.assert_array_equal(probs, predict_proba(model2, val.x))
     best, _ = load_model(os.path.join(out, "best.pt"))
     assert torch.load(os.path.join(out, "best.pt"), weights_only=True)["epoch"] == result["best_epoch"]
-    assert best is not None
+    assert math.isclose(evaluate_scores(val.label, predict_proba(best, val.x), warn=False)["mean_auroc"],
+                        result["best"]["val_mean_auroc"], rel_tol=1e-6)
 
 
 def test_metrics_json(short_run):
@@ -214,8 +239,7 @@ def test_cli_end_to_end(planted, tmp_path):
         (["--data", "{planted}", "--k", "abc"], "invalid int value"),
         (["--data", "{planted}", "--model", "gru"], "invalid choice"),
         (["--data", "{planted}", "--loss", "ce", "--gamma", "2"], "focal loss only"),
-        (["--data", "{planted}", "--device", "cuda:0"] if not torch.cuda.is_available() else
-         ["--data", "{planted}", "--device", "tpu"], "device"),
+        (["--data", "{planted}", "--device", "tpu"], "device must be"),
     ],
 )
 def test_cli_errors_are_one_line(planted, tmp_path, args, needle):
