@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from hypo.errors import HypoError
+from hypo.metrics import RANK_METRICS
 
-RANK_METRICS = ("val_mean_auroc", "val_sum_auprc")
 SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
 
 

@@ -27,6 +27,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
 
+# How trials and epochs are ranked everywhere: mean AUROC, then summed AUPRC (validation split).
+RANK_METRICS: tuple[str, ...] = ("val_mean_auroc", "val_sum_auprc")
+
 STRATA: tuple[str, ...] = (*CLASSES, "none")  # the last reading's class; "none" = no reading yet (code -1)
 NO_READING = -1
 

@@ -20,7 +20,8 @@ from typing import Any
 from hypo import storage
 from hypo.config import fingerprint, to_dict
 from hypo.errors import ConfigError, HypoError
-from hypo.leaderboard import RANK_METRICS, SEARCH_META
+from hypo.leaderboard import SEARCH_META
+from hypo.metrics import RANK_METRICS
 
 SPACES = ("optuna", "paper")
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)

@@ -34,9 +34,8 @@ from hypo.baseline import baseline_metrics, label_config, last_reading_class
 from hypo.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
 from hypo.config import fingerprint, register_config, to_dict
 from hypo.errors import ConfigError, DatasetError
-from hypo.leaderboard import RANK_METRICS
 from hypo.losses import LOSSES, make_loss
-from hypo.metrics import evaluate_scores, prefixed
+from hypo.metrics import RANK_METRICS, evaluate_scores, prefixed
 from hypo.models import MODELS, ModelConfig, as_tensor, build_model, predict_proba
 
 __all__ = ["ModelConfig", "TrainConfig", "fit_arrays", "load_data", "load_model", "main", "train"]
