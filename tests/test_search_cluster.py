@@ -39,6 +39,17 @@ def test_trials_run_on_both_nodes(two_nodes, tmp_path):
     assert len(nodes) == 2, nodes
 
 
+def test_preprocessing_job_runs_on_the_cluster(two_nodes, tmp_path):
+    from fake_sources import FakeSource
+
+    from hypo.config import WindowConfig
+    from hypo.preprocess import build_windows
+
+    m = build_windows(FakeSource(6, bad={"2": "short"}), WindowConfig(), str(tmp_path / "w"), progress=False,
+                      log=lambda s: None)
+    assert m["cases"]["ok"] == 5 and m["rejected_counts"] == {"too short": 1}
+
+
 def test_losing_a_worker_node_reschedules_its_trials(tmp_path):
     import glob
     import json
