@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 from hypo import storage
@@ -102,7 +103,9 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
     def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
         with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
             json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma")}}, f)
-        report = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        # Stratified and baseline figures stay in the checkpoint's history; Tune gets the ranking view.
+        report = {k: v for k, v in metrics.items() if not k.startswith(("val_bylast_", "baseline_"))
+                  and (isinstance(v, (int, float, str, bool)) or v is None)}
         report["node_id"] = node_id
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
         if fail and epoch == fail[0] and not os.path.exists(fail[1]):
@@ -177,6 +180,7 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         local = exp_path if not storage.is_uri(exp_path) else os.path.abspath(os.path.join("runs", cfg.name))
         os.makedirs(local, exist_ok=True)
         url = f"sqlite:///{os.path.join(local, 'optuna.db')}"
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     searcher = OptunaSearch(
         space=functools.partial(define_space, search_lr=cfg.search_lr),
         metric=list(RANK_METRICS),
@@ -228,7 +232,8 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
         search_alg=search_alg,
         scheduler=scheduler,
         num_samples=1 if cfg.space == "paper" else cfg.samples,
-        max_concurrent_trials=cfg.max_concurrent,
+        # The Optuna searcher is already wrapped in a ConcurrencyLimiter; the grid needs Tune's own limit.
+        max_concurrent_trials=cfg.max_concurrent if search_alg is None else None,
     )
     run_config = tune.RunConfig(
         name=cfg.name,

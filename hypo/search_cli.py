@@ -12,7 +12,9 @@ from hypo.errors import ConfigError
 from hypo.search import SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
-DEMO_CASES = 100
+DEMO_CASES = 200
+DEMO_BATCH = 512  # the demo cohort has ~20k training windows: 4096 would leave a handful of steps per epoch
+PAPER_BATCH = 4096
 SMOKE = {"cases": 24, "samples": 2, "epochs": 2, "data": "data/demo-smoke"}
 
 
@@ -23,12 +25,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Search model, width k, loss and focal gamma with Ray Tune + Optuna; print the leaderboard.",
     )
     p.add_argument("--data", default=None, help=f"window dataset folder (default: build the demo one in {DEMO_DATA})")
-    p.add_argument("--samples", type=int, default=8, help="number of trials (optuna space)")
+    p.add_argument("--samples", type=int, default=12, help="number of trials (optuna space)")
     p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial; 0.25 runs 4 trials per GPU")
-    p.add_argument("--epochs", type=int, default=8, help="epochs per trial (the paper: 35)")
-    p.add_argument("--batch-size", type=int, default=4096, help="batch size (the paper: 4096)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per trial (the paper: 35)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"batch size (default {PAPER_BATCH} as in the paper; {DEMO_BATCH} on the built-in demo data)")
     p.add_argument("--storage", default="runs", help="experiment storage: local folder, shared folder or s3://...")
     p.add_argument("--name", default=None, help="experiment name (default: search-<date>-<time>)")
     p.add_argument("--resume", action="store_true", help="restore a stopped or killed search (--name, or latest)")
@@ -94,11 +97,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.samples, args.epochs, args.demo_cases = SMOKE["samples"], SMOKE["epochs"], SMOKE["cases"]
             args.data = args.data or SMOKE["data"]
         init_ray(args.address)
-        if args.data is None:
-            args.data = DEMO_DATA
+        demo = args.data is None or args.smoke_test
+        args.data = args.data or DEMO_DATA
+        if demo:
             ensure_demo_data(args.data, args.demo_cases)
-        elif args.smoke_test:
-            ensure_demo_data(args.data, args.demo_cases)
+        if args.batch_size is None:
+            args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
         cfg = config_from_args(args)
         exp = run_search(cfg, resume=args.resume)
         return show_leaderboard(exp)

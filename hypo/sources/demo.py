@@ -1,0 +1,355 @@
+"""The embedded demo cohort: a seeded simulator of VitalDB-like surgical cases.
+
+Everything this module yields is **simulated**. It exists so that the whole pipeline (preprocessing, search,
+evaluation) runs without downloading anything; no figure computed on it says anything about clinical performance.
+
+What it imitates (one row per second, :data:`hypo.signals.SIGNALS` order, NaN where nothing was recorded):
+
+- NIBP: a cuff reading every 2.5-5 min (sometimes a gap over 6 min), SBP > MAP > DBP, NaN in between.
+- MAC and BIS: numerics every few seconds, with gaps; ECG and PLETH: one point-sample of the cardiac cycle
+  per second (as in VitalDB's 1-s export), with short dropouts.
+- Case durations follow the quantiles of the VitalDB clinical table; about 4.7% of cases repeat a subject.
+- A latent MAP with an induction dip, hypotension episodes ended by a simulated vasopressor (sometimes
+  overshooting) and hypertension episodes. Most episodes are foreshadowed 5-10 min ahead in the other signals:
+  deepening anaesthesia (MAC up, BIS down, smaller pleth pulse) before hypotension, lightening (BIS up, MAC down,
+  faster heart, vasoconstriction) before hypertension. Some precursors lead nowhere and some episodes come
+  unannounced, so the task is learnable but not trivial.
+- Artefacts at low rates: cuff zeros, MAP spikes, SBP/DBP swaps, BIS outside 0-100, negative MAC, dropped segments.
+
+A case depends only on ``(seed, caseid)``: ``DemoSource(500)`` is exactly the first 500 cases of
+``DemoSource(5064)``. Example::
+
+    source = DemoSource(n_cases=200, seed=0)
+    case = source.load_case({"caseid": "7"})   # case.signals: float32 [seconds, 7]
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from hypo.config import fingerprint as hash_obj
+from hypo.errors import CaseRejected, ConfigError
+from hypo.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
+from hypo.sources.base import Case
+
+SIMULATOR_VERSION = "demo-sim-1"
+NOT_CLINICAL = "simulated cases from the embedded demo simulator; not clinical data, not clinical performance"
+
+# VitalDB clinical table: case duration quantiles (hours) at these probabilities.
+DURATION_PROBS = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 1.0)
+DURATION_HOURS = (0.456, 0.733, 1.035, 1.224, 1.721, 2.757, 4.187, 5.603, 6.614, 8.803, 17.36)
+# 6,388 cases from 6,090 subjects: a case reuses the subject of a uniformly chosen earlier case with this probability.
+REPEAT_P = 1.0 - 6090 / 6388
+SUBJECT_ID_BASE = 100_000  # subject ids are numbered apart from case ids so that mixing them up shows
+
+# Independent random streams per (seed, caseid); the subject stream is keyed by the subject's first case.
+_STREAM_CASE, _STREAM_DURATION, _STREAM_SUBJECT, _STREAM_PATIENT = 0, 1, 2, 3
+
+# Cuff: seconds between readings; a long gap with this probability.
+NIBP_INTERVAL_S = (150, 300)
+NIBP_LONG_GAP_S = (361, 900)
+NIBP_LONG_GAP_P = 0.06
+SYSTOLIC_SHARE = 0.65  # SBP = MAP + 0.65 PP, DBP = MAP - 0.35 PP
+# Numerics: seconds between samples (inclusive-exclusive integers).
+MAC_INTERVAL_S = (2, 8)
+BIS_INTERVAL_S = (1, 6)
+
+# Episodes per hour of maintenance, and their shape (seconds).
+P_INDUCTION_HYPO = 0.45
+HYPO_PER_H = 0.5
+HYPER_PER_H = 0.55
+FALSE_PRECURSOR_PER_H = 0.35
+P_SILENT = 0.2  # an episode without a precursor
+LEAD_S = (300, 600)  # precursor starts this long before the blood pressure moves
+HYPO_DURATION_S = (300, 1500)
+HYPER_DURATION_S = (240, 900)
+P_OVERSHOOT = 0.3
+
+# Artefact rates: per cuff reading, and events per hour.
+P_CUFF_ZERO, P_MAP_SPIKE, P_SWAP = 0.006, 0.004, 0.004
+BIS_BAD_PER_H, MAC_NEG_PER_H = 1.0, 0.5
+SHORT_DROPOUT_PER_H, SEGMENT_DROP_PER_H = 4.0, 0.3
+
+
+def _rng(seed: int, caseid: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(caseid), stream])
+
+
+def case_duration_s(caseid: int, seed: int = 0) -> int:
+    """Duration of a simulated case, drawn from the VitalDB duration quantiles (piecewise-linear inverse CDF).
+
+    Args:
+        caseid: Case number (1-based).
+        seed: Simulator seed.
+
+    Returns:
+        Seconds.
+    """
+    u = _rng(seed, caseid, _STREAM_DURATION).random()
+    return int(round(float(np.interp(u, DURATION_PROBS, DURATION_HOURS)) * 3600))
+
+
+def _subject_root(caseid: int, seed: int) -> int:
+    """First case of the subject of ``caseid``: follow 'reuses the subject of case j < i' links back."""
+    i = int(caseid)
+    while i > 1:
+        rng = _rng(seed, i, _STREAM_SUBJECT)
+        if rng.random() >= REPEAT_P:
+            break
+        i = int(rng.integers(1, i))
+    return i
+
+
+def case_subjectid(caseid: int, seed: int = 0) -> str:
+    """Subject id of a simulated case (cheap: no signals are simulated).
+
+    Args:
+        caseid: Case number (1-based).
+        seed: Simulator seed.
+
+    Returns:
+        A decimal string, shared by every case of the same simulated subject.
+    """
+    return str(SUBJECT_ID_BASE + _subject_root(caseid, seed))
+
+
+@functools.cache
+def _beat_templates() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One cardiac cycle on a phase grid [0, 1): ECG (mV at unit R wave) and pleth (0-1)."""
+    ph = np.linspace(0.0, 1.0, 256, endpoint=False)
+
+    def bump(a: float, mu: float, w: float) -> np.ndarray:
+        return a * np.exp(-0.5 * ((ph - mu) / w) ** 2)
+
+    ecg = bump(0.12, 0.15, 0.025) + bump(-0.12, 0.235, 0.008) + bump(1.0, 0.25, 0.01)
+    ecg += bump(-0.25, 0.27, 0.01) + bump(0.3, 0.5, 0.045)
+    pleth = bump(1.0, 0.42, 0.07) + bump(0.35, 0.65, 0.07)
+    pleth = (pleth - pleth.min()) / (pleth.max() - pleth.min())
+    return ph, ecg, pleth
+
+
+def _slow(rng: np.random.Generator, t: np.ndarray, sd: float, step: float) -> np.ndarray:
+    """Slow drift: piecewise-linear through normal knots every ``step`` seconds."""
+    knots = np.arange(0.0, t[-1] + step + 1, step)
+    return np.interp(t, knots, rng.normal(0.0, sd, len(knots)))
+
+
+def _sample_times(rng: np.random.Generator, n: int, lo: int, hi: int, start: int = 0) -> np.ndarray:
+    """Seconds at which a numeric is recorded: gaps drawn from ``lo..hi-1``, from ``start`` on."""
+    times = start + np.cumsum(rng.integers(lo, hi, size=n // lo + 2))
+    return times[times < n]
+
+
+def _cuff_times(rng: np.random.Generator, n: int) -> np.ndarray:
+    gaps = rng.integers(*NIBP_INTERVAL_S, size=n // NIBP_INTERVAL_S[0] + 2, endpoint=True)
+    long = rng.random(len(gaps)) < NIBP_LONG_GAP_P
+    gaps[long] = rng.integers(*NIBP_LONG_GAP_S, size=int(long.sum()), endpoint=True)
+    times = int(rng.integers(10, 120)) + np.concatenate(([0], np.cumsum(gaps)))
+    return times[times < n]
+
+
+def _add(arr: np.ndarray, t: np.ndarray, knots: list[float], values: list[float], op: Any = np.add) -> None:
+    """Combine a piecewise-linear bump (zero outside ``knots``) into ``arr`` over the seconds it covers."""
+    lo, hi = max(int(knots[0]), 0), min(int(knots[-1]) + 1, len(arr))
+    if hi > lo:
+        op(arr[lo:hi], np.interp(t[lo:hi], knots, values), out=arr[lo:hi])
+
+
+def _episodes(rng: np.random.Generator, t_ind: float, t_maint: float, t_emerge: float) -> list[tuple]:
+    """Onsets of the case's events: (kind, onset_s, duration_s, with_precursor); kind 'hypo', 'hyper' or 'false'."""
+    hours = max(t_emerge - t_maint, 0.0) / 3600
+    events = []
+    if rng.random() < P_INDUCTION_HYPO:  # the induction itself is the precursor
+        events.append(("hypo", t_ind + rng.uniform(300, 720), rng.uniform(*HYPO_DURATION_S), False))
+    for kind, rate, dur in (("hypo", HYPO_PER_H, HYPO_DURATION_S), ("hyper", HYPER_PER_H, HYPER_DURATION_S),
+                            ("false", FALSE_PRECURSOR_PER_H, HYPER_DURATION_S)):
+        for onset in rng.uniform(t_maint, max(t_emerge, t_maint), rng.poisson(rate * hours)):
+            events.append((kind, onset, rng.uniform(*dur), kind == "false" or rng.random() >= P_SILENT))
+    return events
+
+
+def _patient(root: int, seed: int) -> dict[str, float]:
+    """Traits of a simulated subject, shared by all of its cases."""
+    rng = _rng(seed, root, _STREAM_PATIENT)
+    return {
+        "map": float(np.clip(rng.normal(86, 8), 70, 108)),
+        "pp": float(np.clip(rng.normal(48, 8), 30, 70)),
+        "hr": float(np.clip(rng.normal(72, 10), 50, 100)),
+        "r_amp": rng.uniform(0.8, 1.5),
+        "pleth_amp": rng.uniform(15, 40),
+        "pleth_base": rng.uniform(15, 40),
+    }
+
+
+def simulate_case(caseid: int, seed: int = 0) -> Case:
+    """Simulate one surgical case; the result depends only on ``(seed, caseid)``.
+
+    Args:
+        caseid: Case number (1-based).
+        seed: Simulator seed.
+
+    Returns:
+        A :class:`~hypo.sources.base.Case` with float32 signals [seconds, 7], NaN where nothing was recorded.
+    """
+    n = case_duration_s(caseid, seed)
+    root = _subject_root(caseid, seed)
+    pat = _patient(root, seed)
+    rng = _rng(seed, caseid, _STREAM_CASE)
+    t = np.arange(n, dtype=np.float64)
+
+    # Anaesthetic depth a(t): awake 0, maintenance 1; induction after a few minutes, emergence at the end.
+    t_ind = rng.uniform(60, 300)
+    t_maint = t_ind + rng.uniform(120, 300)
+    t_emerge = n - min(rng.uniform(600, 1200), 0.3 * n)  # short cases keep most of their time in maintenance
+    depth = np.interp(t, [0, t_ind, t_maint, t_emerge, n], [0, 0, 1, 1, 0.15])
+
+    # Event contributions, accumulated per signal.
+    # Overlapping episodes do not stack: the deepest drop and the highest rise win.
+    d_low, d_high, d_pp, d_hr = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    d_mac, d_bis, d_pamp = np.zeros(n), np.zeros(n), np.zeros(n)
+    for kind, on, dur, warned in _episodes(rng, t_ind, t_maint, t_emerge):
+        ramp, rec = rng.uniform(60, 180), rng.uniform(60, 240)
+        end = on + ramp + dur
+        hypo = kind == "hypo" or (kind == "false" and rng.random() < 0.5)
+        if warned:
+            start = on - rng.uniform(*LEAD_S)
+            knots = [start, start + rng.uniform(60, 180), end, end + 300]
+            if hypo:  # deepening: more gas, lower BIS, smaller pulse, slower heart
+                pairs = ((d_mac, rng.uniform(0.2, 0.5)), (d_bis, -rng.uniform(8, 18)),
+                         (d_pamp, -rng.uniform(0.15, 0.35)), (d_hr, -rng.uniform(3, 8)))
+            else:  # lightening / stimulation: less gas, higher BIS, vasoconstriction, faster heart
+                pairs = ((d_mac, -rng.uniform(0.2, 0.4)), (d_bis, rng.uniform(10, 25)),
+                         (d_pamp, -rng.uniform(0.3, 0.5)), (d_hr, rng.uniform(10, 25)))
+            for arr, amp in pairs:
+                _add(arr, t, knots, [0, amp, amp, 0])
+        if kind == "hypo":  # drop, vasopressor, recovery (sometimes overshooting)
+            drop = rng.uniform(48, 63) - pat["map"]
+            over = rng.uniform(10, 30) if rng.random() < P_OVERSHOOT else 0.0
+            _add(d_low, t, [on, on + ramp, end, end + rec], [0, drop, drop, 0], np.minimum)
+            if over:
+                _add(d_high, t, [end, end + rec, end + rec + rng.uniform(120, 400)], [0, over, 0], np.maximum)
+            _add(d_pp, t, [on, on + ramp, end, end + rec], [0, -5, -5, 0], np.minimum)
+        elif kind == "hyper":
+            dpp = rng.uniform(10, 25)
+            rise = rng.uniform(165, 200) - pat["map"] - SYSTOLIC_SHARE * (pat["pp"] + dpp)
+            _add(d_high, t, [on, on + ramp, end, end + rec], [0, rise, rise, 0], np.maximum)
+            _add(d_pp, t, [on, on + ramp, end, end + rec], [0, dpp, dpp, 0], np.maximum)
+
+    awake = 1.0 - depth  # awake: higher pressure and heart rate, lighter BIS
+    lat_map = pat["map"] + 10 * awake + d_low + d_high + _slow(rng, t, 3.0, 600)
+    lat_pp = pat["pp"] + 5 * awake + d_pp + _slow(rng, t, 3.0, 900)
+    hr = pat["hr"] + 10 * awake + d_hr + _slow(rng, t, 4.0, 600)
+
+    sig = np.full((n, N_SIGNALS), np.nan, dtype=np.float32)
+
+    # Cuff readings at a handful of seconds; integer mmHg like the monitor.
+    rt = _cuff_times(rng, n)
+    mbp = np.maximum(lat_map[rt] + rng.normal(0, 3, len(rt)), 30)
+    pp = np.maximum(lat_pp[rt] + rng.normal(0, 4, len(rt)), 15)
+    sbp, dbp = np.round(mbp + SYSTOLIC_SHARE * pp), np.round(mbp - (1 - SYSTOLIC_SHARE) * pp)
+    mbp = np.round(mbp)
+    art = rng.random(len(rt))
+    zero, spike = art < P_CUFF_ZERO, (art >= P_CUFF_ZERO) & (art < P_CUFF_ZERO + P_MAP_SPIKE)
+    swap = (art >= P_CUFF_ZERO + P_MAP_SPIKE) & (art < P_CUFF_ZERO + P_MAP_SPIKE + P_SWAP)
+    mbp[spike] = rng.uniform(210, 300, int(spike.sum()))
+    sbp[spike], dbp[spike] = mbp[spike] + 40, mbp[spike] - 25
+    sbp[swap], dbp[swap] = dbp[swap], sbp[swap]
+    sbp[zero] = mbp[zero] = dbp[zero] = 0
+    sig[rt, SBP], sig[rt, MBP], sig[rt, DBP] = sbp, mbp, dbp
+
+    # Numerics: MAC (age-adjusted units) and BIS at their own sampling times.
+    mt = _sample_times(rng, n, *MAC_INTERVAL_S)
+    mac = rng.uniform(0.7, 1.1) * depth[mt] + d_mac[mt] + _slow(rng, t, 0.05, 600)[mt] + rng.normal(0, 0.02, len(mt))
+    sig[mt, MAC] = np.round(np.clip(mac, 0, None), 2)
+    bt = _sample_times(rng, n, *BIS_INTERVAL_S, start=int(rng.integers(30, 240)))  # sensor attached after a while
+    bis_awake, bis_maint = rng.uniform(88, 97), rng.uniform(35, 55)
+    bis = bis_awake + (bis_maint - bis_awake) * depth[bt] + d_bis[bt] + _slow(rng, t, 4.0, 600)[bt]
+    sig[bt, BIS] = np.round(np.clip(bis + rng.normal(0, 3, len(bt)), 0, 100), 1)
+
+    # Waveforms: one sample per second at the phase the cardiac cycle has reached (aliased, jittered).
+    ph, ecg_beat, pleth_beat = _beat_templates()
+    phase = np.cumsum(np.clip(hr, 35, 180) / 60.0) + rng.uniform() + rng.normal(0, 0.03, n)
+    ecg = pat["r_amp"] * (1 + 0.005 * d_hr) * np.interp(phase, ph, ecg_beat, period=1.0)
+    sig[:, ECG] = ecg + 0.05 * np.sin(2 * np.pi * t / rng.uniform(8, 20)) + rng.normal(0, 0.03, n)
+    pamp = pat["pleth_amp"] * np.clip(1 + d_pamp + _slow(rng, t, 0.08, 600), 0.2, None)
+    pleth = pat["pleth_base"] + pamp * np.interp(phase - 0.12, ph, pleth_beat, period=1.0)
+    sig[:, PLETH] = np.clip(pleth + rng.normal(0, 1.0, n), 0, 100)
+
+    _add_artefacts(rng, sig, bt, mt)
+    return Case(str(caseid), str(SUBJECT_ID_BASE + root), sig)
+
+
+def _add_artefacts(rng: np.random.Generator, sig: np.ndarray, bis_t: np.ndarray, mac_t: np.ndarray) -> None:
+    """Out-of-range numerics, short waveform dropouts and dropped segments, in place."""
+    n = len(sig)
+    hours = n / 3600
+    if len(bis_t):
+        bad = rng.choice(bis_t, size=rng.poisson(BIS_BAD_PER_H * hours))
+        sig[bad, BIS] = np.where(rng.random(len(bad)) < 0.7, 255.0, -rng.uniform(1, 20, len(bad)))
+    if len(mac_t):
+        bad = rng.choice(mac_t, size=rng.poisson(MAC_NEG_PER_H * hours))
+        sig[bad, MAC] = -rng.uniform(0.05, 0.3, len(bad))
+    for cols, rate, length in (((ECG, PLETH), SHORT_DROPOUT_PER_H, (1, 9)),
+                               ((ECG, PLETH, MAC, BIS), SEGMENT_DROP_PER_H, (20, 300))):
+        for col in cols:
+            k = rng.poisson(rate * hours)
+            starts = rng.integers(0, n, k)
+            for s, ln in zip(starts, rng.integers(*length, k)):
+                sig[s:s + ln, col] = np.nan
+
+
+class DemoSource:
+    """The embedded demo cohort: cases ``1..n_cases`` of the simulator under ``seed`` (simulated, not clinical).
+
+    Args:
+        n_cases: Number of cases.
+        seed: Simulator seed; case ``i`` is the same for every ``n_cases >= i``.
+
+    Raises:
+        ConfigError: When ``n_cases`` is not a positive integer.
+    """
+
+    name = "demo"
+
+    def __init__(self, n_cases: int, seed: int = 0) -> None:
+        if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases <= 0:
+            raise ConfigError(f"demo source: n_cases must be a positive integer, got {n_cases!r}")
+        self.n_cases = int(n_cases)
+        self.seed = int(seed)
+
+    def case_refs(self) -> list[dict[str, Any]]:
+        """Return ``[{"caseid": "1"}, ..., {"caseid": str(n_cases)}]``."""
+        return [{"caseid": str(i)} for i in range(1, self.n_cases + 1)]
+
+    def load_case(self, ref: dict[str, Any]) -> Case:
+        """Simulate the case named by ``ref["caseid"]``.
+
+        Raises:
+            CaseRejected: ``unknown case`` when the id is not one of ``1..n_cases``.
+        """
+        cid = str(ref.get("caseid", ""))
+        if not cid.isdigit() or not 1 <= int(cid) <= self.n_cases:
+            raise CaseRejected("unknown case", f"demo case {cid!r} is not in 1..{self.n_cases}")
+        return simulate_case(int(cid), self.seed)
+
+    def fingerprint(self) -> str:
+        """Hash of the simulator version, seed and number of cases."""
+        return hash_obj({"simulator": SIMULATOR_VERSION, "seed": self.seed, "n_cases": self.n_cases})
+
+    def report(self) -> dict[str, Any]:
+        """Describe the cohort for the manifest, saying plainly that it is simulated."""
+        subjects = {_subject_root(i, self.seed) for i in range(1, self.n_cases + 1)}
+        return {
+            "simulated": True,
+            "note": NOT_CLINICAL,
+            "simulator_version": SIMULATOR_VERSION,
+            "seed": self.seed,
+            "n_cases": self.n_cases,
+            "n_subjects": len(subjects),
+        }
+
+    def __repr__(self) -> str:
+        return f"DemoSource(n_cases={self.n_cases}, seed={self.seed})"
