@@ -2,12 +2,13 @@ import math
 
 import numpy as np
 import pytest
-from synthetic_windows import write_synthetic_dataset
 
 from hypo.baseline import baseline_metrics, label_config, last_reading_class, last_reading_scores, train_prior
 from hypo.config import LabelConfig
 from hypo.dataset import load_split, read_manifest
 from hypo.metrics import evaluate_scores
+
+from synthetic_windows import write_synthetic_dataset
 
 LABEL = LabelConfig(hypo_map=65.0, hyper_sbp=160.0)
 PRIOR = np.array([0.7, 0.2, 0.1])

@@ -12,9 +12,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from fake_sources import synthetic_case
 from hypo.sources.base import Case
 from hypo.sources.vital import write_vital_case
+
+from fake_sources import synthetic_case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "preprocessing", "build_windows.py")

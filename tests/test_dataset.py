@@ -5,11 +5,12 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from synthetic_windows import write_synthetic_dataset
 
 from hypo.dataset import load_split, read_manifest
 from hypo.errors import DatasetError
 from hypo.signals import MBP, N_SIGNALS, SIGNALS
+
+from synthetic_windows import write_synthetic_dataset
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fake_sources import FakeSource
 from hypo.config import LabelConfig, WindowConfig
 from hypo.errors import ConfigError
 from hypo.preprocess import build_windows
 from hypo.signals import SIGNALS
+
+from fake_sources import FakeSource
 
 
 def _rows(out):

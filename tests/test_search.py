@@ -15,6 +15,7 @@ from hypo.errors import ConfigError
 from hypo.leaderboard import load_trials
 from hypo.leaderboard_cli import show_leaderboard
 from hypo.search import FAIL_MARKER_KEY, SearchConfig, run_search
+
 from synthetic_windows import write_synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

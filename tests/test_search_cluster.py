@@ -8,6 +8,7 @@ from ray.cluster_utils import Cluster
 
 from hypo.leaderboard import load_trials
 from hypo.search import SearchConfig, run_search
+
 from synthetic_windows import write_synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,10 +41,10 @@ def test_trials_run_on_both_nodes(two_nodes, tmp_path):
 
 
 def test_preprocessing_job_runs_on_the_cluster(two_nodes, tmp_path):
-    from fake_sources import FakeSource
-
     from hypo.config import WindowConfig
     from hypo.preprocess import build_windows
+
+    from fake_sources import FakeSource
 
     m = build_windows(FakeSource(6, bad={"2": "short"}), WindowConfig(), str(tmp_path / "w"), progress=False,
                       log=lambda s: None)

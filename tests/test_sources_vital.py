@@ -8,7 +8,6 @@ import pickle
 import numpy as np
 import pytest
 import vitaldb
-from vital_server import EXPORT_NUMERICS, EXPORT_WAVES, REAL_EXPORTS, SAMPLES, export_to_vital, make_case
 
 from hypo.errors import CaseRejected, ConfigError
 from hypo.signals import BIS, DBP, ECG, MAC, MBP, PLETH, SBP, SIGNALS, VITALDB_TRACKS
@@ -20,6 +19,8 @@ from hypo.sources.vital import (
     read_vital_case,
     write_vital_case,
 )
+
+from vital_server import EXPORT_NUMERICS, EXPORT_WAVES, REAL_EXPORTS, SAMPLES, export_to_vital, make_case
 
 OTHER_TRACKS = (
     "Intellivue/ECG_II",

@@ -9,12 +9,13 @@ import time
 import numpy as np
 import pytest
 import vitaldb.dataset
-from vital_server import REAL_EXPORTS, SAMPLES, closed_port_url, export_to_vital, make_case, serve
 
 from hypo.errors import CaseRejected, ConfigError, HypoError
 from hypo.sources.base import Source
 from hypo.sources.vital import write_vital_case
 from hypo.sources.vitaldb_open import VitalDBSource
+
+from vital_server import REAL_EXPORTS, SAMPLES, closed_port_url, export_to_vital, make_case, serve
 
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/vitaldb-samples not present")
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
-from synthetic_windows import write_synthetic_dataset
 
 from hypo.checkpoint import FORMAT, load_checkpoint, load_model
 from hypo.config import from_dict, to_dict
@@ -16,6 +15,8 @@ from hypo.dataset import load_split, read_manifest
 from hypo.errors import ConfigError, DatasetError
 from hypo.models import predict_proba
 from hypo.train import ModelConfig, TrainConfig, fit_arrays, load_data, train
+
+from synthetic_windows import write_synthetic_dataset
 
 torch.set_num_threads(2)
 FAST = dict(loss="focal", gamma=2.0, lr=1e-2, batch_size=64, device="cpu")

@@ -1,0 +1,81 @@
+"""A small demo-cohort dataset and a search experiment on it, built in seconds and without Ray, for tests.
+
+``build_demo_dataset`` runs the genuine per-case pipeline (:func:`hypo.pipeline.run_case`) over demo cases one
+after another and writes the manifest with :func:`hypo.preprocess.make_manifest`, so the folder is exactly
+what ``build_windows.py --source demo`` writes (Ray Data only distributes the same calls).
+``fake_search`` trains a few trials with :func:`hypo.train.fit_arrays` and lays them out as Ray Tune does
+(``params.json``, ``result.json`` one line per epoch, ``checkpoint_00000N/`` with ``checkpoint.pt`` and
+``meta.json``, and ``hypo_search.json``); ``test_report`` checks the same code on a real Tune search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from hypo.baseline import baseline_metrics
+from hypo.config import WindowConfig, fingerprint, to_dict
+from hypo.dataset import load_split, read_manifest
+from hypo.leaderboard import SEARCH_META
+from hypo.pipeline import run_case
+from hypo.preprocess import make_manifest
+from hypo.search import trial_train_config
+from hypo.sources.demo import DemoSource
+from hypo.train import fit_arrays
+
+
+def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None) -> dict:
+    """Preprocess demo cases 1..n_cases into a window dataset at ``out``; returns the manifest."""
+    cfg = cfg or WindowConfig()
+    source = DemoSource(n_cases, seed)
+    summaries = [run_case(ref, source, cfg, out) for ref in source.case_refs()]
+    manifest = make_manifest(summaries, cfg, source, wall_s=0.0)
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return manifest
+
+
+TRIALS = (
+    {"model": "cnn_cnn", "k": 8, "loss": "focal", "gamma": 2.0},
+    {"model": "lstm", "k": 8, "loss": "ce", "gamma": 0.0},
+)
+
+
+def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_size: int = 512) -> str:
+    """Train ``trials`` on ``data_dir`` and write them in Ray Tune's experiment layout at ``exp``."""
+    manifest = read_manifest(data_dir)
+    data = {"train": load_split(data_dir, "train", manifest), "val": load_split(data_dir, "val", manifest),
+            "manifest": manifest, "fingerprint": manifest["fingerprint"]}
+    val_base = {f"val_{k}": v for k, v in baseline_metrics(data["val"], manifest, warn=False).items()}
+    data["baseline"] = val_base
+    os.makedirs(exp, exist_ok=True)
+    with open(os.path.join(exp, SEARCH_META), "w") as f:
+        json.dump({"search": {"fake": True}, "search_fingerprint": fingerprint(list(trials)), "data": data_dir,
+                   "dataset_fingerprint": manifest["fingerprint"], "label": manifest["label"],
+                   "baseline": json.loads(json.dumps(val_base, default=float).replace("NaN", "null"))}, f)
+    for i, params in enumerate(trials):
+        config = {**params, "epochs": epochs, "batch_size": batch_size, "seed": i}
+        tid = f"fake_{i:05d}"
+        tdir = os.path.join(exp, f"train_trial_{tid}")
+        os.makedirs(tdir, exist_ok=True)
+        with open(os.path.join(tdir, "params.json"), "w") as f:
+            json.dump(config, f)
+
+        def on_epoch(epoch, metrics, ckpt_dir, tdir=tdir, tid=tid):
+            dest = os.path.join(tdir, f"checkpoint_{epoch - 1:06d}")
+            shutil.copytree(ckpt_dir, dest)
+            with open(os.path.join(dest, "meta.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            row = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+            row.update(trial_id=tid, training_iteration=epoch)
+            with open(os.path.join(tdir, "result.json"), "a") as f:
+                f.write(json.dumps(row).replace("NaN", "null") + "\n")
+
+        fit_arrays(trial_train_config(config), data, on_epoch=on_epoch)
+    return exp
+
+
+def window_config_dict(cfg: WindowConfig | None = None) -> dict:
+    """The default window config as a dict (what manifests record)."""
+    return to_dict(cfg or WindowConfig())
