@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from fake_sources import synthetic_case
 
 from bench import pandas_reference as ref
 from hypo.config import LabelConfig, WindowConfig
@@ -10,6 +9,8 @@ from hypo.errors import CaseRejected
 from hypo.pipeline import process_case
 from hypo.signals import BIS, DBP, ECG, MAC, MBP, PLETH, SBP
 from hypo.sources.base import Case
+
+from fake_sources import synthetic_case
 
 
 def _messy_case(caseid: int, seconds: int = 4000) -> Case:
