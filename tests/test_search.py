@@ -65,6 +65,17 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
     with pytest.raises(ConfigError, match="already holds a search"):
         run_search(cfg, log=lambda s: None)
 
+    # --test: the top 2 once on the test split, in the study's layout beside the paper's figures.
+    from hypo.leaderboard_cli import main as leaderboard_main
+
+    out = leaderboard_main([exp, "--test", "2", "--out", str(tmp_path / "lb")])
+    test = out["test"]
+    assert len(test) == 3 and test.iloc[-1]["trial"] == "baseline: last reading"
+    assert test["test_mean_auroc"].between(0, 1).all()
+    table = open(tmp_path / "lb" / "test_table.md").read()
+    assert "0.9198" in table and "CNN*CNN" in table  # the paper's best, beside ours
+    assert os.path.exists(tmp_path / "lb" / "leaderboard.png")
+
 
 def test_a_trial_whose_worker_dies_resumes_from_its_checkpoint(ray_local, data_dir, tmp_path):
     marker = str(tmp_path / "died")
