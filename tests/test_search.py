@@ -129,3 +129,17 @@ def test_resume_restores_a_killed_search_with_its_optuna_history(ray_local, data
     assert len(complete) == samples
     for num, params in complete_before.items():
         assert complete[num] == params  # the study's history was kept, not restarted
+
+
+def test_mlflow_logging_when_asked(ray_local, data_dir, tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"  # a database backend, as MLflow now asks
+    cfg = _cfg(data_dir, tmp_path, "mlf", samples=1, epochs=2, grace_period=2, mlflow=uri)
+    run_search(cfg, log=lambda s: None)
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("mlf")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    history = client.get_metric_history(runs[0].info.run_id, "val_mean_auroc")
+    assert len(history) == 2
