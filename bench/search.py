@@ -25,6 +25,8 @@ from hypo.leaderboard import load_trials  # noqa: E402
 from hypo.search import SearchConfig, _callbacks, _trainable, load_search_data  # noqa: E402
 from hypo.search_cli import ensure_demo_data  # noqa: E402
 
+BATCH = 512  # the demo dataset has ~16k training windows (see tune/search.py)
+
 CONFIGS = [  # a spread of sizes and both losses
     {"model": "cnn_cnn", "k": 42, "loss": "focal", "gamma": 2.0},
     {"model": "cnn", "k": 32, "loss": "ce", "gamma": 0.0},
@@ -47,12 +49,12 @@ def run(data, configs, epochs, concurrent, asha, storage, name, grace=1, rf=3):
     from hypo.search_space import LOSSES, MODELS
 
     cfg = SearchConfig(data="-", storage=storage, name=name, epochs=epochs, max_concurrent=concurrent,
-                       batch_size=4096)
+                       batch_size=BATCH)
     sched = (ASHAScheduler(metric="val_mean_auroc", mode="max", max_t=epochs, grace_period=grace, reduction_factor=rf)
              if asha else FIFOScheduler())
     tuner = tune.Tuner(
         _trainable(cfg, data),
-        param_space={"epochs": epochs, "batch_size": 4096, "seed": 0, "model": tune.choice(MODELS),
+        param_space={"epochs": epochs, "batch_size": BATCH, "seed": 0, "model": tune.choice(MODELS),
                      "k": tune.randint(8, 129), "loss": tune.choice(LOSSES), "gamma": tune.uniform(0, 5)},
         tune_config=tune.TuneConfig(scheduler=sched, max_concurrent_trials=concurrent, num_samples=len(configs),
                                     search_alg=BasicVariantGenerator(points_to_evaluate=configs)),

@@ -1,0 +1,121 @@
+"""Speed of ``hypo.predict`` on a 10-hour recording (goal: under 5 s on CPU, reading the file included).
+
+    python bench/predict.py                      # 10 h demo recording, paper-size CNN*CNN and LSTM, strides 60 and 10
+    python bench/predict.py --model model.pt     # an exported model instead of untrained ones
+    python bench/predict.py --hours 2 --repeat 1 --no-cli --wave-srate 500
+
+Writes a simulated (demo) case of ``--hours`` hours as a genuine ``.vital`` file with ``write_vital_case``, then
+times :func:`hypo.predict.predict_file` end to end (read, units check, artefacts, filling, windows, batched
+forward passes, CSV, timeline PNG), with the split per step, and the whole command line
+``python -m hypo.predict`` in a fresh process (interpreter start and imports included), each the median of
+``--repeat`` runs. Untrained models score as fast as trained ones, so no search is needed; they are traced and
+saved exactly as ``hypo.export`` saves a trial.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # run from a checkout
+
+from hypo.config import WindowConfig, to_dict  # noqa: E402
+from hypo.export import FORMAT, trace_model, write_exported  # noqa: E402
+from hypo.models import ModelConfig, build_model  # noqa: E402
+from hypo.predict import predict_file  # noqa: E402
+from hypo.signals import SIGNALS, UNITS  # noqa: E402
+from hypo.sources.base import Case  # noqa: E402
+from hypo.sources.demo import case_duration_s, simulate_case  # noqa: E402
+from hypo.sources.vital import write_vital_case  # noqa: E402
+
+MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
+STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
+GOAL_S = 5.0
+
+
+def long_demo_case(seconds: int) -> Case:
+    """The first demo case at least ``seconds`` long, cut to exactly ``seconds``."""
+    cid = next(i for i in range(1, 10_000) if case_duration_s(i) >= seconds)
+    case = simulate_case(cid)
+    return Case(f"demo{cid}", case.subjectid, case.signals[:seconds])
+
+
+def untrained_model(name: str, k: int, out: str) -> str:
+    """An untrained model of the given size, traced and saved with a sidecar as ``hypo.export`` does."""
+    torch.manual_seed(0)
+    cfg = WindowConfig()
+    net = build_model(ModelConfig(name, k), MEAN, STD).eval()
+    traced = trace_model(net, torch.randn(8, cfg.window_s, len(SIGNALS)) * 10 + 50)
+    sidecar = {
+        "format": FORMAT, "signals": list(SIGNALS), "units": dict(UNITS), "window_s": cfg.window_s,
+        "stride_s": cfg.stride_s, "horizon_s": cfg.label.horizon_s, "label": to_dict(cfg.label),
+        "thresholds": {"hypo_map": cfg.label.hypo_map, "hyper_sbp": cfg.label.hyper_sbp, "p_hypotension": 0.5,
+                       "p_hypertension": 0.5},
+        "fill": to_dict(cfg.fill), "min_case_s": cfg.min_case_s, "model": to_dict(ModelConfig(name, k)),
+        "source": {"name": "bench", "simulated": True},
+    }
+    return write_exported(traced, sidecar, out)[0]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hours", type=float, default=10.0)
+    p.add_argument("--strides", type=int, nargs="+", default=[60, 10])
+    p.add_argument("--model", default=None, help="an exported model (default: untrained cnn_cnn and lstm, k=42)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--wave-srate", type=int, default=1, help="Hz of the ECG and pleth wave tracks in the file")
+    p.add_argument("--no-cli", action="store_true", help="skip the fresh-process command-line timing")
+    args = p.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="hypo-bench-predict-")
+    seconds = int(args.hours * 3600)
+    t0 = time.perf_counter()
+    vital = str(write_vital_case(long_demo_case(seconds), os.path.join(tmp, "ten_hours.vital"),
+                                 wave_srate=args.wave_srate))
+    print(f"recording: {seconds:,} s ({seconds / 3600:.1f} h) simulated demo case, waves at {args.wave_srate} Hz, "
+          f"{os.path.getsize(vital) / 1e6:.2f} MB .vital (written in {time.perf_counter() - t0:.1f} s); "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    models = ([("given", args.model)] if args.model else
+              [(f"{n} k=42 (untrained)", untrained_model(n, 42, os.path.join(tmp, f"{n}.pt"))) for n in ("cnn_cnn",
+                                                                                                    "lstm")])
+    worst = 0.0
+    for label, model in models:
+        for stride in args.strides:
+            runs = []
+            for _ in range(args.repeat):
+                res = predict_file(vital, model, stride, out_dir=os.path.join(tmp, "out"), log=lambda s: None)
+                runs.append(res["timings"])
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            n_win = len(res["prediction"].t_end)
+            line = (f"{label:<24} stride {stride:>3} s: {n_win:>5} windows  total {med['total_s']:.2f} s  (read "
+                    f"{med['read_s']:.2f}, clean+fill {med['clean_s']:.2f}, windows+forward {med['predict_s']:.2f}, "
+                    f"csv {med['csv_s']:.2f}, png {med['png_s']:.2f})")
+            if not args.no_cli:
+                cmd = [sys.executable, "-m", "hypo.predict", vital, "--model", model, "--stride", str(stride),
+                       "--out", os.path.join(tmp, "cli")]
+                env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": ROOT}
+                clis = []
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=ROOT)
+                    clis.append(time.perf_counter() - t0)
+                cli = statistics.median(clis)
+                line += f"  | CLI, fresh process: {cli:.2f} s"
+                worst = max(worst, cli)
+            worst = max(worst, med["total_s"])
+            print(line, flush=True)
+    print(f"slowest (median of {args.repeat}): {worst:.2f} s -> {'PASS' if worst < GOAL_S else 'FAIL'} "
+          f"(goal < {GOAL_S:g} s on CPU)")
+    probs = res["prediction"].probs
+    print(f"last run: {np.isfinite(probs).all(axis=1).sum()} of {len(probs)} windows predicted; files in {tmp}")
+
+
+if __name__ == "__main__":
+    main()

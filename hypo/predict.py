@@ -1,0 +1,313 @@
+"""Predict along one recording: a ``.vital`` file in, a CSV of probabilities and a timeline PNG out.
+
+    python -m hypo.predict case.vital --model model.pt                       # a window every 60 s
+    python -m hypo.predict case.vital --model model.pt --stride 10 --track-map map.json --out predictions/
+
+The recording is read with :func:`hypo.sources.vital.read_vital_case` (any track naming a ``--track-map``
+supports), checked for plausible units, cleaned of artefacts and gap-filled exactly as the training data were
+(the fill rule and minimum length come from the model's sidecar), then cut into windows ending every
+``--stride`` seconds and scored in a few batched forward passes. A window that still holds a gap after filling
+gets **no** prediction (an empty row in the CSV, a grey band in the timeline): nothing is invented.
+
+CSV columns: ``time_s`` (window end, seconds from the start of the recording), ``time`` (the same as h:mm:ss),
+``p_normal``, ``p_hypotension``, ``p_hypertension``, ``alarm`` (the class at the model's operating point),
+the last cuff reading at the window end (``last_reading_s``, ``last_sbp``, ``last_map``, ``last_dbp``), and,
+in hindsight only (unknown when the prediction is made), the cuff reading ``horizon`` later that labels it as
+the training data were labelled (``outcome_s``, ``outcome_map``, ``outcome_sbp``, ``outcome``).
+
+A recording too short, missing a track, in the wrong units or without a usable signal stops with one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from hypo.config import FillConfig, LabelConfig, WindowConfig
+from hypo.errors import ConfigError, HypoError
+from hypo.signals import CLASSES, DBP, ECG, HYPOTENSION, SIGNALS
+
+BATCH = 8192
+# Plausible medians of the recorded values, per signal (lo, hi, unit): far outside means another unit or scale.
+PLAUSIBLE_MEDIAN: dict[str, tuple[float, float, str]] = {
+    "nibp_sbp": (40.0, 260.0, "mmHg"),
+    "nibp_mbp": (25.0, 200.0, "mmHg"),
+    "nibp_dbp": (10.0, 160.0, "mmHg"),
+    "mac": (0.0, 5.0, "MAC"),
+    "bis": (2.0, 100.0, "BIS index 0-100"),
+}
+ECG_MAX_P99 = 20.0  # mV: an ECG in microvolts has a 99th percentile |value| in the hundreds
+
+
+class UnitsError(HypoError):
+    """A signal's values are implausible for its unit (e.g. kPa instead of mmHg, BIS on a 0-1 scale)."""
+
+
+def check_units(signals: np.ndarray, where: str = "") -> None:
+    """Refuse a recording whose signals are not in the units the model was trained on.
+
+    Args:
+        signals: float32 [seconds, 7] as read (before artefact removal, which would hide a unit problem).
+        where: Prefix for the message (the file).
+
+    Raises:
+        UnitsError: Naming the first implausible signal, its median and the expected range.
+    """
+    for i, name in enumerate(SIGNALS):
+        col = signals[:, i]
+        vals = col[np.isfinite(col)]
+        if not len(vals):
+            continue  # an all-NaN signal is reported by the cleaning step, with its own reason
+        if name in PLAUSIBLE_MEDIAN:
+            lo, hi, unit = PLAUSIBLE_MEDIAN[name]
+            med = float(np.median(vals))
+            if not lo <= med <= hi:
+                raise UnitsError(f"{where}{name} has median {med:.4g}, outside the plausible {lo:g}-{hi:g} "
+                                 f"({unit}): wrong units?")
+        elif i == ECG:
+            p99 = float(np.percentile(np.abs(vals), 99))
+            if p99 > ECG_MAX_P99:
+                raise UnitsError(f"{where}ecg has 99th percentile |value| {p99:.4g}, above {ECG_MAX_P99:g} mV: "
+                                 "wrong units (microvolts?)")
+
+
+@dataclasses.dataclass
+class Prediction:
+    """Predictions along one recording (one row per window end) and its cuff readings."""
+
+    caseid: str
+    n_seconds: int
+    stride_s: int
+    t_end: np.ndarray  # int64 [w]
+    probs: np.ndarray  # float32 [w, 3], NaN rows where the window was incomplete
+    alarm: np.ndarray  # object [w]: class name at the operating point, "" without prediction
+    last: dict[str, np.ndarray]  # time, sbp, map, dbp of the last reading at each window end (NaN / -1 if none)
+    outcome: dict[str, np.ndarray]  # time, map, sbp, class (-1 none) of the reading horizon later
+    readings: dict[str, np.ndarray]  # time, sbp, map, dbp of every cuff reading (artefacts removed)
+    timings: dict[str, float]
+
+    @property
+    def n_predicted(self) -> int:
+        """Windows with a prediction."""
+        return int(np.isfinite(self.probs).all(axis=1).sum())
+
+    def confirmed_hypotension(self) -> np.ndarray:
+        """Window ends whose reading ``horizon`` later (within tolerance) was hypotensive."""
+        return self.t_end[self.outcome["class"] == HYPOTENSION]
+
+
+def window_config(sidecar: dict[str, Any], stride_s: int) -> WindowConfig:
+    """The training data's window rules from a sidecar, with this run's stride."""
+    return WindowConfig(window_s=int(sidecar["window_s"]), stride_s=int(stride_s),
+                        min_case_s=int(sidecar["min_case_s"]), label=LabelConfig(**sidecar["label"]),
+                        fill=FillConfig(**sidecar["fill"]))
+
+
+def _forward(module, windows: np.ndarray) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(windows), BATCH):
+            out.append(module(torch.from_numpy(np.ascontiguousarray(windows[i:i + BATCH]))).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+
+
+def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, where: str = "") -> Prediction:
+    """Score every window of a case that ends on the ``stride_s`` grid.
+
+    Args:
+        case: A :class:`~hypo.sources.base.Case` as read (physical units, NaN where nothing was recorded).
+        module: The exported model (:func:`hypo.export.load_exported`).
+        sidecar: Its sidecar.
+        stride_s: Seconds between window ends.
+        where: Prefix for error messages (the file).
+
+    Raises:
+        HypoError: Too short, wrong units, or a signal without any usable value.
+    """
+    from hypo.operating_point import decide
+    from hypo.pipeline import clean_case
+    from hypo.windows import Readings, classify, label_by_reading, window_ends
+
+    if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
+        raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
+    stride_s = int(stride_s)
+    cfg = window_config(sidecar, stride_s)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if case.duration_s < cfg.min_case_s:
+        raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
+                        f"{cfg.min_case_s} s (the training data's minimum case length)")
+    check_units(case.signals, where)
+    cleaned, filled, _ = clean_case(case, cfg)
+    timings["clean_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    w = cfg.window_s
+    ends = window_ends(len(filled), w, stride_s)
+    view = np.lib.stride_tricks.sliding_window_view(filled, w, axis=0)[ends - w + 1]  # [n, 7, w], no copy
+    complete = ~np.isnan(view).any(axis=(1, 2))
+    probs = np.full((len(ends), len(CLASSES)), np.nan, np.float32)
+    probs[complete] = _forward(module, view[complete].transpose(0, 2, 1))
+    timings["predict_s"] = time.perf_counter() - t0
+
+    readings = Readings.from_signals(cleaned)
+    dbp = cleaned[readings.time, DBP]
+    last = np.searchsorted(readings.time, ends, side="right") - 1
+    has = last >= 0
+    lc = np.clip(last, 0, None)
+
+    def at(values, idx, ok, fill=np.nan):
+        return np.where(ok, values[idx], fill) if len(values) else np.full(len(idx), fill)
+
+    outcome_idx = label_by_reading(ends, readings, cfg.label)
+    has_out = outcome_idx >= 0
+    oi = np.clip(outcome_idx, 0, None)
+    out_map, out_sbp = at(readings.map, oi, has_out), at(readings.sbp, oi, has_out)
+    out_cls = np.where(has_out, classify(out_map, out_sbp, cfg.label), -1)
+    th = sidecar["thresholds"]
+    alarm_cls = decide(probs, {"hypotension": _thr(th.get("p_hypotension")),
+                               "hypertension": _thr(th.get("p_hypertension"))})
+    alarm = np.where(complete, np.asarray(CLASSES, dtype=object)[alarm_cls], "")
+    return Prediction(
+        caseid=case.caseid, n_seconds=int(case.duration_s), stride_s=stride_s, t_end=ends, probs=probs, alarm=alarm,
+        last={"time": at(readings.time, lc, has, -1), "sbp": at(readings.sbp, lc, has),
+              "map": at(readings.map, lc, has), "dbp": at(dbp, lc, has)},
+        outcome={"time": at(readings.time, oi, has_out, -1), "map": out_map, "sbp": out_sbp, "class": out_cls},
+        readings={"time": readings.time, "sbp": readings.sbp, "map": readings.map, "dbp": dbp},
+        timings=timings,
+    )
+
+
+def _thr(v) -> float:
+    return float(v) if v is not None else float("nan")
+
+
+def _clock(seconds: np.ndarray) -> list[str]:
+    s = seconds.astype(np.int64)
+    return [f"{h}:{m:02d}:{x:02d}" for h, m, x in zip(s // 3600, s // 60 % 60, s % 60)]
+
+
+def to_frame(pred: Prediction):
+    """The CSV table (see the module docstring)."""
+    import pandas as pd
+
+    def opt_time(t):
+        return pd.array([int(v) if v >= 0 else None for v in t], dtype="Int64")  # empty where none
+
+    def mmhg(v):
+        return np.round(np.asarray(v, np.float64), 1)
+
+    def prob(v):
+        return np.round(np.asarray(v, np.float64), 4)
+
+    cls_names = np.asarray(["", *CLASSES], dtype=object)
+    return pd.DataFrame({
+        "time_s": pred.t_end,
+        "time": _clock(pred.t_end),
+        "p_normal": prob(pred.probs[:, 0]),
+        "p_hypotension": prob(pred.probs[:, 1]),
+        "p_hypertension": prob(pred.probs[:, 2]),
+        "alarm": pred.alarm,
+        "last_reading_s": opt_time(np.asarray(pred.last["time"], np.int64)),
+        "last_sbp": mmhg(pred.last["sbp"]),
+        "last_map": mmhg(pred.last["map"]),
+        "last_dbp": mmhg(pred.last["dbp"]),
+        "outcome_s": opt_time(np.asarray(pred.outcome["time"], np.int64)),
+        "outcome_map": mmhg(pred.outcome["map"]),
+        "outcome_sbp": mmhg(pred.outcome["sbp"]),
+        "outcome": cls_names[pred.outcome["class"] + 1],
+    })
+
+
+def plot_timeline(pred: Prediction, sidecar: dict[str, Any], path: str, title: str = "") -> str:
+    """The timeline PNG of a prediction (see :func:`hypo.report_figures.timeline_figure`)."""
+    from hypo.report_figures import timeline_figure
+
+    th = sidecar["thresholds"]
+    thresholds = {"hypo_map": th["hypo_map"], "hyper_sbp": th["hyper_sbp"], "horizon_s": sidecar["horizon_s"],
+                  "p_hypotension": _thr(th.get("p_hypotension")), "p_hypertension": _thr(th.get("p_hypertension"))}
+    return timeline_figure(pred.t_end, pred.probs, pred.readings, pred.confirmed_hypotension(), thresholds, path,
+                           title, pred.stride_s)
+
+
+def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | None = None, out_dir: str = ".",
+                 plot: bool = True, log=print) -> dict[str, Any]:
+    """Read a ``.vital`` file, predict along it and write ``<stem>_predictions.csv`` (and ``_timeline.png``).
+
+    Args:
+        path: The recording.
+        model: The exported TorchScript model (sidecar beside it or embedded).
+        stride_s: Seconds between window ends.
+        track_map: Optional JSON file mapping signal names to track names.
+        out_dir: Output folder.
+        plot: Also draw the timeline PNG.
+        log: Where summary lines go.
+
+    Returns:
+        ``{"prediction", "csv", "png", "timings"}``.
+    """
+    from hypo.export import load_exported
+    from hypo.sources.vital import load_track_map, read_vital_case
+
+    t_start = time.perf_counter()
+    module, sidecar = load_exported(model)
+    tmap = load_track_map(track_map) if track_map else None
+    t0 = time.perf_counter()
+    stem = os.path.splitext(os.path.basename(path))[0]
+    case = read_vital_case(path, stem, stem, tmap)
+    read_s = time.perf_counter() - t0
+    pred = predict_case(case, module, sidecar, stride_s, where=f"{path}: ")
+    pred.timings["read_s"] = read_s
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    csv_path = os.path.join(out_dir, f"{stem}_predictions.csv")
+    to_frame(pred).to_csv(csv_path, index=False)
+    pred.timings["csv_s"] = time.perf_counter() - t0
+    png_path = None
+    if plot:
+        t0 = time.perf_counter()
+        sim = "  [model trained on simulated data]" if (sidecar.get("source") or {}).get("simulated") else ""
+        title = (f"{os.path.basename(path)}: {sidecar['model']['name']} k={sidecar['model']['k']}, window "
+                 f"{sidecar['window_s']} s every {pred.stride_s} s, horizon {sidecar['horizon_s'] // 60} min{sim}")
+        png_path = plot_timeline(pred, sidecar, os.path.join(out_dir, f"{stem}_timeline.png"), title)
+        pred.timings["png_s"] = time.perf_counter() - t0
+    pred.timings["total_s"] = time.perf_counter() - t_start
+
+    n = len(pred.t_end)
+    alarms = {c: int((pred.alarm == c).sum()) for c in ("hypotension", "hypertension")}
+    log(f"{path}: {pred.n_seconds:,} s ({pred.n_seconds / 3600:.1f} h), {len(pred.readings['time'])} cuff readings; "
+        f"{n} windows every {pred.stride_s} s: {pred.n_predicted} predicted, {n - pred.n_predicted} without "
+        "(a gap left after filling)")
+    log(f"  alarms at the operating point: hypotension {alarms['hypotension']}, hypertension "
+        f"{alarms['hypertension']}; a cuff reading {sidecar['horizon_s'] // 60} min later confirmed hypotension "
+        f"after {len(pred.confirmed_hypotension())} windows")
+    log(f"wrote {csv_path}" + (f" and {png_path}" if png_path else "") + f" in {pred.timings['total_s']:.2f} s")
+    return {"prediction": pred, "csv": csv_path, "png": png_path, "timings": pred.timings}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``python -m hypo.predict``; user errors end in one line on stderr with status 2."""
+    from hypo.runtime import one_line_errors
+
+    p = argparse.ArgumentParser(prog="hypo.predict", description="Predict hypotension along one .vital recording.")
+    p.add_argument("recording", help="a .vital file")
+    p.add_argument("--model", required=True, help="exported model (python -m hypo.export ... --out model.pt)")
+    p.add_argument("--stride", type=int, default=60, help="seconds between window ends (default 60)")
+    p.add_argument("--track-map", default=None, help="JSON file mapping signal names to track names")
+    p.add_argument("--out", default=".", help="output folder for <name>_predictions.csv and <name>_timeline.png")
+    p.add_argument("--no-plot", action="store_true", help="write the CSV only")
+    args = p.parse_args(argv)
+    with one_line_errors("hypo.predict"):
+        return predict_file(args.recording, args.model, args.stride, args.track_map, args.out, not args.no_plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""The final report: one trial evaluated once on the test split, as a self-contained HTML page with PNG figures.
+
+    python -m hypo.report runs/hypo-search                  # the leaderboard's first trial
+    python -m hypo.report runs/hypo-search --trial 3f2a_00001 --out report/ --bootstrap 1000
+
+The trial is the leaderboard's first (ranked on the validation split) unless ``--trial`` names one; its
+checkpoint of the best validation epoch is evaluated on the test split, beside the last-reading baseline on the
+same windows. The page holds one-vs-rest ROC and precision-recall curves for hypotension and hypertension with
+95% bands from a bootstrap over subjects (:mod:`hypo.bootstrap`), sensitivity at 90% specificity, the confusion
+matrix at the operating point (:mod:`hypo.operating_point`: thresholds fixed on the validation split), a
+calibration curve, results stratified by the last reading's class, the paper's table beside ours, and the
+fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
+next to the page; ``report.json`` keeps every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from hypo import __version__
+from hypo.errors import ConfigError, HypoError
+from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_search_meta
+from hypo.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
+from hypo.report_html import ci, render_html
+from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+
+ABNORMAL = (HYPOTENSION, HYPERTENSION)
+N_BOOT = 1000
+CALIBRATION_BINS = 10
+SIMULATED_SOURCES = ("demo", "synthetic")
+
+
+@dataclasses.dataclass
+class ChosenTrial:
+    """The trial a report or an export is about, and where everything it needs lives."""
+
+    exp_path: str
+    trial_id: str
+    rank: int | None
+    epoch: int
+    checkpoint: str
+    record: TrialRecord
+    row: dict[str, Any]
+    meta: dict[str, Any]
+    data_dir: str
+
+
+def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
+    """The leaderboard's first trial (or ``trial_id``) at its best validation epoch, with its checkpoint.
+
+    Raises:
+        HypoError: No experiment, no dataset recorded, unknown trial, or the best epoch's checkpoint not kept.
+    """
+    exp_path = os.path.abspath(os.path.expanduser(exp_path))
+    meta = read_search_meta(exp_path)
+    records = load_trials(exp_path)
+    data_dir = meta.get("data")
+    if not data_dir:
+        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; was it made by hypo's search?")
+    df = leaderboard_frame(records, meta.get("baseline"))
+    ranked = df[df["rank"].notna()]
+    if trial_id is not None:
+        rows = ranked[ranked["trial"] == trial_id]
+        if rows.empty:
+            known = ", ".join(map(str, ranked["trial"].head(8)))
+            raise HypoError(f"{exp_path}: no trial {trial_id!r}; trials by rank: {known}")
+    else:
+        rows = ranked
+    row = rows.iloc[0].to_dict()
+    if row.get("best_epoch") is None or not math.isfinite(float(row["best_epoch"])):
+        raise HypoError(f"trial {row['trial']} reported no epoch with a validation score; nothing to evaluate")
+    epoch = int(row["best_epoch"])
+    record = next(r for r in records if r.trial_id == row["trial"])
+    ckpt = record.checkpoint_for(epoch)
+    if ckpt is None:
+        raise HypoError(f"trial {row['trial']}: the checkpoint of its best epoch {epoch} was not kept")
+    return ChosenTrial(exp_path, str(row["trial"]), int(row["rank"]), epoch, ckpt, record, row, meta, str(data_dir))
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_trial(chosen: ChosenTrial):
+    """The trial's model, TrainConfig, checkpoint dict and the dataset manifest, with fingerprints checked.
+
+    Raises:
+        HypoError: When the dataset folder now holds another dataset than the one the trial was trained on.
+    """
+    from hypo.checkpoint import load_checkpoint, load_model
+    from hypo.dataset import read_manifest
+
+    manifest = read_manifest(chosen.data_dir)
+    ckpt = load_checkpoint(chosen.checkpoint)
+    if ckpt["dataset_fingerprint"] != manifest["fingerprint"]:
+        raise HypoError(f"trial {chosen.trial_id} was trained on dataset {ckpt['dataset_fingerprint']} but "
+                        f"{chosen.data_dir} now holds {manifest['fingerprint']}; evaluate on the dataset it was "
+                        "trained on")
+    model, cfg = load_model(chosen.checkpoint)
+    return model, cfg, ckpt, manifest
+
+
+def is_simulated(manifest: dict[str, Any]) -> bool:
+    """Whether a dataset comes from the demo simulator (or test data), not from patients."""
+    src = manifest.get("source") or {}
+    return src.get("name") in SIMULATED_SOURCES or bool((src.get("report") or {}).get("simulated"))
+
+
+def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str, Any]:
+    """Fingerprints and paths that identify what produced a result."""
+    from hypo.config import fingerprint, to_dict
+
+    ckpt_file = os.path.join(chosen.checkpoint, "checkpoint.pt")
+    return {
+        "experiment": chosen.exp_path,
+        "trial": chosen.trial_id,
+        "rank": chosen.rank,
+        "epoch": chosen.epoch,
+        "checkpoint": ckpt_file,
+        "checkpoint_sha256": sha256_file(ckpt_file),
+        "data": chosen.data_dir,
+        "dataset_fingerprint": manifest["fingerprint"],
+        "checkpoint_dataset_fingerprint": ckpt["dataset_fingerprint"],
+        "search_dataset_fingerprint": chosen.meta.get("dataset_fingerprint"),
+        "config_fingerprint": fingerprint(cfg),
+        "search_fingerprint": chosen.meta.get("search_fingerprint"),
+        "config": to_dict(cfg),
+        "window_config": manifest.get("config"),
+        "label": manifest["label"],
+        "source": (manifest.get("source") or {}).get("name"),
+        "simulated": is_simulated(manifest),
+        "hypo_version": __version__,
+        "checkpoint_hypo_version": ckpt.get("hypo_version"),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+
+def calibration(positive, prob, n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Reliability bins of equal width: mean predicted probability, observed share and count per non-empty bin."""
+    pos = np.asarray(positive, np.float64)
+    p = np.asarray(prob, np.float64)
+    idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    n = np.bincount(idx, minlength=n_bins)
+    pred = np.bincount(idx, weights=p, minlength=n_bins)
+    obs = np.bincount(idx, weights=pos, minlength=n_bins)
+    keep = n > 0
+    mean_pred, share = pred[keep] / n[keep], obs[keep] / n[keep]
+    ece = float(np.sum(n[keep] * np.abs(mean_pred - share)) / max(n.sum(), 1))
+    return {"pred": mean_pred.tolist(), "obs": share.tolist(), "n": n[keep].tolist(), "ece": ece}
+
+
+def operating_point_stats(y, probs, thresholds) -> dict[str, Any]:
+    """Per abnormal class, of its alarm ``p(class) >= threshold`` (one-vs-rest, a point on its ROC curve).
+
+    Returns:
+        Class name -> threshold, sensitivity, specificity, PPV and alarm rate.
+    """
+    out = {}
+    for c in ABNORMAL:
+        with np.errstate(invalid="ignore"):
+            pos, alarm = y == c, probs[:, c] >= thresholds[CLASSES[c]]
+        tp, fp = int((pos & alarm).sum()), int((~pos & alarm).sum())
+        fn, tn = int((pos & ~alarm).sum()), int((~pos & ~alarm).sum())
+        out[CLASSES[c]] = {
+            "threshold": thresholds[CLASSES[c]],
+            "sensitivity": tp / (tp + fn) if tp + fn else math.nan,
+            "specificity": tn / (tn + fp) if tn + fp else math.nan,
+            "ppv": tp / (tp + fp) if tp + fp else math.nan,
+            "alarm_rate": float(alarm.mean()) if len(y) else math.nan,
+        }
+    return out
+
+
+def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
+                   specificity: float = SPECIFICITY) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate the chosen trial once on the test split, with the baseline on the same windows.
+
+    Returns:
+        ``(results, curves)``: ``results`` is JSON-ready (every number of the report); ``curves`` holds the
+        arrays the figures draw.
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from hypo.baseline import label_config, last_reading_class, last_reading_scores, train_prior
+    from hypo.bootstrap import GRID, bootstrap_scores
+    from hypo.dataset import load_split
+    from hypo.metrics import evaluate_scores
+    from hypo.models import predict_proba
+
+    model, cfg, ckpt, manifest = load_trial(chosen)
+    val = load_split(chosen.data_dir, "val", manifest)
+    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
+    test = load_split(chosen.data_dir, "test", manifest)
+    if len(test) == 0:
+        raise HypoError(f"{chosen.data_dir}: the test split is empty; build the dataset from more cases")
+    probs = predict_proba(model, test.x)
+    label = label_config(manifest)
+    base = last_reading_scores(test.last_map, test.last_sbp, label, train_prior(manifest))
+    last = last_reading_class(test.last_map, test.last_sbp, label)
+    y = np.asarray(test.label, np.int64)
+    metrics = evaluate_scores(y, probs, last, where="test", warn=False)
+    base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
+    boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base)
+    pred = decide(probs, thresholds)
+    cm = confusion(y, pred)
+    op = operating_point_stats(y, probs, thresholds)
+
+    curves: dict[str, Any] = {}
+    calib: dict[str, Any] = {}
+    for c in ABNORMAL:
+        name = CLASSES[c]
+        pos = y == c
+        b, rb = boot[name], boot["reference"][name]
+        entry: dict[str, Any] = {"prevalence": b["prevalence"]}
+        if 0 < pos.sum() < len(y):
+            fpr, tpr, _ = roc_curve(pos, probs[:, c])
+            bfpr, btpr, _ = roc_curve(pos, base[:, c])
+            prec, rec, _ = precision_recall_curve(pos, probs[:, c])
+            bprec, brec, _ = precision_recall_curve(pos, base[:, c])
+            entry.update(roc=(fpr, tpr), base_roc=(bfpr, btpr), pr=(rec, prec), base_pr=(brec, bprec))
+        else:
+            empty = (np.zeros(0), np.zeros(0))
+            entry.update(roc=empty, base_roc=empty, pr=empty, base_pr=empty)
+        entry["roc_band"] = (GRID, b["roc"]["tpr_lo"], b["roc"]["tpr_hi"])
+        entry["pr_band"] = (GRID, b["pr"]["precision_lo"], b["pr"]["precision_hi"])
+        entry["model_label"] = f"model: AUROC {ci(b['auroc'])}"
+        entry["base_label"] = f"last-reading baseline: AUROC {ci(rb['auroc'])}"
+        entry["pr_model_label"] = f"model: AUPRC {ci(b['auprc'])}"
+        entry["pr_base_label"] = f"last-reading baseline: AUPRC {ci(rb['auprc'])}"
+        o = op[name]
+        entry["op"] = (1 - o["specificity"], o["sensitivity"], o["ppv"])
+        curves[name] = entry
+        calib[name] = {"model": calibration(pos, probs[:, c]), "baseline": calibration(pos, base[:, c])}
+        calib[name]["ece"] = calib[name]["model"]["ece"]
+
+    results = {
+        "format": "hypo-report/1",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "split": "test",
+        "n_windows": int(len(y)),
+        "n_subjects": boot["n_subjects"],
+        "n_cases": int(len(np.unique(test.caseid))),
+        "trial": trial_summary(chosen),
+        "metrics": metrics,
+        "baseline_metrics": base_metrics,
+        "bootstrap": {k: v for k, v in _jsonable(boot).items() if k not in ("grid",)},
+        "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": thresholds,
+                            "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
+        "calibration": calib,
+        "provenance": provenance(chosen, manifest, ckpt, cfg),
+    }
+    return results, {"roc_pr": curves, "calibration": calib, "confusion": cm}
+
+
+def trial_summary(chosen: ChosenTrial) -> dict[str, Any]:
+    """The chosen trial's parameters and validation scores as plain JSON values."""
+    row = {k: _plain(chosen.row.get(k)) for k in ("trial", "model", "loss", "gamma", "lr", "val_mean_auroc",
+                                                  "val_sum_auprc", "val_auprc_hypotension", "val_auprc_hypertension")}
+    row.update(rank=chosen.rank, k=int(chosen.row["k"]), best_epoch=chosen.epoch)
+    return row
+
+
+def _plain(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    return _plain(obj)
+
+
+# --------------------------------------------------------------------------------------------------- output
+
+
+def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) -> dict[str, str]:
+    """Write the figures, ``report.html`` (figures embedded) and ``report.json`` into ``out_dir``.
+
+    Returns:
+        Name -> path of every file written.
+    """
+    from hypo.report_figures import calibration_figure, confusion_figure, roc_pr_figure
+
+    os.makedirs(out_dir, exist_ok=True)
+    prov = results["provenance"]
+    sim = " (simulated data)" if prov["simulated"] else ""
+    trial = results["trial"]
+    what = f"{trial['model']} k={trial['k']} {trial['loss']}"
+    paths = {
+        "roc_pr": roc_pr_figure(curves["roc_pr"], os.path.join(out_dir, "roc_pr.png"),
+                                f"test split{sim}: {what}, epoch {prov['epoch']}; {results['n_windows']:,} windows "
+                                f"from {results['n_subjects']} subjects"),
+        "confusion": confusion_figure(curves["confusion"], CLASSES, os.path.join(out_dir, "confusion.png"),
+                                      f"test split{sim}: operating point fixed on validation\n"
+                                      f"({100 * results['operating_point']['specificity']:.0f}% specificity per "
+                                      "alarm)", horizon_s=int(prov["label"]["horizon_s"])),
+        "calibration": calibration_figure(curves["calibration"], os.path.join(out_dir, "calibration.png"),
+                                          f"test split{sim}: calibration"),
+    }
+    paths["json"] = os.path.join(out_dir, "report.json")
+    with open(paths["json"], "w") as f:
+        json.dump(_jsonable(results), f, indent=2)
+    paths["html"] = os.path.join(out_dir, "report.html")
+    with open(paths["html"], "w", encoding="utf-8") as f:
+        f.write(render_html(results, {k: paths[k] for k in ("roc_pr", "confusion", "calibration")}))
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments of ``python -m hypo.report``."""
+    p = argparse.ArgumentParser(prog="hypo.report", description="Evaluate one trial once on the test split and "
+                                "write a self-contained HTML report.")
+    p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")
+    p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")
+    p.add_argument("--out", default=None, help="output folder (default: EXPERIMENT/report)")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT, help="bootstrap replicates over subjects")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--specificity", type=float, default=SPECIFICITY,
+                   help="specificity of the alarm thresholds (operating point) and of the reported sensitivity")
+    return p.parse_args(argv)
+
+
+def make_report(exp_path: str, trial: str | None = None, out: str | None = None, n_boot: int = N_BOOT,
+                seed: int = 0, specificity: float = SPECIFICITY, log=print) -> dict[str, Any]:
+    """Evaluate and write the report; returns ``{"results", "paths"}``."""
+    if n_boot < 1:
+        raise ConfigError(f"--bootstrap must be >= 1, got {n_boot}")
+    if not 0 < specificity < 1:
+        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
+    chosen = choose_trial(exp_path, trial)
+    results, curves = evaluate_trial(chosen, n_boot, seed, specificity)
+    paths = write_report(results, curves, out or os.path.join(chosen.exp_path, "report"))
+    b, ref = results["bootstrap"], results["bootstrap"]["reference"]
+    t = results["trial"]
+    log(f"trial {t['trial']} (rank {t['rank']}: {t['model']} k={t['k']} {t['loss']}), epoch {t['best_epoch']}, "
+        f"test split: {results['n_windows']:,} windows, {results['n_subjects']} subjects"
+        + ("  [simulated data]" if results["provenance"]["simulated"] else ""))
+    log(f"  mean AUROC {ci(b['mean_auroc'])}  (baseline {ci(ref['mean_auroc'])})")
+    for name in ("hypotension", "hypertension"):
+        log(f"  {name}: AUROC {ci(b[name]['auroc'])}, AUPRC {ci(b[name]['auprc'])} (prevalence "
+            f"{b[name]['prevalence']:.3f}), sensitivity at {100 * specificity:.0f}% specificity "
+            f"{ci(b[name]['sens_at_spec'])}")
+    log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
+        f"{results['provenance']['config_fingerprint']}")
+    log(f"wrote {paths['html']} (+ roc_pr.png, confusion.png, calibration.png, report.json)")
+    return {"results": results, "paths": paths}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``python -m hypo.report``; user errors end in one line on stderr with status 2."""
+    from hypo.runtime import one_line_errors
+
+    args = parse_args(argv)
+    with one_line_errors("hypo.report"):
+        return make_report(args.experiment, args.trial, args.out, args.bootstrap, args.seed, args.specificity)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The HTML page of ``hypo.report``: one self-contained file, figures embedded as base64 data URIs.
+
+:func:`render_html` takes the ``results`` dict of :func:`hypo.report.evaluate_trial` (every number) and the
+paths of the PNG figures, and returns the page; nothing on it is fetched from elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+
+ABNORMAL = (HYPOTENSION, HYPERTENSION)
+
+
+def ci(m: dict[str, float], digits: int = 3) -> str:
+    """A bootstrap summary ``{value, lo, hi}`` as ``0.912 [0.890, 0.931]`` (``n/a`` when undefined)."""
+    if m is None or not _finite(m.get("value")):
+        return "n/a"
+    bounds = f" [{m['lo']:.{digits}f}, {m['hi']:.{digits}f}]" if _finite(m.get("lo")) else ""
+    return f"{m['value']:.{digits}f}{bounds}"
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _img(path: str, alt: str) -> str:
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _f(v, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if _finite(v) else "n/a"
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.8em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.3em .6em;
+text-align:right}th{background:#f3f5f7}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.banner{background:#fff3cd;border:1px solid #e0c36b;padding:.8em 1em;font-weight:600}.mismatch{color:#b00020}
+code{background:#f3f5f7;padding:0 .25em}.note{color:#555;font-size:.92em}"""
+
+
+def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
+    """The self-contained report page."""
+    from hypo.final_test import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
+
+    prov, trial, m, bm = results["provenance"], results["trial"], results["metrics"], results["baseline_metrics"]
+    boot, ref, op = results["bootstrap"], results["bootstrap"]["reference"], results["operating_point"]
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hypo report: trial {e(trial['trial'])}"
+             f"</title><style>{CSS}</style></head><body>",
+             "<h1>hypo: intraoperative hypotension prediction, test-split report</h1>"]
+    if prov["simulated"]:
+        parts.append(f"<p class='banner'>Simulated data. This dataset comes from hypo's built-in simulator (source "
+                     f"<code>{e(str(prov['source']))}</code>), not from patients. Every figure below exercises the "
+                     "software; none says anything about clinical performance.</p>")
+    parts.append(
+        f"<p>Trial <code>{e(trial['trial'])}</code> (leaderboard rank {trial['rank']}, chosen on the validation "
+        f"split): <b>{e(str(trial['model']))}</b>, k = {trial['k']}, loss {e(str(trial['loss']))}"
+        + (f" (gamma {trial['gamma']:g})" if trial.get("gamma") else "")
+        + f", checkpoint of its best validation epoch {prov['epoch']}. Evaluated once on the test split: "
+        f"{results['n_windows']:,} windows from {results['n_cases']} cases of {results['n_subjects']} subjects. "
+        f"Label: class of the blood pressure {prov['label']['horizon_s'] // 60:g} min after each 60-s window "
+        f"(mode <code>{e(prov['label']['mode'])}</code>); hypotension MAP &lt; {prov['label']['hypo_map']:g} mmHg, "
+        f"hypertension SBP &gt; {prov['label']['hyper_sbp']:g} mmHg. Intervals are "
+        f"{100 * boot['level']:.0f}% percentile intervals from {boot['n_boot']} bootstrap replicates over "
+        "subjects (all windows of a drawn subject together), not over windows.</p>")
+
+    spec = f"{100 * op['specificity']:.0f}%"
+    rows = [["mean AUROC (3 classes)", ci(boot["mean_auroc"]), ci(ref["mean_auroc"]), ""],
+            ["AUPRC hypotension + hypertension", ci(boot["sum_auprc"]), ci(ref["sum_auprc"]), ""]]
+    for c in ABNORMAL:
+        name = CLASSES[c]
+        rows += [[f"AUROC {name}", ci(boot[name]["auroc"]), ci(ref[name]["auroc"]), ""],
+                 [f"AUPRC {name}", ci(boot[name]["auprc"]), ci(ref[name]["auprc"]),
+                  f"prevalence {_f(boot[name]['prevalence'])}"],
+                 [f"sensitivity at {spec} specificity: {name}", ci(boot[name]["sens_at_spec"]),
+                  ci(ref[name]["sens_at_spec"]), "read off the test ROC curve"]]
+    rows.append(["AUROC normal", _f(m["auroc_normal"]), _f(bm["auroc_normal"]), ""])
+    d = boot["mean_auroc_diff"]
+    parts += ["<h2>Summary</h2>",
+              _table(["test split", "model", "last-reading baseline", "note"], rows),
+              f"<p>Mean AUROC, model minus baseline (paired, same replicates): <b>{ci(d)}</b>. The baseline scores "
+              "each window from the most recent cuff reading at its end, without learning (PITFALLS.md 2).</p>",
+              "<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
+              "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
+              "Dashed grey: last-reading baseline on the same windows. Circle: the operating point.</p>"]
+
+    cm = np.asarray(op["confusion"])
+    cm_rows = [[f"true {CLASSES[i]}"] + [f"{cm[i, j]:,}" for j in range(3)] + [f"{cm[i].sum():,}"] for i in range(3)]
+    op_rows = [[name, _f(s["threshold"], 4), _f(s["sensitivity"]), _f(s["specificity"]), _f(s["ppv"]),
+                _f(s["alarm_rate"])] for name, s in op["per_class"].items()]
+    parts += ["<h2>Operating point and confusion matrix</h2>",
+              f"<p><b>Operating point:</b> {e(op['rule'])}.</p>",
+              _table(["alarm: p(class) >= threshold", "threshold", "sensitivity", "specificity", "PPV", "alarm rate"],
+                     op_rows),
+              _table(["", *[f"predicted {c}" for c in CLASSES], "total"], cm_rows),
+              _img(images["confusion"], "confusion matrix"),
+              "<h2>Calibration</h2>", _img(images["calibration"], "calibration curves"),
+              "<p class='note'>Windows binned by predicted probability (10 equal-width bins); ECE = expected "
+              "calibration error (bin-size-weighted mean |predicted - observed|). The baseline's scores are "
+              "ramps of the last reading, not probabilities, and are shown for reference.</p>"]
+
+    strata_rows = []
+    for s in ("normal", "hypotension", "hypertension", "none"):
+        n = m.get(f"bylast_{s}_n", 0)
+        strata_rows.append([s if s != "none" else "no reading yet", f"{int(n or 0):,}",
+                            _f(m.get(f"bylast_{s}_prevalence_hypotension")),
+                            _f(m.get(f"bylast_{s}_prevalence_hypertension")),
+                            f"{_f(m.get(f'bylast_{s}_auroc_hypotension'))} / "
+                            f"{_f(bm.get(f'bylast_{s}_auroc_hypotension'))}",
+                            f"{_f(m.get(f'bylast_{s}_auroc_hypertension'))} / "
+                            f"{_f(bm.get(f'bylast_{s}_auroc_hypertension'))}",
+                            f"{_f(m.get(f'bylast_{s}_mean_auroc'))} / {_f(bm.get(f'bylast_{s}_mean_auroc'))}"])
+    parts += ["<h2>By the class of the last cuff reading</h2>",
+              "<p>Predicting hypotension while the last reading is already hypotensive is trivial; the row "
+              "<i>normal</i> is the onset question (PITFALLS.md 2). Cells: model / baseline; n/a where a "
+              "stratum lacks a class.</p>",
+              _table(["last reading", "windows", "prev. hypotension", "prev. hypertension", "AUROC hypotension",
+                      "AUROC hypertension", "mean AUROC"], strata_rows)]
+
+    paper_rows = []
+    ours = {"mean_auroc": boot["mean_auroc"], "sum_auprc": boot["sum_auprc"]}
+    for loss in ("ce", "focal"):
+        for metric, title in (("sum_auprc", "AUPRC (hypo + hyper)"), ("mean_auroc", "mean AUROC")):
+            cells = []
+            for model in PAPER_MODELS:
+                paper = PAPER_TABLE[(loss, metric)].get(model)
+                cell = _f(paper, 4) if paper is not None else "-"
+                if model == trial["model"] and loss == trial["loss"]:
+                    cell += f" / <b>{ci(ours[metric], 4)}</b>"
+                cells.append(cell)
+            paper_rows.append([("cross entropy" if loss == "ce" else "focal") + f": {title}", *cells])
+    parts += ["<h2>The paper's table beside ours</h2>",
+              _table(["loss: metric", *[MODEL_TITLES[x] for x in PAPER_MODELS]], paper_rows),
+              f"<p>Last-reading baseline on the same test windows: mean AUROC {ci(ref['mean_auroc'], 4)}, "
+              f"AUPRC hypo + hyper {ci(ref['sum_auprc'], 4)}.</p>",
+              "<p class='note'>Cells: the paper's published value (VitalDB, 5,064 patients) / <b>ours</b> (this "
+              "trial on this test split, with its interval). Only the chosen trial's model and loss have a value "
+              "of ours. The paper's labels are forward-filled cuff values; ours use label mode "
+              f"<code>{e(prov['label']['mode'])}</code>"
+              + (" on simulated data, so the numbers are not comparable." if prov["simulated"] else ".") + "</p>"]
+
+    fp_ok = prov["dataset_fingerprint"] == prov["checkpoint_dataset_fingerprint"]
+    prov_rows = [
+        ["dataset fingerprint (manifest)", f"<code>{e(prov['dataset_fingerprint'])}</code>"],
+        ["dataset fingerprint stored in the checkpoint",
+         f"<code class='{'' if fp_ok else 'mismatch'}'>{e(prov['checkpoint_dataset_fingerprint'])}</code>"
+         + (" (matches)" if fp_ok else " (MISMATCH)")],
+        ["config fingerprint (TrainConfig)", f"<code>{e(prov['config_fingerprint'])}</code>"],
+        ["search fingerprint", f"<code>{e(str(prov['search_fingerprint']))}</code>"],
+        ["checkpoint SHA-256", f"<code>{e(prov['checkpoint_sha256'])}</code>"],
+        ["checkpoint", f"<code>{e(prov['checkpoint'])}</code>"],
+        ["dataset", f"<code>{e(prov['data'])}</code> (source <code>{e(str(prov['source']))}</code>)"],
+        ["experiment", f"<code>{e(prov['experiment'])}</code>"],
+        ["hypo version (report / checkpoint)",
+         f"{e(prov['hypo_version'])} / {e(str(prov['checkpoint_hypo_version']))}"],
+        ["bootstrap", f"{boot['n_boot']} replicates over {boot['n_subjects']} subjects, seed {boot['seed']}"],
+        ["created", e(results["created"])],
+    ]
+    parts += ["<h2>Provenance</h2>", _table(["what", "value"], prov_rows),
+              "<details><summary>training config and window config</summary><pre>"
+              + e(json.dumps({"train": prov["config"], "windows": prov["window_config"]}, indent=2))
+              + "</pre></details>",
+              "<p class='note'>No clinical claim: hypo is research software. Figures files: roc_pr.png, "
+              "confusion.png, calibration.png; every number: report.json.</p></body></html>"]
+    return "\n".join(parts)
