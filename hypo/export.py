@@ -192,7 +192,8 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
     """
     from hypo.dataset import load_split
     from hypo.models import predict_proba
-    from hypo.report import choose_trial, load_trial, sha256_file
+    from hypo.report import choose_trial, load_trial
+    from hypo.storage import sha256_file
 
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
@@ -226,7 +227,7 @@ def write_exported(traced: torch.jit.ScriptModule, sidecar: dict[str, Any], out:
     Returns:
         ``(model_path, sidecar_path)``; ``sidecar["model_sha256"]`` is set.
     """
-    from hypo.report import sha256_file
+    from hypo.storage import sha256_file
 
     out = os.path.abspath(os.path.expanduser(out))
     os.makedirs(os.path.dirname(out), exist_ok=True)

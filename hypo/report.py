@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_s
 from hypo.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
 from hypo.report_html import ci, render_html
 from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.storage import sha256_file
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
@@ -86,13 +86,6 @@ def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
     return ChosenTrial(exp_path, str(row["trial"]), int(row["rank"]), epoch, ckpt, record, row, meta, str(data_dir))
 
 
-def sha256_file(path: str) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_trial(chosen: ChosenTrial):

@@ -76,12 +76,7 @@ def roc_pr_figure(curves: dict, path: str, title: str = "") -> str:
                title=f"precision-recall: {name} vs rest")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8.5, framealpha=0.85)
-    if title:
-        fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, plt, path, title)
 
 
 def confusion_figure(cm, classes, path: str, title: str = "", horizon_s: int = 300) -> str:
@@ -139,6 +134,11 @@ def calibration_figure(calib: dict, path: str, title: str = "", min_count: int =
                title=f"calibration: {name} (bins of >= {min_count} windows)")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8.5)
+    return _finish(fig, plt, path, title)
+
+
+def _finish(fig, plt, path: str, title: str) -> str:
+    """Title, layout, save and close a figure; return its path."""
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()

@@ -234,6 +234,7 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
         num_samples=1 if cfg.space == "paper" else cfg.samples,
         # The Optuna searcher is already wrapped in a ConcurrencyLimiter; the grid needs Tune's own limit.
         max_concurrent_trials=cfg.max_concurrent if search_alg is None else None,
+        reuse_actors=True,  # a trial's worker keeps torch imported for the next trial
     )
     run_config = tune.RunConfig(
         name=cfg.name,

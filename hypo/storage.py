@@ -6,6 +6,7 @@ killed job never leaves a half-written shard under a real name (readers skip nam
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -96,3 +97,12 @@ def write_parquet(path: str, table: pa.Table) -> None:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     _atomic_write(path, buf.getvalue())
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a local file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -32,6 +31,7 @@ from hypo.config import fingerprint as hash_obj
 from hypo.errors import CaseRejected, ConfigError
 from hypo.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS
 from hypo.sources.base import Case
+from hypo.storage import sha256_file
 
 # Files written by write_vital_case start here: 2100-01-01 UTC, the date vitaldb's anonymize() moves files to.
 # (A start of 0 would be overwritten by vitaldb's reader with the first record's time.)
@@ -286,12 +286,6 @@ def write_vital_case(
     return path
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_subjects(path: str | os.PathLike) -> dict[str, str]:
@@ -385,7 +379,7 @@ class VitalDirSource:
         st = p.stat()  # ctime changes on any write, even when mtime is set back
         key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         if key not in self._digests:
-            self._digests[key] = _sha256_file(p)
+            self._digests[key] = sha256_file(p)
         return self._digests[key]
 
     def fingerprint(self) -> str:
