@@ -123,7 +123,7 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
                   max_diff: float, checkpoint_sha: str) -> dict[str, Any]:
     """The sidecar dict (see the module docstring)."""
     from hypo.config import fingerprint
-    from hypo.report import is_simulated
+    from hypo.sources.base import is_simulated
 
     wc, wc_from = window_config(manifest)
     best = chosen.record.best() or {}

@@ -199,8 +199,15 @@ def format_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "") -> None:
-    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, baseline marked."""
+def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bool = False) -> None:
+    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, baseline marked.
+
+    Args:
+        df: The leaderboard (:func:`leaderboard_frame`).
+        path: PNG to write.
+        title: Figure title.
+        simulated: Whether the dataset is simulated; the title then says so.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,7 +236,7 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "") -> None:
                    label="last-reading baseline", zorder=5)
     ax.set_xlabel("validation mean AUROC (one-vs-rest, 3 classes)")
     ax.set_ylabel("validation AUPRC hypotension + hypertension")
-    ax.set_title(title or "hypo search: trials at their best epoch")
+    ax.set_title((title or "hypo search: trials at their best epoch") + ("  [simulated data]" if simulated else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -237,15 +244,27 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "") -> None:
     plt.close(fig)
 
 
-def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "") -> dict[str, str]:
-    """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``."""
+def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False) -> dict[str, str]:
+    """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``.
+
+    Args:
+        df: The leaderboard (:func:`leaderboard_frame`).
+        out_dir: Folder for the three files.
+        title: Heading of the Markdown file and the figure.
+        simulated: Whether the dataset is simulated (the demo cohort); the Markdown and the figure then say so.
+
+    Returns:
+        ``{"csv", "md", "png"}`` -> path.
+    """
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f"leaderboard.{k}") for k in ("csv", "md", "png")}
     df.to_csv(paths["csv"], index=False)
     with open(paths["md"], "w") as f:
         f.write(f"# {title or 'Leaderboard'}\n\n")
-        f.write("Ranked on the validation split at each trial's best epoch; `*` marks the Pareto front. "
-                "Demo-cohort figures come from a simulator and are not clinical performance.\n\n")
-        f.write(format_markdown(df) + "\n")
-    plot_leaderboard(df, paths["png"], title)
+        f.write("Ranked on the validation split at each trial's best epoch; `*` marks the Pareto front.")
+        if simulated:
+            f.write(" **Simulated data**: these figures come from hypo's demo simulator and say nothing about "
+                    "clinical performance.")
+        f.write("\n\n" + format_markdown(df) + "\n")
+    plot_leaderboard(df, paths["png"], title, simulated)
     return paths

@@ -26,8 +26,11 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     meta = read_search_meta(exp_path)
     df = leaderboard_frame(load_trials(exp_path), meta.get("baseline"), by=rank_by)
     title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
-    paths = write_leaderboard(df, out_dir or exp_path, title)
+    simulated = bool(meta.get("simulated"))
+    paths = write_leaderboard(df, out_dir or exp_path, title, simulated)
     log(format_table(df))
+    if simulated:
+        log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")
     log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline = last cuff reading (no learning)")
     log("wrote " + ", ".join(paths.values()))
     return {"frame": df, "paths": paths}

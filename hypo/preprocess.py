@@ -74,15 +74,31 @@ def _done_cases(out: str) -> tuple[set[str], set[str]]:
     return ok, rejected - ok
 
 
-def _num_tasks(n_cases: int, cases_per_task: int, num_cpus_per_task: float) -> int:
-    """Tasks for ``n_cases``: about ``cases_per_task`` cases each, but at least two per CPU slot when possible."""
+def num_tasks(n_cases: int, cases_per_task: int, cpu_slots: int) -> int:
+    """How many Ray tasks share ``n_cases``.
+
+    About ``cases_per_task`` cases each, but at least two tasks per CPU slot when there are cases enough (so no
+    slot idles while one task finishes its batch), and never more tasks than cases.
+
+    Args:
+        n_cases: Cases still to process.
+        cases_per_task: Cases one task should take in turn.
+        cpu_slots: Tasks the cluster can run at once.
+
+    Returns:
+        The number of blocks to split the case list into (at least 1).
+    """
+    return max(1, min(n_cases, max(math.ceil(n_cases / cases_per_task), 2 * max(1, cpu_slots))))
+
+
+def _cpu_slots(num_cpus_per_task: float) -> int:
+    """Tasks of ``num_cpus_per_task`` CPUs the running Ray cluster (else this machine) can run at once."""
     import os
 
     import ray
 
     cpus = ray.cluster_resources().get("CPU", 1) if ray.is_initialized() else os.cpu_count() or 1
-    slots = max(1, int(cpus // num_cpus_per_task))
-    return max(1, min(n_cases, max(math.ceil(n_cases / cases_per_task), 2 * slots)))
+    return max(1, int(cpus // num_cpus_per_task))
 
 
 def build_windows(
@@ -132,8 +148,8 @@ def build_windows(
     if todo:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
-        ds = ray.data.from_items([{"ref": json.dumps(r)} for r in todo],
-                                 override_num_blocks=_num_tasks(len(todo), cases_per_task, num_cpus_per_task))
+        blocks = num_tasks(len(todo), cases_per_task, _cpu_slots(num_cpus_per_task))
+        ds = ray.data.from_items([{"ref": json.dumps(r)} for r in todo], override_num_blocks=blocks)
         ds = ds.map(_map_row, fn_kwargs={"source": source, "cfg": to_dict(cfg), "out": out},
                     num_cpus=num_cpus_per_task)
         for row in ds.iter_rows():

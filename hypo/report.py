@@ -31,12 +31,12 @@ from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_s
 from hypo.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
 from hypo.report_html import ci, render_html
 from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.sources.base import is_simulated
 from hypo.storage import sha256_file
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
 CALIBRATION_BINS = 10
-SIMULATED_SOURCES = ("demo", "synthetic")
 
 
 @dataclasses.dataclass
@@ -105,12 +105,6 @@ def load_trial(chosen: ChosenTrial):
                         "trained on")
     model, cfg = load_model(chosen.checkpoint)
     return model, cfg, ckpt, manifest
-
-
-def is_simulated(manifest: dict[str, Any]) -> bool:
-    """Whether a dataset comes from the demo simulator (or test data), not from patients."""
-    src = manifest.get("source") or {}
-    return src.get("name") in SIMULATED_SOURCES or bool((src.get("report") or {}).get("simulated"))
 
 
 def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str, Any]:

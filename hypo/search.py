@@ -23,6 +23,7 @@ from hypo.config import fingerprint, to_dict
 from hypo.errors import ConfigError, HypoError
 from hypo.leaderboard import SEARCH_META
 from hypo.metrics import RANK_METRICS
+from hypo.sources.base import is_simulated
 
 SPACES = ("optuna", "paper")
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
@@ -287,6 +288,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             "data": cfg.data,
             "dataset_fingerprint": data["fingerprint"],
             "label": data["manifest"]["label"],
+            "source": (data["manifest"].get("source") or {}).get("name"),
+            "simulated": is_simulated(data["manifest"]),
             "baseline": data["baseline"],
         })
         tuner = build_tuner(cfg, data, extra_params)

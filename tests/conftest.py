@@ -13,6 +13,21 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(scope="session")
+def real_samples():
+    """The real VitalDB samples beside the checkout (``../shared/vitaldb-samples``); CI has them.
+
+    Missing samples fail the tests that need them, so that a green run always includes the real data. Set
+    ``HYPO_SKIP_REAL_SAMPLES=1`` to skip those tests knowingly (a checkout without ``../shared``).
+    """
+    if SAMPLES.is_dir():
+        return SAMPLES
+    if os.environ.get("HYPO_SKIP_REAL_SAMPLES") == "1":
+        pytest.skip(f"{SAMPLES} not present (HYPO_SKIP_REAL_SAMPLES=1)")
+    pytest.fail(f"{SAMPLES} not found: these tests read the real VitalDB samples beside the checkout "
+                "(set HYPO_SKIP_REAL_SAMPLES=1 to skip them knowingly)", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """A local Ray with 2 CPUs for the tests of one module."""

@@ -23,7 +23,7 @@ from vital_server import SAMPLES, export_to_vital
 
 COLUMNS = ["time_s", "time", "p_normal", "p_hypotension", "p_hypertension", "alarm", "last_reading_s", "last_sbp",
            "last_map", "last_dbp", "outcome_s", "outcome_map", "outcome_sbp", "outcome"]
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/vitaldb-samples not present")
+needs_samples = pytest.mark.usefixtures("real_samples")
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +180,13 @@ def test_real_export_with_a_track_map_supplying_the_missing_signals_predicts(mod
     assert len(readings["time"]) > 10 and np.array_equal(readings["map"], sim[readings["time"], MBP])
 
 
-def test_ten_hour_recording_predicts_in_under_five_seconds(model, tmp_path):
+def test_ten_hour_recording_at_a_ten_second_stride(model, tmp_path):
+    """The benchmark's recording (its speed is measured by ``bench/predict.py``, not asserted here)."""
     case = demo_case(36_000, start=1)
     path = write_vital_case(Case("long", "long", case.signals[:36_000]), tmp_path / "ten.vital")
     res = predict_file(str(path), model, 10, out_dir=str(tmp_path), log=lambda s: None)
-    assert len(res["prediction"].t_end) == 3595
-    assert res["timings"]["total_s"] < 5.0, res["timings"]
+    pred = res["prediction"]
+    assert len(pred.t_end) == 3595 and np.array_equal(np.diff(pred.t_end), np.full(3594, 10))
+    assert {"read_s", "clean_s", "predict_s", "csv_s", "total_s"} <= set(res["timings"]), res["timings"]
+    df = pd.read_csv(res["csv"])
+    assert len(df) == 3595 and df["p_hypotension"].notna().mean() > 0.9

@@ -7,7 +7,7 @@ import pytest
 
 from hypo.config import LabelConfig, WindowConfig
 from hypo.errors import ConfigError
-from hypo.preprocess import build_windows
+from hypo.preprocess import build_windows, num_tasks
 from hypo.signals import SIGNALS
 
 from fake_sources import FakeSource
@@ -98,3 +98,15 @@ def test_ffill_mode_leaks_labels_from_inside_the_window(ray_local, tmp_path):
     assert m["labels_at_or_before_window_end"]["share"] > 0.1
     honest = build_windows(src, WindowConfig(), str(tmp_path / "r"), progress=False, log=lambda s: None)
     assert honest["labels_at_or_before_window_end"]["count"] == 0
+
+
+@pytest.mark.parametrize("n_cases, per_task, slots, expected", [
+    (5064, 16, 2, 317),   # batches of 16 when there are plenty of cases
+    (100, 16, 8, 16),     # raised to two tasks per slot, so no slot idles on a long batch
+    (3, 16, 8, 3),        # never more tasks than cases
+    (0, 16, 2, 1),        # an empty job is still one (empty) block
+    (40, 1, 2, 40),       # one case per task when asked
+    (10, 16, 0, 2),       # a fractional or zero slot count counts as one slot
+])
+def test_cases_are_split_into_enough_tasks_to_keep_every_slot_busy(n_cases, per_task, slots, expected):
+    assert num_tasks(n_cases, per_task, slots) == expected

@@ -58,7 +58,9 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
     assert ranked["pareto"].any()
     for path in res["paths"].values():
         assert os.path.getsize(path) > 0
-    assert "baseline: last reading" in open(res["paths"]["md"]).read()
+    md = open(res["paths"]["md"]).read()
+    assert "baseline: last reading" in md
+    assert "**Simulated data**" in md and any("simulated data (synthetic source)" in x for x in lines)
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{exp}/optuna.db")
     assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert len(study.directions) == 2  # multi-objective: mean AUROC and summed AUPRC
@@ -143,3 +145,16 @@ def test_mlflow_logging_when_asked(ray_local, data_dir, tmp_path):
     assert len(runs) == 1
     history = client.get_metric_history(runs[0].info.run_id, "val_mean_auroc")
     assert len(history) == 2
+
+
+def test_leaderboard_of_patient_data_carries_no_simulation_notice(ray_local, data_dir, tmp_path):
+    cfg = _cfg(data_dir, tmp_path, "patients", samples=1, epochs=1, grace_period=1)
+    exp = run_search(cfg, log=lambda s: None)
+    meta_path = os.path.join(exp, "hypo_search.json")
+    meta = json.load(open(meta_path))
+    assert meta["simulated"] is True and meta["source"] == "synthetic"
+    meta.update(simulated=False, source="vital-dir")  # as a search over a hospital's .vital folder records it
+    json.dump(meta, open(meta_path, "w"))
+    lines = []
+    res = show_leaderboard(exp, log=lines.append)
+    assert "imulated" not in open(res["paths"]["md"]).read() and not any("simulated" in x for x in lines)

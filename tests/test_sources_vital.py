@@ -275,7 +275,7 @@ def test_vital_dir_bad_subjects_file(tmp_path):
 
 # -- real VitalDB data (1-second exports rebuilt as .vital files) ------------------------------------------
 
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/vitaldb-samples not present")
+needs_samples = pytest.mark.usefixtures("real_samples")
 
 
 @pytest.fixture(scope="module")

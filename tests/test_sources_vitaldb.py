@@ -17,7 +17,7 @@ from hypo.sources.vitaldb_open import VitalDBSource
 
 from vital_server import REAL_EXPORTS, SAMPLES, closed_port_url, export_to_vital, make_case, serve
 
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/vitaldb-samples not present")
+pytestmark = pytest.mark.usefixtures("real_samples")
 
 V = vitaldb.dataset.DATASET_VERSION
 SYNTHETIC = ("1", "2", "3")  # real caseids (eligible; subjects 5955, 2487, 2861) with synthetic signals

@@ -89,3 +89,19 @@ def iter_cases(source: Source) -> Iterator[Case | CaseRejected]:
             yield source.load_case(ref)
         except CaseRejected as exc:
             yield exc
+
+
+SIMULATED_SOURCES = ("demo", "synthetic")
+
+
+def is_simulated(manifest: dict[str, Any]) -> bool:
+    """Whether a window dataset comes from the demo simulator (or test data), not from patients.
+
+    Args:
+        manifest: The dataset's ``manifest.json``.
+
+    Returns:
+        True when its source is simulated; figures from it must never read as clinical performance.
+    """
+    src = manifest.get("source") or {}
+    return src.get("name") in SIMULATED_SOURCES or bool((src.get("report") or {}).get("simulated"))
