@@ -18,7 +18,6 @@ dataset, config and checkpoint fingerprints.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import json
@@ -31,9 +30,10 @@ import torch
 from torch import nn
 
 from hypo import __version__
-from hypo.config import FillConfig, LabelConfig, WindowConfig, from_dict, to_dict
+from hypo.config import WindowConfig, from_dict, to_dict
 from hypo.errors import ConfigError, HypoError
 from hypo.operating_point import SPECIFICITY, alarm_thresholds, describe
+from hypo.runtime import OneLineParser
 from hypo.signals import CLASSES, SIGNALS, UNITS
 
 FORMAT = "hypo-model/1"
@@ -54,6 +54,22 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(self.net(x), dim=1)
 
 
+class InputGuard(nn.Module):
+    """The exported entry point: checks the input's shape, takes any float dtype, and runs the traced model."""
+
+    def __init__(self, traced: torch.jit.ScriptModule, window_s: int, n_signals: int) -> None:
+        super().__init__()
+        self.model = traced
+        self.window_s = window_s
+        self.n_signals = n_signals
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities [n, 3] of windows ``x`` [n, window_s, 7] in physical units (NaN in, NaN out)."""
+        torch._assert(x.dim() == 3 and x.size(1) == self.window_s and x.size(2) == self.n_signals,
+                      "hypo model: expected windows [n, window_s, 7] in physical units (see the sidecar's input)")
+        return self.model(x.float())
+
+
 @contextlib.contextmanager
 def _quiet_jit():
     """Silence TorchScript's deprecation notices and the tracer's notes on nn.LSTM's internal shape checks."""
@@ -64,10 +80,16 @@ def _quiet_jit():
 
 
 def trace_model(net: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
-    """TorchScript trace of ``net`` + softmax (eval mode, float32, CPU) on ``example`` windows."""
-    wrapped = ProbabilityModel(net.cpu().float().eval()).eval()
+    """TorchScript of ``net`` + softmax (eval mode, float32, CPU, no gradients) behind an :class:`InputGuard`.
+
+    Args:
+        net: The trained model (z-score inside).
+        example: Windows ``[n, window_s, 7]`` to trace with.
+    """
+    wrapped = ProbabilityModel(net.cpu().float().eval()).eval().requires_grad_(False)
     with _quiet_jit(), torch.no_grad():
-        return torch.jit.trace(wrapped, example.float(), check_trace=False)
+        traced = torch.jit.trace(wrapped, example.float(), check_trace=False)
+        return torch.jit.script(InputGuard(traced, int(example.shape[1]), int(example.shape[2])))
 
 
 def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.ndarray) -> float:
@@ -81,16 +103,17 @@ def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.n
     return worst
 
 
-def window_config(manifest: dict[str, Any]) -> tuple[WindowConfig, str]:
-    """The dataset's window config (fill rule, minimum length), or the defaults when its manifest has none."""
+def window_config(manifest: dict[str, Any]) -> WindowConfig:
+    """The dataset's window config (fill rule, labels, minimum length), which ``hypo.predict`` must repeat.
+
+    Raises:
+        HypoError: When the manifest records none (a dataset not written by ``preprocessing/build_windows.py``).
+    """
     cfg = manifest.get("config") or {}
-    if {"window_s", "fill", "label"} <= set(cfg):
-        return from_dict(WindowConfig, cfg), "manifest"
-    fill = FillConfig()
-    label = from_dict(LabelConfig, manifest["label"])
-    wc = WindowConfig(window_s=int(manifest["window_s"]), stride_s=int(manifest.get("stride_s", 60)),
-                      label=label, fill=fill)
-    return wc, "defaults (the manifest records no window config)"
+    if not {"window_s", "fill", "label"} <= set(cfg):
+        raise HypoError("the dataset's manifest records no window config (fill rule, labels), so predictions could "
+                        "not repeat its preprocessing; rebuild it with preprocessing/build_windows.py")
+    return from_dict(WindowConfig, cfg)
 
 
 def _metric_subset(row: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -125,12 +148,14 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
     from hypo.config import fingerprint
     from hypo.sources.base import is_simulated
 
-    wc, wc_from = window_config(manifest)
+    wc = window_config(manifest)
     best = chosen.record.best() or {}
     return {
         "format": FORMAT,
         "input": {"shape": ["n", int(manifest["window_s"]), len(SIGNALS)], "dtype": "float32",
-                  "units": "physical (see units); no normalisation needed: the train-split z-score is inside"},
+                  "units": "physical (see units); no normalisation needed: the train-split z-score is inside",
+                  "missing_values": "none allowed: a window holding NaN gets NaN probabilities; fill gaps with "
+                                    "the fill rule below first (hypo.predict does, and skips windows it cannot fill)"},
         "output": {"shape": ["n", len(CLASSES)], "meaning": "class probabilities (softmax)", "classes": list(CLASSES)},
         "signals": list(SIGNALS),
         "units": dict(UNITS),
@@ -149,7 +174,6 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
         },
         "fill": to_dict(wc.fill),
         "min_case_s": int(wc.min_case_s),
-        "window_config_from": wc_from,
         "zscore": ckpt["zscore"],
         "model": to_dict(cfg.model),
         "trial": {"id": chosen.trial_id, "rank": chosen.rank, "epoch": chosen.epoch, "loss": cfg.loss,
@@ -197,6 +221,7 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
 
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
+    check_out_file(out)
     chosen = choose_trial(exp_path, trial)
     model, cfg, ckpt, manifest = load_trial(chosen)
     val = load_split(chosen.data_dir, "val", manifest)
@@ -229,17 +254,39 @@ def write_exported(traced: torch.jit.ScriptModule, sidecar: dict[str, Any], out:
     """
     from hypo.storage import sha256_file
 
-    out = os.path.abspath(os.path.expanduser(out))
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    out = check_out_file(out)
     tmp = f"{out}.tmp-{os.getpid()}"
-    with _quiet_jit():
-        torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: json.dumps(sidecar, indent=2)})
-    os.replace(tmp, out)
+    try:
+        with _quiet_jit():
+            torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: json.dumps(sidecar, indent=2)})
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     sidecar["model_sha256"] = sha256_file(out)
     side = sidecar_path(out)
     with open(side, "w") as f:
         json.dump(sidecar, f, indent=2)
     return out, side
+
+
+def check_out_file(out: str) -> str:
+    """The absolute path of a model file to write, its folder created; refused early when it cannot be written.
+
+    Raises:
+        HypoError: When ``out`` is a folder, or its folder cannot be created or written.
+    """
+    out = os.path.abspath(os.path.expanduser(out))
+    if os.path.isdir(out):
+        raise HypoError(f"--out {out} is a folder; give the model file's path, e.g. {os.path.join(out, 'model.pt')}")
+    folder = os.path.dirname(out)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise HypoError(f"cannot create {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise HypoError(f"cannot write into {folder} (permission denied)")
+    return out
 
 
 def sidecar_path(model_path: str) -> str:
@@ -249,10 +296,11 @@ def sidecar_path(model_path: str) -> str:
 
 
 def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported model and its sidecar (the file beside it, else the copy embedded in the model).
+    """Load an exported model and its sidecar (the copy embedded in the model file).
 
     Raises:
-        HypoError: When the file is missing or not a hypo export, or its signals differ from hypo's.
+        HypoError: When the file is missing or not a hypo export, its signals differ from hypo's, or a sidecar
+            file beside it belongs to another export.
     """
     if not os.path.isfile(model_path):
         raise HypoError(f"no model at {model_path}; make one with python -m hypo.export EXPERIMENT --out model.pt")
@@ -262,27 +310,44 @@ def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, dict[str, An
             module = torch.jit.load(model_path, map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise HypoError(f"{model_path}: not a TorchScript model ({type(exc).__name__})") from None
-    side = sidecar_path(model_path)
     try:
-        if os.path.exists(side):
-            with open(side) as f:
-                sidecar = json.load(f)
-        else:
-            sidecar = json.loads(extra[EXTRA_FILE] or "null")
-    except json.JSONDecodeError as exc:
-        raise HypoError(f"{side}: not valid JSON ({exc.msg})") from None
+        sidecar = json.loads(extra[EXTRA_FILE] or "null")
+    except json.JSONDecodeError:
+        sidecar = None
     if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
-        raise HypoError(f"{model_path}: no {FORMAT} sidecar (neither {side} nor embedded); re-export it")
+        raise HypoError(f"{model_path}: no {FORMAT} sidecar embedded (not made by python -m hypo.export); re-export it")
+    _check_beside(model_path, sidecar)
     if sidecar.get("signals") != list(SIGNALS):
         raise HypoError(f"{model_path}: the model takes signals {sidecar.get('signals')}, hypo has {list(SIGNALS)}")
     return module.eval(), sidecar
+
+
+def _check_beside(model_path: str, embedded: dict[str, Any]) -> None:
+    """Refuse a sidecar file beside the model that is not this model's (a copy left from another export).
+
+    The copy embedded in the model is the one used; the file beside it is for people and other tools, so it
+    must say the same (its ``model_sha256`` must also be this file's hash).
+    """
+    from hypo.storage import sha256_file
+
+    side = sidecar_path(model_path)
+    if not os.path.exists(side):
+        return
+    try:
+        with open(side) as f:
+            beside = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HypoError(f"{side}: not readable JSON ({exc}); delete it or re-export the model") from None
+    sha = beside.pop("model_sha256", None) if isinstance(beside, dict) else None
+    if beside != embedded or (sha is not None and sha != sha256_file(model_path)):
+        raise HypoError(f"{side} does not belong to {model_path} (another export's sidecar?); delete it or re-export")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``python -m hypo.export``; user errors end in one line on stderr with status 2."""
     from hypo.runtime import one_line_errors
 
-    p = argparse.ArgumentParser(prog="hypo.export", description="Export a trial as TorchScript + JSON sidecar.")
+    p = OneLineParser(prog="hypo.export", description="Export a trial as TorchScript + JSON sidecar.")
     p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")
     p.add_argument("--out", default="model.pt", help="TorchScript file to write (sidecar: same name, .json)")
     p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
@@ -14,6 +13,7 @@ from hypo.leaderboard import (
     read_search_meta,
     write_leaderboard,
 )
+from hypo.runtime import OneLineParser
 
 
 def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``tune/leaderboard.py``."""
     from hypo.runtime import one_line_errors
 
-    p = argparse.ArgumentParser(prog="leaderboard.py", description="Rank the trials of a hypo search.")
+    p = OneLineParser(prog="leaderboard.py", description="Rank the trials of a hypo search.")
     p.add_argument("experiment", help="experiment folder (storage/name)")
     p.add_argument("--rank-by", default=",".join(RANK_METRICS),
                    help="comma-separated metrics, highest first (default: %(default)s)")

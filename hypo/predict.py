@@ -21,7 +21,6 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import time
@@ -31,6 +30,7 @@ import numpy as np
 
 from hypo.config import FillConfig, LabelConfig, WindowConfig
 from hypo.errors import ConfigError, HypoError
+from hypo.runtime import OneLineParser
 from hypo.signals import CLASSES, DBP, ECG, HYPOTENSION, SIGNALS
 
 BATCH = 8192
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``python -m hypo.predict``; user errors end in one line on stderr with status 2."""
     from hypo.runtime import one_line_errors
 
-    p = argparse.ArgumentParser(prog="hypo.predict", description="Predict hypotension along one .vital recording.")
+    p = OneLineParser(prog="hypo.predict", description="Predict hypotension along one .vital recording.")
     p.add_argument("recording", help="a .vital file")
     p.add_argument("--model", required=True, help="exported model (python -m hypo.export ... --out model.pt)")
     p.add_argument("--stride", type=int, default=60, help="seconds between window ends (default 60)")

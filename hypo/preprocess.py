@@ -33,6 +33,7 @@ from hypo.config import WindowConfig, fingerprint, from_dict, to_dict
 from hypo.errors import ConfigError
 from hypo.moments import Moments
 from hypo.pipeline import TRANSIENT_REASONS, run_case, shard_name
+from hypo.runtime import OneLineParser
 from hypo.signals import CLASSES, SIGNALS, UNITS
 from hypo.sources.base import Source
 from hypo.splits import SPLITS
@@ -282,11 +283,9 @@ def zscore_arrays(manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 def parse_args(argv: list[str] | None = None):
     """Command-line arguments of ``preprocessing/build_windows.py``."""
-    import argparse
-
     from hypo.sources.factory import SOURCE_NAMES
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="build_windows.py",
         description="Turn surgical cases into sharded, labelled, subject-split Parquet windows (Ray Data).",
     )

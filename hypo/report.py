@@ -30,6 +30,7 @@ from hypo.errors import ConfigError, HypoError
 from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_search_meta
 from hypo.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
 from hypo.report_html import ci, render_html
+from hypo.runtime import OneLineParser
 from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.sources.base import is_simulated
 from hypo.storage import sha256_file
@@ -322,7 +323,7 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments of ``python -m hypo.report``."""
-    p = argparse.ArgumentParser(prog="hypo.report", description="Evaluate one trial once on the test split and "
+    p = OneLineParser(prog="hypo.report", description="Evaluate one trial once on the test split and "
                                 "write a self-contained HTML report.")
     p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")
     p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")

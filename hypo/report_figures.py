@@ -137,10 +137,10 @@ def calibration_figure(calib: dict, path: str, title: str = "", min_count: int =
     return _finish(fig, plt, path, title)
 
 
-def _finish(fig, plt, path: str, title: str) -> str:
+def _finish(fig, plt, path: str, title: str, fontsize: float = 12) -> str:
     """Title, layout, save and close a figure; return its path."""
     if title:
-        fig.suptitle(title, fontsize=12)
+        fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -213,9 +213,4 @@ def timeline_figure(t_end, probs, readings: dict, confirmed_t, thresholds: dict,
     bot.set_xlabel(f"time since the start of the recording ({unit}); each prediction is drawn at its window's end")
     bot.grid(alpha=0.3)
     bot.legend(loc="upper left", bbox_to_anchor=(0, -0.16), fontsize=8, ncol=3, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, plt, path, title, fontsize=11)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -29,12 +30,24 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
         ray.init(num_cpus=num_cpus, **kwargs)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``prog: error: message``, exit 2), without the usage block."""
+
+    def error(self, message: str) -> None:  # noqa: D102 - argparse's own hook
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 @contextlib.contextmanager
 def one_line_errors(prog: str) -> Iterator[None]:
-    """Print a :class:`HypoError` (or a missing file) as ``prog: error: message`` and exit with status 2."""
+    """Print a user error as ``prog: error: message`` and exit with status 2.
+
+    User errors are :class:`HypoError` and operating-system errors (a missing file, a folder where a file should
+    be, no permission).
+    """
     try:
         yield
-    except (HypoError, FileNotFoundError) as exc:
+    except (HypoError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -9,6 +9,7 @@ from typing import Any
 
 from hypo import storage
 from hypo.errors import ConfigError
+from hypo.runtime import OneLineParser
 from hypo.search import SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
@@ -20,7 +21,7 @@ SMOKE = {"cases": 24, "samples": 2, "epochs": 2, "data": "data/demo-smoke"}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Arguments of ``tune/search.py``."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="search.py",
         description="Search model, width k, loss and focal gamma with Ray Tune + Optuna; print the leaderboard.",
     )

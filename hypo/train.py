@@ -37,6 +37,7 @@ from hypo.errors import ConfigError, DatasetError
 from hypo.losses import LOSSES, make_loss
 from hypo.metrics import RANK_METRICS, evaluate_scores, prefixed
 from hypo.models import MODELS, ModelConfig, as_tensor, build_model, predict_proba
+from hypo.runtime import OneLineParser
 
 __all__ = ["ModelConfig", "TrainConfig", "fit_arrays", "load_data", "load_model", "main", "train"]
 
@@ -372,15 +373,9 @@ def comparison_lines(best: dict[str, Any], baseline: dict[str, Any]) -> list[str
     return lines
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments of ``python -m hypo.train``."""
-    p = _Parser(prog="hypo.train", description="Train one model configuration on a window dataset.")
+    p = OneLineParser(prog="hypo.train", description="Train one model configuration on a window dataset.")
     p.add_argument("--data", required=True, help="window dataset folder (local path or s3://...)")
     p.add_argument("--model", choices=MODELS, default="cnn_cnn", help="model type")
     p.add_argument("--k", type=int, default=42, help="width k (42: the paper's CNN*CNN)")

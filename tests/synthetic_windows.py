@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hypo.config import LabelConfig, fingerprint, to_dict
+from hypo.config import LabelConfig, WindowConfig, fingerprint, to_dict
 from hypo.pipeline import shard_name, window_schema
 from hypo.signals import BIS, CLASSES, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP, SIGNALS
 
@@ -134,8 +134,8 @@ def write_synthetic_dataset(
         "zscore": {"mean": flat.mean(0).tolist(), "std": flat.std(0).tolist(), "fitted_on": "train",
                    "n_values": len(flat)},
         "fingerprint": fingerprint(params),
-        "config": {"synthetic": params},
-        "source": {"name": "synthetic", "fingerprint": fingerprint(params)},
+        "config": to_dict(WindowConfig(window_s=WINDOW_S, stride_s=WINDOW_S, label=label)),
+        "source": {"name": "synthetic", "fingerprint": fingerprint(params), "params": params},
     }
     with open(os.path.join(data_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,9 +13,9 @@ from hypo.checkpoint import load_model
 from hypo.config import fingerprint
 from hypo.dataset import load_split, read_manifest
 from hypo.errors import HypoError
-from hypo.export import EXTRA_FILE, load_exported, main
+from hypo.export import EXTRA_FILE, load_exported, main, max_difference, trace_model, window_config
 from hypo.leaderboard import load_trials
-from hypo.models import predict_proba
+from hypo.models import MODELS, ModelConfig, build_model, predict_proba
 from hypo.operating_point import alarm_thresholds
 from hypo.report import choose_trial, make_report, sha256_file
 from hypo.signals import SIGNALS
@@ -36,15 +38,20 @@ def exported(exp, tmp_path_factory):
     return out, sidecar
 
 
-def test_torchscript_runs_without_hypo_and_matches_the_eager_model(exp, exported):
+def test_torchscript_runs_without_hypo_and_matches_the_eager_model(exp, exported, tmp_path):
     out, sidecar = exported
     chosen = choose_trial(exp)
     model, cfg = load_model(chosen.checkpoint)
     test = load_split(chosen.data_dir, "test")
-    scripted = torch.jit.load(out)  # plain torch: normalisation and softmax are inside
-    with torch.no_grad():
-        got = scripted(torch.from_numpy(test.x)).numpy()
+    # In a fresh process where hypo cannot be imported: plain torch, normalisation and softmax inside.
+    np.save(tmp_path / "x.npy", test.x)
+    code = ("import sys; sys.modules['hypo'] = None; import numpy as np, torch; m = torch.jit.load(sys.argv[1]); "
+            "np.save(sys.argv[3], m(torch.from_numpy(np.load(sys.argv[2]))).detach().numpy())")
+    subprocess.run([sys.executable, "-c", code, out, str(tmp_path / "x.npy"), str(tmp_path / "p.npy")], check=True,
+                   cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    got = np.load(tmp_path / "p.npy")
     want = predict_proba(model, test.x)
+    scripted = torch.jit.load(out)
     assert got.shape == (len(test), 3)
     np.testing.assert_allclose(got, want, atol=1e-6)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
@@ -64,7 +71,6 @@ def test_sidecar_says_how_to_feed_the_model_and_what_produced_it(exp, exported):
     assert sidecar["signals"] == list(SIGNALS) and sidecar["units"]["nibp_mbp"] == "mmHg"
     assert sidecar["window_s"] == 60 and sidecar["horizon_s"] == 300
     assert sidecar["fill"] == manifest["config"]["fill"] and sidecar["min_case_s"] == manifest["config"]["min_case_s"]
-    assert sidecar["window_config_from"] == "manifest"
     val = load_split(chosen.data_dir, "val")
     want = alarm_thresholds(val.label, predict_proba(model, val.x))
     th = sidecar["thresholds"]
@@ -118,3 +124,46 @@ def test_one_line_errors(exp, tmp_path, capsys):
         load_exported(str(bad))
     with pytest.raises(HypoError, match="no model at"):
         load_exported(str(tmp_path / "missing.pt"))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_type_exports_behind_an_input_guard(name):
+    net = build_model(ModelConfig(name, 8), [0.0, 120, 85, 70, 50, 1, 45], [0.4, 15, 10, 9, 14, 0.2, 8])
+    x = torch.randn(8, 60, 7)
+    scripted = trace_model(net, x)
+    assert max_difference(scripted, net, np.random.default_rng(0).normal(size=(40, 60, 7)).astype(np.float32)) < 1e-6
+    out = scripted(x.double())  # any float dtype in, float32 probabilities out, no autograd graph
+    assert out.dtype == torch.float32 and not out.requires_grad
+    for bad in (torch.randn(2, 59, 7), torch.randn(2, 60, 6), torch.randn(60, 7)):
+        with pytest.raises(torch.jit.Error, match="expected windows"):
+            scripted(bad)
+
+
+def test_a_sidecar_left_from_another_export_is_refused(exp, exported, tmp_path):
+    out, sidecar = exported
+    model = tmp_path / "model.pt"
+    model.write_bytes(open(out, "rb").read())
+    stale = dict(sidecar, thresholds=dict(sidecar["thresholds"], p_hypotension=0.5))
+    (tmp_path / "model.json").write_text(json.dumps(stale))
+    with pytest.raises(HypoError, match="does not belong to"):
+        load_exported(str(model))
+    (tmp_path / "model.json").write_text(json.dumps(dict(sidecar, model_sha256="0" * 64)))
+    with pytest.raises(HypoError, match="does not belong to"):
+        load_exported(str(model))
+    (tmp_path / "model.json").write_text(json.dumps(dict(sidecar, model_sha256=sha256_file(str(model)))))
+    assert load_exported(str(model))[1]["thresholds"] == sidecar["thresholds"]
+
+
+def test_out_is_checked_before_any_work_and_leaves_nothing_behind(exp, tmp_path, capsys):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main([exp, "--out", str(folder)])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and "is a folder" in err and "\n" not in err
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_a_dataset_without_its_window_config_cannot_be_exported():
+    with pytest.raises(HypoError, match="records no window config"):
+        window_config({"window_s": 60, "label": {"horizon_s": 300}, "config": {"synthetic": {}}})
