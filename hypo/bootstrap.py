@@ -160,10 +160,14 @@ def _point(y: np.ndarray, s: np.ndarray, c: int, specificity: float) -> tuple[di
             {k: v[0] for k, v in curve_on_grid(curves).items()})
 
 
-def _mean_over_classes(rows: list[np.ndarray]) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a replicate where every class is undefined
-        return np.nanmean(np.vstack(rows), axis=0)
+def _over_classes(rows: list[np.ndarray], reduce, n_boot: int) -> np.ndarray:
+    """Per replicate, ``reduce`` (mean or sum) over the classes ``rows``; NaN where any of them is undefined.
+
+    ``rows`` holds the classes whose point value is defined, so every replicate is the same statistic as the
+    point value; a replicate that lost one of those classes (no positive drawn) is left out of the interval
+    rather than scored on fewer classes, which would bias the interval.
+    """
+    return reduce(np.vstack(rows), axis=0) if rows else np.full(n_boot, np.nan)
 
 
 def _band(rows: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -200,12 +204,14 @@ def summarise(y_true, scores, subjectid, n_boot: int = 1000, seed: int = 0, leve
             entry["roc"] = {"tpr": grid["tpr"], "tpr_lo": tlo, "tpr_hi": thi}
             entry["pr"] = {"precision": grid["precision"], "precision_lo": plo, "precision_hi": phi}
         out[CLASSES[c]] = entry
-    finite = [points[c][0]["auroc"] for c in points if np.isfinite(points[c][0]["auroc"])]
-    mean_reps = _mean_over_classes([reps[c]["auroc"] for c in points])
-    out["mean_auroc"] = {"value": float(np.mean(finite)) if finite else math.nan, **interval(mean_reps, level)}
-    sum_reps = np.nansum(np.vstack([reps[c]["auprc"] for c in abnormal]), axis=0)
-    sum_point = [points[c][0]["auprc"] for c in abnormal if np.isfinite(points[c][0]["auprc"])]
-    out["sum_auprc"] = {"value": float(sum(sum_point)) if sum_point else math.nan, **interval(sum_reps, level)}
+    has_auroc = [c for c in points if np.isfinite(points[c][0]["auroc"])]
+    mean_reps = _over_classes([reps[c]["auroc"] for c in has_auroc], np.mean, n_boot)
+    out["mean_auroc"] = {"value": float(np.mean([points[c][0]["auroc"] for c in has_auroc])) if has_auroc
+                         else math.nan, **interval(mean_reps, level)}
+    has_auprc = [c for c in abnormal if np.isfinite(points[c][0]["auprc"])]
+    sum_reps = _over_classes([reps[c]["auprc"] for c in has_auprc], np.sum, n_boot)
+    out["sum_auprc"] = {"value": float(sum(points[c][0]["auprc"] for c in has_auprc)) if has_auprc else math.nan,
+                        **interval(sum_reps, level)}
     return out, {"mean_auroc": mean_reps}
 
 

@@ -276,16 +276,12 @@ def check_out_file(out: str) -> str:
     Raises:
         HypoError: When ``out`` is a folder, or its folder cannot be created or written.
     """
+    from hypo.storage import writable_folder
+
     out = os.path.abspath(os.path.expanduser(out))
     if os.path.isdir(out):
         raise HypoError(f"--out {out} is a folder; give the model file's path, e.g. {os.path.join(out, 'model.pt')}")
-    folder = os.path.dirname(out)
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise HypoError(f"cannot create {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise HypoError(f"cannot write into {folder} (permission denied)")
+    writable_folder(os.path.dirname(out))
     return out
 
 

@@ -14,6 +14,8 @@ import pandas as pd
 
 from hypo.errors import HypoError
 from hypo.leaderboard import load_trials, read_search_meta
+from hypo.storage import sha256_file
+from hypo.test_looks import describe_looks, record_look
 
 # The study's table (SEED.md): best of each model, loss -> metric -> model.
 PAPER_TABLE: dict[tuple[str, str], dict[str, float]] = {
@@ -59,7 +61,7 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
         raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot find the test split")
     records = {r.trial_id: r for r in load_trials(exp_path)}
     ranked = leaderboard[leaderboard["rank"].notna()].head(n)
-    rows = []
+    rows, checkpoints = [], []
     for _, r in ranked.iterrows():
         rec = records[r["trial"]]
         ckpt = rec.checkpoint_for(int(r["best_epoch"])) if not math.isnan(r["best_epoch"]) else None
@@ -67,6 +69,7 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
             log(f"trial {r['trial']}: checkpoint of epoch {r['best_epoch']} not kept; skipped")
             continue
         m = evaluate_checkpoint(ckpt, data_dir, "test")
+        checkpoints.append(os.path.join(ckpt, "checkpoint.pt"))
         rows.append({"rank": int(r["rank"]), "trial": r["trial"], "model": r["model"], "k": r["k"],
                      "loss": r["loss"], "gamma": r["gamma"], "best_epoch": int(r["best_epoch"]),
                      **{f"test_{k}": v for k, v in m.items()}})
@@ -78,7 +81,10 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
     out_dir = out_dir or exp_path
     os.makedirs(out_dir, exist_ok=True)
     df.to_csv(os.path.join(out_dir, "test_results.csv"), index=False)
-    table = study_table(df)
+    looks = record_look(exp_path, f"leaderboard --test {n}",
+                        [{"trial": r["trial"], "rank": r["rank"], "checkpoint_sha256": sha256_file(c)}
+                         for r, c in zip(rows, checkpoints)])
+    table = study_table(df) + "\n" + describe_looks(looks)
     with open(os.path.join(out_dir, "test_table.md"), "w") as f:
         f.write(table + "\n")
     log(table)

@@ -52,6 +52,10 @@ class UnitsError(HypoError):
 def check_units(signals: np.ndarray, where: str = "") -> None:
     """Refuse a recording whose signals are not in the units the model was trained on.
 
+    The medians of blood pressure, MAC and BIS are taken over positive values only: zeros are what a monitor
+    records for a failed cuff cycle, no agent or an idle BIS sensor, which the training data kept (BIS, MAC) or
+    removed as artefacts (cuff), never a sign of another unit.
+
     Args:
         signals: float32 [seconds, 7] as read (before artefact removal, which would hide a unit problem).
         where: Prefix for the message (the file).
@@ -62,6 +66,8 @@ def check_units(signals: np.ndarray, where: str = "") -> None:
     for i, name in enumerate(SIGNALS):
         col = signals[:, i]
         vals = col[np.isfinite(col)]
+        if name in PLAUSIBLE_MEDIAN:
+            vals = vals[vals > 0]
         if not len(vals):
             continue  # an all-NaN signal is reported by the cleaning step, with its own reason
         if name in PLAUSIBLE_MEDIAN:
@@ -98,7 +104,7 @@ class Prediction:
         return int(np.isfinite(self.probs).all(axis=1).sum())
 
     def confirmed_hypotension(self) -> np.ndarray:
-        """Window ends whose reading ``horizon`` later (within tolerance) was hypotensive."""
+        """Window ends whose label reading ``horizon`` later (the training data's rule) was hypotensive."""
         return self.t_end[self.outcome["class"] == HYPOTENSION]
 
 
@@ -134,7 +140,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     """
     from hypo.operating_point import decide
     from hypo.pipeline import clean_case
-    from hypo.windows import Readings, classify, label_by_reading, window_ends
+    from hypo.windows import Readings, classify, label_index, window_ends
 
     if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
         raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
@@ -167,7 +173,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     def at(values, idx, ok, fill=np.nan):
         return np.where(ok, values[idx], fill) if len(values) else np.full(len(idx), fill)
 
-    outcome_idx = label_by_reading(ends, readings, cfg.label)
+    outcome_idx = label_index(ends, readings, len(filled), cfg.fill.nibp_max_carry_s, cfg.label)
     has_out = outcome_idx >= 0
     oi = np.clip(outcome_idx, 0, None)
     out_map, out_sbp = at(readings.map, oi, has_out), at(readings.sbp, oi, has_out)
@@ -233,6 +239,7 @@ def plot_timeline(pred: Prediction, sidecar: dict[str, Any], path: str, title: s
 
     th = sidecar["thresholds"]
     thresholds = {"hypo_map": th["hypo_map"], "hyper_sbp": th["hyper_sbp"], "horizon_s": sidecar["horizon_s"],
+                  "max_gap_s": sidecar["fill"]["nibp_max_carry_s"],
                   "p_hypotension": _thr(th.get("p_hypotension")), "p_hypertension": _thr(th.get("p_hypertension"))}
     return timeline_figure(pred.t_end, pred.probs, pred.readings, pred.confirmed_hypotension(), thresholds, path,
                            title, pred.stride_s)
@@ -256,8 +263,10 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     """
     from hypo.export import load_exported
     from hypo.sources.vital import load_track_map, read_vital_case
+    from hypo.storage import writable_folder
 
     t_start = time.perf_counter()
+    writable_folder(out_dir)
     module, sidecar = load_exported(model)
     tmap = load_track_map(track_map) if track_map else None
     t0 = time.perf_counter()
@@ -266,7 +275,6 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     read_s = time.perf_counter() - t0
     pred = predict_case(case, module, sidecar, stride_s, where=f"{path}: ")
     pred.timings["read_s"] = read_s
-    os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     csv_path = os.path.join(out_dir, f"{stem}_predictions.csv")
     to_frame(pred).to_csv(csv_path, index=False)

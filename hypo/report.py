@@ -33,7 +33,8 @@ from hypo.report_html import ci, render_html
 from hypo.runtime import OneLineParser
 from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.sources.base import is_simulated
-from hypo.storage import sha256_file
+from hypo.storage import sha256_file, writable_folder
+from hypo.test_looks import describe_looks, record_look
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
@@ -205,6 +206,9 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     metrics = evaluate_scores(y, probs, last, where="test", warn=False)
     base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
     boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base)
+    prov = provenance(chosen, manifest, ckpt, cfg)
+    looks = record_look(chosen.exp_path, "hypo.report", [{"trial": chosen.trial_id, "rank": chosen.rank,
+                                                          "checkpoint_sha256": prov["checkpoint_sha256"]}])
     pred = decide(probs, thresholds)
     cm = confusion(y, pred)
     op = operating_point_stats(y, probs, thresholds)
@@ -251,7 +255,8 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
-        "provenance": provenance(chosen, manifest, ckpt, cfg),
+        "provenance": prov,
+        "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
     return results, {"roc_pr": curves, "calibration": calib, "confusion": cm}
 
@@ -343,8 +348,9 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     chosen = choose_trial(exp_path, trial)
+    out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
     results, curves = evaluate_trial(chosen, n_boot, seed, specificity)
-    paths = write_report(results, curves, out or os.path.join(chosen.exp_path, "report"))
+    paths = write_report(results, curves, out_dir)
     b, ref = results["bootstrap"], results["bootstrap"]["reference"]
     t = results["trial"]
     log(f"trial {t['trial']} (rank {t['rank']}: {t['model']} k={t['k']} {t['loss']}), epoch {t['best_epoch']}, "
@@ -355,6 +361,7 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
         log(f"  {name}: AUROC {ci(b[name]['auroc'])}, AUPRC {ci(b[name]['auprc'])} (prevalence "
             f"{b[name]['prevalence']:.3f}), sensitivity at {100 * specificity:.0f}% specificity "
             f"{ci(b[name]['sens_at_spec'])}")
+    log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")
     log(f"wrote {paths['html']} (+ roc_pr.png, confusion.png, calibration.png, report.json)")

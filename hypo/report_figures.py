@@ -153,6 +153,18 @@ def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
+def _break_at_gaps(t: np.ndarray, max_gap: float, *series: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``t`` and ``series`` with a NaN inserted between consecutive times more than ``max_gap`` apart.
+
+    Lines are then not drawn across a stretch without readings.
+    """
+    t = np.asarray(t, np.float64)
+    cut = np.flatnonzero(np.diff(t) > max_gap) + 1
+    if not len(cut):
+        return (t, *(np.asarray(s, np.float64) for s in series))
+    return tuple(np.insert(np.asarray(a, np.float64), cut, np.nan) for a in (t, *series))
+
+
 def timeline_figure(t_end, probs, readings: dict, confirmed_t, thresholds: dict, path: str, title: str = "",
                     stride_s: int = 60) -> str:
     """One recording over time: cuff readings above, predicted probabilities below.
@@ -162,7 +174,8 @@ def timeline_figure(t_end, probs, readings: dict, confirmed_t, thresholds: dict,
         probs: float [w, 3] class probabilities (NaN rows: no prediction, drawn as a shaded gap).
         readings: ``{"time", "sbp", "map", "dbp"}`` arrays of the cuff readings (artefacts removed).
         confirmed_t: Window ends whose later cuff reading (at end + horizon, within tolerance) was hypotensive.
-        thresholds: ``{"hypo_map", "hyper_sbp", "p_hypotension", "p_hypertension", "horizon_s"}``.
+        thresholds: ``{"hypo_map", "hyper_sbp", "p_hypotension", "p_hypertension", "horizon_s"}`` and
+            optionally ``"max_gap_s"``: readings further apart are not joined by a line (default 900 s).
         path: PNG to write.
         title: Figure title.
         stride_s: Seconds between window ends (how wide a gap marker is).
@@ -176,10 +189,12 @@ def timeline_figure(t_end, probs, readings: dict, confirmed_t, thresholds: dict,
     fig, (top, bot) = plt.subplots(2, 1, figsize=(12, 7.6), dpi=DPI, sharex=True,
                                    gridspec_kw={"height_ratios": [1.15, 1]})
     rt = np.asarray(readings["time"], np.float64) / scale
-    top.fill_between(rt, readings["dbp"], readings["sbp"], color="#5d6d7e", alpha=0.12, lw=0, step=None)
-    top.plot(rt, readings["sbp"], "v-", color="#34495e", ms=3.5, lw=0.8, label="cuff SBP")
-    top.plot(rt, readings["map"], "o-", color="black", ms=3.5, lw=1.2, label="cuff MAP")
-    top.plot(rt, readings["dbp"], "^-", color="#34495e", ms=3.5, lw=0.8, label="cuff DBP")
+    lt, sbp, map_, dbp = _break_at_gaps(rt, thresholds.get("max_gap_s", 900) / scale, readings["sbp"],
+                                        readings["map"], readings["dbp"])
+    top.fill_between(lt, dbp, sbp, color="#5d6d7e", alpha=0.12, lw=0, step=None)
+    top.plot(lt, sbp, "v-", color="#34495e", ms=3.5, lw=0.8, label="cuff SBP")
+    top.plot(lt, map_, "o-", color="black", ms=3.5, lw=1.2, label="cuff MAP")
+    top.plot(lt, dbp, "^-", color="#34495e", ms=3.5, lw=0.8, label="cuff DBP")
     top.axhline(thresholds["hypo_map"], color=HYPO_COLOR, lw=1.2, ls="--",
                 label=f"hypotension: MAP < {thresholds['hypo_map']:g} mmHg")
     top.axhline(thresholds["hyper_sbp"], color=HYPER_COLOR, lw=1.2, ls="--",

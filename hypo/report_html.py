@@ -80,6 +80,11 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
         f"hypertension SBP &gt; {prov['label']['hyper_sbp']:g} mmHg. Intervals are "
         f"{100 * boot['level']:.0f}% percentile intervals from {boot['n_boot']} bootstrap replicates over "
         "subjects (all windows of a drawn subject together), not over windows.</p>")
+    looks = results.get("test_looks") or {}
+    if looks.get("look", 1) > 1:
+        parts.append(f"<p class='banner'>Not the first look at this test split: {e(looks['note'])}.</p>")
+    elif looks:
+        parts.append(f"<p class='note'>{e(looks['note']).capitalize()} (recorded in test_looks.jsonl).</p>")
 
     spec = f"{100 * op['specificity']:.0f}%"
     rows = [["mean AUROC (3 classes)", ci(boot["mean_auroc"]), ci(ref["mean_auroc"]), ""],

@@ -285,7 +285,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         storage.write_json(meta_path, {
             "search": to_dict(cfg),
             "search_fingerprint": fingerprint(cfg),
-            "data": cfg.data,
+            "data": cfg.data if storage.is_uri(cfg.data) else os.path.abspath(os.path.expanduser(cfg.data)),
             "dataset_fingerprint": data["fingerprint"],
             "label": data["manifest"]["label"],
             "source": (data["manifest"].get("source") or {}).get("name"),

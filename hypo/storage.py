@@ -54,6 +54,33 @@ def makedirs(path: str) -> None:
     fs.create_dir(p, recursive=True)
 
 
+def writable_folder(path: str, flag: str = "--out") -> str:
+    """Create a local output folder, or refuse it in one line before any work is done.
+
+    Args:
+        path: The folder (``~`` expanded).
+        flag: The option that named it, for the message.
+
+    Returns:
+        The folder's absolute path.
+
+    Raises:
+        HypoError: When ``path`` is a file, or the folder cannot be created or written.
+    """
+    from hypo.errors import HypoError
+
+    folder = os.path.abspath(os.path.expanduser(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise HypoError(f"{flag} {folder} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise HypoError(f"{flag}: cannot create {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise HypoError(f"{flag}: cannot write into {folder} (permission denied)")
+    return folder
+
+
 def list_files(path: str, suffix: str = "") -> list[str]:
     """Base names of the files directly under ``path`` ending with ``suffix`` (hidden files skipped)."""
     fs, p = resolve(path)

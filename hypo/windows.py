@@ -112,6 +112,18 @@ def label_by_ffill(t_end: np.ndarray, readings: Readings, n_seconds: int, max_ca
     return np.where(ok, idx, -1)
 
 
+def label_index(t_end: np.ndarray, readings: Readings, n_seconds: int, max_carry_s: int,
+                cfg: LabelConfig) -> np.ndarray:
+    """Index into ``readings`` of each window's label reading under ``cfg.mode``, or -1 when it has none.
+
+    One rule for training data and for predictions in hindsight: :func:`label_by_reading` in ``reading`` mode,
+    :func:`label_by_ffill` in ``ffill`` mode.
+    """
+    if cfg.mode == "reading":
+        return label_by_reading(t_end, readings, cfg)
+    return label_by_ffill(t_end, readings, n_seconds, max_carry_s, cfg)
+
+
 def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_s: int, cfg: LabelConfig,
                  max_carry_s: int) -> Windows:
     """Cut a case into labelled windows.
@@ -130,10 +142,7 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
     n_seconds = len(filled)
     ends = window_ends(n_seconds, window_s, stride_s)
     readings = Readings.from_signals(cleaned)
-    if cfg.mode == "reading":
-        lab_idx = label_by_reading(ends, readings, cfg)
-    else:
-        lab_idx = label_by_ffill(ends, readings, n_seconds, max_carry_s, cfg)
+    lab_idx = label_index(ends, readings, n_seconds, max_carry_s, cfg)
     has_label = lab_idx >= 0
 
     if len(ends):

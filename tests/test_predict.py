@@ -12,7 +12,7 @@ from hypo.config import WindowConfig
 from hypo.export import load_exported
 from hypo.export import main as export_main
 from hypo.pipeline import process_case
-from hypo.predict import main, predict_file
+from hypo.predict import main, predict_case, predict_file
 from hypo.signals import BIS, ECG, MAC, MBP, NIBP, VITALDB_TRACKS
 from hypo.sources.base import Case
 from hypo.sources.demo import case_duration_s, simulate_case
@@ -190,3 +190,71 @@ def test_ten_hour_recording_at_a_ten_second_stride(model, tmp_path):
     assert {"read_s", "clean_s", "predict_s", "csv_s", "total_s"} <= set(res["timings"]), res["timings"]
     df = pd.read_csv(res["csv"])
     assert len(df) == 3595 and df["p_hypotension"].notna().mean() > 0.9
+
+
+def test_bad_paths_and_files_are_one_line_before_any_work(model, tmp_path, capsys):
+    good = write_vital_case(demo_case(3600), tmp_path / "good.vital")
+    corrupt = tmp_path / "corrupt.vital"
+    corrupt.write_bytes(good.read_bytes()[:5000])  # truncated mid-file
+    junk = tmp_path / "junk.vital"
+    junk.write_bytes(b"not a vital file at all")
+    bad_map = tmp_path / "map.json"
+    bad_map.write_text("{not json")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for argv, needle in (
+        ([str(tmp_path / "absent.vital"), "--model", model], "absent.vital"),
+        ([str(corrupt), "--model", model, "--out", str(tmp_path / "o1")], "corrupt.vital"),
+        ([str(junk), "--model", model, "--out", str(tmp_path / "o2")], "junk.vital"),
+        ([str(good), "--model", model, "--track-map", str(bad_map)], "map.json"),
+        ([str(good), "--model", model, "--track-map", str(tmp_path / "nomap.json")], "nomap.json"),
+        ([str(good), "--model", model, "--out", str(a_file)], "is a file, not a folder"),
+        ([str(good), "--model", model, "--stride", "abc"], "--stride"),
+    ):
+        assert needle in run_cli(argv, capsys)
+    assert not list(tmp_path.glob("*_predictions.csv")) and not list(tmp_path.glob("o*/*.csv"))
+
+
+@pytest.mark.parametrize("signal, name", [(MBP, "nibp_mbp"), (BIS, "bis")])
+def test_an_all_nan_signal_is_one_line_naming_it(model, tmp_path, capsys, signal, name):
+    sig = demo_case(3600).signals.copy()
+    sig[:, NIBP if signal == MBP else signal] = np.nan  # no cuff reading at all, or a BIS never connected
+    path = write_vital_case(Case("n", "n", sig), tmp_path / "nan.vital")
+    err = run_cli([str(path), "--model", model], capsys)
+    assert name in err and ("all-NaN" in err or "missing track" in err)
+
+
+def test_an_idle_bis_sensor_is_not_mistaken_for_wrong_units(model, tmp_path):
+    sig = demo_case(3600).signals.copy()
+    sig[: int(len(sig) * 0.7), BIS] = 0.0  # BIS reads 0 for most of the case (sensor idle), kept by training too
+    path = write_vital_case(Case("b", "b", sig), tmp_path / "bis0.vital")
+    res = predict_file(str(path), model, 60, out_dir=str(tmp_path), plot=False, log=lambda s: None)
+    assert res["prediction"].n_predicted > 0
+
+
+def test_a_stride_longer_than_the_recording_gives_its_first_window(model, tmp_path):
+    case = demo_case(3600)
+    path = write_vital_case(case, tmp_path / "one.vital")
+    res = predict_file(str(path), model, 10 ** 6, out_dir=str(tmp_path), plot=False, log=lambda s: None)
+    assert res["prediction"].t_end.tolist() == [59]
+
+
+def test_outcomes_follow_the_models_own_label_rule(model, tmp_path):
+    """In hindsight columns, a model trained on the paper's forward-filled labels is judged by that rule."""
+    module, sidecar = load_exported(model)
+    case = demo_case(4 * 3600)
+    honest = predict_case(case, module, sidecar, 60)
+    ffill = predict_case(case, module, dict(sidecar, label=dict(sidecar["label"], mode="ffill")), 60)
+    h_ok, f_ok = honest.outcome["time"] >= 0, ffill.outcome["time"] >= 0
+    assert (honest.outcome["time"][h_ok] > honest.t_end[h_ok]).all()  # reading mode: strictly after the window
+    assert (ffill.outcome["time"][f_ok] <= ffill.t_end[f_ok]).any()  # ffill: the value may stem from inside it
+    assert f_ok.sum() > h_ok.sum()
+
+
+def test_cuff_lines_break_where_readings_stop():
+    from hypo.report_figures import _break_at_gaps
+
+    t, y = _break_at_gaps(np.array([0, 180, 2000, 2200]), 900, np.array([90, 85, 70, 75]))
+    assert np.isnan(t[2]) and np.isnan(y[2]) and t[[0, 1, 3, 4]].tolist() == [0, 180, 2000, 2200]
+    t, y = _break_at_gaps(np.array([0, 180, 360]), 900, np.array([90, 85, 70]))
+    assert not np.isnan(t).any() and y.tolist() == [90, 85, 70]

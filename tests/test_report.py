@@ -13,11 +13,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from hypo.bootstrap import bootstrap_scores, curve_metrics, subject_weights, weighted_curves
 from hypo.checkpoint import load_model
 from hypo.config import fingerprint
-from hypo.dataset import read_manifest
+from hypo.dataset import load_split, read_manifest
 from hypo.leaderboard import leaderboard_frame, load_trials, read_search_meta
+from hypo.models import predict_proba
 from hypo.operating_point import alarm_thresholds, confusion, decide, threshold_at_specificity
 from hypo.report import choose_trial, main, make_report
 from hypo.search import SearchConfig, run_search
+from hypo.test_looks import read_looks
 
 from demo_experiment import build_demo_dataset, fake_search
 
@@ -61,6 +63,21 @@ def test_subject_bootstrap_is_wider_than_a_window_bootstrap_when_windows_cluster
     assert (by_subject["hi"] - by_subject["lo"]) > 1.5 * (by_window["hi"] - by_window["lo"])
 
 
+def test_a_replicate_that_draws_no_hypertension_is_left_out_not_scored_as_zero():
+    """Hypertension in one subject of ten: replicates without it are dropped from the summed-AUPRC interval."""
+    subject = np.repeat(np.arange(10), 20)
+    y = np.zeros(len(subject), int)
+    y[(subject >= 1) & (np.arange(len(subject)) % 4 == 0)] = 1  # hypotension in nine subjects
+    y[(subject == 0) & (np.arange(len(subject)) % 2 == 0)] = 2  # hypertension in subject 0 only
+    probs = np.eye(3)[y] * 0.9 + 0.05  # perfect ranking: each AUPRC is 1 wherever it is defined
+    res = bootstrap_scores(y, probs, subject, n_boot=300, seed=0)
+    s = res["sum_auprc"]
+    assert s["value"] == pytest.approx(2.0)
+    assert 0 < s["n_valid"] < 300  # about a third of the draws miss subject 0 and are left out
+    assert s["lo"] == pytest.approx(2.0) and s["hi"] == pytest.approx(2.0)
+    assert res["mean_auroc"]["lo"] == pytest.approx(1.0) and res["mean_auroc"]["n_valid"] == s["n_valid"]
+
+
 def test_threshold_at_specificity_is_the_lowest_that_keeps_it():
     rng = np.random.default_rng(3)
     pos = rng.random(500) < 0.3
@@ -96,6 +113,7 @@ def search(ray_local, tmp_path_factory):
 
 def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     out = str(tmp_path / "report")
+    looks_before = len(read_looks(search))
     res = main([search, "--out", out, "--bootstrap", "60"])
     printed = capsys.readouterr().out
     meta = read_search_meta(search)
@@ -139,11 +157,24 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert cm.sum() == r["n_windows"] == manifest["counts"]["test"]["windows"]
     assert json.load(open(os.path.join(out, "report.json")))["trial"] == r["trial"]
 
+    # The alarm thresholds come from the validation split, never from the test windows they are judged on.
+    model, _ = load_model(chosen.checkpoint)
+    val = load_split(chosen.data_dir, "val", manifest)
+    assert r["operating_point"]["thresholds"] == alarm_thresholds(val.label, predict_proba(model, val.x), 0.9)
+    assert r["test_looks"]["look"] == looks_before + 1 == len(read_looks(search))
+    assert read_looks(search)[-1]["trials"][0]["checkpoint_sha256"] == prov["checkpoint_sha256"]
+
 
 def test_report_of_a_named_trial_and_one_line_errors(search, tmp_path, capsys):
     trials = [t.trial_id for t in load_trials(search)]
-    res = make_report(search, trial=trials[-1], out=str(tmp_path / "r"), n_boot=10, log=lambda s: None)
+    first = make_report(search, trial=trials[0], out=str(tmp_path / "r0"), n_boot=10, log=lambda s: None)
+    lines = []
+    res = make_report(search, trial=trials[-1], out=str(tmp_path / "r"), n_boot=10, log=lines.append)
     assert res["results"]["trial"]["trial"] == trials[-1]
+    looks = res["results"]["test_looks"]  # a second look at the test split is on the record and in the report
+    assert looks["look"] == first["results"]["test_looks"]["look"] + 1 >= 2
+    assert trials[0] in looks["note"] and any(looks["note"] in x for x in lines)
+    assert "Not the first look at this test split" in open(tmp_path / "r" / "report.html").read()
     for argv, needle in (([search, "--trial", "nope"], "no trial 'nope'"),
                          ([str(tmp_path / "nowhere")], "no experiment folder"),
                          ([search, "--bootstrap", "0"], "--bootstrap must be >= 1")):

@@ -15,6 +15,7 @@ from hypo.errors import ConfigError
 from hypo.leaderboard import load_trials
 from hypo.leaderboard_cli import show_leaderboard
 from hypo.search import FAIL_MARKER_KEY, SearchConfig, run_search
+from hypo.test_looks import read_looks
 
 from synthetic_windows import write_synthetic_dataset
 
@@ -77,6 +78,9 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
     table = open(tmp_path / "lb" / "test_table.md").read()
     assert "0.9198" in table and "CNN*CNN" in table  # the paper's best, beside ours
     assert os.path.exists(tmp_path / "lb" / "leaderboard.png")
+    (look,) = read_looks(exp)  # the look at the test split is on the record
+    assert look["by"] == "leaderboard --test 2" and [t["trial"] for t in look["trials"]] == list(test["trial"][:2])
+    assert "first look at this experiment's test split" in table
 
 
 def test_a_trial_whose_worker_dies_resumes_from_its_checkpoint(ray_local, data_dir, tmp_path):
@@ -147,12 +151,13 @@ def test_mlflow_logging_when_asked(ray_local, data_dir, tmp_path):
     assert len(history) == 2
 
 
-def test_leaderboard_of_patient_data_carries_no_simulation_notice(ray_local, data_dir, tmp_path):
-    cfg = _cfg(data_dir, tmp_path, "patients", samples=1, epochs=1, grace_period=1)
+def test_search_records_its_data_absolutely_and_patient_data_carries_no_simulation_notice(ray_local, data_dir, tmp_path):
+    cfg = _cfg(os.path.relpath(data_dir), tmp_path, "patients", samples=1, epochs=1, grace_period=1)
     exp = run_search(cfg, log=lambda s: None)
     meta_path = os.path.join(exp, "hypo_search.json")
     meta = json.load(open(meta_path))
     assert meta["simulated"] is True and meta["source"] == "synthetic"
+    assert meta["data"] == data_dir  # absolute, so report/export find it from any folder
     meta.update(simulated=False, source="vital-dir")  # as a search over a hospital's .vital folder records it
     json.dump(meta, open(meta_path, "w"))
     lines = []
