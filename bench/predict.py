@@ -3,6 +3,7 @@
     python bench/predict.py                      # 10 h demo recording, paper-size CNN*CNN and LSTM, strides 60 and 10
     python bench/predict.py --model model.pt     # an exported model instead of untrained ones
     python bench/predict.py --hours 2 --repeat 1 --no-cli --wave-srate 500
+    python bench/predict.py --monitor-like        # ECG 500 Hz, pleth 100 Hz with noise, one record a second
 
 Writes a simulated (demo) case of ``--hours`` hours as a genuine ``.vital`` file with ``write_vital_case``, then
 times :func:`hypo.predict.predict_file` end to end (read, units check, artefacts, filling, windows, batched
@@ -30,7 +31,7 @@ from hypo.config import WindowConfig, to_dict  # noqa: E402
 from hypo.export import FORMAT, trace_model, write_exported  # noqa: E402
 from hypo.models import ModelConfig, build_model  # noqa: E402
 from hypo.predict import predict_file  # noqa: E402
-from hypo.signals import SIGNALS, UNITS  # noqa: E402
+from hypo.signals import ECG, PLETH, SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS  # noqa: E402
 from hypo.sources.base import Case  # noqa: E402
 from hypo.sources.demo import case_duration_s, simulate_case  # noqa: E402
 from hypo.sources.vital import write_vital_case  # noqa: E402
@@ -45,6 +46,26 @@ def long_demo_case(seconds: int) -> Case:
     cid = next(i for i in range(1, 10_000) if case_duration_s(i) >= seconds)
     case = simulate_case(cid)
     return Case(f"demo{cid}", case.subjectid, case.signals[:seconds])
+
+
+def monitor_like_vital(case: Case, path: str) -> str:
+    """The case as a monitor writes it: ECG at 500 Hz and pleth at 100 Hz, one record per second.
+
+    Samples vary within each second, so the file compresses as a real one does, not as held values do.
+    """
+    import vitaldb
+
+    tracks = [None if i in WAVEFORMS else name for i, name in enumerate(VITALDB_TRACKS)]
+    write_vital_case(case, path, tracks=tracks)  # numerics as hypo writes them
+    vf = vitaldb.VitalFile(path)
+    rng = np.random.default_rng(0)
+    for i, srate, noise in ((ECG, 500, 0.05), (PLETH, 100, 2.0)):
+        held = np.repeat(case.signals[:, i].astype(np.float32), srate).reshape(-1, srate)
+        held += rng.normal(0, noise, held.shape).astype(np.float32)
+        recs = [{"dt": vf.dtstart + s, "val": held[s]} for s in range(len(held))]
+        vf.add_track(VITALDB_TRACKS[i], recs, srate=srate, unit=UNITS[SIGNALS[i]])
+    vf.to_vital(path)
+    return path
 
 
 def untrained_model(name: str, k: int, out: str) -> str:
@@ -71,15 +92,21 @@ def main():
     p.add_argument("--model", default=None, help="an exported model (default: untrained cnn_cnn and lstm, k=42)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--wave-srate", type=int, default=1, help="Hz of the ECG and pleth wave tracks in the file")
+    p.add_argument("--monitor-like", action="store_true",
+                   help="ECG at 500 Hz and pleth at 100 Hz, one record per second, with noise (as a monitor writes)")
     p.add_argument("--no-cli", action="store_true", help="skip the fresh-process command-line timing")
     args = p.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="hypo-bench-predict-")
     seconds = int(args.hours * 3600)
     t0 = time.perf_counter()
-    vital = str(write_vital_case(long_demo_case(seconds), os.path.join(tmp, "ten_hours.vital"),
-                                 wave_srate=args.wave_srate))
-    print(f"recording: {seconds:,} s ({seconds / 3600:.1f} h) simulated demo case, waves at {args.wave_srate} Hz, "
+    path = os.path.join(tmp, "ten_hours.vital")
+    if args.monitor_like:
+        vital, waves = monitor_like_vital(long_demo_case(seconds), path), "ECG 500 Hz + pleth 100 Hz with noise"
+    else:
+        vital = str(write_vital_case(long_demo_case(seconds), path, wave_srate=args.wave_srate))
+        waves = f"waves held at {args.wave_srate} Hz"
+    print(f"recording: {seconds:,} s ({seconds / 3600:.1f} h) simulated demo case, {waves}, "
           f"{os.path.getsize(vital) / 1e6:.2f} MB .vital (written in {time.perf_counter() - t0:.1f} s); "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     models = ([("given", args.model)] if args.model else
