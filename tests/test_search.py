@@ -151,7 +151,7 @@ def test_mlflow_logging_when_asked(ray_local, data_dir, tmp_path):
     assert len(history) == 2
 
 
-def test_search_records_its_data_absolutely_and_patient_data_carries_no_simulation_notice(ray_local, data_dir, tmp_path):
+def test_data_path_is_absolute_and_patient_data_has_no_simulation_notice(ray_local, data_dir, tmp_path):
     cfg = _cfg(os.path.relpath(data_dir), tmp_path, "patients", samples=1, epochs=1, grace_period=1)
     exp = run_search(cfg, log=lambda s: None)
     meta_path = os.path.join(exp, "hypo_search.json")
