@@ -251,7 +251,7 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
 
     Args:
         path: The recording.
-        model: The exported TorchScript model (sidecar beside it or embedded).
+        model: The exported TorchScript model (its sidecar embedded in it).
         stride_s: Seconds between window ends.
         track_map: Optional JSON file mapping signal names to track names.
         out_dir: Output folder.
