@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from hypo.search import run_search
 
     args = parse_args(argv)
+    # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     with one_line_errors("search.py"):
         if args.smoke_test:
             args.samples, args.epochs, args.demo_cases = SMOKE["samples"], SMOKE["epochs"], SMOKE["cases"]
