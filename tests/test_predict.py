@@ -138,6 +138,17 @@ def test_wrong_units_is_one_line(model, tmp_path, capsys, signal, scale, needle)
     assert needle in err and "wrong units" in err
 
 
+def test_a_track_declaring_kpa_is_one_line(model, tmp_path, capsys):
+    import vitaldb
+
+    path = write_vital_case(demo_case(3600), tmp_path / "kpa.vital")
+    vf = vitaldb.VitalFile(str(path))
+    vf.find_track("Solar8000/NIBP_MBP").unit = "kPa"
+    vf.to_vital(str(path))
+    err = run_cli([str(path), "--model", model], capsys)
+    assert "Solar8000/NIBP_MBP (used as nibp_mbp) is in kPa; hypo expects mmHg" in err
+
+
 def test_missing_model_is_one_line(tmp_path, capsys):
     path = write_vital_case(demo_case(3600), tmp_path / "m.vital")
     err = run_cli([str(path), "--model", str(tmp_path / "none.pt")], capsys)

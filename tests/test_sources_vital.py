@@ -197,6 +197,29 @@ def test_missing_track(tmp_path):
     assert "mac (Primus/MAC)" in exc.detail and "file has 6" in exc.detail
 
 
+def _declare_unit(path, track: str, unit: str) -> None:
+    vf = vitaldb.VitalFile(str(path))
+    vf.find_track(track).unit = unit
+    assert vf.to_vital(str(path))
+
+
+@pytest.mark.parametrize("signal, unit", [(SBP, "kPa"), (MAC, "%"), (ECG, "uV")])
+def test_a_track_declaring_an_incompatible_unit_is_rejected(tmp_path, signal, unit):
+    path = write_vital_case(make_case(seconds=300), tmp_path / "9.vital")
+    _declare_unit(path, VITALDB_TRACKS[signal], unit)
+    exc = rejected(read_vital_case, path, "9", "9")
+    assert exc.reason == "wrong units" and f"{VITALDB_TRACKS[signal]} (used as {SIGNALS[signal]}) is in {unit}" in \
+        exc.detail
+
+
+@pytest.mark.parametrize("unit", ["", "mmHg", "mm Hg", "MMHG"])
+def test_an_empty_or_equivalent_unit_is_accepted(tmp_path, unit):
+    case = make_case(seconds=300)
+    path = write_vital_case(case, tmp_path / "9.vital")
+    _declare_unit(path, VITALDB_TRACKS[SBP], unit)
+    np.testing.assert_array_equal(read_vital_case(path, "9", "9").signals, case.signals)
+
+
 @pytest.mark.parametrize("col", [BIS, PLETH])
 def test_all_nan_signal(tmp_path, col):
     case = make_case(seconds=300)

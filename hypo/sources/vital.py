@@ -101,6 +101,35 @@ def load_track_map(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+# Units a track may declare that cannot be the unit hypo's signal is in (a conservative list: an empty, unknown
+# or equivalent unit passes, and the values are judged separately).
+_PRESSURE_NOT = frozenset({"kpa", "pa", "cmh2o", "psi", "bar", "mbar"})
+INCOMPATIBLE_UNITS: dict[str, frozenset[str]] = {
+    "ecg": frozenset({"uv", "µv", "μv", "v", "nv"}),
+    "nibp_sbp": _PRESSURE_NOT,
+    "nibp_mbp": _PRESSURE_NOT,
+    "nibp_dbp": _PRESSURE_NOT,
+    "mac": frozenset({"%", "vol%", "kpa", "mmhg"}),
+}
+
+
+def check_declared_units(declared: Mapping[str, str], chosen: Mapping[str, str], caseid: str) -> None:
+    """Refuse a case whose tracks declare a unit incompatible with the signal they were mapped to.
+
+    Args:
+        declared: Signal name -> the unit its chosen track declares in the file ('' when none).
+        chosen: Signal name -> the chosen track's name (for the message).
+        caseid: Case identifier (for the message).
+
+    Raises:
+        CaseRejected: ``wrong units``, naming the signal, the track, its unit and the expected one.
+    """
+    for sig, unit in declared.items():
+        if unit.strip().lower().replace(" ", "") in INCOMPATIBLE_UNITS.get(sig, ()):
+            raise _reject("wrong units", f"case {caseid}: track {chosen[sig]} (used as {sig}) is in {unit.strip()}; "
+                                         f"hypo expects {UNITS[sig]}")
+
+
 def _reject(reason: str, detail: str) -> CaseRejected:
     """A rejection whose detail is one line (library messages can carry newlines)."""
     return CaseRejected(reason, " ".join(detail.split()))
@@ -172,7 +201,8 @@ def read_vital_case(
         recorded. The caller checks the duration.
 
     Raises:
-        CaseRejected: ``missing file``, ``corrupt file``, ``missing track`` or ``all-NaN signal``.
+        CaseRejected: ``missing file``, ``corrupt file``, ``missing track``, ``wrong units`` (a track declares a
+            unit its signal cannot be in, see :data:`INCOMPATIBLE_UNITS`) or ``all-NaN signal``.
     """
     import vitaldb
 
@@ -208,6 +238,8 @@ def read_vital_case(
         want = ", ".join(f"{s} ({'|'.join(tmap[s])})" for s in missing)
         raise _reject("missing track", f"case {caseid}: no {want}; file has {len(has)}: {_abbreviate(has)}")
 
+    check_declared_units({s: str(getattr(vf.find_track(n), "unit", "") or "") for s, n in chosen.items()}, chosen,
+                         caseid)
     columns = list(dict.fromkeys(chosen.values()))  # vitaldb drops repeated names: read each track once
     try:
         values = np.asarray(vf.to_numpy(columns, 1), dtype=np.float32)
