@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import time
 import warnings
@@ -90,6 +91,8 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
 
     from hypo.train import fit_arrays
 
+    # Tune logs every persisted checkpoint at INFO; one per trial and epoch drowns the console of a search.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     ctx = ray.get_runtime_context()
     node_id = ctx.get_node_id()
     # One intra-op thread per reserved CPU, so concurrent trials on a node do not fight over cores.
