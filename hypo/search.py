@@ -21,7 +21,7 @@ from typing import Any
 
 from hypo import storage
 from hypo.config import fingerprint, to_dict
-from hypo.errors import ConfigError, HypoError
+from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.leaderboard import SEARCH_META
 from hypo.metrics import RANK_METRICS
 from hypo.sources.base import is_simulated
@@ -116,22 +116,33 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
             open(fail[1], "w").close()
             os._exit(1)  # the worker dies, as a lost node would: Tune must restart from the checkpoint
 
-    fit_arrays(trial_train_config(config), data, on_epoch=on_epoch, resume_from=resume_from)
+    # The GPU only when Ray reserved one for this trial: Ray leaves CUDA visible to CPU-only trials on a GPU node,
+    # where "auto" would crowd the reserved trials' GPU outside Ray's accounting.
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"])), data,
+               on_epoch=on_epoch, resume_from=resume_from)
 
 
-def trial_train_config(config: dict[str, Any]):
-    """The TrainConfig of one trial's parameters."""
+def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60):
+    """The TrainConfig of one trial's parameters.
+
+    Args:
+        config: The trial's parameters and the search's constants.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        window_s: Window length of the dataset (the model's input length).
+    """
     from hypo.train import ModelConfig, TrainConfig
 
     loss = config["loss"]
     return TrainConfig(
-        model=ModelConfig(name=config["model"], k=int(config["k"])),
+        model=ModelConfig(name=config["model"], k=int(config["k"]), window_s=window_s),
         loss=loss,
         gamma=float(config.get("gamma", 0.0)) if loss == "focal" else 0.0,
         lr=float(config.get("lr", 1e-3)),
         batch_size=int(config["batch_size"]),
         epochs=int(config["epochs"]),
         seed=int(config["seed"]),
+        device=device,
     )
 
 
@@ -258,6 +269,39 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
     )
 
 
+def _local_abs(path: str) -> str:
+    return path if storage.is_uri(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def resumed_config(storage_path: str, name: str, data: str | None = None) -> SearchConfig:
+    """The settings a stopped search started with, read from its ``hypo_search.json``.
+
+    A resumed search runs on the data and with the settings it started with (Ray Tune restores those too), so
+    flags such as ``--epochs`` or ``--samples`` do not apply; a ``--data`` other than the search's is refused.
+
+    Args:
+        storage_path: Experiment storage (``--storage``).
+        name: Experiment name.
+        data: ``--data`` if given.
+
+    Raises:
+        HypoError: When there is no hypo search to resume there.
+        ConfigError: When ``data`` names another dataset than the search's.
+    """
+    from hypo.config import from_dict
+
+    exp_path = SearchConfig(data="-", storage=storage_path, name=name).experiment_path
+    meta_path = storage.join(exp_path, SEARCH_META)
+    if not storage.exists(meta_path):
+        raise HypoError(f"nothing to resume at {exp_path} (no {SEARCH_META}: not a hypo search)")
+    meta = storage.read_json(meta_path)
+    saved = from_dict(SearchConfig, meta["search"])
+    saved_data = meta.get("data") or _local_abs(saved.data)
+    if data is not None and _local_abs(data) != saved_data:
+        raise ConfigError(f"--resume: {name} ran on {saved_data}, not {_local_abs(data)}; drop --data to resume it")
+    return dataclasses.replace(saved, storage=storage_path, name=name, data=saved_data)
+
+
 def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, Any] | None = None,
                log=print) -> str:
     """Run (or resume) a search and write its leaderboard.
@@ -280,6 +324,10 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     if resume:
         if not tune.Tuner.can_restore(exp_path):
             raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
+        started_on = storage.read_json(meta_path).get("dataset_fingerprint") if storage.exists(meta_path) else None
+        if started_on is not None and started_on != data["fingerprint"]:
+            raise DatasetError(f"--resume: {cfg.data} holds dataset {data['fingerprint']}, but the search started on "
+                               f"{started_on}; rebuild that dataset or start a new search")
         tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg, data), resume_unfinished=True,
                                    resume_errored=True)
     else:
@@ -288,7 +336,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         storage.write_json(meta_path, {
             "search": to_dict(cfg),
             "search_fingerprint": fingerprint(cfg),
-            "data": cfg.data if storage.is_uri(cfg.data) else os.path.abspath(os.path.expanduser(cfg.data)),
+            "data": _local_abs(cfg.data),
             "dataset_fingerprint": data["fingerprint"],
             "label": data["manifest"]["label"],
             "source": (data["manifest"].get("source") or {}).get("name"),

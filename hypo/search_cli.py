@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"batch size (default {PAPER_BATCH} as in the paper; {DEMO_BATCH} on the built-in demo data)")
     p.add_argument("--storage", default="runs", help="experiment storage: local folder, shared folder or s3://...")
     p.add_argument("--name", default=None, help="experiment name (default: search-<date>-<time>)")
-    p.add_argument("--resume", action="store_true", help="restore a stopped or killed search (--name, or latest)")
+    p.add_argument("--resume", action="store_true",
+                   help="restore a stopped or killed search (--name, or latest) with its own data and settings")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
     p.add_argument("--space", choices=SPACES, default="optuna", help="optuna: define-by-run; paper: the study's grid")
     p.add_argument("--search-lr", action="store_true", help="also search the learning rate")
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Entry point of ``tune/search.py``."""
     from hypo.leaderboard_cli import show_leaderboard
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search import run_search
+    from hypo.search import resumed_config, run_search
 
     args = parse_args(argv)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.samples, args.epochs, args.demo_cases = SMOKE["samples"], SMOKE["epochs"], SMOKE["cases"]
             args.data = args.data or SMOKE["data"]
         init_ray(args.address)
+        if args.resume:  # the data and settings the search started with
+            name = args.name or _latest_experiment(args.storage)
+            exp = run_search(resumed_config(args.storage, name, args.data), resume=True)
+            return show_leaderboard(exp)
         demo = args.data is None or args.smoke_test
         args.data = args.data or DEMO_DATA
         if demo:

@@ -46,6 +46,8 @@ AMP_MODES = ("auto", "bf16", "off")
 EVAL_BATCH = 16384
 
 
+RESUMABLE = ("epochs", "device", "amp")  # what a --resume may change; everything else must match
+
 @register_config
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -317,8 +319,8 @@ def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, fp: str, path: str) ->
     """Refuse to resume a checkpoint of another model, loss or dataset (epochs may grow)."""
     if ckpt["dataset_fingerprint"] != fp:
         raise DatasetError(f"{path} was trained on dataset {ckpt['dataset_fingerprint']}, this one is {fp}")
-    have = {k: v for k, v in ckpt["config"].items() if k not in ("epochs", "device", "amp")}
-    want = {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "device", "amp")}
+    have = {k: v for k, v in ckpt["config"].items() if k not in RESUMABLE}
+    want = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE}
     if have != want:
         diff = sorted(k for k in want if have.get(k) != want[k])
         raise ConfigError(f"{path} holds another configuration ({', '.join(diff)} differ); cannot resume from it")
@@ -394,11 +396,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig the arguments describe (validated)."""
+def config_from_args(args: argparse.Namespace, window_s: int = 60) -> TrainConfig:
+    """The TrainConfig the arguments describe (validated), for a dataset of ``window_s``-second windows."""
     gamma = args.gamma if args.gamma is not None else (2.0 if args.loss == "focal" else 0.0)
     return TrainConfig(
-        model=ModelConfig(name=args.model, k=args.k),
+        model=ModelConfig(name=args.model, k=args.k, window_s=window_s),
         loss=args.loss,
         gamma=gamma,
         alpha=tuple(args.alpha) if args.alpha else None,
@@ -417,9 +419,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     args = parse_args(argv)
     with one_line_errors("hypo.train"):
-        cfg = config_from_args(args)
         data = load_data(args.data)
-        name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{fingerprint(cfg)[:8]}"
+        cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]))
+        # The default folder names the run by what defines the model, not by what --resume may change.
+        run_id = fingerprint({k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE})
+        name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{run_id[:8]}"
         out = args.out or os.path.join("runs", "train", name)
         resume = os.path.join(out, "checkpoint.pt") if args.resume else None
         if resume and not os.path.exists(resume):

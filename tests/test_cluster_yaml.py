@@ -25,6 +25,14 @@ def test_gpu_workers_autoscale_from_zero_and_head_is_cpu_only():
     assert gpu and all(n["min_workers"] == 0 and n["max_workers"] > 0 for n in gpu)
 
 
+def test_workers_carry_the_instance_profile_that_reaches_s3():
+    """Ray's AWS provider gives its default profile to the head only; workers must name one themselves."""
+    cfg = _config()
+    for name, node in cfg["available_node_types"].items():
+        if name != cfg["head_node_type"]:
+            assert node["node_config"]["IamInstanceProfile"]["Name"] == "ray-autoscaler-v1", name
+
+
 def test_no_secrets_and_no_open_dashboard():
     text = CLUSTER.read_text()
     for marker in ("aws_secret_access_key", "AWS_SECRET", "aws_access_key_id", "password", "token"):

@@ -1,5 +1,6 @@
 """The search end to end on a tiny synthetic dataset: leaderboard, worker death, and --resume after a kill."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -11,10 +12,11 @@ import time
 import optuna
 import pytest
 
-from hypo.errors import ConfigError
+from hypo.errors import ConfigError, DatasetError
 from hypo.leaderboard import load_trials
 from hypo.leaderboard_cli import show_leaderboard
-from hypo.search import FAIL_MARKER_KEY, SearchConfig, run_search
+from hypo.search import FAIL_MARKER_KEY, SearchConfig, resumed_config, run_search
+from hypo.search_cli import main as search_main
 from hypo.test_looks import read_looks
 
 from synthetic_windows import write_synthetic_dataset
@@ -123,8 +125,16 @@ def test_resume_restores_a_killed_search_with_its_optuna_history(ray_local, data
     study_before = optuna.load_study(study_name=name, storage=f"sqlite:///{exp}/optuna.db")
     complete_before = {t.number: t.params for t in study_before.trials if t.state.name == "COMPLETE"}
 
-    cfg = _cfg(data_dir, tmp_path, name, samples=samples, max_concurrent=1, epochs=4, grace_period=4)
-    run_search(cfg, resume=True, log=lambda s: None)
+    # The resumed search takes its data and settings from the experiment, as `search.py --resume --name` does.
+    cfg = resumed_config(str(tmp_path), name)
+    assert (cfg.data, cfg.samples, cfg.epochs, cfg.batch_size) == (data_dir, samples, 4, 256)
+    with pytest.raises(ConfigError, match="drop --data"):
+        resumed_config(str(tmp_path), name, data=str(tmp_path / "other"))
+    other = str(tmp_path / "other")
+    write_synthetic_dataset(other, n_train=100, n_val=60, n_test=0, seed=5)
+    with pytest.raises(DatasetError, match="the search started on"):
+        run_search(dataclasses.replace(cfg, data=other), resume=True, log=lambda s: None)
+    search_main(["--storage", str(tmp_path), "--name", name, "--resume"])  # no --data: the search's own
     after = {t.trial_id: _epochs(t) for t in load_trials(exp)}
     assert len(after) == samples
     for tid, epochs in before.items():

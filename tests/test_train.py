@@ -256,3 +256,23 @@ def test_cli_errors_are_one_line(planted, tmp_path, args, needle):
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.startswith("hypo.train: error:") and needle in p.stderr
+
+
+def test_cli_trains_any_window_length_and_resumes_into_its_default_folder(tmp_path, monkeypatch, capsys):
+    """30-s windows train as they are; --resume with more epochs finds the run's default folder again."""
+    from hypo.config import WindowConfig
+    from hypo.train import main
+
+    from demo_experiment import build_demo_dataset
+
+    data = str(tmp_path / "w30")
+    build_demo_dataset(data, n_cases=12, cfg=WindowConfig(window_s=30, stride_s=30))
+    monkeypatch.chdir(tmp_path)
+    args = ["--data", data, "--model", "cnn_cnn", "--k", "4", "--batch-size", "256", "--device", "cpu"]
+    first = main(args + ["--epochs", "1"])
+    assert first["config"]["model"]["window_s"] == 30
+    again = main(args + ["--epochs", "2", "--resume"])
+    assert [h["epoch"] for h in again["history"]] == [1, 2]
+    out = capsys.readouterr().out
+    assert "epoch   2/2" in out and "epoch   1/2" not in out
+    assert len(os.listdir(tmp_path / "runs" / "train")) == 1
