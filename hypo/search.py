@@ -63,6 +63,9 @@ class SearchConfig:
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.grace_period >= 1, "--grace-period must be >= 1"),
             (self.reduction_factor >= 2, "--reduction-factor must be >= 2"),
+            (self.space != "paper" or not self.search_lr, "--search-lr does not apply to --space paper (lr 1e-3)"),
+            (self.space != "paper" or self.optuna_storage is None,
+             "--optuna-storage does not apply to --space paper (a fixed grid, no Optuna study)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -13,6 +13,7 @@ from hypo.runtime import OneLineParser
 from hypo.search import SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
+DEFAULT_SAMPLES = 12
 DEMO_CASES = 200
 DEMO_BATCH = 512  # the demo cohort has ~20k training windows: 4096 would leave a handful of steps per epoch
 PAPER_BATCH = 4096
@@ -26,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Search model, width k, loss and focal gamma with Ray Tune + Optuna; print the leaderboard.",
     )
     p.add_argument("--data", default=None, help=f"window dataset folder (default: build the demo one in {DEMO_DATA})")
-    p.add_argument("--samples", type=int, default=12, help="number of trials (optuna space)")
+    p.add_argument("--samples", type=int, default=None,
+                   help=f"number of trials (optuna space; default {DEFAULT_SAMPLES}); the paper grid has its own")
     p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial; 0.25 runs 4 trials per GPU")
@@ -78,8 +80,11 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             name = _latest_experiment(args.storage)
         else:
             name = "search-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.space == "paper" and args.samples is not None:
+        raise ConfigError("--samples does not apply to --space paper: it runs the study's whole grid")
+    samples = DEFAULT_SAMPLES if args.samples is None else args.samples
     return SearchConfig(
-        data=args.data, name=name, storage=args.storage, space=args.space, samples=args.samples,
+        data=args.data, name=name, storage=args.storage, space=args.space, samples=samples,
         max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, search_lr=args.search_lr,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor, optuna_storage=args.optuna_storage,
@@ -98,19 +103,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     with one_line_errors("search.py"):
         if args.smoke_test:
-            args.samples, args.epochs, args.demo_cases = SMOKE["samples"], SMOKE["epochs"], SMOKE["cases"]
+            args.epochs, args.demo_cases = SMOKE["epochs"], SMOKE["cases"]
+            args.samples = None if args.space == "paper" else SMOKE["samples"]
             args.data = args.data or SMOKE["data"]
-        init_ray(args.address)
         if args.resume:  # the data and settings the search started with
-            name = args.name or _latest_experiment(args.storage)
-            exp = run_search(resumed_config(args.storage, name, args.data), resume=True)
-            return show_leaderboard(exp)
+            cfg = resumed_config(args.storage, args.name or _latest_experiment(args.storage), args.data)
+            init_ray(args.address)
+            return show_leaderboard(run_search(cfg, resume=True))
         demo = args.data is None or args.smoke_test
         args.data = args.data or DEMO_DATA
-        if demo:
-            ensure_demo_data(args.data, args.demo_cases)
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
-        cfg = config_from_args(args)
-        exp = run_search(cfg, resume=args.resume)
-        return show_leaderboard(exp)
+        cfg = config_from_args(args)  # every flag checked before Ray starts
+        init_ray(args.address)
+        if demo:
+            ensure_demo_data(args.data, args.demo_cases)
+        return show_leaderboard(run_search(cfg))
