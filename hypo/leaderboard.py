@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from hypo.errors import HypoError
+from hypo.errors import ConfigError, HypoError
 from hypo.metrics import RANK_METRICS
 
 SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
@@ -123,6 +123,13 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
         baseline: The last-reading baseline's validation metrics (``val_*`` keys), if known.
         by: Ranking metrics, highest first (lexicographic).
     """
+    by = tuple(by)
+    reported = {k for rec in records for r in rec.history for k, v in r.items()
+                if k.startswith("val_") and isinstance(v, (int, float))}
+    unknown = [m for m in by if m not in reported]
+    if records and (unknown or not by):
+        raise ConfigError(f"--rank-by: unknown metric(s) {', '.join(unknown) or '(none given)'}; the trials report "
+                          + ", ".join(sorted(reported)))
     rows = []
     for rec in records:
         best = rec.best(by)
@@ -142,6 +149,8 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
         for c in CLASS_COLS:
             row[f"val_auprc_{c}"] = best.get(f"val_auprc_{c}") if best else math.nan
             row[f"val_prevalence_{c}"] = best.get(f"val_prevalence_{c}") if best else math.nan
+        for m in by:  # a ranking metric is a column of the table too
+            row[m] = best.get(m) if best else math.nan
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -183,7 +192,9 @@ def _cell(col: str, v: Any) -> str:
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard's shown columns as formatted strings, with short headers."""
     cols = [c for c in DISPLAY if c in df.columns]
-    return pd.DataFrame({DISPLAY[c]: [_cell(c, v) for v in df[c]] for c in cols})
+    extra = [c for c in df.columns if c.startswith("val_") and c not in DISPLAY]  # other --rank-by metrics
+    cols = cols[:-1] + extra + cols[-1:] if extra and cols[-1] == "pareto" else cols + extra
+    return pd.DataFrame({DISPLAY.get(c, c.removeprefix("val_")): [_cell(c, v) for v in df[c]] for c in cols})
 
 
 def format_table(df: pd.DataFrame) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import itertools
 import math
 import time
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 from hypo import __version__, storage
 from hypo.artefacts import RULES
 from hypo.config import WindowConfig, fingerprint, from_dict, to_dict
-from hypo.errors import ConfigError
+from hypo.errors import ConfigError, DatasetError
 from hypo.moments import Moments
 from hypo.pipeline import TRANSIENT_REASONS, run_case, shard_name
 from hypo.runtime import OneLineParser
@@ -73,6 +74,18 @@ def _done_cases(out: str) -> tuple[set[str], set[str]]:
         if s.get("reason") not in TRANSIENT_REASONS:
             rejected.add(n[: -len(".json")])
     return ok, rejected - ok
+
+
+def _check_unique_shards(refs: list[dict[str, Any]]) -> None:
+    """Refuse case ids that would share a shard file (e.g. ``a b`` and ``a_b``), which would overwrite data."""
+    seen: dict[str, str] = {}
+    for r in refs:
+        cid = str(r["caseid"])
+        name = shard_name(cid)
+        if name in seen:
+            raise ConfigError(f"case ids {seen[name]!r} and {cid!r} both map to the file name {name}; "
+                              "rename one of them")
+        seen[name] = cid
 
 
 def num_tasks(n_cases: int, cases_per_task: int, cpu_slots: int) -> int:
@@ -132,13 +145,16 @@ def build_windows(
     import ray
 
     if cases_per_task < 1:
-        raise ConfigError(f"cases_per_task must be >= 1, got {cases_per_task}")
+        raise ConfigError(f"--cases-per-task must be >= 1, got {cases_per_task}")
+    if not num_cpus_per_task > 0:
+        raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
     start = time.perf_counter()
     if not storage.is_uri(out):
         out = storage.resolve(out)[1]
     storage.makedirs(out)
     _check_folder_config(out, cfg, source)
     refs = source.case_refs()
+    _check_unique_shards(refs)
     ok, final_rej = _done_cases(out)
     todo = [r for r in refs if shard_name(r["caseid"]) not in ok | final_rej]
     skipped = len(refs) - len(todo)
@@ -206,8 +222,10 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         counts[sp]["subjects"] = len(subjects[sp])
     if moments.n == 0 and ok_cases:
         raise ConfigError("no window landed in the train split: use more cases or a larger train fraction")
-    overlap = set.intersection(*subjects.values()) if all(subjects.values()) else set()
-    assert not overlap, f"subjects in several splits: {sorted(overlap)[:5]}"  # guaranteed by assign_split
+    for a, b in itertools.combinations(SPLITS, 2):  # guaranteed by assign_split; checked, as it matters most
+        both = subjects[a] & subjects[b]
+        if both:
+            raise DatasetError(f"subjects in both the {a} and {b} splits: {', '.join(sorted(both)[:5])}")
     total = sum(c["windows"] for c in counts.values())
     src = {"name": source.name, "fingerprint": source.fingerprint(), "report": source.report()}
     body = {

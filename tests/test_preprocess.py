@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from hypo.config import LabelConfig, WindowConfig
-from hypo.errors import ConfigError
-from hypo.preprocess import build_windows, num_tasks
+from hypo.errors import ConfigError, DatasetError
+from hypo.preprocess import build_windows, make_manifest, num_tasks
 from hypo.signals import SIGNALS
 
 from fake_sources import FakeSource
@@ -110,3 +110,27 @@ def test_ffill_mode_leaks_labels_from_inside_the_window(ray_local, tmp_path):
 ])
 def test_cases_are_split_into_enough_tasks_to_keep_every_slot_busy(n_cases, per_task, slots, expected):
     assert num_tasks(n_cases, per_task, slots) == expected
+
+
+def test_a_subject_in_two_splits_stops_the_manifest(built):
+    out, src, manifest, _ = built
+    summaries = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/cases/*.json"))]
+    first = {}
+    for s in summaries:
+        first.setdefault(s["split"], s)
+    assert len(first) >= 2, "the fixture should fill at least two splits"
+    a, b = list(first.values())[:2]
+    b["subjectid"] = a["subjectid"]  # as if the split assignment had put one subject on both sides
+    with pytest.raises(DatasetError, match=f"subjects in both the .* splits: {a['subjectid']}"):
+        make_manifest(summaries, WindowConfig(), src, wall_s=0.0)
+
+
+def test_case_ids_that_share_a_file_name_are_refused_before_any_work(ray_local, tmp_path):
+    class Clash(FakeSource):
+        def case_refs(self):
+            return [{"caseid": "a b", "subject": "1"}, {"caseid": "a_b", "subject": "2"}]
+
+    with pytest.raises(ConfigError, match="'a b' and 'a_b' both map to the file name case_a_b"):
+        build_windows(Clash(2), WindowConfig(), str(tmp_path / "x"), progress=False, log=print)
+    with pytest.raises(ConfigError, match="--num-cpus-per-task must be > 0"):
+        build_windows(FakeSource(2), WindowConfig(), str(tmp_path / "y"), num_cpus_per_task=0, progress=False)

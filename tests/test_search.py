@@ -41,7 +41,7 @@ def _epochs(trial):
     return [r["epoch"] for r in trial.history]
 
 
-def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_local, data_dir, tmp_path):
+def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_local, data_dir, tmp_path, capsys):
     cfg = _cfg(data_dir, tmp_path, "e2e")
     exp = run_search(cfg, log=lambda s: None)
     trials = load_trials(exp)
@@ -70,8 +70,17 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
     with pytest.raises(ConfigError, match="already holds a search"):
         run_search(cfg, log=lambda s: None)
 
-    # --test: the top 2 once on the test split, in the study's layout beside the paper's figures.
+    # --rank-by any reported metric: ranked by it, shown as a column; an unknown one is a single line.
+    by_hypo = show_leaderboard(exp, ("val_auroc_hypotension",), out_dir=str(tmp_path / "lb_hypo"), log=lines.append)
+    ranked = by_hypo["frame"].iloc[:3]["val_auroc_hypotension"]
+    assert list(ranked) == sorted(ranked, reverse=True) and "auroc_hypotension" in lines[-4]
     from hypo.leaderboard_cli import main as leaderboard_main
+
+    with pytest.raises(SystemExit):
+        leaderboard_main([exp, "--rank-by", "val_mean_aurco", "--out", str(tmp_path / "lb_bad")])
+    assert "--rank-by: unknown metric(s) val_mean_aurco" in capsys.readouterr().err
+
+    # --test: the top 2 once on the test split, in the study's layout beside the paper's figures.
 
     out = leaderboard_main([exp, "--test", "2", "--out", str(tmp_path / "lb")])
     test = out["test"]
