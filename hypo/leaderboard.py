@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from hypo import storage
 from hypo.errors import ConfigError, HypoError
 from hypo.metrics import RANK_METRICS
 
@@ -54,6 +55,31 @@ def _finite(v: Any) -> bool:
 
 def _key(v: Any) -> float:
     return v if _finite(v) else -math.inf
+
+
+def local_experiment(exp_path: str, log=print) -> str:
+    """A local folder holding the experiment: itself, or a mirror of it when it lives on cloud storage.
+
+    Searches on a cluster write to ``--storage s3://...``; the leaderboard, report and export read a local
+    mirror in ``~/.cache/hypo/experiments`` (refreshed on each call: only new or changed files are copied).
+    What they write (leaderboard files, reports, the test-look record) goes into that mirror.
+
+    Raises:
+        HypoError: When the cloud folder cannot be read.
+    """
+    if not storage.is_uri(exp_path):
+        return os.path.abspath(os.path.expanduser(exp_path))
+    import hashlib
+
+    name = exp_path.rstrip("/").rsplit("/", 1)[-1]
+    local = os.path.join(os.path.expanduser("~/.cache/hypo/experiments"),
+                         f"{name}-{hashlib.sha256(exp_path.encode()).hexdigest()[:8]}")
+    try:
+        copied = storage.mirror_to_local(exp_path, local)
+    except OSError as exc:
+        raise HypoError(f"cannot read {exp_path}: {str(exc).splitlines()[0]}") from None
+    log(f"{exp_path}: mirrored into {local} ({copied} new or changed files)")
+    return local
 
 
 def load_trials(exp_path: str) -> list[TrialRecord]:

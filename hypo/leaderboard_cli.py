@@ -10,6 +10,7 @@ from hypo.leaderboard import (
     format_table,
     leaderboard_frame,
     load_trials,
+    local_experiment,
     read_search_meta,
     write_leaderboard,
 )
@@ -23,6 +24,7 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     Returns:
         ``{"frame": DataFrame, "paths": {csv, md, png}}``.
     """
+    exp_path = local_experiment(exp_path, log=log)
     meta = read_search_meta(exp_path)
     df = leaderboard_frame(load_trials(exp_path), meta.get("baseline"), by=rank_by)
     title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
@@ -49,9 +51,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="evaluate the top N trials once on the test split, beside the paper's table")
     args = p.parse_args(argv)
     with one_line_errors("leaderboard.py"):
-        res = show_leaderboard(args.experiment, tuple(args.rank_by.split(",")), args.out)
+        exp = local_experiment(args.experiment)
+        res = show_leaderboard(exp, tuple(args.rank_by.split(",")), args.out)
         if args.test:
             from hypo.final_test import test_top_trials
 
-            res["test"] = test_top_trials(args.experiment, res["frame"], args.test, out_dir=args.out)
+            res["test"] = test_top_trials(exp, res["frame"], args.test, out_dir=args.out)
         return res

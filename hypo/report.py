@@ -27,7 +27,7 @@ import numpy as np
 
 from hypo import __version__
 from hypo.errors import ConfigError, HypoError
-from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_search_meta
+from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, local_experiment, read_search_meta
 from hypo.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
 from hypo.report_html import ci, render_html
 from hypo.runtime import OneLineParser
@@ -62,7 +62,7 @@ def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
     Raises:
         HypoError: No experiment, no dataset recorded, unknown trial, or the best epoch's checkpoint not kept.
     """
-    exp_path = os.path.abspath(os.path.expanduser(exp_path))
+    exp_path = local_experiment(exp_path)
     meta = read_search_meta(exp_path)
     records = load_trials(exp_path)
     data_dir = meta.get("data")

@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _latest_experiment(storage_path: str) -> str:
+    if storage.is_uri(storage_path):
+        raise ConfigError(f"--resume with --storage {storage_path}: name the search with --name")
     root = os.path.abspath(os.path.expanduser(storage_path))
     names = [n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))] if os.path.isdir(root) else []
     if not names:

@@ -54,6 +54,31 @@ def makedirs(path: str) -> None:
     fs.create_dir(p, recursive=True)
 
 
+def mirror_to_local(uri: str, local_dir: str) -> int:
+    """Copy every file under ``uri`` (cloud storage) into ``local_dir``, skipping files already there unchanged.
+
+    Args:
+        uri: A folder on cloud storage (``s3://...``).
+        local_dir: The local folder to mirror it into (created).
+
+    Returns:
+        The number of files copied.
+    """
+    fs, root = resolve(uri)
+    local = pafs.LocalFileSystem()
+    copied = 0
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        dest = os.path.join(local_dir, *posixpath.relpath(info.path, root).split("/"))
+        if os.path.exists(dest) and os.path.getsize(dest) == info.size:
+            continue
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        pafs.copy_files(info.path, dest, source_filesystem=fs, destination_filesystem=local)
+        copied += 1
+    return copied
+
+
 def writable_folder(path: str, flag: str = "--out") -> str:
     """Create a local output folder, or refuse it in one line before any work is done.
 
