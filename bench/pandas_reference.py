@@ -100,7 +100,7 @@ def cut_windows(cleaned: pd.DataFrame, filled: pd.DataFrame, cfg: WindowConfig) 
     for start in range(0, n - cfg.window_s + 1, cfg.stride_s):
         end = start + cfg.window_s - 1
         window = filled.iloc[start : end + 1]
-        if window.isna().any().any():
+        if window.isna().any().any() or cleaned.iloc[end][WAVEFORM_COLS].isna().any():  # no interpolating from after
             dropped["incomplete"] += 1
             continue
         target = end + lab.horizon_s

@@ -140,7 +140,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     """
     from hypo.operating_point import decide
     from hypo.pipeline import clean_case
-    from hypo.windows import Readings, classify, label_index, window_ends
+    from hypo.windows import Readings, classify, complete_windows, label_index, window_ends
 
     if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
         raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
@@ -159,7 +159,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     w = cfg.window_s
     ends = window_ends(len(filled), w, stride_s)
     view = np.lib.stride_tricks.sliding_window_view(filled, w, axis=0)[ends - w + 1]  # [n, 7, w], no copy
-    complete = ~np.isnan(view).any(axis=(1, 2))
+    complete = complete_windows(cleaned, filled, ends, w)
     probs = np.full((len(ends), len(CLASSES)), np.nan, np.float32)
     probs[complete] = _forward(module, view[complete].transpose(0, 2, 1))
     timings["predict_s"] = time.perf_counter() - t0

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from hypo.config import LabelConfig
-from hypo.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP
+from hypo.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
 
 
 @dataclasses.dataclass
@@ -124,6 +124,29 @@ def label_index(t_end: np.ndarray, readings: Readings, n_seconds: int, max_carry
     return label_by_ffill(t_end, readings, n_seconds, max_carry_s, cfg)
 
 
+def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, window_s: int) -> np.ndarray:
+    """Which windows the model may see: no gap left after filling, and nothing taken from after the window end.
+
+    Waveform gaps are interpolated over the whole case, so a gap still open at a window's last second is
+    filled from samples after it; such a window (its last second of ECG or pleth not recorded) is incomplete,
+    as it would be in live use. Carry-forward fills only ever use the past.
+
+    Args:
+        cleaned: The case before filling [seconds, 7] (NaN where nothing was recorded).
+        filled: The case after filling.
+        ends: int [w] window end seconds.
+        window_s: Window length.
+
+    Returns:
+        bool [w].
+    """
+    if not len(ends):
+        return np.zeros(0, dtype=bool)
+    view = np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)[ends - window_s + 1]
+    last_recorded = ~np.isnan(cleaned[np.ix_(ends, list(WAVEFORMS))]).any(axis=1)
+    return ~np.isnan(view).any(axis=(1, 2)) & last_recorded
+
+
 def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_s: int, cfg: LabelConfig,
                  max_carry_s: int) -> Windows:
     """Cut a case into labelled windows.
@@ -145,16 +168,12 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
     lab_idx = label_index(ends, readings, n_seconds, max_carry_s, cfg)
     has_label = lab_idx >= 0
 
-    if len(ends):
-        view = np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)  # [n_starts, 7, window]
-        starts = ends - window_s + 1
-        complete = ~np.isnan(view[starts]).any(axis=(1, 2))
-    else:
-        complete = np.zeros(0, dtype=bool)
+    complete = complete_windows(cleaned, filled, ends, window_s)
     keep = complete & has_label
     ends_k = ends[keep]
     x = (
-        np.ascontiguousarray(view[ends_k - window_s + 1].transpose(0, 2, 1))
+        np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)[ends_k - window_s + 1]
+                             .transpose(0, 2, 1))
         if keep.any()
         else np.zeros((0, window_s, N_SIGNALS), np.float32)
     )

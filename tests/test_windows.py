@@ -110,3 +110,20 @@ def test_label_values_come_from_the_label_reading(mode):
         assert lookup[int(t)] == (pytest.approx(m), pytest.approx(s))
     if mode == "reading":
         assert (np.abs(w.label_time - (w.t_end + 300)) <= 90).all()
+
+
+def test_a_waveform_gap_open_at_the_window_end_makes_it_incomplete():
+    """Interpolation would fill seconds 176-182 from second 183, after the window ending at 179."""
+    from hypo.config import FillConfig
+    from hypo.filling import fill_gaps
+    from hypo.signals import ECG, PLETH
+
+    sig, _ = _case(1000, {t: (120, 80) for t in range(0, 1000, 30)})
+    sig[:, ECG] = np.sin(np.arange(1000))
+    sig[176:183, ECG] = nan  # a 7-s ECG dropout straddling the end of window 120..179
+    sig[300:305, PLETH] = nan  # a 5-s pleth dropout closed inside window 300..359
+    filled = fill_gaps(sig, FillConfig())
+    assert not np.isnan(filled[:, [ECG, PLETH]]).any()  # both gaps are short enough to interpolate
+    w = make_windows(sig, filled, 60, 60, LabelConfig(), max_carry_s=900)
+    assert 179 not in w.t_end and 359 in w.t_end and 239 in w.t_end
+    assert w.dropped_incomplete == 1
