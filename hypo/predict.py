@@ -293,7 +293,7 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     alarms = {c: int((pred.alarm == c).sum()) for c in ("hypotension", "hypertension")}
     log(f"{path}: {pred.n_seconds:,} s ({pred.n_seconds / 3600:.1f} h), {len(pred.readings['time'])} cuff readings; "
         f"{n} windows every {pred.stride_s} s: {pred.n_predicted} predicted, {n - pred.n_predicted} without "
-        "(a gap left after filling)")
+        "(incomplete: a gap left after filling, or a waveform gap open at the window end)")
     log(f"  alarms at the operating point: hypotension {alarms['hypotension']}, hypertension "
         f"{alarms['hypertension']}; a cuff reading {sidecar['horizon_s'] // 60} min later confirmed hypotension "
         f"after {len(pred.confirmed_hypotension())} windows")
