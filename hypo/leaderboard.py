@@ -68,7 +68,7 @@ def local_experiment(exp_path: str, log=print) -> str:
         HypoError: When the cloud folder cannot be read.
     """
     if not storage.is_uri(exp_path):
-        return os.path.abspath(os.path.expanduser(exp_path))
+        return storage.absolute(exp_path)
     import hashlib
 
     name = exp_path.rstrip("/").rsplit("/", 1)[-1]

@@ -149,8 +149,7 @@ def build_windows(
     if not num_cpus_per_task > 0:
         raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
     start = time.perf_counter()
-    if not storage.is_uri(out):
-        out = storage.resolve(out)[1]
+    out = storage.absolute(out)
     storage.makedirs(out)
     _check_folder_config(out, cfg, source)
     refs = source.case_refs()

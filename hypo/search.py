@@ -74,8 +74,7 @@ class SearchConfig:
     @property
     def experiment_path(self) -> str:
         """Where Tune writes this search (``storage/name``)."""
-        base = self.storage if storage.is_uri(self.storage) else os.path.abspath(os.path.expanduser(self.storage))
-        return storage.join(base, self.name)
+        return storage.join(storage.absolute(self.storage), self.name)
 
 
 # --------------------------------------------------------------------------------------------- the trainable
@@ -272,10 +271,6 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
     )
 
 
-def _local_abs(path: str) -> str:
-    return path if storage.is_uri(path) else os.path.abspath(os.path.expanduser(path))
-
-
 def resumed_config(storage_path: str, name: str, data: str | None = None) -> SearchConfig:
     """The settings a stopped search started with, read from its ``hypo_search.json``.
 
@@ -299,9 +294,10 @@ def resumed_config(storage_path: str, name: str, data: str | None = None) -> Sea
         raise HypoError(f"nothing to resume at {exp_path} (no {SEARCH_META}: not a hypo search)")
     meta = storage.read_json(meta_path)
     saved = from_dict(SearchConfig, meta["search"])
-    saved_data = meta.get("data") or _local_abs(saved.data)
-    if data is not None and _local_abs(data) != saved_data:
-        raise ConfigError(f"--resume: {name} ran on {saved_data}, not {_local_abs(data)}; drop --data to resume it")
+    saved_data = meta.get("data") or storage.absolute(saved.data)
+    if data is not None and storage.absolute(data) != saved_data:
+        raise ConfigError(f"--resume: {name} ran on {saved_data}, not {storage.absolute(data)}; drop --data to "
+                          "resume it")
     return dataclasses.replace(saved, storage=storage_path, name=name, data=saved_data)
 
 
@@ -339,7 +335,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         storage.write_json(meta_path, {
             "search": to_dict(cfg),
             "search_fingerprint": fingerprint(cfg),
-            "data": _local_abs(cfg.data),
+            "data": storage.absolute(cfg.data),
             "dataset_fingerprint": data["fingerprint"],
             "label": data["manifest"]["label"],
             "source": (data["manifest"].get("source") or {}).get("name"),

@@ -35,6 +35,11 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
 
 
+def absolute(path: str) -> str:
+    """A URI as it is; a local path (``~`` expanded, ``file://`` dropped) made absolute."""
+    return str(path) if is_uri(path) else resolve(path)[1]
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts of a local path or a URI."""
     if is_uri(base):
