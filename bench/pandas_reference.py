@@ -4,7 +4,7 @@ This is how a researcher would typically write the job without Ray: one DataFram
 rules as boolean masks, ``interpolate(limit_area="inside")`` for waveforms and ``ffill(limit=...)`` for
 numerics, windows and labels cut with a plain loop over ``iloc`` slices, one Parquet file per case written
 with pandas, and the train-only z-score from running sums. It follows the same rules as
-:mod:`hypo.pipeline` (``tests/test_pandas_reference.py`` checks that both give the same windows), so
+:mod:`hypo.data.pipeline` (``tests/test_pandas_reference.py`` checks that both give the same windows), so
 ``bench/preprocess.py`` can compare their speed on the same cases.
 
 Run on its own (no Ray)::
@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from hypo.config import WindowConfig
+from hypo.data.signals import CLASSES, SIGNALS
+from hypo.data.sources.base import Case
+from hypo.data.splits import SPLITS, assign_split
 from hypo.errors import CaseRejected
-from hypo.signals import CLASSES, SIGNALS
-from hypo.sources.base import Case
-from hypo.splits import SPLITS, assign_split
 
 NIBP_COLS = ["nibp_sbp", "nibp_mbp", "nibp_dbp"]
 WAVEFORM_COLS = ["ecg", "pleth"]
@@ -173,7 +173,7 @@ def build_reference(source, cfg: WindowConfig, out: str, refs: list[dict] | None
     """Run every step on ``refs`` (default: all of the source's cases), one after another, in this process.
 
     Args:
-        source: Where cases come from (any :class:`hypo.sources.base.Source`).
+        source: Where cases come from (any :class:`hypo.data.sources.base.Source`).
         cfg: Window, label, fill and split rules.
         out: Folder for ``windows/{split}/case_<id>.parquet``.
         refs: Case references to process.
@@ -228,7 +228,7 @@ def main() -> None:
     import argparse
     import json
 
-    from hypo.sources.factory import make_source
+    from hypo.data.sources.factory import make_source
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=20)

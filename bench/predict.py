@@ -1,4 +1,4 @@
-"""Speed of ``hypo.predict`` on a 10-hour recording (goal: under 5 s on CPU, reading the file included).
+"""Speed of ``hypo.infer.predict`` on a 10-hour recording (goal: under 5 s on CPU, reading the file included).
 
     python bench/predict.py                      # 10 h demo recording, paper-size CNN*CNN and LSTM, strides 60 and 10
     python bench/predict.py --model model.pt     # an exported model instead of untrained ones
@@ -6,11 +6,11 @@
     python bench/predict.py --monitor-like        # ECG 500 Hz, pleth 100 Hz with noise, one record a second
 
 Writes a simulated (demo) case of ``--hours`` hours as a genuine ``.vital`` file with ``write_vital_case``, then
-times :func:`hypo.predict.predict_file` end to end (read, units check, artefacts, filling, windows, batched
+times :func:`hypo.infer.predict.predict_file` end to end (read, units check, artefacts, filling, windows, batched
 forward passes, CSV, timeline PNG), with the split per step, and the whole command line
-``python -m hypo.predict`` in a fresh process (interpreter start and imports included), each the median of
+``hypo predict`` in a fresh process (interpreter start and imports included), each the median of
 ``--repeat`` runs. Untrained models score as fast as trained ones, so no search is needed; they are traced and
-saved exactly as ``hypo.export`` saves a trial.
+saved exactly as ``hypo.infer.export`` saves a trial.
 """
 
 import argparse
@@ -28,13 +28,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout
 
 from hypo.config import WindowConfig, to_dict  # noqa: E402
-from hypo.export import FORMAT, trace_model, write_exported  # noqa: E402
-from hypo.models import ModelConfig, build_model  # noqa: E402
-from hypo.predict import predict_file  # noqa: E402
-from hypo.signals import ECG, PLETH, SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS  # noqa: E402
-from hypo.sources.base import Case  # noqa: E402
-from hypo.sources.demo import case_duration_s, simulate_case  # noqa: E402
-from hypo.sources.vital import write_vital_case  # noqa: E402
+from hypo.data.signals import ECG, PLETH, SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS  # noqa: E402
+from hypo.data.sources.base import Case  # noqa: E402
+from hypo.data.sources.demo import case_duration_s, simulate_case  # noqa: E402
+from hypo.data.sources.vital import write_vital_case  # noqa: E402
+from hypo.infer.export import FORMAT, trace_model, write_exported  # noqa: E402
+from hypo.infer.predict import predict_file  # noqa: E402
+from hypo.learn.models import ModelConfig, build_model  # noqa: E402
 
 MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
 STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
@@ -69,7 +69,7 @@ def monitor_like_vital(case: Case, path: str) -> str:
 
 
 def untrained_model(name: str, k: int, out: str) -> str:
-    """An untrained model of the given size, traced and saved with a sidecar as ``hypo.export`` does."""
+    """An untrained model of the given size, traced and saved with a sidecar as ``hypo.infer.export`` does."""
     torch.manual_seed(0)
     cfg = WindowConfig()
     net = build_model(ModelConfig(name, k), MEAN, STD).eval()
@@ -125,7 +125,7 @@ def main():
                     f"{med['read_s']:.2f}, clean+fill {med['clean_s']:.2f}, windows+forward {med['predict_s']:.2f}, "
                     f"csv {med['csv_s']:.2f}, png {med['png_s']:.2f})")
             if not args.no_cli:
-                cmd = [sys.executable, "-m", "hypo.predict", vital, "--model", model, "--stride", str(stride),
+                cmd = [sys.executable, "-m", "hypo", "predict", vital, "--model", model, "--stride", str(stride),
                        "--out", os.path.join(tmp, "cli")]
                 env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": ROOT}
                 clis = []

@@ -1,6 +1,6 @@
 """Benchmark the preprocessing job (Ray Data) on the demo cohort against a single-process pandas version.
 
-For each cohort size the job (:func:`hypo.preprocess.build_windows`) runs on a local Ray started once
+For each cohort size the job (:func:`hypo.data.preprocess.build_windows`) runs on a local Ray started once
 beforehand (its start-up is reported apart). The bench reports the wall time, case-hours per second per
 core, windows per second and the peak resident memory summed over the Ray worker processes, and over all
 processes of the run (driver, GCS, raylet, agents and workers). The pandas reference
@@ -35,12 +35,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from bench.pandas_reference import build_reference  # noqa: E402
 from hypo.config import WindowConfig  # noqa: E402
-from hypo.moments import Moments  # noqa: E402
-from hypo.pipeline import shard_name  # noqa: E402
-from hypo.preprocess import build_windows  # noqa: E402
-from hypo.signals import CLASSES, N_SIGNALS  # noqa: E402
-from hypo.sources.factory import make_source  # noqa: E402
-from hypo.splits import SPLITS  # noqa: E402
+from hypo.data.moments import Moments  # noqa: E402
+from hypo.data.pipeline import shard_name  # noqa: E402
+from hypo.data.preprocess import build_windows  # noqa: E402
+from hypo.data.signals import CLASSES, N_SIGNALS  # noqa: E402
+from hypo.data.sources.factory import make_source  # noqa: E402
+from hypo.data.splits import SPLITS  # noqa: E402
 from hypo.storage import read_json  # noqa: E402
 
 GOAL_FULL_S = 300.0  # 5,064 cases in under 5 minutes

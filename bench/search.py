@@ -22,9 +22,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hypo.leaderboard import load_trials  # noqa: E402
-from hypo.search import SearchConfig, _callbacks, _trainable, load_search_data  # noqa: E402
-from hypo.search_cli import ensure_demo_data  # noqa: E402
+from hypo.cli.search import ensure_demo_data  # noqa: E402
+from hypo.search.leaderboard import load_trials  # noqa: E402
+from hypo.search.tuner import SearchConfig, _callbacks, _trainable, load_search_data  # noqa: E402
 
 BATCH = 512  # the demo dataset has ~16k training windows (see tune/search.py)
 
@@ -45,7 +45,7 @@ def draw_configs(n: int, seed: int = 0) -> list[dict]:
     """``n`` configurations: :data:`CONFIGS` first, then seeded draws from the search space, in a seeded order."""
     import numpy as np
 
-    from hypo.search_space import LOSSES, MODELS
+    from hypo.search.space import LOSSES, MODELS
 
     rng = np.random.default_rng(seed)
     out = [dict(c) for c in CONFIGS[:n]]
@@ -60,9 +60,9 @@ def _train_alone(configs: list[dict], n: int, batch: int, epochs: int) -> float:
     """Train ``configs`` in turn on ``n`` random windows with one torch thread, outside Ray; return the seconds."""
     import torch
 
-    from hypo.losses import make_loss
-    from hypo.models import ModelConfig, build_model
-    from hypo.train import epoch_generator, train_epoch
+    from hypo.learn.losses import make_loss
+    from hypo.learn.models import ModelConfig, build_model
+    from hypo.learn.train import epoch_generator, train_epoch
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def run(data, configs, epochs, concurrent, asha, storage, name, grace=1, rf=3):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from hypo.search_space import LOSSES, MODELS
+    from hypo.search.space import LOSSES, MODELS
 
     cfg = SearchConfig(data="-", storage=storage, name=name, epochs=epochs, max_concurrent=concurrent,
                        batch_size=BATCH)

@@ -5,7 +5,7 @@
     python bench/train.py --models cnn_cnn --batch-size 4096 --steps 10
 
 For each model and device (CPU, and the GPU when there is one) it prints: training windows/s through the
-same step as ``hypo.train`` (on-device permutation, gather, bf16 autocast on CUDA, Adam); the share of the
+same step as ``hypo.learn.train`` (on-device permutation, gather, bf16 autocast on CUDA, Adam); the share of the
 step spent outside forward/backward (gather, loss bookkeeping, optimizer; goal < 10%); and on CPU the
 achieved FLOP rate of the step as a fraction of this machine's measured fp32 matmul rate. Model FLOPs come
 from ``torch.utils.flop_counter.FlopCounterMode``; LSTM layers, which it does not see, are counted by hand.
@@ -21,9 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from hypo.losses import make_loss  # noqa: E402
-from hypo.models import MODELS, ModelConfig, build_model  # noqa: E402
-from hypo.train import epoch_generator, keep_freed_memory, train_epoch  # noqa: E402
+from hypo.learn.losses import make_loss  # noqa: E402
+from hypo.learn.models import MODELS, ModelConfig, build_model  # noqa: E402
+from hypo.learn.train import epoch_generator, keep_freed_memory, train_epoch  # noqa: E402
 
 MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
 STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
@@ -79,7 +79,7 @@ def bench_model(name, device, batch, steps, amp):
     x = (torch.tensor(MEAN) + torch.tensor(STD) * torch.randn(n, 60, 7)).to(device)
     y = torch.randint(0, 3, (n,)).to(device)
 
-    # the full step, as hypo.train runs it (one warm-up epoch first)
+    # the full step, as hypo.learn.train runs it (one warm-up epoch first)
     train_epoch(model, opt, loss_fn, x[: batch * min(steps, 2)], y[: batch * min(steps, 2)], batch,
                 epoch_generator(0, 0, device), amp)
     sync(device)
@@ -112,7 +112,7 @@ def main():
     p.add_argument("--steps", type=int, default=None, help="timed steps per model (default 8, 2 with --quick)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--glibc-default", action="store_true",
-                   help="keep glibc's malloc thresholds (hypo.train raises them on CPU; see keep_freed_memory)")
+                   help="keep glibc's malloc thresholds (hypo.learn.train raises them on CPU; see keep_freed_memory)")
     args = p.parse_args()
     kept = False if args.glibc_default else keep_freed_memory()
     if args.threads:
@@ -125,7 +125,7 @@ def main():
     for device in devices:
         amp = device.type == "cuda"
         peak = matmul_peak(device, n=1024 if args.quick else 2048, seconds=0.3 if args.quick else 1.0)
-        if device.type == "cuda":  # as hypo.train sets them
+        if device.type == "cuda":  # as hypo.learn.train sets them
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

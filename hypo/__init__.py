@@ -1,7 +1,15 @@
 """hypo: intraoperative hypotension prediction from non-invasive monitor data.
 
-The package holds the sources of surgical cases, the preprocessing steps (artefact removal, gap filling,
-windows and labels, subject splits), the models, losses, metrics and training loop, and the search.
+The package is layered; each layer imports only the layers below it (import-linter checks this in CI):
+
+    cli        every command (``hypo windows|demo-files|train|search|leaderboard|report|export|predict``)
+    evaluate   the test split, reports, exports of a chosen trial
+    search     Ray Tune + Optuna, the leaderboard        infer   exported models applied to recordings
+    learn      models, losses, metrics, training, checkpoints, baselines, operating points
+    data       case sources, artefacts, gap filling, windows, labels, splits, the Ray Data job
+
+``config``, ``errors``, ``storage`` and ``runtime`` at the top are shared by every layer and import none.
+Start reading at :mod:`hypo.data.preprocess` (cases to windows) and :mod:`hypo.learn.train`.
 Nothing here does work at import time.
 """
 

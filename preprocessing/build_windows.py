@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from hypo.preprocess import main  # noqa: E402
+from hypo.cli.windows import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    main(prog="preprocessing/build_windows.py")

@@ -1,9 +1,9 @@
 """A small demo-cohort dataset and a search experiment on it, built in seconds and without Ray, for tests.
 
-``build_demo_dataset`` runs the genuine per-case pipeline (:func:`hypo.pipeline.run_case`) over demo cases one
-after another and writes the manifest with :func:`hypo.preprocess.make_manifest`, so the folder is exactly
+``build_demo_dataset`` runs the genuine per-case pipeline (:func:`hypo.data.pipeline.run_case`) over demo cases one
+after another and writes the manifest with :func:`hypo.data.preprocess.make_manifest`, so the folder is exactly
 what ``build_windows.py --source demo`` writes (Ray Data only distributes the same calls).
-``fake_search`` trains a few trials with :func:`hypo.train.fit_arrays` and lays them out as Ray Tune does
+``fake_search`` trains a few trials with :func:`hypo.learn.train.fit_arrays` and lays them out as Ray Tune does
 (``params.json``, ``result.json`` one line per epoch, ``checkpoint_00000N/`` with ``checkpoint.pt`` and
 ``meta.json``, and ``hypo_search.json``); ``test_report`` checks the same code on a real Tune search.
 """
@@ -15,16 +15,16 @@ import os
 import shutil
 import warnings
 
-from hypo.baseline import baseline_metrics
 from hypo.config import WindowConfig, fingerprint, to_dict
-from hypo.dataset import load_split, read_manifest
-from hypo.leaderboard import SEARCH_META
-from hypo.metrics import MetricWarning
-from hypo.pipeline import run_case
-from hypo.preprocess import make_manifest
-from hypo.search import trial_train_config
-from hypo.sources.demo import DemoSource
-from hypo.train import fit_arrays
+from hypo.data.dataset import load_split, read_manifest
+from hypo.data.pipeline import run_case
+from hypo.data.preprocess import make_manifest
+from hypo.data.sources.demo import DemoSource
+from hypo.learn.baseline import baseline_metrics
+from hypo.learn.metrics import MetricWarning
+from hypo.learn.train import fit_arrays
+from hypo.search.leaderboard import SEARCH_META
+from hypo.search.tuner import trial_train_config
 
 
 def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None) -> dict:

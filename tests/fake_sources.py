@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from hypo.config import fingerprint
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
+from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
-from hypo.sources.base import Case
 
 
 def synthetic_case(caseid: int, seconds: int = 3600, seed: int = 0, max_gap: int = 300) -> np.ndarray:

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hypo.config import LabelConfig, WindowConfig, fingerprint, to_dict
-from hypo.pipeline import shard_name, window_schema
-from hypo.signals import BIS, CLASSES, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP, SIGNALS
+from hypo.data.pipeline import shard_name, window_schema
+from hypo.data.signals import BIS, CLASSES, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP, SIGNALS
 
 WINDOW_S = 60
 PRIOR = (0.7, 0.15, 0.15)  # normal, hypotension, hypertension

@@ -1,7 +1,7 @@
 import numpy as np
 
-from hypo.artefacts import RULES, remove_artefacts
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, SBP
+from hypo.data.artefacts import RULES, remove_artefacts
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, SBP
 
 nan = np.nan
 

@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from hypo.baseline import baseline_metrics, label_config, last_reading_class, last_reading_scores, train_prior
 from hypo.config import LabelConfig
-from hypo.dataset import load_split, read_manifest
-from hypo.metrics import evaluate_scores
+from hypo.data.dataset import load_split, read_manifest
+from hypo.learn.baseline import baseline_metrics, label_config, last_reading_class, last_reading_scores, train_prior
+from hypo.learn.metrics import evaluate_scores
 
 from synthetic_windows import write_synthetic_dataset
 

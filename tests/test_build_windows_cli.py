@@ -12,8 +12,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from hypo.sources.base import Case
-from hypo.sources.vital import write_vital_case
+from hypo.data.sources.base import Case
+from hypo.data.sources.vital import write_vital_case
 
 from fake_sources import synthetic_case
 

@@ -10,10 +10,10 @@ import pyarrow.fs as pafs
 import pytest
 
 from hypo import storage
+from hypo.cli.export import main as export_main
+from hypo.cli.leaderboard import show_leaderboard
 from hypo.errors import HypoError
-from hypo.export import main as export_main
-from hypo.leaderboard_cli import show_leaderboard
-from hypo.report import make_report
+from hypo.evaluate.report import make_report
 
 from demo_experiment import build_demo_dataset, fake_search
 

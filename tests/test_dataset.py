@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from hypo.dataset import load_split, read_manifest
+from hypo.data.dataset import load_split, read_manifest
+from hypo.data.signals import MBP, N_SIGNALS, SIGNALS
 from hypo.errors import DatasetError
-from hypo.signals import MBP, N_SIGNALS, SIGNALS
 
 from synthetic_windows import write_synthetic_dataset
 

@@ -7,16 +7,16 @@ import warnings
 import numpy as np
 import pytest
 
-from hypo.errors import CaseRejected, ConfigError
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, NIBP, PLETH, SBP
-from hypo.sources.base import Source
-from hypo.sources.demo import (
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, NIBP, PLETH, SBP
+from hypo.data.sources.base import Source
+from hypo.data.sources.demo import (
     NOT_CLINICAL,
     DemoSource,
     case_duration_s,
     case_subjectid,
     simulate_case,
 )
+from hypo.errors import CaseRejected, ConfigError
 
 N_COHORT = 300
 

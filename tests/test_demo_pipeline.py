@@ -6,13 +6,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from hypo.baseline import baseline_metrics
 from hypo.config import LabelConfig, WindowConfig
-from hypo.dataset import load_split, read_manifest
-from hypo.preprocess import build_windows
-from hypo.sources.demo import DemoSource
-from hypo.sources.demo_files import write_demo_vital_files
-from hypo.sources.vital import VitalDirSource
+from hypo.data.dataset import load_split, read_manifest
+from hypo.data.preprocess import build_windows
+from hypo.data.sources.demo import DemoSource
+from hypo.data.sources.demo_files import write_demo_vital_files
+from hypo.data.sources.vital import VitalDirSource
+from hypo.learn.baseline import baseline_metrics
 
 N = 30
 

@@ -1,4 +1,4 @@
-"""hypo.export: TorchScript with normalisation inside, verified against the eager model, and its sidecar."""
+"""hypo.infer.export: TorchScript with normalisation inside, verified against the eager model, and its sidecar."""
 
 import json
 import os
@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from hypo.checkpoint import load_model
+from hypo.cli.export import main
 from hypo.config import fingerprint
-from hypo.dataset import load_split, read_manifest
+from hypo.data.dataset import load_split, read_manifest
+from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
-from hypo.export import EXTRA_FILE, load_exported, main, max_difference, trace_model, window_config
-from hypo.leaderboard import load_trials
-from hypo.models import MODELS, ModelConfig, build_model, predict_proba
-from hypo.operating_point import alarm_thresholds
-from hypo.report import choose_trial, make_report, sha256_file
-from hypo.signals import SIGNALS
+from hypo.evaluate.report import choose_trial, make_report, sha256_file
+from hypo.infer.export import EXTRA_FILE, load_exported, max_difference, trace_model, window_config
+from hypo.learn.checkpoint import load_model
+from hypo.learn.models import MODELS, ModelConfig, build_model, predict_proba
+from hypo.learn.operating_point import alarm_thresholds
+from hypo.search.leaderboard import load_trials
 
 from demo_experiment import build_demo_dataset, fake_search
 
@@ -117,7 +118,7 @@ def test_one_line_errors(exp, tmp_path, capsys):
             main(argv)
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("hypo.export: error:") and needle in err and "\n" not in err
+        assert err.startswith("hypo export: error:") and needle in err and "\n" not in err
     bad = tmp_path / "bad.pt"
     bad.write_text("not a model")
     with pytest.raises(HypoError, match="not a TorchScript model"):

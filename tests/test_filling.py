@@ -1,8 +1,8 @@
 import numpy as np
 
 from hypo.config import FillConfig
-from hypo.filling import carry_forward, fill_gaps, interpolate_gaps
-from hypo.signals import BIS, ECG, MAC, MBP, N_SIGNALS, PLETH
+from hypo.data.filling import carry_forward, fill_gaps, interpolate_gaps
+from hypo.data.signals import BIS, ECG, MAC, MBP, N_SIGNALS, PLETH
 
 nan = np.nan
 

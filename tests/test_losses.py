@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from hypo.errors import ConfigError
-from hypo.losses import FocalLoss, make_loss
+from hypo.learn.losses import FocalLoss, make_loss
 
 
 def batch(n=50, seed=0, scale=2.0):

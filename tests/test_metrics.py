@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from hypo.metrics import STRATA, MetricWarning, evaluate_scores, prefixed
+from hypo.learn.metrics import STRATA, MetricWarning, evaluate_scores, prefixed
 
 CLASSES = ("normal", "hypotension", "hypertension")
 

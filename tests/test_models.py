@@ -4,7 +4,7 @@ import torch
 
 from hypo.config import from_dict, to_dict
 from hypo.errors import ConfigError
-from hypo.models import MODELS, ModelConfig, build_model, count_parameters, predict_proba
+from hypo.learn.models import MODELS, ModelConfig, build_model, count_parameters, predict_proba
 
 torch.set_num_threads(2)
 MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]

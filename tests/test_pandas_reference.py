@@ -1,14 +1,14 @@
-"""The benchmark's pandas reference must cut exactly the windows hypo.pipeline cuts (no Ray needed)."""
+"""The benchmark's pandas reference must cut exactly the windows hypo.data.pipeline cuts (no Ray needed)."""
 
 import numpy as np
 import pytest
 
 from bench import pandas_reference as ref
 from hypo.config import LabelConfig, WindowConfig
+from hypo.data.pipeline import process_case
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, PLETH, SBP
+from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected
-from hypo.pipeline import process_case
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, PLETH, SBP
-from hypo.sources.base import Case
 
 from fake_sources import synthetic_case
 

@@ -1,4 +1,4 @@
-"""hypo.predict on genuine .vital files: demo recordings, a real VitalDB export, gaps, and every one-line refusal."""
+"""hypo predict on genuine .vital files: demo recordings, a real VitalDB export, gaps, and every one-line refusal."""
 
 import json
 import os
@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
+from hypo.cli.export import main as export_main
+from hypo.cli.predict import main
 from hypo.config import WindowConfig
-from hypo.export import load_exported
-from hypo.export import main as export_main
-from hypo.pipeline import process_case
-from hypo.predict import main, predict_case, predict_file
-from hypo.signals import BIS, ECG, MAC, MBP, NIBP, VITALDB_TRACKS
-from hypo.sources.base import Case
-from hypo.sources.demo import case_duration_s, simulate_case
-from hypo.sources.vital import read_vital_case, write_vital_case
+from hypo.data.pipeline import process_case
+from hypo.data.signals import BIS, ECG, MAC, MBP, NIBP, VITALDB_TRACKS
+from hypo.data.sources.base import Case
+from hypo.data.sources.demo import case_duration_s, simulate_case
+from hypo.data.sources.vital import read_vital_case, write_vital_case
+from hypo.infer.export import load_exported
+from hypo.infer.predict import predict_case, predict_file
 
 from demo_experiment import build_demo_dataset, fake_search
 from vital_server import SAMPLES, export_to_vital
@@ -48,7 +49,7 @@ def run_cli(argv, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2, err
-    assert err.count("\n") == 1 and err.startswith("hypo.predict: error: "), err
+    assert err.count("\n") == 1 and err.startswith("hypo predict: error: "), err
     return err.strip()
 
 
@@ -263,7 +264,7 @@ def test_outcomes_follow_the_models_own_label_rule(model, tmp_path):
 
 
 def test_cuff_lines_break_where_readings_stop():
-    from hypo.report_figures import _break_at_gaps
+    from hypo.infer.timeline import _break_at_gaps
 
     t, y = _break_at_gaps(np.array([0, 180, 2000, 2200]), 900, np.array([90, 85, 70, 75]))
     assert np.isnan(t[2]) and np.isnan(y[2]) and t[[0, 1, 3, 4]].tolist() == [0, 180, 2000, 2200]

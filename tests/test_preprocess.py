@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from hypo.config import LabelConfig, WindowConfig
+from hypo.data.preprocess import build_windows, make_manifest, num_tasks
+from hypo.data.signals import SIGNALS
 from hypo.errors import ConfigError, DatasetError
-from hypo.preprocess import build_windows, make_manifest, num_tasks
-from hypo.signals import SIGNALS
 
 from fake_sources import FakeSource
 

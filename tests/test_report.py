@@ -1,4 +1,4 @@
-"""hypo.report on a real Ray Tune search over the demo cohort; the subject bootstrap and operating point under it."""
+"""hypo report on a real Ray Tune search over the demo cohort; the subject bootstrap and operating point under it."""
 
 import base64
 import json
@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from hypo.bootstrap import bootstrap_scores, curve_metrics, subject_weights, weighted_curves
-from hypo.checkpoint import load_model
+from hypo.cli.report import main
 from hypo.config import fingerprint
-from hypo.dataset import load_split, read_manifest
-from hypo.leaderboard import leaderboard_frame, load_trials, read_search_meta
-from hypo.models import predict_proba
-from hypo.operating_point import alarm_thresholds, confusion, decide, threshold_at_specificity
-from hypo.report import choose_trial, main, make_report
-from hypo.search import SearchConfig, run_search
-from hypo.test_looks import read_looks
+from hypo.data.dataset import load_split, read_manifest
+from hypo.evaluate.bootstrap import bootstrap_scores, curve_metrics, subject_weights, weighted_curves
+from hypo.evaluate.report import choose_trial, make_report
+from hypo.evaluate.test_looks import read_looks
+from hypo.learn.checkpoint import load_model
+from hypo.learn.models import predict_proba
+from hypo.learn.operating_point import alarm_thresholds, confusion, decide, threshold_at_specificity
+from hypo.search.leaderboard import leaderboard_frame, load_trials, read_search_meta
+from hypo.search.tuner import SearchConfig, run_search
 
 from demo_experiment import build_demo_dataset, fake_search
 
@@ -181,7 +182,7 @@ def test_report_of_a_named_trial_and_one_line_errors(search, tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         err = capsys.readouterr().err
-        assert exc.value.code == 2 and err.startswith("hypo.report: error:") and needle in err
+        assert exc.value.code == 2 and err.startswith("hypo report: error:") and needle in err
         assert err.count("\n") == 1
 
 

@@ -12,12 +12,12 @@ import time
 import optuna
 import pytest
 
+from hypo.cli.leaderboard import show_leaderboard
+from hypo.cli.search import main as search_main
 from hypo.errors import ConfigError, DatasetError
-from hypo.leaderboard import load_trials
-from hypo.leaderboard_cli import show_leaderboard
-from hypo.search import FAIL_MARKER_KEY, SearchConfig, resumed_config, run_search
-from hypo.search_cli import main as search_main
-from hypo.test_looks import read_looks
+from hypo.evaluate.test_looks import read_looks
+from hypo.search.leaderboard import load_trials
+from hypo.search.tuner import FAIL_MARKER_KEY, SearchConfig, resumed_config, run_search
 
 from synthetic_windows import write_synthetic_dataset
 
@@ -74,7 +74,7 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
     by_hypo = show_leaderboard(exp, ("val_auroc_hypotension",), out_dir=str(tmp_path / "lb_hypo"), log=lines.append)
     ranked = by_hypo["frame"].iloc[:3]["val_auroc_hypotension"]
     assert list(ranked) == sorted(ranked, reverse=True) and "auroc_hypotension" in lines[-4]
-    from hypo.leaderboard_cli import main as leaderboard_main
+    from hypo.cli.leaderboard import main as leaderboard_main
 
     with pytest.raises(SystemExit):
         leaderboard_main([exp, "--rank-by", "val_mean_aurco", "--out", str(tmp_path / "lb_bad")])

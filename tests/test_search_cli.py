@@ -2,7 +2,7 @@
 
 import pytest
 
-from hypo.search_cli import main
+from hypo.cli.search import main
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -22,7 +22,7 @@ def test_bad_flags_are_one_line_and_start_nothing(argv, needle, tmp_path, monkey
     with pytest.raises(SystemExit) as exc:
         main(argv + ["--storage", str(tmp_path / "runs")])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.startswith("search.py: error:") and err.count("\n") == 1, err
+    assert exc.value.code == 2 and err.startswith("hypo search: error:") and err.count("\n") == 1, err
     assert needle in err
     assert not ray.is_initialized() and list(tmp_path.iterdir()) == []
 

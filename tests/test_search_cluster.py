@@ -6,8 +6,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from hypo.leaderboard import load_trials
-from hypo.search import SearchConfig, run_search
+from hypo.search.leaderboard import load_trials
+from hypo.search.tuner import SearchConfig, run_search
 
 from synthetic_windows import write_synthetic_dataset
 
@@ -42,7 +42,7 @@ def test_trials_run_on_both_nodes(two_nodes, tmp_path):
 
 def test_preprocessing_job_runs_on_the_cluster(two_nodes, tmp_path):
     from hypo.config import WindowConfig
-    from hypo.preprocess import build_windows
+    from hypo.data.preprocess import build_windows
 
     from fake_sources import FakeSource
 

@@ -1,6 +1,6 @@
 import optuna
 
-from hypo.search_space import GAMMA_RANGE, K_RANGE, MODELS, PAPER_KS, define_space, paper_grid
+from hypo.search.space import GAMMA_RANGE, K_RANGE, MODELS, PAPER_KS, define_space, paper_grid
 
 
 def test_define_by_run_space_has_gamma_only_for_focal():

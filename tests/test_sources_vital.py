@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import vitaldb
 
-from hypo.errors import CaseRejected, ConfigError
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, PLETH, SBP, SIGNALS, VITALDB_TRACKS
-from hypo.sources.base import Case, Source
-from hypo.sources.vital import (
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, PLETH, SBP, SIGNALS, VITALDB_TRACKS
+from hypo.data.sources.base import Case, Source
+from hypo.data.sources.vital import (
     VitalDirSource,
     load_track_map,
     normalise_track_map,
     read_vital_case,
     write_vital_case,
 )
+from hypo.errors import CaseRejected, ConfigError
 
 from vital_server import EXPORT_NUMERICS, EXPORT_WAVES, REAL_EXPORTS, SAMPLES, export_to_vital, make_case
 
@@ -343,7 +343,7 @@ def test_real_cases_lack_the_study_tracks(real_vital):
 
 
 def test_factory_builds_the_folder_source(tmp_path):
-    from hypo.sources.factory import make_source
+    from hypo.data.sources.factory import make_source
 
     write_vital_case(make_case("5", seconds=120), tmp_path / "v" / "5.vital", tracks=OTHER_TRACKS)
     (tmp_path / "map.json").write_text(json.dumps({"ecg": "Intellivue/ECG_II", "pleth": "Intellivue/PLETH",

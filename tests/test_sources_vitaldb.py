@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import vitaldb.dataset
 
+from hypo.data.sources.base import Source
+from hypo.data.sources.vital import write_vital_case
+from hypo.data.sources.vitaldb_open import VitalDBSource
 from hypo.errors import CaseRejected, ConfigError, HypoError
-from hypo.sources.base import Source
-from hypo.sources.vital import write_vital_case
-from hypo.sources.vitaldb_open import VitalDBSource
 
 from vital_server import REAL_EXPORTS, SAMPLES, closed_port_url, export_to_vital, make_case, serve
 

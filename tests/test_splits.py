@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from hypo.config import SplitConfig
+from hypo.data.moments import Moments
+from hypo.data.splits import assign_split, split_by_subject
 from hypo.errors import ConfigError
-from hypo.moments import Moments
-from hypo.splits import assign_split, split_by_subject
 
 
 def test_split_is_deterministic_and_by_subject():

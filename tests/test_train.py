@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import ROOT
 
-from hypo.checkpoint import FORMAT, load_checkpoint, load_model
 from hypo.config import from_dict, to_dict
-from hypo.dataset import load_split, read_manifest
+from hypo.data.dataset import load_split, read_manifest
 from hypo.errors import ConfigError, DatasetError
-from hypo.models import predict_proba
-from hypo.train import ModelConfig, TrainConfig, fit_arrays, load_data, train
+from hypo.learn.checkpoint import FORMAT, load_checkpoint, load_model
+from hypo.learn.models import predict_proba
+from hypo.learn.train import ModelConfig, TrainConfig, fit_arrays, load_data, train
 
 from synthetic_windows import write_synthetic_dataset
 
@@ -86,7 +86,7 @@ def test_read_only_arrays_and_bf16_autocast(planted):
 def test_keep_freed_memory_applies_on_glibc():
     import platform
 
-    from hypo.train import keep_freed_memory
+    from hypo.learn.train import keep_freed_memory
 
     assert keep_freed_memory() is (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
 
@@ -139,7 +139,7 @@ def test_checkpoint_restores_identical_predictions(short_run, planted):
     val = load_split(planted, "val")
     probs = predict_proba(model, val.x)
     # the same model, scored again, gives the logged validation metric
-    from hypo.metrics import evaluate_scores
+    from hypo.learn.metrics import evaluate_scores
 
     assert math.isclose(evaluate_scores(val.label, probs, warn=False)["mean_auroc"],
                         result["history"][-1]["val_mean_auroc"], rel_tol=1e-6)
@@ -202,7 +202,7 @@ def dataclass_replace(cfg, **changes):
 
 def run_cli(*args, timeout=120):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
-    return subprocess.run([sys.executable, "-m", "hypo.train", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "hypo", "train", *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=timeout)
 
 
@@ -255,13 +255,13 @@ def test_cli_errors_are_one_line(planted, tmp_path, args, needle):
     p = run_cli(*[a.format(**fill) for a in args], "--out", str(tmp_path / "out"), "--epochs", "1")
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "Traceback" not in p.stderr, p.stderr
-    assert p.stderr.startswith("hypo.train: error:") and needle in p.stderr
+    assert p.stderr.startswith("hypo train: error:") and needle in p.stderr
 
 
 def test_cli_trains_any_window_length_and_resumes_into_its_default_folder(tmp_path, monkeypatch, capsys):
     """30-s windows train as they are; --resume with more epochs finds the run's default folder again."""
+    from hypo.cli.train import main
     from hypo.config import WindowConfig
-    from hypo.train import main
 
     from demo_experiment import build_demo_dataset
 

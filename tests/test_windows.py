@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from hypo.config import LabelConfig
-from hypo.signals import DBP, MBP, N_SIGNALS, SBP
-from hypo.windows import Readings, classify, make_windows, window_ends
+from hypo.data.signals import DBP, MBP, N_SIGNALS, SBP
+from hypo.data.windows import Readings, classify, make_windows, window_ends
 
 nan = np.nan
 
@@ -115,8 +115,8 @@ def test_label_values_come_from_the_label_reading(mode):
 def test_a_waveform_gap_open_at_the_window_end_makes_it_incomplete():
     """Interpolation would fill seconds 176-182 from second 183, after the window ending at 179."""
     from hypo.config import FillConfig
-    from hypo.filling import fill_gaps
-    from hypo.signals import ECG, PLETH
+    from hypo.data.filling import fill_gaps
+    from hypo.data.signals import ECG, PLETH
 
     sig, _ = _case(1000, {t: (120, 80) for t in range(0, 1000, 30)})
     sig[:, ECG] = np.sin(np.arange(1000))

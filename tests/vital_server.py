@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import vitaldb
 
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
-from hypo.sources.base import Case
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
+from hypo.data.sources.base import Case
 
 
 class VitalServer:

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from hypo.leaderboard_cli import main  # noqa: E402
+from hypo.cli.leaderboard import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    main(prog="tune/leaderboard.py")

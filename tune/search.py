@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from hypo.search_cli import main  # noqa: E402
+from hypo.cli.search import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    main(prog="tune/search.py")

@@ -1,11 +1,12 @@
-"""Command line of ``tune/leaderboard.py``: rank the trials of an experiment and write table, CSV, MD, PNG."""
+"""``hypo leaderboard`` (also ``python tune/leaderboard.py``): rank an experiment's trials; table, CSV, MD, PNG."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from hypo.leaderboard import (
+from hypo.runtime import OneLineParser, one_line_errors
+from hypo.search.leaderboard import (
     RANK_METRICS,
     format_table,
     leaderboard_frame,
@@ -14,7 +15,8 @@ from hypo.leaderboard import (
     read_search_meta,
     write_leaderboard,
 )
-from hypo.runtime import OneLineParser
+
+PROG = "hypo leaderboard"
 
 
 def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
@@ -38,11 +40,9 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     return {"frame": df, "paths": paths}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``tune/leaderboard.py``."""
-    from hypo.runtime import one_line_errors
-
-    p = OneLineParser(prog="leaderboard.py", description="Rank the trials of a hypo search.")
+def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+    """Entry point of ``hypo leaderboard``."""
+    p = OneLineParser(prog=prog, description="Rank the trials of a hypo search.")
     p.add_argument("experiment", help="experiment folder (storage/name)")
     p.add_argument("--rank-by", default=",".join(RANK_METRICS),
                    help="comma-separated metrics, highest first (default: %(default)s)")
@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--test", type=int, default=0, metavar="N",
                    help="evaluate the top N trials once on the test split, beside the paper's table")
     args = p.parse_args(argv)
-    with one_line_errors("leaderboard.py"):
+    with one_line_errors(prog):
         exp = local_experiment(args.experiment)
         res = show_leaderboard(exp, tuple(args.rank_by.split(",")), args.out)
         if args.test:
-            from hypo.final_test import test_top_trials
+            from hypo.evaluate.final_test import test_top_trials
 
             res["test"] = test_top_trials(exp, res["frame"], args.test, out_dir=args.out)
         return res

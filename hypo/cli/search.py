@@ -1,4 +1,4 @@
-"""Command line of ``tune/search.py``: with no arguments, the whole job on the embedded demo cohort."""
+"""``hypo search`` (also ``python tune/search.py``): with no arguments, the whole job on the embedded demo cohort."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ from typing import Any
 from hypo import storage
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser
-from hypo.search import SPACES, SearchConfig
+from hypo.search.tuner import SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
 DEFAULT_SAMPLES = 12
 DEMO_CASES = 200
 DEMO_BATCH = 512  # the demo cohort has ~20k training windows: 4096 would leave a handful of steps per epoch
 PAPER_BATCH = 4096
+PROG = "hypo search"
 SMOKE = {"cases": 24, "samples": 2, "epochs": 2, "data": "data/demo-smoke"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Arguments of ``tune/search.py``."""
+def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
+    """Arguments of ``hypo search``."""
     p = OneLineParser(
-        prog="search.py",
+        prog=prog,
         description="Search model, width k, loss and focal gamma with Ray Tune + Optuna; print the leaderboard.",
     )
     p.add_argument("--data", default=None, help=f"window dataset folder (default: build the demo one in {DEMO_DATA})")
@@ -67,8 +68,8 @@ def ensure_demo_data(path: str, cases: int, log=print) -> None:
     if storage.exists(storage.join(path, "manifest.json")):
         return
     from hypo.config import WindowConfig
-    from hypo.preprocess import build_windows
-    from hypo.sources.demo import DemoSource
+    from hypo.data.preprocess import build_windows
+    from hypo.data.sources.demo import DemoSource
 
     log(f"building the demo window dataset ({cases} simulated cases) in {path}")
     build_windows(DemoSource(n_cases=cases, seed=0), WindowConfig(), path, log=log)
@@ -94,16 +95,16 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``tune/search.py``."""
-    from hypo.leaderboard_cli import show_leaderboard
+def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+    """Entry point of ``hypo search``."""
+    from hypo.cli.leaderboard import show_leaderboard
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search import resumed_config, run_search
+    from hypo.search.tuner import resumed_config, run_search
 
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    with one_line_errors("search.py"):
+    with one_line_errors(prog):
         if args.smoke_test:
             args.epochs, args.demo_cases = SMOKE["epochs"], SMOKE["cases"]
             args.samples = None if args.space == "paper" else SMOKE["samples"]

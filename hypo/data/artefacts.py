@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hypo.signals import BIS, DBP, MAC, MBP, NIBP, SBP
+from hypo.data.signals import BIS, DBP, MAC, MBP, NIBP, SBP
 
 MAP_RANGE = (20.0, 200.0)
 BIS_RANGE = (0.0, 100.0)
@@ -33,7 +33,7 @@ def remove_artefacts(signals: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
     A cuff reading is counted once, under the first rule it breaks (in :data:`RULES` order).
 
     Args:
-        signals: float32 [seconds, 7] in :data:`hypo.signals.SIGNALS` order, NaN where nothing was recorded.
+        signals: float32 [seconds, 7] in :data:`hypo.data.signals.SIGNALS` order, NaN where nothing was recorded.
 
     Returns:
         ``(cleaned, counts)``: the cleaned copy and a dict rule -> number of readings or samples removed.

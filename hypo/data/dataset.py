@@ -5,7 +5,7 @@ A dataset folder holds ``manifest.json`` and ``windows/{train,val,test}/*.parque
 and reshaped to ``[n, window_s, 7]`` without a Python loop over rows. Windows stay in physical units; the
 models apply the manifest's train-split z-score themselves. Local paths and URIs (``s3://...``) both work.
 
-    from hypo.dataset import load_split, read_manifest
+    from hypo.data.dataset import load_split, read_manifest
     manifest = read_manifest("data/demo")
     train = load_split("data/demo", "train")   # train.x: float32 [n, 60, 7]
 """
@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from hypo import storage
+from hypo.data.signals import N_SIGNALS, SIGNALS
 from hypo.errors import DatasetError
-from hypo.signals import N_SIGNALS, SIGNALS
 
 FORMAT = "hypo-windows/1"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -33,7 +33,7 @@ class WindowArrays:
     """One split of a window dataset as numpy arrays (row ``i`` of every field is window ``i``).
 
     Attributes:
-        x: float32 [n, window_s, 7], physical units, signals in ``hypo.signals.SIGNALS`` order.
+        x: float32 [n, window_s, 7], physical units, signals in ``hypo.data.signals.SIGNALS`` order.
         label: int64 [n]: 0 normal, 1 hypotension, 2 hypertension.
         last_map: float32 [n]: MAP of the last cuff reading at or before the window end (NaN when none).
         last_sbp: float32 [n]: SBP of that reading (NaN when none).

@@ -6,7 +6,7 @@ Stated rules for the edges, so nothing is invented:
   ``waveform_max_gap_s`` seconds; trailing and longer gaps stay NaN.
 - A numeric value is carried forward for at most ``nibp_max_carry_s`` (cuff pressures) or
   ``numeric_max_carry_s`` (MAC, BIS) seconds; after that the signal is NaN until its next value.
-Windows that still hold NaN after filling are dropped by :mod:`hypo.windows` and counted.
+Windows that still hold NaN after filling are dropped by :mod:`hypo.data.windows` and counted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from hypo.config import FillConfig
-from hypo.signals import NIBP, NUMERICS, WAVEFORMS
+from hypo.data.signals import NIBP, NUMERICS, WAVEFORMS
 
 
 def interpolate_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:

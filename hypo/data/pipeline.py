@@ -1,7 +1,7 @@
 """One case through the preprocessing steps: artefacts, gap filling, windows and labels, split, shard.
 
 :func:`process_case` is pure (array in, windows and a summary out) so it is easy to test and to reuse in
-``hypo.predict``; :func:`run_case` adds the source and the storage and is what each Ray task runs.
+``hypo.infer.predict``; :func:`run_case` adds the source and the storage and is what each Ray task runs.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import numpy as np
 import pyarrow as pa
 
 from hypo import storage
-from hypo.artefacts import remove_artefacts
 from hypo.config import WindowConfig
+from hypo.data.artefacts import remove_artefacts
+from hypo.data.filling import fill_gaps
+from hypo.data.moments import Moments
+from hypo.data.signals import N_SIGNALS
+from hypo.data.sources.base import Case, Source
+from hypo.data.splits import assign_split
+from hypo.data.windows import Windows, make_windows
 from hypo.errors import CaseRejected, HypoError
-from hypo.filling import fill_gaps
-from hypo.moments import Moments
-from hypo.signals import N_SIGNALS
-from hypo.sources.base import Case, Source
-from hypo.splits import assign_split
-from hypo.windows import Windows, make_windows
 
 # Rejections that may pass on a re-run (network, unexpected errors); all others are final for the config.
 TRANSIENT_REASONS = frozenset({"download failed", "error"})

@@ -29,15 +29,14 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__, storage
-from hypo.artefacts import RULES
 from hypo.config import WindowConfig, fingerprint, from_dict, to_dict
+from hypo.data.artefacts import RULES
+from hypo.data.moments import Moments
+from hypo.data.pipeline import TRANSIENT_REASONS, run_case, shard_name
+from hypo.data.signals import CLASSES, SIGNALS, UNITS
+from hypo.data.sources.base import Source
+from hypo.data.splits import SPLITS
 from hypo.errors import ConfigError, DatasetError
-from hypo.moments import Moments
-from hypo.pipeline import TRANSIENT_REASONS, run_case, shard_name
-from hypo.runtime import OneLineParser
-from hypo.signals import CLASSES, SIGNALS, UNITS
-from hypo.sources.base import Source
-from hypo.splits import SPLITS
 
 FORMAT = "hypo-windows/1"
 
@@ -298,65 +297,3 @@ def zscore_arrays(manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(z["mean"], np.float32), np.asarray(z["std"], np.float32)
 
 
-def parse_args(argv: list[str] | None = None):
-    """Command-line arguments of ``preprocessing/build_windows.py``."""
-    from hypo.sources.factory import SOURCE_NAMES
-
-    p = OneLineParser(
-        prog="build_windows.py",
-        description="Turn surgical cases into sharded, labelled, subject-split Parquet windows (Ray Data).",
-    )
-    p.add_argument("--source", required=True, choices=SOURCE_NAMES, help="where cases come from")
-    p.add_argument("--out", required=True, help="output folder (local path or s3://...)")
-    p.add_argument("--cases", type=int, default=None, help="number of cases (demo: default 200; vitaldb: all)")
-    p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
-    p.add_argument("--path", help="vital-dir: folder of .vital files")
-    p.add_argument("--track-map", help="vital-dir: JSON file mapping signal names to track names")
-    p.add_argument("--subjects", help="vital-dir: CSV with columns caseid,subjectid")
-    p.add_argument("--cache", help="vitaldb: download cache folder (local or s3://...)")
-    p.add_argument("--api-url", help="vitaldb: API address (default api.vitaldb.net or $HYPO_VITALDB_URL)")
-    p.add_argument("--window", type=int, default=60, help="window length in seconds")
-    p.add_argument("--stride", type=int, default=60, help="seconds between window starts")
-    p.add_argument("--horizon", type=int, default=300, help="seconds from window end to the labelled pressure")
-    p.add_argument("--label-mode", choices=("reading", "ffill"), default="reading",
-                   help="reading: honest (a cuff reading after the window end); ffill: the paper's carry-forward")
-    p.add_argument("--tolerance", type=int, default=90, help="reading mode: max seconds from end + horizon")
-    p.add_argument("--hypo-map", type=float, default=65.0, help="hypotension: MAP below this (mmHg)")
-    p.add_argument("--hyper-sbp", type=float, default=160.0, help="hypertension: SBP above this (mmHg)")
-    p.add_argument("--min-case", type=int, default=1200, help="reject cases shorter than this (s)")
-    p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
-                   help="subject split fractions")
-    p.add_argument("--split-seed", type=int, default=0, help="seed assigning subjects to splits")
-    p.add_argument("--num-cpus-per-task", type=float, default=1.0, help="CPUs reserved by each task")
-    p.add_argument("--cases-per-task", type=int, default=16,
-                   help="cases each task processes in turn (amortises Ray's per-task overhead)")
-    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default all)")
-    p.add_argument("--no-progress", action="store_true", help="hide Ray Data's progress bars")
-    return p.parse_args(argv)
-
-
-def config_from_args(args) -> WindowConfig:
-    """The WindowConfig the command-line arguments describe (validated)."""
-    from hypo.config import FillConfig, LabelConfig, SplitConfig
-
-    label = LabelConfig(mode=args.label_mode, horizon_s=args.horizon, tolerance_s=args.tolerance,
-                        hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp)
-    split = SplitConfig(*args.split, seed=args.split_seed)
-    return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
-                        fill=FillConfig(), split=split)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``preprocessing/build_windows.py``; bad arguments and inputs end in one line."""
-    from hypo.runtime import init_ray, one_line_errors
-    from hypo.sources.factory import make_source
-
-    args = parse_args(argv)
-    with one_line_errors("build_windows.py"):
-        cfg = config_from_args(args)
-        source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
-                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url)
-        init_ray(args.address, args.num_cpus)
-        return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
-                             cases_per_task=args.cases_per_task, progress=not args.no_progress)

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from hypo.config import LabelConfig
-from hypo.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
+from hypo.data.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
 
 
 @dataclasses.dataclass

@@ -6,7 +6,7 @@ as the split has, with replacement, and keeps all windows of each drawn subject 
 twice). That is done with integer weights: window ``i`` weighs the number of times its subject was drawn, which
 is exactly the resampled data set, so every replicate's curves come from one sort of the scores.
 
-    from hypo.bootstrap import bootstrap_scores, curve_on_grid
+    from hypo.evaluate.bootstrap import bootstrap_scores, curve_on_grid
     boot = bootstrap_scores(test.label, probs, test.subjectid, n_boot=1000, seed=0)
     boot["hypotension"]["auroc"]        # {"value": 0.91, "lo": 0.88, "hi": 0.93}
     boot["hypotension"]["roc"]["tpr_lo"]  # lower band of the ROC curve on boot["grid"]
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 
 GRID = np.linspace(0.0, 1.0, 101)  # FPR (ROC) and recall (PR) grid of the bands
 CHUNK = 64  # replicates per vectorised block

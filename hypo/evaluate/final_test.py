@@ -13,9 +13,9 @@ import os
 import pandas as pd
 
 from hypo.errors import HypoError
-from hypo.leaderboard import load_trials, read_search_meta
+from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.search.leaderboard import load_trials, read_search_meta
 from hypo.storage import sha256_file
-from hypo.test_looks import describe_looks, record_look
 
 # The study's table (SEED.md): best of each model, loss -> metric -> model.
 PAPER_TABLE: dict[tuple[str, str], dict[str, float]] = {
@@ -30,11 +30,11 @@ MODEL_TITLES = {"cnn": "CNN", "lstm": "LSTM", "cnn_lstm": "CNN*LSTM", "cnn_cnn":
 
 def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test") -> dict[str, float]:
     """Metrics of a checkpoint's model on one split (stratified by the last reading's class)."""
-    from hypo.baseline import label_config, last_reading_class
-    from hypo.checkpoint import load_model
-    from hypo.dataset import load_split, read_manifest
-    from hypo.metrics import evaluate_scores
-    from hypo.models import predict_proba
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baseline import label_config, last_reading_class
+    from hypo.learn.checkpoint import load_model
+    from hypo.learn.metrics import evaluate_scores
+    from hypo.learn.models import predict_proba
 
     manifest = read_manifest(data_dir)
     arrays = load_split(data_dir, split, manifest)
@@ -52,8 +52,8 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
         One row per evaluated trial (test metrics), plus the baseline; also written to ``test_results.csv``
         and ``test_table.md``.
     """
-    from hypo.baseline import baseline_metrics
-    from hypo.dataset import load_split, read_manifest
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baseline import baseline_metrics
 
     meta = read_search_meta(exp_path)
     data_dir = meta.get("data")

@@ -1,13 +1,13 @@
 """The final report: one trial evaluated once on the test split, as a self-contained HTML page with PNG figures.
 
-    python -m hypo.report runs/hypo-search                  # the leaderboard's first trial
-    python -m hypo.report runs/hypo-search --trial 3f2a_00001 --out report/ --bootstrap 1000
+    hypo report runs/hypo-search                  # the leaderboard's first trial
+    hypo report runs/hypo-search --trial 3f2a_00001 --out report/ --bootstrap 1000
 
 The trial is the leaderboard's first (ranked on the validation split) unless ``--trial`` names one; its
 checkpoint of the best validation epoch is evaluated on the test split, beside the last-reading baseline on the
 same windows. The page holds one-vs-rest ROC and precision-recall curves for hypotension and hypertension with
-95% bands from a bootstrap over subjects (:mod:`hypo.bootstrap`), sensitivity at 90% specificity, the confusion
-matrix at the operating point (:mod:`hypo.operating_point`: thresholds fixed on the validation split), a
+95% bands from a bootstrap over subjects (:mod:`hypo.evaluate.bootstrap`), sensitivity at 90% specificity, the confusion
+matrix at the operating point (:mod:`hypo.learn.operating_point`: thresholds fixed on the validation split), a
 calibration curve, results stratified by the last reading's class, the paper's table beside ours, and the
 fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
 next to the page; ``report.json`` keeps every number.
@@ -15,7 +15,6 @@ next to the page; ``report.json`` keeps every number.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -26,15 +25,14 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__
+from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
-from hypo.leaderboard import TrialRecord, leaderboard_frame, load_trials, local_experiment, read_search_meta
-from hypo.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
-from hypo.report_html import ci, render_html
-from hypo.runtime import OneLineParser
-from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
-from hypo.sources.base import is_simulated
+from hypo.evaluate.report_html import ci, render_html
+from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
+from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials, local_experiment, read_search_meta
 from hypo.storage import sha256_file, writable_folder
-from hypo.test_looks import describe_looks, record_look
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
@@ -96,8 +94,8 @@ def load_trial(chosen: ChosenTrial):
     Raises:
         HypoError: When the dataset folder now holds another dataset than the one the trial was trained on.
     """
-    from hypo.checkpoint import load_checkpoint, load_model
-    from hypo.dataset import read_manifest
+    from hypo.data.dataset import read_manifest
+    from hypo.learn.checkpoint import load_checkpoint, load_model
 
     manifest = read_manifest(chosen.data_dir)
     ckpt = load_checkpoint(chosen.checkpoint)
@@ -186,11 +184,11 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     """
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    from hypo.baseline import label_config, last_reading_class, last_reading_scores, train_prior
-    from hypo.bootstrap import GRID, bootstrap_scores
-    from hypo.dataset import load_split
-    from hypo.metrics import evaluate_scores
-    from hypo.models import predict_proba
+    from hypo.data.dataset import load_split
+    from hypo.evaluate.bootstrap import GRID, bootstrap_scores
+    from hypo.learn.baseline import label_config, last_reading_class, last_reading_scores, train_prior
+    from hypo.learn.metrics import evaluate_scores
+    from hypo.learn.models import predict_proba
 
     model, cfg, ckpt, manifest = load_trial(chosen)
     val = load_split(chosen.data_dir, "val", manifest)
@@ -207,7 +205,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
     boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base)
     prov = provenance(chosen, manifest, ckpt, cfg)
-    looks = record_look(chosen.exp_path, "hypo.report", [{"trial": chosen.trial_id, "rank": chosen.rank,
+    looks = record_look(chosen.exp_path, "hypo.evaluate.report", [{"trial": chosen.trial_id, "rank": chosen.rank,
                                                           "checkpoint_sha256": prov["checkpoint_sha256"]}])
     pred = decide(probs, thresholds)
     cm = confusion(y, pred)
@@ -296,7 +294,7 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
     Returns:
         Name -> path of every file written.
     """
-    from hypo.report_figures import calibration_figure, confusion_figure, roc_pr_figure
+    from hypo.evaluate.report_figures import calibration_figure, confusion_figure, roc_pr_figure
 
     os.makedirs(out_dir, exist_ok=True)
     prov = results["provenance"]
@@ -321,23 +319,6 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
     with open(paths["html"], "w", encoding="utf-8") as f:
         f.write(render_html(results, {k: paths[k] for k in ("roc_pr", "confusion", "calibration")}))
     return paths
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line arguments of ``python -m hypo.report``."""
-    p = OneLineParser(prog="hypo.report", description="Evaluate one trial once on the test split and "
-                                "write a self-contained HTML report.")
-    p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")
-    p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")
-    p.add_argument("--out", default=None, help="output folder (default: EXPERIMENT/report)")
-    p.add_argument("--bootstrap", type=int, default=N_BOOT, help="bootstrap replicates over subjects")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--specificity", type=float, default=SPECIFICITY,
-                   help="specificity of the alarm thresholds (operating point) and of the reported sensitivity")
-    return p.parse_args(argv)
 
 
 def make_report(exp_path: str, trial: str | None = None, out: str | None = None, n_boot: int = N_BOOT,
@@ -368,14 +349,3 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
     return {"results": results, "paths": paths}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``python -m hypo.report``; user errors end in one line on stderr with status 2."""
-    from hypo.runtime import one_line_errors
-
-    args = parse_args(argv)
-    with one_line_errors("hypo.report"):
-        return make_report(args.experiment, args.trial, args.out, args.bootstrap, args.seed, args.specificity)
-
-
-if __name__ == "__main__":
-    main()

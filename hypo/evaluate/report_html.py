@@ -1,6 +1,6 @@
-"""The HTML page of ``hypo.report``: one self-contained file, figures embedded as base64 data URIs.
+"""The HTML page of ``hypo.evaluate.report``: one self-contained file, figures embedded as base64 data URIs.
 
-:func:`render_html` takes the ``results`` dict of :func:`hypo.report.evaluate_trial` (every number) and the
+:func:`render_html` takes the ``results`` dict of :func:`hypo.evaluate.report.evaluate_trial` (every number) and the
 paths of the PNG figures, and returns the page; nothing on it is fetched from elsewhere.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 
@@ -57,7 +57,7 @@ code{background:#f3f5f7;padding:0 .25em}.note{color:#555;font-size:.92em}"""
 
 def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     """The self-contained report page."""
-    from hypo.final_test import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
+    from hypo.evaluate.final_test import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
 
     prov, trial, m, bm = results["provenance"], results["trial"], results["metrics"], results["baseline_metrics"]
     boot, ref, op = results["bootstrap"], results["bootstrap"]["reference"], results["operating_point"]

@@ -1,9 +1,9 @@
 """Predict along one recording: a ``.vital`` file in, a CSV of probabilities and a timeline PNG out.
 
-    python -m hypo.predict case.vital --model model.pt                       # a window every 60 s
-    python -m hypo.predict case.vital --model model.pt --stride 10 --track-map map.json --out predictions/
+    hypo predict case.vital --model model.pt                       # a window every 60 s
+    hypo predict case.vital --model model.pt --stride 10 --track-map map.json --out predictions/
 
-The recording is read with :func:`hypo.sources.vital.read_vital_case` (any track naming a ``--track-map``
+The recording is read with :func:`hypo.data.sources.vital.read_vital_case` (any track naming a ``--track-map``
 supports), checked for plausible units, cleaned of artefacts and gap-filled exactly as the training data were
 (the fill rule and minimum length come from the model's sidecar), then cut into windows ending every
 ``--stride`` seconds and scored in a few batched forward passes. A window that still holds a gap after filling
@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 from hypo.config import FillConfig, LabelConfig, WindowConfig
+from hypo.data.signals import CLASSES, DBP, ECG, HYPOTENSION, SIGNALS
 from hypo.errors import ConfigError, HypoError
-from hypo.runtime import OneLineParser
-from hypo.signals import CLASSES, DBP, ECG, HYPOTENSION, SIGNALS
 
 BATCH = 8192
 # Plausible medians of the recorded values, per signal (lo, hi, unit): far outside means another unit or scale.
@@ -129,8 +128,8 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     """Score every window of a case that ends on the ``stride_s`` grid.
 
     Args:
-        case: A :class:`~hypo.sources.base.Case` as read (physical units, NaN where nothing was recorded).
-        module: The exported model (:func:`hypo.export.load_exported`).
+        case: A :class:`~hypo.data.sources.base.Case` as read (physical units, NaN where nothing was recorded).
+        module: The exported model (:func:`hypo.infer.export.load_exported`).
         sidecar: Its sidecar.
         stride_s: Seconds between window ends.
         where: Prefix for error messages (the file).
@@ -138,9 +137,9 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     Raises:
         HypoError: Too short, wrong units, or a signal without any usable value.
     """
-    from hypo.operating_point import decide
-    from hypo.pipeline import clean_case
-    from hypo.windows import Readings, classify, complete_windows, label_index, window_ends
+    from hypo.data.pipeline import clean_case
+    from hypo.data.windows import Readings, classify, complete_windows, label_index, window_ends
+    from hypo.learn.operating_point import decide
 
     if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
         raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
@@ -234,8 +233,8 @@ def to_frame(pred: Prediction):
 
 
 def plot_timeline(pred: Prediction, sidecar: dict[str, Any], path: str, title: str = "") -> str:
-    """The timeline PNG of a prediction (see :func:`hypo.report_figures.timeline_figure`)."""
-    from hypo.report_figures import timeline_figure
+    """The timeline PNG of a prediction (see :func:`hypo.infer.timeline.timeline_figure`)."""
+    from hypo.infer.timeline import timeline_figure
 
     th = sidecar["thresholds"]
     thresholds = {"hypo_map": th["hypo_map"], "hyper_sbp": th["hyper_sbp"], "horizon_s": sidecar["horizon_s"],
@@ -261,8 +260,8 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     Returns:
         ``{"prediction", "csv", "png", "timings"}``.
     """
-    from hypo.export import load_exported
-    from hypo.sources.vital import load_track_map, read_vital_case
+    from hypo.data.sources.vital import load_track_map, read_vital_case
+    from hypo.infer.export import load_exported
     from hypo.storage import writable_folder
 
     t_start = time.perf_counter()
@@ -301,21 +300,3 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     return {"prediction": pred, "csv": csv_path, "png": png_path, "timings": pred.timings}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``python -m hypo.predict``; user errors end in one line on stderr with status 2."""
-    from hypo.runtime import one_line_errors
-
-    p = OneLineParser(prog="hypo.predict", description="Predict hypotension along one .vital recording.")
-    p.add_argument("recording", help="a .vital file")
-    p.add_argument("--model", required=True, help="exported model (python -m hypo.export ... --out model.pt)")
-    p.add_argument("--stride", type=int, default=60, help="seconds between window ends (default 60)")
-    p.add_argument("--track-map", default=None, help="JSON file mapping signal names to track names")
-    p.add_argument("--out", default=".", help="output folder for <name>_predictions.csv and <name>_timeline.png")
-    p.add_argument("--no-plot", action="store_true", help="write the CSV only")
-    args = p.parse_args(argv)
-    with one_line_errors("hypo.predict"):
-        return predict_file(args.recording, args.model, args.stride, args.track_map, args.out, not args.no_plot)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from hypo.config import LabelConfig, from_dict
-from hypo.metrics import NO_READING, evaluate_scores
-from hypo.signals import CLASSES
-from hypo.windows import classify
+from hypo.data.signals import CLASSES
+from hypo.data.windows import classify
+from hypo.learn.metrics import NO_READING, evaluate_scores
 
 MAP_SCALE = 5.0  # mmHg: how fast p(hypotension) rises as the last MAP falls past the threshold
 SBP_SCALE = 10.0  # mmHg: the same for p(hypertension) and the last SBP
@@ -74,13 +74,13 @@ def baseline_metrics(arrays, manifest: dict[str, Any], where: str = "", warn: bo
     """The baseline's metrics on one split, stratified by the last reading's class.
 
     Args:
-        arrays: A split from :func:`hypo.dataset.load_split`.
+        arrays: A split from :func:`hypo.data.dataset.load_split`.
         manifest: The dataset's manifest (thresholds, training prevalence).
         where: Label for warnings.
         warn: Warn about undefined metrics (absent classes).
 
     Returns:
-        The flat dict of :func:`hypo.metrics.evaluate_scores` (unprefixed keys).
+        The flat dict of :func:`hypo.learn.metrics.evaluate_scores` (unprefixed keys).
     """
     label = label_config(manifest)
     scores = last_reading_scores(arrays.last_map, arrays.last_sbp, label, train_prior(manifest))

@@ -9,7 +9,7 @@ Contents (tensors and plain Python values only)::
     config             the TrainConfig as a dict (``config["model"]`` is the ModelConfig)
     dataset_fingerprint, zscore {"mean": [7], "std": [7]}, history [per-epoch metric dicts], hypo_version
 
-    from hypo.checkpoint import load_model
+    from hypo.learn.checkpoint import load_model
     model, cfg = load_model("runs/train/x/checkpoint.pt")
 """
 
@@ -97,11 +97,11 @@ def load_model(checkpoint_path: str, device: str | torch.device = "cpu"):
 
     Returns:
         ``(model, config)``: the model in eval mode with the saved weights and z-score, and its
-        :class:`hypo.train.TrainConfig`.
+        :class:`hypo.learn.train.TrainConfig`.
     """
     from hypo.config import from_dict
-    from hypo.models import build_model
-    from hypo.train import TrainConfig
+    from hypo.learn.models import build_model
+    from hypo.learn.train_config import TrainConfig
 
     ckpt = load_checkpoint(checkpoint_path)
     cfg = from_dict(TrainConfig, ckpt["config"])

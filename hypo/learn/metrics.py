@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 
 # How trials and epochs are ranked everywhere: mean AUROC, then summed AUPRC (validation split).
 RANK_METRICS: tuple[str, ...] = ("val_mean_auroc", "val_sum_auprc")

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from hypo.config import register_config
+from hypo.data.signals import N_SIGNALS
 from hypo.errors import ConfigError
-from hypo.signals import N_SIGNALS
 
 MODELS: tuple[str, ...] = ("lstm", "cnn", "cnn_cnn", "cnn_lstm")
 N_CLASSES = 3

@@ -8,7 +8,7 @@ the ``predict`` timeline), so the three always agree:
 - a window is called hypotension when p(hypotension) >= its threshold, else hypertension when
   p(hypertension) >= its threshold, else normal (hypotension first, as in the labels).
 
-    from hypo.operating_point import alarm_thresholds, decide
+    from hypo.learn.operating_point import alarm_thresholds, decide
     thresholds = alarm_thresholds(val.label, val_probs)        # {"hypotension": 0.31, "hypertension": 0.22}
     predicted = decide(test_probs, thresholds)
 """
@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from hypo.signals import CLASSES, HYPERTENSION, HYPOTENSION, NORMAL
+from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION, NORMAL
 
 SPECIFICITY = 0.9
 ALARM_CLASSES: tuple[str, ...] = (CLASSES[HYPOTENSION], CLASSES[HYPERTENSION])

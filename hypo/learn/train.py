@@ -1,22 +1,20 @@
 """Train one configuration: a model, a loss, Adam, and the validation split scored every epoch.
 
-    python -m hypo.train --data data/demo --model cnn_cnn --k 42 --loss focal --gamma 2 --epochs 35
+    hypo train --data data/demo --model cnn_cnn --k 42 --loss focal --gamma 2 --epochs 35
 
 The training split lives in memory as tensors (on the GPU when there is one, with bf16 autocast there) and
 batches are drawn by a seeded permutation of indices on the same device: no DataLoader, so the input pipeline
 is never the bottleneck for these small models (on the CPU, glibc is told to keep freed activation buffers:
 :func:`keep_freed_memory`, 2-3x faster). Epoch ``e``'s permutation depends only on (seed, e), so a run
 resumed from a checkpoint continues exactly as the uninterrupted run would. After every epoch the validation
-metrics (:mod:`hypo.metrics`, stratified by the last reading's class) and a checkpoint go to ``on_epoch``;
+metrics (:mod:`hypo.learn.metrics`, stratified by the last reading's class) and a checkpoint go to ``on_epoch``;
 the last-reading baseline's validation metrics are computed once and reported beside the model.
 Writes ``OUT/checkpoint.pt`` (last epoch), ``OUT/best.pt`` (best validation epoch) and ``OUT/metrics.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import dataclasses
 import math
 import os
 import shutil
@@ -30,75 +28,18 @@ import numpy as np
 import torch
 
 from hypo import storage
-from hypo.baseline import baseline_metrics, label_config, last_reading_class
-from hypo.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
-from hypo.config import fingerprint, register_config, to_dict
+from hypo.config import fingerprint, to_dict
 from hypo.errors import ConfigError, DatasetError
-from hypo.losses import LOSSES, make_loss
-from hypo.metrics import RANK_METRICS, evaluate_scores, prefixed
-from hypo.models import MODELS, ModelConfig, as_tensor, build_model, predict_proba
-from hypo.runtime import OneLineParser
+from hypo.learn.baseline import baseline_metrics, label_config, last_reading_class
+from hypo.learn.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
+from hypo.learn.losses import make_loss
+from hypo.learn.metrics import RANK_METRICS, evaluate_scores, prefixed
+from hypo.learn.models import ModelConfig, as_tensor, build_model, predict_proba
+from hypo.learn.train_config import RESUMABLE, TrainConfig
 
-__all__ = ["ModelConfig", "TrainConfig", "fit_arrays", "load_data", "load_model", "main", "train"]
+__all__ = ["ModelConfig", "TrainConfig", "fit_arrays", "load_data", "load_model", "train"]
 
-DEVICES = ("auto", "cpu", "cuda")
-AMP_MODES = ("auto", "bf16", "off")
 EVAL_BATCH = 16384
-
-
-RESUMABLE = ("epochs", "device", "amp")  # what a --resume may change; everything else must match
-
-@register_config
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """One training run (the unit of the search); saved in every checkpoint and ``metrics.json``.
-
-    Attributes:
-        model: Model type and width.
-        loss: ``"ce"`` or ``"focal"``.
-        gamma: Focal gamma (0 for ``"ce"``).
-        alpha: Optional per-class loss weights (normal, hypotension, hypertension).
-        lr: Adam learning rate (Keras default 1e-3).
-        betas: Adam betas (Keras defaults).
-        eps: Adam epsilon (Keras default 1e-7; PyTorch's is 1e-8).
-        batch_size: Windows per step (the paper: 4096).
-        epochs: Epochs (the paper: 35).
-        seed: Seeds the initialisation and every epoch's batch order.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        amp: ``"auto"`` (bf16 autocast on CUDA only), ``"bf16"`` or ``"off"``.
-    """
-
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    loss: str = "ce"
-    gamma: float = 0.0
-    alpha: tuple[float, float, float] | None = None
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-7
-    batch_size: int = 4096
-    epochs: int = 35
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, ModelConfig):
-            raise ConfigError(f"TrainConfig.model must be a ModelConfig, got {type(self.model).__name__}")
-        make_loss(self.loss, self.gamma, self.alpha)  # validates loss, gamma and alpha
-        checks = [
-            (math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be 2 values in [0, 1), "
-                                                                            f"got {self.betas}"),
-            (self.eps > 0, f"eps must be > 0, got {self.eps}"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch size must be >= 1, got "
-                                                                         f"{self.batch_size}"),
-            (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.device.split(":")[0] in DEVICES, f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
-            (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {self.amp!r}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -164,7 +105,7 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_f
 
 def load_data(data_dir: str) -> dict[str, Any]:
     """The train and validation splits of a window dataset, with its manifest and fingerprint."""
-    from hypo.dataset import load_split, read_manifest
+    from hypo.data.dataset import load_split, read_manifest
 
     manifest = read_manifest(data_dir)
     return {
@@ -360,87 +301,3 @@ def train(train_cfg: TrainConfig, data_dir: str, out_dir: str | None = None,
 # ------------------------------------------------------------------------------------------------------- CLI
 
 
-def comparison_lines(best: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    """The model's best validation epoch beside the last-reading baseline, one metric a line."""
-    rows = [("mean AUROC", "mean_auroc"), ("sum AUPRC (hypo + hyper)", "sum_auprc")]
-    for c in ("normal", "hypotension", "hypertension"):
-        rows += [(f"AUROC {c}", f"auroc_{c}"), (f"AUPRC {c}", f"auprc_{c}"), (f"prevalence {c}", f"prevalence_{c}")]
-    for s in ("normal", "hypotension", "hypertension", "none"):
-        rows += [(f"last reading {s}: n", f"bylast_{s}_n"), (f"last reading {s}: mean AUROC", f"bylast_{s}_mean_auroc")]
-    lines = [f"{'validation':<36} {'model':>10} {'baseline':>10}"]
-    for name, key in rows:
-        m, b = best.get(f"val_{key}", math.nan), baseline.get(f"val_{key}", math.nan)
-        fmt = "{:>10.0f}" if key.endswith("_n") else "{:>10.4f}"
-        lines.append(f"{name:<36} " + fmt.format(m) + " " + fmt.format(b))
-    return lines
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line arguments of ``python -m hypo.train``."""
-    p = OneLineParser(prog="hypo.train", description="Train one model configuration on a window dataset.")
-    p.add_argument("--data", required=True, help="window dataset folder (local path or s3://...)")
-    p.add_argument("--model", choices=MODELS, default="cnn_cnn", help="model type")
-    p.add_argument("--k", type=int, default=42, help="width k (42: the paper's CNN*CNN)")
-    p.add_argument("--loss", choices=LOSSES, default="focal", help="loss function")
-    p.add_argument("--gamma", type=float, default=None, help="focal gamma (default 2 for focal, 0 for ce)")
-    p.add_argument("--alpha", type=float, nargs=3, default=None, metavar=("NORMAL", "HYPO", "HYPER"),
-                   help="per-class loss weights")
-    p.add_argument("--epochs", type=int, default=35, help="epochs (the paper: 35)")
-    p.add_argument("--batch-size", type=int, default=4096, help="windows per step (the paper: 4096)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast (auto: on CUDA)")
-    p.add_argument("--out", default=None, help="local output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    return p.parse_args(argv)
-
-
-def config_from_args(args: argparse.Namespace, window_s: int = 60) -> TrainConfig:
-    """The TrainConfig the arguments describe (validated), for a dataset of ``window_s``-second windows."""
-    gamma = args.gamma if args.gamma is not None else (2.0 if args.loss == "focal" else 0.0)
-    return TrainConfig(
-        model=ModelConfig(name=args.model, k=args.k, window_s=window_s),
-        loss=args.loss,
-        gamma=gamma,
-        alpha=tuple(args.alpha) if args.alpha else None,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-    )
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``python -m hypo.train``; user errors end in one line on stderr with status 2."""
-    from hypo.runtime import one_line_errors
-
-    args = parse_args(argv)
-    with one_line_errors("hypo.train"):
-        data = load_data(args.data)
-        cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]))
-        # The default folder names the run by what defines the model, not by what --resume may change.
-        run_id = fingerprint({k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE})
-        name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{run_id[:8]}"
-        out = args.out or os.path.join("runs", "train", name)
-        resume = os.path.join(out, "checkpoint.pt") if args.resume else None
-        if resume and not os.path.exists(resume):
-            raise ConfigError(f"--resume: no checkpoint at {resume}")
-        man = data["manifest"]
-        print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
-              f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
-        print(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "
-              f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}")
-        result = fit_arrays(cfg, data, out_dir=out, resume_from=resume, log=lambda s: print(s, flush=True))
-        if result["best"] is not None:
-            print(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")
-            for line in comparison_lines(result["best"], result["baseline"]):
-                print("  " + line)
-        print(f"wrote {os.path.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
-        return result
-
-
-if __name__ == "__main__":
-    main()

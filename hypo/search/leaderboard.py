@@ -17,7 +17,7 @@ import pandas as pd
 
 from hypo import storage
 from hypo.errors import ConfigError, HypoError
-from hypo.metrics import RANK_METRICS
+from hypo.learn.metrics import RANK_METRICS
 
 SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
 

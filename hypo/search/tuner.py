@@ -21,10 +21,10 @@ from typing import Any
 
 from hypo import storage
 from hypo.config import fingerprint, to_dict
+from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, DatasetError, HypoError
-from hypo.leaderboard import SEARCH_META
-from hypo.metrics import RANK_METRICS
-from hypo.sources.base import is_simulated
+from hypo.learn.metrics import RANK_METRICS
+from hypo.search.leaderboard import SEARCH_META
 
 SPACES = ("optuna", "paper")
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
@@ -80,6 +80,9 @@ class SearchConfig:
 # --------------------------------------------------------------------------------------------- the trainable
 
 
+CODE_LAYOUT = "layers-1"  # module layout Tune pickles into an experiment; a resume needs the same
+
+
 def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
     """Tune trainable: train one configuration, reporting each epoch with a checkpoint.
 
@@ -91,7 +94,7 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from hypo.train import fit_arrays
+    from hypo.learn.train import fit_arrays
 
     # Tune logs every persisted checkpoint at INFO; one per trial and epoch drowns the console of a search.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
@@ -133,7 +136,7 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         window_s: Window length of the dataset (the model's input length).
     """
-    from hypo.train import ModelConfig, TrainConfig
+    from hypo.learn.train import ModelConfig, TrainConfig
 
     loss = config["loss"]
     return TrainConfig(
@@ -153,8 +156,8 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
 
 def load_search_data(data_dir: str) -> dict[str, Any]:
     """Read the train and validation splits once, with the manifest and the baseline's validation metrics."""
-    from hypo.baseline import baseline_metrics
-    from hypo.dataset import load_split, read_manifest
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baseline import baseline_metrics
 
     manifest = read_manifest(data_dir)
     train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
@@ -168,7 +171,7 @@ def load_search_data(data_dir: str) -> dict[str, Any]:
 def _param_space(cfg: SearchConfig) -> dict[str, Any]:
     from ray import tune
 
-    from hypo.search_space import PAPER_GAMMA, PAPER_KS, paper_grid
+    from hypo.search.space import PAPER_GAMMA, PAPER_KS, paper_grid
 
     const = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed}
     if cfg.space == "paper":
@@ -190,7 +193,7 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from hypo.search_space import define_space
+    from hypo.search.space import define_space
 
     url = cfg.optuna_storage
     if url is None:
@@ -271,6 +274,21 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
     )
 
 
+def check_layout(meta: dict[str, Any], name: str) -> None:
+    """Refuse to resume a search started before hypo's layered layout.
+
+    Tune pickles the searcher and trainable with their module paths (``hypo.search``, ``hypo.train``); those
+    modules moved into layers, so such an experiment cannot be restored. Its leaderboard and report still read.
+
+    Raises:
+        HypoError: When ``meta`` (an experiment's ``hypo_search.json``) predates :data:`CODE_LAYOUT`.
+    """
+    if meta.get("code_layout") != CODE_LAYOUT:
+        raise HypoError(f"--resume: {name} was started by an older hypo whose module paths Tune pickled are gone "
+                        "(before the data/learn/search layers); its leaderboard and report still read, but to "
+                        "continue it start a new search")
+
+
 def resumed_config(storage_path: str, name: str, data: str | None = None) -> SearchConfig:
     """The settings a stopped search started with, read from its ``hypo_search.json``.
 
@@ -293,6 +311,7 @@ def resumed_config(storage_path: str, name: str, data: str | None = None) -> Sea
     if not storage.exists(meta_path):
         raise HypoError(f"nothing to resume at {exp_path} (no {SEARCH_META}: not a hypo search)")
     meta = storage.read_json(meta_path)
+    check_layout(meta, name)
     saved = from_dict(SearchConfig, meta["search"])
     saved_data = meta.get("data") or storage.absolute(saved.data)
     if data is not None and storage.absolute(data) != saved_data:
@@ -323,7 +342,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     if resume:
         if not tune.Tuner.can_restore(exp_path):
             raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
-        started_on = storage.read_json(meta_path).get("dataset_fingerprint") if storage.exists(meta_path) else None
+        started = storage.read_json(meta_path) if storage.exists(meta_path) else {}
+        check_layout(started, cfg.name)
+        started_on = started.get("dataset_fingerprint")
         if started_on is not None and started_on != data["fingerprint"]:
             raise DatasetError(f"--resume: {cfg.data} holds dataset {data['fingerprint']}, but the search started on "
                                f"{started_on}; rebuild that dataset or start a new search")
@@ -334,6 +355,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
         storage.write_json(meta_path, {
             "search": to_dict(cfg),
+            "code_layout": CODE_LAYOUT,
             "search_fingerprint": fingerprint(cfg),
             "data": storage.absolute(cfg.data),
             "dataset_fingerprint": data["fingerprint"],

@@ -8,8 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hypo.data.signals import N_SIGNALS, SIGNALS
 from hypo.errors import CaseRejected
-from hypo.signals import N_SIGNALS, SIGNALS
 
 
 @dataclasses.dataclass
@@ -19,7 +19,7 @@ class Case:
     Attributes:
         caseid: Case identifier (string; VitalDB case ids are written as decimal strings).
         subjectid: Patient identifier; splits are made on it, so repeated subjects share a split.
-        signals: float32 array [seconds, 7] in :data:`hypo.signals.SIGNALS` order and physical units.
+        signals: float32 array [seconds, 7] in :data:`hypo.data.signals.SIGNALS` order and physical units.
             NaN where nothing was recorded in that second, so cuff-reading times stay visible.
         duration_s: Length of the case in seconds (``signals.shape[0]``).
     """
@@ -81,7 +81,7 @@ class Source(Protocol):
 def iter_cases(source: Source) -> Iterator[Case | CaseRejected]:
     """Yield each case of ``source`` in order, or the :class:`CaseRejected` that explains why not.
 
-    This is the single-process path (tests, ``hypo.predict``); the preprocessing job maps
+    This is the single-process path (tests, ``hypo.infer.predict``); the preprocessing job maps
     ``source.load_case`` over ``source.case_refs()`` with Ray Data instead.
     """
     for ref in source.case_refs():

@@ -3,7 +3,7 @@
 Everything this module yields is **simulated**. It exists so that the whole pipeline (preprocessing, search,
 evaluation) runs without downloading anything; no figure computed on it says anything about clinical performance.
 
-What it imitates (one row per second, :data:`hypo.signals.SIGNALS` order, NaN where nothing was recorded):
+What it imitates (one row per second, :data:`hypo.data.signals.SIGNALS` order, NaN where nothing was recorded):
 
 - NIBP: a cuff reading every 2.5-5 min (sometimes a gap over 6 min), SBP > MAP > DBP, NaN in between.
 - MAC and BIS: numerics every few seconds, with gaps; ECG and PLETH: one point-sample of the cardiac cycle
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from hypo.config import fingerprint as hash_obj
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
+from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected, ConfigError
-from hypo.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
-from hypo.sources.base import Case
 
 SIMULATOR_VERSION = "demo-sim-1"
 NOT_CLINICAL = "simulated cases from the embedded demo simulator; not clinical data, not clinical performance"
@@ -192,7 +192,7 @@ def simulate_case(caseid: int, seed: int = 0) -> Case:
         seed: Simulator seed.
 
     Returns:
-        A :class:`~hypo.sources.base.Case` with float32 signals [seconds, 7], NaN where nothing was recorded.
+        A :class:`~hypo.data.sources.base.Case` with float32 signals [seconds, 7], NaN where nothing was recorded.
     """
     n = case_duration_s(caseid, seed)
     root = _subject_root(caseid, seed)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from hypo.data.sources.base import Source
 from hypo.errors import ConfigError
-from hypo.sources.base import Source
 
 SOURCE_NAMES = ("demo", "vitaldb", "vital-dir")
 
@@ -37,17 +37,17 @@ def make_source(
     if cases is not None and cases <= 0:
         raise ConfigError(f"--cases must be a positive number, got {cases}")
     if name == "demo":
-        from hypo.sources.demo import DemoSource
+        from hypo.data.sources.demo import DemoSource
 
         return DemoSource(n_cases=cases or 200, seed=seed)
     if name == "vitaldb":
-        from hypo.sources.vitaldb_open import VitalDBSource
+        from hypo.data.sources.vitaldb_open import VitalDBSource
 
         return VitalDBSource(n_cases=cases, cache=cache, api_url=api_url)
     if name == "vital-dir":
         if not path:
             raise ConfigError("--source vital-dir needs --path FOLDER (a folder of .vital files)")
-        from hypo.sources.vital import VitalDirSource, load_track_map
+        from hypo.data.sources.vital import VitalDirSource, load_track_map
 
         tmap = load_track_map(track_map) if track_map else None
         return VitalDirSource(path, track_map=tmap, subjects=subjects)

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from hypo.config import fingerprint as hash_obj
+from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS
+from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected, ConfigError
-from hypo.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS
-from hypo.sources.base import Case
 from hypo.storage import sha256_file
 
 # Files written by write_vital_case start here: 2100-01-01 UTC, the date vitaldb's anonymize() moves files to.
@@ -78,7 +78,7 @@ def load_track_map(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
     """Read a JSON track map such as ``{"nibp_sbp": ["Solar8000/NIBP_SBP", "Intellivue/NIBP_SYS"]}``.
 
     Args:
-        path: JSON file; keys are signal names (:data:`hypo.signals.SIGNALS`), values a track name or a list of
+        path: JSON file; keys are signal names (:data:`hypo.data.signals.SIGNALS`), values a track name or a list of
             candidates tried in order. Signals left out keep their VitalDB track name.
 
     Returns:
@@ -193,7 +193,7 @@ def read_vital_case(
         caseid: Case identifier to give the case.
         subjectid: Patient identifier to give the case.
         track_map: Signal name -> candidate track names; the first candidate the file has (preferring one with
-            records) is used. Default: the VitalDB names (:data:`hypo.signals.VITALDB_TRACKS`). Signals left out
+            records) is used. Default: the VitalDB names (:data:`hypo.data.signals.VITALDB_TRACKS`). Signals left out
             keep their VitalDB name. Names match as in vitaldb: exactly, or as the end of ``device/track``.
 
     Returns:
@@ -273,7 +273,7 @@ def write_vital_case(
     Args:
         case: The case to write.
         path: Output file (parents are created; written atomically).
-        tracks: Track name of each signal in :data:`hypo.signals.SIGNALS` order; ``None`` leaves a signal out.
+        tracks: Track name of each signal in :data:`hypo.data.signals.SIGNALS` order; ``None`` leaves a signal out.
             At most one ``/`` (``device/track``).
         wave_srate: Sampling rate of the wave tracks, a positive integer (1 keeps files small).
         dtstart: Unix time of the first second.

@@ -2,7 +2,7 @@
 
 The clinical table (``{api_url}/cases``) picks the cases; each case's ``.vital`` file
 (``{api_url}/{DATASET_VERSION}/{caseid}.vital``) is downloaded once into the cache and read with
-:func:`hypo.sources.vital.read_vital_case` and the VitalDB track names.
+:func:`hypo.data.sources.vital.read_vital_case` and the VitalDB track names.
 
 Eligibility, applied in this order (each step's removals are counted in :meth:`VitalDBSource.report`):
 
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from hypo.config import fingerprint as hash_obj
+from hypo.data.sources.base import Case
+from hypo.data.sources.vital import read_vital_case
 from hypo.errors import CaseRejected, ConfigError, HypoError
-from hypo.sources.base import Case
-from hypo.sources.vital import read_vital_case
 
 DEFAULT_CACHE = "~/.cache/hypo/vitaldb"
 ENV_URL = "HYPO_VITALDB_URL"

@@ -1,0 +1,30 @@
+"""``hypo export``: a search's trial as a self-contained TorchScript model with its JSON sidecar.
+
+    hypo export runs/hypo-search --out model.pt               # the leaderboard's first trial
+    hypo export runs/hypo-search --out model.pt --trial 3f2a_00001
+
+The format is :mod:`hypo.infer.export`; choosing and exporting a trial is :mod:`hypo.evaluate.export_trial`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypo.evaluate.export_trial import export_model
+from hypo.learn.operating_point import SPECIFICITY
+from hypo.runtime import OneLineParser, one_line_errors
+
+PROG = "hypo export"
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+    """Entry point of ``hypo export``; user errors end in one line on stderr with status 2."""
+    p = OneLineParser(prog=prog, description="Export a trial as TorchScript + JSON sidecar.")
+    p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")
+    p.add_argument("--out", default="model.pt", help="TorchScript file to write (sidecar: same name, .json)")
+    p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")
+    p.add_argument("--specificity", type=float, default=SPECIFICITY,
+                   help="specificity of the alarm thresholds, fixed on the validation split")
+    args = p.parse_args(argv)
+    with one_line_errors(prog):
+        return export_model(args.experiment, args.out, args.trial, args.specificity)

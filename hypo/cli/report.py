@@ -1,0 +1,39 @@
+"""``hypo report``: one trial evaluated once on the test split, as a self-contained HTML page.
+
+    hypo report runs/hypo-search                  # the leaderboard's first trial
+    hypo report runs/hypo-search --trial 3f2a_00001 --out report/ --bootstrap 1000
+
+The evaluation is :func:`hypo.evaluate.report.make_report`; this is its command-line front.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hypo.evaluate.report import N_BOOT, make_report
+from hypo.learn.operating_point import SPECIFICITY
+from hypo.runtime import OneLineParser, one_line_errors
+
+PROG = "hypo report"
+
+
+def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
+    """Command-line arguments of ``hypo report``."""
+    p = OneLineParser(prog=prog, description="Evaluate one trial once on the test split and "
+                      "write a self-contained HTML report.")
+    p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")
+    p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")
+    p.add_argument("--out", default=None, help="output folder (default: EXPERIMENT/report)")
+    p.add_argument("--bootstrap", type=int, default=N_BOOT, help="bootstrap replicates over subjects")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--specificity", type=float, default=SPECIFICITY,
+                   help="specificity of the alarm thresholds (operating point) and of the reported sensitivity")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+    """Entry point of ``hypo report``; user errors end in one line on stderr with status 2."""
+    args = parse_args(argv, prog)
+    with one_line_errors(prog):
+        return make_report(args.experiment, args.trial, args.out, args.bootstrap, args.seed, args.specificity)

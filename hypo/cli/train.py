@@ -1,0 +1,104 @@
+"""``hypo train``: train one model configuration on a window dataset.
+
+    hypo train --data data/demo --model cnn_cnn --k 42 --loss focal --gamma 2 --epochs 35
+
+The training itself is :func:`hypo.learn.train.fit_arrays`; this is its command-line front.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any
+
+from hypo.config import fingerprint, to_dict
+from hypo.errors import ConfigError
+from hypo.learn.losses import LOSSES
+from hypo.learn.metrics import RANK_METRICS
+from hypo.learn.models import MODELS, ModelConfig
+from hypo.learn.train import fit_arrays, load_data, resolve_device
+from hypo.learn.train_config import AMP_MODES, RESUMABLE, TrainConfig
+from hypo.runtime import OneLineParser, one_line_errors
+
+PROG = "hypo train"
+
+
+def comparison_lines(best: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """The model's best validation epoch beside the last-reading baseline, one metric a line."""
+    rows = [("mean AUROC", "mean_auroc"), ("sum AUPRC (hypo + hyper)", "sum_auprc")]
+    for c in ("normal", "hypotension", "hypertension"):
+        rows += [(f"AUROC {c}", f"auroc_{c}"), (f"AUPRC {c}", f"auprc_{c}"), (f"prevalence {c}", f"prevalence_{c}")]
+    for s in ("normal", "hypotension", "hypertension", "none"):
+        rows += [(f"last reading {s}: n", f"bylast_{s}_n"), (f"last reading {s}: mean AUROC", f"bylast_{s}_mean_auroc")]
+    lines = [f"{'validation':<36} {'model':>10} {'baseline':>10}"]
+    for name, key in rows:
+        m, b = best.get(f"val_{key}", math.nan), baseline.get(f"val_{key}", math.nan)
+        fmt = "{:>10.0f}" if key.endswith("_n") else "{:>10.4f}"
+        lines.append(f"{name:<36} " + fmt.format(m) + " " + fmt.format(b))
+    return lines
+
+
+def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
+    """Command-line arguments of ``hypo train``."""
+    p = OneLineParser(prog=prog, description="Train one model configuration on a window dataset.")
+    p.add_argument("--data", required=True, help="window dataset folder (local path or s3://...)")
+    p.add_argument("--model", choices=MODELS, default="cnn_cnn", help="model type")
+    p.add_argument("--k", type=int, default=42, help="width k (42: the paper's CNN*CNN)")
+    p.add_argument("--loss", choices=LOSSES, default="focal", help="loss function")
+    p.add_argument("--gamma", type=float, default=None, help="focal gamma (default 2 for focal, 0 for ce)")
+    p.add_argument("--alpha", type=float, nargs=3, default=None, metavar=("NORMAL", "HYPO", "HYPER"),
+                   help="per-class loss weights")
+    p.add_argument("--epochs", type=int, default=35, help="epochs (the paper: 35)")
+    p.add_argument("--batch-size", type=int, default=4096, help="windows per step (the paper: 4096)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast (auto: on CUDA)")
+    p.add_argument("--out", default=None, help="local output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace, window_s: int = 60) -> TrainConfig:
+    """The TrainConfig the arguments describe (validated), for a dataset of ``window_s``-second windows."""
+    gamma = args.gamma if args.gamma is not None else (2.0 if args.loss == "focal" else 0.0)
+    return TrainConfig(
+        model=ModelConfig(name=args.model, k=args.k, window_s=window_s),
+        loss=args.loss,
+        gamma=gamma,
+        alpha=tuple(args.alpha) if args.alpha else None,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+    )
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+    """Entry point of ``hypo train``; user errors end in one line on stderr with status 2."""
+    args = parse_args(argv, prog)
+    with one_line_errors(prog):
+        data = load_data(args.data)
+        cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]))
+        # The default folder names the run by what defines the model, not by what --resume may change.
+        run_id = fingerprint({k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE})
+        name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{run_id[:8]}"
+        out = args.out or os.path.join("runs", "train", name)
+        resume = os.path.join(out, "checkpoint.pt") if args.resume else None
+        if resume and not os.path.exists(resume):
+            raise ConfigError(f"--resume: no checkpoint at {resume}")
+        man = data["manifest"]
+        print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
+              f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
+        print(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "
+              f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}")
+        result = fit_arrays(cfg, data, out_dir=out, resume_from=resume, log=lambda s: print(s, flush=True))
+        if result["best"] is not None:
+            print(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")
+            for line in comparison_lines(result["best"], result["baseline"]):
+                print("  " + line)
+        print(f"wrote {os.path.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
+        return result

@@ -1,0 +1,8 @@
+"""Data layer: cases in, labelled and subject-split Parquet windows out, and reading them back.
+
+Sources (:mod:`hypo.data.sources`: demo simulator, ``.vital`` folder, VitalDB open dataset) give cases; each case
+has artefacts removed (:mod:`~hypo.data.artefacts`), gaps filled (:mod:`~hypo.data.filling`), and is cut into
+labelled windows (:mod:`~hypo.data.windows`) assigned to a subject split (:mod:`~hypo.data.splits`), by the Ray
+Data job in :mod:`~hypo.data.preprocess` (per case: :mod:`~hypo.data.pipeline`). :mod:`~hypo.data.dataset` reads
+the windows back. May import only hypo's top-level modules (config, errors, storage, runtime).
+"""

@@ -1,0 +1,6 @@
+"""Evaluate layer: a chosen model judged on data it was not selected on.
+
+The test split (:mod:`~hypo.evaluate.final_test`, every look recorded by :mod:`~hypo.evaluate.test_looks`),
+the HTML report (:mod:`~hypo.evaluate.report` with its bootstrap, figures and page), and the export of a search's
+trial (:mod:`~hypo.evaluate.export_trial`). May import every layer below: search, infer, learn, data.
+"""
