@@ -1,4 +1,4 @@
-"""tune/search.py's flags: every bad one is a single line, before Ray or any data work starts."""
+"""hypo search flags: every bad one is a single line, before Ray or any data work starts."""
 
 import pytest
 
@@ -32,3 +32,20 @@ def test_resume_of_nothing_is_one_line(tmp_path, capsys):
         main(["--resume", "--storage", str(tmp_path), "--name", "none"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "nothing to resume" in err and err.count("\n") == 1
+
+
+def test_resume_of_a_search_from_before_the_layers_is_refused_in_one_line(tmp_path, capsys):
+    import json
+
+    from hypo.config import to_dict
+    from hypo.search.tuner import SearchConfig
+
+    exp = tmp_path / "old"
+    exp.mkdir()
+    meta = {"search": to_dict(SearchConfig(data=str(tmp_path / "d"), storage=str(tmp_path), name="old")),
+            "data": str(tmp_path / "d")}  # what hypo wrote before the layers: no code_layout
+    (exp / "hypo_search.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit) as exc:
+        main(["--resume", "--storage", str(tmp_path), "--name", "old"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "older hypo" in err and "leaderboard" in err
