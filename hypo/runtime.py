@@ -17,13 +17,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
 
     ``address`` (or ``RAY_ADDRESS``; ``"auto"`` finds a local cluster) joins a cluster, as when a script runs
     through ``ray submit cluster.yaml``; with neither, Ray starts on this machine with ``num_cpus`` CPUs.
+    ``quiet`` keeps Ray's own INFO lines and the workers' output off the console (``--verbose`` brings them).
     """
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {"logging_level": logging.WARNING} if quiet else {}
+    kwargs = {"logging_level": logging.WARNING, "log_to_driver": False} if quiet else {}
+    if quiet:  # Ray's note that token authentication is on (its secure default) is not the user's concern here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address:
         ray.init(address=address, **kwargs)
     else:

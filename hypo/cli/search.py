@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
+import sys
 from typing import Any
 
 from hypo import storage
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser
+from hypo.search.resources import AUTO_GPU_SHARE
 from hypo.search.tuner import SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
@@ -32,7 +35,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
                    help=f"number of trials (optuna space; default {DEFAULT_SAMPLES}); the paper grid has its own")
     p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial; 0.25 runs 4 trials per GPU")
+    p.add_argument("--gpus-per-trial", type=_gpus, default="auto",
+                   help="GPUs per trial: a number (0.25 runs 4 trials per GPU) or auto (the default): "
+                        f"{AUTO_GPU_SHARE:g} when the cluster has or can add GPUs, else 0")
     p.add_argument("--epochs", type=int, default=10, help="epochs per trial (the paper: 35)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"batch size (default {PAPER_BATCH} as in the paper; {DEMO_BATCH} on the built-in demo data)")
@@ -49,8 +54,23 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--mlflow", default=None, metavar="URI", help="also log to MLflow at this tracking URI")
     p.add_argument("--demo-cases", type=int, default=DEMO_CASES, help="cases of the demo dataset built when needed")
     p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    p.add_argument("--cluster-config", default=None, metavar="YAML",
+                   help="cluster YAML whose node types the autoscaler may add (default: the head node's "
+                        "~/ray_bootstrap_config.yaml when present)")
+    p.add_argument("--pending-timeout", type=float, default=900.0, metavar="S",
+                   help="stop cleanly when no trial could start within S seconds (an autoscaler that adds no node)")
+    p.add_argument("--verbose", action="store_true", help="Tune's per-trial boxes and the workers' logs too")
     p.add_argument("--smoke-test", action="store_true", help="a tiny search end to end, for checking a set-up")
     return p.parse_args(argv)
+
+
+def _gpus(value: str) -> str | float:
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
 
 
 def _latest_experiment(storage_path: str) -> str:
@@ -64,15 +84,30 @@ def _latest_experiment(storage_path: str) -> str:
 
 
 def ensure_demo_data(path: str, cases: int, log=print) -> None:
-    """Build the demo window dataset at ``path`` unless a manifest is already there."""
-    if storage.exists(storage.join(path, "manifest.json")):
-        return
-    from hypo.config import WindowConfig
-    from hypo.data.preprocess import build_windows
+    """Build the demo window dataset at ``path`` unless one is already there; warn when that one differs.
+
+    The zero-argument search reuses what ``path`` holds; when it was built otherwise (other cases, label mode,
+    split), the search would silently run on it, so the difference is said.
+    """
+    from hypo.config import WindowConfig, to_dict
     from hypo.data.sources.demo import DemoSource
 
+    source, cfg = DemoSource(n_cases=cases, seed=0), WindowConfig()
+    config_path = storage.join(path, "config.json")
+    if storage.exists(storage.join(path, "manifest.json")):
+        have = storage.read_json(config_path) if storage.exists(config_path) else {}
+        want = {"config": to_dict(cfg), "source": source.name, "source_fingerprint": source.fingerprint()}
+        differs = [k for k in ("source", "source_fingerprint", "config") if have.get(k) != want[k]]
+        if differs:
+            what = {"source": "another source", "source_fingerprint": f"other cases than {cases} demo cases",
+                    "config": "other window settings"}
+            log(f"warning: {path} holds a dataset built from {' and '.join(what[k] for k in differs)} than the "
+                f"default demo build; the search runs on it as it is (delete {path}, or pass --data, to choose)")
+        return
+    from hypo.data.preprocess import build_windows
+
     log(f"building the demo window dataset ({cases} simulated cases) in {path}")
-    build_windows(DemoSource(n_cases=cases, seed=0), WindowConfig(), path, log=log)
+    build_windows(source, cfg, path, log=log)
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
@@ -88,18 +123,54 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     samples = DEFAULT_SAMPLES if args.samples is None else args.samples
     return SearchConfig(
         data=args.data, name=name, storage=args.storage, space=args.space, samples=samples,
-        max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=0.0 if args.gpus_per_trial == "auto" else args.gpus_per_trial,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, search_lr=args.search_lr,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor, optuna_storage=args.optuna_storage,
-        mlflow=args.mlflow,
+        mlflow=args.mlflow, pending_timeout_s=args.pending_timeout,
     )
+
+
+def plan_trial_resources(cfg: SearchConfig, gpus: str | float, cluster_config: str | None, log=print) -> SearchConfig:
+    """Check one trial's resources against the running cluster (Ray started) and resolve ``--gpus-per-trial auto``.
+
+    Raises:
+        ConfigError: When no node, and no node type the autoscaler may add, can ever hold one trial.
+    """
+    from hypo.search.resources import alive_nodes, autoscaler_node_types, plan_resources
+
+    plan = plan_resources(cfg.cpus_per_trial, gpus, alive_nodes(), autoscaler_node_types(cluster_config))
+    log(plan.message + ("" if plan.fits_now else f" (at most --pending-timeout {cfg.pending_timeout_s:g} s)"))
+    return dataclasses.replace(cfg, gpus_per_trial=plan.gpus_per_trial)
+
+
+def _data_line(data_dir: str, log=print) -> None:
+    from hypo.data.dataset import describe_dataset, read_manifest
+
+    log(f"data {data_dir}: {describe_dataset(read_manifest(data_dir))}")
+
+
+def _run(cfg: SearchConfig, resume: bool, prog: str, verbose: bool) -> dict[str, Any]:
+    """Run or resume the search; on Ctrl-C show the partial leaderboard, say how to resume, exit 130."""
+    from hypo.cli.leaderboard import show_leaderboard
+    from hypo.search.tuner import SearchInterrupted, run_search
+
+    try:
+        exp_path = run_search(cfg, resume=resume, verbose=verbose)
+    except SearchInterrupted as exc:
+        show_leaderboard(exc.exp_path)
+        again = "python tune/search.py" if prog.endswith("search.py") else "hypo search"
+        storage_flag = "" if cfg.storage == "runs" else f" --storage {cfg.storage}"
+        print(f"{prog}: interrupted after {exc.finished} of {exc.planned} trials; resume with: {again} --resume "
+              f"--name {cfg.name}{storage_flag}", file=sys.stderr)
+        raise SystemExit(130) from None
+    return show_leaderboard(exp_path)
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo search``."""
-    from hypo.cli.leaderboard import show_leaderboard
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search.tuner import resumed_config, run_search
+    from hypo.search.tuner import resumed_config
 
     args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
@@ -109,16 +180,20 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
             args.epochs, args.demo_cases = SMOKE["epochs"], SMOKE["cases"]
             args.samples = None if args.space == "paper" else SMOKE["samples"]
             args.data = args.data or SMOKE["data"]
-        if args.resume:  # the data and settings the search started with
+        if args.resume:  # the data, settings and resolved resources the search started with
             cfg = resumed_config(args.storage, args.name or _latest_experiment(args.storage), args.data)
-            init_ray(args.address)
-            return show_leaderboard(run_search(cfg, resume=True))
+            init_ray(args.address, quiet=not args.verbose)
+            _data_line(cfg.data)
+            cfg = plan_trial_resources(cfg, cfg.gpus_per_trial, args.cluster_config)
+            return _run(cfg, True, prog, args.verbose)
         demo = args.data is None or args.smoke_test
         args.data = args.data or DEMO_DATA
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
         cfg = config_from_args(args)  # every flag checked before Ray starts
-        init_ray(args.address)
+        init_ray(args.address, quiet=not args.verbose)
+        cfg = plan_trial_resources(cfg, args.gpus_per_trial, args.cluster_config)
         if demo:
             ensure_demo_data(args.data, args.demo_cases)
-        return show_leaderboard(run_search(cfg))
+        _data_line(cfg.data)
+        return _run(cfg, False, prog, args.verbose)

@@ -56,6 +56,38 @@ class WindowArrays:
         return len(self.label)
 
 
+def describe_dataset(manifest: dict) -> str:
+    """One line of a dataset's provenance: source, cases, windows per split, labels, fingerprint."""
+    src = manifest.get("source") or {}
+    rep = src.get("report") or {}
+    cases = manifest.get("cases") or {}
+    counts = manifest.get("counts") or {}
+    label = manifest.get("label") or {}
+    source = src.get("name", "?") + (" (simulated)" if rep.get("simulated") else "")
+    windows = " / ".join(f"{sp} {counts.get(sp, {}).get('windows', 0):,}" for sp in ("train", "val", "test"))
+    labels = f"labels {label.get('source', 'cuff')}"
+    if label.get("source", "cuff") == "cuff":
+        labels += f" {label.get('mode', '?')} mode"
+    return (f"{source} source, {cases.get('ok', '?')} of {cases.get('listed', '?')} cases used, windows {windows}, "
+            f"{labels}, horizon {label.get('horizon_s', '?')} s, fingerprint {manifest.get('fingerprint', '?')}")
+
+
+def empty_split_reason(manifest: dict, split: str) -> str:
+    """Why ``split`` of a dataset holds no window, in the terms the user typed (``--split``, cases, rejections)."""
+    fractions = (manifest.get("config") or {}).get("split") or {}
+    share = fractions.get(split)
+    if share is not None and share <= 0:
+        given = " ".join(f"{fractions.get(s, 0):g}" for s in ("train", "val", "test"))
+        return (f"the {split} split is empty because the dataset was built with --split {given} (a {split} share "
+                f"of 0); rebuild it with a {split} share above 0")
+    cases = manifest.get("cases") or {}
+    rejected = manifest.get("rejected_counts") or {}
+    why = ", ".join(f"{k} {v}" for k, v in rejected.items())
+    return (f"the {split} split is empty: {cases.get('ok', 0)} of {cases.get('listed', 0)} cases were usable"
+            + (f" (rejected: {why})" if why else "") + f", and no subject of those landed in {split}; build the "
+            "dataset from more cases")
+
+
 def read_manifest(data_dir: str) -> dict:
     """Read and check ``DIR/manifest.json``.
 

@@ -218,8 +218,15 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         ok_cases.append((s["caseid"], s["n_windows"]))
     for sp in SPLITS:
         counts[sp]["subjects"] = len(subjects[sp])
-    if moments.n == 0 and ok_cases:
-        raise ConfigError("no window landed in the train split: use more cases or a larger train fraction")
+    if moments.n == 0:
+        reasons = collections.Counter(r["reason"] for r in rejected).most_common()
+        why = ", ".join(f"{k} {v}" for k, v in reasons)
+        if not ok_cases:
+            raise DatasetError(f"no window landed in the train split: all {len(rejected)} cases were rejected ({why})"
+                               if rejected else "no window landed in the train split: the source listed no case")
+        raise ConfigError(f"no window landed in the train split: {len(ok_cases)} usable cases"
+                          + (f" ({len(rejected)} rejected: {why})" if rejected else "")
+                          + " gave it none; use more cases or a larger train share (--split)")
     for a, b in itertools.combinations(SPLITS, 2):  # guaranteed by assign_split; checked, as it matters most
         both = subjects[a] & subjects[b]
         if both:

@@ -184,7 +184,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     """
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    from hypo.data.dataset import load_split
+    from hypo.data.dataset import empty_split_reason, load_split
     from hypo.evaluate.bootstrap import GRID, bootstrap_scores
     from hypo.learn.baseline import label_config, last_reading_class, last_reading_scores, train_prior
     from hypo.learn.metrics import evaluate_scores
@@ -195,7 +195,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
     test = load_split(chosen.data_dir, "test", manifest)
     if len(test) == 0:
-        raise HypoError(f"{chosen.data_dir}: the test split is empty; build the dataset from more cases")
+        raise HypoError(f"{chosen.data_dir}: {empty_split_reason(manifest, 'test')}")
     probs = predict_proba(model, test.x)
     label = label_config(manifest)
     base = last_reading_scores(test.last_map, test.last_sbp, label, train_prior(manifest))

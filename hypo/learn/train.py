@@ -29,6 +29,7 @@ import torch
 
 from hypo import storage
 from hypo.config import fingerprint, to_dict
+from hypo.data.dataset import empty_split_reason
 from hypo.errors import ConfigError, DatasetError
 from hypo.learn.baseline import baseline_metrics, label_config, last_reading_class
 from hypo.learn.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
@@ -147,8 +148,9 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
     train_a, val_a = data["train"], data["val"]
     if int(manifest["window_s"]) != cfg.model.window_s:
         raise DatasetError(f"the dataset has {manifest['window_s']}-s windows, the model takes {cfg.model.window_s}")
-    if len(train_a) == 0 or len(val_a) == 0:
-        raise DatasetError("the train or validation split is empty; build the dataset from more cases")
+    for name, split in (("train", train_a), ("val", val_a)):
+        if len(split) == 0:
+            raise DatasetError(empty_split_reason(manifest, name))
     device = resolve_device(cfg.device)
     amp = use_amp(cfg.amp, device)
     if device.type == "cpu":

@@ -38,6 +38,14 @@ class TrialRecord:
             return None
         return max(rows, key=lambda r: tuple(_key(r.get(m)) for m in by))
 
+    @property
+    def finished(self) -> bool:
+        """Whether Tune ended the trial (its last result says ``done``: trained to the end, or stopped by ASHA).
+
+        A trial cut short by Ctrl-C, a killed driver or a lost node has no such result until it is resumed.
+        """
+        return bool(self.history) and bool(self.history[-1].get("done"))
+
     def checkpoint_for(self, epoch: int) -> str | None:
         """The checkpoint folder holding ``epoch`` (each holds a small ``meta.json``), if it was kept."""
         for name in sorted(os.listdir(self.path)):
@@ -110,11 +118,17 @@ def load_trials(exp_path: str) -> list[TrialRecord]:
                             history.append(json.loads(line))
                         except json.JSONDecodeError:  # a running trial may be mid-write
                             break
-        trial_id = history[-1].get("trial_id", name) if history else name
+        trial_id = history[-1].get("trial_id", name) if history else _id_from_folder(name)
         records.append(TrialRecord(str(trial_id), tdir, params, history))
     if not records:
         raise HypoError(f"{exp_path} holds no trial (is it a Ray Tune experiment folder?)")
     return records
+
+
+def _id_from_folder(name: str) -> str:
+    """``train_trial_6deb5f2d_1_batch_size=...`` -> ``6deb5f2d`` (a trial that has reported nothing yet)."""
+    parts = name.split("_")
+    return parts[2] if name.startswith("train_trial_") and len(parts) > 2 else name
 
 
 def read_search_meta(exp_path: str) -> dict[str, Any]:
@@ -124,6 +138,26 @@ def read_search_meta(exp_path: str) -> dict[str, Any]:
         return {}
     with open(path) as f:
         return json.load(f)
+
+
+def search_status(records: list[TrialRecord], meta: dict[str, Any]) -> dict[str, Any]:
+    """Whether the search behind ``records`` is complete, read from the trials' own results.
+
+    It is partial when any trial is unfinished or fewer trials exist than the search planned, whatever stopped
+    it (Ctrl-C, SIGKILL, a lost node): no handler needs to have run.
+
+    Returns:
+        ``{"partial", "finished", "trials", "planned", "note"}``; ``note`` is one line for every output.
+    """
+    from hypo.search.space import planned_trials
+
+    search = meta.get("search") or {}
+    planned = planned_trials(search["space"], search["samples"]) if "space" in search else len(records)
+    finished = sum(r.finished for r in records)
+    partial = finished < len(records) or len(records) < planned
+    note = (f"PARTIAL: {finished} of {planned} planned trials finished ({len(records) - finished} unfinished); "
+            "resume the search to complete it" if partial else f"complete: all {finished} trials finished")
+    return {"partial": partial, "finished": finished, "trials": len(records), "planned": planned, "note": note}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
@@ -153,7 +187,7 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
     reported = {k for rec in records for r in rec.history for k, v in r.items()
                 if k.startswith("val_") and isinstance(v, (int, float))}
     unknown = [m for m in by if m not in reported]
-    if records and (unknown or not by):
+    if records and reported and (unknown or not by):
         raise ConfigError(f"--rank-by: unknown metric(s) {', '.join(unknown) or '(none given)'}; the trials report "
                           + ", ".join(sorted(reported)))
     rows = []
@@ -169,6 +203,7 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
             "lr": p.get("lr"),
             "epochs_run": len(rec.history),
             "best_epoch": best.get("epoch") if best else None,
+            "status": "finished" if rec.finished else "unfinished",
         }
         for m in ("val_mean_auroc", "val_sum_auprc"):
             row[m] = best.get(m) if best else math.nan
@@ -197,7 +232,8 @@ DISPLAY = {  # column -> header in the terminal and Markdown tables
     "rank": "rank", "trial": "trial", "model": "model", "k": "k", "loss": "loss", "gamma": "gamma",
     "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC", "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
-    "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "pareto": "pareto",
+    "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
+    "pareto": "pareto",
 }
 
 
@@ -236,7 +272,8 @@ def format_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bool = False) -> None:
+def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bool = False,
+                     partial: str | None = None) -> None:
     """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, baseline marked.
 
     Args:
@@ -244,6 +281,7 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
         path: PNG to write.
         title: Figure title.
         simulated: Whether the dataset is simulated; the title then says so.
+        partial: The note of a partial search (:func:`search_status`), written across the figure.
     """
     import matplotlib
 
@@ -274,14 +312,19 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
     ax.set_xlabel("validation mean AUROC (one-vs-rest, 3 classes)")
     ax.set_ylabel("validation AUPRC hypotension + hypertension")
     ax.set_title((title or "hypo search: trials at their best epoch") + ("  [simulated data]" if simulated else ""))
+    if partial:
+        ax.text(0.5, 0.98, partial.split(";")[0], transform=ax.transAxes, ha="center", va="top", fontsize=10,
+                color="darkred", weight="bold", bbox={"facecolor": "mistyrose", "edgecolor": "darkred"})
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False) -> dict[str, str]:
+def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False,
+                      partial: str | None = None) -> dict[str, str]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``.
 
     Args:
@@ -289,19 +332,23 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         out_dir: Folder for the three files.
         title: Heading of the Markdown file and the figure.
         simulated: Whether the dataset is simulated (the demo cohort); the Markdown and the figure then say so.
+        partial: The note of a partial search (:func:`search_status`): a ``partial`` column in the CSV, a banner
+            in the Markdown, a mark on the figure.
 
     Returns:
         ``{"csv", "md", "png"}`` -> path.
     """
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f"leaderboard.{k}") for k in ("csv", "md", "png")}
-    df.to_csv(paths["csv"], index=False)
+    df.assign(partial=bool(partial)).to_csv(paths["csv"], index=False)
     with open(paths["md"], "w") as f:
         f.write(f"# {title or 'Leaderboard'}\n\n")
+        if partial:
+            f.write(f"> **{partial}**\n\n")
         f.write("Ranked on the validation split at each trial's best epoch; `*` marks the Pareto front.")
         if simulated:
             f.write(" **Simulated data**: these figures come from hypo's demo simulator and say nothing about "
                     "clinical performance.")
         f.write("\n\n" + format_markdown(df) + "\n")
-    plot_leaderboard(df, paths["png"], title, simulated)
+    plot_leaderboard(df, paths["png"], title, simulated, partial)
     return paths

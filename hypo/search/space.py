@@ -47,3 +47,8 @@ def paper_grid() -> list[dict[str, Any]]:
         for k in PAPER_KS
         for loss in LOSSES
     ]
+
+
+def planned_trials(space: str, samples: int) -> int:
+    """How many trials a search of ``space`` runs when nothing stops it (the paper's grid has its own count)."""
+    return len(paper_grid()) if space == "paper" else int(samples)

@@ -24,7 +24,7 @@ from hypo.config import fingerprint, to_dict
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.learn.metrics import RANK_METRICS
-from hypo.search.leaderboard import SEARCH_META
+from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, read_search_meta, search_status
 
 SPACES = ("optuna", "paper")
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
@@ -51,6 +51,7 @@ class SearchConfig:
     max_failures: int = 2
     optuna_storage: str | None = None
     mlflow: str | None = None
+    pending_timeout_s: float = 900.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -63,6 +64,7 @@ class SearchConfig:
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.grace_period >= 1, "--grace-period must be >= 1"),
             (self.reduction_factor >= 2, "--reduction-factor must be >= 2"),
+            (self.pending_timeout_s > 0, "--pending-timeout must be > 0 seconds"),
             (self.space != "paper" or not self.search_lr, "--search-lr does not apply to --space paper (lr 1e-3)"),
             (self.space != "paper" or self.optuna_storage is None,
              "--optuna-storage does not apply to --space paper (a fixed grid, no Optuna study)"),
@@ -70,6 +72,13 @@ class SearchConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+
+    @property
+    def planned_trials(self) -> int:
+        """How many trials the search runs when nothing stops it."""
+        from hypo.search.space import planned_trials
+
+        return planned_trials(self.space, self.samples)
 
     @property
     def experiment_path(self) -> str:
@@ -156,13 +165,14 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
 
 def load_search_data(data_dir: str) -> dict[str, Any]:
     """Read the train and validation splits once, with the manifest and the baseline's validation metrics."""
-    from hypo.data.dataset import load_split, read_manifest
+    from hypo.data.dataset import empty_split_reason, load_split, read_manifest
     from hypo.learn.baseline import baseline_metrics
 
     manifest = read_manifest(data_dir)
     train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
-    if len(train.label) == 0 or len(val.label) == 0:
-        raise HypoError(f"{data_dir}: the train or validation split is empty; build more cases")
+    for name, split in (("train", train), ("val", val)):
+        if len(split.label) == 0:
+            raise DatasetError(f"{data_dir}: {empty_split_reason(manifest, name)}")
     baseline = {f"val_{k}": v for k, v in baseline_metrics(val, manifest).items()}
     return {"train": train, "val": val, "manifest": manifest, "fingerprint": manifest["fingerprint"],
             "baseline": baseline}
@@ -225,6 +235,24 @@ def _callbacks(cfg: SearchConfig) -> list:
     return callbacks
 
 
+class SearchInterrupted(HypoError):
+    """The search stopped before all its trials finished (Ctrl-C); the experiment can be resumed."""
+
+    def __init__(self, exp_path: str, finished: int, planned: int) -> None:
+        self.exp_path, self.finished, self.planned = exp_path, finished, planned
+        super().__init__(f"interrupted after {finished} of {planned} trials")
+
+
+class PendingTimeout(HypoError):
+    """No trial could start within the pending timeout (the autoscaler added no node that holds one)."""
+
+
+def _stopper(cfg: SearchConfig):
+    from hypo.search.stoppers import NoTrialStarted
+
+    return NoTrialStarted(cfg.pending_timeout_s)
+
+
 def _trainable(cfg: SearchConfig, data: dict[str, Any]):
     from ray import tune
 
@@ -233,8 +261,27 @@ def _trainable(cfg: SearchConfig, data: dict[str, Any]):
     )
 
 
-def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str, Any] | None = None):
-    """A fresh ``tune.Tuner`` for ``cfg`` (``extra_params`` merge into the param space, e.g. for tests)."""
+def _progress_reporter(cfg: SearchConfig):
+    """Tune's progress table, a line per trial with its parameters and best-so-far metrics, every 30 s."""
+    from hypo.search.console import ProgressTable
+
+    return ProgressTable(
+        cfg.experiment_path,
+        parameter_columns={"model": "model", "k": "k", "loss": "loss", "gamma": "gamma"},
+        metric_columns={"training_iteration": "epoch", RANK_METRICS[0]: "val AUROC", RANK_METRICS[1]: "val sumAUPRC"},
+        max_report_frequency=30,
+        sort_by_metric=False,
+        metric=RANK_METRICS[0],
+        mode="max",
+    )
+
+
+def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str, Any] | None = None,
+                verbose: bool = True):
+    """A fresh ``tune.Tuner`` for ``cfg`` (``extra_params`` merge into the param space, e.g. for tests).
+
+    ``verbose`` False shows only Tune's progress table (see :func:`set_console`), not a box per trial.
+    """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -264,6 +311,8 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
         ),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         callbacks=_callbacks(cfg),
+        stop=_stopper(cfg),
+        progress_reporter=None if verbose else _progress_reporter(cfg),
         verbose=1,
     )
     return tune.Tuner(
@@ -320,8 +369,19 @@ def resumed_config(storage_path: str, name: str, data: str | None = None) -> Sea
     return dataclasses.replace(saved, storage=storage_path, name=name, data=saved_data)
 
 
+def set_console(verbose: bool) -> None:
+    """Choose Tune's console output: its progress table (False) or a box per trial and event (True).
+
+    Tune's newer console engine prints every trial's configuration and final result as a box (hundreds of lines
+    for a search of a few dozen trials) and a ``tensorboard --logdir`` hint into Ray's temporary session folder;
+    its classic engine prints one progress table. The experiment folder holds the TensorBoard files
+    (``tensorboard --logdir EXPERIMENT``) either way.
+    """
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"
+
+
 def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, Any] | None = None,
-               log=print) -> str:
+               log=print, verbose: bool = True) -> str:
     """Run (or resume) a search and write its leaderboard.
 
     Args:
@@ -330,9 +390,14 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             kept, unfinished and errored ones continue from their last checkpoint, the searcher continues.
         extra_params: Extra constants for every trial (tests use it for failure injection).
         log: Where summary lines go.
+        verbose: Tune's per-trial boxes (True) or only its progress table (False).
 
     Returns:
         The experiment path.
+
+    Raises:
+        SearchInterrupted: When the search stopped before all its trials finished (Ctrl-C).
+        PendingTimeout: When no trial could start within ``cfg.pending_timeout_s``.
     """
     from ray import tune
 
@@ -364,9 +429,22 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             "simulated": is_simulated(data["manifest"]),
             "baseline": data["baseline"],
         })
-        tuner = build_tuner(cfg, data, extra_params)
+        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
+    set_console(verbose)
+    # On Ctrl-C Tune logs how to resume with its Python API; the command line says how with ours instead.
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
     start = time.perf_counter()
     results = tuner.fit()
-    log(f"search finished in {time.perf_counter() - start:.0f} s: {len(results)} trials, "
-        f"{results.num_errors} errored, {results.num_terminated} terminated")
+    wall = time.perf_counter() - start
+    errored = results.num_errors
+    # Tune marks the trials it stops on Ctrl-C as terminated too; a trial's own last result says whether it ended.
+    local = local_experiment(exp_path, log=lambda _: None)
+    finished = search_status(load_trials(local), read_search_meta(local))["finished"] if any(
+        r.metrics for r in results) else 0
+    if finished + errored < cfg.planned_trials:
+        if finished == 0 and not any(r.metrics for r in results) and wall >= cfg.pending_timeout_s:
+            raise PendingTimeout(f"no trial could start within --pending-timeout {cfg.pending_timeout_s:g} s (no "
+                                 "node that holds one joined); stopped")
+        raise SearchInterrupted(exp_path, finished, cfg.planned_trials)
+    log(f"search finished in {wall:.0f} s: {len(results)} trials, {errored} errored, {finished} finished")
     return exp_path

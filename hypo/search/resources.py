@@ -1,0 +1,138 @@
+"""What a trial asks of the cluster, checked against what the cluster has or its autoscaler can add.
+
+Ray Tune waits forever for a trial whose resources no node can give ("No available node types can fulfill
+resource request"). Before a search starts, :func:`plan_resources` compares the request with the nodes alive
+now (``ray.nodes()``) and with the node types the autoscaler may start (from the cluster config the head node
+holds, ``~/ray_bootstrap_config.yaml``, or ``--cluster-config cluster.yaml``):
+
+- a node alive now can hold a trial: go;
+- none can, but an autoscaler node type could: say so and wait (``--pending-timeout`` bounds the wait);
+- nothing can, ever: refuse in one line.
+
+``--gpus-per-trial auto`` resolves here too: a share of a GPU per trial (:data:`AUTO_GPU_SHARE`, four small
+trials per GPU) when the cluster has GPUs or can add them, else 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from hypo.errors import ConfigError
+
+AUTO_GPU_SHARE = 0.25  # the models are small: four trials share one GPU
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cluster config on the head node
+EPS = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourcePlan:
+    """The outcome of :func:`plan_resources`.
+
+    Attributes:
+        gpus_per_trial: The GPU share per trial, ``auto`` resolved.
+        fits_now: A node alive now can hold one trial.
+        node_type: When it does not fit now: the autoscaler node type that could (else None).
+        message: One line for the user.
+    """
+
+    gpus_per_trial: float
+    fits_now: bool
+    node_type: str | None
+    message: str
+
+
+def alive_nodes() -> list[dict[str, float]]:
+    """The resources of every alive node of the connected Ray cluster."""
+    import ray
+
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+
+def autoscaler_node_types(cluster_config: str | None = None) -> dict[str, dict[str, float]]:
+    """Node types an autoscaler may start, with their declared resources (those with ``max_workers`` > 0).
+
+    Args:
+        cluster_config: A cluster YAML (``--cluster-config``); default: the head node's bootstrap config when it
+            exists, else none (a local Ray has no autoscaler).
+
+    Raises:
+        ConfigError: When a given cluster config cannot be read.
+    """
+    path = cluster_config or os.path.expanduser(BOOTSTRAP_CONFIG)
+    if not os.path.isfile(path):
+        if cluster_config:
+            raise ConfigError(f"--cluster-config {cluster_config}: no such file")
+        return {}
+    import yaml
+
+    try:
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--cluster-config {path}: not readable YAML ({str(exc).splitlines()[0]})") from None
+    cluster_max = cfg.get("max_workers", 0) or 0
+    head = cfg.get("head_node_type")
+    out = {}
+    for name, spec in (cfg.get("available_node_types") or {}).items():
+        spec = spec or {}
+        if name == head or min(spec.get("max_workers", cluster_max) or 0, cluster_max or 0) <= 0:
+            continue
+        out[name] = {k: float(v) for k, v in (spec.get("resources") or {}).items()}
+    return out
+
+
+def _holds(resources: dict[str, float], cpus: float, gpus: float) -> bool:
+    return resources.get("CPU", 0.0) + EPS >= cpus and resources.get("GPU", 0.0) + EPS >= gpus
+
+
+def resolve_gpus(spec: str | float, nodes: list[dict[str, float]], node_types: dict[str, dict[str, float]]) -> float:
+    """``--gpus-per-trial``: a number as given, ``auto`` -> :data:`AUTO_GPU_SHARE` where GPUs exist or can be added."""
+    if spec != "auto":
+        return float(spec)
+    has_gpu = any(n.get("GPU", 0) > 0 for n in nodes) or any(t.get("GPU", 0) > 0 for t in node_types.values())
+    return AUTO_GPU_SHARE if has_gpu else 0.0
+
+
+def _describe(nodes: list[dict[str, float]]) -> str:
+    if not nodes:
+        return "no node"
+    best_cpu = max(n.get("CPU", 0.0) for n in nodes)
+    best_gpu = max(n.get("GPU", 0.0) for n in nodes)
+    return f"{len(nodes)} node(s), the largest with {best_cpu:g} CPU and {best_gpu:g} GPU"
+
+
+def plan_resources(cpus: float, gpus: str | float, nodes: list[dict[str, float]],
+                   node_types: dict[str, dict[str, float]]) -> ResourcePlan:
+    """Check one trial's request against the nodes alive now and the node types an autoscaler may add.
+
+    Args:
+        cpus: ``--cpus-per-trial``.
+        gpus: ``--gpus-per-trial`` (a number, or ``"auto"``).
+        nodes: Resources of the alive nodes (:func:`alive_nodes`).
+        node_types: Autoscaler node types (:func:`autoscaler_node_types`).
+
+    Returns:
+        The plan; ``fits_now`` False means: wait for the autoscaler to add ``node_type``.
+
+    Raises:
+        ConfigError: When no node and no node type can ever hold one trial.
+    """
+    g = resolve_gpus(gpus, nodes, node_types)
+    want = f"{cpus:g} CPU" + (f" and {g:g} GPU" if g else "")
+    if any(_holds(n, cpus, g) for n in nodes):
+        return ResourcePlan(g, True, None, f"each trial takes {want}")
+    fitting = [name for name, res in node_types.items() if _holds(res, cpus, g)]
+    if fitting:
+        return ResourcePlan(g, False, fitting[0], f"each trial takes {want}: no node alive now can hold one; "
+                                                  f"waiting for the autoscaler to add a {fitting[0]} node")
+    hint = " (--gpus-per-trial 0 trains on CPUs)" if g else " (lower --cpus-per-trial)"
+    where = "; the autoscaler's node types cannot either" if node_types else ""
+    raise ConfigError(f"each trial asks for {want}, but this Ray cluster has {_describe(nodes)}{where}: no trial "
+                      f"could ever start{hint}")
+
+
+def describe_plan(plan: ResourcePlan) -> dict[str, Any]:
+    """The plan as a plain dict (for logs and tests)."""
+    return dataclasses.asdict(plan)
