@@ -17,6 +17,10 @@ from hypo.errors import ConfigError
 T = TypeVar("T")
 
 LABEL_MODES = ("reading", "ffill")
+# Label thresholds a physiologist could mean (mmHg): MAP 65 is the consensus, 50-80 are used in studies;
+# SBP 160 and 180 are the usual hypertension cut-offs. Values outside these are typos, not definitions.
+HYPO_MAP_RANGE = (30.0, 120.0)
+HYPER_SBP_RANGE = (90.0, 260.0)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -97,10 +101,14 @@ class LabelConfig:
             0 <= self.tolerance_s < self.horizon_s,
             f"tolerance_s must be in [0, horizon_s), got {self.tolerance_s}",
         )
-        _require(
-            math.isfinite(self.hypo_map) and math.isfinite(self.hyper_sbp) and self.hypo_map < self.hyper_sbp,
-            f"thresholds must satisfy hypo_map < hyper_sbp, got {self.hypo_map} and {self.hyper_sbp}",
-        )
+        lo, hi = HYPO_MAP_RANGE
+        _require(math.isfinite(self.hypo_map) and lo <= self.hypo_map <= hi,
+                 f"hypo_map must be a mean arterial pressure in [{lo:g}, {hi:g}] mmHg, got {self.hypo_map:g}")
+        lo, hi = HYPER_SBP_RANGE
+        _require(math.isfinite(self.hyper_sbp) and lo <= self.hyper_sbp <= hi,
+                 f"hyper_sbp must be a systolic pressure in [{lo:g}, {hi:g}] mmHg, got {self.hyper_sbp:g}")
+        _require(self.hypo_map < self.hyper_sbp,
+                 f"thresholds must satisfy hypo_map < hyper_sbp, got {self.hypo_map} and {self.hyper_sbp}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,7 +70,7 @@ def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_s
             with open(os.path.join(dest, "meta.json"), "w") as f:
                 json.dump({"epoch": epoch}, f)
             row = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
-            row.update(trial_id=tid, training_iteration=epoch)
+            row.update(trial_id=tid, training_iteration=epoch, done=epoch == epochs)  # Tune's last row is done
             with open(os.path.join(tdir, "result.json"), "a") as f:
                 f.write(json.dumps(row).replace("NaN", "null") + "\n")
 

@@ -10,11 +10,13 @@ The job is :func:`hypo.data.preprocess.build_windows`; this is its command-line 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from hypo.config import FillConfig, LabelConfig, SplitConfig, WindowConfig
 from hypo.data.preprocess import build_windows
 from hypo.data.sources.factory import SOURCE_NAMES, make_source
+from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser, init_ray, one_line_errors
 
 PROG = "hypo windows"
@@ -56,13 +58,33 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     return p.parse_args(argv)
 
 
+# config field -> the flag a user typed, so that errors name what the user can change
+FLAGS = {"window_s": "--window", "stride_s": "--stride", "min_case_s": "--min-case", "horizon_s": "--horizon",
+         "tolerance_s": "--tolerance", "hypo_map": "--hypo-map", "hyper_sbp": "--hyper-sbp",
+         "split fractions": "--split fractions", "the train fraction": "the --split train fraction"}
+
+
+def in_flags(message: str) -> str:
+    """A config error's message with the config's field names replaced by the flags that set them."""
+    for field, flag in FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(field)}\b", flag, message)
+    return message
+
+
 def config_from_args(args) -> WindowConfig:
-    """The WindowConfig the command-line arguments describe (validated)."""
-    label = LabelConfig(mode=args.label_mode, horizon_s=args.horizon, tolerance_s=args.tolerance,
-                        hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp)
-    split = SplitConfig(*args.split, seed=args.split_seed)
-    return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
-                        fill=FillConfig(), split=split)
+    """The WindowConfig the command-line arguments describe (validated; errors name the flags).
+
+    Raises:
+        ConfigError: On an invalid value, naming the flag.
+    """
+    try:
+        label = LabelConfig(mode=args.label_mode, horizon_s=args.horizon, tolerance_s=args.tolerance,
+                            hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp)
+        split = SplitConfig(*args.split, seed=args.split_seed)
+        return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
+                            fill=FillConfig(), split=split)
+    except ConfigError as exc:
+        raise ConfigError(in_flags(str(exc))) from None
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:

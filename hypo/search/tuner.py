@@ -439,10 +439,13 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     errored = results.num_errors
     # Tune marks the trials it stops on Ctrl-C as terminated too; a trial's own last result says whether it ended.
     local = local_experiment(exp_path, log=lambda _: None)
-    finished = search_status(load_trials(local), read_search_meta(local))["finished"] if any(
-        r.metrics for r in results) else 0
+    try:
+        records = load_trials(local)
+    except HypoError:  # no trial folder yet: none ever started
+        records = []
+    finished = search_status(records, read_search_meta(local))["finished"] if records else 0
     if finished + errored < cfg.planned_trials:
-        if finished == 0 and not any(r.metrics for r in results) and wall >= cfg.pending_timeout_s:
+        if not any(r.history for r in records) and wall >= cfg.pending_timeout_s:
             raise PendingTimeout(f"no trial could start within --pending-timeout {cfg.pending_timeout_s:g} s (no "
                                  "node that holds one joined); stopped")
         raise SearchInterrupted(exp_path, finished, cfg.planned_trials)
