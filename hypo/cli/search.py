@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (default: SQLite in the experiment)")
     p.add_argument("--mlflow", default=None, metavar="URI", help="also log to MLflow at this tracking URI")
     p.add_argument("--demo-cases", type=int, default=DEMO_CASES, help="cases of the demo dataset built when needed")
-    p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: HOST:PORT, auto or local (default $RAY_ADDRESS, else the cluster `ray start`"
+                        " recorded on this machine if it answers, else a local Ray)")
     p.add_argument("--smoke-test", action="store_true", help="a tiny search end to end, for checking a set-up")
     return p.parse_args(argv)
 
