@@ -143,6 +143,16 @@ def test_a_malformed_address_is_a_config_error(ray_dir, calls, bad):
     assert calls == []
 
 
+def test_the_tests_ray_and_its_address_file_live_in_the_session_folder(ray_local):
+    from ray._common.utils import get_ray_address_file
+    from ray._private import worker
+
+    private = os.environ["RAY_TMPDIR"]  # set by conftest for the whole session, commands run by tests included
+    assert os.path.basename(private).startswith("hypo-ray-")
+    assert worker._global_node.get_session_dir_path().startswith(os.path.join(private, "ray") + os.sep)
+    assert get_ray_address_file(None) == os.path.join(private, "ray", "ray_current_cluster")
+
+
 def _run(script, args, env, cwd=None, timeout=60):
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, script, *args], env=env, cwd=cwd, capture_output=True, text=True,
