@@ -141,7 +141,7 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), logging_level="ERROR", log_to_driver=False)
     ensure_demo_data(args.data, args.demo_cases)
     data = load_search_data(args.data)
     print(f"dataset {args.data}: {len(data['train'])} train / {len(data['val'])} val windows; "

@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (default: SQLite in the experiment)")
     p.add_argument("--mlflow", default=None, metavar="URI", help="also log to MLflow at this tracking URI")
     p.add_argument("--demo-cases", type=int, default=DEMO_CASES, help="cases of the demo dataset built when needed")
-    p.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: HOST:PORT, auto or local (default $RAY_ADDRESS, else the cluster `ray start`"
+                        " recorded on this machine if it answers, else a local Ray)")
     p.add_argument("--cluster-config", default=None, metavar="YAML",
                    help="cluster YAML whose node types the autoscaler may add (default: the head node's "
                         "~/ray_bootstrap_config.yaml when present)")

@@ -52,7 +52,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--num-cpus-per-task", type=float, default=1.0, help="CPUs reserved by each task")
     p.add_argument("--cases-per-task", type=int, default=16,
                    help="cases each task processes in turn (amortises Ray's per-task overhead)")
-    p.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--address",
+                   help="Ray cluster: HOST:PORT, auto or local (default $RAY_ADDRESS, else the cluster `ray start`"
+                        " recorded on this machine if it answers, else a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default all)")
     p.add_argument("--no-progress", action="store_true", help="hide Ray Data's progress bars")
     return p.parse_args(argv)
