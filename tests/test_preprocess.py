@@ -1,5 +1,6 @@
 import glob
 import json
+import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -134,3 +135,41 @@ def test_case_ids_that_share_a_file_name_are_refused_before_any_work(ray_local, 
         build_windows(Clash(2), WindowConfig(), str(tmp_path / "x"), progress=False, log=print)
     with pytest.raises(ConfigError, match="--num-cpus-per-task must be > 0"):
         build_windows(FakeSource(2), WindowConfig(), str(tmp_path / "y"), num_cpus_per_task=0, progress=False)
+
+
+def test_no_window_in_train_says_why_with_the_rejection_counts():
+    from hypo.data.preprocess import make_manifest
+    from hypo.errors import DatasetError
+
+    rejected = [{"caseid": str(i), "status": "rejected", "reason": r, "detail": ""}
+                for i, r in enumerate(["missing track", "missing track", "too short"])]
+    with pytest.raises(DatasetError) as exc:
+        make_manifest(rejected, WindowConfig(), FakeSource(3), wall_s=0.0)
+    msg = str(exc.value)
+    assert "all 3 cases were rejected (missing track 2, too short 1)" in msg and "\n" not in msg
+
+
+def test_empty_splits_are_explained_in_the_users_terms():
+    from hypo.data.dataset import empty_split_reason
+
+    manifest = {"config": {"split": {"train": 1.0, "val": 0.0, "test": 0.0, "seed": 0}},
+                "cases": {"listed": 5, "ok": 5}, "rejected_counts": {}}
+    assert "because the dataset was built with --split 1 0 0" in empty_split_reason(manifest, "val")
+    manifest = {"config": {"split": {"train": 0.7, "val": 0.15, "test": 0.15}},
+                "cases": {"listed": 3, "ok": 1}, "rejected_counts": {"too short": 2}}
+    why = empty_split_reason(manifest, "test")
+    assert "1 of 3 cases were usable (rejected: too short 2)" in why and "build the dataset from more cases" in why
+
+
+def test_training_on_a_split_1_0_0_dataset_names_the_split_flag(tmp_path):
+    from hypo.config import SplitConfig
+    from hypo.errors import DatasetError
+    from hypo.learn.train import TrainConfig, fit_arrays, load_data
+
+    from demo_experiment import build_demo_dataset
+
+    out = str(tmp_path / "d")
+    os.makedirs(out)
+    build_demo_dataset(out, n_cases=4, cfg=WindowConfig(split=SplitConfig(1.0, 0.0, 0.0)))
+    with pytest.raises(DatasetError, match=r"the val split is empty because the dataset was built with --split 1 0 0"):
+        fit_arrays(TrainConfig(epochs=1), load_data(out))

@@ -49,3 +49,35 @@ def test_resume_of_a_search_from_before_the_layers_is_refused_in_one_line(tmp_pa
         main(["--resume", "--storage", str(tmp_path), "--name", "old"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and "older hypo" in err and "leaderboard" in err
+
+
+def test_zero_argument_search_warns_when_data_demo_is_another_dataset(tmp_path):
+    from hypo.cli.search import ensure_demo_data
+    from hypo.config import LabelConfig, WindowConfig
+    from hypo.data.preprocess import _check_folder_config
+    from hypo.data.sources.demo import DemoSource
+
+    def build(path, cases, cfg):
+        path.mkdir()
+        _check_folder_config(str(path), cfg, DemoSource(n_cases=cases, seed=0))  # the config.json a build writes
+        (path / "manifest.json").write_text("{}")
+        return str(path)
+
+    lines = []
+    ensure_demo_data(build(tmp_path / "same", 200, WindowConfig()), 200, log=lines.append)
+    assert lines == []
+    other = build(tmp_path / "other", 20, WindowConfig(label=LabelConfig(mode="ffill")))
+    ensure_demo_data(other, 200, log=lines.append)
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {other} holds a dataset built from other cases than "
+                                                   "200 demo cases and other window settings")
+
+
+def test_dataset_provenance_line():
+    from hypo.data.dataset import describe_dataset
+
+    manifest = {"source": {"name": "demo", "report": {"simulated": True}}, "cases": {"listed": 20, "ok": 19},
+                "counts": {"train": {"windows": 1000}, "val": {"windows": 200}, "test": {"windows": 210}},
+                "label": {"mode": "ffill", "horizon_s": 300}, "fingerprint": "abc"}
+    line = describe_dataset(manifest)
+    assert line == ("demo (simulated) source, 19 of 20 cases used, windows train 1,000 / val 200 / test 210, "
+                    "labels cuff ffill mode, horizon 300 s, fingerprint abc")
