@@ -24,6 +24,8 @@ from hypo.search.tuner import SearchConfig, run_search
 
 from demo_experiment import build_demo_dataset, fake_search
 
+pytestmark = pytest.mark.slow  # a real Ray Tune search under every test
+
 # ------------------------------------------------------------------------------------ bootstrap, thresholds
 
 

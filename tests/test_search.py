@@ -21,6 +21,8 @@ from hypo.search.tuner import FAIL_MARKER_KEY, SearchConfig, resumed_config, run
 
 from synthetic_windows import write_synthetic_dataset
 
+pytestmark = pytest.mark.slow  # real Ray Tune searches, kill-and-resume
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -11,6 +11,8 @@ from hypo.search.tuner import SearchConfig, run_search
 
 from synthetic_windows import write_synthetic_dataset
 
+pytestmark = pytest.mark.slow  # multi-node Ray clusters
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -63,6 +63,7 @@ def test_unsatisfiable_request_is_refused_at_once_in_one_line(ray_local, tmp_pat
         assert not (tmp_path / "data").exists()  # refused before the demo data were built
 
 
+@pytest.mark.slow
 def test_pending_trials_stop_cleanly_after_the_timeout(ray_local, tmp_path, gpu_cluster_yaml, capsys):
     data = str(tmp_path / "w")
     write_synthetic_dataset(data, n_train=200, n_val=100, n_test=0, seed=0)
