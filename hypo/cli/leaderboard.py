@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hypo.data.dataset import label_source_text
 from hypo.runtime import OneLineParser, one_line_errors
 from hypo.search.leaderboard import (
     RANK_METRICS,
@@ -29,9 +30,10 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     exp_path = local_experiment(exp_path, log=log)
     meta = read_search_meta(exp_path)
     df = leaderboard_frame(load_trials(exp_path), meta.get("baseline"), by=rank_by)
-    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
+    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}, {label_source_text(meta.get('label') or {})}"
     simulated = bool(meta.get("simulated"))
     paths = write_leaderboard(df, out_dir or exp_path, title, simulated)
+    log(title)
     log(format_table(df))
     if simulated:
         log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")

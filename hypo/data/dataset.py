@@ -67,6 +67,22 @@ class WindowArrays:
         return len(self.label)
 
 
+def label_source_text(label: dict) -> str:
+    """What a dataset's labels come from, in a few words, from its manifest's ``label`` (no ``source``: cuff).
+
+    Args:
+        label: ``manifest["label"]`` (also copied into search metadata and report provenance).
+
+    Returns:
+        e.g. ``"labels from cuff readings (mode reading)"`` or ``"labels from the arterial line (ART, 60 s centred
+        300 s after the window end)"``.
+    """
+    if label.get("source", "cuff") == "art":
+        return (f"labels from the arterial line (ART, {label.get('event_s', 60)} s centred "
+                f"{label.get('horizon_s')} s after the window end)")
+    return f"labels from cuff readings (mode {label.get('mode', 'reading')})"
+
+
 def read_manifest(data_dir: str) -> dict:
     """Read and check ``DIR/manifest.json``.
 

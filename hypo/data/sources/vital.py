@@ -4,9 +4,10 @@ Reading goes through ``vitaldb.VitalFile`` resampled to 1-second rows (``to_nump
 (cuff pressures, MAC, BIS) put each record in the second it falls in; wave tracks (ECG, pleth) keep **one point
 per second** (vitaldb takes a sample, it does not average). Asked for (``arterial=True``), the arterial line
 (``Solar8000/ART_SBP``, ``ART_MBP``, ``ART_DBP``) is read in a second pass at its records' own times, into
-``Case.art``: a separate read, so its records cannot move the 1-s grid of the seven signals. Every way a file can be unusable becomes a
-:class:`~hypo.errors.CaseRejected` with one of these reasons: ``missing file``, ``corrupt file`` (not gzip,
-truncated, bad signature, no tracks), ``missing track`` and ``all-NaN signal``.
+``Case.art``: a separate read, so its records cannot move the 1-s grid of the seven signals. Every way a file
+can be unusable becomes a :class:`~hypo.errors.CaseRejected` with one of these reasons: ``missing file``,
+``corrupt file`` (not gzip, truncated, bad signature, no tracks), ``missing track``, ``wrong units`` and
+``all-NaN signal``.
 
 Example::
 
