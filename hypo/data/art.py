@@ -8,11 +8,11 @@ enter it.
 :data:`ART_RULES` order, and removed whole, all three values):
 
 - ``art_incomplete``: one of SBP, MAP, DBP missing or not finite at that time;
-- ``art_flush_or_zero``: pulse pressure (SBP - DBP) below :data:`MIN_PULSE_MMHG`: no pulsatility, as when the
-  transducer is open to air for zeroing (all three near 0) or the line is flushed (all three jump to the flush
-  bag's pressure, ~300 mmHg, a square wave);
+- ``art_flush_or_zero``: pulse pressure ``|SBP - DBP|`` below :data:`MIN_PULSE_MMHG`: no pulsatility, as when
+  the transducer is open to air for zeroing (all three near 0) or the line is flushed (all three jump to the
+  flush bag's pressure, ~300 mmHg, a square wave);
 - ``art_out_of_range``: MAP, SBP or DBP outside :data:`MAP_RANGE`, :data:`SBP_RANGE`, :data:`DBP_RANGE`;
-- ``art_sbp_le_dbp``: SBP <= DBP;
+- ``art_sbp_le_dbp``: SBP <= DBP (what is left of it after the rule above: inverted values, e.g. swapped);
 - ``art_spike``: MAP jumps more than :data:`SPIKE_MMHG` away from the samples on both sides and comes back
   (within :data:`SPIKE_RETURN_MMHG` of where it left) within :data:`SPIKE_MAX_S` seconds: line manipulation,
   blood sampling, a flush caught mid-way.
@@ -57,11 +57,11 @@ UNCLASSIFIED = -1
 
 ART_RULE_TEXT: dict[str, str] = {
     "art_incomplete": "SBP, MAP or DBP missing or not finite at that time",
-    "art_flush_or_zero": f"pulse pressure below {MIN_PULSE_MMHG:g} mmHg: zeroing (open to air) or a flush (a square "
+    "art_flush_or_zero": f"pulse pressure |SBP - DBP| below {MIN_PULSE_MMHG:g} mmHg: zeroing (open to air) or a flush (a square "
                          "jump to the flush bag's pressure)",
     "art_out_of_range": f"MAP outside {MAP_RANGE[0]:g}-{MAP_RANGE[1]:g}, SBP outside {SBP_RANGE[0]:g}-"
                         f"{SBP_RANGE[1]:g} or DBP outside {DBP_RANGE[0]:g}-{DBP_RANGE[1]:g} mmHg",
-    "art_sbp_le_dbp": "SBP <= DBP",
+    "art_sbp_le_dbp": "SBP <= DBP (with a pulse pressure, e.g. swapped values)",
     "art_spike": f"MAP jumps > {SPIKE_MMHG:g} mmHg away from the samples on both sides and returns (within "
                  f"{SPIKE_RETURN_MMHG:g} mmHg) within {SPIKE_MAX_S:g} s",
 }
@@ -164,7 +164,7 @@ def clean_arterial(line: ArterialLine) -> tuple[ArterialLine, dict[str, int]]:
     with np.errstate(invalid="ignore"):
         rules = (
             ("art_incomplete", ~(np.isfinite(sbp) & np.isfinite(mbp) & np.isfinite(dbp))),
-            ("art_flush_or_zero", sbp - dbp < MIN_PULSE_MMHG),
+            ("art_flush_or_zero", np.abs(sbp - dbp) < MIN_PULSE_MMHG),
             ("art_out_of_range", (mbp < MAP_RANGE[0]) | (mbp > MAP_RANGE[1]) | (sbp < SBP_RANGE[0])
              | (sbp > SBP_RANGE[1]) | (dbp < DBP_RANGE[0]) | (dbp > DBP_RANGE[1])),
             ("art_sbp_le_dbp", sbp <= dbp),
