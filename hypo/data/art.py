@@ -57,8 +57,8 @@ UNCLASSIFIED = -1
 
 ART_RULE_TEXT: dict[str, str] = {
     "art_incomplete": "SBP, MAP or DBP missing or not finite at that time",
-    "art_flush_or_zero": f"pulse pressure |SBP - DBP| below {MIN_PULSE_MMHG:g} mmHg: zeroing (open to air) or a flush (a square "
-                         "jump to the flush bag's pressure)",
+    "art_flush_or_zero": f"pulse pressure |SBP - DBP| below {MIN_PULSE_MMHG:g} mmHg: zeroing (open to air) or a "
+                         "flush (a square jump to the flush bag's pressure)",
     "art_out_of_range": f"MAP outside {MAP_RANGE[0]:g}-{MAP_RANGE[1]:g}, SBP outside {SBP_RANGE[0]:g}-"
                         f"{SBP_RANGE[1]:g} or DBP outside {DBP_RANGE[0]:g}-{DBP_RANGE[1]:g} mmHg",
     "art_sbp_le_dbp": "SBP <= DBP (with a pulse pressure, e.g. swapped values)",

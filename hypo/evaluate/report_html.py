@@ -66,7 +66,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hypo report: trial {e(trial['trial'])}"
              f"</title><style>{CSS}</style></head><body>",
              "<h1>hypo: intraoperative hypotension prediction, test-split report</h1>",
-             f"<p class='note'>{e(label_source_text(prov['label']).capitalize())}.</p>"]
+             f"<p class='note'>Window {e(label_source_text(prov['label']))}.</p>"]
     if prov["simulated"]:
         parts.append(f"<p class='banner'>Simulated data. This dataset comes from hypo's built-in simulator (source "
                      f"<code>{e(str(prov['source']))}</code>), not from patients. Every figure below exercises the "
