@@ -134,6 +134,8 @@ def test_samples_needed_counts_at_the_native_rate():
     assert samples_needed(2.0, ART) == 24  # 80% of 30
     assert samples_needed(1.0, ART) == 48  # a 1-s line needs 48 of 60
     assert samples_needed(5.0, ART) == 10
+    one = ArterialLine([100.0], [110.0], [60.0], [45.0])  # no rate to judge coverage by: nothing is covered
+    assert np.isnan(one.interval_s) and stretch_stats(one, [100], ART).label.tolist() == [-1]
 
 
 def test_minute_class_and_median_against_hand_computation():

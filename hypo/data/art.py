@@ -208,9 +208,12 @@ def samples_needed(interval_s: float, cfg: LabelConfig) -> int:
         cfg: The label rule (``event_s``, ``min_coverage``).
 
     Returns:
-        ``ceil(min_coverage * round(event_s / interval_s))``: 24 for 60 s at 2 s and 80%.
+        ``ceil(min_coverage * round(event_s / interval_s))``: 24 for 60 s at 2 s and 80%. A line whose rate is
+        unknown (fewer than two sample times) can cover nothing.
     """
-    expected = max(1, round(cfg.event_s / interval_s)) if interval_s > 0 else 1
+    if not (math.isfinite(interval_s) and interval_s > 0):
+        return np.iinfo(np.int64).max
+    expected = max(1, round(cfg.event_s / interval_s))
     return max(1, math.ceil(cfg.min_coverage * expected - 1e-9))
 
 
@@ -241,7 +244,7 @@ def stretch_stats(line: ArterialLine, centres: np.ndarray, cfg: LabelConfig) -> 
     lo = np.searchsorted(line.time, centres - half, side="left")
     hi = np.searchsorted(line.time, centres + half, side="left")
     n = (hi - lo).astype(np.int64)
-    need = samples_needed(line.interval_s if line.interval_s else math.nan, cfg)
+    need = samples_needed(line.interval_s if line.interval_s is not None else math.nan, cfg)
     width = int(n.max()) if len(n) else 0
     idx = lo[:, None] + np.arange(width)[None, :]
     inside = idx < hi[:, None]
