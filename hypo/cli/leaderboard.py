@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from hypo import storage
+from hypo.data.dataset import label_source_text
 from hypo.errors import ConfigError, HypoError
 from hypo.runtime import OneLineParser, one_line_errors
 from hypo.search.leaderboard import (
@@ -92,10 +93,11 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     records = load_trials(exp_path)
     status = search_status(records, meta)
     df = leaderboard_frame(records, meta.get("baseline"), by=rank_by)
-    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
+    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}, {label_source_text(meta.get('label') or {})}"
     simulated = bool(meta.get("simulated"))
     partial = status["note"] if status["partial"] else None
     paths = write_leaderboard(df, out_dir or exp_path, title, simulated, partial)
+    log(title)
     if meta:
         log(data_line(meta))
     if partial:

@@ -40,9 +40,14 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--window", type=int, default=60, help="window length in seconds")
     p.add_argument("--stride", type=int, default=60, help="seconds between window starts")
     p.add_argument("--horizon", type=int, default=300, help="seconds from window end to the labelled pressure")
-    p.add_argument("--label-mode", choices=("reading", "ffill"), default="reading",
-                   help="reading: honest (a cuff reading after the window end); ffill: the paper's carry-forward")
-    p.add_argument("--tolerance", type=int, default=90, help="reading mode: max seconds from end + horizon")
+    p.add_argument("--label-source", choices=("cuff", "art"), default="cuff",
+                   help="cuff: label from cuff readings; art: from the invasive arterial line (the minute centred "
+                        "on end + horizon; inputs stay the 7 non-invasive signals)")
+    p.add_argument("--label-mode", choices=("reading", "ffill"), default=None,
+                   help="cuff labels: reading (default; honest: a cuff reading after the window end) or ffill "
+                        "(the paper's carry-forward)")
+    p.add_argument("--tolerance", type=int, default=None,
+                   help="cuff reading mode: max seconds from end + horizon (default 90)")
     p.add_argument("--hypo-map", type=float, default=65.0, help="hypotension: MAP below this (mmHg)")
     p.add_argument("--hyper-sbp", type=float, default=160.0, help="hypertension: SBP above this (mmHg)")
     p.add_argument("--min-case", type=int, default=1200, help="reject cases shorter than this (s)")
@@ -79,9 +84,17 @@ def config_from_args(args) -> WindowConfig:
     Raises:
         ConfigError: On an invalid value, naming the flag.
     """
+    if args.label_source == "art":
+        typed = [flag for flag, value in (("--label-mode", args.label_mode), ("--tolerance", args.tolerance))
+                 if value is not None]
+        if len(typed) == 1:
+            raise ConfigError(f"{typed[0]} describes cuff labels; leave it out with --label-source art")
+        if typed:
+            raise ConfigError(f"{' and '.join(typed)} describe cuff labels; leave them out with --label-source art")
     try:
-        label = LabelConfig(mode=args.label_mode, horizon_s=args.horizon, tolerance_s=args.tolerance,
-                            hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp)
+        label = LabelConfig(mode=args.label_mode or "reading", horizon_s=args.horizon,
+                            tolerance_s=90 if args.tolerance is None else args.tolerance,
+                            hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp, source=args.label_source)
         split = SplitConfig(*args.split, seed=args.split_seed)
         return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
                             fill=FillConfig(), split=split)
@@ -95,7 +108,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     with one_line_errors(prog):
         cfg = config_from_args(args)
         source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
-                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url)
+                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url,
+                             arterial=cfg.label.source == "art")
         init_ray(args.address, args.num_cpus)
         return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
                              cases_per_task=args.cases_per_task, progress=not args.no_progress)

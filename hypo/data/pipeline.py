@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from hypo import storage
 from hypo.config import WindowConfig
+from hypo.data.art import ArterialLine, clean_arterial
 from hypo.data.artefacts import remove_artefacts
 from hypo.data.filling import fill_gaps
 from hypo.data.moments import Moments
@@ -28,8 +29,9 @@ from hypo.errors import CaseRejected, HypoError
 TRANSIENT_REASONS = frozenset({"download failed", "error"})
 
 
-def window_schema(window_s: int) -> pa.Schema:
-    """Arrow schema of the window shards."""
+def window_schema(window_s: int, art: bool = False) -> pa.Schema:
+    """Arrow schema of the window shards; ART-labelled datasets add ``art_last_map`` and ``art_last_sbp``."""
+    extra = [("art_last_map", pa.float32()), ("art_last_sbp", pa.float32())] if art else []
     return pa.schema(
         [
             ("caseid", pa.string()),
@@ -44,6 +46,7 @@ def window_schema(window_s: int) -> pa.Schema:
             ("last_map", pa.float32()),
             ("last_sbp", pa.float32()),
             ("last_time", pa.int32()),
+            *extra,
         ]
     )
 
@@ -65,6 +68,25 @@ def clean_case(case: Case, cfg: WindowConfig) -> tuple[np.ndarray, np.ndarray, d
     return cleaned, fill_gaps(cleaned, cfg.fill), artefacts
 
 
+def usable_arterial_line(case: Case) -> tuple[ArterialLine, dict[str, Any]]:
+    """The case's arterial line after artefact removal, and what was removed.
+
+    Returns:
+        ``(clean, info)``; ``info`` holds the number of raw samples, the line's sampling interval and the
+        samples each artefact rule removed.
+
+    Raises:
+        CaseRejected: ``no arterial line`` when the case has none, or none of its samples is valid.
+    """
+    raw = case.art.crop(case.duration_s) if case.art is not None else None
+    if raw is None or len(raw) == 0:
+        raise CaseRejected("no arterial line", f"case {case.caseid}: no arterial pressure samples")
+    clean, counts = clean_arterial(raw)
+    if len(clean) == 0:
+        raise CaseRejected("no arterial line", f"case {case.caseid}: all {len(raw)} arterial samples are artefacts")
+    return clean, {"samples": len(raw), "interval_s": raw.interval_s, "artefacts": counts}
+
+
 def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]]:
     """Run the preprocessing steps on one case.
 
@@ -77,10 +99,12 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
         the window moments used for the train-only z-score.
 
     Raises:
-        CaseRejected: When the case cannot be used (see :func:`clean_case`), or yields no usable window.
+        CaseRejected: When the case cannot be used (see :func:`clean_case`), has no usable arterial line when
+            labels come from it (:func:`usable_arterial_line`), or yields no usable window.
     """
     cleaned, filled, artefacts = clean_case(case, cfg)
-    win = make_windows(cleaned, filled, cfg.window_s, cfg.stride_s, cfg.label, cfg.fill.nibp_max_carry_s)
+    art, art_info = usable_arterial_line(case) if cfg.label.source == "art" else (None, None)
+    win = make_windows(cleaned, filled, cfg.window_s, cfg.stride_s, cfg.label, cfg.fill.nibp_max_carry_s, art=art)
     if len(win) == 0:
         raise CaseRejected(
             "no usable window",
@@ -100,6 +124,8 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
         "artefacts": artefacts,
         "moments": Moments.of(win.x).to_dict(),
     }
+    if art_info is not None:
+        summary["art"] = art_info
     return win, summary
 
 
@@ -121,7 +147,11 @@ def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_
         "last_sbp": pa.array(win.last_sbp, pa.float32()),
         "last_time": pa.array(win.last_time, pa.int32()),
     }
-    return pa.Table.from_pydict(cols, schema=window_schema(window_s))
+    art = win.art_last_map is not None
+    if art:
+        cols["art_last_map"] = pa.array(win.art_last_map, pa.float32())
+        cols["art_last_sbp"] = pa.array(win.art_last_sbp, pa.float32())
+    return pa.Table.from_pydict(cols, schema=window_schema(window_s, art))
 
 
 def shard_name(caseid: str) -> str:

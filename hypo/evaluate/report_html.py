@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hypo.data.dataset import label_source_text
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
@@ -64,7 +65,8 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hypo report: trial {e(trial['trial'])}"
              f"</title><style>{CSS}</style></head><body>",
-             "<h1>hypo: intraoperative hypotension prediction, test-split report</h1>"]
+             "<h1>hypo: intraoperative hypotension prediction, test-split report</h1>",
+             f"<p class='note'>Window {e(label_source_text(prov['label']))}.</p>"]
     if prov["simulated"]:
         parts.append(f"<p class='banner'>Simulated data. This dataset comes from hypo's built-in simulator (source "
                      f"<code>{e(str(prov['source']))}</code>), not from patients. Every figure below exercises the "
@@ -76,7 +78,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
         + f", checkpoint of its best validation epoch {prov['epoch']}. Evaluated once on the test split: "
         f"{results['n_windows']:,} windows from {results['n_cases']} cases of {results['n_subjects']} subjects. "
         f"Label: class of the blood pressure {prov['label']['horizon_s'] // 60:g} min after each 60-s window "
-        f"(mode <code>{e(prov['label']['mode'])}</code>); hypotension MAP &lt; {prov['label']['hypo_map']:g} mmHg, "
+        f"({e(label_source_text(prov['label']))}); hypotension MAP &lt; {prov['label']['hypo_map']:g} mmHg, "
         f"hypertension SBP &gt; {prov['label']['hyper_sbp']:g} mmHg. Intervals are "
         f"{100 * boot['level']:.0f}% percentile intervals from {boot['n_boot']} bootstrap replicates over "
         "subjects (all windows of a drawn subject together), not over windows.</p>")

@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hypo.data.art import ArterialLine
 from hypo.data.signals import N_SIGNALS, SIGNALS
 from hypo.errors import CaseRejected
 
@@ -22,12 +23,15 @@ class Case:
         signals: float32 array [seconds, 7] in :data:`hypo.data.signals.SIGNALS` order and physical units.
             NaN where nothing was recorded in that second, so cuff-reading times stay visible.
         duration_s: Length of the case in seconds (``signals.shape[0]``).
+        art: The invasive arterial line at its native sample times, or ``None`` (no line, or not asked for).
+            Kept apart from ``signals`` so that it can label windows but never enter one.
     """
 
     caseid: str
     subjectid: str
     signals: np.ndarray
     duration_s: int = -1
+    art: ArterialLine | None = None
 
     def __post_init__(self) -> None:
         self.caseid = str(self.caseid)

@@ -15,6 +15,11 @@ What it imitates (one row per second, :data:`hypo.data.signals.SIGNALS` order, N
   faster heart, vasoconstriction) before hypertension. Some precursors lead nowhere and some episodes come
   unannounced, so the task is learnable but not trivial.
 - Artefacts at low rates: cuff zeros, MAP spikes, SBP/DBP swaps, BIS outside 0-100, negative MAC, dropped segments.
+- An invasive arterial line in about 60% of cases (``Case.art``; as in VitalDB, where 3,463 of 6,388 cases list
+  one): the latent MAP and pulse pressure with beat-to-beat noise, numerics every ~2 s from placement (around
+  induction) to removal, with zeroing, flushes (a square jump to ~300 mmHg), short spikes, damping episodes
+  (narrowed pulse pressure) and blocked-line dropouts. It comes from its own random stream, after everything
+  else, so the seven signals are exactly what they were before the simulator had an arterial line.
 
 A case depends only on ``(seed, caseid)``: ``DemoSource(500)`` is exactly the first 500 cases of
 ``DemoSource(5064)``. Example::
@@ -31,11 +36,13 @@ from typing import Any
 import numpy as np
 
 from hypo.config import fingerprint as hash_obj
+from hypo.data.art import ArterialLine
 from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
 from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected, ConfigError
 
-SIMULATOR_VERSION = "demo-sim-1"
+SIMULATOR_VERSION = "demo-sim-1"  # the seven signals; unchanged by the arterial line (its own stream)
+ART_SIMULATOR_VERSION = "demo-art-1"
 NOT_CLINICAL = "simulated cases from the embedded demo simulator; not clinical data, not clinical performance"
 
 # VitalDB clinical table: case duration quantiles (hours) at these probabilities.
@@ -46,7 +53,7 @@ REPEAT_P = 1.0 - 6090 / 6388
 SUBJECT_ID_BASE = 100_000  # subject ids are numbered apart from case ids so that mixing them up shows
 
 # Independent random streams per (seed, caseid); the subject stream is keyed by the subject's first case.
-_STREAM_CASE, _STREAM_DURATION, _STREAM_SUBJECT, _STREAM_PATIENT = 0, 1, 2, 3
+_STREAM_CASE, _STREAM_DURATION, _STREAM_SUBJECT, _STREAM_PATIENT, _STREAM_ART = 0, 1, 2, 3, 4
 
 # Cuff: seconds between readings; a long gap with this probability.
 NIBP_INTERVAL_S = (150, 300)
@@ -72,6 +79,17 @@ P_OVERSHOOT = 0.3
 P_CUFF_ZERO, P_MAP_SPIKE, P_SWAP = 0.006, 0.004, 0.004
 BIS_BAD_PER_H, MAC_NEG_PER_H = 1.0, 0.5
 SHORT_DROPOUT_PER_H, SEGMENT_DROP_PER_H = 4.0, 0.3
+
+# Arterial line: share of cases with one, numeric interval (s), and its artefacts (events per hour, seconds).
+P_ART_LINE = 0.6
+ART_INTERVAL_S = 2.0
+ART_PP_GAIN = 1.15  # invasive pulse pressure runs a little wider than the cuff's
+ART_NOISE_MMHG = 2.0
+ART_FLUSH_PER_H, ART_FLUSH_S, FLUSH_MMHG = 0.8, (4, 12), 300.0
+ART_ZERO_PER_H, ART_ZERO_S = 0.2, (10, 40)
+ART_SPIKE_PER_H = 1.0
+ART_DAMP_PER_H, ART_DAMP_S = 0.4, (120, 900)
+ART_DROPOUT_PER_H, ART_DROPOUT_S = 1.0, (10, 180)
 
 
 def _rng(seed: int, caseid: int, stream: int) -> np.random.Generator:
@@ -184,12 +202,73 @@ def _patient(root: int, seed: int) -> dict[str, float]:
     }
 
 
-def simulate_case(caseid: int, seed: int = 0) -> Case:
+def _events(rng: np.random.Generator, t0: float, t1: float, per_h: float, length: tuple[float, float]):
+    """Start and length (s) of Poisson events over ``[t0, t1)``."""
+    k = rng.poisson(per_h * max(t1 - t0, 0.0) / 3600)
+    return rng.uniform(t0, max(t1, t0), k), rng.uniform(*length, k)
+
+
+def simulate_art(caseid: int, seed: int, n: int, t_ind: float, lat_map: np.ndarray,
+                 lat_pp: np.ndarray) -> ArterialLine | None:
+    """The arterial line of a simulated case, from its own random stream (``None``: the case has none).
+
+    Args:
+        caseid: Case number.
+        seed: Simulator seed.
+        n: Case length (s).
+        t_ind: Induction time (s); the line is placed around it.
+        lat_map: float [n] the case's latent MAP, one value per second.
+        lat_pp: float [n] its latent pulse pressure.
+
+    Returns:
+        Samples every ~2 s at their own times (0.01 s resolution), integer mmHg, with artefacts.
+    """
+    rng = _rng(seed, caseid, _STREAM_ART)
+    if rng.random() >= P_ART_LINE or n < 1200:
+        return None
+    start = float(np.clip(t_ind + rng.uniform(-240, 600), 0, n - 900))
+    stop = n - rng.uniform(0, 900)
+    time = start + ART_INTERVAL_S * np.arange(int((stop - start) / ART_INTERVAL_S))
+    time = np.round(time + rng.uniform(-0.02, 0.02, len(time)), 2)
+    t = np.arange(n, dtype=np.float64)
+    bias = rng.normal(0, 2)
+    mbp = np.interp(time, t, lat_map) + bias + rng.normal(0, ART_NOISE_MMHG, len(time))
+    pp = np.maximum(ART_PP_GAIN * np.interp(time, t, lat_pp) + rng.normal(0, ART_NOISE_MMHG, len(time)), 12)
+    for on, ln in zip(*_events(rng, start, stop, ART_DAMP_PER_H, ART_DAMP_S)):  # damping: narrower pulse
+        pp[(time >= on) & (time < on + ln)] *= rng.uniform(0.35, 0.6)
+    sbp, dbp = mbp + SYSTOLIC_SHARE * pp, mbp - (1 - SYSTOLIC_SHARE) * pp
+
+    def square(on: float, ln: float, level: float) -> None:
+        hit = (time >= on) & (time < on + ln)
+        k = int(hit.sum())
+        mbp[hit] = level + rng.normal(0, 1, k)
+        sbp[hit], dbp[hit] = mbp[hit] + rng.uniform(0, 2, k), mbp[hit] - rng.uniform(0, 2, k)
+
+    square(time[0] if len(time) else start, rng.uniform(*ART_ZERO_S), 0.0)  # zeroing right after placement
+    for on, ln in zip(*_events(rng, start, stop, ART_ZERO_PER_H, ART_ZERO_S)):
+        square(on, ln, 0.0)
+    for on, ln in zip(*_events(rng, start, stop, ART_FLUSH_PER_H, ART_FLUSH_S)):
+        square(on, ln, FLUSH_MMHG)
+    spikes = rng.integers(0, len(time), rng.poisson(ART_SPIKE_PER_H * (stop - start) / 3600))
+    jump = rng.choice([-1.0, 1.0], len(spikes)) * rng.uniform(40, 80, len(spikes))
+    for i, d in zip(spikes, jump):
+        mbp[i:i + 2] += d
+        sbp[i:i + 2] += d
+        dbp[i:i + 2] += d
+    keep = np.ones(len(time), dtype=bool)
+    for on, ln in zip(*_events(rng, start, stop, ART_DROPOUT_PER_H, ART_DROPOUT_S)):
+        keep &= (time < on) | (time >= on + ln)
+    vals = [np.round(np.clip(v[keep], 0, None)) for v in (sbp, mbp, dbp)]
+    return ArterialLine(time[keep], *vals)
+
+
+def simulate_case(caseid: int, seed: int = 0, arterial: bool = True) -> Case:
     """Simulate one surgical case; the result depends only on ``(seed, caseid)``.
 
     Args:
         caseid: Case number (1-based).
         seed: Simulator seed.
+        arterial: Also simulate its arterial line (``Case.art``); the seven signals are the same either way.
 
     Returns:
         A :class:`~hypo.data.sources.base.Case` with float32 signals [seconds, 7], NaN where nothing was recorded.
@@ -279,7 +358,8 @@ def simulate_case(caseid: int, seed: int = 0) -> Case:
     sig[:, PLETH] = np.clip(pleth + rng.normal(0, 1.0, n), 0, 100)
 
     _add_artefacts(rng, sig, bt, mt)
-    return Case(str(caseid), str(SUBJECT_ID_BASE + root), sig)
+    art = simulate_art(caseid, seed, n, t_ind, lat_map, lat_pp) if arterial else None
+    return Case(str(caseid), str(SUBJECT_ID_BASE + root), sig, art=art)
 
 
 def _add_artefacts(rng: np.random.Generator, sig: np.ndarray, bis_t: np.ndarray, mac_t: np.ndarray) -> None:
@@ -307,6 +387,8 @@ class DemoSource:
     Args:
         n_cases: Number of cases.
         seed: Simulator seed; case ``i`` is the same for every ``n_cases >= i``.
+        arterial: Simulate each case's arterial line too (needed for ART labels; the seven signals, and so the
+            source's fingerprint, do not depend on it).
 
     Raises:
         ConfigError: When ``n_cases`` is not a positive integer.
@@ -314,11 +396,12 @@ class DemoSource:
 
     name = "demo"
 
-    def __init__(self, n_cases: int, seed: int = 0) -> None:
+    def __init__(self, n_cases: int, seed: int = 0, arterial: bool = False) -> None:
         if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases <= 0:
             raise ConfigError(f"demo source: n_cases must be a positive integer, got {n_cases!r}")
         self.n_cases = int(n_cases)
         self.seed = int(seed)
+        self.arterial = bool(arterial)
 
     def case_refs(self) -> list[dict[str, Any]]:
         """Return ``[{"caseid": "1"}, ..., {"caseid": str(n_cases)}]``."""
@@ -333,7 +416,7 @@ class DemoSource:
         cid = str(ref.get("caseid", ""))
         if not cid.isdigit() or not 1 <= int(cid) <= self.n_cases:
             raise CaseRejected("unknown case", f"demo case {cid!r} is not in 1..{self.n_cases}")
-        return simulate_case(int(cid), self.seed)
+        return simulate_case(int(cid), self.seed, arterial=self.arterial)
 
     def fingerprint(self) -> str:
         """Hash of the simulator version, seed and number of cases."""
@@ -349,7 +432,9 @@ class DemoSource:
             "seed": self.seed,
             "n_cases": self.n_cases,
             "n_subjects": len(subjects),
+            **({"arterial_line": {"simulator_version": ART_SIMULATOR_VERSION, "share_of_cases": P_ART_LINE}}
+               if self.arterial else {}),
         }
 
     def __repr__(self) -> str:
-        return f"DemoSource(n_cases={self.n_cases}, seed={self.seed})"
+        return f"DemoSource(n_cases={self.n_cases}, seed={self.seed}{', arterial=True' if self.arterial else ''})"

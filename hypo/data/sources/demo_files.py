@@ -4,9 +4,10 @@ r"""Write demo cases as genuine ``.vital`` files, so the ``.vital`` reader path 
     python preprocessing/build_windows.py --source vital-dir --path data/demo-vital \\
         --subjects data/demo-vital/subjects.csv --out data/demo-vital-windows
 
-The files use VitalDB's track names (``SNUADC/ECG_II``, ``Solar8000/NIBP_SBP``, ...), hold the simulated values
-exactly, and come with ``subjects.csv`` (caseid,subjectid), so the folder source yields the same cases, subjects
-and windows as ``--source demo``. Simulated, not clinical.
+The files use VitalDB's track names (``SNUADC/ECG_II``, ``Solar8000/NIBP_SBP``, ...; the arterial line of the
+cases that have one as ``Solar8000/ART_SBP``, ``ART_MBP``, ``ART_DBP`` at its samples' own times), hold the
+simulated values exactly, and come with ``subjects.csv`` (caseid,subjectid), so the folder source yields the same
+cases, subjects and windows as ``--source demo``, with cuff or ART labels. Simulated, not clinical.
 """
 
 from __future__ import annotations
