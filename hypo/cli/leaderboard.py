@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hypo.learn.baselines import recorded_baselines
 from hypo.runtime import OneLineParser, one_line_errors
 from hypo.search.leaderboard import (
     RANK_METRICS,
+    baseline_notes,
     format_table,
     leaderboard_frame,
     load_trials,
@@ -28,14 +30,17 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     """
     exp_path = local_experiment(exp_path, log=log)
     meta = read_search_meta(exp_path)
-    df = leaderboard_frame(load_trials(exp_path), meta.get("baseline"), by=rank_by)
+    baselines = recorded_baselines(meta)
+    df = leaderboard_frame(load_trials(exp_path), baselines, by=rank_by)
     title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
     simulated = bool(meta.get("simulated"))
-    paths = write_leaderboard(df, out_dir or exp_path, title, simulated)
+    notes = baseline_notes(baselines)
+    paths = write_leaderboard(df, out_dir or exp_path, title, simulated, notes)
     log(format_table(df))
     if simulated:
         log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")
-    log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline = last cuff reading (no learning)")
+    log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline rows on the same windows:"
+        + "".join(f"\n  {line}" for line in notes))
     log("wrote " + ", ".join(paths.values()))
     return {"frame": df, "paths": paths}
 

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo search``."""
     from hypo.cli.leaderboard import show_leaderboard
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search.tuner import resumed_config, run_search
+    from hypo.search.tuner import preflight, resumed_config, run_search
 
     args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
         cfg = config_from_args(args)  # every flag checked before Ray starts
+        if not demo:
+            preflight(cfg.data)  # the dataset too, when it exists already
         init_ray(args.address)
         if demo:
             ensure_demo_data(args.data, args.demo_cases)
