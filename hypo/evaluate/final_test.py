@@ -131,6 +131,7 @@ def study_table(df: pd.DataFrame) -> str:
                 cells.append(f"{ours} / {paper:.4f}" if paper is not None else f"{ours} / -")
             name = "cross entropy" if loss == "ce" else "focal"
             lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
+    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them.")
     lines += ["", "| row (test split, same windows) | model | mean AUROC | AUPRC hypo+hyper | AUPRC hypo | "
               "AUPRC hyper |", "|---|---|---|---|---|---|"]
     notes = []
@@ -143,6 +144,6 @@ def study_table(df: pd.DataFrame) -> str:
             notes.append(note)
     lines.append("")
     lines += [f"n/a: {note}" for note in notes]
-    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them. "
-                 "Baseline rows are scored on the same test windows. Demo-cohort figures are simulated, not clinical.")
+    lines.append("Baseline rows are scored on the same test windows as the trials. Demo-cohort figures are "
+                 "simulated, not clinical.")
     return "\n".join(lines)

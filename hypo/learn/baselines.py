@@ -110,10 +110,10 @@ def baseline_records(split, manifest: dict[str, Any], feature_model=None, where:
     lm, ls = _field(split, "last_map"), _field(split, "last_sbp")
     last = last_reading_class(lm, ls, label_config(manifest))
     y = _field(split, "label")
+    # Absent classes are a property of the windows, the same for every baseline: warned about once.
     return [{"name": b.name, "model": b.model, "description": b.description, "params": b.params,
-             "metrics": prefixed(evaluate_scores(y, b.scores, last, where=f"{where} ({b.name})".strip(), warn=warn),
-                                 prefix)}
-            for b in split_baselines(split, manifest, feature_model)]
+             "metrics": prefixed(evaluate_scores(y, b.scores, last, where=where, warn=warn and i == 0), prefix)}
+            for i, b in enumerate(split_baselines(split, manifest, feature_model))]
 
 
 def recorded_baselines(meta: dict[str, Any]) -> list[dict[str, Any]]:
