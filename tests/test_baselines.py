@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 from hypo.cli.search import main as search_main
 from hypo.data.dataset import load_split, read_manifest
 from hypo.errors import HypoError
+from hypo.evaluate.final_test import study_table
 from hypo.learn.baseline import baseline_metrics, label_config, last_reading_scores, train_prior
 from hypo.learn.baselines import (
     FEATURE_MODEL,
@@ -32,7 +33,14 @@ from hypo.learn.baselines import (
 from hypo.learn.feature_model import FeatureModel, FeatureModelConfig, fit_feature_model
 from hypo.learn.features import feature_names, window_features
 from hypo.learn.metrics import evaluate_scores
-from hypo.search.leaderboard import TrialRecord, baseline_notes, format_markdown, format_table, leaderboard_frame
+from hypo.search.leaderboard import (
+    TrialRecord,
+    baseline_notes,
+    format_markdown,
+    format_table,
+    leaderboard_frame,
+    write_leaderboard,
+)
 from hypo.search.tuner import SearchConfig, run_search
 
 from synthetic_windows import write_synthetic_dataset
@@ -205,6 +213,33 @@ def test_leaderboard_rows_for_every_baseline_and_nan_with_its_reason(data):
     table = format_table(df2)
     assert "n/a" in table and "no hypertension window in this split" in table
     assert "no hypertension window in this split" in format_markdown(df2)
+
+
+def test_all_three_baselines_are_rows_of_the_leaderboard_files(data, tmp_path):
+    val = data["val"]
+    art = _with_art(val, np.where(val.label == 1, 60.0, 85.0).astype(np.float32),
+                    np.where(val.label == 2, 170.0, 120.0).astype(np.float32))
+    fm = fit_feature_model(data["train"], val, SMALL)
+    rows = baseline_records(art, data["manifest"], fm, prefix="val_")
+    df = leaderboard_frame([TRIAL], rows)
+    paths = write_leaderboard(df, str(tmp_path), "t", simulated=True, notes=baseline_notes(rows))
+    md = open(paths["md"]).read()
+    for name in ("last reading", "feature model", "last ART minute"):
+        assert f"| baseline: {name} |" in md and f"- baseline: {name} = " in md
+    assert os.path.getsize(paths["png"]) > 0
+
+
+def test_the_test_table_shows_n_a_with_the_reason():
+    row = {"test_n": 50.0, "test_prevalence_normal": 0.8, "test_prevalence_hypotension": 0.2,
+           "test_prevalence_hypertension": 0.0, "test_mean_auroc": math.nan, "test_sum_auprc": math.nan,
+           "test_auprc_hypotension": 0.5, "test_auprc_hypertension": math.nan}
+    df = pd.DataFrame([{"rank": 1, "trial": "t1", "model": "cnn_cnn", "loss": "ce", **row},
+                       {"trial": "baseline: feature model", "model": "features+hgb", **row}])
+    table = study_table(df)
+    assert "| #1 t1 | cnn_cnn | n/a | n/a | 0.5000 | n/a |" in table
+    assert "| baseline: feature model | features+hgb | n/a | n/a | 0.5000 | n/a |" in table
+    assert table.count("n/a: no hypertension window in the test split") == 1
+    assert "nan" not in table
 
 
 def test_an_older_search_with_one_baseline_still_reads(data):
