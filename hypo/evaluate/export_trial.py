@@ -29,6 +29,7 @@ from hypo.infer.export import (
     window_config,
     write_exported,
 )
+from hypo.learn.baselines import recorded_baselines
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
 
 
@@ -66,6 +67,7 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
 
     wc = window_config(manifest)
     best = chosen.record.best() or {}
+    baselines = recorded_baselines(chosen.meta)
     return {
         "format": FORMAT,
         "input": {"shape": ["n", int(manifest["window_s"]), len(SIGNALS)], "dtype": "float32",
@@ -95,7 +97,8 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
         "trial": {"id": chosen.trial_id, "rank": chosen.rank, "epoch": chosen.epoch, "loss": cfg.loss,
                   "gamma": cfg.gamma, "experiment": chosen.exp_path, "checkpoint": chosen.checkpoint},
         "metrics": {"val": _metric_subset(best, "val_"),
-                    "val_baseline": _metric_subset(chosen.meta.get("baseline") or {}, "val_"),
+                    "val_baseline": _metric_subset(baselines[0]["metrics"] if baselines else {}, "val_"),
+                    "val_baselines": {b["name"]: _metric_subset(b["metrics"], "val_") for b in baselines},
                     "test": _test_metrics(chosen, checkpoint_sha)},
         "fingerprints": {
             "dataset": manifest["fingerprint"],

@@ -2,7 +2,9 @@
 
 Trials are chosen on the validation split; only the top N are evaluated here, once, at their best
 validation epoch. The output repeats the study's table layout (loss x metric rows, model columns) with our
-test figures and the paper's published ones side by side, plus the last-reading baseline on the same windows.
+test figures and the paper's published ones side by side, plus every baseline (:mod:`hypo.learn.baselines`:
+last reading, feature model, last ART minute where recorded) as a row on the same windows. A metric undefined on
+the test split (a class absent) is ``n/a`` with the reason, never a mean over fewer classes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import pandas as pd
 
 from hypo.errors import HypoError
 from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.learn.baselines import ROW_PREFIX
+from hypo.learn.metrics import undefined_reasons
 from hypo.search.leaderboard import load_trials, read_search_meta
 from hypo.storage import sha256_file
 
@@ -49,12 +53,9 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
     """Evaluate the top ``n`` ranked trials once on the test split and print the study-layout table.
 
     Returns:
-        One row per evaluated trial (test metrics), plus the baseline; also written to ``test_results.csv``
+        One row per evaluated trial (test metrics), plus one per baseline; also written to ``test_results.csv``
         and ``test_table.md``.
     """
-    from hypo.data.dataset import load_split, read_manifest
-    from hypo.learn.baseline import baseline_metrics
-
     meta = read_search_meta(exp_path)
     data_dir = meta.get("data")
     if not data_dir:
@@ -73,10 +74,8 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
         rows.append({"rank": int(r["rank"]), "trial": r["trial"], "model": r["model"], "k": r["k"],
                      "loss": r["loss"], "gamma": r["gamma"], "best_epoch": int(r["best_epoch"]),
                      **{f"test_{k}": v for k, v in m.items()}})
-    manifest = read_manifest(data_dir)
-    base = baseline_metrics(load_split(data_dir, "test", manifest), manifest, where="test")
-    rows.append({"trial": "baseline: last reading", "model": "last-reading",
-                 **{f"test_{k}": v for k, v in base.items()}})
+    for b in test_baselines(data_dir, meta):
+        rows.append({"trial": ROW_PREFIX + b["name"], "model": b["model"], **b["metrics"]})
     df = pd.DataFrame(rows)
     out_dir = out_dir or exp_path
     os.makedirs(out_dir, exist_ok=True)
@@ -91,6 +90,32 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
     return df
 
 
+def test_baselines(data_dir: str, meta: dict) -> list[dict]:
+    """Every baseline's ``test_*`` metrics (the records of :func:`hypo.learn.baselines.baseline_records`).
+
+    The feature model is the one the search chose on validation (refitted on train: deterministic), or, for a
+    search that recorded none, chosen anew the same way.
+    """
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baselines import baseline_records, feature_model_for
+
+    manifest = read_manifest(data_dir)
+    train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
+    fm = feature_model_for(meta, train, val)
+    return baseline_records(load_split(data_dir, "test", manifest), manifest, fm, where="test", prefix="test_")
+
+
+def _num(v) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+
+
+def undefined_note(row: dict, where: str = "the test split") -> str:
+    """Why a test row's mean AUROC / summed AUPRC are n/a (a class absent), or ''."""
+    why = undefined_reasons({k: v for k, v in row.items() if isinstance(k, str)}, where, prefix="test_")
+    found = {why[k] for k in ("mean_auroc", "sum_auprc") if k in why}
+    return "; ".join(sorted(found))
+
+
 def study_table(df: pd.DataFrame) -> str:
     """The paper's table layout with ours beside it: 'ours / paper' per cell (best of each model and loss)."""
     trials = df[df["model"].isin(PAPER_MODELS)]
@@ -101,16 +126,24 @@ def study_table(df: pd.DataFrame) -> str:
             cells = []
             for model in PAPER_MODELS:
                 sub = trials[(trials["model"] == model) & (trials["loss"] == loss)]
-                ours = f"{sub[f'test_{metric}'].max():.4f}" if len(sub) else "-"
+                ours = _num(sub[f"test_{metric}"].max()) if len(sub) else "-"
                 paper = PAPER_TABLE[(loss, metric)].get(model)
                 cells.append(f"{ours} / {paper:.4f}" if paper is not None else f"{ours} / -")
             name = "cross entropy" if loss == "ce" else "focal"
             lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
-    base = df[df["model"] == "last-reading"]
-    if len(base):
-        b = base.iloc[0]
-        lines.append(f"\nlast-reading baseline on the same test windows: mean AUROC {b['test_mean_auroc']:.4f}, "
-                     f"AUPRC hypo+hyper {b['test_sum_auprc']:.4f}")
-    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them. "
-                 "Demo-cohort figures are simulated, not clinical.")
+    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them.")
+    lines += ["", "| row (test split, same windows) | model | mean AUROC | AUPRC hypo+hyper | AUPRC hypo | "
+              "AUPRC hyper |", "|---|---|---|---|---|---|"]
+    notes = []
+    for _, r in df.iterrows():
+        name = r["trial"] if str(r["trial"]).startswith(ROW_PREFIX) else f"#{int(r['rank'])} {r['trial']}"
+        lines.append(f"| {name} | {r['model']} | {_num(r.get('test_mean_auroc'))} | {_num(r.get('test_sum_auprc'))} "
+                     f"| {_num(r.get('test_auprc_hypotension'))} | {_num(r.get('test_auprc_hypertension'))} |")
+        note = undefined_note(r.to_dict())
+        if note and note not in notes:
+            notes.append(note)
+    lines.append("")
+    lines += [f"n/a: {note}" for note in notes]
+    lines.append("Baseline rows are scored on the same test windows as the trials. Demo-cohort figures are "
+                 "simulated, not clinical.")
     return "\n".join(lines)

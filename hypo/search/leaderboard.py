@@ -1,4 +1,8 @@
-"""The trial leaderboard: every trial of a search at its best epoch, ranked, with the last-reading baseline.
+"""The trial leaderboard: every trial of a search at its best epoch, ranked, with the baselines as rows.
+
+The baselines (:mod:`hypo.learn.baselines`: last reading, feature model, and last ART minute on arterial-line
+datasets) were scored on the same validation windows when the search started; an older search that recorded only
+the last reading shows that row alone.
 
 Reads any experiment folder, finished or still running, straight from the files Ray Tune writes
 (``<trial>/params.json`` and ``<trial>/result.json``, one line per reported epoch), so it needs neither the
@@ -17,7 +21,8 @@ import pandas as pd
 
 from hypo import storage
 from hypo.errors import ConfigError, HypoError
-from hypo.learn.metrics import RANK_METRICS
+from hypo.learn.baselines import ROW_PREFIX, recorded_baselines
+from hypo.learn.metrics import RANK_METRICS, undefined_reasons
 
 SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
 
@@ -174,14 +179,41 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 CLASS_COLS = ("hypotension", "hypertension")
 
 
-def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | None = None,
+def _note(metrics: dict[str, Any] | None) -> str:
+    """Why a row's mean AUROC / summed AUPRC are NaN (a class absent from the split), or ''."""
+    if not metrics:
+        return ""
+    why = undefined_reasons(metrics, prefix="val_")
+    parts = [f"{label} n/a: {why[k]}" for k, label in (("mean_auroc", "mean AUROC"), ("sum_auprc", "sum AUPRC"))
+             if k in why]
+    if len(parts) == 2 and why["mean_auroc"] == why["sum_auprc"]:
+        parts = [f"mean AUROC and sum AUPRC n/a: {why['mean_auroc']}"]
+    return "; ".join(parts)
+
+
+def baseline_list(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Named baselines (``[{"name", "model", "description", "metrics"}]``) from a search's record.
+
+    Accepts the list a search records (``hypo_search.json``'s ``baselines``), an older search's single
+    ``baseline`` (the last reading's ``val_*`` metrics, a dict), or None.
+    """
+    if not baselines:
+        return []
+    if isinstance(baselines, dict):
+        return recorded_baselines({"baseline": baselines})
+    return list(baselines)
+
+
+def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]] | dict[str, Any] | None = None,
                       by: tuple[str, ...] = RANK_METRICS) -> pd.DataFrame:
-    """Ranked table: one row per trial at its best epoch, plus the baseline row (rank empty).
+    """Ranked table: one row per trial at its best epoch, plus one row per baseline (rank empty).
 
     Args:
         records: Trials from :func:`load_trials`.
-        baseline: The last-reading baseline's validation metrics (``val_*`` keys), if known.
+        baselines: The baselines' validation metrics as the search recorded them (see :func:`baseline_list`).
         by: Ranking metrics, highest first (lexicographic).
+
+    A ``note`` column says why a row's mean AUROC or summed AUPRC is NaN (a class absent from the split).
     """
     by = tuple(by)
     reported = {k for rec in records for r in rec.history for k, v in r.items()
@@ -212,6 +244,7 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
             row[f"val_prevalence_{c}"] = best.get(f"val_prevalence_{c}") if best else math.nan
         for m in by:  # a ranking metric is a column of the table too
             row[m] = best.get(m) if best else math.nan
+        row["note"] = _note(best or (rec.history[-1] if rec.history else None))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -219,12 +252,17 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
     df = df.sort_values(list(by), ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     df.insert(0, "rank", range(1, len(df) + 1))
     df["pareto"] = pareto_front(list(zip(df["val_mean_auroc"], df["val_sum_auprc"])))
-    if baseline:
-        base = {"rank": None, "trial": "baseline: last reading", "model": "last-reading", "pareto": False}
+    base_rows = []
+    for b in baseline_list(baselines):
+        metrics = {k: (math.nan if v is None else v) for k, v in (b.get("metrics") or {}).items()}
+        base = {"rank": None, "trial": ROW_PREFIX + b["name"], "model": b.get("model"), "pareto": False}
         for m in df.columns:
             if m.startswith("val_"):
-                base[m] = baseline.get(m, math.nan)
-        df = pd.concat([df, pd.DataFrame([base])], ignore_index=True)
+                base[m] = metrics.get(m, math.nan)
+        base["note"] = _note(metrics)
+        base_rows.append(base)
+    if base_rows:
+        df = pd.concat([df, pd.DataFrame(base_rows)], ignore_index=True)
     return df
 
 
@@ -233,7 +271,7 @@ DISPLAY = {  # column -> header in the terminal and Markdown tables
     "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC", "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
     "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
-    "pareto": "pareto",
+    "pareto": "pareto", "note": "note",
 }
 
 
@@ -252,11 +290,26 @@ def _cell(col: str, v: Any) -> str:
 
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's shown columns as formatted strings, with short headers."""
-    cols = [c for c in DISPLAY if c in df.columns]
+    """The leaderboard's shown columns as formatted strings, with short headers.
+
+    A metric that is NaN because a class is absent shows ``n/a`` and the row's note says why; the note column
+    is shown only when some row has one.
+    """
+    notes = list(df["note"]) if "note" in df.columns else [""] * len(df)
+    cols = [c for c in DISPLAY if c in df.columns and c != "note"]
     extra = [c for c in df.columns if c.startswith("val_") and c not in DISPLAY]  # other --rank-by metrics
     cols = cols[:-1] + extra + cols[-1:] if extra and cols[-1] == "pareto" else cols + extra
-    return pd.DataFrame({DISPLAY.get(c, c.removeprefix("val_")): [_cell(c, v) for v in df[c]] for c in cols})
+    if any(notes):
+        cols.append("note")
+
+    def cell(c: str, v: Any, note: Any) -> str:
+        text = _cell(c, v)
+        if c == "note":
+            return str(v or "")
+        return "n/a" if not text and note and c in ("val_mean_auroc", "val_sum_auprc") else text
+
+    return pd.DataFrame({DISPLAY.get(c, c.removeprefix("val_")): [cell(c, v, n) for v, n in zip(df[c], notes)]
+                         for c in cols})
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -274,7 +327,7 @@ def format_markdown(df: pd.DataFrame) -> str:
 
 def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bool = False,
                      partial: str | None = None) -> None:
-    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, baseline marked.
+    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, each baseline marked.
 
     Args:
         df: The leaderboard (:func:`leaderboard_frame`).
@@ -305,10 +358,12 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
         for _, r in front.iterrows():
             ax.annotate(f"#{int(r['rank'])}", (r["val_mean_auroc"], r["val_sum_auprc"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
-    if len(base):
-        b = base.iloc[0]
-        ax.scatter([b["val_mean_auroc"]], [b["val_sum_auprc"]], marker="*", s=220, c="red", edgecolors="black",
-                   label="last-reading baseline", zorder=5)
+    markers = ("*", "D", "X", "P")
+    for i, (_, b) in enumerate(base.iterrows()):
+        name = str(b["trial"]).removeprefix(ROW_PREFIX)
+        ax.scatter([b["val_mean_auroc"]], [b["val_sum_auprc"]], marker=markers[i % len(markers)],
+                   s=220 if i == 0 else 110, c=("red", "gold", "magenta", "cyan")[i % 4], edgecolors="black",
+                   label=f"baseline: {name}", zorder=5)
     ax.set_xlabel("validation mean AUROC (one-vs-rest, 3 classes)")
     ax.set_ylabel("validation AUPRC hypotension + hypertension")
     ax.set_title((title or "hypo search: trials at their best epoch") + ("  [simulated data]" if simulated else ""))
@@ -323,8 +378,13 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
     plt.close(fig)
 
 
+def baseline_notes(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[str]:
+    """One line per baseline saying what it is (for the console and the Markdown file)."""
+    return [f"baseline: {b['name']} = {b.get('description') or b.get('model')}" for b in baseline_list(baselines)]
+
+
 def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False,
-                      partial: str | None = None) -> dict[str, str]:
+                      partial: str | None = None, notes: list[str] | None = None) -> dict[str, str]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``.
 
     Args:
@@ -334,6 +394,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         simulated: Whether the dataset is simulated (the demo cohort); the Markdown and the figure then say so.
         partial: The note of a partial search (:func:`search_status`): a ``partial`` column in the CSV, a banner
             in the Markdown, a mark on the figure.
+        notes: Lines written under the table (what each baseline is: :func:`baseline_notes`).
 
     Returns:
         ``{"csv", "md", "png"}`` -> path.
@@ -349,6 +410,9 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         if simulated:
             f.write(" **Simulated data**: these figures come from hypo's demo simulator and say nothing about "
                     "clinical performance.")
+        f.write(" Baseline rows are scored on the same validation windows.")
         f.write("\n\n" + format_markdown(df) + "\n")
+        if notes:
+            f.write("\n" + "\n".join(f"- {line}" for line in notes) + "\n")
     plot_leaderboard(df, paths["png"], title, simulated, partial)
     return paths

@@ -163,19 +163,81 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
 # ---------------------------------------------------------------------------------------------- the search
 
 
-def load_search_data(data_dir: str) -> dict[str, Any]:
-    """Read the train and validation splits once, with the manifest and the baseline's validation metrics."""
+def check_val_classes(val_label, data_dir: str) -> None:
+    """Refuse a validation split that lacks a class: its mean AUROC and summed AUPRC would be NaN.
+
+    ASHA and Optuna rank trials on those two numbers; handed NaN they would stop or steer trials on nothing.
+
+    Args:
+        val_label: The validation split's labels, or a manifest's per-class counts of it (``{"normal": n, ...}``).
+        data_dir: The dataset, for the message.
+
+    Raises:
+        HypoError: Naming the missing classes, in one line.
+    """
+    import numpy as np
+
+    from hypo.data.signals import CLASSES
+
+    if isinstance(val_label, dict):
+        missing = [name for name in CLASSES if not int(val_label.get(name) or 0) > 0]
+    else:
+        y = np.asarray(val_label)
+        missing = [name for c, name in enumerate(CLASSES) if not (y == c).any()]
+    if missing:
+        raise HypoError(f"{data_dir}: the validation split has no {' and no '.join(missing)} window, so its mean "
+                        "AUROC and summed AUPRC are undefined and ASHA and Optuna would rank trials on NaN; build "
+                        "the dataset from more cases (or another --split)")
+
+
+def preflight(data_dir: str) -> None:
+    """The checks a search can make from the dataset's manifest alone, before Ray starts.
+
+    Raises:
+        HypoError: No dataset there, or its validation split lacks a class (:func:`check_val_classes`).
+    """
+    from hypo.data.dataset import read_manifest
+
+    counts = (read_manifest(data_dir).get("counts") or {}).get("val")
+    if counts:
+        check_val_classes(counts, data_dir)
+
+
+def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool = True) -> dict[str, Any]:
+    """Read the train and validation splits once, with the manifest and every baseline's validation metrics.
+
+    Args:
+        data_dir: The window dataset.
+        seed: Seed of the feature model (its training subsample).
+        log: Where a line about the baselines goes (silent when None).
+        feature_model: Fit the feature model (a resumed search has its record already and skips it).
+
+    Returns:
+        ``{"train", "val", "manifest", "fingerprint", "baseline", "baselines"}``: ``baseline`` is the last
+        reading's ``val_*`` metrics (reported beside each trial), ``baselines`` every named baseline's record
+        (:func:`hypo.learn.baselines.baseline_records`).
+
+    Raises:
+        HypoError: When a split is empty or the validation split lacks a class.
+    """
     from hypo.data.dataset import empty_split_reason, load_split, read_manifest
-    from hypo.learn.baseline import baseline_metrics
+    from hypo.learn.baselines import baseline_records
+    from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model
 
     manifest = read_manifest(data_dir)
     train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
     for name, split in (("train", train), ("val", val)):
         if len(split.label) == 0:
             raise DatasetError(f"{data_dir}: {empty_split_reason(manifest, name)}")
-    baseline = {f"val_{k}": v for k, v in baseline_metrics(val, manifest).items()}
+    check_val_classes(val.label, data_dir)
+    start = time.perf_counter()
+    fm = fit_feature_model(train, val, FeatureModelConfig(seed=seed)) if feature_model else None
+    baselines = baseline_records(val, manifest, fm, where="val", prefix="val_", warn=True)
+    if log:
+        log(f"baselines on validation ({time.perf_counter() - start:.1f} s): "
+            + ", ".join(f"{b['name']} mean AUROC {b['metrics']['val_mean_auroc']:.4f}" for b in baselines))
     return {"train": train, "val": val, "manifest": manifest, "fingerprint": manifest["fingerprint"],
-            "baseline": baseline}
+            "baseline": baselines[0]["metrics"], "baselines": baselines}
 
 
 def _param_space(cfg: SearchConfig) -> dict[str, Any]:
@@ -403,7 +465,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
 
     exp_path = cfg.experiment_path
     meta_path = storage.join(exp_path, SEARCH_META)
-    data = load_search_data(cfg.data)
+    data = load_search_data(cfg.data, cfg.seed, log, feature_model=not resume)
     if resume:
         if not tune.Tuner.can_restore(exp_path):
             raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
@@ -427,7 +489,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             "label": data["manifest"]["label"],
             "source": (data["manifest"].get("source") or {}).get("name"),
             "simulated": is_simulated(data["manifest"]),
-            "baseline": data["baseline"],
+            "baselines": data["baselines"],
         })
         tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
     set_console(verbose)
