@@ -7,7 +7,9 @@ r"""Write demo cases as genuine ``.vital`` files, so the ``.vital`` reader path 
 The files use VitalDB's track names (``SNUADC/ECG_II``, ``Solar8000/NIBP_SBP``, ...; the arterial line of the
 cases that have one as ``Solar8000/ART_SBP``, ``ART_MBP``, ``ART_DBP`` at its samples' own times), hold the
 simulated values exactly, and come with ``subjects.csv`` (caseid,subjectid), so the folder source yields the same
-cases, subjects and windows as ``--source demo``, with cuff or ART labels. Simulated, not clinical.
+cases, subjects and windows as ``--source demo``, with cuff or ART labels. Simulated, not clinical: the folder
+also gets ``hypo_simulated.json`` (:data:`hypo.data.sources.vital.SIMULATED_MARKER`), so datasets, leaderboards,
+reports and evaluations built from it are marked simulated like those of ``--source demo``.
 
 ``site="b"`` (``hypo demo-files --site b``) writes the second simulated hospital
 (:mod:`hypo.data.sources.demo_sites`): another monitor's track names (``Intellivue/NIBP_SYS``, ...), so the folder
@@ -20,9 +22,9 @@ import csv
 import json
 import os
 
-from hypo.data.sources.demo import simulate_case, site_profile
+from hypo.data.sources.demo import NOT_CLINICAL, simulate_case, site_profile
 from hypo.data.sources.demo_sites import track_map
-from hypo.data.sources.vital import write_vital_case
+from hypo.data.sources.vital import SIMULATED_MARKER, write_vital_case
 
 TRACK_MAP_FILE = "track_map.json"
 
@@ -64,4 +66,7 @@ def write_demo_vital_files(out: str, n_cases: int, seed: int = 0, first: int = 1
     if prof.name != "a":
         with open(os.path.join(out, TRACK_MAP_FILE), "w") as f:
             json.dump(track_map(prof), f, indent=2)
+    with open(os.path.join(out, SIMULATED_MARKER), "w") as f:
+        json.dump({"simulated": True, "note": NOT_CLINICAL, "simulator_version": prof.simulator_version,
+                   "site": prof.name, "seed": int(seed)}, f, indent=2)
     return paths
