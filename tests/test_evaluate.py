@@ -76,13 +76,20 @@ def test_an_export_is_scored_on_every_window_of_the_other_site(setup, tmp_path, 
     assert "all splits pooled; no retraining" in out and "[simulated data]" in out and "mean AUROC" in out
 
 
-def test_a_run_is_evaluated_as_its_export(setup, tmp_path):
-    a = run([setup["model"], "--data", setup["b"], "--out", str(tmp_path / "x"), *BOOT])["results"]
-    b = run([setup["exp"], "--data", setup["b"], "--out", str(tmp_path / "y"), *BOOT])["results"]
-    assert b["model"]["origin"] == "run" and a["model"]["origin"] == "export"
-    da, db = a["sections"]["discrimination"]["model"], b["sections"]["discrimination"]["model"]
-    for key in ("mean_auroc", "sum_auprc"):
-        assert math.isclose(da[key]["value"], db[key]["value"], abs_tol=1e-9)
+def test_a_run_is_evaluated_and_recalibrated_as_its_export(setup, tmp_path):
+    argv = ["--data", setup["b"], "--recalibrate", "temperature", *BOOT]
+    a = run([setup["model"], *argv, "--out", str(tmp_path / "x"), "--write-export", str(tmp_path / "a.pt")])
+    b = run([setup["exp"], *argv, "--out", str(tmp_path / "y"), "--write-export", str(tmp_path / "b.pt")])
+    ra, rb = a["results"], b["results"]
+    assert rb["model"]["origin"] == "run" and ra["model"]["origin"] == "export"
+    for stage in ("before", "after"):
+        da, db = ra["sections"]["discrimination"][stage], rb["sections"]["discrimination"][stage]
+        for key in ("mean_auroc", "sum_auprc"):
+            assert math.isclose(da[key]["value"], db[key]["value"], abs_tol=1e-9)
+    x = torch.as_tensor(pooled_windows(setup["b"], read_manifest(setup["b"])).x[:200])
+    with torch.no_grad():
+        pa, pb = load_exported(str(tmp_path / "a.pt"))[0](x), load_exported(str(tmp_path / "b.pt"))[0](x)
+    np.testing.assert_allclose(pa.numpy(), pb.numpy(), atol=1e-6)
 
 
 def test_recalibration_is_fitted_on_a_share_of_subjects_and_reported_on_the_others(setup, tmp_path, capsys):
@@ -139,6 +146,15 @@ def test_the_recalibrated_export_is_what_hypo_predict_runs(setup, tmp_path, meth
     with torch.no_grad():
         out = module(x).numpy()
     assert np.isfinite(out[0]).all() and np.isnan(out[1]).all()  # NaN in, NaN out, as before
+
+
+def test_a_recalibrated_export_is_not_scored_on_its_own_calibration_data(setup, tmp_path, capsys):
+    new = str(tmp_path / "model-b.pt")
+    run([setup["model"], "--data", setup["b"], "--out", str(tmp_path / "ev"), "--recalibrate", "temperature",
+         "--write-export", new, *BOOT])
+    capsys.readouterr()
+    err = error([new, "--data", setup["b"], "--out", str(tmp_path / "ev2")], capsys)
+    assert "the model was recalibrated on" in err and "evaluate the model it came from with --recalibrate" in err
 
 
 def _calibration_set(setup):

@@ -109,8 +109,9 @@ def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir
     """Refuse a dataset whose windows or labels are not what the model predicts; return warnings for the rest.
 
     Raises:
-        HypoError: Another window length, horizon or threshold; the model's own training dataset; or a dataset
-            drawn from the same cohort of subjects (not external).
+        HypoError: Another window length, horizon or threshold; the model's own training dataset; a dataset
+            drawn from the same cohort of subjects (not external); or, for a recalibrated export, the data (or
+            cohort) its map was fitted on.
     """
     want, got = sidecar.get("label") or {}, manifest.get("label") or {}
     if int(manifest["window_s"]) != int(sidecar["window_s"]):
@@ -124,6 +125,12 @@ def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir
     if manifest["fingerprint"] in (fps.get("dataset"), fps.get("checkpoint_dataset")):
         raise HypoError(f"{data_dir} is the dataset the model was trained on; an external evaluation needs another "
                         "source (its test split is hypo report's)")
+    fitted = (sidecar.get("recalibration") or {}).get("fitted_on") or {}
+    if fitted and (fitted.get("dataset_fingerprint") == manifest["fingerprint"]
+                   or (fitted.get("cohort") is not None and fitted.get("cohort") == cohort_of(manifest))):
+        raise HypoError(f"the model was recalibrated on {fitted.get('n_subjects')} subjects of {data_dir} (or of its "
+                        "cohort); scored there it would be judged on its own calibration data: evaluate the model it "
+                        "came from with --recalibrate, which reports before and after on subjects the map never saw")
     trained_on = (sidecar.get("source") or {}).get("cohort")
     if trained_on is not None and trained_on == cohort_of(manifest):
         raise HypoError(f"{data_dir} draws its subjects from the cohort the model was trained on ({trained_on}), "
@@ -319,7 +326,8 @@ def _recalibrate(method, share, seed, arrays, probs, thresholds, manifest, froze
             EvalSet("held-out subjects", "after", rest, after, new_th, manifest, frozen.sidecar)]
     recal = {"method": method, "parameters": calib.describe(), "share": share, "seed": seed,
              "fitted_on": {"data": data if "://" in data else os.path.abspath(data),
-                           "dataset_fingerprint": manifest["fingerprint"], "n_subjects": int(n_cal),
+                           "dataset_fingerprint": manifest["fingerprint"], "cohort": cohort_of(manifest),
+                           "n_subjects": int(n_cal),
                            "n_windows": int(cal.sum()),
                            "split": "a hash of (seed, subject) below the share; all of the dataset's splits pooled"},
              "reported_on": {"n_subjects": int(n_rest), "n_windows": int((~cal).sum())},

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -113,11 +114,11 @@ def write_recalibrated(frozen: FrozenModel, calibration: torch.nn.Module, recali
     Raises:
         HypoError: When the scripted model disagrees with the frozen model + the map.
     """
-    from hypo.infer.export import _quiet_jit
     from hypo.learn.recalibration import Recalibrated, apply_recalibration
 
     out = check_out_file(out)
-    with _quiet_jit():
+    with warnings.catch_warnings():  # TorchScript's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(Recalibrated(frozen.module, calibration.eval()).eval())
     x = np.ascontiguousarray(windows[:VERIFY_WINDOWS], np.float32)
     want = apply_recalibration(calibration, frozen.predict(x))
