@@ -34,7 +34,8 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     p.add_argument("--trial", default=None, help="trial id of an experiment folder (default: the leaderboard's first)")
     p.add_argument("--recalibrate", choices=METHODS, default="none",
                    help="fit a recalibration map on a share of OTHER's subjects and report before and after on the "
-                        "rest: temperature or vector scaling of the logits, or isotonic per class (renormalised)")
+                        "rest: temperature scaling of the logits, vector scaling of the log-probabilities, or "
+                        "isotonic per class (renormalised)")
     p.add_argument("--calibration-share", type=float, default=None,
                    help=f"share of OTHER's subjects the map is fitted on (default {CALIBRATION_SHARE})")
     p.add_argument("--write-export", default=None, metavar="MODEL_PT",
