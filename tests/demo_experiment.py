@@ -28,10 +28,12 @@ from hypo.search.leaderboard import SEARCH_META
 from hypo.search.tuner import trial_train_config
 
 
-def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None) -> dict:
-    """Preprocess demo cases 1..n_cases into a window dataset at ``out``; returns the manifest."""
+def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None,
+                       site: str = "a") -> dict:
+    """Preprocess demo cases 1..n_cases (of simulated ``site``) into a window dataset at ``out``; returns the
+    manifest."""
     cfg = cfg or WindowConfig()
-    source = DemoSource(n_cases, seed, arterial=cfg.label.source == "art")
+    source = DemoSource(n_cases, seed, arterial=cfg.label.source == "art", site=site)
     summaries = [run_case(ref, source, cfg, out) for ref in source.case_refs()]
     manifest = make_manifest(summaries, cfg, source, wall_s=0.0)
     with open(os.path.join(out, "manifest.json"), "w") as f:

@@ -1,6 +1,7 @@
 """``hypo windows`` (also ``python preprocessing/build_windows.py``): build the window dataset with Ray Data.
 
     hypo windows --source demo --cases 200 --out data/demo
+    hypo windows --source demo --site b --cases 200 --out data/site-b       # a second simulated hospital
     hypo windows --source vital-dir --path /data/vital --out data/hospital
     hypo windows --source vitaldb --cases 500 --cache ~/.cache/hypo --out s3://bucket/w
 
@@ -32,6 +33,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--out", required=True, help="output folder (local path or s3://...)")
     p.add_argument("--cases", type=int, default=None, help="number of cases (demo: default 200; vitaldb: all)")
     p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
+    p.add_argument("--site", choices=("a", "b"), default=None,
+                   help="demo: the simulated hospital, a (default) or b (another monitor and patient mix, for "
+                        "hypo evaluate)")
     p.add_argument("--path", help="vital-dir: folder of .vital files")
     p.add_argument("--track-map", help="vital-dir: JSON file mapping signal names to track names")
     p.add_argument("--subjects", help="vital-dir: CSV with columns caseid,subjectid")
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         cfg = config_from_args(args)
         source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
                              track_map=args.track_map, subjects=args.subjects, api_url=args.api_url,
-                             arterial=cfg.label.source == "art")
+                             arterial=cfg.label.source == "art", site=args.site)
         init_ray(args.address, args.num_cpus)
         return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
                              cases_per_task=args.cases_per_task, progress=not args.no_progress)

@@ -63,7 +63,7 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
                   max_diff: float, checkpoint_sha: str) -> dict[str, Any]:
     """The sidecar dict (see the module docstring)."""
     from hypo.config import fingerprint
-    from hypo.data.sources.base import is_simulated
+    from hypo.data.sources.base import cohort_of, is_simulated
 
     wc = window_config(manifest)
     best = chosen.record.best() or {}
@@ -107,12 +107,51 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
             "search": chosen.meta.get("search_fingerprint"),
             "checkpoint_sha256": checkpoint_sha,
         },
-        "source": {"name": (manifest.get("source") or {}).get("name"), "simulated": is_simulated(manifest)},
+        "source": {"name": (manifest.get("source") or {}).get("name"), "simulated": is_simulated(manifest),
+                   "cohort": cohort_of(manifest)},
         "verification": {"max_abs_difference": max_diff, "tolerance": TOLERANCE},
         "hypo_version": __version__,
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def prepare_export(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY):
+    """The chosen trial's best checkpoint as TorchScript plus sidecar, in memory (what :func:`export_model` writes).
+
+    Args:
+        exp_path: Experiment folder of a search.
+        trial: Trial id (default: the leaderboard's first).
+        specificity: Specificity of the alarm thresholds, fixed on the validation split.
+
+    Returns:
+        ``(traced, sidecar, chosen, cfg)``.
+
+    Raises:
+        HypoError: When the trace disagrees with the eager model, the validation split is empty, or anything
+            :func:`hypo.evaluate.report.choose_trial` and :func:`hypo.evaluate.report.load_trial` refuse.
+    """
+    from hypo.data.dataset import load_split
+    from hypo.evaluate.report import choose_trial, load_trial
+    from hypo.learn.models import predict_proba
+    from hypo.storage import sha256_file
+
+    if not 0 < specificity < 1:
+        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
+    chosen = choose_trial(exp_path, trial)
+    model, cfg, ckpt, manifest = load_trial(chosen)
+    val = load_split(chosen.data_dir, "val", manifest)
+    if len(val) == 0:
+        raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
+    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
+    windows = val.x[:VERIFY_WINDOWS]
+    traced = trace_model(model, torch.as_tensor(np.ascontiguousarray(windows[:8])))
+    diff = max_difference(traced, model, windows)
+    if not diff <= TOLERANCE:
+        raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
+    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
+                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
+    return traced, sidecar, chosen, cfg
 
 
 def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
@@ -130,32 +169,15 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
         The sidecar (with ``model_sha256``), as written.
 
     Raises:
-        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.report.choose_trial`
-            and :func:`hypo.evaluate.report.load_trial` refuse.
+        HypoError: Anything :func:`prepare_export` refuses.
     """
-    from hypo.data.dataset import load_split
-    from hypo.evaluate.report import choose_trial, load_trial
-    from hypo.learn.models import predict_proba
-    from hypo.storage import sha256_file
-
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     check_out_file(out)
-    chosen = choose_trial(exp_path, trial)
-    model, cfg, ckpt, manifest = load_trial(chosen)
-    val = load_split(chosen.data_dir, "val", manifest)
-    if len(val) == 0:
-        raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
-    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
-    windows = val.x[:VERIFY_WINDOWS]
-    traced = trace_model(model, torch.as_tensor(np.ascontiguousarray(windows[:8])))
-    diff = max_difference(traced, model, windows)
-    if not diff <= TOLERANCE:
-        raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
-    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
-                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
+    traced, sidecar, chosen, cfg = prepare_export(exp_path, trial, specificity)
     out, side_path = write_exported(traced, sidecar, out)
     t = sidecar["thresholds"]
+    diff = sidecar["verification"]["max_abs_difference"]
     log(f"trial {chosen.trial_id} (rank {chosen.rank}: {cfg.model.name} k={cfg.model.k} {cfg.loss}), epoch "
         f"{chosen.epoch}; trace matches the model within {diff:.1e}"
         + ("  [trained on simulated data]" if sidecar["source"]["simulated"] else ""))

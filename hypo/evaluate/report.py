@@ -29,6 +29,7 @@ from hypo import __version__
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
+from hypo.evaluate.calibration import reliability as calibration
 from hypo.evaluate.report_html import ci, render_html
 from hypo.evaluate.test_looks import describe_looks, record_look
 from hypo.learn.metrics import undefined_reasons
@@ -38,7 +39,6 @@ from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
-CALIBRATION_BINS = 10
 
 
 @dataclasses.dataclass
@@ -138,20 +138,6 @@ def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
-
-
-def calibration(positive, prob, n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
-    """Reliability bins of equal width: mean predicted probability, observed share and count per non-empty bin."""
-    pos = np.asarray(positive, np.float64)
-    p = np.asarray(prob, np.float64)
-    idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    n = np.bincount(idx, minlength=n_bins)
-    pred = np.bincount(idx, weights=p, minlength=n_bins)
-    obs = np.bincount(idx, weights=pos, minlength=n_bins)
-    keep = n > 0
-    mean_pred, share = pred[keep] / n[keep], obs[keep] / n[keep]
-    ece = float(np.sum(n[keep] * np.abs(mean_pred - share)) / max(n.sum(), 1))
-    return {"pred": mean_pred.tolist(), "obs": share.tolist(), "n": n[keep].tolist(), "ece": ece}
 
 
 def operating_point_stats(y, probs, thresholds) -> dict[str, Any]:

@@ -109,3 +109,29 @@ def is_simulated(manifest: dict[str, Any]) -> bool:
     """
     src = manifest.get("source") or {}
     return src.get("name") in SIMULATED_SOURCES or bool((src.get("report") or {}).get("simulated"))
+
+
+def cohort_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Which subjects a window dataset's source draws from, comparable between datasets built differently.
+
+    Two datasets with the same cohort can share subjects whatever else differs: the demo simulator's case *i* is
+    the same subject for any ``--cases`` (so its cohort is the simulator version and seed, also for its cases
+    written as ``.vital`` files), and every build from the VitalDB open dataset draws from the same patients.
+    Other sources are identified by their fingerprint.
+
+    Args:
+        manifest: A dataset's ``manifest.json``.
+
+    Returns:
+        A small JSON-ready dict; equal dicts mean the subjects may overlap.
+    """
+    src = manifest.get("source") or {}
+    rep = src.get("report") or {}
+    if src.get("name") == "demo":
+        return {"source": "demo", "simulator": rep.get("simulator_version"), "seed": rep.get("seed")}
+    sim = rep.get("simulator") or {}
+    if isinstance(sim, dict) and sim.get("simulator_version"):  # demo cases written as .vital files
+        return {"source": "demo", "simulator": sim["simulator_version"], "seed": sim.get("seed")}
+    if src.get("name") == "vitaldb":
+        return {"source": "vitaldb"}
+    return {"source": src.get("name"), "fingerprint": src.get("fingerprint")}

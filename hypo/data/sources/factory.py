@@ -19,6 +19,7 @@ def make_source(
     subjects: str | None = None,
     api_url: str | None = None,
     arterial: bool = False,
+    site: str | None = None,
 ) -> Source:
     """Return the source called ``name``.
 
@@ -32,16 +33,19 @@ def make_source(
         subjects: CSV file with columns caseid,subjectid (vital-dir).
         api_url: VitalDB API address (default the package's, or ``HYPO_VITALDB_URL``).
         arterial: Yield each case's arterial line too (``Case.art``), as ART labels need.
+        site: Demo only: the simulated hospital, ``"a"`` (default) or ``"b"`` (for external validation).
 
     Raises:
         ConfigError: Unknown source or missing argument, in one line.
     """
     if cases is not None and cases <= 0:
         raise ConfigError(f"--cases must be a positive number, got {cases}")
+    if site is not None and name != "demo":
+        raise ConfigError(f"--site chooses a simulated hospital of the demo source; leave it out with --source {name}")
     if name == "demo":
         from hypo.data.sources.demo import DemoSource
 
-        return DemoSource(n_cases=cases or 200, seed=seed, arterial=arterial)
+        return DemoSource(n_cases=cases or 200, seed=seed, arterial=arterial, site=site or "a")
     if name == "vitaldb":
         from hypo.data.sources.vitaldb_open import VitalDBSource
 

@@ -42,6 +42,9 @@ from hypo.storage import sha256_file
 DEFAULT_DTSTART = 4102444800.0
 
 _CHUNK = 1 << 23
+# Written by the demo writer (hypo.data.sources.demo_files) into a folder of simulated recordings; a folder source
+# that finds it reports the folder as simulated, so nothing built from it reads as clinical data.
+SIMULATED_MARKER = "hypo_simulated.json"
 
 
 def default_track_map() -> dict[str, tuple[str, ...]]:
@@ -497,10 +500,18 @@ class VitalDirSource:
         return hash_obj({"files": files, "track_map": tmap, "subjects": sorted(self.subjects.items())})
 
     def report(self) -> dict[str, Any]:
-        """Folder, number of files, track map and how subjects were assigned."""
+        """Folder, number of files, track map and how subjects were assigned (and ``simulated`` for demo files)."""
         refs = self.case_refs()
         mapped = sum(r["caseid"] in self.subjects for r in refs)
+        marker = Path(self.path) / SIMULATED_MARKER
+        simulated = {}
+        if marker.is_file():
+            try:
+                simulated = {"simulated": True, "simulator": json.loads(marker.read_text(encoding="utf-8"))}
+            except (OSError, json.JSONDecodeError):
+                simulated = {"simulated": True}
         return {
+            **simulated,
             "folder": self.path,
             "n_files": len(refs),
             "track_map": {k: list(v) for k, v in self.track_map.items()},
