@@ -151,7 +151,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
         raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
                         f"{cfg.min_case_s} s (the training data's minimum case length)")
     check_units(case.signals, where)
-    cleaned, filled, _ = clean_case(case, cfg)
+    cleaned, filled, *_ = clean_case(case, cfg)
     timings["clean_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
