@@ -144,8 +144,9 @@ def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, 
         filled: The case after filling.
         ends: int [w] window end seconds.
         window_s: Window length.
-        absent: Channels the case lacks as a whole and is allowed to (``WindowConfig.allow_missing``): left out
-            of the check, so they stay NaN in windows that are otherwise complete.
+        absent: Channels left out of the check, which stay NaN in windows that are otherwise complete: those of a
+            group the case lacks as a whole and may (``WindowConfig.allow_missing``), or, in predictions, that the
+            model does not read.
 
     Returns:
         bool [w].
@@ -155,7 +156,7 @@ def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, 
     if absent:
         keep = [i for i in range(filled.shape[1]) if i not in set(absent)]
         cleaned, filled = cleaned[:, keep], filled[:, keep]
-        waveforms = [keep.index(i) for i in WAVEFORMS]
+        waveforms = [keep.index(i) for i in WAVEFORMS if i in keep]
     else:
         waveforms = list(WAVEFORMS)
     view = np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)[ends - window_s + 1]
