@@ -422,8 +422,9 @@ def importance_lines(table: pd.DataFrame | None, metric: str = "val_mean_auroc")
     """The signal-importance summary (:func:`signal_importance`) as text lines (console and Markdown)."""
     if table is None:
         return []
-    out = [f"signal importance: best {metric.removeprefix('val_').replace('_', ' ')} on validation with all groups "
-           "and with each group left out; importance = the drop"]
+    what = {"val_mean_auroc": "mean AUROC", "val_sum_auprc": "summed AUPRC"}.get(metric, metric)
+    out = [f"signal importance: best validation {what} of the trials reading all groups and of those reading all "
+           "but one (each group left out); importance = the drop"]
     for r in table.itertuples(index=False):
         score = f"{r.best:.4f}" if _finite(r.best) else "n/a"
         drop = "" if r.condition == "all groups" else (f"  drop {r.drop:+.4f}" if _finite(r.drop) else "  drop n/a")

@@ -374,6 +374,7 @@ def _progress_reporter(cfg: SearchConfig):
         metric_columns={"training_iteration": "epoch", RANK_METRICS[0]: "val AUROC", RANK_METRICS[1]: "val sumAUPRC"},
         max_report_frequency=30,
         sort_by_metric=False,
+        max_column_length=24,  # the signal groups' longest value, ecg+nibp+pleth+mac+bis, is 22 characters
         metric=RANK_METRICS[0],
         mode="max",
     )
