@@ -19,7 +19,7 @@ from hypo.data.art import ArterialLine, clean_arterial
 from hypo.data.artefacts import NIBP_RULES, merge_cuff_values, remove_artefacts
 from hypo.data.filling import fill_gaps
 from hypo.data.moments import Moments
-from hypo.data.signals import NIBP, N_SIGNALS, group_channels
+from hypo.data.signals import N_SIGNALS, NIBP, group_channels
 from hypo.data.sources.base import Case, Source
 from hypo.data.splits import assign_split
 from hypo.data.windows import Windows, make_windows

@@ -10,7 +10,8 @@ of one table. The page holds one-vs-rest ROC and precision-recall curves for hyp
 95% bands from a bootstrap over subjects (:mod:`hypo.evaluate.bootstrap`), sensitivity at 90% specificity, the confusion
 matrix at the operating point (:mod:`hypo.learn.operating_point`: thresholds fixed on the validation split), a
 calibration curve, results stratified by the last reading's class, the paper's table beside ours, the same
-trial and baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`), and the fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
+trial and baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`), and the
+fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
 next to the page; ``report.json`` keeps every number.
 """
 
@@ -29,8 +30,8 @@ from hypo import __version__
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
-from hypo.evaluate.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.channel_loss import CONDITIONS, channel_loss_rows, condition_title
+from hypo.evaluate.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.report_html import ci, render_html
 from hypo.evaluate.test_looks import describe_looks, record_look
 from hypo.learn.metrics import undefined_reasons

@@ -271,7 +271,8 @@ def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]
 
 DISPLAY = {  # column -> header in the terminal and Markdown tables
     "rank": "rank", "trial": "trial", "model": "model", "k": "k", "loss": "loss", "gamma": "gamma",
-    "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC", "val_sum_auprc": "sumAUPRC",
+    "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
+    "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
     "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
     "pareto": "pareto", "note": "note",
