@@ -135,3 +135,26 @@ def test_a_search_that_did_not_choose_signals_has_no_signals_column(tmp_path):
     assert "Which signals matter" not in open(os.path.join(exp, "leaderboard.md")).read()
     with open(os.path.join(exp, "train_trial_fake_00000", "params.json")) as f:
         assert "signals" not in json.load(f)
+
+
+@pytest.mark.slow
+def test_a_real_ablation_search_runs_every_leave_one_out_subset(ray_local, tmp_path):
+    from hypo.learn.checkpoint import load_checkpoint
+    from hypo.search.leaderboard import load_trials
+    from hypo.search.tuner import run_search
+
+    write_synthetic_dataset(str(tmp_path / "data"), n_train=400, n_val=200, n_test=100)
+    cfg = SearchConfig(data=str(tmp_path / "data"), storage=str(tmp_path), name="abl", space="ablation", samples=6,
+                       max_concurrent=2, epochs=1, batch_size=256, grace_period=1, channel_dropout=0.1)
+    exp = run_search(cfg, log=lambda _: None)
+    trials = load_trials(exp)
+    assert sorted(t.params["signals"] for t in trials) == sorted(p["signals"] for p in ablation_points())
+    for t in trials:
+        ckpt = load_checkpoint(t.checkpoint_for(1))
+        model = ckpt["config"]["model"]
+        assert ckpt["config"]["channel_dropout"] == 0.1 and model["mask"] is True
+        assert "+".join(model.get("signals", GROUP_NAMES)) == t.params["signals"]
+    res = show_leaderboard(exp, log=lambda _: None)
+    imp = res["importance"]
+    assert (imp["trials"] == 1).all() and imp["best"].notna().all()
+    assert json.load(open(os.path.join(exp, "hypo_search.json")))["search"]["space"] == "ablation"

@@ -16,7 +16,9 @@ in hindsight only (unknown when the prediction is made), the cuff reading ``hori
 the training data were labelled (``outcome_s``, ``outcome_map``, ``outcome_sbp``, ``outcome``).
 
 A recording too short, missing a track, in the wrong units or without a usable signal stops with one line on
-stderr and exit status 2.
+stderr and exit status 2. The exception: a model whose sidecar lists MAC or BIS in ``tolerates_missing`` (trained
+with channel dropout, or not reading them) accepts a recording without that track (TIVA, no BIS sensor) and gets
+the group as NaN.
 """
 
 from __future__ import annotations
