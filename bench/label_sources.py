@@ -46,7 +46,7 @@ def compare_case(case, cuff_cfg: WindowConfig, art_cfg: WindowConfig) -> dict | 
         cuff_win, _ = process_case(case, cuff_cfg)
     except CaseRejected:
         cuff_win = None
-    cleaned, _, _ = clean_case(case, cuff_cfg)
+    cleaned = clean_case(case, cuff_cfg).cleaned
     readings = Readings.from_signals(cleaned)
     line, _ = usable_arterial_line(case)
     half = art_cfg.label.event_s // 2

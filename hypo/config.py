@@ -22,6 +22,9 @@ LABEL_MODES = ("reading", "ffill")
 HYPO_MAP_RANGE = (30.0, 120.0)
 HYPER_SBP_RANGE = (90.0, 260.0)
 LABEL_SOURCES = ("cuff", "art")
+# Signal groups a case may lack for its whole length (``--allow-missing``); see hypo.data.signals.MAY_BE_MISSING.
+MAY_BE_MISSING = ("mac", "bis")
+NIBP_MERGE_S = 3  # default: cuff values stamped at most this many seconds apart form one reading
 
 
 def _plain(obj: Any) -> Any:
@@ -200,6 +203,13 @@ class WindowConfig:
         label: Labelling rule.
         fill: Gap-filling rule.
         split: Subject split.
+        allow_missing: Signal groups (``mac``, ``bis``) a case may lack for its whole length: such a case is kept
+            with that group NaN in every window instead of being rejected as ``all-NaN signal``.
+        nibp_merge_s: Cuff values (SBP, MAP, DBP) recorded at most this many seconds apart form one reading,
+            stamped at the latest of them (monitors that write the three values a second or two apart).
+
+    ``allow_missing`` and ``nibp_merge_s`` are written only when they differ from their defaults, so configs that
+    do not use them keep the dict and fingerprint they had before the options existed.
     """
 
     window_s: int = 60
@@ -208,8 +218,23 @@ class WindowConfig:
     label: LabelConfig = dataclasses.field(default_factory=LabelConfig)
     fill: FillConfig = dataclasses.field(default_factory=FillConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    allow_missing: tuple[str, ...] = ()
+    nibp_merge_s: int = NIBP_MERGE_S
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of :func:`to_dict` while at their defaults."""
+        return tuple(name for name, default in (("allow_missing", ()), ("nibp_merge_s", NIBP_MERGE_S))
+                     if getattr(self, name) == default)
 
     def __post_init__(self) -> None:
+        groups = (self.allow_missing,) if isinstance(self.allow_missing, str) else tuple(self.allow_missing)
+        unknown = [g for g in groups if g not in MAY_BE_MISSING]
+        _require(not unknown, f"allow_missing: a case may lack only {' or '.join(MAY_BE_MISSING)} as a whole, got "
+                              f"{', '.join(map(str, unknown))}")
+        object.__setattr__(self, "allow_missing", tuple(g for g in MAY_BE_MISSING if g in groups))
+        _require(isinstance(self.nibp_merge_s, int) and not isinstance(self.nibp_merge_s, bool)
+                 and 0 <= self.nibp_merge_s <= 60,
+                 f"nibp_merge_s must be a whole number of seconds in [0, 60], got {self.nibp_merge_s!r}")
         _require(self.window_s > 0, f"window_s must be > 0, got {self.window_s}")
         _require(self.stride_s > 0, f"stride_s must be > 0, got {self.stride_s}")
         _require(

@@ -20,11 +20,13 @@ from hypo.search.leaderboard import (
     SEARCH_META,
     baseline_notes,
     format_table,
+    importance_lines,
     leaderboard_frame,
     load_trials,
     local_experiment,
     read_search_meta,
     search_status,
+    signal_importance,
     write_leaderboard,
 )
 
@@ -100,7 +102,8 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     simulated = bool(meta.get("simulated"))
     partial = status["note"] if status["partial"] else None
     notes = baseline_notes(baselines)
-    paths = write_leaderboard(df, out_dir or exp_path, title, simulated, partial, notes)
+    importance = signal_importance(df)
+    paths = write_leaderboard(df, out_dir or exp_path, title, simulated, partial, notes, importance)
     log(title)
     if meta:
         log(data_line(meta))
@@ -111,8 +114,10 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")
     log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline rows on the same windows:"
         + "".join(f"\n  {line}" for line in notes))
+    for line in importance_lines(importance):
+        log(line)
     log("wrote " + ", ".join(paths.values()))
-    return {"frame": df, "paths": paths, "status": status}
+    return {"frame": df, "paths": paths, "status": status, "importance": importance}
 
 
 def check_test_count(n: int | None, n_trials: int, yes: bool) -> None:

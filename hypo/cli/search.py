@@ -46,8 +46,16 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--resume", action="store_true",
                    help="restore a stopped or killed search (--name, or latest) with its own data and settings")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
-    p.add_argument("--space", choices=SPACES, default="optuna", help="optuna: define-by-run; paper: the study's grid")
+    p.add_argument("--space", choices=SPACES, default="optuna",
+                   help="optuna: define-by-run; paper: the study's grid; ablation: which signal groups matter (the "
+                        "optuna space plus the subset of ECG, NIBP, PLETH, MAC, BIS a model reads, starting with "
+                        "all groups and each one left out)")
     p.add_argument("--search-lr", action="store_true", help="also search the learning rate")
+    p.add_argument("--search-signals", action="store_true",
+                   help="also search the signal groups a model reads (as --space ablation does)")
+    p.add_argument("--channel-dropout", type=float, default=0.0, metavar="P",
+                   help="every trial trains with channel dropout P (each signal group of a window absent with "
+                        "chance P), so its model predicts when a monitor lacks a signal")
     p.add_argument("--grace-period", type=int, default=2, help="ASHA: epochs before a trial can be stopped")
     p.add_argument("--reduction-factor", type=int, default=3, help="ASHA: reduction factor")
     p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (default: SQLite in the experiment)")
@@ -129,7 +137,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         gpus_per_trial=0.0 if args.gpus_per_trial == "auto" else args.gpus_per_trial,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, search_lr=args.search_lr,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor, optuna_storage=args.optuna_storage,
-        mlflow=args.mlflow, pending_timeout_s=args.pending_timeout,
+        mlflow=args.mlflow, pending_timeout_s=args.pending_timeout, search_signals=args.search_signals,
+        channel_dropout=args.channel_dropout,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from hypo.config import FillConfig, LabelConfig, SplitConfig, WindowConfig
 from hypo.data.preprocess import build_windows
+from hypo.data.signals import MAY_BE_MISSING, parse_groups
 from hypo.data.sources.factory import SOURCE_NAMES, make_source
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser, init_ray, one_line_errors
@@ -55,6 +56,12 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--hypo-map", type=float, default=65.0, help="hypotension: MAP below this (mmHg)")
     p.add_argument("--hyper-sbp", type=float, default=160.0, help="hypertension: SBP above this (mmHg)")
     p.add_argument("--min-case", type=int, default=1200, help="reject cases shorter than this (s)")
+    p.add_argument("--allow-missing", default="", metavar="GROUPS",
+                   help="keep cases that lack these signal groups entirely (mac,bis: TIVA, no BIS sensor) with the "
+                        "group NaN in their windows (marked and counted), instead of rejecting them")
+    p.add_argument("--nibp-merge-s", type=int, default=3, metavar="S",
+                   help="cuff SBP/MAP/DBP values stamped at most S seconds apart form one reading, stamped at the "
+                        "latest (default 3; 0: only values in the same second)")
     p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
                    help="subject split fractions")
     p.add_argument("--split-seed", type=int, default=0, help="seed assigning subjects to splits")
@@ -72,7 +79,8 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
 # config field -> the flag a user typed, so that errors name what the user can change
 FLAGS = {"window_s": "--window", "stride_s": "--stride", "min_case_s": "--min-case", "horizon_s": "--horizon",
          "tolerance_s": "--tolerance", "hypo_map": "--hypo-map", "hyper_sbp": "--hyper-sbp",
-         "split fractions": "--split fractions", "the train fraction": "the --split train fraction"}
+         "split fractions": "--split fractions", "the train fraction": "the --split train fraction",
+         "allow_missing": "--allow-missing", "nibp_merge_s": "--nibp-merge-s"}
 
 
 def in_flags(message: str) -> str:
@@ -100,8 +108,12 @@ def config_from_args(args) -> WindowConfig:
                             tolerance_s=90 if args.tolerance is None else args.tolerance,
                             hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp, source=args.label_source)
         split = SplitConfig(*args.split, seed=args.split_seed)
+        try:
+            allow = parse_groups(args.allow_missing, MAY_BE_MISSING, "group for --allow-missing")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
-                            fill=FillConfig(), split=split)
+                            fill=FillConfig(), split=split, allow_missing=allow, nibp_merge_s=args.nibp_merge_s)
     except ConfigError as exc:
         raise ConfigError(in_flags(str(exc))) from None
 
@@ -113,7 +125,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         cfg = config_from_args(args)
         source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
                              track_map=args.track_map, subjects=args.subjects, api_url=args.api_url,
-                             arterial=cfg.label.source == "art", site=args.site)
+                             arterial=cfg.label.source == "art", site=args.site,
+                             allow_missing=cfg.allow_missing)
         init_ray(args.address, args.num_cpus)
         return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
                              cases_per_task=args.cases_per_task, progress=not args.no_progress)

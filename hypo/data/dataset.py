@@ -99,6 +99,13 @@ def empty_split_reason(manifest: dict, split: str) -> str:
             "dataset from more cases")
 
 
+def absent_groups(manifest: dict) -> tuple[str, ...]:
+    """Signal groups that some windows of a dataset lack (NaN in ``x``: cases kept with ``--allow-missing``)."""
+    section = manifest.get("absent_groups") or {}
+    counts = section.get("windows") or {}
+    return tuple(g for g in section.get("allowed", ()) if any((c or {}).get(g, 0) for c in counts.values()))
+
+
 def label_source_text(label: dict) -> str:
     """What a dataset's labels come from, in a few words, from its manifest's ``label`` (no ``source``: cuff).
 

@@ -151,6 +151,10 @@ def build_windows(
     if cfg.label.source == "art" and getattr(source, "arterial", True) is False:
         raise ConfigError(f"ART labels need a source that reads the arterial line; make it with arterial=True "
                           f"({source!r})")
+    lacking = sorted(set(cfg.allow_missing) - set(getattr(source, "allow_missing", cfg.allow_missing)))
+    if lacking:
+        raise ConfigError(f"--allow-missing {','.join(cfg.allow_missing)}: the source still rejects files without "
+                          f"{' or '.join(lacking)}; make it with allow_missing={cfg.allow_missing!r}")
     start = time.perf_counter()
     out = storage.absolute(out)
     storage.makedirs(out)
@@ -242,12 +246,17 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
     subjects: dict[str, set] = {s: set() for s in SPLITS}
     moments = Moments.empty(len(SIGNALS))
     artefacts = dict.fromkeys(RULES, 0)
+    artefacts_rejected = dict.fromkeys(RULES, 0)
     dropped = {"incomplete": 0, "no_label": 0}
-    rejected, at_or_before, case_hours = [], 0, 0.0
+    rejected, at_or_before, case_hours, merged = [], 0, 0.0, 0
+    absent = {"cases": dict.fromkeys(cfg.allow_missing, 0),
+              "windows": {sp: dict.fromkeys(cfg.allow_missing, 0) for sp in SPLITS}}
     ok_cases = []
     for s in summaries:
         if s["status"] != "ok":
             rejected.append({k: s.get(k, "") for k in ("caseid", "reason", "detail")})
+            for k, v in (s.get("artefacts") or {}).items():
+                artefacts_rejected[k] = artefacts_rejected.get(k, 0) + v
             continue
         sp = s["split"]
         c = counts[sp]
@@ -260,6 +269,10 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
             artefacts[k] = artefacts.get(k, 0) + v
         for k, v in s["dropped"].items():
             dropped[k] += v
+        merged += s.get("nibp_merged", 0)
+        for g in s.get("absent", ()):
+            absent["cases"][g] = absent["cases"].get(g, 0) + 1
+            absent["windows"][sp][g] = absent["windows"][sp].get(g, 0) + s["n_windows"]
         at_or_before += s["label_at_or_before_end"]
         case_hours += s["duration_s"] / 3600
         if sp == "train":
@@ -267,7 +280,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         ok_cases.append((s["caseid"], s["n_windows"]))
     for sp in SPLITS:
         counts[sp]["subjects"] = len(subjects[sp])
-    if moments.n == 0:
+    if np.all(moments.n == 0):
         reasons = collections.Counter(r["reason"] for r in rejected).most_common()
         why = ", ".join(f"{k} {v}" for k, v in reasons)
         if not ok_cases:
@@ -296,7 +309,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
             "mean": moments.mean.tolist(),
             "std": moments.std.tolist(),
             "fitted_on": "train",
-            "n_values": int(moments.n),
+            "n_values": moments.n_total,
         },
         "cases": {
             "listed": len(summaries),
@@ -307,6 +320,12 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         "rejected_counts": dict(collections.Counter(r["reason"] for r in rejected).most_common()),
         "rejected": rejected,
         "artefacts": artefacts,
+        "artefacts_in_rejected_cases": artefacts_rejected,
+        "nibp_merge_s": cfg.nibp_merge_s,
+        "nibp_merged_readings": merged,
+        **({"absent_groups": {"allowed": list(cfg.allow_missing), **absent,
+                              "note": "windows of cases lacking a group hold NaN there (column absent names it)"}}
+           if cfg.allow_missing else {}),
         "dropped_windows": dropped,
         "labels_at_or_before_window_end": {"count": at_or_before, "share": at_or_before / total if total else 0.0},
         "label_source": cfg.label.source,
@@ -341,6 +360,18 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
     lines.append(f"windows dropped: {d['incomplete']} incomplete after filling, {d['no_label']} {why}")
     art = {k: v for k, v in manifest["artefacts"].items() if v}
     lines.append("artefacts removed: " + (", ".join(f"{k} {v}" for k, v in art.items()) or "none"))
+    rej = {k: v for k, v in (manifest.get("artefacts_in_rejected_cases") or {}).items() if v}
+    if rej:
+        lines.append("artefacts removed in rejected cases: " + ", ".join(f"{k} {v}" for k, v in rej.items()))
+    if manifest.get("nibp_merged_readings"):
+        lines.append(f"cuff readings grouped from values stamped up to {manifest['nibp_merge_s']} s apart: "
+                     f"{manifest['nibp_merged_readings']}")
+    gone = manifest.get("absent_groups")
+    if gone:
+        cases = ", ".join(f"{g} {n} cases" for g, n in gone["cases"].items())
+        wins = ", ".join(f"{g} {sum(w.get(g, 0) for w in gone['windows'].values())} windows"
+                         for g in gone["allowed"])
+        lines.append(f"kept without a group (--allow-missing {','.join(gone['allowed'])}): {cases}; {wins}")
     if art_label:
         removed = {k: v for k, v in art_label["artefacts"].items() if v}
         lines.append(f"arterial line: {art_label['samples']} samples, removed "

@@ -131,7 +131,8 @@ def label_index(t_end: np.ndarray, readings: Readings, n_seconds: int, max_carry
     return label_by_ffill(t_end, readings, n_seconds, max_carry_s, cfg)
 
 
-def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, window_s: int) -> np.ndarray:
+def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, window_s: int,
+                     absent: list[int] | tuple[int, ...] = ()) -> np.ndarray:
     """Which windows the model may see: no gap left after filling, and nothing taken from after the window end.
 
     Waveform gaps are interpolated over the whole case, so a gap still open at a window's last second is
@@ -143,19 +144,29 @@ def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, 
         filled: The case after filling.
         ends: int [w] window end seconds.
         window_s: Window length.
+        absent: Channels left out of the check, which stay NaN in windows that are otherwise complete: those of a
+            group the case lacks as a whole and may (``WindowConfig.allow_missing``), or, in predictions, that the
+            model does not read.
 
     Returns:
         bool [w].
     """
     if not len(ends):
         return np.zeros(0, dtype=bool)
+    if absent:
+        keep = [i for i in range(filled.shape[1]) if i not in set(absent)]
+        cleaned, filled = cleaned[:, keep], filled[:, keep]
+        waveforms = [keep.index(i) for i in WAVEFORMS if i in keep]
+    else:
+        waveforms = list(WAVEFORMS)
     view = np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)[ends - window_s + 1]
-    last_recorded = ~np.isnan(cleaned[np.ix_(ends, list(WAVEFORMS))]).any(axis=1)
+    last_recorded = ~np.isnan(cleaned[np.ix_(ends, waveforms)]).any(axis=1)
     return ~np.isnan(view).any(axis=(1, 2)) & last_recorded
 
 
 def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_s: int, cfg: LabelConfig,
-                 max_carry_s: int, art: ArterialLine | None = None) -> Windows:
+                 max_carry_s: int, art: ArterialLine | None = None,
+                 absent: list[int] | tuple[int, ...] = ()) -> Windows:
     """Cut a case into labelled windows.
 
     Args:
@@ -167,6 +178,7 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
         max_carry_s: Carry-forward limit of cuff pressures (used by ffill labels).
         art: The cleaned arterial line (:func:`hypo.data.art.clean_arterial`); required for ART labels. It is
             used for labels and ``art_last_*`` only, never for ``x``.
+        absent: Channels the case lacks as a whole and may (:func:`complete_windows`); NaN in the kept windows.
 
     Returns:
         The kept windows: complete (no NaN after filling) and labelled; drop counts are recorded.
@@ -183,7 +195,7 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
         lab_idx = label_index(ends, readings, n_seconds, max_carry_s, cfg)
         has_label = lab_idx >= 0
 
-    complete = complete_windows(cleaned, filled, ends, window_s)
+    complete = complete_windows(cleaned, filled, ends, window_s, absent)
     keep = complete & has_label
     ends_k = ends[keep]
     x = (

@@ -17,7 +17,7 @@ import torch
 
 from hypo import __version__
 from hypo.config import to_dict
-from hypo.data.signals import CLASSES, SIGNALS, UNITS
+from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
 from hypo.infer.export import (
     FORMAT,
@@ -59,6 +59,16 @@ def _test_metrics(chosen, sha: str) -> dict[str, Any] | None:
     return out
 
 
+def missing_values_text(tolerated: list[str]) -> str:
+    """The sidecar's ``input.missing_values``: where NaN may stand (the groups a model tolerates) and what it means."""
+    if not tolerated:
+        return ("none allowed: a window holding NaN gets NaN probabilities; fill gaps with the fill rule below first "
+                "(hypo predict does, and skips windows it cannot fill)")
+    groups = ", ".join(f"{g} ({'/'.join(SIGNALS[i] for i in GROUPS[g])})" for g in tolerated)
+    return (f"NaN allowed in these signal groups (see tolerates_missing): {groups}; the model takes a group holding "
+            "NaN as absent. NaN elsewhere gives NaN probabilities; fill gaps with the fill rule below first")
+
+
 def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str, float], specificity: float,
                   max_diff: float, checkpoint_sha: str) -> dict[str, Any]:
     """The sidecar dict (see the module docstring)."""
@@ -68,12 +78,14 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
     wc = window_config(manifest)
     best = chosen.record.best() or {}
     baselines = recorded_baselines(chosen.meta)
+    tolerated = list(cfg.model.tolerates_missing)
     return {
         "format": FORMAT,
         "input": {"shape": ["n", int(manifest["window_s"]), len(SIGNALS)], "dtype": "float32",
                   "units": "physical (see units); no normalisation needed: the train-split z-score is inside",
-                  "missing_values": "none allowed: a window holding NaN gets NaN probabilities; fill gaps with "
-                                    "the fill rule below first (hypo predict does, and skips windows it cannot fill)"},
+                  "missing_values": missing_values_text(tolerated)},
+        "tolerates_missing": tolerated,
+        "signals_read": list(cfg.model.signals),
         "output": {"shape": ["n", len(CLASSES)], "meaning": "class probabilities (softmax)", "classes": list(CLASSES)},
         "signals": list(SIGNALS),
         "units": dict(UNITS),
@@ -91,11 +103,13 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
             "rule": describe(specificity),
         },
         "fill": to_dict(wc.fill),
+        "nibp_merge_s": int(wc.nibp_merge_s),
         "min_case_s": int(wc.min_case_s),
         "zscore": ckpt["zscore"],
         "model": to_dict(cfg.model),
         "trial": {"id": chosen.trial_id, "rank": chosen.rank, "epoch": chosen.epoch, "loss": cfg.loss,
-                  "gamma": cfg.gamma, "experiment": chosen.exp_path, "checkpoint": chosen.checkpoint},
+                  "gamma": cfg.gamma, "channel_dropout": cfg.channel_dropout, "experiment": chosen.exp_path,
+                  "checkpoint": chosen.checkpoint},
         "metrics": {"val": _metric_subset(best, "val_"),
                     "val_baseline": _metric_subset(baselines[0]["metrics"] if baselines else {}, "val_"),
                     "val_baselines": {b["name"]: _metric_subset(b["metrics"], "val_") for b in baselines},
@@ -183,5 +197,7 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
         + ("  [trained on simulated data]" if sidecar["source"]["simulated"] else ""))
     log(f"  alarm thresholds (validation, {100 * specificity:.0f}% specificity): p(hypotension) >= "
         f"{t['p_hypotension']:.4f}, p(hypertension) >= {t['p_hypertension']:.4f}")
+    if sidecar["tolerates_missing"]:
+        log(f"  takes these signal groups as missing (NaN): {', '.join(sidecar['tolerates_missing'])}")
     log(f"wrote {out} and {side_path}")
     return sidecar

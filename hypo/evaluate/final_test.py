@@ -5,6 +5,8 @@ validation epoch. The output repeats the study's table layout (loss x metric row
 test figures and the paper's published ones side by side, plus every baseline (:mod:`hypo.learn.baselines`:
 last reading, feature model, last ART minute where recorded) as a row on the same windows. A metric undefined on
 the test split (a class absent) is ``n/a`` with the reason, never a mean over fewer classes.
+Each trial and baseline is also scored with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`):
+``channel_loss.csv`` and a table under the study's.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pandas as pd
 
 from hypo.errors import HypoError
+from hypo.evaluate.channel_loss import baseline_channel_loss, format_markdown, long_rows
 from hypo.evaluate.test_looks import describe_looks, record_look
 from hypo.learn.baselines import ROW_PREFIX
 from hypo.learn.metrics import undefined_reasons
@@ -32,9 +36,19 @@ PAPER_MODELS = ("cnn", "lstm", "cnn_lstm", "cnn_cnn")  # the paper's column orde
 MODEL_TITLES = {"cnn": "CNN", "lstm": "LSTM", "cnn_lstm": "CNN*LSTM", "cnn_cnn": "CNN*CNN"}
 
 
-def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test") -> dict[str, float]:
-    """Metrics of a checkpoint's model on one split (stratified by the last reading's class)."""
+def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
+                        channel_loss: list | None = None, name: str = "") -> dict[str, float]:
+    """Metrics of a checkpoint's model on one split (stratified by the last reading's class).
+
+    Args:
+        checkpoint: The ``checkpoint.pt`` (or its folder).
+        data_dir: The dataset.
+        split: The split scored.
+        channel_loss: When a list, the model's row of the channel-loss table is appended to it.
+        name: That row's name.
+    """
     from hypo.data.dataset import load_split, read_manifest
+    from hypo.evaluate.channel_loss import channel_loss_rows
     from hypo.learn.baseline import label_config, last_reading_class
     from hypo.learn.checkpoint import load_model
     from hypo.learn.metrics import evaluate_scores
@@ -42,9 +56,11 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test") -> 
 
     manifest = read_manifest(data_dir)
     arrays = load_split(data_dir, split, manifest)
-    model, _ = load_model(checkpoint)
+    model, cfg = load_model(checkpoint)
     probs = predict_proba(model, arrays.x)
     last = last_reading_class(arrays.last_map, arrays.last_sbp, label_config(manifest))
+    if channel_loss is not None:
+        channel_loss += channel_loss_rows(model, cfg.model, arrays, manifest, name=name)
     return evaluate_scores(arrays.label, probs, last, where=split)
 
 
@@ -62,47 +78,58 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
         raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot find the test split")
     records = {r.trial_id: r for r in load_trials(exp_path)}
     ranked = leaderboard[leaderboard["rank"].notna()].head(n)
-    rows, checkpoints = [], []
+    rows, checkpoints, channel_loss = [], [], []
     for _, r in ranked.iterrows():
         rec = records[r["trial"]]
         ckpt = rec.checkpoint_for(int(r["best_epoch"])) if not math.isnan(r["best_epoch"]) else None
         if ckpt is None:
             log(f"trial {r['trial']}: checkpoint of epoch {r['best_epoch']} not kept; skipped")
             continue
-        m = evaluate_checkpoint(ckpt, data_dir, "test")
+        m = evaluate_checkpoint(ckpt, data_dir, "test", channel_loss, name=f"#{int(r['rank'])} {r['trial']}")
         checkpoints.append(os.path.join(ckpt, "checkpoint.pt"))
         rows.append({"rank": int(r["rank"]), "trial": r["trial"], "model": r["model"], "k": r["k"],
                      "loss": r["loss"], "gamma": r["gamma"], "best_epoch": int(r["best_epoch"]),
+                     **({"signals": r["signals"]} if "signals" in r else {}),
                      **{f"test_{k}": v for k, v in m.items()}})
-    for b in test_baselines(data_dir, meta):
+    records_b, loss_b = test_baselines(data_dir, meta, with_channel_loss=True)
+    for b in records_b:
         rows.append({"trial": ROW_PREFIX + b["name"], "model": b["model"], **b["metrics"]})
+    channel_loss += loss_b
     df = pd.DataFrame(rows)
     out_dir = out_dir or exp_path
     os.makedirs(out_dir, exist_ok=True)
     df.to_csv(os.path.join(out_dir, "test_results.csv"), index=False)
+    pd.DataFrame(long_rows(channel_loss)).to_csv(os.path.join(out_dir, "channel_loss.csv"), index=False)
     looks = record_look(exp_path, f"leaderboard --test {n}",
                         [{"trial": r["trial"], "rank": r["rank"], "checkpoint_sha256": sha256_file(c)}
                          for r, c in zip(rows, checkpoints)])
-    table = study_table(df) + "\n" + describe_looks(looks)
+    table = study_table(df) + "\n\n" + format_markdown(channel_loss) + "\n\n" + describe_looks(looks)
     with open(os.path.join(out_dir, "test_table.md"), "w") as f:
         f.write(table + "\n")
     log(table)
     return df
 
 
-def test_baselines(data_dir: str, meta: dict) -> list[dict]:
+def test_baselines(data_dir: str, meta: dict, with_channel_loss: bool = False):
     """Every baseline's ``test_*`` metrics (the records of :func:`hypo.learn.baselines.baseline_records`).
 
     The feature model is the one the search chose on validation (refitted on train: deterministic), or, for a
-    search that recorded none, chosen anew the same way.
+    search that recorded none, chosen anew the same way. With ``with_channel_loss`` the result is
+    ``(records, channel_loss_rows)``: also each baseline's rows of the channel-loss table.
     """
     from hypo.data.dataset import load_split, read_manifest
-    from hypo.learn.baselines import baseline_records, feature_model_for
+    from hypo.learn.baselines import baseline_records, feature_model_for, split_baselines
 
     manifest = read_manifest(data_dir)
     train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
     fm = feature_model_for(meta, train, val)
-    return baseline_records(load_split(data_dir, "test", manifest), manifest, fm, where="test", prefix="test_")
+    test = load_split(data_dir, "test", manifest)
+    records = baseline_records(test, manifest, fm, where="test", prefix="test_")
+    if not with_channel_loss:
+        return records
+    loss = baseline_channel_loss(split_baselines(test, manifest, fm), np.asarray(test.label, np.int64), test.x,
+                                 manifest["zscore"]["mean"], fm)
+    return records, loss
 
 
 def _num(v) -> str:

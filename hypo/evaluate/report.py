@@ -9,7 +9,8 @@ checkpoint of the best validation epoch is evaluated on the test split, beside e
 of one table. The page holds one-vs-rest ROC and precision-recall curves for hypotension and hypertension with
 95% bands from a bootstrap over subjects (:mod:`hypo.evaluate.bootstrap`), sensitivity at 90% specificity, the confusion
 matrix at the operating point (:mod:`hypo.learn.operating_point`: thresholds fixed on the validation split), a
-calibration curve, results stratified by the last reading's class, the paper's table beside ours, and the
+calibration curve, results stratified by the last reading's class, the paper's table beside ours, the same
+trial and baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`), and the
 fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
 next to the page; ``report.json`` keeps every number.
 """
@@ -30,6 +31,8 @@ from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.calibration import reliability as calibration
+from hypo.evaluate.channel_loss import CONDITIONS, channel_loss_rows, condition_title
+from hypo.evaluate.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.report_html import ci, render_html
 from hypo.evaluate.test_looks import describe_looks, record_look
 from hypo.learn.metrics import undefined_reasons
@@ -201,6 +204,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
                       "metrics": base_metrics if i == 0 else evaluate_scores(y, b.scores, last, warn=False),
                       "bootstrap": boot["reference"] if i == 0 else boot["references"][b.name]}
                      for i, b in enumerate(baselines)]
+    channel_loss = channel_loss_rows(model, cfg.model, test, manifest, baselines=baselines, feature_model=fm)
     prov = provenance(chosen, manifest, ckpt, cfg)
     looks = record_look(chosen.exp_path, "hypo.evaluate.report", [{"trial": chosen.trial_id, "rank": chosen.rank,
                                                           "checkpoint_sha256": prov["checkpoint_sha256"]}])
@@ -260,6 +264,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
+        "channel_loss": {"rows": channel_loss, "note": CHANNEL_LOSS_NOTE},
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
@@ -355,6 +360,9 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
         log(f"  {name}: AUROC {ci(b[name]['auroc'])}, AUPRC {ci(b[name]['auprc'])} (prevalence "
             f"{b[name]['prevalence']:.3f}), sensitivity at {100 * specificity:.0f}% specificity "
             f"{ci(b[name]['sens_at_spec'])}")
+    model_row = results["channel_loss"]["rows"][0]["metrics"]
+    log("  under channel loss, mean AUROC: " + ", ".join(
+        f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")

@@ -83,6 +83,22 @@ def baselines_section(results: dict[str, Any]) -> str:
             "deep model adds nothing a window's summary statistics did not already say.</p>")
 
 
+def channel_loss_section(results: dict[str, Any]) -> str:
+    """The trial and the baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`)."""
+    from hypo.evaluate.channel_loss import table_cells
+
+    section = results.get("channel_loss")
+    if not section:
+        return ""
+    header, rows = table_cells(section["rows"])
+    e = html.escape
+    how = "".join(f"<li><b>{e(r['name'])}</b>: {e(r['how'])}</li>" for r in section["rows"])
+    return ("<h2>Under channel loss</h2><p>The same test windows with each signal group absent in turn, as at a "
+            "site whose monitor lacks it. Cells: mean AUROC / AUPRC hypotension + hypertension.</p>"
+            + _table(header, [[e(c) for c in r] for r in rows])
+            + f"<ul class='note'>{how}</ul><p class='note'>{e(section['note'])}</p>")
+
+
 def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     """The self-contained report page."""
     from hypo.evaluate.final_test import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
@@ -137,6 +153,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
               for key, label in (("mean_auroc", "Mean AUROC"), ("sum_auprc", "AUPRC hypotension + hypertension"))
               if key in undefined]
     parts.append(baselines_section(results))
+    parts.append(channel_loss_section(results))
     parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
               "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
               "Dashed grey: last-reading baseline on the same windows; dash-dotted: the other baselines. Circle: "

@@ -23,6 +23,7 @@ from hypo import storage
 from hypo.errors import ConfigError, HypoError
 from hypo.learn.baselines import ROW_PREFIX, recorded_baselines
 from hypo.learn.metrics import RANK_METRICS, undefined_reasons
+from hypo.search.space import ALL_SIGNALS
 
 SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
 
@@ -222,6 +223,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]
     if records and reported and (unknown or not by):
         raise ConfigError(f"--rank-by: unknown metric(s) {', '.join(unknown) or '(none given)'}; the trials report "
                           + ", ".join(sorted(reported)))
+    signals_searched = any("signals" in rec.params for rec in records)
     rows = []
     for rec in records:
         best = rec.best(by)
@@ -233,6 +235,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]
             "loss": p.get("loss"),
             "gamma": p.get("gamma") if p.get("loss") == "focal" else None,
             "lr": p.get("lr"),
+            **({"signals": p.get("signals") or ALL_SIGNALS} if signals_searched else {}),
             "epochs_run": len(rec.history),
             "best_epoch": best.get("epoch") if best else None,
             "status": "finished" if rec.finished else "unfinished",
@@ -268,7 +271,8 @@ def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]
 
 DISPLAY = {  # column -> header in the terminal and Markdown tables
     "rank": "rank", "trial": "trial", "model": "model", "k": "k", "loss": "loss", "gamma": "gamma",
-    "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC", "val_sum_auprc": "sumAUPRC",
+    "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
+    "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
     "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
     "pareto": "pareto", "note": "note",
@@ -378,13 +382,67 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
     plt.close(fig)
 
 
+def signal_importance(df: pd.DataFrame, metric: str = "val_mean_auroc") -> pd.DataFrame | None:
+    """What each signal group is worth, from a search that chose the groups its trials read (``signals``).
+
+    The best validation score (at each trial's best epoch) of the trials that read all five groups, and of those
+    that read all groups but one (each group left out in turn, as the ablation space runs first); a group's
+    importance is the drop when it is left out (negative: the search did better without it). Model settings vary
+    between trials, as in any search, so a small drop is within what they alone move.
+
+    Args:
+        df: The leaderboard (:func:`leaderboard_frame`).
+        metric: The score compared.
+
+    Returns:
+        One row for all groups and one per group left out (``condition``, ``signals``, ``trials``, ``best``,
+        ``drop``), or None when the search did not choose signals.
+    """
+    from hypo.data.signals import GROUP_NAMES, GROUP_TITLES
+
+    if "signals" not in df.columns:
+        return None
+    trials = df[df["rank"].notna()]
+
+    def best(subset: str) -> tuple[float, int]:
+        vals = trials.loc[trials["signals"] == subset, metric].astype(float)
+        vals = vals[vals.notna()]
+        return (float(vals.max()) if len(vals) else math.nan), int(len(vals))
+
+    full, n_full = best(ALL_SIGNALS)
+    rows = [{"condition": "all groups", "signals": ALL_SIGNALS, "trials": n_full, "best": full, "drop": 0.0}]
+    for g in GROUP_NAMES:
+        subset = "+".join(x for x in GROUP_NAMES if x != g)
+        score, n = best(subset)
+        rows.append({"condition": f"without {GROUP_TITLES[g]}", "signals": subset, "trials": n, "best": score,
+                     "drop": full - score})
+    return pd.DataFrame(rows)
+
+
+def importance_lines(table: pd.DataFrame | None, metric: str = "val_mean_auroc") -> list[str]:
+    """The signal-importance summary (:func:`signal_importance`) as text lines (console and Markdown)."""
+    if table is None:
+        return []
+    what = {"val_mean_auroc": "mean AUROC", "val_sum_auprc": "summed AUPRC"}.get(metric, metric)
+    out = [f"signal importance: best validation {what} of the trials reading all groups and of those reading all "
+           "but one (each group left out); importance = the drop"]
+    for r in table.itertuples(index=False):
+        score = f"{r.best:.4f}" if _finite(r.best) else "n/a"
+        drop = "" if r.condition == "all groups" else (f"  drop {r.drop:+.4f}" if _finite(r.drop) else "  drop n/a")
+        why = "" if r.trials else "  (no trial read exactly these groups)"
+        out.append(f"  {r.condition:<20} {score}{drop}  [{r.trials} trial{'s' if r.trials != 1 else ''}: "
+                   f"{r.signals}]{why}")
+    return out
+
+
 def baseline_notes(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[str]:
     """One line per baseline saying what it is (for the console and the Markdown file)."""
     return [f"baseline: {b['name']} = {b.get('description') or b.get('model')}" for b in baseline_list(baselines)]
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False,
-                      partial: str | None = None, notes: list[str] | None = None) -> dict[str, str]:
+                      partial: str | None = None, notes: list[str] | None = None,
+                      importance: pd.DataFrame | None = None) -> dict[str, str]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``.
 
     Args:
@@ -395,9 +453,11 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         partial: The note of a partial search (:func:`search_status`): a ``partial`` column in the CSV, a banner
             in the Markdown, a mark on the figure.
         notes: Lines written under the table (what each baseline is: :func:`baseline_notes`).
+        importance: The signal-importance summary (:func:`signal_importance`) of a search that chose signals:
+            ``signal_importance.csv`` and a section of the Markdown.
 
     Returns:
-        ``{"csv", "md", "png"}`` -> path.
+        ``{"csv", "md", "png"}`` (and ``"importance"``) -> path.
     """
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f"leaderboard.{k}") for k in ("csv", "md", "png")}
@@ -414,5 +474,11 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         f.write("\n\n" + format_markdown(df) + "\n")
         if notes:
             f.write("\n" + "\n".join(f"- {line}" for line in notes) + "\n")
+        if importance is not None:
+            lines = importance_lines(importance)
+            f.write(f"\n## Which signals matter\n\n{lines[0]}.\n\n```\n" + "\n".join(lines[1:]) + "\n```\n")
+    if importance is not None:
+        paths["importance"] = os.path.join(out_dir, "signal_importance.csv")
+        importance.to_csv(paths["importance"], index=False)
     plot_leaderboard(df, paths["png"], title, simulated, partial)
     return paths

@@ -26,13 +26,20 @@ from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, read_search_meta, search_status
 
-SPACES = ("optuna", "paper")
+SPACES = ("optuna", "paper", "ablation")
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    """Everything one search needs; saved in the experiment folder as ``hypo_search.json``."""
+    """Everything one search needs; saved in the experiment folder as ``hypo_search.json``.
+
+    ``space`` is ``optuna`` (model, k, loss, gamma; the learning rate with ``search_lr``, the signal groups with
+    ``search_signals``), ``paper`` (the study's grid) or ``ablation`` (the optuna space with the signal groups,
+    starting with all groups and each one left out: :func:`hypo.search.space.ablation_points`).
+    ``channel_dropout`` is every trial's (:class:`hypo.learn.train_config.TrainConfig`). The newer fields are
+    written only when set, so older searches keep their record.
+    """
 
     data: str
     name: str = "hypo-search"
@@ -52,6 +59,18 @@ class SearchConfig:
     optuna_storage: str | None = None
     mlflow: str | None = None
     pending_timeout_s: float = 900.0
+    search_signals: bool = False
+    channel_dropout: float = 0.0
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of ``to_dict`` while at their defaults."""
+        return tuple(n for n, default in (("search_signals", False), ("channel_dropout", 0.0))
+                     if getattr(self, n) == default)
+
+    @property
+    def signals_searched(self) -> bool:
+        """Whether trials choose their signal groups (``--search-signals`` or the ablation space)."""
+        return self.search_signals or self.space == "ablation"
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +87,10 @@ class SearchConfig:
             (self.space != "paper" or not self.search_lr, "--search-lr does not apply to --space paper (lr 1e-3)"),
             (self.space != "paper" or self.optuna_storage is None,
              "--optuna-storage does not apply to --space paper (a fixed grid, no Optuna study)"),
+            (self.space != "paper" or not self.search_signals,
+             "--search-signals does not apply to --space paper (the study's grid reads all signals); use "
+             "--space ablation"),
+            (0 <= self.channel_dropout < 1, f"--channel-dropout must be in [0, 1), got {self.channel_dropout}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -120,7 +143,8 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
 
     def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
         with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
-            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma")}}, f)
+            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma", "signals")
+                                                  if k in config}}, f)
         # Stratified and baseline figures stay in the checkpoint's history; Tune gets the ranking view.
         report = {k: v for k, v in metrics.items() if not k.startswith(("val_bylast_", "baseline_"))
                   and (isinstance(v, (int, float, str, bool)) or v is None)}
@@ -133,23 +157,33 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
     # The GPU only when Ray reserved one for this trial: Ray leaves CUDA visible to CPU-only trials on a GPU node,
     # where "auto" would crowd the reserved trials' GPU outside Ray's accounting.
     device = "cuda" if ray.get_gpu_ids() else "cpu"
-    fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"])), data,
+    from hypo.data.dataset import absent_groups
+
+    fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"]),
+                                  absent=absent_groups(data["manifest"])), data,
                on_epoch=on_epoch, resume_from=resume_from)
 
 
-def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60):
+def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60, absent=()):
     """The TrainConfig of one trial's parameters.
 
     Args:
-        config: The trial's parameters and the search's constants.
+        config: The trial's parameters and the search's constants (``signals``, ``channel_dropout`` optional).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         window_s: Window length of the dataset (the model's input length).
+        absent: Signal groups some windows of the dataset lack; a model reading them takes missing groups.
     """
     from hypo.learn.train import ModelConfig, TrainConfig
+    from hypo.learn.train_config import needs_mask
+    from hypo.search.space import subset_groups
 
     loss = config["loss"]
+    signals = subset_groups(config.get("signals"))
+    dropout = float(config.get("channel_dropout", 0.0))
     return TrainConfig(
-        model=ModelConfig(name=config["model"], k=int(config["k"]), window_s=window_s),
+        model=ModelConfig(name=config["model"], k=int(config["k"]), window_s=window_s, signals=signals,
+                          mask=needs_mask(dropout, absent, signals)),
+        channel_dropout=dropout,
         loss=loss,
         gamma=float(config.get("gamma", 0.0)) if loss == "focal" else 0.0,
         lr=float(config.get("lr", 1e-3)),
@@ -246,6 +280,8 @@ def _param_space(cfg: SearchConfig) -> dict[str, Any]:
     from hypo.search.space import PAPER_GAMMA, PAPER_KS, paper_grid
 
     const = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed}
+    if cfg.channel_dropout:
+        const["channel_dropout"] = cfg.channel_dropout
     if cfg.space == "paper":
         models = sorted({g["model"] for g in paper_grid()})
         return {
@@ -265,7 +301,7 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from hypo.search.space import define_space
+    from hypo.search.space import ablation_points, define_space
 
     url = cfg.optuna_storage
     if url is None:
@@ -274,7 +310,9 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         url = f"sqlite:///{os.path.join(local, 'optuna.db')}"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     searcher = OptunaSearch(
-        space=functools.partial(define_space, search_lr=cfg.search_lr),
+        space=functools.partial(define_space, search_lr=cfg.search_lr, search_signals=cfg.signals_searched),
+        # The ablation's summary compares all groups with each left out: those subsets run first.
+        points_to_evaluate=ablation_points()[: cfg.samples] if cfg.space == "ablation" else None,
         metric=list(RANK_METRICS),
         mode=["max", "max"],
         sampler=optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True),
@@ -327,12 +365,16 @@ def _progress_reporter(cfg: SearchConfig):
     """Tune's progress table, a line per trial with its parameters and best-so-far metrics, every 30 s."""
     from hypo.search.console import ProgressTable
 
+    columns = {"model": "model", "k": "k", "loss": "loss", "gamma": "gamma"}
+    if cfg.signals_searched:
+        columns["signals"] = "signals"
     return ProgressTable(
         cfg.experiment_path,
-        parameter_columns={"model": "model", "k": "k", "loss": "loss", "gamma": "gamma"},
+        parameter_columns=columns,
         metric_columns={"training_iteration": "epoch", RANK_METRICS[0]: "val AUROC", RANK_METRICS[1]: "val sumAUPRC"},
         max_report_frequency=30,
         sort_by_metric=False,
+        max_column_length=24,  # the signal groups' longest value, ecg+nibp+pleth+mac+bis, is 22 characters
         metric=RANK_METRICS[0],
         mode="max",
     )

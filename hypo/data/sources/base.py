@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from hypo.data.art import ArterialLine
-from hypo.data.signals import N_SIGNALS, SIGNALS
+from hypo.data.signals import N_SIGNALS, SIGNALS, group_channels
 from hypo.errors import CaseRejected
 
 
@@ -44,13 +44,18 @@ class Case:
         if self.duration_s < 0:
             self.duration_s = int(self.signals.shape[0])
 
-    def check_signals(self) -> None:
+    def check_signals(self, allow_missing: tuple[str, ...] = ()) -> None:
         """Reject the case when a signal has no recorded value at all.
+
+        Args:
+            allow_missing: Signal groups (:data:`hypo.data.signals.MAY_BE_MISSING`) the case may lack entirely.
 
         Raises:
             CaseRejected: ``all-NaN signal`` naming the signal.
         """
-        empty = [SIGNALS[i] for i in range(N_SIGNALS) if not np.isfinite(self.signals[:, i]).any()]
+        optional = set(group_channels(allow_missing))
+        empty = [SIGNALS[i] for i in range(N_SIGNALS)
+                 if i not in optional and not np.isfinite(self.signals[:, i]).any()]
         if empty:
             raise CaseRejected("all-NaN signal", f"case {self.caseid}: no values for {', '.join(empty)}")
 

@@ -20,6 +20,7 @@ def make_source(
     api_url: str | None = None,
     arterial: bool = False,
     site: str | None = None,
+    allow_missing: tuple[str, ...] = (),
 ) -> Source:
     """Return the source called ``name``.
 
@@ -34,6 +35,7 @@ def make_source(
         api_url: VitalDB API address (default the package's, or ``HYPO_VITALDB_URL``).
         arterial: Yield each case's arterial line too (``Case.art``), as ART labels need.
         site: Demo only: the simulated hospital, ``"a"`` (default) or ``"b"`` (for external validation).
+        allow_missing: Signal groups (``mac``, ``bis``) a ``.vital`` file may lack (``--allow-missing``).
 
     Raises:
         ConfigError: Unknown source or missing argument, in one line.
@@ -49,12 +51,14 @@ def make_source(
     if name == "vitaldb":
         from hypo.data.sources.vitaldb_open import VitalDBSource
 
-        return VitalDBSource(n_cases=cases, cache=cache, api_url=api_url, arterial=arterial)
+        return VitalDBSource(n_cases=cases, cache=cache, api_url=api_url, arterial=arterial,
+                             allow_missing=allow_missing)
     if name == "vital-dir":
         if not path:
             raise ConfigError("--source vital-dir needs --path FOLDER (a folder of .vital files)")
         from hypo.data.sources.vital import VitalDirSource, load_track_map
 
         tmap = load_track_map(track_map) if track_map else None
-        return VitalDirSource(path, track_map=tmap, subjects=subjects, arterial=arterial)
+        return VitalDirSource(path, track_map=tmap, subjects=subjects, arterial=arterial,
+                              allow_missing=allow_missing)
     raise ConfigError(f"unknown source {name!r}; choose one of {', '.join(SOURCE_NAMES)}")

@@ -32,7 +32,7 @@ import numpy as np
 
 from hypo.config import fingerprint as hash_obj
 from hypo.data.art import ART_SIGNALS, ART_UNIT, ART_VITALDB_TRACKS, ArterialLine
-from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS
+from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS, group_channels
 from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected, ConfigError
 from hypo.storage import sha256_file
@@ -202,6 +202,7 @@ def read_vital_case(
     subjectid: str | int,
     track_map: Mapping[str, Any] | None = None,
     arterial: bool = False,
+    allow_missing: Sequence[str] = (),
 ) -> Case:
     """Read one ``.vital`` file as a case on a 1-second grid.
 
@@ -213,6 +214,8 @@ def read_vital_case(
             records) is used. Default: the VitalDB names (:data:`hypo.data.signals.VITALDB_TRACKS`). Signals left out
             keep their VitalDB name. Names match as in vitaldb: exactly, or as the end of ``device/track``.
         arterial: Also read the arterial line (:func:`read_arterial_line`) into ``Case.art``.
+        allow_missing: Signal groups (``mac``, ``bis``) the file may lack: a missing or empty track then gives a
+            NaN column instead of a rejection (total intravenous anaesthesia, a BIS sensor never applied).
 
     Returns:
         The case; ``signals`` has one row per second from the file's start to its end, NaN where nothing was
@@ -243,12 +246,13 @@ def read_vital_case(
 
     chosen: dict[str, str] = {}
     missing: list[str] = []
+    optional = {SIGNALS[i] for i in group_channels(allow_missing)}
     for sig in SIGNALS:
         present = [n for n in tmap[sig] if vf.find_track(n) is not None]
         with_recs = [n for n in present if _has_records(vf.find_track(n))]
         if with_recs or present:
             chosen[sig] = (with_recs or present)[0]
-        else:
+        elif sig not in optional:
             missing.append(sig)
     if missing:
         has = _file_tracks(path)
@@ -268,10 +272,13 @@ def read_vital_case(
         values = np.empty((0, len(columns)), dtype=np.float32)
     if values.ndim != 2 or values.shape[1] != len(columns):
         raise _reject("corrupt file", f"case {caseid}: {path}: tracks of unequal length {values.shape}")
-    signals = values[:, [columns.index(chosen[s]) for s in SIGNALS]]
+    signals = np.full((len(values), len(SIGNALS)), np.nan, dtype=np.float32)
+    for i, sig in enumerate(SIGNALS):
+        if sig in chosen:
+            signals[:, i] = values[:, columns.index(chosen[sig])]
     art = read_arterial_line(path, caseid, art_track_map(tmap), vf.dtstart) if arterial else None
     case = Case(caseid, str(subjectid), signals, art=art)
-    case.check_signals()
+    case.check_signals(tuple(allow_missing))
     return case
 
 
@@ -432,6 +439,8 @@ class VitalDirSource:
         subjects: Optional CSV file mapping caseid to subjectid.
         arterial: Also read each file's arterial line (for ART labels); the seven signals, and so the
             fingerprint, do not depend on it.
+        allow_missing: Signal groups (``mac``, ``bis``) a file may lack (``--allow-missing``); see
+            :func:`read_vital_case`.
 
     Raises:
         ConfigError: When the folder is missing, holds no ``.vital`` file, or two files share a stem.
@@ -445,9 +454,11 @@ class VitalDirSource:
         track_map: Mapping[str, Any] | None = None,
         subjects: str | os.PathLike | None = None,
         arterial: bool = False,
+        allow_missing: Sequence[str] = (),
     ) -> None:
         self.path = str(Path(path).expanduser().resolve())
         self.arterial = bool(arterial)
+        self.allow_missing = tuple(allow_missing)
         self.track_map = normalise_track_map(track_map)
         self.subjects_path = str(subjects) if subjects else None
         self.subjects = load_subjects(subjects) if subjects else {}
@@ -483,7 +494,7 @@ class VitalDirSource:
         """Read the file of ``ref`` (see :func:`read_vital_case`)."""
         path = Path(self.path) / ref.get("path", f"{ref['caseid']}.vital")
         return read_vital_case(path, ref["caseid"], ref.get("subjectid", ref["caseid"]), self.track_map,
-                               arterial=self.arterial)
+                               arterial=self.arterial, allow_missing=self.allow_missing)
 
     def _digest(self, p: Path) -> str:
         st = p.stat()  # ctime changes on any write, even when mtime is set back
@@ -521,6 +532,7 @@ class VitalDirSource:
             "n_subjects": len({r["subjectid"] for r in refs}),
             **({"arterial_track_map": {k: list(v) for k, v in art_track_map(self.track_map).items()}}
                if self.arterial else {}),
+            **({"allow_missing": list(self.allow_missing)} if self.allow_missing else {}),
         }
 
     def __getstate__(self) -> dict[str, Any]:

@@ -199,6 +199,8 @@ class VitalDBSource:
         timeout: Seconds before one request gives up.
         arterial: Read each case's arterial line too (ART labels), and count the cases with one in the track
             table. The seven signals, and so the fingerprint, do not depend on it.
+        allow_missing: Signal groups (``mac``, ``bis``) a case may lack (``--allow-missing``): such a case is read
+            with that group NaN instead of being rejected as ``missing track``.
     """
 
     name = "vitaldb"
@@ -213,6 +215,7 @@ class VitalDBSource:
         retries: int = 3,
         timeout: float = 30,
         arterial: bool = False,
+        allow_missing: Sequence[str] = (),
     ) -> None:
         import vitaldb.dataset
 
@@ -233,6 +236,7 @@ class VitalDBSource:
         self.retries = int(retries)
         self.timeout = float(timeout)
         self.arterial = bool(arterial)
+        self.allow_missing = tuple(allow_missing)
         self._selection: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -427,7 +431,8 @@ class VitalDBSource:
             raise CaseRejected("no arterial line", f"case {caseid}: the track table lists no {ART_MBP_TRACK}")
         path = self.case_path(caseid)
         try:
-            return read_vital_case(path, caseid, ref.get("subjectid", caseid), arterial=self.arterial)
+            return read_vital_case(path, caseid, ref.get("subjectid", caseid), arterial=self.arterial,
+                                   allow_missing=self.allow_missing)
         except CaseRejected as exc:
             if exc.reason == "corrupt file":
                 CaseCache(self.cache).discard(f"{self.dataset_version}/{caseid}.vital")
