@@ -115,6 +115,49 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
     }
 
 
+def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY, val=None):
+    """The chosen trial as :func:`export_model` would write it, in memory: its checked trace and its sidecar.
+
+    The alarm evaluation scores a trial through this (:mod:`hypo.evaluate.alarms`), so what it evaluates is
+    exactly what ``hypo export`` deploys, without writing a file.
+
+    Args:
+        exp_path: Experiment folder of a search.
+        trial: Trial id (default: the leaderboard's first).
+        specificity: Specificity of the sidecar's alarm thresholds, fixed on the validation split.
+        val: The dataset's validation split if already loaded (read otherwise).
+
+    Returns:
+        ``(chosen, traced, sidecar, cfg)``: the :class:`~hypo.evaluate.report.ChosenTrial`, the TorchScript
+        module, the sidecar dict (without ``model_sha256``: nothing was written) and the trial's TrainConfig.
+
+    Raises:
+        HypoError: When the trace disagrees with the eager model, the validation split is empty, or anything
+            :func:`hypo.evaluate.report.choose_trial` and :func:`hypo.evaluate.report.load_trial` refuse.
+    """
+    from hypo.data.dataset import load_split
+    from hypo.evaluate.report import choose_trial, load_trial
+    from hypo.learn.models import predict_proba
+    from hypo.storage import sha256_file
+
+    if not 0 < specificity < 1:
+        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
+    chosen = choose_trial(exp_path, trial)
+    model, cfg, ckpt, manifest = load_trial(chosen)
+    val = val if val is not None else load_split(chosen.data_dir, "val", manifest)
+    if len(val) == 0:
+        raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
+    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
+    windows = val.x[:VERIFY_WINDOWS]
+    traced = trace_model(model, torch.as_tensor(np.ascontiguousarray(windows[:8])))
+    diff = max_difference(traced, model, windows)
+    if not diff <= TOLERANCE:
+        raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
+    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
+                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
+    return chosen, traced, sidecar, cfg
+
+
 def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
                  log=print) -> dict[str, Any]:
     """Export the chosen trial's best checkpoint as TorchScript plus sidecar.
@@ -133,27 +176,11 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
         HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.report.choose_trial`
             and :func:`hypo.evaluate.report.load_trial` refuse.
     """
-    from hypo.data.dataset import load_split
-    from hypo.evaluate.report import choose_trial, load_trial
-    from hypo.learn.models import predict_proba
-    from hypo.storage import sha256_file
-
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     check_out_file(out)
-    chosen = choose_trial(exp_path, trial)
-    model, cfg, ckpt, manifest = load_trial(chosen)
-    val = load_split(chosen.data_dir, "val", manifest)
-    if len(val) == 0:
-        raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
-    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
-    windows = val.x[:VERIFY_WINDOWS]
-    traced = trace_model(model, torch.as_tensor(np.ascontiguousarray(windows[:8])))
-    diff = max_difference(traced, model, windows)
-    if not diff <= TOLERANCE:
-        raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
-    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
-                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
+    chosen, traced, sidecar, cfg = trace_trial(exp_path, trial, specificity)
+    diff = sidecar["verification"]["max_abs_difference"]
     out, side_path = write_exported(traced, sidecar, out)
     t = sidecar["thresholds"]
     log(f"trial {chosen.trial_id} (rank {chosen.rank}: {cfg.model.name} k={cfg.model.k} {cfg.loss}), epoch "
