@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from hypo.errors import ConfigError
-from hypo.evaluate.alarm_policy import HYSTERESIS_DEFAULT, M_DEFAULT, alarm_on, alarm_starts, reading_alarm_on
+from hypo.evaluate.alarm_policy import (
+    HYSTERESIS_DEFAULT,
+    M_DEFAULT,
+    alarm_intervals,
+    alarm_on,
+    alarm_starts,
+    reading_alarm_on,
+)
 from hypo.evaluate.events import INDUCTION, SCORED, UNDER_WAY, CaseEvents
 
 PROBABILITY, READING = "probability", "reading"
@@ -201,6 +208,33 @@ def _episode_hits(t, u, first_on, run_start, onsets, lead_max: int, lead_min: in
     return hit, np.where(hit, lead, np.nan)
 
 
+def slot_context(t, events: CaseEvents, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What an alarm starting at each time would be: counted, inside an episode, followed by an onset.
+
+    Args:
+        t: int [n] possible alarm starts.
+        events: The recording's events.
+        cfg: Induction and ``lead_max_s``.
+
+    Returns:
+        ``(eligible, in_episode, followed)`` bool [n]: in the scored span after induction; inside an episode
+        (neither true nor false); an onset within ``lead_max_s`` after it (true). A counted alarm that is
+        neither inside an episode nor followed is false.
+    """
+    t = np.asarray(t, np.int64)
+    eligible = (t >= max(events.span[0], cfg.induction_s)) & (t < events.span[1])
+    ep = events.episodes
+    if not len(ep):
+        none = np.zeros(len(t), bool)
+        return eligible, none, none.copy()
+    k = np.searchsorted(ep[:, 0], t, side="right") - 1
+    in_episode = (k >= 0) & (t < ep[np.maximum(k, 0), 1])
+    onsets = np.sort(ep[:, 0])
+    j = np.searchsorted(onsets, t, side="right")  # first onset after the alarm's start
+    followed = (j < len(onsets)) & (onsets[np.minimum(j, len(onsets) - 1)] <= t + cfg.lead_max_s)
+    return eligible, in_episode, followed
+
+
 def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) -> CaseCounts:
     """Count one scorer's alarms on one recording, for every threshold.
 
@@ -220,15 +254,7 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
     ep = events.episodes
     ep_s = float(np.clip(np.minimum(ep[:, 1], hi_r) - np.maximum(ep[:, 0], lo_r), 0, None).sum()) if len(ep) else 0.0
     weight = np.clip(np.minimum(u, hi_r) - np.maximum(t, lo_r), 0, None).astype(np.float64)
-    eligible = (t >= lo_r) & (t < hi_r)
-    if len(ep):
-        k = np.searchsorted(ep[:, 0], t, side="right") - 1
-        in_episode = (k >= 0) & (t < ep[np.maximum(k, 0), 1])
-        onsets = np.sort(ep[:, 0])
-        j = np.searchsorted(onsets, t, side="right")  # first onset after the alarm's start
-        followed = (j < len(onsets)) & (onsets[np.minimum(j, len(onsets) - 1)] <= t + cfg.lead_max_s)
-    else:
-        in_episode = followed = np.zeros(len(t), bool)
+    eligible, in_episode, followed = slot_context(t, events, cfg)
     false_slot = eligible & ~in_episode & ~followed
 
     first_on = _first_on(on)
@@ -248,6 +274,32 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
         alarms=(starts & eligible).sum(axis=1), false=(starts & false_slot).sum(axis=1),
         alarm_s=on.astype(np.float64) @ weight, lead=lead, det_lead=det_lead,
     )
+
+
+def case_story(track: Track, events: CaseEvents, threshold: float, cfg: AlarmConfig) -> dict[str, Any]:
+    """One recording at one threshold, alarm by alarm and episode by episode (for example timelines).
+
+    Returns:
+        ``{"alarms": [{"start", "end", "status"}], "episodes": [{"onset", "end", "kind", "caught", "lead_s"}]}``;
+        an alarm's status is ``false``, ``true`` (an onset follows within ``lead_max``), ``in episode`` or
+        ``not counted`` (before the scored span or in induction).
+    """
+    on = track.on([threshold], cfg)[0]
+    intervals = alarm_intervals(track.t, track.u, on, track.kind == READING)
+    eligible, in_episode, followed = slot_context(intervals[:, 0], events, cfg)
+    status = np.where(~eligible, "not counted", np.where(in_episode, "in episode",
+                                                         np.where(followed, "true", "false")))
+    c = case_counts(track, events, [threshold], cfg)
+    scored = iter(zip(c.lead[0].tolist(), c.det_lead[0].tolist()))
+    episodes = []
+    for (onset, end), kind in zip(events.episodes.tolist(), events.kind.tolist()):
+        entry = {"onset": onset, "end": end, "kind": kind, "caught": None, "lead_s": None}
+        if kind == SCORED:
+            lead, _ = next(scored)
+            entry.update(caught=bool(np.isfinite(lead)), lead_s=lead if np.isfinite(lead) else None)
+        episodes.append(entry)
+    return {"alarms": [{"start": int(a), "end": int(b), "status": str(st)}
+                       for (a, b), st in zip(intervals.tolist(), status)], "episodes": episodes}
 
 
 # ----------------------------------------------------------------------------------------------- pooling

@@ -177,8 +177,19 @@ def operating_point_stats(y, probs, thresholds) -> dict[str, Any]:
 
 
 def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
-                   specificity: float = SPECIFICITY) -> tuple[dict[str, Any], dict[str, Any]]:
+                   specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
+                   log=print) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate the chosen trial once on the test split, with the baseline on the same windows.
+
+    Args:
+        chosen: The trial (:func:`choose_trial`).
+        n_boot: Subject-bootstrap replicates.
+        seed: Bootstrap seed.
+        specificity: Of the operating point.
+        alarms: An :class:`~hypo.evaluate.alarm_metrics.AlarmConfig` to score the trial as an alarm on the whole
+            test recordings too (:mod:`hypo.evaluate.alarm_report`), or None.
+        alarm_cases: At most this many recordings per split for the alarm evaluation.
+        log: Where progress lines go.
 
     Returns:
         ``(results, curves)``: ``results`` is JSON-ready (every number of the report); ``curves`` holds the
@@ -277,7 +288,12 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
-    return results, {"roc_pr": curves, "calibration": calib, "confusion": cm}
+    detail = None
+    if alarms is not None:
+        from hypo.evaluate.alarm_report import report_alarms
+
+        results["alarms"], detail = report_alarms(chosen, manifest, alarms, fm, val, alarm_cases, n_boot, seed, log)
+    return results, {"roc_pr": curves, "calibration": calib, "confusion": cm, "alarms": detail}
 
 
 def trial_summary(chosen: ChosenTrial) -> dict[str, Any]:
@@ -333,25 +349,35 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
         "calibration": calibration_figure(curves["calibration"], os.path.join(out_dir, "calibration.png"),
                                           f"test split{sim}: calibration"),
     }
+    if curves.get("alarms") is not None:
+        from hypo.evaluate.alarm_report import write_alarm_figures
+
+        paths.update(write_alarm_figures(results["alarms"], curves["alarms"], out_dir, f": {what}",
+                                         float(prov["label"]["hypo_map"])))
     paths["json"] = os.path.join(out_dir, "report.json")
     with open(paths["json"], "w") as f:
         json.dump(_jsonable(results), f, indent=2)
     paths["html"] = os.path.join(out_dir, "report.html")
     with open(paths["html"], "w", encoding="utf-8") as f:
-        f.write(render_html(results, {k: paths[k] for k in ("roc_pr", "confusion", "calibration")}))
+        f.write(render_html(results, {k: v for k, v in paths.items() if k not in ("json", "html")}))
     return paths
 
 
 def make_report(exp_path: str, trial: str | None = None, out: str | None = None, n_boot: int = N_BOOT,
-                seed: int = 0, specificity: float = SPECIFICITY, log=print) -> dict[str, Any]:
-    """Evaluate and write the report; returns ``{"results", "paths"}``."""
+                seed: int = 0, specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
+                log=print) -> dict[str, Any]:
+    """Evaluate and write the report; returns ``{"results", "paths"}``.
+
+    ``alarms`` (an :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`, or None to leave the section out) and
+    ``alarm_cases`` are those of :func:`evaluate_trial`.
+    """
     if n_boot < 1:
         raise ConfigError(f"--bootstrap must be >= 1, got {n_boot}")
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     chosen = choose_trial(exp_path, trial)
     out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
-    results, curves = evaluate_trial(chosen, n_boot, seed, specificity)
+    results, curves = evaluate_trial(chosen, n_boot, seed, specificity, alarms, alarm_cases, log)
     paths = write_report(results, curves, out_dir)
     b, ref = results["bootstrap"], results["bootstrap"]["reference"]
     t = results["trial"]
@@ -369,10 +395,21 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
         log(f"  {name}: AUROC {ci(b[name]['auroc'])}, AUPRC {ci(b[name]['auprc'])} (prevalence "
             f"{b[name]['prevalence']:.3f}), sensitivity at {100 * specificity:.0f}% specificity "
             f"{ci(b[name]['sens_at_spec'])}")
+    if results.get("alarms"):
+        from hypo.evaluate.alarms import alarm_table_lines
+
+        a = results["alarms"]
+        if "error" not in a:
+            log(f"  as an alarm ({a['cases']['scored']} test recordings, {a['cases']['hours']:.1f} h, every "
+                f"{a['config']['stride_s']} s; threshold for <= {a['config']['fa_target_per_h']:g} false alarm/h "
+                "fixed on validation):")
+            for line in alarm_table_lines(a, "fa_target"):
+                log(f"    {line}")
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")
-    log(f"wrote {paths['html']} (+ roc_pr.png, confusion.png, calibration.png, report.json)")
+    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
+    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
     return {"results": results, "paths": paths}
 
 
