@@ -462,3 +462,61 @@ def format_alarm_table(result: dict[str, Any]) -> str:
     if len(c["failures"]) > 5:
         lines.append(f"  ... and {len(c['failures']) - 5} more")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ a search's trials
+
+
+def trial_predictors(exp_path: str, trial_ids: list[str], val=None) -> list[Predictor]:
+    """Several trials of one search, each traced from its best checkpoint (named by trial id)."""
+    return [trial_predictor(exp_path, t, name=t, val=val) for t in trial_ids]
+
+
+def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | None = None,
+                      max_cases: int | None = None, log=print) -> dict[str, Any]:
+    """The top trials and every baseline as alarms on the **validation** split (no look at the test split).
+
+    Each row's threshold for the false-alarm target is read off its own validation curve, and its sensitivity and
+    median lead there reported: selection-biased figures, like every validation figure, for ranking only.
+
+    Args:
+        exp_path: A search's experiment folder.
+        trial_ids: The trials (the leaderboard's top N).
+        cfg: The alarm config.
+        max_cases: At most this many validation recordings.
+        log: Where progress lines go.
+
+    Returns:
+        ``{"rows": {name: {"threshold", "met", "sensitivity", "lead_median_s", "fa_per_h", "detection"}}, "cases":
+        ..., "config": ..., "note": ...}``.
+    """
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baselines import feature_model_for
+    from hypo.search.leaderboard import local_experiment, read_search_meta
+
+    cfg = cfg or AlarmConfig()
+    exp_path = local_experiment(exp_path, log=lambda s: None)
+    meta = read_search_meta(exp_path)
+    data_dir = meta.get("data")
+    if not data_dir:
+        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot replay its recordings")
+    manifest = read_manifest(data_dir)
+    train, val_windows = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
+    fm = feature_model_for(meta, train, val_windows)
+    predictors = trial_predictors(exp_path, trial_ids, val=val_windows)
+    val = replay_split(data_dir, "val", predictors, cfg, manifest, fm, max_cases, log=log)
+    if not val.events:
+        raise HypoError(f"{data_dir}: no validation case could be replayed ({len(val.failures)} failed)")
+    rows = {}
+    for name, chosen in choose_on_validation(val, cfg, manifest).items():
+        spec = chosen["thresholds"]["fa_target"]
+        pooled = chosen["pooled"]
+        p = operating_point(pooled, int(np.searchsorted(pooled.thresholds, spec["threshold"])), None)
+        rows[name] = {"threshold": spec["threshold"], "met": spec["met"], "sensitivity": p["sensitivity"]["value"],
+                      "lead_median_s": p["lead_median_s"]["value"], "fa_per_h": p["fa_per_h"]["value"],
+                      "detection": p["detection"]["value"], "kind": val.kinds[name]}
+    return {"rows": rows, "cases": _cases_summary(val), "config": to_dict(cfg),
+            "note": (f"alarm columns: the validation split, selection-biased: episode sensitivity at <= "
+                     f"{cfg.fa_target_per_h:g} false alarm/h and the median lead (min) at the threshold read off "
+                     f"each row's own validation curve ({len(val.events)} recordings, {val.hours:.1f} h, a "
+                     f"prediction every {cfg.stride_s} s)")}
