@@ -30,7 +30,7 @@ def report_alarms(chosen, manifest: dict[str, Any], cfg: AlarmConfig, feature_mo
     """The alarm evaluation of a report's trial, or ``{"error": why}`` when its recordings cannot be replayed.
 
     Args:
-        chosen: The report's :class:`~hypo.evaluate.report.ChosenTrial`.
+        chosen: The report's :class:`~hypo.evaluate.trials.ChosenTrial`.
         manifest: Its dataset's manifest.
         cfg: The alarm config.
         feature_model: The report's fitted feature model (the same baseline row as the window table).

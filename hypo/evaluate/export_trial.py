@@ -128,15 +128,15 @@ def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SP
         val: The dataset's validation split if already loaded (read otherwise).
 
     Returns:
-        ``(chosen, traced, sidecar, cfg)``: the :class:`~hypo.evaluate.report.ChosenTrial`, the TorchScript
+        ``(chosen, traced, sidecar, cfg)``: the :class:`~hypo.evaluate.trials.ChosenTrial`, the TorchScript
         module, the sidecar dict (without ``model_sha256``: nothing was written) and the trial's TrainConfig.
 
     Raises:
         HypoError: When the trace disagrees with the eager model, the validation split is empty, or anything
-            :func:`hypo.evaluate.report.choose_trial` and :func:`hypo.evaluate.report.load_trial` refuse.
+            :func:`hypo.evaluate.trials.choose_trial` and :func:`hypo.evaluate.trials.load_trial` refuse.
     """
     from hypo.data.dataset import load_split
-    from hypo.evaluate.report import choose_trial, load_trial
+    from hypo.evaluate.trials import choose_trial, load_trial
     from hypo.learn.models import predict_proba
     from hypo.storage import sha256_file
 
@@ -173,8 +173,8 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
         The sidecar (with ``model_sha256``), as written.
 
     Raises:
-        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.report.choose_trial`
-            and :func:`hypo.evaluate.report.load_trial` refuse.
+        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.trials.choose_trial`
+            and :func:`hypo.evaluate.trials.load_trial` refuse.
     """
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
