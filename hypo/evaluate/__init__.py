@@ -1,6 +1,10 @@
 """Evaluate layer: a chosen model judged on data it was not selected on.
 
 The test split (:mod:`~hypo.evaluate.final_test`, every look recorded by :mod:`~hypo.evaluate.test_looks`),
-the HTML report (:mod:`~hypo.evaluate.report` with its bootstrap, figures and page), and the export of a search's
-trial (:mod:`~hypo.evaluate.export_trial`). May import every layer below: search, infer, learn, data.
+the HTML report (:mod:`~hypo.evaluate.report` with its bootstrap, figures and page), the export of a search's
+trial (:mod:`~hypo.evaluate.export_trial`; the trial itself: :mod:`~hypo.evaluate.trials`), and the alarm
+evaluation on whole recordings (:mod:`~hypo.evaluate.alarms`: :mod:`~hypo.evaluate.replay`,
+:mod:`~hypo.evaluate.events`, :mod:`~hypo.evaluate.alarm_policy`, :mod:`~hypo.evaluate.alarm_metrics`, and for
+the report :mod:`~hypo.evaluate.alarm_report`, :mod:`~hypo.evaluate.alarm_figures`). May import every layer
+below: search, infer, learn, data.
 """

@@ -402,10 +402,15 @@ def sensitivity_at_fa(fa: np.ndarray, sens: np.ndarray, targets) -> np.ndarray:
         point is missing); NaN where the sensitivity is undefined (no episode).
     """
     g = np.asarray(targets, np.float64)
-    ok = (np.nan_to_num(fa, nan=np.inf)[..., :, None] <= g + 1e-12) & np.isfinite(sens)[..., :, None]
-    best = np.where(ok, np.nan_to_num(sens)[..., :, None], -1.0).max(axis=-2)
+    fa = np.nan_to_num(np.asarray(fa, np.float64), nan=np.inf)
+    sens = np.asarray(sens, np.float64)
     defined = np.isfinite(sens).any(axis=-1)[..., None]
-    return np.where(defined, np.maximum(best, 0.0), np.nan)
+    order = np.argsort(fa, axis=-1, kind="stable")
+    fa_sorted = np.take_along_axis(fa, order, axis=-1)
+    best = np.maximum.accumulate(np.take_along_axis(np.nan_to_num(sens, nan=0.0), order, axis=-1), axis=-1)
+    within = (fa_sorted[..., :, None] <= g + 1e-12).sum(axis=-2)  # points at or under each rate: [..., G]
+    env = np.where(within > 0, np.take_along_axis(best, np.maximum(within - 1, 0), axis=-1), 0.0)
+    return np.where(defined, env, np.nan)
 
 
 # ----------------------------------------------------------------------------------------------- thresholds
