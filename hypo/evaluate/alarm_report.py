@@ -17,7 +17,14 @@ import numpy as np
 
 from hypo.errors import HypoError
 from hypo.evaluate.alarm_metrics import AlarmConfig, case_story
-from hypo.evaluate.alarms import ALARM_COLUMNS, AlarmDetail, alarm_table_cells, evaluate_alarms, trial_predictor
+from hypo.evaluate.alarms import (
+    ALARM_COLUMNS,
+    AlarmDetail,
+    alarm_table_cells,
+    evaluate_alarms,
+    induction_line,
+    trial_predictor,
+)
 from hypo.evaluate.replay import FREQUENT_CUFF, LAST_READING
 
 MODEL_ROW = "model"
@@ -61,18 +68,25 @@ def pick_examples(detail: AlarmDetail, name: str = MODEL_ROW, op: str = "fa_targ
         return []
     cfg, replay = detail.cfg, detail.replay
     stories = [case_story(tr, ev, thr, cfg) for tr, ev in zip(replay.tracks[name], replay.events)]
+    # Candidates, best first: episodes whose whole warning window was scored; false alarms far from any episode.
+    cands: dict[str, list[tuple[float, int, dict]]] = {"caught": [], "missed": [], "false alarm": []}
+    for i, (story, ev) in enumerate(zip(stories, replay.events)):
+        for e in story["episodes"]:
+            if e["caught"] is not None:
+                whole = e["onset"] - cfg.lead_max_s >= ev.span[0]
+                cands["caught" if e["caught"] else "missed"].append((0.0 if whole else 1.0, i, e))
+        bounds = ev.episodes.reshape(-1)
+        for a in story["alarms"]:
+            if a["status"] == "false":
+                far = float(np.abs(bounds - a["start"]).min()) if len(bounds) else float(ev.duration_s)
+                cands["false alarm"].append((-far, i, a))
     found: dict[str, tuple[int, dict]] = {}
     for distinct in (True, False):
-        for i, story in enumerate(stories):
-            if distinct and any(i == j for j, _ in found.values()):
-                continue
-            cands = {"caught": [e for e in story["episodes"] if e["caught"] is True],
-                     "missed": [e for e in story["episodes"] if e["caught"] is False],
-                     "false alarm": [a for a in story["alarms"] if a["status"] == "false"]}
-            for kind in ("caught", "missed", "false alarm"):
-                if kind not in found and cands[kind]:
-                    found[kind] = (i, cands[kind][0])
-                    break
+        for kind in ("caught", "missed", "false alarm"):
+            for _, i, item in sorted(cands[kind], key=lambda c: (c[0], c[1])):
+                if kind in found or (distinct and any(i == j for j, _ in found.values())):
+                    continue
+                found[kind] = (i, item)
     out = []
     for kind in ("caught", "missed", "false alarm"):
         if kind not in found:
@@ -90,7 +104,7 @@ def pick_examples(detail: AlarmDetail, name: str = MODEL_ROW, op: str = "fa_targ
                     "title": f"{kind}: case {ev.caseid} (subject {ev.subjectid}): {what}",
                     "window": (max(0, focus - 40 * 60), min(ev.duration_s, focus + 20 * 60)),
                     "t": tr.t, "p": tr.score, "threshold": thr, "hysteresis": cfg.hysteresis,
-                    "story": case_story(tr, ev, thr, cfg), "readings": (reads.t, reads.score),
+                    "story": stories[i], "readings": (reads.t, reads.score),
                     "art": (art[i].t, art[i].score) if art is not None else None, "hypo_map": hypo_map,
                     "lead_max_s": cfg.lead_max_s, "lead_min_s": cfg.lead_min_s})
     return out
@@ -163,7 +177,8 @@ def alarm_section_html(alarms: dict[str, Any] | None, images: dict[str, str], im
     parts.append("<p class='note'>Lead: median over caught episodes (minutes before onset, capped at "
                  f"{cfg['lead_max_s'] / 60:g}). Detected: an alarm at any moment from onset - "
                  f"{cfg['lead_max_s'] / 60:g} min to the episode's end, its lead possibly &le; 0 (after onset): "
-                 "the frequent cuff row shows what measuring more often achieves without predicting.</p>")
+                 "the frequent cuff row shows what measuring more often achieves without predicting. "
+                 f"{e(induction_line(alarms)).capitalize()}.</p>")
     for key, alt, note in (
             ("alarm_aoc", "alarm operating characteristic",
              "Episode sensitivity against false alarms per hour over every threshold (the best sensitivity "

@@ -436,6 +436,21 @@ def alarm_table_lines(result: dict[str, Any], op: str = "fa_target") -> list[str
             for r in cells]
 
 
+def induction_line(result: dict[str, Any], op: str = "fa_target") -> str:
+    """The induction episodes, reported apart: how many, and the share each row caught at one operating point."""
+    n = result["cases"]["episodes"]["induction"]
+    minutes = result["config"]["induction_s"] / 60
+    if not n:
+        return f"induction (first {minutes:g} min, reported apart): no episode began then"
+    parts = []
+    for row in result["rows"]:
+        p = row["operating_points"].get(op)
+        if p is not None and p.get("induction_sensitivity") is not None:
+            parts.append(f"{row['name']} {100 * p['induction_sensitivity']:.0f}%")
+    return (f"induction (first {minutes:g} min, reported apart): {n} episodes; caught at the false-alarm threshold: "
+            + (", ".join(parts) or "n/a"))
+
+
 def format_alarm_table(result: dict[str, Any]) -> str:
     """The alarm evaluation as text: cases, event rule, then one table per operating point."""
     c = result["cases"]
@@ -455,6 +470,7 @@ def format_alarm_table(result: dict[str, Any]) -> str:
     for op, title in (("fa_target", f"at the threshold for <= {cfg['fa_target_per_h']:g} false alarm/h"),
                       ("sens_target", f"at the threshold for >= {100 * cfg['sens_target']:.0f}% sensitivity")):
         lines += ["", f"{result['split']} split, {title} (chosen on validation):"] + alarm_table_lines(result, op)
+    lines.append(induction_line(result))
     lines.append("lead: median over caught episodes; detected: an alarm at any moment from onset - "
                  f"{cfg['lead_max_s'] / 60:g} min to the episode's end (its lead may be <= 0: after onset).")
     for f in c["failures"][:5]:
