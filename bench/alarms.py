@@ -104,7 +104,7 @@ def score(cases, predictor, fm, manifest, cfg, n_thresholds):
     t0 = time.perf_counter()
     for rows in tracks.values():
         pooled = np.concatenate([t.score for t in rows if len(t.score)])
-        grid = threshold_grid(pooled, rows[0].kind, n_thresholds)
+        grid = threshold_grid(pooled, rows[0].kind, n_thresholds, cfg.hysteresis)
         for t, ev in zip(rows, events):
             case_counts(t, ev, grid, cfg)
     timings["count_s"] = time.perf_counter() - t0

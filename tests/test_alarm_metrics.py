@@ -286,6 +286,9 @@ def test_threshold_grids_span_the_scores_and_include_a_silent_end():
     p = np.random.default_rng(1).random(5000)
     g = threshold_grid(p, PROBABILITY, 50)
     assert g[-1] > p.max() and g[0] <= np.quantile(p, 0.01) and np.all(np.diff(g) > 0)
+    low = threshold_grid(p, PROBABILITY, 50, floor=0.3)
+    assert low.min() > 0.3  # below the hysteresis an alarm, once on, would never end: no such threshold
+    assert alarm_on([0.9, 0.0, 0.0], [0.04], m=1, hysteresis=0.05)[0].tolist() == [True, True, True]
     m = np.random.default_rng(1).normal(80, 10, 500)
     g = threshold_grid(m, READING, 50)
     assert g[0] == m.min() and not (m < g[0]).any() and (m < g[-1]).all()

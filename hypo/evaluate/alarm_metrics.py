@@ -101,7 +101,8 @@ class AlarmConfig:
     def policy_text(self) -> str:
         """One sentence stating the alarm policy."""
         return (f"an alarm starts when p(hypotension) >= threshold for {self.m} consecutive predictions (every "
-                f"{self.stride_s} s) and ends below threshold - {self.hysteresis:g}; a missing prediction ends it")
+                f"{self.stride_s} s) and ends below threshold - {self.hysteresis:g}; a missing prediction ends it; "
+                "thresholds at or below the hysteresis are not used (an alarm could never end)")
 
     def scoring_text(self) -> str:
         """One sentence stating how alarms are scored."""
@@ -416,18 +417,22 @@ def sensitivity_at_fa(fa: np.ndarray, sens: np.ndarray, targets) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- thresholds
 
 
-def threshold_grid(scores, kind: str, n: int = 150) -> np.ndarray:
+def threshold_grid(scores, kind: str, n: int = 150, floor: float = 0.0) -> np.ndarray:
     """Thresholds spanning a scorer's pooled scores, denser where alarms are rare.
 
-    Probability tracks alarm at ``p >= t``: thresholds are quantiles of p, plus one above the maximum (never
-    alarms). Reading tracks alarm at ``MAP < t``: thresholds sit just above quantiles of MAP, plus the minimum
-    (never alarms).
+    Probability tracks alarm at ``p >= t``: thresholds are quantiles of p above ``floor``, plus one above the
+    maximum (never alarms). With ``floor`` = the hysteresis, no threshold is so low that an alarm, once on, could
+    never end (``p < t - hysteresis`` impossible): such an alarm is on for hours and counts as one, which would
+    make any false-alarm target trivially met. Reading tracks alarm at ``MAP < t``: thresholds sit just above
+    quantiles of MAP, plus the minimum (never alarms).
 
     Returns:
         float64 [<= n + 1], increasing.
     """
     s = np.asarray(scores, np.float64)
     s = s[np.isfinite(s)]
+    if kind == PROBABILITY:
+        s = s[s > floor]
     if not len(s):
         return np.array([1.0]) if kind == PROBABILITY else np.array([0.0])
     rare = np.geomspace(1e-4, 0.1, n - n // 4)

@@ -168,7 +168,8 @@ def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: dict[st
     out = {}
     for name, kind in val.kinds.items():
         fixed = fixed_threshold(name, manifest)
-        grid = np.array([fixed]) if fixed is not None else threshold_grid(_scores(val, name), kind, cfg.n_thresholds)
+        grid = (np.array([fixed]) if fixed is not None
+                else threshold_grid(_scores(val, name), kind, cfg.n_thresholds, cfg.hysteresis))
         pooled = _pool(val, name, grid, cfg)
         chosen = select_thresholds(grid, curve(pooled), cfg)
         if fixed is not None:
@@ -219,8 +220,8 @@ def score_split(replay: ReplayedSplit, chosen: dict[str, dict[str, Any]], cfg: A
         kind = replay.kinds[name]
         ops = chosen.get(name) or {}
         fixed = fixed_threshold(name, manifest)
-        grid = np.array([fixed]) if fixed is not None else threshold_grid(_scores(replay, name), kind,
-                                                                          cfg.n_thresholds)
+        grid = (np.array([fixed]) if fixed is not None
+                else threshold_grid(_scores(replay, name), kind, cfg.n_thresholds, cfg.hysteresis))
         grid = np.unique(np.r_[grid, [op["threshold"] for op in ops.values()]])
         pooled = _pool(replay, name, grid, cfg)
         pooled_all[name] = pooled
