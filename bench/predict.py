@@ -122,7 +122,7 @@ def main():
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             n_win = len(res["prediction"].t_end)
             line = (f"{label:<24} stride {stride:>3} s: {n_win:>5} windows  total {med['total_s']:.2f} s  (read "
-                    f"{med['read_s']:.2f}, clean+fill {med['clean_s']:.2f}, windows+forward {med['predict_s']:.2f}, "
+                    f"{med['read_s']:.2f}, clean+fill+windows {med['clean_s']:.2f}, forward {med['predict_s']:.2f}, "
                     f"csv {med['csv_s']:.2f}, png {med['png_s']:.2f})")
             if not args.no_cli:
                 cmd = [sys.executable, "-m", "hypo", "predict", vital, "--model", model, "--stride", str(stride),

@@ -227,3 +227,19 @@ def test_an_unwritable_export_path_is_refused_before_any_work(setup, tmp_path, c
     err = error([setup["model"], "--data", setup["b"], "--recalibrate", "temperature", "--write-export",
                  str(tmp_path), "--out", str(tmp_path / "ev")], capsys)
     assert "is a folder" in err and not (tmp_path / "ev").exists()
+
+
+def test_alarms_score_the_frozen_model_on_the_other_sites_recordings(setup, tmp_path, capsys):
+    """--alarms: OTHER's test recordings replayed; thresholds fixed on the development data's validation split."""
+    out = tmp_path / "ev"
+    res, text = run([setup["model"], "--data", setup["b"], "--out", str(out), *BOOT, "--alarms",
+                     "--alarm-stride", "60"], capsys)
+    a = res["alarms"]
+    assert a["thresholds_fixed_on"].startswith("the development dataset's validation split")
+    assert setup["a"] in a["thresholds_fixed_on"]
+    assert a["cases"]["scored"] >= 1 and [r["name"] for r in a["rows"]][0] == "model"
+    assert "as an alarm on" in text and (out / "alarms.json").exists()
+    # thresholds fixed on OTHER's own validation split are reported as the local threshold they are
+    res = run([setup["model"], "--data", setup["b"], "--out", str(tmp_path / "ev2"), *BOOT, "--alarms",
+               "--alarm-stride", "60", "--alarm-thresholds-from", "other"])
+    assert res["alarms"]["thresholds_fixed_on"].startswith("OTHER's own validation split")

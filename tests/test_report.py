@@ -143,13 +143,14 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert r["trial"]["trial"] == first["trial"] and r["trial"]["best_epoch"] == int(first["best_epoch"])
     assert "mean AUROC" in printed and "[simulated data]" in printed
 
-    for name in ("roc_pr.png", "confusion.png", "calibration.png", "report.html", "report.json"):
+    for name in ("roc_pr.png", "confusion.png", "calibration.png", "report.html", "report.json", "alarm_aoc.png",
+                 "alarm_leads.png", "alarm_examples.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
     for name in ("roc_pr.png", "confusion.png", "calibration.png"):
         assert os.path.getsize(os.path.join(out, name)) < 300_000
     page = open(os.path.join(out, "report.html"), encoding="utf-8").read()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 3 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert len(images) == 6 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert not re.search(r'src="(?!data:)', page)  # self-contained: nothing fetched from elsewhere
 
     chosen = choose_trial(search)
@@ -165,6 +166,8 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert "0.9198" in page and "CNN*CNN" in page  # the paper's table
     assert "last-reading baseline" in page and "By the class of the last cuff reading" in page
     assert "bootstrap replicates over subjects" in page
+    assert "As an alarm: episodes, lead time, false alarms" in page  # the alarm section, by default
+    assert r["alarms"]["cases"]["scored"] == manifest["counts"]["test"]["cases"] and r["alarms"]["rows"]
     # every baseline is a row of the report on the same test windows; the feature model is the search's choice
     assert [b["name"] for b in r["baselines"]] == ["last reading", "feature model"]
     assert "Baselines on the same test windows" in page and "baseline: feature model" in page

@@ -3,9 +3,10 @@
     hypo evaluate model.pt --data data/site-b
     hypo evaluate runs/NAME --data data/site-b --recalibrate temperature --write-export model-b.pt
 
-The work is :func:`hypo.evaluate.external.evaluate_external`; this is its command-line front. The parser is built
-in :func:`build_parser` and the reported sections listed by :func:`sections`, so further options and sections
-(alarm scoring) slot in at the marked places.
+    hypo evaluate model.pt --data data/site-b --alarms        # also as an alarm on site B's test recordings
+
+The work is :func:`hypo.evaluate.external.evaluate_external` (and, with ``--alarms``,
+:func:`hypo.evaluate.alarms.alarm_evaluation`); this is its command-line front.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
 from hypo.evaluate.external import CALIBRATION_SHARE, N_BOOT, Section, default_sections, evaluate_external
 from hypo.learn.recalibration import METHODS
 from hypo.runtime import OneLineParser, one_line_errors
@@ -43,7 +45,14 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     p.add_argument("--bootstrap", type=int, default=N_BOOT, help="bootstrap replicates over subjects")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration split and the bootstrap")
     p.add_argument("--out", default="evaluation", help="folder for evaluation.json, evaluation.md and the figures")
-    # ---- MERGE POINT (issue 13, alarm scoring): add `--alarms` (and its options) here; see sections() below ----
+    p.add_argument("--alarms", action="store_true",
+                   help="also score the frozen model as an alarm on OTHER's test recordings (hypo report's alarm "
+                        "section: episodes caught, lead time, false alarms per hour; the baselines beside it)")
+    p.add_argument("--alarm-thresholds-from", default="model", metavar="model|other|DIR",
+                   help="where the alarm thresholds are fixed: model (default: the validation split of the dataset "
+                        "the model was developed on, as deployed), other (OTHER's own validation split: a local "
+                        "threshold, reported as such), or a dataset folder's validation split")
+    add_alarm_arguments(p)
     return p
 
 
@@ -54,16 +63,68 @@ def sections(args: argparse.Namespace) -> list[tuple[str, Section]]:
     probabilities, the alarm thresholds that apply to them, OTHER's manifest, the model's sidecar) and returns a
     JSON-ready dict, stored under ``sections[name][stage]`` in ``evaluation.json``.
     """
-    out = default_sections(n_boot=args.bootstrap, seed=args.seed)
-    # ---- MERGE POINT (issue 13, alarm scoring): `if args.alarms: out.append(("alarms", <its function of an
-    #      EvalSet>))`; it is then computed before and after recalibration like the others ----
-    return out
+    return default_sections(n_boot=args.bootstrap, seed=args.seed)
+
+
+def development_data(model_or_run: str, trial: str | None = None) -> str:
+    """The window dataset a model was developed on (its search's ``hypo_search.json``), for fixing alarm thresholds.
+
+    Raises:
+        HypoError: When it cannot be found or read from here.
+    """
+    import os
+
+    from hypo.errors import HypoError
+    from hypo.search.leaderboard import read_search_meta
+
+    exp = model_or_run
+    if os.path.isfile(model_or_run):
+        from hypo.infer.export import load_exported
+
+        _, sidecar = load_exported(model_or_run)
+        exp = (sidecar.get("trial") or {}).get("experiment") or ""
+    data = read_search_meta(exp).get("data") if exp and os.path.isdir(exp) else None
+    if not data or not os.path.exists(os.path.join(data, "manifest.json")):
+        raise HypoError("--alarms: the dataset this model was developed on is not readable here (its validation "
+                        "split fixes the alarm thresholds as deployed); pass --alarm-thresholds-from DIR, or "
+                        "--alarm-thresholds-from other for thresholds fixed on OTHER's validation split")
+    return data
+
+
+def alarm_section(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    """``--alarms``: the frozen model and the baselines as alarms on OTHER's test recordings; also ``alarms.json``."""
+    import json
+    import os
+
+    from hypo.evaluate.alarms import alarm_evaluation, format_alarm_table
+
+    source = args.alarm_thresholds_from
+    thresholds_from = ("val" if source == "other" else
+                       development_data(args.model_or_run, args.trial) if source == "model" else source)
+    where = {"other": "OTHER's own validation split (a local threshold, not the deployed one)",
+             "model": f"the development dataset's validation split ({thresholds_from}), as deployed"}.get(
+        source, f"the validation split of {source}")
+    result = alarm_evaluation(args.model_or_run, args.data, split="test", thresholds_from=thresholds_from,
+                              stride_s=args.alarm_stride, max_cases=args.alarm_cases, config=alarm_config(args),
+                              trial=args.trial, log=log)
+    result["thresholds_fixed_on"] = where
+    log(f"as an alarm on {args.data}'s test recordings (frozen model; thresholds fixed on {where}):")
+    log(format_alarm_table(result))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "alarms.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    return result
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo evaluate``; user errors end in one line on stderr with status 2."""
     args = build_parser(prog).parse_args(argv)
     with one_line_errors(prog):
-        return evaluate_external(args.model_or_run, args.data, trial=args.trial, recalibrate=args.recalibrate,
-                                 calibration_share=args.calibration_share, seed=args.seed, n_boot=args.bootstrap,
-                                 write_export=args.write_export, out=args.out, sections=sections(args))
+        if args.alarms:
+            alarm_config(args)  # checked before any work
+        result = evaluate_external(args.model_or_run, args.data, trial=args.trial, recalibrate=args.recalibrate,
+                                   calibration_share=args.calibration_share, seed=args.seed, n_boot=args.bootstrap,
+                                   write_export=args.write_export, out=args.out, sections=sections(args))
+        if args.alarms:
+            result["alarms"] = alarm_section(args)
+        return result

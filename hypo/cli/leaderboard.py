@@ -2,6 +2,7 @@
 
 hypo leaderboard                      # the latest experiment under runs/ (the others are listed)
 hypo leaderboard runs/search-20261124-120000 --test 3
+hypo leaderboard runs/search-20261124-120000 --alarms 3    # the top 3 as alarms, on validation (no test look)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from typing import Any
 
 from hypo import storage
+from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
 from hypo.data.dataset import label_source_text
 from hypo.errors import ConfigError, HypoError
 from hypo.learn.baselines import recorded_baselines
@@ -85,12 +87,59 @@ def data_line(meta: dict[str, Any]) -> str:
             f"{label.get('source', 'cuff')} {label.get('mode', '')}, fingerprint {fp}")
 
 
-def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
-                     log=print) -> dict[str, Any]:
-    """Print the leaderboard of an experiment and write its files (into the experiment folder by default).
+def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out_dir: str, log=print):
+    """``--alarms N``: the top N trials and the baselines as alarms on the validation split, as two columns.
 
     Returns:
-        ``{"frame": DataFrame, "paths": {csv, md, png}, "status": search_status(...)}``.
+        ``(frame with val_alarm_sensitivity / val_alarm_lead_min, the result of validation_alarms, its note
+        lines)``. The figures are read off each row's own validation curve: selection-biased, marked so.
+    """
+    import json
+
+    from hypo.evaluate.alarms import validation_alarms
+    from hypo.learn.baselines import ROW_PREFIX
+
+    trials = [str(t) for t in df[df["rank"].notna()].head(n)["trial"]]
+    res = validation_alarms(exp_path, trials, cfg, max_cases, log=log)
+    df = df.copy()
+    df["val_alarm_sensitivity"] = float("nan")
+    df["val_alarm_lead_min"] = float("nan")
+    for name, r in res["rows"].items():
+        mask = df["trial"].isin([name, ROW_PREFIX + name])
+        df.loc[mask, "val_alarm_sensitivity"] = r["sensitivity"] if r["sensitivity"] is not None else float("nan")
+        lead = r["lead_median_s"]
+        df.loc[mask, "val_alarm_lead_min"] = lead / 60 if lead is not None else float("nan")
+    with open(os.path.join(out_dir, "alarms_val.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    lines = ["* " + res["note"] + "; the top rows only"]
+    shown = set(df["trial"].astype(str))
+    for name, r in res["rows"].items():
+        if name not in shown and ROW_PREFIX + name not in shown:  # e.g. the simulated frequent cuff
+            sens = "n/a" if r["sensitivity"] is None else f"{100 * r['sensitivity']:.0f}%"
+            det = "n/a" if r["detection"] is None else f"{100 * r['detection']:.0f}%"
+            lines.append(f"* baseline: {name} (validation): sensitivity {sens}, detected {det}, false alarms/h "
+                         f"{r['fa_per_h'] or 0:.2f} (a fixed threshold)")
+    if res["cases"]["failed"]:
+        lines.append(f"* {res['cases']['failed']} validation recordings could not be scored")
+    return df, res, lines
+
+
+def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
+                     log=print, alarms: int | None = None, alarm_cfg=None,
+                     alarm_cases: int | None = None) -> dict[str, Any]:
+    """Print the leaderboard of an experiment and write its files (into the experiment folder by default).
+
+    Args:
+        exp_path: The experiment.
+        rank_by: Ranking metrics.
+        out_dir: Where the files go.
+        log: Where the lines go.
+        alarms: ``--alarms N``: score the top N trials and the baselines as alarms on the validation split.
+        alarm_cfg: The alarm config (default :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`).
+        alarm_cases: At most this many validation recordings.
+
+    Returns:
+        ``{"frame": DataFrame, "paths": {csv, md, png}, "status": search_status(...)}`` (and ``"alarms"``).
     """
     exp_path = local_experiment(exp_path, log=log)
     meta = read_search_meta(exp_path)
@@ -103,6 +152,12 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     partial = status["note"] if status["partial"] else None
     notes = baseline_notes(baselines)
     importance = signal_importance(df)
+    alarm_res = None
+    if alarms:
+        os.makedirs(out_dir or exp_path, exist_ok=True)
+        df, alarm_res, alarm_notes = add_alarm_columns(df, exp_path, alarms, alarm_cfg, alarm_cases,
+                                                       out_dir or exp_path, log)
+        notes = notes + alarm_notes
     paths = write_leaderboard(df, out_dir or exp_path, title, simulated, partial, notes, importance)
     log(title)
     if meta:
@@ -116,8 +171,11 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         + "".join(f"\n  {line}" for line in notes))
     for line in importance_lines(importance):
         log(line)
-    log("wrote " + ", ".join(paths.values()))
-    return {"frame": df, "paths": paths, "status": status, "importance": importance}
+    log("wrote " + ", ".join(paths.values()) + (", alarms_val.json" if alarm_res else ""))
+    out = {"frame": df, "paths": paths, "status": status, "importance": importance}
+    if alarm_res is not None:
+        out["alarms"] = alarm_res
+    return out
 
 
 def check_test_count(n: int | None, n_trials: int, yes: bool) -> None:
@@ -148,17 +206,29 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
                    help="evaluate the top N trials once on the test split, beside the paper's table (1 <= N; "
                         f"more than {MAX_TEST_WITHOUT_YES} needs --yes)")
     p.add_argument("--yes", action="store_true", help=f"allow --test above {MAX_TEST_WITHOUT_YES}")
+    p.add_argument("--alarms", type=int, default=None, metavar="N",
+                   help="score the top N trials and the baselines as alarms on the validation split (no test "
+                        "look): episode sensitivity at the false-alarm target and median lead, selection-biased")
+    p.add_argument("--no-alarms", action="store_true",
+                   help="with --test: leave out the alarm table (the test recordings replayed end to end)")
+    add_alarm_arguments(p)
     args = p.parse_args(argv)
     with one_line_errors(prog):
+        cfg = alarm_config(args)
         exp = local_experiment(resolve_experiment(args.experiment))
+        n_trials = len(load_trials(exp))
         if args.test is not None:  # checked before anything is written or looked at
-            check_test_count(args.test, len(load_trials(exp)), args.yes)
-        res = show_leaderboard(exp, tuple(args.rank_by.split(",")), args.out)
+            check_test_count(args.test, n_trials, args.yes)
+        if args.alarms is not None and not 1 <= args.alarms <= max(n_trials, 1):
+            raise ConfigError(f"--alarms must be between 1 and the number of trials ({n_trials}), got {args.alarms}")
+        res = show_leaderboard(exp, tuple(args.rank_by.split(",")), args.out, alarms=args.alarms, alarm_cfg=cfg,
+                               alarm_cases=args.alarm_cases)
         if args.test is not None:
             from hypo.evaluate.final_test import test_top_trials
 
             if res["status"]["partial"]:
                 print(f"{prog}: warning: the search is partial; the test look ranks unfinished trials",
                       file=sys.stderr)
-            res["test"] = test_top_trials(exp, res["frame"], args.test, out_dir=args.out)
+            res["test"] = test_top_trials(exp, res["frame"], args.test, out_dir=args.out,
+                                          alarms=None if args.no_alarms else cfg, alarm_cases=args.alarm_cases)
         return res

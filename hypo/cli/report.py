@@ -2,6 +2,8 @@
 
     hypo report runs/hypo-search                  # the leaderboard's first trial
     hypo report runs/hypo-search --trial 3f2a_00001 --out report/ --bootstrap 1000
+    hypo report runs/hypo-search --alarm-cases 50 --alarm-stride 30   # a quicker alarm section
+    hypo report runs/hypo-search --no-alarms                         # windows only
 
 The evaluation is :func:`hypo.evaluate.report.make_report`; this is its command-line front.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
 from hypo.evaluate.report import N_BOOT, make_report
 from hypo.learn.operating_point import SPECIFICITY
 from hypo.runtime import OneLineParser, one_line_errors
@@ -29,6 +32,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--specificity", type=float, default=SPECIFICITY,
                    help="specificity of the alarm thresholds (operating point) and of the reported sensitivity")
+    p.add_argument("--no-alarms", action="store_true",
+                   help="leave out the alarm section (the test recordings replayed end to end)")
+    add_alarm_arguments(p)
     return p.parse_args(argv)
 
 
@@ -36,4 +42,6 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo report``; user errors end in one line on stderr with status 2."""
     args = parse_args(argv, prog)
     with one_line_errors(prog):
-        return make_report(args.experiment, args.trial, args.out, args.bootstrap, args.seed, args.specificity)
+        alarms = None if args.no_alarms else alarm_config(args)
+        return make_report(args.experiment, args.trial, args.out, args.bootstrap, args.seed, args.specificity,
+                           alarms=alarms, alarm_cases=args.alarm_cases)

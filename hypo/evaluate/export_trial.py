@@ -130,23 +130,28 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
     }
 
 
-def prepare_export(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY):
-    """The chosen trial's best checkpoint as TorchScript plus sidecar, in memory (what :func:`export_model` writes).
+def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY, val=None):
+    """The chosen trial as :func:`export_model` would write it, in memory: its checked trace and its sidecar.
+
+    The alarm evaluation scores a trial through this (:mod:`hypo.evaluate.alarms`), so what it evaluates is
+    exactly what ``hypo export`` deploys, without writing a file.
 
     Args:
         exp_path: Experiment folder of a search.
         trial: Trial id (default: the leaderboard's first).
-        specificity: Specificity of the alarm thresholds, fixed on the validation split.
+        specificity: Specificity of the sidecar's alarm thresholds, fixed on the validation split.
+        val: The dataset's validation split if already loaded (read otherwise).
 
     Returns:
-        ``(traced, sidecar, chosen, cfg)``.
+        ``(chosen, traced, sidecar, cfg)``: the :class:`~hypo.evaluate.trials.ChosenTrial`, the TorchScript
+        module, the sidecar dict (without ``model_sha256``: nothing was written) and the trial's TrainConfig.
 
     Raises:
         HypoError: When the trace disagrees with the eager model, the validation split is empty, or anything
-            :func:`hypo.evaluate.report.choose_trial` and :func:`hypo.evaluate.report.load_trial` refuse.
+            :func:`hypo.evaluate.trials.choose_trial` and :func:`hypo.evaluate.trials.load_trial` refuse.
     """
     from hypo.data.dataset import load_split
-    from hypo.evaluate.report import choose_trial, load_trial
+    from hypo.evaluate.trials import choose_trial, load_trial
     from hypo.learn.models import predict_proba
     from hypo.storage import sha256_file
 
@@ -154,7 +159,7 @@ def prepare_export(exp_path: str, trial: str | None = None, specificity: float =
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     chosen = choose_trial(exp_path, trial)
     model, cfg, ckpt, manifest = load_trial(chosen)
-    val = load_split(chosen.data_dir, "val", manifest)
+    val = val if val is not None else load_split(chosen.data_dir, "val", manifest)
     if len(val) == 0:
         raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
     thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
@@ -165,7 +170,7 @@ def prepare_export(exp_path: str, trial: str | None = None, specificity: float =
         raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
     sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
                             sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
-    return traced, sidecar, chosen, cfg
+    return chosen, traced, sidecar, cfg
 
 
 def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
@@ -183,12 +188,13 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
         The sidecar (with ``model_sha256``), as written.
 
     Raises:
-        HypoError: Anything :func:`prepare_export` refuses.
+        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.trials.choose_trial`
+            and :func:`hypo.evaluate.trials.load_trial` refuse.
     """
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     check_out_file(out)
-    traced, sidecar, chosen, cfg = prepare_export(exp_path, trial, specificity)
+    chosen, traced, sidecar, cfg = trace_trial(exp_path, trial, specificity)
     out, side_path = write_exported(traced, sidecar, out)
     t = sidecar["thresholds"]
     diff = sidecar["verification"]["max_abs_difference"]

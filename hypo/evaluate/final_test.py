@@ -65,8 +65,19 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
 
 
 def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: str | None = None,
-                    log=print) -> pd.DataFrame:
+                    log=print, alarms=None, alarm_cases: int | None = None) -> pd.DataFrame:
     """Evaluate the top ``n`` ranked trials once on the test split and print the study-layout table.
+
+    Args:
+        exp_path: The experiment.
+        leaderboard: Its leaderboard (:func:`hypo.search.leaderboard.leaderboard_frame`).
+        n: Trials to evaluate.
+        out_dir: Where the files go (default: the experiment folder).
+        log: Where the tables go.
+        alarms: An :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`: the same trials and baselines also as alarms
+            on the whole test recordings, thresholds fixed on validation (``test_alarms.md``, ``test_alarms.json``,
+            and a table in ``test_table.md``); None to leave that out.
+        alarm_cases: At most this many recordings per split for the alarms.
 
     Returns:
         One row per evaluated trial (test metrics), plus one per baseline; also written to ``test_results.csv``
@@ -91,7 +102,8 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
                      "loss": r["loss"], "gamma": r["gamma"], "best_epoch": int(r["best_epoch"]),
                      **({"signals": r["signals"]} if "signals" in r else {}),
                      **{f"test_{k}": v for k, v in m.items()}})
-    records_b, loss_b = test_baselines(data_dir, meta, with_channel_loss=True)
+    fm = _feature_model(data_dir, meta)
+    records_b, loss_b = test_baselines(data_dir, meta, fm, with_channel_loss=True)
     for b in records_b:
         rows.append({"trial": ROW_PREFIX + b["name"], "model": b["model"], **b["metrics"]})
     channel_loss += loss_b
@@ -103,26 +115,62 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
     looks = record_look(exp_path, f"leaderboard --test {n}",
                         [{"trial": r["trial"], "rank": r["rank"], "checkpoint_sha256": sha256_file(c)}
                          for r, c in zip(rows, checkpoints)])
-    table = study_table(df) + "\n\n" + format_markdown(channel_loss) + "\n\n" + describe_looks(looks)
+    table = study_table(df) + "\n\n" + format_markdown(channel_loss)
+    if alarms is not None:
+        table += "\n\n" + _alarm_table(exp_path, data_dir, [r["trial"] for r in rows if "rank" in r], fm, alarms,
+                                       alarm_cases, out_dir, log)
+    table += "\n\n" + describe_looks(looks)
     with open(os.path.join(out_dir, "test_table.md"), "w") as f:
         f.write(table + "\n")
     log(table)
     return df
 
 
-def test_baselines(data_dir: str, meta: dict, with_channel_loss: bool = False):
+def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], fm, cfg, max_cases: int | None, out_dir: str,
+                 log) -> str:
+    """The trials and baselines as alarms on the test split (thresholds fixed on validation), as text.
+
+    The result is also written to ``test_alarms.json`` and the text to ``test_alarms.md``.
+    """
+    import json
+
+    from hypo.evaluate.alarms import evaluate_alarms, format_alarm_table, trial_predictors
+
+    try:
+        result, _ = evaluate_alarms(trial_predictors(exp_path, trial_ids), data_dir, "test", "val", cfg, fm,
+                                    max_cases, log=log)
+    except HypoError as exc:
+        return f"alarm evaluation not possible: {exc}"
+    text = format_alarm_table(result)
+    with open(os.path.join(out_dir, "test_alarms.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(out_dir, "test_alarms.md"), "w") as f:
+        f.write("```\n" + text + "\n```\n")
+    return text
+
+
+def _feature_model(data_dir: str, meta: dict):
+    """The search's feature model refitted (or chosen anew for older searches): one fit for every table."""
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baselines import feature_model_for
+
+    manifest = read_manifest(data_dir)
+    return feature_model_for(meta, load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest))
+
+
+def test_baselines(data_dir: str, meta: dict, fm=None, with_channel_loss: bool = False):
     """Every baseline's ``test_*`` metrics (the records of :func:`hypo.learn.baselines.baseline_records`).
 
     The feature model is the one the search chose on validation (refitted on train: deterministic), or, for a
-    search that recorded none, chosen anew the same way. With ``with_channel_loss`` the result is
-    ``(records, channel_loss_rows)``: also each baseline's rows of the channel-loss table.
+    search that recorded none, chosen anew the same way; ``fm`` passes one already fitted so. With
+    ``with_channel_loss`` the result is ``(records, channel_loss_rows)``: also each baseline's rows of the
+    channel-loss table.
     """
     from hypo.data.dataset import load_split, read_manifest
-    from hypo.learn.baselines import baseline_records, feature_model_for, split_baselines
+    from hypo.learn.baselines import baseline_records, split_baselines
 
     manifest = read_manifest(data_dir)
-    train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
-    fm = feature_model_for(meta, train, val)
+    fm = fm if fm is not None else _feature_model(data_dir, meta)
     test = load_split(data_dir, "test", manifest)
     records = baseline_records(test, manifest, fm, where="test", prefix="test_")
     if not with_channel_loss:

@@ -82,7 +82,7 @@ def load_frozen(model_or_run: str, trial: str | None = None, specificity: float 
         HypoError: Nothing there, not a hypo export, or anything ``hypo export`` refuses.
         ConfigError: ``trial`` given with a model file.
     """
-    from hypo.evaluate.export_trial import prepare_export
+    from hypo.evaluate.export_trial import trace_trial
 
     if os.path.isfile(model_or_run):
         if trial is not None:
@@ -92,7 +92,7 @@ def load_frozen(model_or_run: str, trial: str | None = None, specificity: float 
     if not (os.path.isdir(model_or_run) or "://" in model_or_run):
         raise HypoError(f"no model file or experiment folder at {model_or_run}; give a model.pt written by hypo "
                         "export, or a search's experiment folder (runs/NAME)")
-    traced, sidecar, chosen, _ = prepare_export(model_or_run, trial, specificity)
+    chosen, traced, sidecar, _ = trace_trial(model_or_run, trial, specificity)
     return FrozenModel(traced, sidecar, chosen.exp_path, "run")
 
 

@@ -17,7 +17,6 @@ next to the page; ``report.json`` keeps every number.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import math
@@ -35,81 +34,13 @@ from hypo.evaluate.channel_loss import CONDITIONS, channel_loss_rows, condition_
 from hypo.evaluate.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.report_html import ci, render_html
 from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: F401 - re-exported, as before
 from hypo.learn.metrics import undefined_reasons
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
-from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials, local_experiment, read_search_meta
 from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
-
-
-@dataclasses.dataclass
-class ChosenTrial:
-    """The trial a report or an export is about, and where everything it needs lives."""
-
-    exp_path: str
-    trial_id: str
-    rank: int | None
-    epoch: int
-    checkpoint: str
-    record: TrialRecord
-    row: dict[str, Any]
-    meta: dict[str, Any]
-    data_dir: str
-
-
-def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
-    """The leaderboard's first trial (or ``trial_id``) at its best validation epoch, with its checkpoint.
-
-    Raises:
-        HypoError: No experiment, no dataset recorded, unknown trial, or the best epoch's checkpoint not kept.
-    """
-    exp_path = local_experiment(exp_path)
-    meta = read_search_meta(exp_path)
-    records = load_trials(exp_path)
-    data_dir = meta.get("data")
-    if not data_dir:
-        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; was it made by hypo's search?")
-    df = leaderboard_frame(records)
-    ranked = df[df["rank"].notna()]
-    if trial_id is not None:
-        rows = ranked[ranked["trial"] == trial_id]
-        if rows.empty:
-            known = ", ".join(map(str, ranked["trial"].head(8)))
-            raise HypoError(f"{exp_path}: no trial {trial_id!r}; trials by rank: {known}")
-    else:
-        rows = ranked
-    row = rows.iloc[0].to_dict()
-    if row.get("best_epoch") is None or not math.isfinite(float(row["best_epoch"])):
-        raise HypoError(f"trial {row['trial']} reported no epoch with a validation score; nothing to evaluate")
-    epoch = int(row["best_epoch"])
-    record = next(r for r in records if r.trial_id == row["trial"])
-    ckpt = record.checkpoint_for(epoch)
-    if ckpt is None:
-        raise HypoError(f"trial {row['trial']}: the checkpoint of its best epoch {epoch} was not kept")
-    return ChosenTrial(exp_path, str(row["trial"]), int(row["rank"]), epoch, ckpt, record, row, meta, str(data_dir))
-
-
-
-
-def load_trial(chosen: ChosenTrial):
-    """The trial's model, TrainConfig, checkpoint dict and the dataset manifest, with fingerprints checked.
-
-    Raises:
-        HypoError: When the dataset folder now holds another dataset than the one the trial was trained on.
-    """
-    from hypo.data.dataset import read_manifest
-    from hypo.learn.checkpoint import load_checkpoint, load_model
-
-    manifest = read_manifest(chosen.data_dir)
-    ckpt = load_checkpoint(chosen.checkpoint)
-    if ckpt["dataset_fingerprint"] != manifest["fingerprint"]:
-        raise HypoError(f"trial {chosen.trial_id} was trained on dataset {ckpt['dataset_fingerprint']} but "
-                        f"{chosen.data_dir} now holds {manifest['fingerprint']}; evaluate on the dataset it was "
-                        "trained on")
-    model, cfg = load_model(chosen.checkpoint)
-    return model, cfg, ckpt, manifest
 
 
 def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str, Any]:
@@ -166,8 +97,19 @@ def operating_point_stats(y, probs, thresholds) -> dict[str, Any]:
 
 
 def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
-                   specificity: float = SPECIFICITY) -> tuple[dict[str, Any], dict[str, Any]]:
+                   specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
+                   log=print) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate the chosen trial once on the test split, with the baseline on the same windows.
+
+    Args:
+        chosen: The trial (:func:`choose_trial`).
+        n_boot: Subject-bootstrap replicates.
+        seed: Bootstrap seed.
+        specificity: Of the operating point.
+        alarms: An :class:`~hypo.evaluate.alarm_metrics.AlarmConfig` to score the trial as an alarm on the whole
+            test recordings too (:mod:`hypo.evaluate.alarm_report`), or None.
+        alarm_cases: At most this many recordings per split for the alarm evaluation.
+        log: Where progress lines go.
 
     Returns:
         ``(results, curves)``: ``results`` is JSON-ready (every number of the report); ``curves`` holds the
@@ -268,7 +210,12 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
-    return results, {"roc_pr": curves, "calibration": calib, "confusion": cm}
+    detail = None
+    if alarms is not None:
+        from hypo.evaluate.alarm_report import report_alarms
+
+        results["alarms"], detail = report_alarms(chosen, manifest, alarms, fm, val, alarm_cases, n_boot, seed, log)
+    return results, {"roc_pr": curves, "calibration": calib, "confusion": cm, "alarms": detail}
 
 
 def trial_summary(chosen: ChosenTrial) -> dict[str, Any]:
@@ -324,25 +271,35 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
         "calibration": calibration_figure(curves["calibration"], os.path.join(out_dir, "calibration.png"),
                                           f"test split{sim}: calibration"),
     }
+    if curves.get("alarms") is not None:
+        from hypo.evaluate.alarm_report import write_alarm_figures
+
+        paths.update(write_alarm_figures(results["alarms"], curves["alarms"], out_dir, f": {what}",
+                                         float(prov["label"]["hypo_map"])))
     paths["json"] = os.path.join(out_dir, "report.json")
     with open(paths["json"], "w") as f:
         json.dump(_jsonable(results), f, indent=2)
     paths["html"] = os.path.join(out_dir, "report.html")
     with open(paths["html"], "w", encoding="utf-8") as f:
-        f.write(render_html(results, {k: paths[k] for k in ("roc_pr", "confusion", "calibration")}))
+        f.write(render_html(results, {k: v for k, v in paths.items() if k not in ("json", "html")}))
     return paths
 
 
 def make_report(exp_path: str, trial: str | None = None, out: str | None = None, n_boot: int = N_BOOT,
-                seed: int = 0, specificity: float = SPECIFICITY, log=print) -> dict[str, Any]:
-    """Evaluate and write the report; returns ``{"results", "paths"}``."""
+                seed: int = 0, specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
+                log=print) -> dict[str, Any]:
+    """Evaluate and write the report; returns ``{"results", "paths"}``.
+
+    ``alarms`` (an :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`, or None to leave the section out) and
+    ``alarm_cases`` are those of :func:`evaluate_trial`.
+    """
     if n_boot < 1:
         raise ConfigError(f"--bootstrap must be >= 1, got {n_boot}")
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     chosen = choose_trial(exp_path, trial)
     out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
-    results, curves = evaluate_trial(chosen, n_boot, seed, specificity)
+    results, curves = evaluate_trial(chosen, n_boot, seed, specificity, alarms, alarm_cases, log)
     paths = write_report(results, curves, out_dir)
     b, ref = results["bootstrap"], results["bootstrap"]["reference"]
     t = results["trial"]
@@ -363,10 +320,21 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
     model_row = results["channel_loss"]["rows"][0]["metrics"]
     log("  under channel loss, mean AUROC: " + ", ".join(
         f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
+    if results.get("alarms"):
+        from hypo.evaluate.alarms import alarm_table_lines
+
+        a = results["alarms"]
+        if "error" not in a:
+            log(f"  as an alarm ({a['cases']['scored']} test recordings, {a['cases']['hours']:.1f} h, every "
+                f"{a['config']['stride_s']} s; threshold for <= {a['config']['fa_target_per_h']:g} false alarm/h "
+                "fixed on validation):")
+            for line in alarm_table_lines(a, "fa_target"):
+                log(f"    {line}")
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")
-    log(f"wrote {paths['html']} (+ roc_pr.png, confusion.png, calibration.png, report.json)")
+    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
+    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
     return {"results": results, "paths": paths}
 
 

@@ -154,6 +154,10 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
               if key in undefined]
     parts.append(baselines_section(results))
     parts.append(channel_loss_section(results))
+    if results.get("alarms"):
+        from hypo.evaluate.alarm_report import alarm_section_html
+
+        parts.append(alarm_section_html(results["alarms"], images, _img, _table))
     parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
               "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
               "Dashed grey: last-reading baseline on the same windows; dash-dotted: the other baselines. Circle: "
@@ -239,5 +243,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
               + e(json.dumps({"train": prov["config"], "windows": prov["window_config"]}, indent=2))
               + "</pre></details>",
               "<p class='note'>No clinical claim: hypo is research software. Figures files: roc_pr.png, "
-              "confusion.png, calibration.png; every number: report.json.</p></body></html>"]
+              "confusion.png, calibration.png" + (", alarm_aoc.png, alarm_leads.png, alarm_examples.png"
+                                                   if "alarm_aoc" in images else "")
+              + "; every number: report.json.</p></body></html>"]
     return "\n".join(parts)

@@ -138,7 +138,85 @@ def _forward(module, windows: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
-def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, where: str = "") -> Prediction:
+@dataclasses.dataclass
+class PreparedCase:
+    """A recording cleaned, gap-filled and cut into windows ending every ``stride_s`` seconds, ready to score.
+
+    Prepared once, it can be scored by any number of models with :func:`predict_case` (``prepared=``) and read
+    by other scorers (the alarm evaluation's baselines) without cleaning or filling it again.
+
+    Attributes:
+        cfg: The window rules it was prepared with (from the model's sidecar, with this stride).
+        cleaned: float32 [seconds, 7] after artefact removal, before filling (NaN where nothing was recorded).
+        filled: float32 [seconds, 7] after gap filling (the model input).
+        ends: int64 [w] window end seconds.
+        windows: float32 [w, 7, window_s] a read-only view of ``filled`` (no copy); transpose to feed a model.
+        complete: bool [w] the windows a model reading every signal group may see
+            (:func:`hypo.data.windows.complete_windows`; groups the recording lacks excepted).
+        clean_s: Seconds spent cleaning and filling.
+        absent: Signal groups the recording lacks for its whole length (kept NaN, for models that tolerate it).
+    """
+
+    cfg: WindowConfig
+    cleaned: np.ndarray
+    filled: np.ndarray
+    ends: np.ndarray
+    windows: np.ndarray
+    complete: np.ndarray
+    clean_s: float = 0.0
+    absent: tuple[str, ...] = ()
+
+    def complete_for(self, sidecar: dict[str, Any]) -> np.ndarray:
+        """The windows the model of ``sidecar`` may see: gaps in groups it does not read do not count."""
+        unread = {g for g in GROUP_NAMES if g not in (sidecar.get("signals_read") or GROUP_NAMES)}
+        if not unread:
+            return self.complete
+        from hypo.data.windows import complete_windows
+
+        w = self.cfg.window_s
+        return complete_windows(self.cleaned, self.filled, self.ends, w, group_channels(unread | set(self.absent)))
+
+    def model_input(self) -> np.ndarray:
+        """The complete windows as a model takes them, float32 [n, window_s, 7] (a copy)."""
+        return np.ascontiguousarray(self.windows[self.complete].transpose(0, 2, 1))
+
+
+def prepare_case(case, sidecar: dict[str, Any], stride_s: int = 60, where: str = "") -> PreparedCase:
+    """Check, clean, fill and cut a recording exactly as the model's training data were (see the module docstring).
+
+    Args:
+        case: A :class:`~hypo.data.sources.base.Case` as read (physical units, NaN where nothing was recorded).
+        sidecar: The model's sidecar (window length, fill rule, minimum length).
+        stride_s: Seconds between window ends.
+        where: Prefix for error messages (the file).
+
+    Raises:
+        ConfigError: A stride that is not a positive whole number of seconds.
+        HypoError: Too short, wrong units, or a signal without any usable value.
+    """
+    from hypo.data.pipeline import clean_case
+    from hypo.data.windows import complete_windows, window_ends
+
+    if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
+        raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
+    cfg = window_config(sidecar, int(stride_s))
+    t0 = time.perf_counter()
+    if case.duration_s < cfg.min_case_s:
+        raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
+                        f"{cfg.min_case_s} s (the training data's minimum case length)")
+    check_units(case.signals, where)
+    clean = clean_case(case, cfg)
+    cleaned, filled = clean.cleaned, clean.filled
+    w = cfg.window_s
+    ends = window_ends(len(filled), w, cfg.stride_s)
+    view = np.lib.stride_tricks.sliding_window_view(filled, w, axis=0)[ends - w + 1]  # [n, 7, w], no copy
+    # A group the recording lacks (allowed for models that tolerate it) may hold gaps; the model gets it as NaN.
+    complete = complete_windows(cleaned, filled, ends, w, group_channels(set(clean.absent)))
+    return PreparedCase(cfg, cleaned, filled, ends, view, complete, time.perf_counter() - t0, tuple(clean.absent))
+
+
+def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, where: str = "",
+                 prepared: PreparedCase | None = None) -> Prediction:
     """Score every window of a case that ends on the ``stride_s`` grid.
 
     Args:
@@ -147,37 +225,28 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
         sidecar: Its sidecar.
         stride_s: Seconds between window ends.
         where: Prefix for error messages (the file).
+        prepared: The case already prepared by :func:`prepare_case` with this sidecar's rules and this stride
+            (several models scoring one recording prepare it once); prepared here when None.
 
     Raises:
         HypoError: Too short, wrong units, or a signal without any usable value.
     """
-    from hypo.data.pipeline import clean_case
-    from hypo.data.windows import Readings, classify, complete_windows, label_index, window_ends
+    from hypo.data.windows import Readings, classify, label_index
     from hypo.learn.operating_point import decide
 
-    if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
-        raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
-    stride_s = int(stride_s)
-    cfg = window_config(sidecar, stride_s)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if case.duration_s < cfg.min_case_s:
-        raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
-                        f"{cfg.min_case_s} s (the training data's minimum case length)")
-    check_units(case.signals, where)
-    clean = clean_case(case, cfg)
-    cleaned, filled = clean.cleaned, clean.filled
-    timings["clean_s"] = time.perf_counter() - t0
+    if prepared is None:
+        prepared = prepare_case(case, sidecar, stride_s, where)
+    elif prepared.cfg != window_config(sidecar, int(stride_s)):
+        raise HypoError(f"{where}the recording was prepared with other window rules than this model's sidecar "
+                        "(window, fill rule, minimum length or stride)")
+    cfg = prepared.cfg
+    cleaned, filled, ends = prepared.cleaned, prepared.filled, prepared.ends
+    complete = prepared.complete_for(sidecar)
+    timings: dict[str, float] = {"clean_s": prepared.clean_s}
 
     t0 = time.perf_counter()
-    w = cfg.window_s
-    ends = window_ends(len(filled), w, stride_s)
-    view = np.lib.stride_tricks.sliding_window_view(filled, w, axis=0)[ends - w + 1]  # [n, 7, w], no copy
-    # Groups the model does not read, and groups it takes as missing that the recording lacks, may hold gaps.
-    unread = [g for g in GROUP_NAMES if g not in (sidecar.get("signals_read") or GROUP_NAMES)]
-    complete = complete_windows(cleaned, filled, ends, w, group_channels(set(unread) | set(clean.absent)))
     probs = np.full((len(ends), len(CLASSES)), np.nan, np.float32)
-    probs[complete] = _forward(module, view[complete].transpose(0, 2, 1))
+    probs[complete] = _forward(module, prepared.windows[complete].transpose(0, 2, 1))
     timings["predict_s"] = time.perf_counter() - t0
 
     readings = Readings.from_signals(cleaned)
@@ -199,12 +268,13 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
                                "hypertension": _thr(th.get("p_hypertension"))})
     alarm = np.where(complete, np.asarray(CLASSES, dtype=object)[alarm_cls], "")
     return Prediction(
-        caseid=case.caseid, n_seconds=int(case.duration_s), stride_s=stride_s, t_end=ends, probs=probs, alarm=alarm,
+        caseid=case.caseid, n_seconds=int(case.duration_s), stride_s=cfg.stride_s, t_end=ends, probs=probs,
+        alarm=alarm,
         last={"time": at(readings.time, lc, has, -1), "sbp": at(readings.sbp, lc, has),
               "map": at(readings.map, lc, has), "dbp": at(dbp, lc, has)},
         outcome={"time": at(readings.time, oi, has_out, -1), "map": out_map, "sbp": out_sbp, "class": out_cls},
         readings={"time": readings.time, "sbp": readings.sbp, "map": readings.map, "dbp": dbp},
-        timings=timings, absent=clean.absent,
+        timings=timings, absent=prepared.absent,
     )
 
 

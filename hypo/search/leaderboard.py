@@ -275,6 +275,8 @@ DISPLAY = {  # column -> header in the terminal and Markdown tables
     "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
     "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
+    # --alarms N: validation figures of the alarm evaluation, selection-biased (the footnote says so)
+    "val_alarm_sensitivity": "alarm_sens(val)*", "val_alarm_lead_min": "alarm_lead_min(val)*",
     "pareto": "pareto", "note": "note",
 }
 
@@ -284,6 +286,8 @@ def _cell(col: str, v: Any) -> str:
         return ""
     if col == "pareto":
         return "*" if v is True else ""
+    if col == "val_alarm_lead_min":
+        return f"{v:.1f}"
     if col.startswith("val_"):
         return f"{v:.4f}"
     if col == "gamma":

@@ -1,0 +1,135 @@
+"""The alarm state machine: when a stream of predictions turns an alarm on and off.
+
+A **probability alarm** (the model, the feature model, the last ART minute) sees one probability of hypotension
+per prediction (every ``stride`` seconds; NaN where the window was incomplete and nothing was predicted):
+
+- it **starts** when the probability is >= ``threshold`` for ``m`` consecutive predictions;
+- it **ends** at the first prediction below ``threshold - hysteresis``, so a probability hovering just under the
+  threshold does not toggle it;
+- a prediction that is missing (NaN) ends it and breaks the run of ``m``: a monitor that shows no prediction
+  sounds no alarm.
+
+A **reading alarm** (the last cuff reading, the simulated frequent cuff) sees one blood pressure per reading and
+alarms when it is below ``threshold`` (mmHg), re-alarming at each new low reading: every low reading is an alarm
+of its own, lasting until the next reading.
+
+:func:`alarm_on` evaluates many thresholds at once without a loop over time (a run of ``m`` is a difference of
+cumulative counts, and the alarm is on while the latest start is more recent than the latest stop);
+:func:`alarm_on_loop` is the plain state machine it is tested against.
+
+    on = alarm_on(p, thresholds=np.array([0.3, 0.5]), m=2, hysteresis=0.05)   # bool [2, n]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+M_DEFAULT = 2
+HYSTERESIS_DEFAULT = 0.05
+
+
+def _latest(mask: np.ndarray) -> np.ndarray:
+    """Index of the latest True at or before each position along the last axis (-1 where none yet)."""
+    idx = np.where(mask, np.arange(mask.shape[-1]), -1)
+    return np.maximum.accumulate(idx, axis=-1)
+
+
+def alarm_on(scores, thresholds, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT) -> np.ndarray:
+    """Whether a probability alarm is on at each prediction, for each threshold.
+
+    Args:
+        scores: float [n] probabilities in time order (NaN: no prediction).
+        thresholds: float [T] thresholds.
+        m: Consecutive predictions at or above the threshold that start an alarm (>= 1).
+        hysteresis: The alarm ends below ``threshold - hysteresis`` (>= 0).
+
+    Returns:
+        bool [T, n].
+    """
+    if m < 1 or hysteresis < 0:
+        raise ValueError(f"need m >= 1 and hysteresis >= 0, got {m} and {hysteresis}")
+    p = np.asarray(scores, np.float64)[None, :]
+    th = np.asarray(thresholds, np.float64).reshape(-1, 1)
+    n = p.shape[1]
+    if n == 0:
+        return np.zeros((th.shape[0], 0), bool)
+    with np.errstate(invalid="ignore"):
+        above = p >= th  # NaN: False
+        stop = ~(p >= th - hysteresis)  # below threshold - hysteresis, or no prediction
+    misses = np.concatenate([np.zeros((th.shape[0], 1), np.int64), np.cumsum(~above, axis=1)], axis=1)
+    run = np.zeros_like(above)
+    if n >= m:
+        run[:, m - 1:] = misses[:, m:] == misses[:, :n - m + 1]  # the m predictions ending here all above
+    # A stop is never above the threshold, so it also breaks every run: on = latest run end after latest stop.
+    return _latest(run) > _latest(stop)
+
+
+def alarm_on_loop(scores, threshold: float, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT) -> np.ndarray:
+    """The state machine of :func:`alarm_on`, one prediction at a time, for one threshold (the reference).
+
+    Returns:
+        bool [n].
+    """
+    on, state, count = [], False, 0
+    for p in np.asarray(scores, np.float64):
+        if not np.isfinite(p):
+            state, count = False, 0
+        else:
+            if state and p < threshold - hysteresis:
+                state = False
+            count = count + 1 if p >= threshold else 0
+            if not state and count >= m:
+                state = True
+        on.append(state)
+    return np.asarray(on, bool)
+
+
+def reading_alarm_on(values, thresholds) -> np.ndarray:
+    """Whether a reading alarm is on after each reading: its value below the threshold (NaN: no alarm).
+
+    Args:
+        values: float [n] readings (mmHg) in time order.
+        thresholds: float [T] thresholds (mmHg).
+
+    Returns:
+        bool [T, n].
+    """
+    v = np.asarray(values, np.float64)[None, :]
+    th = np.asarray(thresholds, np.float64).reshape(-1, 1)
+    with np.errstate(invalid="ignore"):
+        return v < th
+
+
+def alarm_starts(on: np.ndarray, restart_each_slot: bool = False) -> np.ndarray:
+    """Where alarms start: a slot that is on after one that was not (or every on slot, for reading alarms).
+
+    Args:
+        on: bool [..., n] from :func:`alarm_on` or :func:`reading_alarm_on`.
+        restart_each_slot: Reading alarms: each low reading is a new alarm.
+    """
+    if restart_each_slot:
+        return on.copy()
+    prev = np.zeros_like(on)
+    prev[..., 1:] = on[..., :-1]
+    return on & ~prev
+
+
+def alarm_intervals(t, u, on: np.ndarray, restart_each_slot: bool = False) -> np.ndarray:
+    """The alarms of one threshold as time intervals.
+
+    Args:
+        t: int [n] slot starts (prediction or reading times).
+        u: int [n] slot ends (the next prediction or reading).
+        on: bool [n] for one threshold.
+        restart_each_slot: Reading alarms.
+
+    Returns:
+        int64 [k, 2] ``[start, end)`` of each alarm.
+    """
+    t, u, on = np.asarray(t, np.int64), np.asarray(u, np.int64), np.asarray(on, bool)
+    starts = np.flatnonzero(alarm_starts(on, restart_each_slot))
+    if restart_each_slot:
+        return np.stack([t[starts], u[starts]], axis=1) if len(starts) else np.zeros((0, 2), np.int64)
+    edges = np.flatnonzero(np.diff(np.r_[0, on.astype(np.int8), 0]))
+    first, stop = edges[0::2], edges[1::2] - 1
+    return np.stack([t[first], u[stop]], axis=1).astype(np.int64) if len(first) else np.zeros((0, 2), np.int64)

@@ -1,0 +1,357 @@
+"""Replaying a window dataset's recordings end to end, as a deployed model would see them.
+
+The stored windows cannot give the recordings back (stride 60 s, gaps filled, only labelled windows kept), so each
+case is reloaded from the source the manifest records, after checking that the source still yields what it did
+(its fingerprint):
+
+- ``demo``: the simulator with the recorded seed and number of cases;
+- ``vital-dir``: the recorded folder, track map and subjects file;
+- ``vitaldb``: the recorded API address and cache (which must hold the files, or they are downloaded again).
+
+A case's split comes from ``DIR/cases/case_<id>.json``. Each recording is loaded once, prepared once
+(:func:`hypo.infer.predict.prepare_case`: the same cleaning and filling as preprocessing) and scored by every
+model with the infer layer's own :func:`hypo.infer.predict.predict_case` at ``stride_s``: what is evaluated is
+what is deployed. The same filled signals feed the baselines:
+
+- **last reading**: every cuff reading (artefacts removed) is an alarm when its MAP is below the threshold, until
+  the next reading (at most the carry-forward limit);
+- **feature model**: its p(hypotension) on the very windows the model saw;
+- **last ART minute** (arterial-line datasets): p(hypotension) from the last minute of the line before each
+  window end (the same ramp as the window baseline); none where that minute lacks coverage;
+- **frequent cuff** ("measure more often", arterial-line datasets): a cuff simulated every ``cuff_cycle_s``
+  (2.5 min) reading the median ART MAP of the ``cuff_measure_s`` before it, alarming below ``hypo_map``: what
+  measuring more often would catch, the bar a predictive alarm must clear.
+
+A case that fails to load, prepare or predict is counted with its reason and left out of every row alike; it never
+stops the evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from hypo import storage
+from hypo.errors import CaseRejected, HypoError
+from hypo.evaluate.alarm_metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
+from hypo.evaluate.events import CaseEvents, case_events
+
+LAST_READING = "last reading"
+FEATURE_MODEL = "feature model"
+LAST_ART = "last ART minute"
+FREQUENT_CUFF = "cuff every 2.5 min (simulated)"
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A model as the infer layer runs it: the TorchScript module (softmax inside) and its sidecar.
+
+    Attributes:
+        name: Its row in the alarm table (``model``, or the trial id).
+        module: The traced model (:func:`hypo.infer.export.load_exported`, or an in-memory trace of a checkpoint).
+        sidecar: The sidecar dict (window, fill rule, minimum length, thresholds, label).
+        description: One line saying what it is.
+    """
+
+    name: str
+    module: Any
+    sidecar: dict[str, Any]
+    description: str = ""
+
+
+@dataclasses.dataclass
+class ReplayedSplit:
+    """Every scored recording of one split: its events, and each row's alarm slots on it.
+
+    Attributes:
+        split: ``val`` or ``test``.
+        events: One :class:`~hypo.evaluate.events.CaseEvents` per scored recording.
+        tracks: Row name -> one :class:`~hypo.evaluate.alarm_metrics.Track` per recording (aligned with
+            ``events``).
+        kinds: Row name -> ``probability`` or ``reading``.
+        failures: ``{"caseid", "reason", "detail"}`` of each case that could not be scored.
+        n_listed: Cases of the split in the dataset.
+        n_chosen: Cases attempted (fewer than listed with ``max_cases``).
+        timings: Seconds spent loading, preparing, predicting and on baselines.
+    """
+
+    split: str
+    events: list[CaseEvents]
+    tracks: dict[str, list[Track]]
+    kinds: dict[str, str]
+    failures: list[dict[str, Any]]
+    n_listed: int
+    n_chosen: int
+    timings: dict[str, float]
+
+    @property
+    def hours(self) -> float:
+        """Hours of recording scored."""
+        return sum(e.duration_s for e in self.events) / 3600
+
+
+# ----------------------------------------------------------------------------------------------- the source
+
+
+def source_from_manifest(manifest: dict[str, Any], listed: list[str] | None = None):
+    """The source a dataset was built from, rebuilt from its manifest (reading the arterial line for ART labels).
+
+    Args:
+        manifest: The dataset's manifest.
+        listed: Every case id the build listed (VitalDB with explicit case ids needs them).
+
+    Raises:
+        HypoError: For a source that cannot be rebuilt (one line naming it).
+    """
+    src = manifest.get("source") or {}
+    name, rep = src.get("name"), src.get("report") or {}
+    arterial = (manifest.get("label") or {}).get("source") == "art"
+    # groups the build let cases lack (--allow-missing): the source must read such cases again
+    allow_missing = tuple((manifest.get("config") or {}).get("allow_missing") or rep.get("allow_missing") or ())
+    try:
+        if name == "demo":
+            from hypo.data.sources.demo import DemoSource
+
+            return DemoSource(n_cases=int(rep["n_cases"]), seed=int(rep.get("seed", 0)), arterial=arterial,
+                              site=rep.get("site", "a"))
+        if name == "vital-dir":
+            from hypo.data.sources.vital import VitalDirSource
+
+            return VitalDirSource(rep["folder"], track_map=rep.get("track_map"), subjects=rep.get("subjects_file"),
+                                  arterial=arterial, allow_missing=allow_missing)
+        if name == "vitaldb":
+            from hypo.data.sources.vitaldb_open import VitalDBSource
+
+            given = bool(rep.get("caseids_given"))
+            ids = sorted(listed or [], key=lambda c: (len(c), c)) if given else None
+            return VitalDBSource(n_cases=None if given else int(rep["n_selected"]), caseids=ids, cache=rep.get("cache"),
+                                 api_url=rep.get("api_url"), arterial=arterial, allow_missing=allow_missing)
+    except KeyError as exc:
+        raise HypoError(f"the manifest's {name} source report lacks {exc}; cannot reload its recordings") from None
+    raise HypoError(f"cannot replay the recordings of a {name!r} source: only demo, vital-dir and vitaldb datasets "
+                    "record where their recordings come from")
+
+
+def check_source(source, manifest: dict[str, Any]) -> None:
+    """Refuse a source that no longer yields what the dataset was built from.
+
+    Raises:
+        HypoError: When its fingerprint differs from the manifest's (files changed, another seed, ...).
+    """
+    want = (manifest.get("source") or {}).get("fingerprint")
+    have = source.fingerprint()
+    if want != have:
+        raise HypoError(f"the {source.name} source no longer yields the recordings the dataset was built from "
+                        f"(fingerprint {have}, manifest {want}); its alarms cannot be scored")
+
+
+def split_cases(data_dir: str, split: str) -> list[dict[str, Any]]:
+    """The cases of one split (``{"caseid", "subjectid", "duration_s"}``), from ``DIR/cases/case_<id>.json``."""
+    folder = storage.join(str(data_dir), "cases")
+    out = []
+    for name in storage.list_files(folder, ".json"):
+        s = storage.read_json(storage.join(folder, name))
+        if s.get("status") == "ok" and s.get("split") == split:
+            out.append({"caseid": str(s["caseid"]), "subjectid": str(s["subjectid"]),
+                        "duration_s": int(s.get("duration_s", 0))})
+    return sorted(out, key=lambda c: (len(c["caseid"]), c["caseid"]))
+
+
+def listed_caseids(data_dir: str, manifest: dict[str, Any]) -> list[str]:
+    """Every case the build listed: those written and those rejected."""
+    folder = storage.join(str(data_dir), "cases")
+    ok = [storage.read_json(storage.join(folder, n))["caseid"] for n in storage.list_files(folder, ".json")]
+    return [str(c) for c in ok] + [str(r["caseid"]) for r in manifest.get("rejected") or ()]
+
+
+def subsample(cases: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]]:
+    """At most ``n`` cases, chosen by a hash of their ids (deterministic, unrelated to case order)."""
+    if n is None or n >= len(cases):
+        return list(cases)
+    if n < 1:
+        raise HypoError(f"--alarm-cases must be >= 1, got {n}")
+    ranked = sorted(cases, key=lambda c: hashlib.sha256(c["caseid"].encode()).hexdigest())[:n]
+    keep = {c["caseid"] for c in ranked}
+    return [c for c in cases if c["caseid"] in keep]
+
+
+# ----------------------------------------------------------------------------------------------- one case
+
+
+def dataset_sidecar(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The fields :func:`hypo.infer.predict.prepare_case` reads, from a dataset's own window config."""
+    from hypo.config import to_dict
+    from hypo.infer.export import window_config
+
+    wc = window_config(manifest)
+    return {"window_s": wc.window_s, "min_case_s": wc.min_case_s, "label": to_dict(wc.label),
+            "fill": to_dict(wc.fill)}
+
+
+def frequent_cuff(line, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated cuff readings of the ART MAP every ``cuff_cycle_s`` over the line's span.
+
+    Returns:
+        ``(times, map)``: reading times (int64) and the median valid ART MAP of the ``cuff_measure_s`` seconds
+        before each (NaN when none).
+    """
+    if len(line) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    start = int(math.ceil(line.time[0])) + cfg.cuff_measure_s
+    times = np.arange(start, int(math.floor(line.time[-1])) + 1, cfg.cuff_cycle_s, dtype=np.int64)
+    lo = np.searchsorted(line.time, times - cfg.cuff_measure_s, side="left")
+    hi = np.searchsorted(line.time, times, side="left")
+    mbp = line.mbp.astype(np.float64)
+    values = np.array([np.median(mbp[a:b]) if b > a else np.nan for a, b in zip(lo, hi)])
+    return times, values
+
+
+def _probability_track(ends, probs, duration_s: int, stride_s: int) -> Track:
+    t, u = slots_on_grid(ends, duration_s, stride_s)
+    return Track(t, u, np.asarray(probs, np.float64), PROBABILITY)
+
+
+def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifest: dict[str, Any],
+                cfg: AlarmConfig, feature_model=None, timings: dict[str, float] | None = None
+                ) -> tuple[CaseEvents, dict[str, Track]]:
+    """Events and every row's track of one loaded recording.
+
+    Args:
+        case: The recording (:class:`~hypo.data.sources.base.Case`).
+        info: Its ``{"caseid", "subjectid"}`` from the dataset.
+        predictors: The models.
+        manifest: The dataset's manifest (label rule, fill rule, training prevalence).
+        cfg: Stride, merge gap, induction, simulated cuff.
+        feature_model: The fitted feature model, or None to leave its row out.
+        timings: Accumulates seconds per step.
+
+    Raises:
+        HypoError, CaseRejected: When the case cannot be prepared, predicted or (ART) has no usable line.
+    """
+    from hypo.data.art import stretch_stats
+    from hypo.data.pipeline import usable_arterial_line
+    from hypo.data.windows import Readings
+    from hypo.infer.predict import predict_case, prepare_case, window_config
+    from hypo.learn.baseline import label_config, last_reading_scores, train_prior
+
+    timings = timings if timings is not None else {}
+
+    def tick(key, t0):
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+    label = label_config(manifest)
+    base = dataset_sidecar(manifest)
+    stride = cfg.stride_s
+    t0 = time.perf_counter()
+    prepared = {window_config(base, stride): prepare_case(case, base, stride)}
+    line = usable_arterial_line(case)[0] if label.source == "art" else None
+    tick("prepare_s", t0)
+    prep = next(iter(prepared.values()))
+    duration = int(case.duration_s)
+    readings = Readings.from_signals(prep.cleaned)
+    events = case_events(info["caseid"], info["subjectid"], duration, label, prep.cfg.window_s - 1,
+                         readings={"time": readings.time, "map": readings.map}, line=line,
+                         merge_gap_s=cfg.merge_gap_s, induction_s=cfg.induction_s)
+    tracks: dict[str, Track] = {}
+    for p in predictors:
+        t0 = time.perf_counter()
+        key = window_config(p.sidecar, stride)
+        if key not in prepared:
+            prepared[key] = prepare_case(case, p.sidecar, stride)
+        tick("prepare_s", t0)
+        t0 = time.perf_counter()
+        pred = predict_case(case, p.module, p.sidecar, stride, prepared=prepared[key])
+        tracks[p.name] = _probability_track(pred.t_end, pred.probs[:, 1], duration, stride)
+        tick("predict_s", t0)
+
+    t0 = time.perf_counter()
+    t, u = slots_of_readings(readings.time, duration, prep.cfg.fill.nibp_max_carry_s)
+    tracks[LAST_READING] = Track(t, u, readings.map.astype(np.float64), READING)
+    if feature_model is not None:
+        p_hypo = np.full(len(prep.ends), np.nan)
+        if prep.complete.any():
+            p_hypo[prep.complete] = feature_model.scores(prep.model_input())[:, 1]
+        tracks[FEATURE_MODEL] = _probability_track(prep.ends, p_hypo, duration, stride)
+    if line is not None:
+        last = stretch_stats(line, prep.ends + 1 - label.event_s // 2, label)
+        p_art = last_reading_scores(last.map_median, last.sbp_median, label, train_prior(manifest))[:, 1]
+        p_art[~np.isfinite(last.map_median)] = np.nan  # no invasive minute, no score (not the prior)
+        tracks[LAST_ART] = _probability_track(prep.ends, p_art, duration, stride)
+        times, values = frequent_cuff(line, cfg)
+        t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
+        tracks[FREQUENT_CUFF] = Track(t, u, values, READING)
+    tick("baselines_s", t0)
+    return events, tracks
+
+
+def replay_split(data_dir: str, split: str, predictors: list[Predictor], cfg: AlarmConfig,
+                 manifest: dict[str, Any] | None = None, feature_model=None, max_cases: int | None = None,
+                 source=None, log=print) -> ReplayedSplit:
+    """Reload and score every recording of one split (see the module docstring).
+
+    Args:
+        data_dir: The window dataset.
+        split: ``val`` or ``test``.
+        predictors: The models (one prediction pass each per recording).
+        cfg: The alarm config (stride, ...).
+        manifest: The dataset's manifest (read when None).
+        feature_model: The fitted feature model, or None.
+        max_cases: Score at most this many cases of the split (a deterministic subsample).
+        source: The source, already rebuilt and checked (rebuilt and checked when None).
+        log: Where progress lines go.
+
+    Raises:
+        HypoError: When the source cannot be rebuilt or no longer matches the dataset.
+    """
+    from hypo.data.dataset import read_manifest
+
+    manifest = manifest if manifest is not None else read_manifest(data_dir)
+    if source is None:
+        source = source_from_manifest(manifest, listed_caseids(data_dir, manifest))
+        check_source(source, manifest)
+    listed = split_cases(data_dir, split)
+    chosen = subsample(listed, max_cases)
+    refs = {str(r["caseid"]): r for r in source.case_refs()}
+    names = [p.name for p in predictors]
+    if len(set(names)) != len(names):
+        raise HypoError(f"alarm rows need distinct names, got {names}")
+    events: list[CaseEvents] = []
+    tracks: dict[str, list[Track]] = {}
+    kinds: dict[str, str] = {}
+    failures: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    for info in chosen:
+        t0 = time.perf_counter()
+        try:
+            case = source.load_case(refs.get(info["caseid"], {"caseid": info["caseid"]}))
+            timings["load_s"] = timings.get("load_s", 0.0) + time.perf_counter() - t0
+            ev, tr = replay_case(case, info, predictors, manifest, cfg, feature_model, timings)
+        except CaseRejected as exc:
+            failures.append({"caseid": info["caseid"], "reason": exc.reason, "detail": exc.detail})
+            continue
+        except HypoError as exc:
+            failures.append({"caseid": info["caseid"], "reason": "could not predict", "detail": str(exc)})
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad recording must never end the evaluation
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            failures.append({"caseid": info["caseid"], "reason": "error",
+                             "detail": f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:"
+                                       f"{last.lineno})".splitlines()[0]})
+            continue
+        events.append(ev)
+        for name, track in tr.items():
+            kinds[name] = track.kind
+            tracks.setdefault(name, [Track.empty(track.kind)] * (len(events) - 1)).append(track)
+        for name in tracks:
+            if len(tracks[name]) < len(events):  # a row without a track on this case never alarms there
+                tracks[name].append(Track.empty(kinds[name]))
+    if failures:
+        log(f"alarm replay, {split} split: {len(failures)} of {len(chosen)} cases could not be scored "
+            f"({', '.join(sorted({f['reason'] for f in failures}))})")
+    return ReplayedSplit(split, events, tracks, kinds, failures, len(listed), len(chosen), timings)
