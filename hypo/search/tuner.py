@@ -301,15 +301,21 @@ class PendingTimeout(HypoError):
 
 
 def _stopper(cfg: SearchConfig):
+    """Tune's one stopper: the pending timeout, the trial-epoch budget if any, and each trial's last epoch.
+
+    Stopping a trial at its last epoch marks that result ``done``, which is how the leaderboard tells a trial
+    that ran to its end from one cut short (ASHA does so at its ``max_t``; without ASHA this stopper does).
+    """
+    from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+
     from hypo.search.stoppers import NoTrialStarted, TrialEpochBudget
 
-    pending = NoTrialStarted(cfg.pending_timeout_s)
-    if cfg.trial_epoch_budget is None:
-        return pending
-    from ray.tune.stopper import CombinedStopper
-
-    # Tune takes one stopper. NoTrialStarted first: CombinedStopper stops asking at the first True.
-    return CombinedStopper(pending, TrialEpochBudget(cfg.trial_epoch_budget))
+    # CombinedStopper stops asking at the first True: the counting stopper comes before the one that ends trials.
+    stoppers = [NoTrialStarted(cfg.pending_timeout_s)]
+    if cfg.trial_epoch_budget is not None:
+        stoppers.append(TrialEpochBudget(cfg.trial_epoch_budget))
+    stoppers.append(MaximumIterationStopper(cfg.epochs))
+    return CombinedStopper(*stoppers)
 
 
 def _scheduler(cfg: SearchConfig):
