@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -132,7 +133,7 @@ def run_one(cfg: SearchConfig, log_path: str) -> tuple[str, float]:
     from hypo.search.tuner import run_search
 
     start = time.time()
-    with open(log_path, "w") as f, contextlib.redirect_stdout(f):
+    with open(log_path, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         try:
             exp = run_search(cfg, verbose=False)
         except HypoError as exc:  # e.g. an errored trial: the trials that reported still count
@@ -190,8 +191,6 @@ def median_curve(curves: list[list[float]], length: int) -> list[float]:
 
 @contextlib.contextmanager
 def _quiet_nan():
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any trial reported
         yield
@@ -231,6 +230,7 @@ def best_configuration(exp_path: str, data_dir: str, by: str = "bench/search_eff
     """
     from hypo.evaluate.final_test import evaluate_checkpoint
     from hypo.evaluate.test_looks import record_look
+    from hypo.learn.metrics import MetricWarning
     from hypo.search.leaderboard import leaderboard_frame, load_trials
     from hypo.storage import sha256_file
 
@@ -240,14 +240,17 @@ def best_configuration(exp_path: str, data_dir: str, by: str = "bench/search_eff
     if top.empty:
         return {}
     row = top.iloc[0]
-    out = {"trial": row["trial"], "model": row["model"], "k": int(row["k"]), "loss": row["loss"],
-           "gamma": float(row["gamma"]), "val": float(row[METRIC]), "epoch": int(row["best_epoch"]),
+    params = records[row["trial"]].params
+    out = {"trial": row["trial"], "model": params["model"], "k": int(params["k"]), "loss": params["loss"],
+           "gamma": float(params.get("gamma") or 0.0), "val": float(row[METRIC]), "epoch": int(row["best_epoch"]),
            "test": math.nan}
     ckpt = records[row["trial"]].checkpoint_for(out["epoch"])
     if ckpt is None:
         print(f"{exp_path}: the checkpoint of trial {row['trial']} epoch {out['epoch']} was not kept; no test look")
         return out
-    out["test"] = evaluate_checkpoint(ckpt, data_dir, "test")["mean_auroc"]
+    with warnings.catch_warnings():  # strata with an absent class: NaN there, and only the overall AUROC is used
+        warnings.simplefilter("ignore", MetricWarning)
+        out["test"] = evaluate_checkpoint(ckpt, data_dir, "test")["mean_auroc"]
     record_look(exp_path, by, [{"trial": row["trial"], "rank": 1,
                                 "checkpoint_sha256": sha256_file(os.path.join(ckpt, "checkpoint.pt"))}])
     return out
@@ -296,12 +299,12 @@ def summary(runs: list[Run], order: list[Strategy], budget: int) -> dict[str, di
 def table(stats: dict[str, dict[str, Any]], budget: int) -> str:
     """The Markdown table of the summary."""
     lines = ["| strategy | space | runs | trial-epochs to within 0.005 of the grid's best val AUROC | share of the "
-             "grid's trial-epochs | best val mean AUROC at the full budget | test mean AUROC of that configuration "
+             "grid's trial-epochs (%) | best val mean AUROC at the full budget | test mean AUROC of that configuration "
              "| wall time (s) |", "|---|---|---|---|---|---|---|---|"]
     for s in stats.values():
         share = [None if x is None else 100 * x / budget for x in s["reach"]]
-        lines.append(f"| {s['label']} | {s['space']} | {s['runs']} | {_spread(s['reach'], 'd')} | "
-                     f"{_spread(share, '.0f')}% | {_spread(s['val'], '.4f')} | {_spread(s['test'], '.4f')} | "
+        lines.append(f"| {s['label']} | {s['space']} | {s['runs']} | {_spread(s['reach'], 'g')} | "
+                     f"{_spread(share, '.0f')} | {_spread(s['val'], '.4f')} | {_spread(s['test'], '.4f')} | "
                      f"{_spread(s['wall'], '.0f')} |")
     return "\n".join(lines)
 
@@ -335,7 +338,7 @@ def figure(runs: list[Run], order: list[Strategy], stats: dict[str, dict[str, An
 
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
     target = next(iter(stats.values()))["target"] if stats else math.nan
-    lows = []
+    lows, highs = [], []
     for i, s in enumerate(order):
         mine = [r for r in runs if r.strategy == s.key]
         if not mine:
@@ -360,14 +363,17 @@ def figure(runs: list[Run], order: list[Strategy], stats: dict[str, dict[str, An
                                   step="post")
         if np.isfinite(med).any():
             lows.append(np.nanmin(med[np.isfinite(med)]))
+            highs.append(np.nanmax(hi[np.isfinite(hi)]))
     for ax in (ax_e, ax_t):
         if _finite(target):
             ax.axhline(target, color="grey", lw=0.8, ls=":", label=f"grid's best - {TOLERANCE}" if ax is ax_e else None)
         ax.set_ylabel("best validation mean AUROC so far")
         ax.grid(alpha=0.3)
     if _finite(target) and lows:  # the interesting part is near the top; the first random trials can be far off
+        bottom = min(max(min(lows), target - 0.06), target - 0.002)
         for ax in (ax_e, ax_t):
-            ax.set_ylim(max(min(lows), target - 0.06), target + TOLERANCE + 0.01)
+            ax.set_ylim(bottom, max(max(highs), target + TOLERANCE) + 0.004)
+    ax_t.set_xlim(left=0)
     ax_e.axvline(GOAL_SHARE * budget, color="black", lw=0.8, ls="--", label=f"{100 * GOAL_SHARE:.0f}% of the budget")
     ax_e.axvline(AHEAD_FROM * budget, color="black", lw=0.5, ls=":")
     ax_e.set_xlabel(f"cumulative trial-epochs (budget: the grid's {budget})")
@@ -531,18 +537,25 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
+    from hypo.learn.metrics import MetricWarning
     from hypo.search.leaderboard import load_trials
     from hypo.search.space import paper_grid
     from hypo.search.tuner import load_search_data
 
     _init_ray()
+    import optuna
+
     from hypo.cli.search import plan_trial_resources
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study created, ten times over
 
     probe = SearchConfig(data=args.data, cpus_per_trial=args.cpus_per_trial)
     args.gpus_per_trial = plan_trial_resources(probe, _gpus(args.gpus_per_trial), None, log=lambda s: None) \
         .gpus_per_trial
     _data(args)
-    data = load_search_data(args.data)
+    with warnings.catch_warnings():  # the baseline's strata with an absent class; the search logs them per run
+        warnings.simplefilter("ignore", MetricWarning)
+        data = load_search_data(args.data)
     n_configs = len(paper_grid(args.models, args.ks))
     budget = n_configs * args.epochs
     order = strategies(args, n_configs)
