@@ -131,8 +131,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             name = "search-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     grid = args.space == "paper" and args.sampler in (None, "grid")
     if grid and args.samples is not None:
-        raise ConfigError("--samples does not apply to the paper's grid: it runs the study's whole grid (--sampler "
-                          "tpe or random samples it)")
+        raise ConfigError("--samples does not apply to --space paper: it runs the study's whole grid (--sampler "
+                          "tpe or random samples it instead)")
     samples = DEFAULT_SAMPLES if args.samples is None else args.samples
     return SearchConfig(
         data=args.data, name=name, storage=args.storage, space=args.space, samples=samples,
