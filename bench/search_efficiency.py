@@ -428,11 +428,6 @@ class GpuMemoryPoll:
 
 def gpu_packing(args: argparse.Namespace, storage: str) -> int:
     """Trials per hour and GPU memory at 1, 2, 4 and 8 trials per GPU (the paper's grid, no early stopping)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        print("no GPU: torch sees no CUDA device here, so there is nothing to pack; exiting")
-        return 0
     import ray
 
     _init_ray()
@@ -530,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Trials checkpoint every epoch by design; Tune's note that this snapshots often is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if args.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no GPU: torch sees no CUDA device here, so there is nothing to pack; exiting")
+            return 0
     storage = os.path.abspath(args.storage or tempfile.mkdtemp(prefix="hypo-bench-search-efficiency-"))
     os.makedirs(storage, exist_ok=True)
     if args.gpu:
@@ -537,10 +538,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from hypo.learn.metrics import MetricWarning
+    from hypo.data.dataset import read_manifest
     from hypo.search.leaderboard import load_trials
     from hypo.search.space import paper_grid
-    from hypo.search.tuner import load_search_data
 
     _init_ray()
     import optuna
@@ -553,18 +553,16 @@ def main(argv: list[str] | None = None) -> int:
     args.gpus_per_trial = plan_trial_resources(probe, _gpus(args.gpus_per_trial), None, log=lambda s: None) \
         .gpus_per_trial
     _data(args)
-    with warnings.catch_warnings():  # the baseline's strata with an absent class; the search logs them per run
-        warnings.simplefilter("ignore", MetricWarning)
-        data = load_search_data(args.data)
+    counts = read_manifest(args.data).get("counts") or {}
+    windows = {split: (counts.get(split) or {}).get("windows", 0) for split in ("train", "val")}
     n_configs = len(paper_grid(args.models, args.ks))
     budget = n_configs * args.epochs
     order = strategies(args, n_configs)
-    settings = (f"{len(data['train']):,} training / {len(data['val']):,} validation windows ({args.data}), "
+    settings = (f"{windows['train']:,} training / {windows['val']:,} validation windows ({args.data}), "
                 f"{n_configs} configurations x {args.epochs} epochs = {budget} trial-epochs per run, batch "
                 f"{args.batch_size}, {args.max_concurrent} trials at once, {args.cpus_per_trial:g} CPU"
                 + (f" and {args.gpus_per_trial:g} GPU" if args.gpus_per_trial else "") + " per trial")
     print(f"search efficiency: {settings}; {os.cpu_count()} CPUs; runs in {storage}")
-    del data
     runs: list[Run] = []
     started = time.time()
     for s in order:

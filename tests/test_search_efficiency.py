@@ -188,6 +188,15 @@ def test_table_and_goals_give_median_and_range_over_seeds_and_never(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_gpu_packing_on_a_machine_without_a_gpu_says_so_and_exits_0(monkeypatch, tmp_path, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench.main(["--gpu", "--storage", str(tmp_path / "runs")]) == 0
+    assert capsys.readouterr().out.startswith("no GPU")
+    assert not (tmp_path / "runs").exists()  # nothing started, nothing written
+
+
 # ----------------------------------------------------------------------------------------- real Ray searches
 
 
