@@ -1,6 +1,6 @@
 """Does the search pay? The paper's grid, random search, Optuna TPE and TPE + ASHA: same space, same budget.
 
-    python bench/search_efficiency.py            # 400 demo cases, 4 epochs per trial, 3 seeds (< 30 min, 2 cores)
+    python bench/search_efficiency.py            # 400 demo cases, 4 epochs, 3 seeds (sized for < 30 min on 2 cores)
     python bench/search_efficiency.py --wide     # also random and TPE + ASHA on the wider default space
     python bench/search_efficiency.py --quick    # 2 configurations, 1 epoch, 1 seed: the benchmark end to end, fast
     python bench/search_efficiency.py --gpu      # trials/hour and GPU memory at 1, 2, 4, 8 trials per GPU
