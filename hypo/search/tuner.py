@@ -72,7 +72,6 @@ class SearchConfig:
     def __post_init__(self) -> None:
         from hypo.search.space import MODELS
 
-
         checks = [
             (self.space in SPACES, f"--space must be one of {SPACES}, got {self.space!r}"),
             (self.samples >= 1, "--samples must be >= 1"),
