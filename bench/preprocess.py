@@ -6,12 +6,15 @@ core, windows per second and the peak resident memory summed over the Ray worker
 processes of the run (driver, GCS, raylet, agents and workers). The pandas reference
 (``bench/pandas_reference.py``) then runs on the first ``--pandas-cases`` cases of the same cohort; its
 windows are checked against the job's (counts per split and class, train z-score, and every value of a few
-cases) and the speed ratio is the job's case-hours per second over the reference's.
+cases) and the speed ratio is the job's case-hours per second over the reference's. Last, the same job runs with
+labels from the simulated arterial line (``--label-source art``) on each of ``--art-sizes``, and its wall and CPU
+time are set beside the cuff-labelled build's (goal: within 1.3x).
 
 Run (about 2 minutes on 2 idle cores; add about 35 s for ``--pandas-cases 500``)::
 
     python bench/preprocess.py                       # --sizes 500 5064 --pandas-cases 100
     python bench/preprocess.py --sizes 100 --pandas-cases 100 --num-cpus 2
+    python bench/preprocess.py --sizes 500 5064 --pandas-cases 500 --art-sizes 5064   # the README's figures
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from bench.pandas_reference import build_reference  # noqa: E402
-from hypo.config import WindowConfig  # noqa: E402
+from hypo.config import LabelConfig, WindowConfig  # noqa: E402
 from hypo.data.moments import Moments  # noqa: E402
 from hypo.data.pipeline import shard_name  # noqa: E402
 from hypo.data.preprocess import build_windows  # noqa: E402
@@ -46,6 +49,7 @@ from hypo.storage import read_json  # noqa: E402
 GOAL_FULL_S = 300.0  # 5,064 cases in under 5 minutes
 GOAL_MEM_RATIO = 1.5  # peak memory at 5,064 cases at most 1.5x that at 500
 GOAL_SPEEDUP = 5.0  # at least 5x the pandas reference
+GOAL_ART_RATIO = 1.3  # the ART-labelled build within 1.3x of the cuff-labelled build's wall time
 VALUE_CASES = 3  # cases whose every window value is compared
 MiB = 2**20
 
@@ -133,8 +137,8 @@ def start_ray(num_cpus: int) -> float:
 
 
 def run_job(size: int, seed: int, cfg: WindowConfig, out: str, num_cpus: int, cases_per_task: int) -> dict:
-    """Run the Ray Data job on ``size`` demo cases and measure it."""
-    source = make_source("demo", cases=size, seed=seed)
+    """Run the Ray Data job on ``size`` demo cases and measure it (ART labels when ``cfg`` asks for them)."""
+    source = make_source("demo", cases=size, seed=seed, arterial=cfg.label.source == "art")
     sampler = ProcessSampler()
     sampler.start()
     t0 = time.perf_counter()
@@ -243,7 +247,7 @@ def run_reference(job: dict, n: int, cfg: WindowConfig, out: str, cache: dict) -
 
 
 def report(jobs: list[dict], refs: list[dict], startup_s: float, warmup_s: float, num_cpus: int,
-           cases_per_task: int) -> bool:
+           cases_per_task: int, art_jobs: list[dict] = ()) -> bool:
     """Print the figures and the goals; return whether all goals were met."""
     print(f"\nexcluded below: Ray start-up {startup_s:.1f} s, warm-up job ({2 * num_cpus} cases) {warmup_s:.1f} s;"
           f" {num_cpus} CPUs; demo cohort; {cases_per_task} cases per task; load average now"
@@ -268,9 +272,18 @@ def report(jobs: list[dict], refs: list[dict], startup_s: float, warmup_s: float
               f" {r['case_h_per_s']:.1f} case-h/s;\n  Ray job over all {j['size']} cases:"
               f" {j['case_hours'] / j['wall_s']:.1f} case-h/s -> {r['speedup']:.1f}x faster"
               f" ({r['cpu_ratio']:.1f}x less CPU time per case-hour);\n  check on those cases ({CHECKED}): {check}")
+    by_size = {j["size"]: j for j in jobs}
+    for a in art_jobs:
+        c = by_size[a["size"]]
+        print(f"ART-labelled build of the same {a['size']} cases: {a['wall_s']:.1f} s wall, {a['cpu_s']:.1f} CPU s"
+              f" ({a['wall_s'] / c['wall_s']:.2f}x / {a['cpu_s'] / c['cpu_s']:.2f}x the cuff build's"
+              f" {c['wall_s']:.1f} s / {c['cpu_s']:.1f} s); {a['cases_ok']} cases with a usable line,"
+              f" {a['windows']} windows; per used case-hour"
+              f" {(c['case_hours'] / c['wall_s']) / (a['case_hours'] / a['wall_s']):.2f}x the cuff build's time"
+              " (cases without a line are rejected after loading, so the wall-time ratio understates the cost"
+              " per labelled case)")
     print()
     goals = []
-    by_size = {j["size"]: j for j in jobs}
     if 5064 in by_size:
         goals.append((f"5,064 cases in under {GOAL_FULL_S / 60:.0f} min", f"{by_size[5064]['wall_s']:.1f} s",
                       by_size[5064]["wall_s"] < GOAL_FULL_S))
@@ -284,6 +297,10 @@ def report(jobs: list[dict], refs: list[dict], startup_s: float, warmup_s: float
                       r["speedup"] >= GOAL_SPEEDUP))
         goals.append((f"same windows as pandas ({j['size']} cases)", "yes" if not r["problems"] else "no",
                       not r["problems"]))
+    for a in art_jobs:
+        ratio = a["wall_s"] / by_size[a["size"]]["wall_s"]
+        goals.append((f"ART build <= {GOAL_ART_RATIO}x cuff ({a['size']} cases)", f"{ratio:.2f}x",
+                      ratio <= GOAL_ART_RATIO))
     for name, value, ok in goals:
         print(f"{'PASS' if ok else 'MISS'}  {name:<40} {value}")
     return all(ok for *_, ok in goals)
@@ -300,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
     p.add_argument("--cases-per-task", type=int, default=16,
                    help="build_windows(cases_per_task=...); 1 = one task per case")
+    p.add_argument("--art-sizes", type=int, nargs="*", default=None,
+                   help="also build these sizes (each one of --sizes) with ART labels; default: the largest size")
     args = p.parse_args(argv)
+    art_sizes = [max(args.sizes)] if args.art_sizes is None else args.art_sizes
+    if not set(art_sizes) <= set(args.sizes):
+        p.error(f"--art-sizes {art_sizes} must be among --sizes {args.sizes}")
 
     import ray
 
@@ -322,10 +344,16 @@ def main(argv: list[str] | None = None) -> int:
             j = jobs[-1]
             print(f"job {size} cases: {j['wall_s']:.1f} s, {j['case_h_per_s_core']:.2f} case-h/s/core,"
                   f" peak {j['peak_total_mib']:.0f} MiB", flush=True)
+        art_cfg = WindowConfig(label=LabelConfig(source="art"))
+        art_jobs = []
+        for size in art_sizes:
+            art_jobs.append(run_job(size, args.seed, art_cfg, os.path.join(root, f"ray-art-{size}"), args.num_cpus,
+                                    args.cases_per_task))
+            print(f"ART-labelled job {size} cases: {art_jobs[-1]['wall_s']:.1f} s", flush=True)
         cache: dict = {}
         refs = [run_reference(j, args.pandas_cases, cfg, os.path.join(root, f"pandas-{j['size']}"), cache)
                 for j in jobs]
-        ok = report(jobs, refs, startup, warmup, args.num_cpus, args.cases_per_task)
+        ok = report(jobs, refs, startup, warmup, args.num_cpus, args.cases_per_task, art_jobs)
     finally:
         ray.shutdown()
         if not args.out:

@@ -21,11 +21,31 @@ LABEL_MODES = ("reading", "ffill")
 # SBP 160 and 180 are the usual hypertension cut-offs. Values outside these are typos, not definitions.
 HYPO_MAP_RANGE = (30.0, 120.0)
 HYPER_SBP_RANGE = (90.0, 260.0)
+LABEL_SOURCES = ("cuff", "art")
+# Signal groups a case may lack for its whole length (``--allow-missing``); see hypo.data.signals.MAY_BE_MISSING.
+MAY_BE_MISSING = ("mac", "bis")
+NIBP_MERGE_S = 3  # default: cuff values stamped at most this many seconds apart form one reading
+
+
+def _plain(obj: Any) -> Any:
+    """Like ``dataclasses.asdict``, but leaving out the fields a config's ``omitted_fields()`` names."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        omit = obj.omitted_fields() if hasattr(obj, "omitted_fields") else ()
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in omit}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Return a JSON-ready dict of a (possibly nested) dataclass config."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+    """Return a JSON-ready dict of a (possibly nested) dataclass config.
+
+    Fields a config leaves out while at their defaults (its ``omitted_fields()``) are not written, so adding an
+    option never changes the dict, nor the fingerprint, of a config that does not use it.
+    """
+    return json.loads(json.dumps(_plain(cfg)))
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -80,12 +100,21 @@ class LabelConfig:
     """How a window is labelled from the blood pressure ``horizon_s`` after its end.
 
     Attributes:
-        mode: ``"reading"`` (honest: the cuff reading nearest to end + horizon, strictly after the window end,
-            within ``tolerance_s``) or ``"ffill"`` (the paper: the carried-forward value at exactly end + horizon).
+        mode: Cuff labels: ``"reading"`` (honest: the cuff reading nearest to end + horizon, strictly after the
+            window end, within ``tolerance_s``) or ``"ffill"`` (the paper: the carried-forward value at exactly
+            end + horizon).
         horizon_s: Seconds from the window's last second to the target time.
-        tolerance_s: Reading mode: the largest distance between a reading and the target time.
+        tolerance_s: Cuff reading mode: the largest distance between a reading and the target time.
         hypo_map: Hypotension when MAP is below this (mmHg; consensus 65).
         hyper_sbp: Hypertension when SBP is above this (mmHg; no consensus, 180 as sensitivity analysis).
+        source: ``"cuff"`` (the cuff readings, as above) or ``"art"``: the class of the ``event_s`` seconds of
+            invasive arterial pressure centred on end + horizon (``hypo.data.art``); ``mode`` and
+            ``tolerance_s`` then stay at their defaults, unused.
+        event_s: ART labels: length of the labelled stretch (a sustained event lasts this long).
+        min_coverage: ART labels: the share of the samples expected at the line's own rate that must be valid.
+
+    ``source``, ``event_s`` and ``min_coverage`` are written only for ART labels, so cuff configs keep the dict
+    and fingerprint they had before ART labels existed.
     """
 
     mode: str = "reading"
@@ -93,14 +122,32 @@ class LabelConfig:
     tolerance_s: int = 90
     hypo_map: float = 65.0
     hyper_sbp: float = 160.0
+    source: str = "cuff"
+    event_s: int = 60
+    min_coverage: float = 0.8
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of :func:`to_dict`: the ART ones, for cuff labels."""
+        return ("source", "event_s", "min_coverage") if self.source == "cuff" else ()
 
     def __post_init__(self) -> None:
+        _require(self.source in LABEL_SOURCES, f"label source must be one of {LABEL_SOURCES}, got {self.source!r}")
         _require(self.mode in LABEL_MODES, f"label mode must be one of {LABEL_MODES}, got {self.mode!r}")
         _require(self.horizon_s > 0, f"horizon_s must be > 0, got {self.horizon_s}")
-        _require(
-            0 <= self.tolerance_s < self.horizon_s,
-            f"tolerance_s must be in [0, horizon_s), got {self.tolerance_s}",
-        )
+        if self.source == "art":
+            _require((self.mode, self.tolerance_s) == ("reading", 90),
+                     "label mode and tolerance describe cuff labels; leave them at their defaults with ART labels")
+            _require(self.event_s >= 2 and self.event_s % 2 == 0,
+                     f"event_s must be an even number of seconds >= 2, got {self.event_s}")
+            _require(self.horizon_s > self.event_s // 2,
+                     f"with ART labels horizon_s must exceed event_s / 2 ({self.event_s // 2} s), so that the "
+                     f"labelled stretch lies after the window end; got {self.horizon_s}")
+            _require(0 < self.min_coverage <= 1, f"min_coverage must be in (0, 1], got {self.min_coverage}")
+        else:
+            _require(
+                0 <= self.tolerance_s < self.horizon_s,
+                f"tolerance_s must be in [0, horizon_s), got {self.tolerance_s}",
+            )
         lo, hi = HYPO_MAP_RANGE
         _require(math.isfinite(self.hypo_map) and lo <= self.hypo_map <= hi,
                  f"hypo_map must be a mean arterial pressure in [{lo:g}, {hi:g}] mmHg, got {self.hypo_map:g}")
@@ -156,6 +203,13 @@ class WindowConfig:
         label: Labelling rule.
         fill: Gap-filling rule.
         split: Subject split.
+        allow_missing: Signal groups (``mac``, ``bis``) a case may lack for its whole length: such a case is kept
+            with that group NaN in every window instead of being rejected as ``all-NaN signal``.
+        nibp_merge_s: Cuff values (SBP, MAP, DBP) recorded at most this many seconds apart form one reading,
+            stamped at the latest of them (monitors that write the three values a second or two apart).
+
+    ``allow_missing`` and ``nibp_merge_s`` are written only when they differ from their defaults, so configs that
+    do not use them keep the dict and fingerprint they had before the options existed.
     """
 
     window_s: int = 60
@@ -164,8 +218,23 @@ class WindowConfig:
     label: LabelConfig = dataclasses.field(default_factory=LabelConfig)
     fill: FillConfig = dataclasses.field(default_factory=FillConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    allow_missing: tuple[str, ...] = ()
+    nibp_merge_s: int = NIBP_MERGE_S
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of :func:`to_dict` while at their defaults."""
+        return tuple(name for name, default in (("allow_missing", ()), ("nibp_merge_s", NIBP_MERGE_S))
+                     if getattr(self, name) == default)
 
     def __post_init__(self) -> None:
+        groups = (self.allow_missing,) if isinstance(self.allow_missing, str) else tuple(self.allow_missing)
+        unknown = [g for g in groups if g not in MAY_BE_MISSING]
+        _require(not unknown, f"allow_missing: a case may lack only {' or '.join(MAY_BE_MISSING)} as a whole, got "
+                              f"{', '.join(map(str, unknown))}")
+        object.__setattr__(self, "allow_missing", tuple(g for g in MAY_BE_MISSING if g in groups))
+        _require(isinstance(self.nibp_merge_s, int) and not isinstance(self.nibp_merge_s, bool)
+                 and 0 <= self.nibp_merge_s <= 60,
+                 f"nibp_merge_s must be a whole number of seconds in [0, 60], got {self.nibp_merge_s!r}")
         _require(self.window_s > 0, f"window_s must be > 0, got {self.window_s}")
         _require(self.stride_s > 0, f"stride_s must be > 0, got {self.stride_s}")
         _require(

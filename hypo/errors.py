@@ -21,9 +21,12 @@ class CaseRejected(HypoError):
     Args:
         reason: Short tag used to count rejections (e.g. ``"missing track"``, ``"too short"``).
         detail: One line of detail for the log.
+        artefacts: What artefact removal had removed from the case before it was rejected (rule -> count), when
+            it got that far; counted in the manifest like the artefacts of used cases.
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", artefacts: dict[str, int] | None = None) -> None:
         self.reason = reason
         self.detail = detail
+        self.artefacts = artefacts
         super().__init__(f"{reason}: {detail}" if detail else reason)

@@ -20,17 +20,20 @@ from hypo.data.dataset import load_split, read_manifest
 from hypo.data.pipeline import run_case
 from hypo.data.preprocess import make_manifest
 from hypo.data.sources.demo import DemoSource
-from hypo.learn.baseline import baseline_metrics
+from hypo.learn.baselines import baseline_records
+from hypo.learn.feature_model import fit_feature_model
 from hypo.learn.metrics import MetricWarning
 from hypo.learn.train import fit_arrays
 from hypo.search.leaderboard import SEARCH_META
 from hypo.search.tuner import trial_train_config
 
 
-def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None) -> dict:
-    """Preprocess demo cases 1..n_cases into a window dataset at ``out``; returns the manifest."""
+def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None,
+                       site: str = "a") -> dict:
+    """Preprocess demo cases 1..n_cases (of simulated ``site``) into a window dataset at ``out``; returns the
+    manifest."""
     cfg = cfg or WindowConfig()
-    source = DemoSource(n_cases, seed)
+    source = DemoSource(n_cases, seed, arterial=cfg.label.source == "art", site=site)
     summaries = [run_case(ref, source, cfg, out) for ref in source.case_refs()]
     manifest = make_manifest(summaries, cfg, source, wall_s=0.0)
     with open(os.path.join(out, "manifest.json"), "w") as f:
@@ -49,13 +52,15 @@ def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_s
     manifest = read_manifest(data_dir)
     data = {"train": load_split(data_dir, "train", manifest), "val": load_split(data_dir, "val", manifest),
             "manifest": manifest, "fingerprint": manifest["fingerprint"]}
-    val_base = {f"val_{k}": v for k, v in baseline_metrics(data["val"], manifest, warn=False).items()}
-    data["baseline"] = val_base
+    # The baselines as a search records them (every named baseline on the validation split).
+    baselines = baseline_records(data["val"], manifest, fit_feature_model(data["train"], data["val"]),
+                                 where="val", prefix="val_")
+    data["baseline"] = baselines[0]["metrics"]
     os.makedirs(exp, exist_ok=True)
     with open(os.path.join(exp, SEARCH_META), "w") as f:
         json.dump({"search": {"fake": True}, "search_fingerprint": fingerprint(list(trials)), "data": data_dir,
                    "dataset_fingerprint": manifest["fingerprint"], "label": manifest["label"],
-                   "baseline": json.loads(json.dumps(val_base, default=float).replace("NaN", "null"))}, f)
+                   "baselines": json.loads(json.dumps(baselines, default=float).replace("NaN", "null"))}, f)
     for i, params in enumerate(trials):
         config = {**params, "epochs": epochs, "batch_size": batch_size, "seed": i}
         tid = f"fake_{i:05d}"

@@ -87,6 +87,7 @@ def write_synthetic_dataset(
     seed: int = 0,
     planted: bool = True,
     label: LabelConfig | None = None,
+    priors: dict[str, tuple[float, float, float]] | None = None,
 ) -> dict:
     """Write a synthetic window dataset (manifest plus one Parquet shard per case of 40 windows).
 
@@ -98,6 +99,8 @@ def write_synthetic_dataset(
         seed: Seed of everything random.
         planted: Plant a learnable pattern (see the module docstring).
         label: Label rule recorded in the manifest (thresholds used by the baseline).
+        priors: Class prevalence per split (e.g. ``{"val": (0.8, 0.2, 0.0)}``: no hypertension window in val);
+            :data:`PRIOR` for the others.
 
     Returns:
         The manifest (also written to ``data_dir/manifest.json``).
@@ -106,7 +109,7 @@ def write_synthetic_dataset(
     label = label or LabelConfig()
     counts, train_x = {}, None
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        cols = make_windows(n, rng, planted)
+        cols = make_windows(n, rng, planted, prior=(priors or {}).get(split, PRIOR))
         if split == "train":
             train_x = cols["x"]
         os.makedirs(os.path.join(data_dir, "windows", split), exist_ok=True)
@@ -122,6 +125,8 @@ def write_synthetic_dataset(
         counts[split] = c
     flat = train_x.reshape(-1, N_SIGNALS).astype(np.float64)
     params = {"n": [n_train, n_val, n_test], "seed": seed, "planted": planted, "label": to_dict(label)}
+    if priors:
+        params["priors"] = {k: list(v) for k, v in priors.items()}
     manifest = {
         "format": "hypo-windows/1",
         "signals": list(SIGNALS),

@@ -29,7 +29,8 @@ def test_hypo_help_lists_every_command_with_its_line():
     assert p.returncode == 0, p.stderr
     for verb, (_, line) in COMMANDS.items():
         assert re.search(rf"^\s+{re.escape(verb)}\s+{re.escape(line)}$", p.stdout, re.M), verb
-    assert set(COMMANDS) == {"windows", "demo-files", "train", "search", "leaderboard", "report", "export", "predict"}
+    assert set(COMMANDS) == {"windows", "demo-files", "train", "search", "leaderboard", "report", "export", "predict",
+                             "evaluate"}
 
 
 @pytest.mark.parametrize("verb", sorted(COMMANDS))

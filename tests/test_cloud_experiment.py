@@ -45,7 +45,7 @@ def test_leaderboard_report_and_export_read_a_cloud_experiment(bucket, tmp_path)
     res = show_leaderboard("fake://runs/exp", log=lines.append)
     mirror = os.path.dirname(res["paths"]["csv"])
     assert mirror.startswith(str(tmp_path / "home" / ".cache" / "hypo" / "experiments"))
-    assert "mirrored into" in lines[0] and len(res["frame"]) == 2  # one trial and the baseline
+    assert "mirrored into" in lines[0] and len(res["frame"]) == 3  # one trial and two baselines
     rep = make_report("fake://runs/exp", n_boot=5, log=lambda s: None)
     assert rep["paths"]["html"].startswith(mirror)
     side = export_main(["fake://runs/exp", "--out", str(tmp_path / "model.pt")])

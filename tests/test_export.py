@@ -84,7 +84,8 @@ def test_sidecar_says_how_to_feed_the_model_and_what_produced_it(exp, exported):
     assert fp["checkpoint_sha256"] == sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt"))
     assert sidecar["model_sha256"] == sha256_file(out)
     assert sidecar["trial"]["id"] == chosen.trial_id and sidecar["trial"]["epoch"] == chosen.epoch
-    assert sidecar["source"] == {"name": "demo", "simulated": True}
+    assert sidecar["source"] == {"name": "demo", "simulated": True,
+                                 "cohort": {"source": "demo", "simulator": "demo-sim-1", "seed": 0}}
     assert 0 < sidecar["metrics"]["val"]["mean_auroc"] <= 1
     assert sidecar["metrics"]["test"] is None  # no report yet: export never touches the test split itself
 

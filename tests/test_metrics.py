@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from hypo.learn.metrics import STRATA, MetricWarning, evaluate_scores, prefixed
+from hypo.learn.metrics import STRATA, MetricWarning, evaluate_scores, prefixed, undefined_reasons
 
 CLASSES = ("normal", "hypotension", "hypertension")
 
@@ -40,18 +40,36 @@ def test_auprc_is_average_precision_not_trapezoid():
     assert math.isclose(m["auprc_hypotension"], (1 + 1 + 0.5) / 3)
 
 
-def test_absent_class_gives_nan_and_a_warning():
+def test_absent_class_makes_the_summaries_nan_with_the_reason():
+    """Averaging the classes present would quietly make mean AUROC another metric: NaN instead, with why."""
     y, p, _ = scored(seed=1)
     keep = y != 2
-    with pytest.warns(MetricWarning, match="hypertension \\(absent\\)"):
+    with pytest.warns(MetricWarning, match="hypertension \\(absent\\).*mean AUROC and summed AUPRC"):
         m = evaluate_scores(y[keep], p[keep], where="val")
     assert math.isnan(m["auroc_hypertension"]) and math.isnan(m["auprc_hypertension"])
     assert m["prevalence_hypertension"] == 0
-    assert math.isclose(m["mean_auroc"], (m["auroc_normal"] + m["auroc_hypotension"]) / 2)
-    assert math.isclose(m["sum_auprc"], m["auprc_hypotension"])
+    assert math.isfinite(m["auroc_normal"]) and math.isfinite(m["auroc_hypotension"])
+    assert math.isnan(m["mean_auroc"]) and math.isnan(m["sum_auprc"])
+    why = undefined_reasons(prefixed(m, "val_"), prefix="val_")
+    assert why == {"mean_auroc": "no hypertension window in this split",
+                   "sum_auprc": "no hypertension window in this split",
+                   "auroc_hypertension": "no hypertension window in this split",
+                   "auprc_hypertension": "no hypertension window in this split"}
+    assert undefined_reasons(evaluate_scores(y, p)) == {}  # every class present: nothing undefined
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate_scores(y[keep], p[keep], warn=False)
+
+
+def test_absent_normal_class_spoils_mean_auroc_only():
+    y, p, _ = scored(seed=3)
+    keep = y != 0
+    m = evaluate_scores(y[keep], p[keep], warn=False)
+    assert math.isnan(m["mean_auroc"]) and math.isfinite(m["sum_auprc"])
+    assert math.isclose(m["sum_auprc"], m["auprc_hypotension"] + m["auprc_hypertension"])
+    assert undefined_reasons(m, "the test split") == {
+        "mean_auroc": "no normal window in the test split", "auroc_normal": "no normal window in the test split",
+        "auprc_normal": "no normal window in the test split"}
 
 
 def test_single_class_and_empty_inputs_do_not_crash():
@@ -59,8 +77,13 @@ def test_single_class_and_empty_inputs_do_not_crash():
     with pytest.warns(MetricWarning, match="the only class"):
         m = evaluate_scores(np.zeros(4, int), p)
     assert math.isnan(m["mean_auroc"]) and math.isnan(m["sum_auprc"])
+    why = undefined_reasons(m)
+    assert why["mean_auroc"] == ("only normal windows in this split; no hypotension window in this split; "
+                                 "no hypertension window in this split")
+    assert why["sum_auprc"] == "no hypotension window in this split; no hypertension window in this split"
     m = evaluate_scores(np.zeros(0, int), np.zeros((0, 3)))
     assert m["n"] == 0 and math.isnan(m["mean_auroc"])
+    assert undefined_reasons(m)["mean_auroc"] == "no window in this split"
     with pytest.raises(ValueError, match="probs must be"):
         evaluate_scores(np.zeros(4, int), np.zeros((4, 2)))
 

@@ -15,8 +15,11 @@ from hypo.config import fingerprint
 from hypo.data.dataset import load_split, read_manifest
 from hypo.evaluate.bootstrap import bootstrap_scores, curve_metrics, subject_weights, weighted_curves
 from hypo.evaluate.report import choose_trial, make_report
+from hypo.evaluate.report_html import ci
 from hypo.evaluate.test_looks import read_looks
 from hypo.learn.checkpoint import load_model
+from hypo.learn.feature_model import FeatureModel
+from hypo.learn.metrics import evaluate_scores
 from hypo.learn.models import predict_proba
 from hypo.learn.operating_point import alarm_thresholds, confusion, decide, threshold_at_specificity
 from hypo.search.leaderboard import leaderboard_frame, load_trials, read_search_meta
@@ -81,6 +84,20 @@ def test_a_replicate_that_draws_no_hypertension_is_left_out_not_scored_as_zero()
     assert res["mean_auroc"]["lo"] == pytest.approx(1.0) and res["mean_auroc"]["n_valid"] == s["n_valid"]
 
 
+def test_a_split_without_a_class_has_no_mean_auroc_and_no_interval():
+    """As in evaluation: never a mean over the classes present, which would be another statistic."""
+    rng = np.random.default_rng(4)
+    subject = np.repeat(np.arange(12), 15)
+    y = (rng.random(len(subject)) < 0.3).astype(int)  # normal and hypotension only
+    probs = np.stack([1 - y * 0.5, y * 0.5 + 0.1 * rng.random(len(y)), np.full(len(y), 0.05)], axis=1)
+    res = bootstrap_scores(y, probs, subject, n_boot=50, seed=0, reference=probs[::-1].copy(),
+                           references={"other": probs})
+    for key in ("mean_auroc", "sum_auprc"):
+        assert np.isnan(res[key]["value"]) and np.isnan(res[key]["lo"]) and res[key]["n_valid"] == 0
+    assert np.isfinite(res["hypotension"]["auroc"]["value"])
+    assert np.isnan(res["references"]["other"]["mean_auroc"]["value"])
+
+
 def test_threshold_at_specificity_is_the_lowest_that_keeps_it():
     rng = np.random.default_rng(3)
     pos = rng.random(500) < 0.3
@@ -120,7 +137,7 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     res = main([search, "--out", out, "--bootstrap", "60"])
     printed = capsys.readouterr().out
     meta = read_search_meta(search)
-    board = leaderboard_frame(load_trials(search), meta["baseline"])
+    board = leaderboard_frame(load_trials(search), meta["baselines"])
     first = board.iloc[0]
     r = res["results"]
     assert r["trial"]["trial"] == first["trial"] and r["trial"]["best_epoch"] == int(first["best_epoch"])
@@ -148,6 +165,17 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert "0.9198" in page and "CNN*CNN" in page  # the paper's table
     assert "last-reading baseline" in page and "By the class of the last cuff reading" in page
     assert "bootstrap replicates over subjects" in page
+    # every baseline is a row of the report on the same test windows; the feature model is the search's choice
+    assert [b["name"] for b in r["baselines"]] == ["last reading", "feature model"]
+    assert "Baselines on the same test windows" in page and "baseline: feature model" in page
+    test = load_split(chosen.data_dir, "test", manifest)
+    fm = FeatureModel.refit(meta["baselines"][1]["params"], load_split(chosen.data_dir, "train", manifest),
+                            load_split(chosen.data_dir, "val", manifest))
+    want = evaluate_scores(test.label, fm.scores(test.x), warn=False)
+    assert np.isclose(r["baselines"][1]["metrics"]["mean_auroc"], want["mean_auroc"])
+    assert np.isclose(r["baselines"][1]["bootstrap"]["mean_auroc"]["value"], want["mean_auroc"])
+    assert ci(r["baselines"][1]["bootstrap"]["mean_auroc"]) in page
+    assert r["undefined"] == {}  # every class is in this test split
 
     b = r["bootstrap"]
     assert b["n_boot"] == 60 and b["n_subjects"] == manifest["counts"]["test"]["subjects"]

@@ -9,13 +9,17 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import optuna
 import pytest
 
 from hypo.cli.leaderboard import show_leaderboard
 from hypo.cli.search import main as search_main
+from hypo.data.dataset import load_split
 from hypo.errors import ConfigError, DatasetError
 from hypo.evaluate.test_looks import read_looks
+from hypo.learn.feature_model import FeatureModel
+from hypo.learn.metrics import evaluate_scores
 from hypo.search.leaderboard import load_trials
 from hypo.search.tuner import FAIL_MARKER_KEY, SearchConfig, resumed_config, run_search
 
@@ -59,12 +63,21 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
     assert list(df["rank"].iloc[:3]) == [1, 2, 3]
     ranked = df.iloc[:3]
     assert list(ranked["val_mean_auroc"]) == sorted(ranked["val_mean_auroc"], reverse=True)
-    assert df.iloc[-1]["trial"] == "baseline: last reading" and 0 < df.iloc[-1]["val_mean_auroc"] <= 1
+    base = df[df["rank"].isna()]
+    assert list(base["trial"]) == ["baseline: last reading", "baseline: feature model"]
+    assert base["val_mean_auroc"].between(0, 1).all() and list(base["model"])[1].startswith("features+")
+    # the feature model's row is the model the search chose on validation, refitted here by hand
+    meta = json.load(open(os.path.join(exp, "hypo_search.json")))
+    fm_params = meta["baselines"][1]["params"]
+    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
+    fm = FeatureModel.refit(fm_params, train, val)
+    assert np.isclose(base.iloc[1]["val_mean_auroc"], evaluate_scores(val.label, fm.scores(val.x))["mean_auroc"])
     assert ranked["pareto"].any()
     for path in res["paths"].values():
         assert os.path.getsize(path) > 0
     md = open(res["paths"]["md"]).read()
-    assert "baseline: last reading" in md
+    assert "baseline: last reading" in md and "baseline: feature model" in md and "window statistics" in md
+    assert any("baseline: feature model = " in x for x in lines)
     assert "**Simulated data**" in md and any("simulated data (synthetic source)" in x for x in lines)
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{exp}/optuna.db")
     assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
@@ -86,10 +99,15 @@ def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_l
 
     out = leaderboard_main([exp, "--test", "2", "--out", str(tmp_path / "lb")])
     test = out["test"]
-    assert len(test) == 3 and test.iloc[-1]["trial"] == "baseline: last reading"
+    assert len(test) == 4 and list(test["trial"][2:]) == ["baseline: last reading", "baseline: feature model"]
     assert test["test_mean_auroc"].between(0, 1).all()
+    test_split = load_split(data_dir, "test")
+    by_hand = evaluate_scores(test_split.label, fm.scores(test_split.x), warn=False)
+    assert np.isclose(test.iloc[3]["test_mean_auroc"], by_hand["mean_auroc"])
+    assert np.isclose(test.iloc[3]["test_sum_auprc"], by_hand["sum_auprc"])
     table = open(tmp_path / "lb" / "test_table.md").read()
     assert "0.9198" in table and "CNN*CNN" in table  # the paper's best, beside ours
+    assert "| baseline: feature model |" in table and "| baseline: last reading |" in table
     assert os.path.exists(tmp_path / "lb" / "leaderboard.png")
     (look,) = read_looks(exp)  # the look at the test split is on the record
     assert look["by"] == "leaderboard --test 2" and [t["trial"] for t in look["trials"]] == list(test["trial"][:2])

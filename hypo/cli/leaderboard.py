@@ -11,17 +11,22 @@ import sys
 from typing import Any
 
 from hypo import storage
+from hypo.data.dataset import label_source_text
 from hypo.errors import ConfigError, HypoError
+from hypo.learn.baselines import recorded_baselines
 from hypo.runtime import OneLineParser, one_line_errors
 from hypo.search.leaderboard import (
     RANK_METRICS,
     SEARCH_META,
+    baseline_notes,
     format_table,
+    importance_lines,
     leaderboard_frame,
     load_trials,
     local_experiment,
     read_search_meta,
     search_status,
+    signal_importance,
     write_leaderboard,
 )
 
@@ -91,11 +96,15 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     meta = read_search_meta(exp_path)
     records = load_trials(exp_path)
     status = search_status(records, meta)
-    df = leaderboard_frame(records, meta.get("baseline"), by=rank_by)
-    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}"
+    baselines = recorded_baselines(meta)
+    df = leaderboard_frame(records, baselines, by=rank_by)
+    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}, {label_source_text(meta.get('label') or {})}"
     simulated = bool(meta.get("simulated"))
     partial = status["note"] if status["partial"] else None
-    paths = write_leaderboard(df, out_dir or exp_path, title, simulated, partial)
+    notes = baseline_notes(baselines)
+    importance = signal_importance(df)
+    paths = write_leaderboard(df, out_dir or exp_path, title, simulated, partial, notes, importance)
+    log(title)
     if meta:
         log(data_line(meta))
     if partial:
@@ -105,9 +114,12 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     log(format_table(df))
     if simulated:
         log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")
-    log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline = last cuff reading (no learning)")
+    log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline rows on the same windows:"
+        + "".join(f"\n  {line}" for line in notes))
+    for line in importance_lines(importance):
+        log(line)
     log("wrote " + ", ".join(paths.values()))
-    return {"frame": df, "paths": paths, "status": status}
+    return {"frame": df, "paths": paths, "status": status, "importance": importance}
 
 
 def check_test_count(n: int | None, n_trials: int, yes: bool) -> None:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "evaluate one trial once on the test split; self-contained HTML report"),
     "export": ("export", "export a trial as TorchScript with its JSON sidecar"),
     "predict": ("predict", "predict hypotension along one .vital recording with an exported model"),
+    "evaluate": ("evaluate", "score a frozen model on another source's windows (external validation); recalibrate"),
 }
 
 

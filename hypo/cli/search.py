@@ -47,16 +47,22 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
                    help="restore a stopped or killed search (--name, or latest) with its own data and settings")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
     p.add_argument("--space", choices=SPACES, default="optuna",
-                   help="optuna: define-by-run (k on a log scale, gamma searched); paper: the study's 4 models x "
-                        "k 21/42/84 x 2 losses, gamma 2")
+                   help="optuna: define-by-run; paper: the study's grid; ablation: which signal groups matter (the "
+                        "optuna space plus the subset of ECG, NIBP, PLETH, MAC, BIS a model reads, starting with "
+                        "all groups and each one left out)")
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="how configurations are chosen: grid (every one of --space paper), tpe (Optuna TPE) or random "
-                        "(default: grid for --space paper, tpe for optuna)")
+                        "(default: grid for --space paper, tpe for the others)")
     p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
                    help="asha: stop weak trials early (default); none: every trial runs all its epochs")
     p.add_argument("--trial-epoch-budget", type=int, default=None, metavar="N",
                    help="end the search once its trials have trained N epochs in all")
     p.add_argument("--search-lr", action="store_true", help="also search the learning rate")
+    p.add_argument("--search-signals", action="store_true",
+                   help="also search the signal groups a model reads (as --space ablation does)")
+    p.add_argument("--channel-dropout", type=float, default=0.0, metavar="P",
+                   help="every trial trains with channel dropout P (each signal group of a window absent with "
+                        "chance P), so its model predicts when a monitor lacks a signal")
     p.add_argument("--grace-period", type=int, default=2, help="ASHA: epochs before a trial can be stopped")
     p.add_argument("--reduction-factor", type=int, default=3, help="ASHA: reduction factor")
     p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (default: SQLite in the experiment)")
@@ -140,7 +146,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         gpus_per_trial=0.0 if args.gpus_per_trial == "auto" else args.gpus_per_trial,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, search_lr=args.search_lr,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor, optuna_storage=args.optuna_storage,
-        mlflow=args.mlflow, pending_timeout_s=args.pending_timeout, sampler=args.sampler, scheduler=args.scheduler,
+        mlflow=args.mlflow, pending_timeout_s=args.pending_timeout, search_signals=args.search_signals,
+        channel_dropout=args.channel_dropout, sampler=args.sampler, scheduler=args.scheduler,
         trial_epoch_budget=args.trial_epoch_budget,
     )
 
@@ -184,7 +191,7 @@ def _run(cfg: SearchConfig, resume: bool, prog: str, verbose: bool) -> dict[str,
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo search``."""
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search.tuner import resumed_config
+    from hypo.search.tuner import preflight, resumed_config
 
     args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
@@ -205,6 +212,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
         cfg = config_from_args(args)  # every flag checked before Ray starts
+        if not demo:
+            preflight(cfg.data)  # the dataset too, when it exists already
         init_ray(args.address, quiet=not args.verbose)
         cfg = plan_trial_resources(cfg, args.gpus_per_trial, args.cluster_config)
         if demo:

@@ -13,12 +13,14 @@ import os
 from typing import Any
 
 from hypo.config import fingerprint, to_dict
+from hypo.data.dataset import absent_groups
+from hypo.data.signals import GROUP_NAMES, parse_groups
 from hypo.errors import ConfigError
 from hypo.learn.losses import LOSSES
 from hypo.learn.metrics import RANK_METRICS
 from hypo.learn.models import MODELS, ModelConfig
 from hypo.learn.train import fit_arrays, load_data, resolve_device
-from hypo.learn.train_config import AMP_MODES, RESUMABLE, TrainConfig
+from hypo.learn.train_config import AMP_MODES, RESUMABLE, TrainConfig, needs_mask
 from hypo.runtime import OneLineParser, one_line_errors
 
 PROG = "hypo train"
@@ -55,16 +57,32 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast (auto: on CUDA)")
+    p.add_argument("--channel-dropout", type=float, default=0.0, metavar="P",
+                   help="training only: make each signal group (ecg, nibp, pleth, mac, bis) of a window absent with "
+                        "chance P, so the model learns to predict without it (it then takes NaN for missing "
+                        "groups and gets their availability mask as extra input channels)")
+    p.add_argument("--signals", default=None, metavar="GROUPS",
+                   help="signal groups the model reads, e.g. ecg,nibp,pleth (default all: ecg,nibp,pleth,mac,bis)")
     p.add_argument("--out", default=None, help="local output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     return p.parse_args(argv)
 
 
-def config_from_args(args: argparse.Namespace, window_s: int = 60) -> TrainConfig:
-    """The TrainConfig the arguments describe (validated), for a dataset of ``window_s``-second windows."""
+def config_from_args(args: argparse.Namespace, window_s: int = 60, absent: tuple[str, ...] = ()) -> TrainConfig:
+    """The TrainConfig the arguments describe (validated), for a dataset of ``window_s``-second windows.
+
+    ``absent``: signal groups some of the dataset's windows lack; a model reading them takes missing groups.
+    """
     gamma = args.gamma if args.gamma is not None else (2.0 if args.loss == "focal" else 0.0)
+    dropout = getattr(args, "channel_dropout", 0.0) or 0.0
+    try:
+        signals = parse_groups(args.signals) if getattr(args, "signals", None) else GROUP_NAMES
+    except ValueError as exc:
+        raise ConfigError(f"--signals: {exc}") from None
     return TrainConfig(
-        model=ModelConfig(name=args.model, k=args.k, window_s=window_s),
+        model=ModelConfig(name=args.model, k=args.k, window_s=window_s, signals=signals,
+                          mask=needs_mask(dropout, absent, signals)),
+        channel_dropout=dropout,
         loss=args.loss,
         gamma=gamma,
         alpha=tuple(args.alpha) if args.alpha else None,
@@ -82,7 +100,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     args = parse_args(argv, prog)
     with one_line_errors(prog):
         data = load_data(args.data)
-        cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]))
+        cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]),
+                               absent=absent_groups(data["manifest"]))
         # The default folder names the run by what defines the model, not by what --resume may change.
         run_id = fingerprint({k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE})
         name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{run_id[:8]}"
@@ -94,7 +113,10 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
               f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
         print(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "
-              f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}")
+              f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}"
+              + (f" signals={'+'.join(cfg.model.signals)}" if cfg.model.signals != GROUP_NAMES else "")
+              + (f" channel_dropout={cfg.channel_dropout:g}" if cfg.channel_dropout else "")
+              + (" (takes missing groups: availability mask)" if cfg.model.mask else ""))
         result = fit_arrays(cfg, data, out_dir=out, resume_from=resume, log=lambda s: print(s, flush=True))
         if result["best"] is not None:
             print(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")

@@ -1,6 +1,7 @@
 """``hypo windows`` (also ``python preprocessing/build_windows.py``): build the window dataset with Ray Data.
 
     hypo windows --source demo --cases 200 --out data/demo
+    hypo windows --source demo --site b --cases 200 --out data/site-b       # a second simulated hospital
     hypo windows --source vital-dir --path /data/vital --out data/hospital
     hypo windows --source vitaldb --cases 500 --cache ~/.cache/hypo --out s3://bucket/w
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from hypo.config import FillConfig, LabelConfig, SplitConfig, WindowConfig
 from hypo.data.preprocess import build_windows
+from hypo.data.signals import MAY_BE_MISSING, parse_groups
 from hypo.data.sources.factory import SOURCE_NAMES, make_source
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser, init_ray, one_line_errors
@@ -32,6 +34,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--out", required=True, help="output folder (local path or s3://...)")
     p.add_argument("--cases", type=int, default=None, help="number of cases (demo: default 200; vitaldb: all)")
     p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
+    p.add_argument("--site", choices=("a", "b"), default=None,
+                   help="demo: the simulated hospital, a (default) or b (another monitor and patient mix, for "
+                        "hypo evaluate)")
     p.add_argument("--path", help="vital-dir: folder of .vital files")
     p.add_argument("--track-map", help="vital-dir: JSON file mapping signal names to track names")
     p.add_argument("--subjects", help="vital-dir: CSV with columns caseid,subjectid")
@@ -40,12 +45,23 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--window", type=int, default=60, help="window length in seconds")
     p.add_argument("--stride", type=int, default=60, help="seconds between window starts")
     p.add_argument("--horizon", type=int, default=300, help="seconds from window end to the labelled pressure")
-    p.add_argument("--label-mode", choices=("reading", "ffill"), default="reading",
-                   help="reading: honest (a cuff reading after the window end); ffill: the paper's carry-forward")
-    p.add_argument("--tolerance", type=int, default=90, help="reading mode: max seconds from end + horizon")
+    p.add_argument("--label-source", choices=("cuff", "art"), default="cuff",
+                   help="cuff: label from cuff readings; art: from the invasive arterial line (the minute centred "
+                        "on end + horizon; inputs stay the 7 non-invasive signals)")
+    p.add_argument("--label-mode", choices=("reading", "ffill"), default=None,
+                   help="cuff labels: reading (default; honest: a cuff reading after the window end) or ffill "
+                        "(the paper's carry-forward)")
+    p.add_argument("--tolerance", type=int, default=None,
+                   help="cuff reading mode: max seconds from end + horizon (default 90)")
     p.add_argument("--hypo-map", type=float, default=65.0, help="hypotension: MAP below this (mmHg)")
     p.add_argument("--hyper-sbp", type=float, default=160.0, help="hypertension: SBP above this (mmHg)")
     p.add_argument("--min-case", type=int, default=1200, help="reject cases shorter than this (s)")
+    p.add_argument("--allow-missing", default="", metavar="GROUPS",
+                   help="keep cases that lack these signal groups entirely (mac,bis: TIVA, no BIS sensor) with the "
+                        "group NaN in their windows (marked and counted), instead of rejecting them")
+    p.add_argument("--nibp-merge-s", type=int, default=3, metavar="S",
+                   help="cuff SBP/MAP/DBP values stamped at most S seconds apart form one reading, stamped at the "
+                        "latest (default 3; 0: only values in the same second)")
     p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
                    help="subject split fractions")
     p.add_argument("--split-seed", type=int, default=0, help="seed assigning subjects to splits")
@@ -63,7 +79,8 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
 # config field -> the flag a user typed, so that errors name what the user can change
 FLAGS = {"window_s": "--window", "stride_s": "--stride", "min_case_s": "--min-case", "horizon_s": "--horizon",
          "tolerance_s": "--tolerance", "hypo_map": "--hypo-map", "hyper_sbp": "--hyper-sbp",
-         "split fractions": "--split fractions", "the train fraction": "the --split train fraction"}
+         "split fractions": "--split fractions", "the train fraction": "the --split train fraction",
+         "allow_missing": "--allow-missing", "nibp_merge_s": "--nibp-merge-s"}
 
 
 def in_flags(message: str) -> str:
@@ -79,12 +96,24 @@ def config_from_args(args) -> WindowConfig:
     Raises:
         ConfigError: On an invalid value, naming the flag.
     """
+    if args.label_source == "art":
+        typed = [flag for flag, value in (("--label-mode", args.label_mode), ("--tolerance", args.tolerance))
+                 if value is not None]
+        if len(typed) == 1:
+            raise ConfigError(f"{typed[0]} describes cuff labels; leave it out with --label-source art")
+        if typed:
+            raise ConfigError(f"{' and '.join(typed)} describe cuff labels; leave them out with --label-source art")
     try:
-        label = LabelConfig(mode=args.label_mode, horizon_s=args.horizon, tolerance_s=args.tolerance,
-                            hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp)
+        label = LabelConfig(mode=args.label_mode or "reading", horizon_s=args.horizon,
+                            tolerance_s=90 if args.tolerance is None else args.tolerance,
+                            hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp, source=args.label_source)
         split = SplitConfig(*args.split, seed=args.split_seed)
+        try:
+            allow = parse_groups(args.allow_missing, MAY_BE_MISSING, "group for --allow-missing")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
-                            fill=FillConfig(), split=split)
+                            fill=FillConfig(), split=split, allow_missing=allow, nibp_merge_s=args.nibp_merge_s)
     except ConfigError as exc:
         raise ConfigError(in_flags(str(exc))) from None
 
@@ -95,7 +124,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     with one_line_errors(prog):
         cfg = config_from_args(args)
         source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
-                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url)
+                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url,
+                             arterial=cfg.label.source == "art", site=args.site,
+                             allow_missing=cfg.allow_missing)
         init_ray(args.address, args.num_cpus)
         return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
                              cases_per_task=args.cases_per_task, progress=not args.no_progress)

@@ -26,6 +26,7 @@ FORMAT = "hypo-windows/1"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 BUILD_HINT = "build one with python preprocessing/build_windows.py --source demo --out DIR"
 COLUMNS = ("caseid", "subjectid", "t_end", "x", "label", "last_map", "last_sbp", "last_time")
+ART_COLUMNS = ("art_last_map", "art_last_sbp")  # ART-labelled datasets only
 
 
 @dataclasses.dataclass
@@ -41,6 +42,9 @@ class WindowArrays:
         subjectid: str [n].
         t_end: int32 [n]: second of the window's last sample, from case start.
         last_time: int32 [n]: second of the last reading (-1 when none).
+        art_last_map: float32 [n]: ART-labelled datasets: median invasive MAP of the window's last minute (the
+            current invasive pressure); NaN when that minute lacks coverage, and for cuff-labelled datasets.
+        art_last_sbp: float32 [n]: the same for SBP.
     """
 
     x: np.ndarray
@@ -51,6 +55,13 @@ class WindowArrays:
     subjectid: np.ndarray
     t_end: np.ndarray
     last_time: np.ndarray
+    art_last_map: np.ndarray | None = None
+    art_last_sbp: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ART_COLUMNS:
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(len(self.label), np.nan, np.float32))
 
     def __len__(self) -> int:
         return len(self.label)
@@ -86,6 +97,29 @@ def empty_split_reason(manifest: dict, split: str) -> str:
     return (f"the {split} split is empty: {cases.get('ok', 0)} of {cases.get('listed', 0)} cases were usable"
             + (f" (rejected: {why})" if why else "") + f", and no subject of those landed in {split}; build the "
             "dataset from more cases")
+
+
+def absent_groups(manifest: dict) -> tuple[str, ...]:
+    """Signal groups that some windows of a dataset lack (NaN in ``x``: cases kept with ``--allow-missing``)."""
+    section = manifest.get("absent_groups") or {}
+    counts = section.get("windows") or {}
+    return tuple(g for g in section.get("allowed", ()) if any((c or {}).get(g, 0) for c in counts.values()))
+
+
+def label_source_text(label: dict) -> str:
+    """What a dataset's labels come from, in a few words, from its manifest's ``label`` (no ``source``: cuff).
+
+    Args:
+        label: ``manifest["label"]`` (also copied into search metadata and report provenance).
+
+    Returns:
+        e.g. ``"labels from cuff readings (mode reading)"`` or ``"labels from the arterial line (ART, 60 s centred
+        300 s after the window end)"``.
+    """
+    if label.get("source", "cuff") == "art":
+        return (f"labels from the arterial line (ART, {label.get('event_s', 60)} s centred "
+                f"{label.get('horizon_s')} s after the window end)")
+    return f"labels from cuff readings (mode {label.get('mode', 'reading')})"
 
 
 def read_manifest(data_dir: str) -> dict:
@@ -149,7 +183,9 @@ def load_split(data_dir: str, split: str, manifest: dict | None = None) -> Windo
     if names:
         paths = [f"{inner.rstrip('/')}/{n}" for n in names]
         try:
-            table = pads.dataset(paths, format="parquet", filesystem=fs).to_table(columns=list(COLUMNS))
+            ds = pads.dataset(paths, format="parquet", filesystem=fs)
+            art = [c for c in ART_COLUMNS if c in ds.schema.names]
+            table = ds.to_table(columns=list(COLUMNS) + art)
         except (pa.ArrowInvalid, KeyError) as exc:
             raise DatasetError(f"{split_dir}: unreadable window shards ({exc})".splitlines()[0]) from None
     else:
@@ -192,6 +228,8 @@ def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArray
     def num(name: str, dtype) -> np.ndarray:
         return table.column(name).to_numpy().astype(dtype, copy=False)
 
+    art = {c: num(c, np.float32) for c in ART_COLUMNS if c in table.column_names}
+
     return WindowArrays(
         x=x,
         label=num("label", np.int64),
@@ -201,4 +239,5 @@ def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArray
         subjectid=table.column("subjectid").to_numpy().astype(str),
         t_end=num("t_end", np.int32),
         last_time=num("last_time", np.int32),
+        **art,
     )

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import re
 import traceback
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from hypo import storage
 from hypo.config import WindowConfig
-from hypo.data.artefacts import remove_artefacts
+from hypo.data.art import ArterialLine, clean_arterial
+from hypo.data.artefacts import NIBP_RULES, merge_cuff_values, remove_artefacts
 from hypo.data.filling import fill_gaps
 from hypo.data.moments import Moments
-from hypo.data.signals import N_SIGNALS
+from hypo.data.signals import N_SIGNALS, NIBP, group_channels
 from hypo.data.sources.base import Case, Source
 from hypo.data.splits import assign_split
 from hypo.data.windows import Windows, make_windows
@@ -28,8 +29,14 @@ from hypo.errors import CaseRejected, HypoError
 TRANSIENT_REASONS = frozenset({"download failed", "error"})
 
 
-def window_schema(window_s: int) -> pa.Schema:
-    """Arrow schema of the window shards."""
+def window_schema(window_s: int, art: bool = False, absent: bool = False) -> pa.Schema:
+    """Arrow schema of the window shards.
+
+    ART-labelled datasets add ``art_last_map`` and ``art_last_sbp``; datasets built with ``allow_missing`` add
+    ``absent``: the signal groups the window's case lacks (NaN in ``x``), ``+``-joined, ``""`` when none.
+    """
+    extra = [("art_last_map", pa.float32()), ("art_last_sbp", pa.float32())] if art else []
+    extra += [("absent", pa.string())] if absent else []
     return pa.schema(
         [
             ("caseid", pa.string()),
@@ -44,25 +51,81 @@ def window_schema(window_s: int) -> pa.Schema:
             ("last_map", pa.float32()),
             ("last_sbp", pa.float32()),
             ("last_time", pa.int32()),
+            *extra,
         ]
     )
 
 
-def clean_case(case: Case, cfg: WindowConfig) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Check a case, remove its artefacts and fill its gaps.
+class CleanCase(NamedTuple):
+    """A case after artefact removal and gap filling (:func:`clean_case`)."""
+
+    cleaned: np.ndarray  # [seconds, 7] artefact-free, unfilled: defines the cuff readings
+    filled: np.ndarray  # the same after gap filling: the model input
+    artefacts: dict[str, int]  # rule -> readings or samples removed
+    merged: int  # cuff readings formed from values stamped apart (within WindowConfig.nibp_merge_s)
+    absent: tuple[str, ...]  # allowed groups (WindowConfig.allow_missing) with no value in the whole case
+
+
+def clean_case(case: Case, cfg: WindowConfig) -> CleanCase:
+    """Check a case, group its cuff values into readings, remove its artefacts and fill its gaps.
 
     Returns:
-        ``(cleaned, filled, artefact_counts)``.
+        The cleaned and filled arrays, the artefact counts, the number of merged cuff readings and the groups of
+        ``cfg.allow_missing`` the case lacks entirely.
 
     Raises:
-        CaseRejected: ``too short`` or ``all-NaN signal`` (before or after artefact removal).
+        CaseRejected: ``too short`` or ``all-NaN signal`` (before or after artefact removal; a group of
+            ``cfg.allow_missing`` may be empty), or, when artefact removal left no cuff reading, ``no complete cuff
+            reading`` (SBP, MAP and DBP never together) or ``no valid cuff reading``; with the artefact counts.
     """
     if case.duration_s < cfg.min_case_s:
         raise CaseRejected("too short", f"case {case.caseid}: {case.duration_s} s < {cfg.min_case_s} s")
-    case.check_signals()
-    cleaned, artefacts = remove_artefacts(case.signals)
-    Case(case.caseid, case.subjectid, cleaned).check_signals()
-    return cleaned, fill_gaps(cleaned, cfg.fill), artefacts
+    case.check_signals(cfg.allow_missing)
+    merged, n_merged = merge_cuff_values(case.signals, cfg.nibp_merge_s)
+    cleaned, artefacts = remove_artefacts(merged)
+    try:
+        Case(case.caseid, case.subjectid, cleaned).check_signals(cfg.allow_missing)
+    except CaseRejected as exc:
+        raise _after_artefacts(exc, case.caseid, cleaned, artefacts, cfg) from None
+    absent = tuple(g for g in cfg.allow_missing if not np.isfinite(cleaned[:, group_channels([g])]).any())
+    return CleanCase(cleaned, fill_gaps(cleaned, cfg.fill), artefacts, n_merged, absent)
+
+
+def _after_artefacts(exc: CaseRejected, caseid: str, cleaned: np.ndarray, artefacts: dict[str, int],
+                     cfg: WindowConfig) -> CaseRejected:
+    """The rejection of a case that artefact removal emptied, saying what happened, with the artefact counts."""
+    removed = {k: v for k, v in artefacts.items() if v}
+    if np.isfinite(cleaned[:, NIBP]).any():
+        what = ", ".join(f"{k} {v}" for k, v in removed.items())
+        return CaseRejected(exc.reason, f"{exc.detail} after artefact removal ({what})", artefacts)
+    cuff = {k: v for k, v in removed.items() if k in NIBP_RULES}
+    if set(cuff) == {"nibp_incomplete"}:
+        return CaseRejected("no complete cuff reading",
+                            f"SBP/MAP/DBP never in the same reading (case {caseid}: {cuff['nibp_incomplete']} partial "
+                            f"readings removed; values more than --nibp-merge-s {cfg.nibp_merge_s} s apart are not "
+                            "grouped)", artefacts)
+    what = ", ".join(f"{k} {v}" for k, v in cuff.items())
+    return CaseRejected("no valid cuff reading", f"case {caseid}: every cuff reading was an artefact ({what})",
+                        artefacts)
+
+
+def usable_arterial_line(case: Case) -> tuple[ArterialLine, dict[str, Any]]:
+    """The case's arterial line after artefact removal, and what was removed.
+
+    Returns:
+        ``(clean, info)``; ``info`` holds the number of raw samples, the line's sampling interval and the
+        samples each artefact rule removed.
+
+    Raises:
+        CaseRejected: ``no arterial line`` when the case has none, or none of its samples is valid.
+    """
+    raw = case.art.crop(case.duration_s) if case.art is not None else None
+    if raw is None or len(raw) == 0:
+        raise CaseRejected("no arterial line", f"case {case.caseid}: no arterial pressure samples")
+    clean, counts = clean_arterial(raw)
+    if len(clean) == 0:
+        raise CaseRejected("no arterial line", f"case {case.caseid}: all {len(raw)} arterial samples are artefacts")
+    return clean, {"samples": len(raw), "interval_s": raw.interval_s, "artefacts": counts}
 
 
 def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]]:
@@ -77,15 +140,21 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
         the window moments used for the train-only z-score.
 
     Raises:
-        CaseRejected: When the case cannot be used (see :func:`clean_case`), or yields no usable window.
+        CaseRejected: When the case cannot be used (see :func:`clean_case`), has no usable arterial line when
+            labels come from it (:func:`usable_arterial_line`), or yields no usable window.
     """
-    cleaned, filled, artefacts = clean_case(case, cfg)
-    win = make_windows(cleaned, filled, cfg.window_s, cfg.stride_s, cfg.label, cfg.fill.nibp_max_carry_s)
-    if len(win) == 0:
-        raise CaseRejected(
-            "no usable window",
-            f"case {case.caseid}: {win.dropped_incomplete} incomplete, {win.dropped_no_label} without a label",
-        )
+    cleaned, filled, artefacts, merged, absent = clean_case(case, cfg)
+    try:
+        art, art_info = usable_arterial_line(case) if cfg.label.source == "art" else (None, None)
+        win = make_windows(cleaned, filled, cfg.window_s, cfg.stride_s, cfg.label, cfg.fill.nibp_max_carry_s, art=art,
+                           absent=group_channels(absent))
+        if len(win) == 0:
+            raise CaseRejected(
+                "no usable window",
+                f"case {case.caseid}: {win.dropped_incomplete} incomplete, {win.dropped_no_label} without a label",
+            )
+    except CaseRejected as exc:  # rejected after artefact removal: its counts still go into the manifest
+        raise CaseRejected(exc.reason, exc.detail, artefacts) from None
     split = assign_split(case.subjectid, cfg.split)
     summary = {
         "caseid": case.caseid,
@@ -98,13 +167,22 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
         "dropped": {"incomplete": win.dropped_incomplete, "no_label": win.dropped_no_label},
         "label_at_or_before_end": int((win.label_time <= win.t_end).sum()),
         "artefacts": artefacts,
+        "nibp_merged": merged,
         "moments": Moments.of(win.x).to_dict(),
     }
+    if cfg.allow_missing:
+        summary["absent"] = list(absent)
+    if art_info is not None:
+        summary["art"] = art_info
     return win, summary
 
 
-def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_s: int) -> pa.Table:
-    """The windows of one case as an Arrow table in :func:`window_schema`."""
+def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_s: int,
+                  absent: list[str] | None = None) -> pa.Table:
+    """The windows of one case as an Arrow table in :func:`window_schema`.
+
+    ``absent`` (datasets built with ``allow_missing``): the groups the case lacks, marked on every window.
+    """
     n = len(win)
     flat = pa.array(win.x.reshape(-1), type=pa.float32())
     cols = {
@@ -121,7 +199,13 @@ def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_
         "last_sbp": pa.array(win.last_sbp, pa.float32()),
         "last_time": pa.array(win.last_time, pa.int32()),
     }
-    return pa.Table.from_pydict(cols, schema=window_schema(window_s))
+    art = win.art_last_map is not None
+    if art:
+        cols["art_last_map"] = pa.array(win.art_last_map, pa.float32())
+        cols["art_last_sbp"] = pa.array(win.art_last_sbp, pa.float32())
+    if absent is not None:
+        cols["absent"] = pa.array(["+".join(absent)] * n, pa.string())
+    return pa.Table.from_pydict(cols, schema=window_schema(window_s, art, absent is not None))
 
 
 def shard_name(caseid: str) -> str:
@@ -145,12 +229,14 @@ def run_case(ref: dict[str, Any], source: Source, cfg: WindowConfig, out: str) -
         name = shard_name(case.caseid)
         storage.write_parquet(
             storage.join(out, "windows", summary["split"], name + ".parquet"),
-            windows_table(win, case.caseid, case.subjectid, summary["split"], cfg.window_s),
+            windows_table(win, case.caseid, case.subjectid, summary["split"], cfg.window_s, summary.get("absent")),
         )
         storage.write_json(storage.join(out, "cases", name + ".json"), summary)
         return summary
     except CaseRejected as exc:
         summary = {"caseid": caseid, "status": "rejected", "reason": exc.reason, "detail": exc.detail}
+        if exc.artefacts is not None:
+            summary["artefacts"] = exc.artefacts
     except HypoError as exc:  # e.g. the network went away mid-run: worth a retry later
         summary = {"caseid": caseid, "status": "rejected", "reason": "download failed", "detail": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a bad case must never take the job down

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__, storage
-from hypo.config import WindowConfig, fingerprint, from_dict, to_dict
+from hypo.config import LabelConfig, WindowConfig, fingerprint, from_dict, to_dict
+from hypo.data.art import ART_RULE_TEXT, ART_RULES, samples_needed
 from hypo.data.artefacts import RULES
 from hypo.data.moments import Moments
 from hypo.data.pipeline import TRANSIENT_REASONS, run_case, shard_name
@@ -147,6 +148,13 @@ def build_windows(
         raise ConfigError(f"--cases-per-task must be >= 1, got {cases_per_task}")
     if not num_cpus_per_task > 0:
         raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
+    if cfg.label.source == "art" and getattr(source, "arterial", True) is False:
+        raise ConfigError(f"ART labels need a source that reads the arterial line; make it with arterial=True "
+                          f"({source!r})")
+    lacking = sorted(set(cfg.allow_missing) - set(getattr(source, "allow_missing", cfg.allow_missing)))
+    if lacking:
+        raise ConfigError(f"--allow-missing {','.join(cfg.allow_missing)}: the source still rejects files without "
+                          f"{' or '.join(lacking)}; make it with allow_missing={cfg.allow_missing!r}")
     start = time.perf_counter()
     out = storage.absolute(out)
     storage.makedirs(out)
@@ -184,7 +192,52 @@ def build_windows(
     storage.write_json(storage.join(out, "manifest.json"), manifest)
     for line in summary_lines(manifest):
         log(line)
+    for line in manifest["warnings"]:
+        log(f"warning: {line}")
     return manifest
+
+
+def art_label_section(label: LabelConfig, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's description of ART labels: the event definition, coverage rule and artefact counts."""
+    half = label.event_s // 2
+    artefacts, samples, intervals = dict.fromkeys(ART_RULES, 0), 0, []
+    for s in summaries:
+        if s["status"] == "ok" and "art" in s:
+            samples += s["art"]["samples"]
+            intervals.append(s["art"]["interval_s"])
+            for k, v in s["art"]["artefacts"].items():
+                artefacts[k] = artefacts.get(k, 0) + v
+    return {
+        "event": (f"class of the arterial pressure over [t_end + {label.horizon_s - half} s, t_end + "
+                  f"{label.horizon_s + half} s): hypotension when every valid ART MAP sample is < {label.hypo_map:g}"
+                  f" mmHg, else hypertension when every valid ART SBP sample is > {label.hyper_sbp:g} mmHg, "
+                  "else normal"),
+        "coverage": (f"at least {100 * label.min_coverage:g}% of the samples the line's own interval promises in "
+                     f"{label.event_s} s, counted at their native times (e.g. {samples_needed(2.0, label)} of "
+                     f"{round(label.event_s / 2.0)} at 2 s); windows below are dropped as no_label"),
+        "label_map_sbp": f"medians of the valid ART MAP / SBP samples of that {label.event_s} s",
+        "art_last": (f"art_last_map / art_last_sbp: medians of the window's last {label.event_s} s of ART "
+                     "(NaN below coverage)"),
+        "artefact_rules": dict(ART_RULE_TEXT),
+        "artefacts": artefacts,
+        "samples": samples,
+        "removed_share": sum(artefacts.values()) / samples if samples else 0.0,
+        "median_interval_s": float(np.median(intervals)) if intervals else None,
+    }
+
+
+def class_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
+    """One line per split that lacks a class (evaluation metrics of that class are then undefined there)."""
+    out = []
+    for sp, c in counts.items():
+        if c["windows"] == 0:
+            out.append(f"the {sp} split has no window")
+            continue
+        missing = [k for k in CLASSES if c[k] == 0]
+        if missing:
+            out.append(f"the {sp} split has no {' and no '.join(missing)} window; use more cases for metrics of "
+                       f"{'that class' if len(missing) == 1 else 'those classes'} there")
+    return out
 
 
 def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: Source, wall_s: float) -> dict:
@@ -193,12 +246,17 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
     subjects: dict[str, set] = {s: set() for s in SPLITS}
     moments = Moments.empty(len(SIGNALS))
     artefacts = dict.fromkeys(RULES, 0)
+    artefacts_rejected = dict.fromkeys(RULES, 0)
     dropped = {"incomplete": 0, "no_label": 0}
-    rejected, at_or_before, case_hours = [], 0, 0.0
+    rejected, at_or_before, case_hours, merged = [], 0, 0.0, 0
+    absent = {"cases": dict.fromkeys(cfg.allow_missing, 0),
+              "windows": {sp: dict.fromkeys(cfg.allow_missing, 0) for sp in SPLITS}}
     ok_cases = []
     for s in summaries:
         if s["status"] != "ok":
             rejected.append({k: s.get(k, "") for k in ("caseid", "reason", "detail")})
+            for k, v in (s.get("artefacts") or {}).items():
+                artefacts_rejected[k] = artefacts_rejected.get(k, 0) + v
             continue
         sp = s["split"]
         c = counts[sp]
@@ -211,6 +269,10 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
             artefacts[k] = artefacts.get(k, 0) + v
         for k, v in s["dropped"].items():
             dropped[k] += v
+        merged += s.get("nibp_merged", 0)
+        for g in s.get("absent", ()):
+            absent["cases"][g] = absent["cases"].get(g, 0) + 1
+            absent["windows"][sp][g] = absent["windows"][sp].get(g, 0) + s["n_windows"]
         at_or_before += s["label_at_or_before_end"]
         case_hours += s["duration_s"] / 3600
         if sp == "train":
@@ -218,7 +280,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         ok_cases.append((s["caseid"], s["n_windows"]))
     for sp in SPLITS:
         counts[sp]["subjects"] = len(subjects[sp])
-    if moments.n == 0:
+    if np.all(moments.n == 0):
         reasons = collections.Counter(r["reason"] for r in rejected).most_common()
         why = ", ".join(f"{k} {v}" for k, v in reasons)
         if not ok_cases:
@@ -247,7 +309,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
             "mean": moments.mean.tolist(),
             "std": moments.std.tolist(),
             "fitted_on": "train",
-            "n_values": int(moments.n),
+            "n_values": moments.n_total,
         },
         "cases": {
             "listed": len(summaries),
@@ -258,8 +320,17 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         "rejected_counts": dict(collections.Counter(r["reason"] for r in rejected).most_common()),
         "rejected": rejected,
         "artefacts": artefacts,
+        "artefacts_in_rejected_cases": artefacts_rejected,
+        "nibp_merge_s": cfg.nibp_merge_s,
+        "nibp_merged_readings": merged,
+        **({"absent_groups": {"allowed": list(cfg.allow_missing), **absent,
+                              "note": "windows of cases lacking a group hold NaN there (column absent names it)"}}
+           if cfg.allow_missing else {}),
         "dropped_windows": dropped,
         "labels_at_or_before_window_end": {"count": at_or_before, "share": at_or_before / total if total else 0.0},
+        "label_source": cfg.label.source,
+        **({"art_label": art_label_section(cfg.label, summaries)} if cfg.label.source == "art" else {}),
+        "warnings": class_warnings(counts),
         "config": to_dict(cfg),
         "source": src,
     }
@@ -284,16 +355,35 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         cls = " ".join(f"{cnt[k]:>6} {100 * cnt[k] / w:4.1f}%" for k in CLASSES)
         lines.append(f"{sp:<6} {cnt['cases']:>6} {cnt['subjects']:>8} {cnt['windows']:>9} {cls}")
     d = manifest["dropped_windows"]
-    lines.append(
-        f"windows dropped: {d['incomplete']} incomplete after filling, {d['no_label']} without a label reading"
-    )
+    art_label = manifest.get("art_label")
+    why = "whose labelled ART minute lacks coverage" if art_label else "without a label reading"
+    lines.append(f"windows dropped: {d['incomplete']} incomplete after filling, {d['no_label']} {why}")
     art = {k: v for k, v in manifest["artefacts"].items() if v}
     lines.append("artefacts removed: " + (", ".join(f"{k} {v}" for k, v in art.items()) or "none"))
-    lead = manifest["labels_at_or_before_window_end"]
-    lines.append(
-        f"label mode {manifest['label']['mode']}: {100 * lead['share']:.1f}% of labels come from a reading at or "
-        "before the window end"
-    )
+    rej = {k: v for k, v in (manifest.get("artefacts_in_rejected_cases") or {}).items() if v}
+    if rej:
+        lines.append("artefacts removed in rejected cases: " + ", ".join(f"{k} {v}" for k, v in rej.items()))
+    if manifest.get("nibp_merged_readings"):
+        lines.append(f"cuff readings grouped from values stamped up to {manifest['nibp_merge_s']} s apart: "
+                     f"{manifest['nibp_merged_readings']}")
+    gone = manifest.get("absent_groups")
+    if gone:
+        cases = ", ".join(f"{g} {n} cases" for g, n in gone["cases"].items())
+        wins = ", ".join(f"{g} {sum(w.get(g, 0) for w in gone['windows'].values())} windows"
+                         for g in gone["allowed"])
+        lines.append(f"kept without a group (--allow-missing {','.join(gone['allowed'])}): {cases}; {wins}")
+    if art_label:
+        removed = {k: v for k, v in art_label["artefacts"].items() if v}
+        lines.append(f"arterial line: {art_label['samples']} samples, removed "
+                     + (", ".join(f"{k} {v}" for k, v in removed.items()) or "none")
+                     + f" ({100 * art_label['removed_share']:.1f}%)")
+        lines.append(f"label source art: {art_label['event']}")
+    else:
+        lead = manifest["labels_at_or_before_window_end"]
+        lines.append(
+            f"label mode {manifest['label']['mode']}: {100 * lead['share']:.1f}% of labels come from a reading at "
+            "or before the window end"
+        )
     lines.append(f"fingerprint {manifest['fingerprint']}  wall time {manifest['wall_s']:.1f} s")
     return lines
 

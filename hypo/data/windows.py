@@ -9,6 +9,10 @@ Label modes (PITFALLS.md 1):
   ``t_end`` and within ``tolerance_s`` of the target; windows without one are dropped and counted.
 - ``ffill`` (the paper): the carried-forward cuff value at exactly ``t_end + horizon_s``; ``label_time`` is
   then the time of the reading that was carried, which may lie inside the window (the leak it exposes).
+
+With ``source == "art"`` the label is the class of the arterial line's stretch ``t_end + horizon_s +-
+event_s / 2`` (:func:`hypo.data.art.stretch_stats`); ``label_time`` is its centre, ``label_map`` /
+``label_sbp`` its medians, and windows whose stretch lacks coverage are dropped as ``no_label``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from hypo.config import LabelConfig
+from hypo.data.art import ArterialLine, stretch_stats
 from hypo.data.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
 
 
@@ -51,6 +56,8 @@ class Windows:
     last_sbp: np.ndarray  # float32 [n]
     dropped_incomplete: int = 0
     dropped_no_label: int = 0
+    art_last_map: np.ndarray | None = None  # ART labels: float32 [n] median MAP of the window's last minute
+    art_last_sbp: np.ndarray | None = None  # (NaN when that minute lacks coverage); None for cuff labels
 
     def __len__(self) -> int:
         return len(self.t_end)
@@ -124,7 +131,8 @@ def label_index(t_end: np.ndarray, readings: Readings, n_seconds: int, max_carry
     return label_by_ffill(t_end, readings, n_seconds, max_carry_s, cfg)
 
 
-def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, window_s: int) -> np.ndarray:
+def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, window_s: int,
+                     absent: list[int] | tuple[int, ...] = ()) -> np.ndarray:
     """Which windows the model may see: no gap left after filling, and nothing taken from after the window end.
 
     Waveform gaps are interpolated over the whole case, so a gap still open at a window's last second is
@@ -136,19 +144,29 @@ def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, 
         filled: The case after filling.
         ends: int [w] window end seconds.
         window_s: Window length.
+        absent: Channels left out of the check, which stay NaN in windows that are otherwise complete: those of a
+            group the case lacks as a whole and may (``WindowConfig.allow_missing``), or, in predictions, that the
+            model does not read.
 
     Returns:
         bool [w].
     """
     if not len(ends):
         return np.zeros(0, dtype=bool)
+    if absent:
+        keep = [i for i in range(filled.shape[1]) if i not in set(absent)]
+        cleaned, filled = cleaned[:, keep], filled[:, keep]
+        waveforms = [keep.index(i) for i in WAVEFORMS if i in keep]
+    else:
+        waveforms = list(WAVEFORMS)
     view = np.lib.stride_tricks.sliding_window_view(filled, window_s, axis=0)[ends - window_s + 1]
-    last_recorded = ~np.isnan(cleaned[np.ix_(ends, list(WAVEFORMS))]).any(axis=1)
+    last_recorded = ~np.isnan(cleaned[np.ix_(ends, waveforms)]).any(axis=1)
     return ~np.isnan(view).any(axis=(1, 2)) & last_recorded
 
 
 def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_s: int, cfg: LabelConfig,
-                 max_carry_s: int) -> Windows:
+                 max_carry_s: int, art: ArterialLine | None = None,
+                 absent: list[int] | tuple[int, ...] = ()) -> Windows:
     """Cut a case into labelled windows.
 
     Args:
@@ -158,6 +176,9 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
         stride_s: Seconds between window starts.
         cfg: Label rule.
         max_carry_s: Carry-forward limit of cuff pressures (used by ffill labels).
+        art: The cleaned arterial line (:func:`hypo.data.art.clean_arterial`); required for ART labels. It is
+            used for labels and ``art_last_*`` only, never for ``x``.
+        absent: Channels the case lacks as a whole and may (:func:`complete_windows`); NaN in the kept windows.
 
     Returns:
         The kept windows: complete (no NaN after filling) and labelled; drop counts are recorded.
@@ -165,10 +186,16 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
     n_seconds = len(filled)
     ends = window_ends(n_seconds, window_s, stride_s)
     readings = Readings.from_signals(cleaned)
-    lab_idx = label_index(ends, readings, n_seconds, max_carry_s, cfg)
-    has_label = lab_idx >= 0
+    if cfg.source == "art":
+        if art is None:
+            raise ValueError("ART labels need the case's cleaned arterial line")
+        target = stretch_stats(art, ends + cfg.horizon_s, cfg)
+        has_label = target.label >= 0
+    else:
+        lab_idx = label_index(ends, readings, n_seconds, max_carry_s, cfg)
+        has_label = lab_idx >= 0
 
-    complete = complete_windows(cleaned, filled, ends, window_s)
+    complete = complete_windows(cleaned, filled, ends, window_s, absent)
     keep = complete & has_label
     ends_k = ends[keep]
     x = (
@@ -178,7 +205,6 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
         else np.zeros((0, window_s, N_SIGNALS), np.float32)
     )
 
-    li = lab_idx[keep]
     last = np.searchsorted(readings.time, ends_k, side="right") - 1
     has_last = last >= 0
     lc = np.clip(last, 0, None)
@@ -190,13 +216,24 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
     else:
         last_map = last_sbp = np.full(len(ends_k), nan)
         last_time = np.full(len(ends_k), -1)
-    label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)
-    label_sbp = readings.sbp[li] if len(li) else np.zeros(0, np.float32)
+    art_last_map = art_last_sbp = None
+    if cfg.source == "art":
+        label_map, label_sbp = target.map_median[keep], target.sbp_median[keep]
+        label, label_time = target.label[keep], ends_k + cfg.horizon_s
+        # The window's last minute, [t_end + 1 - event_s, t_end + 1): the current invasive pressure.
+        last_minute = stretch_stats(art, ends_k + 1 - cfg.event_s // 2, cfg)
+        art_last_map, art_last_sbp = last_minute.map_median, last_minute.sbp_median
+    else:
+        li = lab_idx[keep]
+        label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)
+        label_sbp = readings.sbp[li] if len(li) else np.zeros(0, np.float32)
+        label = classify(label_map, label_sbp, cfg)
+        label_time = readings.time[li] if len(li) else np.zeros(0)
     return Windows(
         t_end=ends_k.astype(np.int32),
         x=x.astype(np.float32, copy=False),
-        label=classify(label_map, label_sbp, cfg),
-        label_time=(readings.time[li] if len(li) else np.zeros(0)).astype(np.int32),
+        label=label.astype(np.int8),
+        label_time=label_time.astype(np.int32),
         label_map=label_map.astype(np.float32),
         label_sbp=label_sbp.astype(np.float32),
         last_time=last_time.astype(np.int32),
@@ -204,4 +241,6 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
         last_sbp=last_sbp.astype(np.float32),
         dropped_incomplete=int((~complete).sum()),
         dropped_no_label=int((complete & ~has_label).sum()),
+        art_last_map=art_last_map,
+        art_last_sbp=art_last_sbp,
     )

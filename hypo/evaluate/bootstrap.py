@@ -160,14 +160,15 @@ def _point(y: np.ndarray, s: np.ndarray, c: int, specificity: float) -> tuple[di
             {k: v[0] for k, v in curve_on_grid(curves).items()})
 
 
-def _over_classes(rows: list[np.ndarray], reduce, n_boot: int) -> np.ndarray:
+def _over_classes(rows: list[np.ndarray], reduce) -> np.ndarray:
     """Per replicate, ``reduce`` (mean or sum) over the classes ``rows``; NaN where any of them is undefined.
 
-    ``rows`` holds the classes whose point value is defined, so every replicate is the same statistic as the
-    point value; a replicate that lost one of those classes (no positive drawn) is left out of the interval
-    rather than scored on fewer classes, which would bias the interval.
+    ``rows`` holds every class the statistic needs (all three for mean AUROC, hypotension and hypertension for
+    summed AUPRC), as :func:`hypo.learn.metrics.evaluate_scores` defines them: a replicate that lost one of
+    them (no positive drawn) is left out of the interval rather than scored on fewer classes, which would be
+    another statistic; a split without one has no value and no interval.
     """
-    return reduce(np.vstack(rows), axis=0) if rows else np.full(n_boot, np.nan)
+    return reduce(np.vstack(rows), axis=0)
 
 
 def _band(rows: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -204,19 +205,17 @@ def summarise(y_true, scores, subjectid, n_boot: int = 1000, seed: int = 0, leve
             entry["roc"] = {"tpr": grid["tpr"], "tpr_lo": tlo, "tpr_hi": thi}
             entry["pr"] = {"precision": grid["precision"], "precision_lo": plo, "precision_hi": phi}
         out[CLASSES[c]] = entry
-    has_auroc = [c for c in points if np.isfinite(points[c][0]["auroc"])]
-    mean_reps = _over_classes([reps[c]["auroc"] for c in has_auroc], np.mean, n_boot)
-    out["mean_auroc"] = {"value": float(np.mean([points[c][0]["auroc"] for c in has_auroc])) if has_auroc
-                         else math.nan, **interval(mean_reps, level)}
-    has_auprc = [c for c in abnormal if np.isfinite(points[c][0]["auprc"])]
-    sum_reps = _over_classes([reps[c]["auprc"] for c in has_auprc], np.sum, n_boot)
-    out["sum_auprc"] = {"value": float(sum(points[c][0]["auprc"] for c in has_auprc)) if has_auprc else math.nan,
-                        **interval(sum_reps, level)}
+    every = list(points)
+    mean_reps = _over_classes([reps[c]["auroc"] for c in every], np.mean)
+    out["mean_auroc"] = {"value": float(np.mean([points[c][0]["auroc"] for c in every])),
+                         **interval(mean_reps, level)}
+    sum_reps = _over_classes([reps[c]["auprc"] for c in abnormal], np.sum)
+    out["sum_auprc"] = {"value": float(sum(points[c][0]["auprc"] for c in abnormal)), **interval(sum_reps, level)}
     return out, {"mean_auroc": mean_reps}
 
 
 def bootstrap_scores(y_true, probs, subjectid, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                     specificity: float = 0.9, reference=None) -> dict:
+                     specificity: float = 0.9, reference=None, references: dict | None = None) -> dict:
     """The model's metrics and curves with subject-bootstrap intervals, and optionally a reference's.
 
     Args:
@@ -230,6 +229,8 @@ def bootstrap_scores(y_true, probs, subjectid, n_boot: int = 1000, seed: int = 0
         reference: Optional float [n, 3] scores of a reference (the last-reading baseline), scored on the same
             replicates; adds ``reference`` (its summary, no curves) and ``mean_auroc_diff`` (model minus
             reference, a paired interval).
+        references: Optional name -> float [n, 3] scores of further baselines, each scored on the same
+            replicates; adds ``references``: name -> its summary with its own ``mean_auroc_diff``.
 
     Returns:
         :func:`summarise`'s summary of the model (with curves), plus ``grid``, ``n_boot``, ``level``,
@@ -244,4 +245,9 @@ def bootstrap_scores(y_true, probs, subjectid, n_boot: int = 1000, seed: int = 0
         diff = reps["mean_auroc"] - ref_reps["mean_auroc"]
         out["mean_auroc_diff"] = {"value": out["mean_auroc"]["value"] - ref["mean_auroc"]["value"],
                                   **interval(diff, level)}
+    for name, scores in (references or {}).items():
+        ref, ref_reps = summarise(y_true, scores, subjectid, n_boot, seed, level, specificity)
+        ref["mean_auroc_diff"] = {"value": out["mean_auroc"]["value"] - ref["mean_auroc"]["value"],
+                                  **interval(reps["mean_auroc"] - ref_reps["mean_auroc"], level)}
+        out.setdefault("references", {})[name] = ref
     return out

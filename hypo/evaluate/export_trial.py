@@ -17,7 +17,7 @@ import torch
 
 from hypo import __version__
 from hypo.config import to_dict
-from hypo.data.signals import CLASSES, SIGNALS, UNITS
+from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
 from hypo.infer.export import (
     FORMAT,
@@ -29,6 +29,7 @@ from hypo.infer.export import (
     window_config,
     write_exported,
 )
+from hypo.learn.baselines import recorded_baselines
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
 
 
@@ -58,20 +59,33 @@ def _test_metrics(chosen, sha: str) -> dict[str, Any] | None:
     return out
 
 
+def missing_values_text(tolerated: list[str]) -> str:
+    """The sidecar's ``input.missing_values``: where NaN may stand (the groups a model tolerates) and what it means."""
+    if not tolerated:
+        return ("none allowed: a window holding NaN gets NaN probabilities; fill gaps with the fill rule below first "
+                "(hypo predict does, and skips windows it cannot fill)")
+    groups = ", ".join(f"{g} ({'/'.join(SIGNALS[i] for i in GROUPS[g])})" for g in tolerated)
+    return (f"NaN allowed in these signal groups (see tolerates_missing): {groups}; the model takes a group holding "
+            "NaN as absent. NaN elsewhere gives NaN probabilities; fill gaps with the fill rule below first")
+
+
 def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str, float], specificity: float,
                   max_diff: float, checkpoint_sha: str) -> dict[str, Any]:
     """The sidecar dict (see the module docstring)."""
     from hypo.config import fingerprint
-    from hypo.data.sources.base import is_simulated
+    from hypo.data.sources.base import cohort_of, is_simulated
 
     wc = window_config(manifest)
     best = chosen.record.best() or {}
+    baselines = recorded_baselines(chosen.meta)
+    tolerated = list(cfg.model.tolerates_missing)
     return {
         "format": FORMAT,
         "input": {"shape": ["n", int(manifest["window_s"]), len(SIGNALS)], "dtype": "float32",
                   "units": "physical (see units); no normalisation needed: the train-split z-score is inside",
-                  "missing_values": "none allowed: a window holding NaN gets NaN probabilities; fill gaps with "
-                                    "the fill rule below first (hypo predict does, and skips windows it cannot fill)"},
+                  "missing_values": missing_values_text(tolerated)},
+        "tolerates_missing": tolerated,
+        "signals_read": list(cfg.model.signals),
         "output": {"shape": ["n", len(CLASSES)], "meaning": "class probabilities (softmax)", "classes": list(CLASSES)},
         "signals": list(SIGNALS),
         "units": dict(UNITS),
@@ -89,13 +103,16 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
             "rule": describe(specificity),
         },
         "fill": to_dict(wc.fill),
+        "nibp_merge_s": int(wc.nibp_merge_s),
         "min_case_s": int(wc.min_case_s),
         "zscore": ckpt["zscore"],
         "model": to_dict(cfg.model),
         "trial": {"id": chosen.trial_id, "rank": chosen.rank, "epoch": chosen.epoch, "loss": cfg.loss,
-                  "gamma": cfg.gamma, "experiment": chosen.exp_path, "checkpoint": chosen.checkpoint},
+                  "gamma": cfg.gamma, "channel_dropout": cfg.channel_dropout, "experiment": chosen.exp_path,
+                  "checkpoint": chosen.checkpoint},
         "metrics": {"val": _metric_subset(best, "val_"),
-                    "val_baseline": _metric_subset(chosen.meta.get("baseline") or {}, "val_"),
+                    "val_baseline": _metric_subset(baselines[0]["metrics"] if baselines else {}, "val_"),
+                    "val_baselines": {b["name"]: _metric_subset(b["metrics"], "val_") for b in baselines},
                     "test": _test_metrics(chosen, checkpoint_sha)},
         "fingerprints": {
             "dataset": manifest["fingerprint"],
@@ -104,12 +121,51 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
             "search": chosen.meta.get("search_fingerprint"),
             "checkpoint_sha256": checkpoint_sha,
         },
-        "source": {"name": (manifest.get("source") or {}).get("name"), "simulated": is_simulated(manifest)},
+        "source": {"name": (manifest.get("source") or {}).get("name"), "simulated": is_simulated(manifest),
+                   "cohort": cohort_of(manifest)},
         "verification": {"max_abs_difference": max_diff, "tolerance": TOLERANCE},
         "hypo_version": __version__,
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def prepare_export(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY):
+    """The chosen trial's best checkpoint as TorchScript plus sidecar, in memory (what :func:`export_model` writes).
+
+    Args:
+        exp_path: Experiment folder of a search.
+        trial: Trial id (default: the leaderboard's first).
+        specificity: Specificity of the alarm thresholds, fixed on the validation split.
+
+    Returns:
+        ``(traced, sidecar, chosen, cfg)``.
+
+    Raises:
+        HypoError: When the trace disagrees with the eager model, the validation split is empty, or anything
+            :func:`hypo.evaluate.report.choose_trial` and :func:`hypo.evaluate.report.load_trial` refuse.
+    """
+    from hypo.data.dataset import load_split
+    from hypo.evaluate.report import choose_trial, load_trial
+    from hypo.learn.models import predict_proba
+    from hypo.storage import sha256_file
+
+    if not 0 < specificity < 1:
+        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
+    chosen = choose_trial(exp_path, trial)
+    model, cfg, ckpt, manifest = load_trial(chosen)
+    val = load_split(chosen.data_dir, "val", manifest)
+    if len(val) == 0:
+        raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
+    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
+    windows = val.x[:VERIFY_WINDOWS]
+    traced = trace_model(model, torch.as_tensor(np.ascontiguousarray(windows[:8])))
+    diff = max_difference(traced, model, windows)
+    if not diff <= TOLERANCE:
+        raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
+    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
+                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
+    return traced, sidecar, chosen, cfg
 
 
 def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
@@ -127,36 +183,21 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
         The sidecar (with ``model_sha256``), as written.
 
     Raises:
-        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.report.choose_trial`
-            and :func:`hypo.evaluate.report.load_trial` refuse.
+        HypoError: Anything :func:`prepare_export` refuses.
     """
-    from hypo.data.dataset import load_split
-    from hypo.evaluate.report import choose_trial, load_trial
-    from hypo.learn.models import predict_proba
-    from hypo.storage import sha256_file
-
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     check_out_file(out)
-    chosen = choose_trial(exp_path, trial)
-    model, cfg, ckpt, manifest = load_trial(chosen)
-    val = load_split(chosen.data_dir, "val", manifest)
-    if len(val) == 0:
-        raise HypoError(f"{chosen.data_dir}: the validation split is empty; cannot fix the alarm thresholds")
-    thresholds = alarm_thresholds(val.label, predict_proba(model, val.x), specificity)
-    windows = val.x[:VERIFY_WINDOWS]
-    traced = trace_model(model, torch.as_tensor(np.ascontiguousarray(windows[:8])))
-    diff = max_difference(traced, model, windows)
-    if not diff <= TOLERANCE:
-        raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
-    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
-                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
+    traced, sidecar, chosen, cfg = prepare_export(exp_path, trial, specificity)
     out, side_path = write_exported(traced, sidecar, out)
     t = sidecar["thresholds"]
+    diff = sidecar["verification"]["max_abs_difference"]
     log(f"trial {chosen.trial_id} (rank {chosen.rank}: {cfg.model.name} k={cfg.model.k} {cfg.loss}), epoch "
         f"{chosen.epoch}; trace matches the model within {diff:.1e}"
         + ("  [trained on simulated data]" if sidecar["source"]["simulated"] else ""))
     log(f"  alarm thresholds (validation, {100 * specificity:.0f}% specificity): p(hypotension) >= "
         f"{t['p_hypotension']:.4f}, p(hypertension) >= {t['p_hypertension']:.4f}")
+    if sidecar["tolerates_missing"]:
+        log(f"  takes these signal groups as missing (NaN): {', '.join(sidecar['tolerates_missing'])}")
     log(f"wrote {out} and {side_path}")
     return sidecar

@@ -2,7 +2,11 @@
 
 Trials are chosen on the validation split; only the top N are evaluated here, once, at their best
 validation epoch. The output repeats the study's table layout (loss x metric rows, model columns) with our
-test figures and the paper's published ones side by side, plus the last-reading baseline on the same windows.
+test figures and the paper's published ones side by side, plus every baseline (:mod:`hypo.learn.baselines`:
+last reading, feature model, last ART minute where recorded) as a row on the same windows. A metric undefined on
+the test split (a class absent) is ``n/a`` with the reason, never a mean over fewer classes.
+Each trial and baseline is also scored with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`):
+``channel_loss.csv`` and a table under the study's.
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import pandas as pd
 
 from hypo.errors import HypoError
+from hypo.evaluate.channel_loss import baseline_channel_loss, format_markdown, long_rows
 from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.learn.baselines import ROW_PREFIX
+from hypo.learn.metrics import undefined_reasons
 from hypo.search.leaderboard import load_trials, read_search_meta
 from hypo.storage import sha256_file
 
@@ -28,9 +36,19 @@ PAPER_MODELS = ("cnn", "lstm", "cnn_lstm", "cnn_cnn")  # the paper's column orde
 MODEL_TITLES = {"cnn": "CNN", "lstm": "LSTM", "cnn_lstm": "CNN*LSTM", "cnn_cnn": "CNN*CNN"}
 
 
-def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test") -> dict[str, float]:
-    """Metrics of a checkpoint's model on one split (stratified by the last reading's class)."""
+def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
+                        channel_loss: list | None = None, name: str = "") -> dict[str, float]:
+    """Metrics of a checkpoint's model on one split (stratified by the last reading's class).
+
+    Args:
+        checkpoint: The ``checkpoint.pt`` (or its folder).
+        data_dir: The dataset.
+        split: The split scored.
+        channel_loss: When a list, the model's row of the channel-loss table is appended to it.
+        name: That row's name.
+    """
     from hypo.data.dataset import load_split, read_manifest
+    from hypo.evaluate.channel_loss import channel_loss_rows
     from hypo.learn.baseline import label_config, last_reading_class
     from hypo.learn.checkpoint import load_model
     from hypo.learn.metrics import evaluate_scores
@@ -38,9 +56,11 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test") -> 
 
     manifest = read_manifest(data_dir)
     arrays = load_split(data_dir, split, manifest)
-    model, _ = load_model(checkpoint)
+    model, cfg = load_model(checkpoint)
     probs = predict_proba(model, arrays.x)
     last = last_reading_class(arrays.last_map, arrays.last_sbp, label_config(manifest))
+    if channel_loss is not None:
+        channel_loss += channel_loss_rows(model, cfg.model, arrays, manifest, name=name)
     return evaluate_scores(arrays.label, probs, last, where=split)
 
 
@@ -49,46 +69,78 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
     """Evaluate the top ``n`` ranked trials once on the test split and print the study-layout table.
 
     Returns:
-        One row per evaluated trial (test metrics), plus the baseline; also written to ``test_results.csv``
+        One row per evaluated trial (test metrics), plus one per baseline; also written to ``test_results.csv``
         and ``test_table.md``.
     """
-    from hypo.data.dataset import load_split, read_manifest
-    from hypo.learn.baseline import baseline_metrics
-
     meta = read_search_meta(exp_path)
     data_dir = meta.get("data")
     if not data_dir:
         raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot find the test split")
     records = {r.trial_id: r for r in load_trials(exp_path)}
     ranked = leaderboard[leaderboard["rank"].notna()].head(n)
-    rows, checkpoints = [], []
+    rows, checkpoints, channel_loss = [], [], []
     for _, r in ranked.iterrows():
         rec = records[r["trial"]]
         ckpt = rec.checkpoint_for(int(r["best_epoch"])) if not math.isnan(r["best_epoch"]) else None
         if ckpt is None:
             log(f"trial {r['trial']}: checkpoint of epoch {r['best_epoch']} not kept; skipped")
             continue
-        m = evaluate_checkpoint(ckpt, data_dir, "test")
+        m = evaluate_checkpoint(ckpt, data_dir, "test", channel_loss, name=f"#{int(r['rank'])} {r['trial']}")
         checkpoints.append(os.path.join(ckpt, "checkpoint.pt"))
         rows.append({"rank": int(r["rank"]), "trial": r["trial"], "model": r["model"], "k": r["k"],
                      "loss": r["loss"], "gamma": r["gamma"], "best_epoch": int(r["best_epoch"]),
+                     **({"signals": r["signals"]} if "signals" in r else {}),
                      **{f"test_{k}": v for k, v in m.items()}})
-    manifest = read_manifest(data_dir)
-    base = baseline_metrics(load_split(data_dir, "test", manifest), manifest, where="test")
-    rows.append({"trial": "baseline: last reading", "model": "last-reading",
-                 **{f"test_{k}": v for k, v in base.items()}})
+    records_b, loss_b = test_baselines(data_dir, meta, with_channel_loss=True)
+    for b in records_b:
+        rows.append({"trial": ROW_PREFIX + b["name"], "model": b["model"], **b["metrics"]})
+    channel_loss += loss_b
     df = pd.DataFrame(rows)
     out_dir = out_dir or exp_path
     os.makedirs(out_dir, exist_ok=True)
     df.to_csv(os.path.join(out_dir, "test_results.csv"), index=False)
+    pd.DataFrame(long_rows(channel_loss)).to_csv(os.path.join(out_dir, "channel_loss.csv"), index=False)
     looks = record_look(exp_path, f"leaderboard --test {n}",
                         [{"trial": r["trial"], "rank": r["rank"], "checkpoint_sha256": sha256_file(c)}
                          for r, c in zip(rows, checkpoints)])
-    table = study_table(df) + "\n" + describe_looks(looks)
+    table = study_table(df) + "\n\n" + format_markdown(channel_loss) + "\n\n" + describe_looks(looks)
     with open(os.path.join(out_dir, "test_table.md"), "w") as f:
         f.write(table + "\n")
     log(table)
     return df
+
+
+def test_baselines(data_dir: str, meta: dict, with_channel_loss: bool = False):
+    """Every baseline's ``test_*`` metrics (the records of :func:`hypo.learn.baselines.baseline_records`).
+
+    The feature model is the one the search chose on validation (refitted on train: deterministic), or, for a
+    search that recorded none, chosen anew the same way. With ``with_channel_loss`` the result is
+    ``(records, channel_loss_rows)``: also each baseline's rows of the channel-loss table.
+    """
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.learn.baselines import baseline_records, feature_model_for, split_baselines
+
+    manifest = read_manifest(data_dir)
+    train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
+    fm = feature_model_for(meta, train, val)
+    test = load_split(data_dir, "test", manifest)
+    records = baseline_records(test, manifest, fm, where="test", prefix="test_")
+    if not with_channel_loss:
+        return records
+    loss = baseline_channel_loss(split_baselines(test, manifest, fm), np.asarray(test.label, np.int64), test.x,
+                                 manifest["zscore"]["mean"], fm)
+    return records, loss
+
+
+def _num(v) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+
+
+def undefined_note(row: dict, where: str = "the test split") -> str:
+    """Why a test row's mean AUROC / summed AUPRC are n/a (a class absent), or ''."""
+    why = undefined_reasons({k: v for k, v in row.items() if isinstance(k, str)}, where, prefix="test_")
+    found = {why[k] for k in ("mean_auroc", "sum_auprc") if k in why}
+    return "; ".join(sorted(found))
 
 
 def study_table(df: pd.DataFrame) -> str:
@@ -101,16 +153,24 @@ def study_table(df: pd.DataFrame) -> str:
             cells = []
             for model in PAPER_MODELS:
                 sub = trials[(trials["model"] == model) & (trials["loss"] == loss)]
-                ours = f"{sub[f'test_{metric}'].max():.4f}" if len(sub) else "-"
+                ours = _num(sub[f"test_{metric}"].max()) if len(sub) else "-"
                 paper = PAPER_TABLE[(loss, metric)].get(model)
                 cells.append(f"{ours} / {paper:.4f}" if paper is not None else f"{ours} / -")
             name = "cross entropy" if loss == "ce" else "focal"
             lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
-    base = df[df["model"] == "last-reading"]
-    if len(base):
-        b = base.iloc[0]
-        lines.append(f"\nlast-reading baseline on the same test windows: mean AUROC {b['test_mean_auroc']:.4f}, "
-                     f"AUPRC hypo+hyper {b['test_sum_auprc']:.4f}")
-    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them. "
-                 "Demo-cohort figures are simulated, not clinical.")
+    lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them.")
+    lines += ["", "| row (test split, same windows) | model | mean AUROC | AUPRC hypo+hyper | AUPRC hypo | "
+              "AUPRC hyper |", "|---|---|---|---|---|---|"]
+    notes = []
+    for _, r in df.iterrows():
+        name = r["trial"] if str(r["trial"]).startswith(ROW_PREFIX) else f"#{int(r['rank'])} {r['trial']}"
+        lines.append(f"| {name} | {r['model']} | {_num(r.get('test_mean_auroc'))} | {_num(r.get('test_sum_auprc'))} "
+                     f"| {_num(r.get('test_auprc_hypotension'))} | {_num(r.get('test_auprc_hypertension'))} |")
+        note = undefined_note(r.to_dict())
+        if note and note not in notes:
+            notes.append(note)
+    lines.append("")
+    lines += [f"n/a: {note}" for note in notes]
+    lines.append("Baseline rows are scored on the same test windows as the trials. Demo-cohort figures are "
+                 "simulated, not clinical.")
     return "\n".join(lines)

@@ -4,11 +4,13 @@
     hypo report runs/hypo-search --trial 3f2a_00001 --out report/ --bootstrap 1000
 
 The trial is the leaderboard's first (ranked on the validation split) unless ``--trial`` names one; its
-checkpoint of the best validation epoch is evaluated on the test split, beside the last-reading baseline on the
-same windows. The page holds one-vs-rest ROC and precision-recall curves for hypotension and hypertension with
+checkpoint of the best validation epoch is evaluated on the test split, beside every baseline on the same windows
+(:mod:`hypo.learn.baselines`: the last reading, the feature model, the last ART minute where recorded), each a row
+of one table. The page holds one-vs-rest ROC and precision-recall curves for hypotension and hypertension with
 95% bands from a bootstrap over subjects (:mod:`hypo.evaluate.bootstrap`), sensitivity at 90% specificity, the confusion
 matrix at the operating point (:mod:`hypo.learn.operating_point`: thresholds fixed on the validation split), a
-calibration curve, results stratified by the last reading's class, the paper's table beside ours, and the
+calibration curve, results stratified by the last reading's class, the paper's table beside ours, the same
+trial and baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`), and the
 fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
 next to the page; ``report.json`` keeps every number.
 """
@@ -28,15 +30,18 @@ from hypo import __version__
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
+from hypo.evaluate.calibration import reliability as calibration
+from hypo.evaluate.channel_loss import CONDITIONS, channel_loss_rows, condition_title
+from hypo.evaluate.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.report_html import ci, render_html
 from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.learn.metrics import undefined_reasons
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
 from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials, local_experiment, read_search_meta
 from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
-CALIBRATION_BINS = 10
 
 
 @dataclasses.dataclass
@@ -66,7 +71,7 @@ def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
     data_dir = meta.get("data")
     if not data_dir:
         raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; was it made by hypo's search?")
-    df = leaderboard_frame(records, meta.get("baseline"))
+    df = leaderboard_frame(records)
     ranked = df[df["rank"].notna()]
     if trial_id is not None:
         rows = ranked[ranked["trial"] == trial_id]
@@ -138,20 +143,6 @@ def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str
 # ----------------------------------------------------------------------------------------------- evaluation
 
 
-def calibration(positive, prob, n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
-    """Reliability bins of equal width: mean predicted probability, observed share and count per non-empty bin."""
-    pos = np.asarray(positive, np.float64)
-    p = np.asarray(prob, np.float64)
-    idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    n = np.bincount(idx, minlength=n_bins)
-    pred = np.bincount(idx, weights=p, minlength=n_bins)
-    obs = np.bincount(idx, weights=pos, minlength=n_bins)
-    keep = n > 0
-    mean_pred, share = pred[keep] / n[keep], obs[keep] / n[keep]
-    ece = float(np.sum(n[keep] * np.abs(mean_pred - share)) / max(n.sum(), 1))
-    return {"pred": mean_pred.tolist(), "obs": share.tolist(), "n": n[keep].tolist(), "ece": ece}
-
-
 def operating_point_stats(y, probs, thresholds) -> dict[str, Any]:
     """Per abnormal class, of its alarm ``p(class) >= threshold`` (one-vs-rest, a point on its ROC curve).
 
@@ -186,7 +177,8 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
 
     from hypo.data.dataset import empty_split_reason, load_split
     from hypo.evaluate.bootstrap import GRID, bootstrap_scores
-    from hypo.learn.baseline import label_config, last_reading_class, last_reading_scores, train_prior
+    from hypo.learn.baseline import label_config, last_reading_class
+    from hypo.learn.baselines import feature_model_for, split_baselines
     from hypo.learn.metrics import evaluate_scores
     from hypo.learn.models import predict_proba
 
@@ -198,12 +190,21 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         raise HypoError(f"{chosen.data_dir}: {empty_split_reason(manifest, 'test')}")
     probs = predict_proba(model, test.x)
     label = label_config(manifest)
-    base = last_reading_scores(test.last_map, test.last_sbp, label, train_prior(manifest))
+    # Every baseline on the same test windows; the feature model is the one the search chose on validation.
+    fm = feature_model_for(chosen.meta, load_split(chosen.data_dir, "train", manifest), val)
+    baselines = split_baselines(test, manifest, fm)
+    base = baselines[0].scores  # the last reading: the reference of the paired difference and the curves
     last = last_reading_class(test.last_map, test.last_sbp, label)
     y = np.asarray(test.label, np.int64)
     metrics = evaluate_scores(y, probs, last, where="test", warn=False)
     base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
-    boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base)
+    boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base,
+                            references={b.name: b.scores for b in baselines[1:]})
+    baseline_rows = [{"name": b.name, "model": b.model, "description": b.description, "params": b.params,
+                      "metrics": base_metrics if i == 0 else evaluate_scores(y, b.scores, last, warn=False),
+                      "bootstrap": boot["reference"] if i == 0 else boot["references"][b.name]}
+                     for i, b in enumerate(baselines)]
+    channel_loss = channel_loss_rows(model, cfg.model, test, manifest, baselines=baselines, feature_model=fm)
     prov = provenance(chosen, manifest, ckpt, cfg)
     looks = record_look(chosen.exp_path, "hypo.evaluate.report", [{"trial": chosen.trial_id, "rank": chosen.rank,
                                                           "checkpoint_sha256": prov["checkpoint_sha256"]}])
@@ -233,6 +234,14 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         entry["base_label"] = f"last-reading baseline: AUROC {ci(rb['auroc'])}"
         entry["pr_model_label"] = f"model: AUPRC {ci(b['auprc'])}"
         entry["pr_base_label"] = f"last-reading baseline: AUPRC {ci(rb['auprc'])}"
+        entry["others"] = []
+        for other in baselines[1:] if 0 < pos.sum() < len(y) else ():
+            ob = boot["references"][other.name][name]
+            ofpr, otpr, _ = roc_curve(pos, other.scores[:, c])
+            oprec, orec, _ = precision_recall_curve(pos, other.scores[:, c])
+            entry["others"].append({"roc": (ofpr, otpr), "pr": (orec, oprec),
+                                    "label": f"{other.name} baseline: AUROC {ci(ob['auroc'])}",
+                                    "pr_label": f"{other.name} baseline: AUPRC {ci(ob['auprc'])}"})
         o = op[name]
         entry["op"] = (1 - o["specificity"], o["sensitivity"], o["ppv"])
         curves[name] = entry
@@ -249,10 +258,13 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "trial": trial_summary(chosen),
         "metrics": metrics,
         "baseline_metrics": base_metrics,
+        "baselines": baseline_rows,
+        "undefined": undefined_reasons(metrics, "the test split"),
         "bootstrap": {k: v for k, v in _jsonable(boot).items() if k not in ("grid",)},
         "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
+        "channel_loss": {"rows": channel_loss, "note": CHANNEL_LOSS_NOTE},
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
@@ -338,10 +350,19 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
         f"test split: {results['n_windows']:,} windows, {results['n_subjects']} subjects"
         + ("  [simulated data]" if results["provenance"]["simulated"] else ""))
     log(f"  mean AUROC {ci(b['mean_auroc'])}  (baseline {ci(ref['mean_auroc'])})")
+    for row in results["baselines"][1:]:
+        log(f"  baseline {row['name']} ({row['model']}): mean AUROC {ci(row['bootstrap']['mean_auroc'])}, "
+            f"AUPRC hypo+hyper {ci(row['bootstrap']['sum_auprc'])}")
+    for key, why in results["undefined"].items():
+        if key in ("mean_auroc", "sum_auprc"):
+            log(f"  {key.replace('_', ' ')} n/a: {why}")
     for name in ("hypotension", "hypertension"):
         log(f"  {name}: AUROC {ci(b[name]['auroc'])}, AUPRC {ci(b[name]['auprc'])} (prevalence "
             f"{b[name]['prevalence']:.3f}), sensitivity at {100 * specificity:.0f}% specificity "
             f"{ci(b[name]['sens_at_spec'])}")
+    model_row = results["channel_loss"]["rows"][0]["metrics"]
+    log("  under channel loss, mean AUROC: " + ", ".join(
+        f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")

@@ -3,7 +3,8 @@
 Each function takes plain arrays (already computed, no model or data set needed) and writes one PNG:
 
 - :func:`roc_pr_figure`: one-vs-rest ROC and precision-recall curves for hypotension and hypertension, the
-  subject-bootstrap band, the last-reading baseline and the operating point on the same axes;
+  subject-bootstrap band, the last-reading baseline (and any other baseline) and the operating point on the
+  same axes;
 - :func:`confusion_figure`: the confusion matrix at the operating point (counts and row shares);
 - :func:`calibration_figure`: reliability curves of p(hypotension) and p(hypertension), model and baseline;
 
@@ -16,6 +17,8 @@ import numpy as np
 
 from hypo.infer.timeline import BASE_COLOR, DPI, MODEL_COLOR, finish_figure, pyplot
 
+OTHER_COLORS = ("#2e8b57", "#8e44ad", "#b8860b")  # further baselines (feature model, last ART minute)
+
 
 def roc_pr_figure(curves: dict, path: str, title: str = "") -> str:
     """ROC (top row) and precision-recall (bottom row) for hypotension and hypertension.
@@ -24,7 +27,8 @@ def roc_pr_figure(curves: dict, path: str, title: str = "") -> str:
         curves: Class name -> ``{"roc": (fpr, tpr), "roc_band": (grid, lo, hi), "base_roc": (fpr, tpr),
             "pr": (recall, precision), "pr_band": (grid, lo, hi), "base_pr": (recall, precision),
             "prevalence": float, "model_label": str, "base_label": str, "pr_model_label": str,
-            "pr_base_label": str, "op": (fpr, tpr, precision)}``.
+            "pr_base_label": str, "op": (fpr, tpr, precision), "others": [{"roc", "pr", "label", "pr_label"}]}``
+            (``others``: further baselines, e.g. the feature model, drawn dash-dotted).
         path: PNG to write.
         title: Figure title.
 
@@ -41,6 +45,8 @@ def roc_pr_figure(curves: dict, path: str, title: str = "") -> str:
         ax.fill_between(grid, lo, hi, color=MODEL_COLOR, alpha=0.18, lw=0, label="95% CI (bootstrap over subjects)")
         ax.plot(*c["roc"], color=MODEL_COLOR, lw=2, label=c["model_label"])
         ax.plot(*c["base_roc"], color=BASE_COLOR, lw=1.5, ls="--", label=c["base_label"])
+        for k, o in enumerate(c.get("others", ())):
+            ax.plot(*o["roc"], color=OTHER_COLORS[k % len(OTHER_COLORS)], lw=1.4, ls="-.", label=o["label"])
         ax.plot([0, 1], [0, 1], color="black", lw=0.6, ls=":", label="chance")
         if c.get("op") is not None:
             ax.plot(c["op"][0], c["op"][1], "o", ms=8, mfc="white", mec="black", mew=1.5,
@@ -56,6 +62,9 @@ def roc_pr_figure(curves: dict, path: str, title: str = "") -> str:
                         label="95% CI (bootstrap over subjects)")
         ax.step(*c["pr"], where="post", color=MODEL_COLOR, lw=2, label=c["pr_model_label"])
         ax.step(*c["base_pr"], where="post", color=BASE_COLOR, lw=1.5, ls="--", label=c["pr_base_label"])
+        for k, o in enumerate(c.get("others", ())):
+            ax.step(*o["pr"], where="post", color=OTHER_COLORS[k % len(OTHER_COLORS)], lw=1.4, ls="-.",
+                    label=o["pr_label"])
         ax.axhline(c["prevalence"], color="black", lw=0.6, ls=":", label=f"prevalence {c['prevalence']:.3f}")
         if c.get("op") is not None:
             ax.plot(c["op"][1], c["op"][2], "o", ms=8, mfc="white", mec="black", mew=1.5, label="operating point")

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from hypo.data.dataset import label_source_text
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.learn.metrics import undefined_reasons
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 
@@ -55,6 +57,48 @@ text-align:right}th{background:#f3f5f7}td:first-child,th:first-child{text-align:
 code{background:#f3f5f7;padding:0 .25em}.note{color:#555;font-size:.92em}"""
 
 
+def baselines_section(results: dict[str, Any]) -> str:
+    """The model and every baseline as rows of one table, on the same test windows, with subject intervals."""
+    boot, e = results["bootstrap"], html.escape
+    header = ["row (test split, same windows)", "mean AUROC", "AUPRC hypo + hyper", "AUROC hypotension",
+              "AUPRC hypotension", "AUROC hypertension", "AUPRC hypertension", "mean AUROC, model minus row"]
+
+    def cells(b: dict[str, Any], diff) -> list[str]:
+        return [ci(b["mean_auroc"]), ci(b["sum_auprc"]), ci(b["hypotension"]["auroc"]),
+                ci(b["hypotension"]["auprc"]), ci(b["hypertension"]["auroc"]), ci(b["hypertension"]["auprc"]),
+                ci(diff) if diff else ""]
+
+    trial = results["trial"]
+    rows = [[f"<b>this trial</b> ({e(str(trial['model']))} k={trial['k']} {e(str(trial['loss']))})",
+             *cells(boot, None)]]
+    notes = []
+    for i, b in enumerate(results.get("baselines") or ()):
+        diff = boot["mean_auroc_diff"] if i == 0 else b["bootstrap"].get("mean_auroc_diff")  # the first: reference
+        rows.append([f"baseline: {e(b['name'])} (<code>{e(str(b['model']))}</code>)", *cells(b["bootstrap"], diff)])
+        notes.append(f"<li><b>{e(b['name'])}</b>: {e(b['description'])}</li>")
+    return ("<h2>Baselines on the same test windows</h2>" + _table(header, rows)
+            + "<ul class='note'>" + "".join(notes) + "</ul>"
+            + "<p class='note'>Each baseline is scored on exactly the windows the model is, with the same subject "
+            "bootstrap replicates (so the differences are paired). If the feature model matches the trial, the "
+            "deep model adds nothing a window's summary statistics did not already say.</p>")
+
+
+def channel_loss_section(results: dict[str, Any]) -> str:
+    """The trial and the baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`)."""
+    from hypo.evaluate.channel_loss import table_cells
+
+    section = results.get("channel_loss")
+    if not section:
+        return ""
+    header, rows = table_cells(section["rows"])
+    e = html.escape
+    how = "".join(f"<li><b>{e(r['name'])}</b>: {e(r['how'])}</li>" for r in section["rows"])
+    return ("<h2>Under channel loss</h2><p>The same test windows with each signal group absent in turn, as at a "
+            "site whose monitor lacks it. Cells: mean AUROC / AUPRC hypotension + hypertension.</p>"
+            + _table(header, [[e(c) for c in r] for r in rows])
+            + f"<ul class='note'>{how}</ul><p class='note'>{e(section['note'])}</p>")
+
+
 def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     """The self-contained report page."""
     from hypo.evaluate.final_test import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
@@ -64,7 +108,8 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hypo report: trial {e(trial['trial'])}"
              f"</title><style>{CSS}</style></head><body>",
-             "<h1>hypo: intraoperative hypotension prediction, test-split report</h1>"]
+             "<h1>hypo: intraoperative hypotension prediction, test-split report</h1>",
+             f"<p class='note'>Window {e(label_source_text(prov['label']))}.</p>"]
     if prov["simulated"]:
         parts.append(f"<p class='banner'>Simulated data. This dataset comes from hypo's built-in simulator (source "
                      f"<code>{e(str(prov['source']))}</code>), not from patients. Every figure below exercises the "
@@ -76,7 +121,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
         + f", checkpoint of its best validation epoch {prov['epoch']}. Evaluated once on the test split: "
         f"{results['n_windows']:,} windows from {results['n_cases']} cases of {results['n_subjects']} subjects. "
         f"Label: class of the blood pressure {prov['label']['horizon_s'] // 60:g} min after each 60-s window "
-        f"(mode <code>{e(prov['label']['mode'])}</code>); hypotension MAP &lt; {prov['label']['hypo_map']:g} mmHg, "
+        f"({e(label_source_text(prov['label']))}); hypotension MAP &lt; {prov['label']['hypo_map']:g} mmHg, "
         f"hypertension SBP &gt; {prov['label']['hyper_sbp']:g} mmHg. Intervals are "
         f"{100 * boot['level']:.0f}% percentile intervals from {boot['n_boot']} bootstrap replicates over "
         "subjects (all windows of a drawn subject together), not over windows.</p>")
@@ -98,13 +143,21 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
                   ci(ref[name]["sens_at_spec"]), "read off the test ROC curve"]]
     rows.append(["AUROC normal", _f(m["auroc_normal"]), _f(bm["auroc_normal"]), ""])
     d = boot["mean_auroc_diff"]
+    undefined = results.get("undefined") or {}
     parts += ["<h2>Summary</h2>",
               _table(["test split", "model", "last-reading baseline", "note"], rows),
               f"<p>Mean AUROC, model minus baseline (paired, same replicates): <b>{ci(d)}</b>. The baseline scores "
-              "each window from the most recent cuff reading at its end, without learning (PITFALLS.md 2).</p>",
-              "<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
+              "each window from the most recent cuff reading at its end, without learning (PITFALLS.md 2).</p>"]
+    parts += [f"<p class='banner'>{e(label)} n/a: {e(undefined[key])}. It is left undefined rather than "
+              "computed over the classes present, which would make it another metric.</p>"
+              for key, label in (("mean_auroc", "Mean AUROC"), ("sum_auprc", "AUPRC hypotension + hypertension"))
+              if key in undefined]
+    parts.append(baselines_section(results))
+    parts.append(channel_loss_section(results))
+    parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
               "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
-              "Dashed grey: last-reading baseline on the same windows. Circle: the operating point.</p>"]
+              "Dashed grey: last-reading baseline on the same windows; dash-dotted: the other baselines. Circle: "
+              "the operating point.</p>"]
 
     cm = np.asarray(op["confusion"])
     cm_rows = [[f"true {CLASSES[i]}"] + [f"{cm[i, j]:,}" for j in range(3)] + [f"{cm[i].sum():,}"] for i in range(3)]
@@ -124,6 +177,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     strata_rows = []
     for s in ("normal", "hypotension", "hypertension", "none"):
         n = m.get(f"bylast_{s}_n", 0)
+        why = undefined_reasons(m, "this stratum", prefix=f"bylast_{s}_").get("mean_auroc", "")
         strata_rows.append([s if s != "none" else "no reading yet", f"{int(n or 0):,}",
                             _f(m.get(f"bylast_{s}_prevalence_hypotension")),
                             _f(m.get(f"bylast_{s}_prevalence_hypertension")),
@@ -131,13 +185,14 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
                             f"{_f(bm.get(f'bylast_{s}_auroc_hypotension'))}",
                             f"{_f(m.get(f'bylast_{s}_auroc_hypertension'))} / "
                             f"{_f(bm.get(f'bylast_{s}_auroc_hypertension'))}",
-                            f"{_f(m.get(f'bylast_{s}_mean_auroc'))} / {_f(bm.get(f'bylast_{s}_mean_auroc'))}"])
+                            f"{_f(m.get(f'bylast_{s}_mean_auroc'))} / {_f(bm.get(f'bylast_{s}_mean_auroc'))}",
+                            e(why)])
     parts += ["<h2>By the class of the last cuff reading</h2>",
               "<p>Predicting hypotension while the last reading is already hypotensive is trivial; the row "
               "<i>normal</i> is the onset question (PITFALLS.md 2). Cells: model / baseline; n/a where a "
               "stratum lacks a class.</p>",
               _table(["last reading", "windows", "prev. hypotension", "prev. hypertension", "AUROC hypotension",
-                      "AUROC hypertension", "mean AUROC"], strata_rows)]
+                      "AUROC hypertension", "mean AUROC", "mean AUROC n/a because"], strata_rows)]
 
     paper_rows = []
     ours = {"mean_auroc": boot["mean_auroc"], "sum_auprc": boot["sum_auprc"]}
@@ -151,10 +206,11 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
                     cell += f" / <b>{ci(ours[metric], 4)}</b>"
                 cells.append(cell)
             paper_rows.append([("cross entropy" if loss == "ce" else "focal") + f": {title}", *cells])
+    base_lines = "; ".join(f"{e(b['name'])}: mean AUROC {ci(b['bootstrap']['mean_auroc'], 4)}, AUPRC hypo + hyper "
+                           f"{ci(b['bootstrap']['sum_auprc'], 4)}" for b in results.get("baselines") or ())
     parts += ["<h2>The paper's table beside ours</h2>",
               _table(["loss: metric", *[MODEL_TITLES[x] for x in PAPER_MODELS]], paper_rows),
-              f"<p>Last-reading baseline on the same test windows: mean AUROC {ci(ref['mean_auroc'], 4)}, "
-              f"AUPRC hypo + hyper {ci(ref['sum_auprc'], 4)}.</p>",
+              f"<p>Baselines on the same test windows: {base_lines}.</p>",
               "<p class='note'>Cells: the paper's published value (VitalDB, 5,064 patients) / <b>ours</b> (this "
               "trial on this test split, with its interval). Only the chosen trial's model and loss have a value "
               "of ours. The paper's labels are forward-filled cuff values; ours use label mode "

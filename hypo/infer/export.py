@@ -7,6 +7,9 @@
 :data:`hypo.data.signals.SIGNALS` order) and returns class probabilities ``[n, 3]`` (normal, hypotension,
 hypertension): the training split's z-score and the softmax are inside, so it runs with ``torch.jit.load``
 alone, without hypo. The trace is checked against the eager model on validation windows before it is written.
+NaN may stand in the signal groups the sidecar's ``tolerates_missing`` lists (a model trained with channel dropout
+takes them as absent; a model trained on a subset of the signals ignores the others); elsewhere NaN in gives NaN
+out. Exports made before ``tolerates_missing`` existed list none and behave as before.
 
 ``model.json`` (also embedded in ``model.pt`` as the extra file ``hypo_model.json``) says how to feed it and
 what it was: signals and units, window, horizon, label thresholds, the alarm thresholds of the operating point
@@ -60,7 +63,7 @@ class InputGuard(nn.Module):
         self.n_signals = n_signals
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities [n, 3] of windows ``x`` [n, window_s, 7] in physical units (NaN in, NaN out)."""
+        """Probabilities [n, 3] of windows ``x`` [n, window_s, 7] in physical units (NaN: see the sidecar)."""
         torch._assert(x.dim() == 3 and x.size(1) == self.window_s and x.size(2) == self.n_signals,
                       "hypo model: expected windows [n, window_s, 7] in physical units (see the sidecar's input)")
         return self.model(x.float())

@@ -16,7 +16,9 @@ in hindsight only (unknown when the prediction is made), the cuff reading ``hori
 the training data were labelled (``outcome_s``, ``outcome_map``, ``outcome_sbp``, ``outcome``).
 
 A recording too short, missing a track, in the wrong units or without a usable signal stops with one line on
-stderr and exit status 2.
+stderr and exit status 2. The exception: a model whose sidecar lists MAC or BIS in ``tolerates_missing`` (trained
+with channel dropout, or not reading them) accepts a recording without that track (TIVA, no BIS sensor) and gets
+the group as NaN.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from hypo.config import FillConfig, LabelConfig, WindowConfig
-from hypo.data.signals import CLASSES, DBP, ECG, HYPOTENSION, SIGNALS
+from hypo.config import NIBP_MERGE_S, FillConfig, LabelConfig, WindowConfig
+from hypo.data.signals import CLASSES, DBP, ECG, GROUP_NAMES, HYPOTENSION, MAY_BE_MISSING, SIGNALS, group_channels
 from hypo.errors import ConfigError, HypoError
 
 BATCH = 8192
@@ -96,6 +98,7 @@ class Prediction:
     outcome: dict[str, np.ndarray]  # time, map, sbp, class (-1 none) of the reading horizon later
     readings: dict[str, np.ndarray]  # time, sbp, map, dbp of every cuff reading (artefacts removed)
     timings: dict[str, float]
+    absent: tuple[str, ...] = ()  # signal groups the recording lacks, fed to the model as missing
 
     @property
     def n_predicted(self) -> int:
@@ -107,11 +110,22 @@ class Prediction:
         return self.t_end[self.outcome["class"] == HYPOTENSION]
 
 
+def may_lack(sidecar: dict[str, Any]) -> tuple[str, ...]:
+    """Signal groups a recording may lack entirely for this model: MAC or BIS, when it tolerates their absence.
+
+    Models trained with channel dropout, or not reading a group at all, list it in the sidecar's
+    ``tolerates_missing`` (exports made before it existed list nothing, and take every signal, as before).
+    """
+    tolerated = set(sidecar.get("tolerates_missing") or ())
+    return tuple(g for g in MAY_BE_MISSING if g in tolerated)
+
+
 def window_config(sidecar: dict[str, Any], stride_s: int) -> WindowConfig:
     """The training data's window rules from a sidecar, with this run's stride."""
     return WindowConfig(window_s=int(sidecar["window_s"]), stride_s=int(stride_s),
                         min_case_s=int(sidecar["min_case_s"]), label=LabelConfig(**sidecar["label"]),
-                        fill=FillConfig(**sidecar["fill"]))
+                        fill=FillConfig(**sidecar["fill"]), allow_missing=may_lack(sidecar),
+                        nibp_merge_s=int(sidecar.get("nibp_merge_s", NIBP_MERGE_S)))
 
 
 def _forward(module, windows: np.ndarray) -> np.ndarray:
@@ -151,14 +165,17 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
         raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
                         f"{cfg.min_case_s} s (the training data's minimum case length)")
     check_units(case.signals, where)
-    cleaned, filled, _ = clean_case(case, cfg)
+    clean = clean_case(case, cfg)
+    cleaned, filled = clean.cleaned, clean.filled
     timings["clean_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     w = cfg.window_s
     ends = window_ends(len(filled), w, stride_s)
     view = np.lib.stride_tricks.sliding_window_view(filled, w, axis=0)[ends - w + 1]  # [n, 7, w], no copy
-    complete = complete_windows(cleaned, filled, ends, w)
+    # Groups the model does not read, and groups it takes as missing that the recording lacks, may hold gaps.
+    unread = [g for g in GROUP_NAMES if g not in (sidecar.get("signals_read") or GROUP_NAMES)]
+    complete = complete_windows(cleaned, filled, ends, w, group_channels(set(unread) | set(clean.absent)))
     probs = np.full((len(ends), len(CLASSES)), np.nan, np.float32)
     probs[complete] = _forward(module, view[complete].transpose(0, 2, 1))
     timings["predict_s"] = time.perf_counter() - t0
@@ -187,7 +204,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
               "map": at(readings.map, lc, has), "dbp": at(dbp, lc, has)},
         outcome={"time": at(readings.time, oi, has_out, -1), "map": out_map, "sbp": out_sbp, "class": out_cls},
         readings={"time": readings.time, "sbp": readings.sbp, "map": readings.map, "dbp": dbp},
-        timings=timings,
+        timings=timings, absent=clean.absent,
     )
 
 
@@ -270,7 +287,7 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     tmap = load_track_map(track_map) if track_map else None
     t0 = time.perf_counter()
     stem = os.path.splitext(os.path.basename(path))[0]
-    case = read_vital_case(path, stem, stem, tmap)
+    case = read_vital_case(path, stem, stem, tmap, allow_missing=may_lack(sidecar))
     read_s = time.perf_counter() - t0
     pred = predict_case(case, module, sidecar, stride_s, where=f"{path}: ")
     pred.timings["read_s"] = read_s
@@ -293,6 +310,9 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     log(f"{path}: {pred.n_seconds:,} s ({pred.n_seconds / 3600:.1f} h), {len(pred.readings['time'])} cuff readings; "
         f"{n} windows every {pred.stride_s} s: {pred.n_predicted} predicted, {n - pred.n_predicted} without "
         "(incomplete: a gap left after filling, or a waveform gap open at the window end)")
+    if pred.absent:
+        log(f"  the recording has no {' and no '.join(pred.absent)}; the model takes "
+            f"{'it' if len(pred.absent) == 1 else 'them'} as missing (its sidecar's tolerates_missing)")
     log(f"  alarms at the operating point: hypotension {alarms['hypotension']}, hypertension "
         f"{alarms['hypertension']}; a cuff reading {sidecar['horizon_s'] // 60} min later confirmed hypotension "
         f"after {len(pred.confirmed_hypotension())} windows")

@@ -2,6 +2,8 @@
 
 Models (:mod:`~hypo.learn.models`), losses (:mod:`~hypo.learn.losses`), metrics (:mod:`~hypo.learn.metrics`),
 the training loop (:mod:`~hypo.learn.train`, config in :mod:`~hypo.learn.train_config`), checkpoints, the
-last-reading baseline and the operating point (alarm thresholds fixed on validation). Start at
+baselines (:mod:`~hypo.learn.baselines`: last reading, feature model on window statistics, last ART minute) and
+the operating point (alarm thresholds fixed on validation), and recalibration maps of a trained model's
+probabilities (:mod:`~hypo.learn.recalibration`). Start at
 :func:`hypo.learn.train.fit_arrays`. May import :mod:`hypo.data` and the top-level modules.
 """

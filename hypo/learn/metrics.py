@@ -13,8 +13,11 @@ Every function returns a flat dict of floats, ready for ``tune.report`` and JSON
 
 A class without positives or without negatives has no AUROC / AUPRC: NaN, never a crash, and one
 :class:`MetricWarning` per split or stratum naming the classes concerned (``warn=False`` silences it).
-``mean_auroc`` averages the classes that have one; ``sum_auprc`` adds those of hypotension and hypertension
-that have one (NaN when neither has).
+The summaries do not change meaning silently: ``mean_auroc`` is the mean over **all three** classes and
+``sum_auprc`` the sum of hypotension's and hypertension's, so either is NaN as soon as one of its terms is
+(averaging the classes present would make trials on different splits incomparable).
+:func:`undefined_reasons` says why a metric is NaN ("no hypertension window in this split") from the flat dict
+alone, for tables and reports.
 """
 
 from __future__ import annotations
@@ -87,13 +90,52 @@ def _scores(y: np.ndarray, p: np.ndarray, where: str, warn: bool) -> dict[str, f
         out[f"auprc_{name}"] = auprc
         aurocs.append(auroc)
         auprcs[c] = auprc
-    finite = [a for a in aurocs if not math.isnan(a)]
-    out["mean_auroc"] = float(np.mean(finite)) if finite else math.nan
-    abnormal = [auprcs[c] for c in (HYPOTENSION, HYPERTENSION) if not math.isnan(auprcs[c])]
-    out["sum_auprc"] = float(sum(abnormal)) if abnormal else math.nan
+    # NaN as soon as one term is: a mean over fewer classes is another metric (see the module docstring).
+    out["mean_auroc"] = float(np.mean(aurocs))
+    out["sum_auprc"] = float(auprcs[HYPOTENSION] + auprcs[HYPERTENSION])
     if warn and n and undefined:
-        warnings.warn(f"{where or 'data'} ({n} windows): AUROC and AUPRC are NaN for {', '.join(undefined)}",
+        summaries = [k for k, v in (("mean AUROC", out["mean_auroc"]), ("summed AUPRC", out["sum_auprc"]))
+                     if math.isnan(v)]
+        warnings.warn(f"{where or 'data'} ({n} windows): AUROC and AUPRC are NaN for {', '.join(undefined)}"
+                      + (f", and so are {' and '.join(summaries)}" if summaries else ""),
                       MetricWarning, stacklevel=3)
+    return out
+
+
+# Which classes each summary needs: mean AUROC all three, summed AUPRC hypotension and hypertension.
+_NEEDS = {"mean_auroc": tuple(range(len(CLASSES))), "sum_auprc": (HYPOTENSION, HYPERTENSION)}
+
+
+def undefined_reasons(metrics: dict[str, float], where: str = "this split", prefix: str = "") -> dict[str, str]:
+    """Why each NaN metric of :func:`evaluate_scores` is NaN, read off its prevalences.
+
+    Args:
+        metrics: A flat dict of :func:`evaluate_scores` (any prefix, e.g. ``val_`` or ``val_bylast_normal_``).
+        where: How the reason names the windows (``"this split"``, ``"the test split"``).
+        prefix: The keys' prefix.
+
+    Returns:
+        Metric name (without prefix: ``mean_auroc``, ``sum_auprc``, ``auroc_<class>``, ``auprc_<class>``) -> a
+        reason such as ``"no hypertension window in this split"``; only for metrics that are undefined.
+    """
+    n = metrics.get(f"{prefix}n")
+    if n is not None and not n > 0:
+        return {k: f"no window in {where}" for k in ("mean_auroc", "sum_auprc",
+                                                       *(f"{m}_{c}" for m in ("auroc", "auprc") for c in CLASSES))}
+    per_class: dict[int, str] = {}
+    for c, name in enumerate(CLASSES):
+        prev = metrics.get(f"{prefix}prevalence_{name}")
+        if prev is None or (isinstance(prev, float) and math.isnan(prev)):
+            continue
+        if prev <= 0:
+            per_class[c] = f"no {name} window in {where}"
+        elif prev >= 1:
+            per_class[c] = f"only {name} windows in {where}"
+    out = {f"{m}_{CLASSES[c]}": why for c, why in per_class.items() for m in ("auroc", "auprc")}
+    for key, needs in _NEEDS.items():
+        whys = [per_class[c] for c in needs if c in per_class]
+        if whys:
+            out[key] = "; ".join(dict.fromkeys(whys))
     return out
 
 

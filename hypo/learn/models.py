@@ -13,6 +13,14 @@ Choices the paper leaves open, fixed here (Keras defaults, since the study used 
 - k scales the widths: lstm and cnn_lstm LSTM(k), cnn Conv(k), cnn_cnn Conv(k) -> Conv(round(1.5 k)) ->
   Dense(round(50 k / 42)), so k = 42 is the paper's CNN*CNN (42, 63, 50). cnn_lstm's convolution keeps 21 maps.
 - Under autocast (bf16 on CUDA) the LSTM layers still run in float32 (:func:`last_hidden`).
+
+Missing inputs (``ModelConfig.signals`` and ``ModelConfig.mask``; defaults give exactly the models above):
+- ``signals`` names the signal groups the model reads (:data:`hypo.data.signals.GROUPS`; ablation searches train
+  on subsets): the other channels are dropped right after the z-score, so they may hold anything, NaN included.
+- ``mask`` (models trained with channel dropout, or on datasets whose cases lack a group): the model derives an
+  availability mask from the NaN in its input, per time step and group (a group is available where all its
+  channels are finite), feeds an unavailable group as 0 after its z-score (its training mean) and gets the mask as
+  extra input channels (one per group read). Without it a NaN input gives NaN, as before.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import torch
 from torch import nn
 
 from hypo.config import register_config
-from hypo.data.signals import N_SIGNALS
+from hypo.data.signals import GROUP_NAMES, GROUPS, N_SIGNALS, group_channels, parse_groups
 from hypo.errors import ConfigError
 
 MODELS: tuple[str, ...] = ("lstm", "cnn", "cnn_cnn", "cnn_lstm")
@@ -45,21 +53,56 @@ class ModelConfig:
         name: One of ``MODELS``.
         k: Width (LSTM cell size, or convolution maps; see the module docstring).
         window_s: Time steps per window (the dataset's ``window_s``).
+        signals: Signal groups the model reads (default all five; see the module docstring).
+        mask: Take missing groups as NaN and give the model their availability mask as extra channels.
+
+    ``signals`` and ``mask`` are written only when they differ from their defaults, so configs (and checkpoints)
+    of models without them keep their dicts and fingerprints.
     """
 
     name: str = "cnn_cnn"
     k: int = PAPER_K
     window_s: int = 60
+    signals: tuple[str, ...] = GROUP_NAMES
+    mask: bool = False
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of ``to_dict`` while at their defaults."""
+        return tuple(n for n, default in (("signals", GROUP_NAMES), ("mask", False)) if getattr(self, n) == default)
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
             raise ConfigError(f"model must be one of {MODELS}, got {self.name!r}")
+        try:
+            signals = parse_groups(self.signals)
+        except ValueError as exc:
+            raise ConfigError(f"model signals: {exc}") from None
+        if not signals:
+            raise ConfigError("model signals: at least one signal group is needed")
+        object.__setattr__(self, "signals", signals)
+        if not isinstance(self.mask, bool):
+            raise ConfigError(f"mask must be true or false, got {self.mask!r}")
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
             raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
         if self.name == "cnn_cnn" and _conv_pool_len(_conv_pool_len(self.window_s)) < 1:
             raise ConfigError(f"cnn_cnn needs windows of at least 26 steps, got {self.window_s}")
         if self.name == "cnn_lstm" and ((self.window_s - 3) // CNN_LSTM_STRIDE + 1) // POOL < 1:
             raise ConfigError(f"cnn_lstm needs windows of at least 12 steps, got {self.window_s}")
+
+    @property
+    def channels(self) -> list[int]:
+        """The input channels the model reads (indices into :data:`hypo.data.signals.SIGNALS`)."""
+        return group_channels(self.signals)
+
+    @property
+    def n_inputs(self) -> int:
+        """Channels of the model body's input: the signals read, plus one mask channel per group with ``mask``."""
+        return len(self.channels) + (len(self.signals) if self.mask else 0)
+
+    @property
+    def tolerates_missing(self) -> tuple[str, ...]:
+        """Groups that may be NaN in the input: those not read, and with ``mask`` every group."""
+        return GROUP_NAMES if self.mask else tuple(g for g in GROUP_NAMES if g not in self.signals)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -106,9 +149,9 @@ def last_hidden(lstm: nn.LSTM, seq: torch.Tensor) -> torch.Tensor:
 class LSTMNet(nn.Module):
     """LSTM(k) over the time steps; its last hidden state -> Linear(3)."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, n_in: int = N_SIGNALS) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(N_SIGNALS, k, batch_first=True)
+        self.lstm = nn.LSTM(n_in, k, batch_first=True)
         self.head = nn.Linear(k, N_CLASSES)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -119,9 +162,9 @@ class LSTMNet(nn.Module):
 class CNNNet(nn.Module):
     """Conv1d(3, k) -> ReLU -> global max pooling -> Dense(7) -> ReLU -> Linear(3)."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, n_in: int = N_SIGNALS) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(N_SIGNALS, k, 3)
+        self.conv = nn.Conv1d(n_in, k, 3)
         self.dense = nn.Linear(k, CNN_DENSE)
         self.head = nn.Linear(CNN_DENSE, N_CLASSES)
 
@@ -134,10 +177,10 @@ class CNNNet(nn.Module):
 class CNNCNNNet(nn.Module):
     """Conv1d(3, c1) -> MaxPool(4) -> Conv1d(3, c2) -> MaxPool(4) -> Flatten -> Dense(d) -> Linear(3)."""
 
-    def __init__(self, k: int, window_s: int = 60) -> None:
+    def __init__(self, k: int, window_s: int = 60, n_in: int = N_SIGNALS) -> None:
         super().__init__()
         c1, c2, d = ModelConfig("cnn_cnn", k, window_s).widths
-        self.conv1 = nn.Conv1d(N_SIGNALS, c1, 3)
+        self.conv1 = nn.Conv1d(n_in, c1, 3)
         self.conv2 = nn.Conv1d(c1, c2, 3)
         self.pool = nn.MaxPool1d(POOL)
         self.steps = _conv_pool_len(_conv_pool_len(window_s))
@@ -158,9 +201,9 @@ class CNNCNNNet(nn.Module):
 class CNNLSTMNet(nn.Module):
     """Conv1d(3, 21, stride 3): 20 steps -> MaxPool(4): 5 steps -> LSTM(k), last hidden -> Linear(3)."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, n_in: int = N_SIGNALS) -> None:
         super().__init__()
-        self.conv = nn.Conv1d(N_SIGNALS, CNN_LSTM_MAPS, 3, stride=CNN_LSTM_STRIDE)
+        self.conv = nn.Conv1d(n_in, CNN_LSTM_MAPS, 3, stride=CNN_LSTM_STRIDE)
         self.pool = nn.MaxPool1d(POOL)
         self.lstm = nn.LSTM(CNN_LSTM_MAPS, k, batch_first=True)
         self.head = nn.Linear(k, N_CLASSES)
@@ -182,19 +225,41 @@ class HypoNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.zscore = ZScore(mean, std)
+        n_in = cfg.n_inputs
         if cfg.name == "lstm":
-            self.body = LSTMNet(cfg.k)
+            self.body = LSTMNet(cfg.k, n_in)
         elif cfg.name == "cnn":
-            self.body = CNNNet(cfg.k)
+            self.body = CNNNet(cfg.k, n_in)
         elif cfg.name == "cnn_cnn":
-            self.body = CNNCNNNet(cfg.k, cfg.window_s)
+            self.body = CNNCNNNet(cfg.k, cfg.window_s, n_in)
         else:
-            self.body = CNNLSTMNet(cfg.k)
+            self.body = CNNLSTMNet(cfg.k, n_in)
         keras_init_(self.body)
+        self.subset = len(cfg.channels) < N_SIGNALS
+        channels = cfg.channels
+        # Not saved in the state_dict (they follow from the config), so checkpoints keep their keys.
+        self.register_buffer("channel_index", torch.tensor(channels, dtype=torch.long), persistent=False)
+        membership = torch.zeros(len(channels), len(cfg.signals))  # channel read -> its group
+        for j, g in enumerate(cfg.signals):
+            for i in GROUPS[g]:
+                membership[channels.index(i), j] = 1.0
+        self.register_buffer("membership", membership, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [batch, 3] of windows ``x`` [batch, window_s, 7] in physical units."""
-        return self.body(self.zscore(x))
+        z = self.zscore(x)
+        if not (self.subset or self.cfg.mask):
+            return self.body(z)
+        if self.subset:
+            x, z = x.index_select(2, self.channel_index), z.index_select(2, self.channel_index)
+        if not self.cfg.mask:
+            return self.body(z)
+        # A group is available at a time step when all its channels are finite.
+        missing = (~torch.isfinite(x)).to(self.membership.dtype) @ self.membership  # [batch, steps, groups]
+        available = missing == 0
+        per_channel = (available.to(self.membership.dtype) @ self.membership.T) > 0
+        z = torch.where(per_channel, z, torch.zeros_like(z))
+        return self.body(torch.cat([z, available.to(z.dtype)], dim=2))
 
 
 def build_model(cfg: ModelConfig, mean, std) -> HypoNet:

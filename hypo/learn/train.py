@@ -84,9 +84,37 @@ def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Genera
     return torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + int(epoch))
 
 
+def dropout_groups(signals) -> torch.Tensor:
+    """Membership matrix [groups, 7] (float) of the signal groups a model reads, for :func:`drop_channels`."""
+    from hypo.data.signals import GROUPS, N_SIGNALS
+
+    m = torch.zeros(len(signals), N_SIGNALS)
+    for j, g in enumerate(signals):
+        m[j, list(GROUPS[g])] = 1.0
+    return m
+
+
+def drop_channels(xb: torch.Tensor, p: float, groups: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``xb`` with each signal group of each window made absent (NaN) with chance ``p`` (channel dropout).
+
+    Args:
+        xb: A batch [b, steps, 7] in physical units.
+        p: Chance per window and group.
+        groups: Membership matrix [groups, 7] (:func:`dropout_groups`) on ``xb``'s device.
+        generator: The epoch's generator, so a resumed run drops the same groups.
+    """
+    drop = torch.rand(len(xb), len(groups), generator=generator, device=xb.device) < p
+    channels = (drop.to(groups.dtype) @ groups) > 0  # [b, 7]
+    return xb.masked_fill(channels[:, None, :], float("nan"))
+
+
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: torch.nn.Module, x: torch.Tensor,
-                y: torch.Tensor, batch_size: int, generator: torch.Generator, amp: bool = False) -> float:
-    """One pass over ``x`` in batches of a seeded on-device permutation; returns the mean training loss."""
+                y: torch.Tensor, batch_size: int, generator: torch.Generator, amp: bool = False,
+                channel_dropout: float = 0.0, groups: torch.Tensor | None = None) -> float:
+    """One pass over ``x`` in batches of a seeded on-device permutation; returns the mean training loss.
+
+    With ``channel_dropout`` > 0 every batch goes through :func:`drop_channels` (``groups``: the groups read).
+    """
     model.train()
     n = len(x)
     perm = torch.randperm(n, generator=generator, device=x.device)
@@ -94,6 +122,8 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_f
     for i in range(0, n, batch_size):
         idx = perm[i : i + batch_size]
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        if channel_dropout > 0:
+            xb = drop_channels(xb, channel_dropout, groups, generator)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(xb)
         loss = loss_fn(logits.float(), yb)
@@ -116,6 +146,29 @@ def load_data(data_dir: str) -> dict[str, Any]:
         "fingerprint": manifest["fingerprint"],
         "data": str(data_dir),
     }
+
+
+def check_no_missing(model_cfg: ModelConfig, splits) -> None:
+    """Refuse windows with NaN in a signal a model without the availability mask reads (its loss would be NaN).
+
+    Args:
+        model_cfg: The model.
+        splits: ``(name, x)`` pairs, ``x`` [n, steps, 7].
+
+    Raises:
+        DatasetError: Naming the split and the signal groups, and how to train on them.
+    """
+    from hypo.data.signals import GROUPS
+
+    for name, xs in splits:
+        seen = np.zeros(np.shape(xs)[-1], bool)
+        for i in range(0, len(xs), 65536):  # in blocks: no full-size temporary
+            seen |= np.isnan(np.asarray(xs[i : i + 65536])).any(axis=(0, 1))
+        nan = [g for g in model_cfg.signals if seen[list(GROUPS[g])].any()]
+        if nan:
+            raise DatasetError(f"the {name} split has windows without {', '.join(nan)} (NaN, e.g. cases kept with "
+                               "--allow-missing); train with --channel-dropout P (a model that takes missing groups), "
+                               "or leave those groups out of the model's signals")
 
 
 def rank_key(metrics: dict[str, Any]) -> tuple[float, ...]:
@@ -151,6 +204,8 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
     for name, split in (("train", train_a), ("val", val_a)):
         if len(split) == 0:
             raise DatasetError(empty_split_reason(manifest, name))
+    if not cfg.model.mask:
+        check_no_missing(cfg.model, (("train", train_a.x), ("val", val_a.x)))
     device = resolve_device(cfg.device)
     amp = use_amp(cfg.amp, device)
     if device.type == "cpu":
@@ -188,6 +243,7 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
     baseline = data.get("baseline") or prefixed(baseline_metrics(val_a, manifest, where="val", warn=False), "val_")
     x = as_tensor(train_a.x).to(device, torch.float32)
     y = as_tensor(np.asarray(train_a.label, np.int64)).to(device)
+    groups = dropout_groups(cfg.model.signals).to(device) if cfg.channel_dropout > 0 else None
     last_val = last_reading_class(val_a.last_map, val_a.last_sbp, label_config(manifest))
     y_val = as_tensor(np.asarray(val_a.label, np.int64))
     best = max(history, key=rank_key, default=None)
@@ -195,7 +251,7 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
     for epoch in range(start, cfg.epochs + 1):
         t0 = time.perf_counter()
         loss = train_epoch(model, optimizer, loss_fn, x, y, cfg.batch_size, epoch_generator(cfg.seed, epoch, device),
-                           amp)
+                           amp, cfg.channel_dropout, groups)
         train_s = time.perf_counter() - t0
         probs = predict_proba(model, val_a.x, EVAL_BATCH, device, amp)
         with torch.no_grad():  # log-probabilities are valid logits: the loss of the probabilities we scored

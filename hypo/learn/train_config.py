@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 from hypo.config import register_config
+from hypo.data.signals import GROUP_NAMES
 from hypo.errors import ConfigError
 from hypo.learn.losses import make_loss
 from hypo.learn.models import ModelConfig
@@ -17,6 +18,19 @@ from hypo.learn.models import ModelConfig
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "off")
 RESUMABLE = ("epochs", "device", "amp")  # what a --resume may change; everything else must match
+
+
+def needs_mask(channel_dropout: float, absent: tuple[str, ...] | list[str], signals=None) -> bool:
+    """Whether a model must take missing groups (``ModelConfig.mask``).
+
+    Args:
+        channel_dropout: The run's channel dropout.
+        absent: Signal groups some windows of the dataset lack (:func:`hypo.data.dataset.absent_groups`).
+        signals: The groups the model reads (default all): absent groups it does not read need no mask.
+    """
+    read = set(GROUP_NAMES if signals is None else signals)
+    return channel_dropout > 0 or bool(read & set(absent))
+
 
 @register_config
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +50,9 @@ class TrainConfig:
         seed: Seeds the initialisation and every epoch's batch order.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         amp: ``"auto"`` (bf16 autocast on CUDA only), ``"bf16"`` or ``"off"``.
+        channel_dropout: Training only: the chance that a signal group of a training window is made absent (NaN)
+            in a batch, independently per window and group, so the model learns to predict without it. Needs a
+            model with the availability mask (``model.mask``). Written only when above 0.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -50,6 +67,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"
+    channel_dropout: float = 0.0
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of ``to_dict`` while at their defaults (configs without them keep their dict)."""
+        return ("channel_dropout",) if self.channel_dropout == 0 else ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -65,6 +87,10 @@ class TrainConfig:
             (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.device.split(":")[0] in DEVICES, f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (self.amp in AMP_MODES, f"amp must be one of {AMP_MODES}, got {self.amp!r}"),
+            (isinstance(self.channel_dropout, (int, float)) and 0 <= self.channel_dropout < 1,
+             f"channel dropout must be in [0, 1), got {self.channel_dropout!r}"),
+            (self.channel_dropout == 0 or self.model.mask,
+             "channel dropout needs a model with the availability mask (ModelConfig mask=True)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -1,4 +1,8 @@
-"""The trial leaderboard: every trial of a search at its best epoch, ranked, with the last-reading baseline.
+"""The trial leaderboard: every trial of a search at its best epoch, ranked, with the baselines as rows.
+
+The baselines (:mod:`hypo.learn.baselines`: last reading, feature model, and last ART minute on arterial-line
+datasets) were scored on the same validation windows when the search started; an older search that recorded only
+the last reading shows that row alone.
 
 Reads any experiment folder, finished or still running, straight from the files Ray Tune writes
 (``<trial>/params.json`` and ``<trial>/result.json``, one line per reported epoch), so it needs neither the
@@ -17,7 +21,9 @@ import pandas as pd
 
 from hypo import storage
 from hypo.errors import ConfigError, HypoError
-from hypo.learn.metrics import RANK_METRICS
+from hypo.learn.baselines import ROW_PREFIX, recorded_baselines
+from hypo.learn.metrics import RANK_METRICS, undefined_reasons
+from hypo.search.space import ALL_SIGNALS
 
 SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
 
@@ -188,14 +194,41 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 CLASS_COLS = ("hypotension", "hypertension")
 
 
-def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | None = None,
+def _note(metrics: dict[str, Any] | None) -> str:
+    """Why a row's mean AUROC / summed AUPRC are NaN (a class absent from the split), or ''."""
+    if not metrics:
+        return ""
+    why = undefined_reasons(metrics, prefix="val_")
+    parts = [f"{label} n/a: {why[k]}" for k, label in (("mean_auroc", "mean AUROC"), ("sum_auprc", "sum AUPRC"))
+             if k in why]
+    if len(parts) == 2 and why["mean_auroc"] == why["sum_auprc"]:
+        parts = [f"mean AUROC and sum AUPRC n/a: {why['mean_auroc']}"]
+    return "; ".join(parts)
+
+
+def baseline_list(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Named baselines (``[{"name", "model", "description", "metrics"}]``) from a search's record.
+
+    Accepts the list a search records (``hypo_search.json``'s ``baselines``), an older search's single
+    ``baseline`` (the last reading's ``val_*`` metrics, a dict), or None.
+    """
+    if not baselines:
+        return []
+    if isinstance(baselines, dict):
+        return recorded_baselines({"baseline": baselines})
+    return list(baselines)
+
+
+def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]] | dict[str, Any] | None = None,
                       by: tuple[str, ...] = RANK_METRICS) -> pd.DataFrame:
-    """Ranked table: one row per trial at its best epoch, plus the baseline row (rank empty).
+    """Ranked table: one row per trial at its best epoch, plus one row per baseline (rank empty).
 
     Args:
         records: Trials from :func:`load_trials`.
-        baseline: The last-reading baseline's validation metrics (``val_*`` keys), if known.
+        baselines: The baselines' validation metrics as the search recorded them (see :func:`baseline_list`).
         by: Ranking metrics, highest first (lexicographic).
+
+    A ``note`` column says why a row's mean AUROC or summed AUPRC is NaN (a class absent from the split).
     """
     by = tuple(by)
     reported = {k for rec in records for r in rec.history for k, v in r.items()
@@ -204,6 +237,7 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
     if records and reported and (unknown or not by):
         raise ConfigError(f"--rank-by: unknown metric(s) {', '.join(unknown) or '(none given)'}; the trials report "
                           + ", ".join(sorted(reported)))
+    signals_searched = any("signals" in rec.params for rec in records)
     rows = []
     for rec in records:
         best = rec.best(by)
@@ -215,6 +249,7 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
             "loss": p.get("loss"),
             "gamma": p.get("gamma") if p.get("loss") == "focal" else None,
             "lr": p.get("lr"),
+            **({"signals": p.get("signals") or ALL_SIGNALS} if signals_searched else {}),
             "epochs_run": len(rec.history),
             "best_epoch": best.get("epoch") if best else None,
             "status": "finished" if rec.finished else "unfinished",
@@ -226,6 +261,7 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
             row[f"val_prevalence_{c}"] = best.get(f"val_prevalence_{c}") if best else math.nan
         for m in by:  # a ranking metric is a column of the table too
             row[m] = best.get(m) if best else math.nan
+        row["note"] = _note(best or (rec.history[-1] if rec.history else None))
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -233,21 +269,27 @@ def leaderboard_frame(records: list[TrialRecord], baseline: dict[str, Any] | Non
     df = df.sort_values(list(by), ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     df.insert(0, "rank", range(1, len(df) + 1))
     df["pareto"] = pareto_front(list(zip(df["val_mean_auroc"], df["val_sum_auprc"])))
-    if baseline:
-        base = {"rank": None, "trial": "baseline: last reading", "model": "last-reading", "pareto": False}
+    base_rows = []
+    for b in baseline_list(baselines):
+        metrics = {k: (math.nan if v is None else v) for k, v in (b.get("metrics") or {}).items()}
+        base = {"rank": None, "trial": ROW_PREFIX + b["name"], "model": b.get("model"), "pareto": False}
         for m in df.columns:
             if m.startswith("val_"):
-                base[m] = baseline.get(m, math.nan)
-        df = pd.concat([df, pd.DataFrame([base])], ignore_index=True)
+                base[m] = metrics.get(m, math.nan)
+        base["note"] = _note(metrics)
+        base_rows.append(base)
+    if base_rows:
+        df = pd.concat([df, pd.DataFrame(base_rows)], ignore_index=True)
     return df
 
 
 DISPLAY = {  # column -> header in the terminal and Markdown tables
     "rank": "rank", "trial": "trial", "model": "model", "k": "k", "loss": "loss", "gamma": "gamma",
-    "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC", "val_sum_auprc": "sumAUPRC",
+    "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
+    "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
     "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
-    "pareto": "pareto",
+    "pareto": "pareto", "note": "note",
 }
 
 
@@ -266,11 +308,26 @@ def _cell(col: str, v: Any) -> str:
 
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's shown columns as formatted strings, with short headers."""
-    cols = [c for c in DISPLAY if c in df.columns]
+    """The leaderboard's shown columns as formatted strings, with short headers.
+
+    A metric that is NaN because a class is absent shows ``n/a`` and the row's note says why; the note column
+    is shown only when some row has one.
+    """
+    notes = list(df["note"]) if "note" in df.columns else [""] * len(df)
+    cols = [c for c in DISPLAY if c in df.columns and c != "note"]
     extra = [c for c in df.columns if c.startswith("val_") and c not in DISPLAY]  # other --rank-by metrics
     cols = cols[:-1] + extra + cols[-1:] if extra and cols[-1] == "pareto" else cols + extra
-    return pd.DataFrame({DISPLAY.get(c, c.removeprefix("val_")): [_cell(c, v) for v in df[c]] for c in cols})
+    if any(notes):
+        cols.append("note")
+
+    def cell(c: str, v: Any, note: Any) -> str:
+        text = _cell(c, v)
+        if c == "note":
+            return str(v or "")
+        return "n/a" if not text and note and c in ("val_mean_auroc", "val_sum_auprc") else text
+
+    return pd.DataFrame({DISPLAY.get(c, c.removeprefix("val_")): [cell(c, v, n) for v, n in zip(df[c], notes)]
+                         for c in cols})
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -288,7 +345,7 @@ def format_markdown(df: pd.DataFrame) -> str:
 
 def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bool = False,
                      partial: str | None = None) -> None:
-    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, baseline marked.
+    """Trials on the mean-AUROC x summed-AUPRC plane, Pareto front drawn, each baseline marked.
 
     Args:
         df: The leaderboard (:func:`leaderboard_frame`).
@@ -319,10 +376,12 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
         for _, r in front.iterrows():
             ax.annotate(f"#{int(r['rank'])}", (r["val_mean_auroc"], r["val_sum_auprc"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
-    if len(base):
-        b = base.iloc[0]
-        ax.scatter([b["val_mean_auroc"]], [b["val_sum_auprc"]], marker="*", s=220, c="red", edgecolors="black",
-                   label="last-reading baseline", zorder=5)
+    markers = ("*", "D", "X", "P")
+    for i, (_, b) in enumerate(base.iterrows()):
+        name = str(b["trial"]).removeprefix(ROW_PREFIX)
+        ax.scatter([b["val_mean_auroc"]], [b["val_sum_auprc"]], marker=markers[i % len(markers)],
+                   s=220 if i == 0 else 110, c=("red", "gold", "magenta", "cyan")[i % 4], edgecolors="black",
+                   label=f"baseline: {name}", zorder=5)
     ax.set_xlabel("validation mean AUROC (one-vs-rest, 3 classes)")
     ax.set_ylabel("validation AUPRC hypotension + hypertension")
     ax.set_title((title or "hypo search: trials at their best epoch") + ("  [simulated data]" if simulated else ""))
@@ -337,8 +396,67 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
     plt.close(fig)
 
 
+def signal_importance(df: pd.DataFrame, metric: str = "val_mean_auroc") -> pd.DataFrame | None:
+    """What each signal group is worth, from a search that chose the groups its trials read (``signals``).
+
+    The best validation score (at each trial's best epoch) of the trials that read all five groups, and of those
+    that read all groups but one (each group left out in turn, as the ablation space runs first); a group's
+    importance is the drop when it is left out (negative: the search did better without it). Model settings vary
+    between trials, as in any search, so a small drop is within what they alone move.
+
+    Args:
+        df: The leaderboard (:func:`leaderboard_frame`).
+        metric: The score compared.
+
+    Returns:
+        One row for all groups and one per group left out (``condition``, ``signals``, ``trials``, ``best``,
+        ``drop``), or None when the search did not choose signals.
+    """
+    from hypo.data.signals import GROUP_NAMES, GROUP_TITLES
+
+    if "signals" not in df.columns:
+        return None
+    trials = df[df["rank"].notna()]
+
+    def best(subset: str) -> tuple[float, int]:
+        vals = trials.loc[trials["signals"] == subset, metric].astype(float)
+        vals = vals[vals.notna()]
+        return (float(vals.max()) if len(vals) else math.nan), int(len(vals))
+
+    full, n_full = best(ALL_SIGNALS)
+    rows = [{"condition": "all groups", "signals": ALL_SIGNALS, "trials": n_full, "best": full, "drop": 0.0}]
+    for g in GROUP_NAMES:
+        subset = "+".join(x for x in GROUP_NAMES if x != g)
+        score, n = best(subset)
+        rows.append({"condition": f"without {GROUP_TITLES[g]}", "signals": subset, "trials": n, "best": score,
+                     "drop": full - score})
+    return pd.DataFrame(rows)
+
+
+def importance_lines(table: pd.DataFrame | None, metric: str = "val_mean_auroc") -> list[str]:
+    """The signal-importance summary (:func:`signal_importance`) as text lines (console and Markdown)."""
+    if table is None:
+        return []
+    what = {"val_mean_auroc": "mean AUROC", "val_sum_auprc": "summed AUPRC"}.get(metric, metric)
+    out = [f"signal importance: best validation {what} of the trials reading all groups and of those reading all "
+           "but one (each group left out); importance = the drop"]
+    for r in table.itertuples(index=False):
+        score = f"{r.best:.4f}" if _finite(r.best) else "n/a"
+        drop = "" if r.condition == "all groups" else (f"  drop {r.drop:+.4f}" if _finite(r.drop) else "  drop n/a")
+        why = "" if r.trials else "  (no trial read exactly these groups)"
+        out.append(f"  {r.condition:<20} {score}{drop}  [{r.trials} trial{'s' if r.trials != 1 else ''}: "
+                   f"{r.signals}]{why}")
+    return out
+
+
+def baseline_notes(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[str]:
+    """One line per baseline saying what it is (for the console and the Markdown file)."""
+    return [f"baseline: {b['name']} = {b.get('description') or b.get('model')}" for b in baseline_list(baselines)]
+
+
 def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False,
-                      partial: str | None = None) -> dict[str, str]:
+                      partial: str | None = None, notes: list[str] | None = None,
+                      importance: pd.DataFrame | None = None) -> dict[str, str]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``.
 
     Args:
@@ -348,9 +466,12 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         simulated: Whether the dataset is simulated (the demo cohort); the Markdown and the figure then say so.
         partial: The note of a partial search (:func:`search_status`): a ``partial`` column in the CSV, a banner
             in the Markdown, a mark on the figure.
+        notes: Lines written under the table (what each baseline is: :func:`baseline_notes`).
+        importance: The signal-importance summary (:func:`signal_importance`) of a search that chose signals:
+            ``signal_importance.csv`` and a section of the Markdown.
 
     Returns:
-        ``{"csv", "md", "png"}`` -> path.
+        ``{"csv", "md", "png"}`` (and ``"importance"``) -> path.
     """
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f"leaderboard.{k}") for k in ("csv", "md", "png")}
@@ -363,6 +484,15 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         if simulated:
             f.write(" **Simulated data**: these figures come from hypo's demo simulator and say nothing about "
                     "clinical performance.")
+        f.write(" Baseline rows are scored on the same validation windows.")
         f.write("\n\n" + format_markdown(df) + "\n")
+        if notes:
+            f.write("\n" + "\n".join(f"- {line}" for line in notes) + "\n")
+        if importance is not None:
+            lines = importance_lines(importance)
+            f.write(f"\n## Which signals matter\n\n{lines[0]}.\n\n```\n" + "\n".join(lines[1:]) + "\n```\n")
+    if importance is not None:
+        paths["importance"] = os.path.join(out_dir, "signal_importance.csv")
+        importance.to_csv(paths["importance"], index=False)
     plot_leaderboard(df, paths["png"], title, simulated, partial)
     return paths

@@ -27,7 +27,7 @@ from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, read_search_meta, search_status
 
-SPACES = ("optuna", "paper")
+SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
 SCHEDULERS = ("asha", "none")  # none: no early stopping, every trial runs all its epochs
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
@@ -37,10 +37,14 @@ FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, 
 class SearchConfig:
     """Everything one search needs; saved in the experiment folder as ``hypo_search.json``.
 
-    Fields added after the first release default to what a search did before them, so an older record reads
-    back as the search it was: ``sampler`` None is the space's own (the whole grid for ``paper``, TPE for
-    ``optuna``), ``scheduler`` is ASHA, no budget, Optuna's 10 random start-up trials, the sampler seeded with
-    ``seed``, all four models and the paper's widths.
+    ``space`` is ``optuna`` (model, k, loss, gamma; the learning rate with ``search_lr``, the signal groups with
+    ``search_signals``), ``paper`` (the study's grid) or ``ablation`` (the optuna space with the signal groups,
+    starting with all groups and each one left out: :func:`hypo.search.space.ablation_points`).
+    ``channel_dropout`` is every trial's (:class:`hypo.learn.train_config.TrainConfig`). The newer fields are
+    written only when set, so older searches keep their record, and read back as the search they were:
+    ``sampler`` None is the space's own (the whole grid for ``paper``, TPE otherwise), ``scheduler`` is ASHA,
+    no budget, Optuna's 10 random start-up trials, the sampler seeded with ``seed``, all four models and the
+    paper's widths.
     """
 
     data: str
@@ -68,6 +72,21 @@ class SearchConfig:
     sampler_seed: int | None = None  # None: seed; set apart so trials train alike under every sampler seed
     models: tuple[str, ...] | None = None  # None: every model type
     paper_ks: tuple[int, ...] | None = None  # None: the paper's widths (21, 42, 84)
+    search_signals: bool = False
+    channel_dropout: float = 0.0
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of ``to_dict`` while at their defaults."""
+        return tuple(n for n, default in (("search_signals", False), ("channel_dropout", 0.0), ("sampler", None),
+                                          ("scheduler", "asha"), ("trial_epoch_budget", None),
+                                          ("n_startup_trials", 10), ("sampler_seed", None), ("models", None),
+                                          ("paper_ks", None))
+                     if getattr(self, n) == default)
+
+    @property
+    def signals_searched(self) -> bool:
+        """Whether trials choose their signal groups (``--search-signals`` or the ablation space)."""
+        return self.search_signals or self.space == "ablation"
 
     def __post_init__(self) -> None:
         from hypo.search.space import MODELS
@@ -99,6 +118,10 @@ class SearchConfig:
             (self.space != "paper" or not self.search_lr, "--search-lr does not apply to --space paper (lr 1e-3)"),
             (self.strategy != "grid" or self.optuna_storage is None,
              "--optuna-storage does not apply to the paper's grid (a fixed grid, no Optuna study)"),
+            (self.space != "paper" or not self.search_signals,
+             "--search-signals does not apply to --space paper (the study's grid reads all signals); use "
+             "--space ablation"),
+            (0 <= self.channel_dropout < 1, f"--channel-dropout must be in [0, 1), got {self.channel_dropout}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -161,7 +184,8 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
 
     def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
         with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
-            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma")}}, f)
+            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma", "signals")
+                                                  if k in config}}, f)
         # Stratified and baseline figures stay in the checkpoint's history; Tune gets the ranking view.
         report = {k: v for k, v in metrics.items() if not k.startswith(("val_bylast_", "baseline_"))
                   and (isinstance(v, (int, float, str, bool)) or v is None)}
@@ -174,23 +198,33 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
             open(fail[1], "w").close()
             os._exit(1)  # the worker dies, as a lost node would: Tune must restart from the checkpoint
 
-    fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"])), data,
+    from hypo.data.dataset import absent_groups
+
+    fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"]),
+                                  absent=absent_groups(data["manifest"])), data,
                on_epoch=on_epoch, resume_from=resume_from)
 
 
-def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60):
+def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60, absent=()):
     """The TrainConfig of one trial's parameters.
 
     Args:
-        config: The trial's parameters and the search's constants.
+        config: The trial's parameters and the search's constants (``signals``, ``channel_dropout`` optional).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         window_s: Window length of the dataset (the model's input length).
+        absent: Signal groups some windows of the dataset lack; a model reading them takes missing groups.
     """
     from hypo.learn.train import ModelConfig, TrainConfig
+    from hypo.learn.train_config import needs_mask
+    from hypo.search.space import subset_groups
 
     loss = config["loss"]
+    signals = subset_groups(config.get("signals"))
+    dropout = float(config.get("channel_dropout", 0.0))
     return TrainConfig(
-        model=ModelConfig(name=config["model"], k=int(config["k"]), window_s=window_s),
+        model=ModelConfig(name=config["model"], k=int(config["k"]), window_s=window_s, signals=signals,
+                          mask=needs_mask(dropout, absent, signals)),
+        channel_dropout=dropout,
         loss=loss,
         gamma=float(config.get("gamma", 0.0)) if loss == "focal" else 0.0,
         lr=float(config.get("lr", 1e-3)),
@@ -204,19 +238,81 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
 # ---------------------------------------------------------------------------------------------- the search
 
 
-def load_search_data(data_dir: str) -> dict[str, Any]:
-    """Read the train and validation splits once, with the manifest and the baseline's validation metrics."""
+def check_val_classes(val_label, data_dir: str) -> None:
+    """Refuse a validation split that lacks a class: its mean AUROC and summed AUPRC would be NaN.
+
+    ASHA and Optuna rank trials on those two numbers; handed NaN they would stop or steer trials on nothing.
+
+    Args:
+        val_label: The validation split's labels, or a manifest's per-class counts of it (``{"normal": n, ...}``).
+        data_dir: The dataset, for the message.
+
+    Raises:
+        HypoError: Naming the missing classes, in one line.
+    """
+    import numpy as np
+
+    from hypo.data.signals import CLASSES
+
+    if isinstance(val_label, dict):
+        missing = [name for name in CLASSES if not int(val_label.get(name) or 0) > 0]
+    else:
+        y = np.asarray(val_label)
+        missing = [name for c, name in enumerate(CLASSES) if not (y == c).any()]
+    if missing:
+        raise HypoError(f"{data_dir}: the validation split has no {' and no '.join(missing)} window, so its mean "
+                        "AUROC and summed AUPRC are undefined and ASHA and Optuna would rank trials on NaN; build "
+                        "the dataset from more cases (or another --split)")
+
+
+def preflight(data_dir: str) -> None:
+    """The checks a search can make from the dataset's manifest alone, before Ray starts.
+
+    Raises:
+        HypoError: No dataset there, or its validation split lacks a class (:func:`check_val_classes`).
+    """
+    from hypo.data.dataset import read_manifest
+
+    counts = (read_manifest(data_dir).get("counts") or {}).get("val")
+    if counts:
+        check_val_classes(counts, data_dir)
+
+
+def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool = True) -> dict[str, Any]:
+    """Read the train and validation splits once, with the manifest and every baseline's validation metrics.
+
+    Args:
+        data_dir: The window dataset.
+        seed: Seed of the feature model (its training subsample).
+        log: Where a line about the baselines goes (silent when None).
+        feature_model: Fit the feature model (a resumed search has its record already and skips it).
+
+    Returns:
+        ``{"train", "val", "manifest", "fingerprint", "baseline", "baselines"}``: ``baseline`` is the last
+        reading's ``val_*`` metrics (reported beside each trial), ``baselines`` every named baseline's record
+        (:func:`hypo.learn.baselines.baseline_records`).
+
+    Raises:
+        HypoError: When a split is empty or the validation split lacks a class.
+    """
     from hypo.data.dataset import empty_split_reason, load_split, read_manifest
-    from hypo.learn.baseline import baseline_metrics
+    from hypo.learn.baselines import baseline_records
+    from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model
 
     manifest = read_manifest(data_dir)
     train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
     for name, split in (("train", train), ("val", val)):
         if len(split.label) == 0:
             raise DatasetError(f"{data_dir}: {empty_split_reason(manifest, name)}")
-    baseline = {f"val_{k}": v for k, v in baseline_metrics(val, manifest).items()}
+    check_val_classes(val.label, data_dir)
+    start = time.perf_counter()
+    fm = fit_feature_model(train, val, FeatureModelConfig(seed=seed)) if feature_model else None
+    baselines = baseline_records(val, manifest, fm, where="val", prefix="val_", warn=True)
+    if log:
+        log(f"baselines on validation ({time.perf_counter() - start:.1f} s): "
+            + ", ".join(f"{b['name']} mean AUROC {b['metrics']['val_mean_auroc']:.4f}" for b in baselines))
     return {"train": train, "val": val, "manifest": manifest, "fingerprint": manifest["fingerprint"],
-            "baseline": baseline}
+            "baseline": baselines[0]["metrics"], "baselines": baselines}
 
 
 def _param_space(cfg: SearchConfig) -> dict[str, Any]:
@@ -225,6 +321,8 @@ def _param_space(cfg: SearchConfig) -> dict[str, Any]:
     from hypo.search.space import PAPER_GAMMA, PAPER_KS, paper_grid
 
     const = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed}
+    if cfg.channel_dropout:
+        const["channel_dropout"] = cfg.channel_dropout
     if cfg.strategy == "grid":
         models = sorted({g["model"] for g in paper_grid(cfg.models)})
         return {
@@ -245,7 +343,7 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from hypo.search.space import define_paper_space, define_space
+    from hypo.search.space import ablation_points, define_paper_space, define_space
 
     url = cfg.optuna_storage
     if url is None:
@@ -256,7 +354,8 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
     if cfg.space == "paper":
         space = functools.partial(define_paper_space, models=cfg.models, ks=cfg.paper_ks)
     else:
-        space = functools.partial(define_space, search_lr=cfg.search_lr, models=cfg.models)
+        space = functools.partial(define_space, search_lr=cfg.search_lr, search_signals=cfg.signals_searched,
+                                  models=cfg.models)
     seed = cfg.seed if cfg.sampler_seed is None else cfg.sampler_seed
     if cfg.strategy == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
@@ -265,6 +364,8 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
                                              n_startup_trials=cfg.n_startup_trials)
     searcher = OptunaSearch(
         space=space,
+        # The ablation's summary compares all groups with each left out: those subsets run first.
+        points_to_evaluate=ablation_points()[: cfg.samples] if cfg.space == "ablation" else None,
         metric=list(RANK_METRICS),
         mode=["max", "max"],
         sampler=sampler,
@@ -345,12 +446,16 @@ def _progress_reporter(cfg: SearchConfig):
     """Tune's progress table, a line per trial with its parameters and best-so-far metrics, every 30 s."""
     from hypo.search.console import ProgressTable
 
+    columns = {"model": "model", "k": "k", "loss": "loss", "gamma": "gamma"}
+    if cfg.signals_searched:
+        columns["signals"] = "signals"
     return ProgressTable(
         cfg.experiment_path,
-        parameter_columns={"model": "model", "k": "k", "loss": "loss", "gamma": "gamma"},
+        parameter_columns=columns,
         metric_columns={"training_iteration": "epoch", RANK_METRICS[0]: "val AUROC", RANK_METRICS[1]: "val sumAUPRC"},
         max_report_frequency=30,
         sort_by_metric=False,
+        max_column_length=24,  # the signal groups' longest value, ecg+nibp+pleth+mac+bis, is 22 characters
         metric=RANK_METRICS[0],
         mode="max",
     )
@@ -474,7 +579,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
 
     exp_path = cfg.experiment_path
     meta_path = storage.join(exp_path, SEARCH_META)
-    data = load_search_data(cfg.data)
+    data = load_search_data(cfg.data, cfg.seed, log, feature_model=not resume)
     if resume:
         if not tune.Tuner.can_restore(exp_path):
             raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
@@ -498,7 +603,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             "label": data["manifest"]["label"],
             "source": (data["manifest"].get("source") or {}).get("name"),
             "simulated": is_simulated(data["manifest"]),
-            "baseline": data["baseline"],
+            "baselines": data["baselines"],
         })
         tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
     set_console(verbose)

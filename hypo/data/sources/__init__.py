@@ -1,4 +1,4 @@
-"""Sources of surgical cases: the VitalDB open dataset, a folder of ``.vital`` files, the demo simulator.
+"""Sources of surgical cases: the VitalDB open dataset, a folder of ``.vital`` files, the demo simulator (two sites).
 
 Every source yields :class:`~hypo.data.sources.base.Case` objects through the same small interface
 (:class:`~hypo.data.sources.base.Source`), so the preprocessing job never knows where a case came from.

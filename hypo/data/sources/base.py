@@ -8,7 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hypo.data.signals import N_SIGNALS, SIGNALS
+from hypo.data.art import ArterialLine
+from hypo.data.signals import N_SIGNALS, SIGNALS, group_channels
 from hypo.errors import CaseRejected
 
 
@@ -22,12 +23,15 @@ class Case:
         signals: float32 array [seconds, 7] in :data:`hypo.data.signals.SIGNALS` order and physical units.
             NaN where nothing was recorded in that second, so cuff-reading times stay visible.
         duration_s: Length of the case in seconds (``signals.shape[0]``).
+        art: The invasive arterial line at its native sample times, or ``None`` (no line, or not asked for).
+            Kept apart from ``signals`` so that it can label windows but never enter one.
     """
 
     caseid: str
     subjectid: str
     signals: np.ndarray
     duration_s: int = -1
+    art: ArterialLine | None = None
 
     def __post_init__(self) -> None:
         self.caseid = str(self.caseid)
@@ -40,13 +44,18 @@ class Case:
         if self.duration_s < 0:
             self.duration_s = int(self.signals.shape[0])
 
-    def check_signals(self) -> None:
+    def check_signals(self, allow_missing: tuple[str, ...] = ()) -> None:
         """Reject the case when a signal has no recorded value at all.
+
+        Args:
+            allow_missing: Signal groups (:data:`hypo.data.signals.MAY_BE_MISSING`) the case may lack entirely.
 
         Raises:
             CaseRejected: ``all-NaN signal`` naming the signal.
         """
-        empty = [SIGNALS[i] for i in range(N_SIGNALS) if not np.isfinite(self.signals[:, i]).any()]
+        optional = set(group_channels(allow_missing))
+        empty = [SIGNALS[i] for i in range(N_SIGNALS)
+                 if i not in optional and not np.isfinite(self.signals[:, i]).any()]
         if empty:
             raise CaseRejected("all-NaN signal", f"case {self.caseid}: no values for {', '.join(empty)}")
 
@@ -105,3 +114,29 @@ def is_simulated(manifest: dict[str, Any]) -> bool:
     """
     src = manifest.get("source") or {}
     return src.get("name") in SIMULATED_SOURCES or bool((src.get("report") or {}).get("simulated"))
+
+
+def cohort_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Which subjects a window dataset's source draws from, comparable between datasets built differently.
+
+    Two datasets with the same cohort can share subjects whatever else differs: the demo simulator's case *i* is
+    the same subject for any ``--cases`` (so its cohort is the simulator version and seed, also for its cases
+    written as ``.vital`` files), and every build from the VitalDB open dataset draws from the same patients.
+    Other sources are identified by their fingerprint.
+
+    Args:
+        manifest: A dataset's ``manifest.json``.
+
+    Returns:
+        A small JSON-ready dict; equal dicts mean the subjects may overlap.
+    """
+    src = manifest.get("source") or {}
+    rep = src.get("report") or {}
+    if src.get("name") == "demo":
+        return {"source": "demo", "simulator": rep.get("simulator_version"), "seed": rep.get("seed")}
+    sim = rep.get("simulator") or {}
+    if isinstance(sim, dict) and sim.get("simulator_version"):  # demo cases written as .vital files
+        return {"source": "demo", "simulator": sim["simulator_version"], "seed": sim.get("seed")}
+    if src.get("name") == "vitaldb":
+        return {"source": "vitaldb"}
+    return {"source": src.get("name"), "fingerprint": src.get("fingerprint")}

@@ -15,12 +15,20 @@ What it imitates (one row per second, :data:`hypo.data.signals.SIGNALS` order, N
   faster heart, vasoconstriction) before hypertension. Some precursors lead nowhere and some episodes come
   unannounced, so the task is learnable but not trivial.
 - Artefacts at low rates: cuff zeros, MAP spikes, SBP/DBP swaps, BIS outside 0-100, negative MAC, dropped segments.
+- An invasive arterial line in about 60% of cases (``Case.art``; as in VitalDB, where 3,463 of 6,388 cases list
+  one): the latent MAP and pulse pressure with beat-to-beat noise, numerics every ~2 s from placement (around
+  induction) to removal, with zeroing, flushes (a square jump to ~300 mmHg), short spikes, damping episodes
+  (narrowed pulse pressure) and blocked-line dropouts. It comes from its own random stream, after everything
+  else, so the seven signals are exactly what they were before the simulator had an arterial line.
 
 A case depends only on ``(seed, caseid)``: ``DemoSource(500)`` is exactly the first 500 cases of
-``DemoSource(5064)``. Example::
+``DemoSource(5064)``. ``site="b"`` simulates a second hospital for external validation (another monitor, cuff
+values stamped apart, another cuff interval, an older and sicker mix, TIVA cases without MAC; see
+:mod:`hypo.data.sources.demo_sites`) from its own random streams; site A, the default, is unchanged. Example::
 
     source = DemoSource(n_cases=200, seed=0)
     case = source.load_case({"caseid": "7"})   # case.signals: float32 [seconds, 7]
+    site_b = DemoSource(n_cases=200, site="b")
 """
 
 from __future__ import annotations
@@ -31,11 +39,14 @@ from typing import Any
 import numpy as np
 
 from hypo.config import fingerprint as hash_obj
-from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP
+from hypo.data.art import ART_VITALDB_TRACKS, ArterialLine
+from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, NIBP, PLETH, SBP, VITALDB_TRACKS
 from hypo.data.sources.base import Case
+from hypo.data.sources.demo_sites import SITE_B, PatientMix, SiteProfile
 from hypo.errors import CaseRejected, ConfigError
 
-SIMULATOR_VERSION = "demo-sim-1"
+SIMULATOR_VERSION = "demo-sim-1"  # the seven signals; unchanged by the arterial line (its own stream)
+ART_SIMULATOR_VERSION = "demo-art-1"
 NOT_CLINICAL = "simulated cases from the embedded demo simulator; not clinical data, not clinical performance"
 
 # VitalDB clinical table: case duration quantiles (hours) at these probabilities.
@@ -46,7 +57,7 @@ REPEAT_P = 1.0 - 6090 / 6388
 SUBJECT_ID_BASE = 100_000  # subject ids are numbered apart from case ids so that mixing them up shows
 
 # Independent random streams per (seed, caseid); the subject stream is keyed by the subject's first case.
-_STREAM_CASE, _STREAM_DURATION, _STREAM_SUBJECT, _STREAM_PATIENT = 0, 1, 2, 3
+_STREAM_CASE, _STREAM_DURATION, _STREAM_SUBJECT, _STREAM_PATIENT, _STREAM_ART, _STREAM_SITE = 0, 1, 2, 3, 4, 5
 
 # Cuff: seconds between readings; a long gap with this probability.
 NIBP_INTERVAL_S = (150, 300)
@@ -73,47 +84,86 @@ P_CUFF_ZERO, P_MAP_SPIKE, P_SWAP = 0.006, 0.004, 0.004
 BIS_BAD_PER_H, MAC_NEG_PER_H = 1.0, 0.5
 SHORT_DROPOUT_PER_H, SEGMENT_DROP_PER_H = 4.0, 0.3
 
+# Arterial line: share of cases with one, numeric interval (s), and its artefacts (events per hour, seconds).
+P_ART_LINE = 0.6
+ART_INTERVAL_S = 2.0
+ART_PP_GAIN = 1.15  # invasive pulse pressure runs a little wider than the cuff's
+ART_NOISE_MMHG = 2.0
+ART_FLUSH_PER_H, ART_FLUSH_S, FLUSH_MMHG = 0.8, (4, 12), 300.0
+ART_ZERO_PER_H, ART_ZERO_S = 0.2, (10, 40)
+ART_SPIKE_PER_H = 1.0
+ART_DAMP_PER_H, ART_DAMP_S = 0.4, (120, 900)
+ART_DROPOUT_PER_H, ART_DROPOUT_S = 1.0, (10, 180)
 
-def _rng(seed: int, caseid: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), int(caseid), stream])
+
+# Site A: the simulator as it always was (its values are the constants above); site B: hypo.data.sources.demo_sites.
+SITE_A = SiteProfile(
+    name="a", simulator_version=SIMULATOR_VERSION, stream_key=None, subject_id_base=SUBJECT_ID_BASE,
+    nibp_interval_s=NIBP_INTERVAL_S, nibp_long_gap_s=NIBP_LONG_GAP_S, nibp_long_gap_p=NIBP_LONG_GAP_P,
+    nibp_stagger_p=0.0, nibp_stagger_s=0, p_tiva=0.0, p_induction_hypo=P_INDUCTION_HYPO, hypo_per_h=HYPO_PER_H,
+    hyper_per_h=HYPER_PER_H, patient=PatientMix(map=(86.0, 8.0, 70.0, 108.0), pp=(48.0, 8.0, 30.0, 70.0),
+                                                hr=(72.0, 10.0, 50.0, 100.0)),
+    tracks=VITALDB_TRACKS, art_tracks=ART_VITALDB_TRACKS,
+    description="simulated site A: the default demo cohort (VitalDB track names, a cuff every 2.5-5 min)",
+)
+SITES: dict[str, SiteProfile] = {"a": SITE_A, "b": SITE_B}
 
 
-def case_duration_s(caseid: int, seed: int = 0) -> int:
+def site_profile(site: str) -> SiteProfile:
+    """The profile of simulated site ``site`` (``"a"`` or ``"b"``).
+
+    Raises:
+        ConfigError: On an unknown site.
+    """
+    if site not in SITES:
+        raise ConfigError(f"demo source: unknown site {site!r}; one of {', '.join(SITES)}")
+    return SITES[site]
+
+
+def _rng(seed: int, caseid: int, stream: int, site: SiteProfile = SITE_A) -> np.random.Generator:
+    key = [int(seed), int(caseid), stream]
+    return np.random.default_rng(key if site.stream_key is None else [*key, int(site.stream_key)])
+
+
+def case_duration_s(caseid: int, seed: int = 0, site: str = "a") -> int:
     """Duration of a simulated case, drawn from the VitalDB duration quantiles (piecewise-linear inverse CDF).
 
     Args:
         caseid: Case number (1-based).
         seed: Simulator seed.
+        site: Simulated site (``"a"``, the default cohort, or ``"b"``).
 
     Returns:
         Seconds.
     """
-    u = _rng(seed, caseid, _STREAM_DURATION).random()
+    u = _rng(seed, caseid, _STREAM_DURATION, site_profile(site)).random()
     return int(round(float(np.interp(u, DURATION_PROBS, DURATION_HOURS)) * 3600))
 
 
-def _subject_root(caseid: int, seed: int) -> int:
+def _subject_root(caseid: int, seed: int, site: SiteProfile = SITE_A) -> int:
     """First case of the subject of ``caseid``: follow 'reuses the subject of case j < i' links back."""
     i = int(caseid)
     while i > 1:
-        rng = _rng(seed, i, _STREAM_SUBJECT)
+        rng = _rng(seed, i, _STREAM_SUBJECT, site)
         if rng.random() >= REPEAT_P:
             break
         i = int(rng.integers(1, i))
     return i
 
 
-def case_subjectid(caseid: int, seed: int = 0) -> str:
+def case_subjectid(caseid: int, seed: int = 0, site: str = "a") -> str:
     """Subject id of a simulated case (cheap: no signals are simulated).
 
     Args:
         caseid: Case number (1-based).
         seed: Simulator seed.
+        site: Simulated site; each site numbers its subjects apart (site A 100000 + n, site B 200000 + n).
 
     Returns:
         A decimal string, shared by every case of the same simulated subject.
     """
-    return str(SUBJECT_ID_BASE + _subject_root(caseid, seed))
+    prof = site_profile(site)
+    return str(prof.subject_id_base + _subject_root(caseid, seed, prof))
 
 
 @functools.cache
@@ -143,10 +193,10 @@ def _sample_times(rng: np.random.Generator, n: int, lo: int, hi: int, start: int
     return times[times < n]
 
 
-def _cuff_times(rng: np.random.Generator, n: int) -> np.ndarray:
-    gaps = rng.integers(*NIBP_INTERVAL_S, size=n // NIBP_INTERVAL_S[0] + 2, endpoint=True)
-    long = rng.random(len(gaps)) < NIBP_LONG_GAP_P
-    gaps[long] = rng.integers(*NIBP_LONG_GAP_S, size=int(long.sum()), endpoint=True)
+def _cuff_times(rng: np.random.Generator, n: int, site: SiteProfile = SITE_A) -> np.ndarray:
+    gaps = rng.integers(*site.nibp_interval_s, size=n // site.nibp_interval_s[0] + 2, endpoint=True)
+    long = rng.random(len(gaps)) < site.nibp_long_gap_p
+    gaps[long] = rng.integers(*site.nibp_long_gap_s, size=int(long.sum()), endpoint=True)
     times = int(rng.integers(10, 120)) + np.concatenate(([0], np.cumsum(gaps)))
     return times[times < n]
 
@@ -158,46 +208,116 @@ def _add(arr: np.ndarray, t: np.ndarray, knots: list[float], values: list[float]
         op(arr[lo:hi], np.interp(t[lo:hi], knots, values), out=arr[lo:hi])
 
 
-def _episodes(rng: np.random.Generator, t_ind: float, t_maint: float, t_emerge: float) -> list[tuple]:
+def _episodes(rng: np.random.Generator, t_ind: float, t_maint: float, t_emerge: float,
+              site: SiteProfile = SITE_A) -> list[tuple]:
     """Onsets of the case's events: (kind, onset_s, duration_s, with_precursor); kind 'hypo', 'hyper' or 'false'."""
     hours = max(t_emerge - t_maint, 0.0) / 3600
     events = []
-    if rng.random() < P_INDUCTION_HYPO:  # the induction itself is the precursor
+    if rng.random() < site.p_induction_hypo:  # the induction itself is the precursor
         events.append(("hypo", t_ind + rng.uniform(300, 720), rng.uniform(*HYPO_DURATION_S), False))
-    for kind, rate, dur in (("hypo", HYPO_PER_H, HYPO_DURATION_S), ("hyper", HYPER_PER_H, HYPER_DURATION_S),
+    for kind, rate, dur in (("hypo", site.hypo_per_h, HYPO_DURATION_S), ("hyper", site.hyper_per_h, HYPER_DURATION_S),
                             ("false", FALSE_PRECURSOR_PER_H, HYPER_DURATION_S)):
         for onset in rng.uniform(t_maint, max(t_emerge, t_maint), rng.poisson(rate * hours)):
             events.append((kind, onset, rng.uniform(*dur), kind == "false" or rng.random() >= P_SILENT))
     return events
 
 
-def _patient(root: int, seed: int) -> dict[str, float]:
+def _patient(root: int, seed: int, site: SiteProfile = SITE_A) -> dict[str, float]:
     """Traits of a simulated subject, shared by all of its cases."""
-    rng = _rng(seed, root, _STREAM_PATIENT)
+    rng = _rng(seed, root, _STREAM_PATIENT, site)
+    mix = site.patient
+
+    def trait(mean: float, sd: float, lo: float, hi: float) -> float:
+        return float(np.clip(rng.normal(mean, sd), lo, hi))
+
     return {
-        "map": float(np.clip(rng.normal(86, 8), 70, 108)),
-        "pp": float(np.clip(rng.normal(48, 8), 30, 70)),
-        "hr": float(np.clip(rng.normal(72, 10), 50, 100)),
+        "map": trait(*mix.map),
+        "pp": trait(*mix.pp),
+        "hr": trait(*mix.hr),
         "r_amp": rng.uniform(0.8, 1.5),
         "pleth_amp": rng.uniform(15, 40),
         "pleth_base": rng.uniform(15, 40),
     }
 
 
-def simulate_case(caseid: int, seed: int = 0) -> Case:
-    """Simulate one surgical case; the result depends only on ``(seed, caseid)``.
+def _events(rng: np.random.Generator, t0: float, t1: float, per_h: float, length: tuple[float, float]):
+    """Start and length (s) of Poisson events over ``[t0, t1)``."""
+    k = rng.poisson(per_h * max(t1 - t0, 0.0) / 3600)
+    return rng.uniform(t0, max(t1, t0), k), rng.uniform(*length, k)
+
+
+def simulate_art(caseid: int, seed: int, n: int, t_ind: float, lat_map: np.ndarray,
+                 lat_pp: np.ndarray, site: SiteProfile = SITE_A) -> ArterialLine | None:
+    """The arterial line of a simulated case, from its own random stream (``None``: the case has none).
+
+    Args:
+        caseid: Case number.
+        seed: Simulator seed.
+        n: Case length (s).
+        t_ind: Induction time (s); the line is placed around it.
+        lat_map: float [n] the case's latent MAP, one value per second.
+        lat_pp: float [n] its latent pulse pressure.
+        site: Simulated site (its random streams).
+
+    Returns:
+        Samples every ~2 s at their own times (0.01 s resolution), integer mmHg, with artefacts.
+    """
+    rng = _rng(seed, caseid, _STREAM_ART, site)
+    if rng.random() >= P_ART_LINE or n < 1200:
+        return None
+    start = float(np.clip(t_ind + rng.uniform(-240, 600), 0, n - 900))
+    stop = n - rng.uniform(0, 900)
+    time = start + ART_INTERVAL_S * np.arange(int((stop - start) / ART_INTERVAL_S))
+    time = np.round(time + rng.uniform(-0.02, 0.02, len(time)), 2)
+    t = np.arange(n, dtype=np.float64)
+    bias = rng.normal(0, 2)
+    mbp = np.interp(time, t, lat_map) + bias + rng.normal(0, ART_NOISE_MMHG, len(time))
+    pp = np.maximum(ART_PP_GAIN * np.interp(time, t, lat_pp) + rng.normal(0, ART_NOISE_MMHG, len(time)), 12)
+    for on, ln in zip(*_events(rng, start, stop, ART_DAMP_PER_H, ART_DAMP_S)):  # damping: narrower pulse
+        pp[(time >= on) & (time < on + ln)] *= rng.uniform(0.35, 0.6)
+    sbp, dbp = mbp + SYSTOLIC_SHARE * pp, mbp - (1 - SYSTOLIC_SHARE) * pp
+
+    def square(on: float, ln: float, level: float) -> None:
+        hit = (time >= on) & (time < on + ln)
+        k = int(hit.sum())
+        mbp[hit] = level + rng.normal(0, 1, k)
+        sbp[hit], dbp[hit] = mbp[hit] + rng.uniform(0, 2, k), mbp[hit] - rng.uniform(0, 2, k)
+
+    square(time[0] if len(time) else start, rng.uniform(*ART_ZERO_S), 0.0)  # zeroing right after placement
+    for on, ln in zip(*_events(rng, start, stop, ART_ZERO_PER_H, ART_ZERO_S)):
+        square(on, ln, 0.0)
+    for on, ln in zip(*_events(rng, start, stop, ART_FLUSH_PER_H, ART_FLUSH_S)):
+        square(on, ln, FLUSH_MMHG)
+    spikes = rng.integers(0, len(time), rng.poisson(ART_SPIKE_PER_H * (stop - start) / 3600))
+    jump = rng.choice([-1.0, 1.0], len(spikes)) * rng.uniform(40, 80, len(spikes))
+    for i, d in zip(spikes, jump):
+        mbp[i:i + 2] += d
+        sbp[i:i + 2] += d
+        dbp[i:i + 2] += d
+    keep = np.ones(len(time), dtype=bool)
+    for on, ln in zip(*_events(rng, start, stop, ART_DROPOUT_PER_H, ART_DROPOUT_S)):
+        keep &= (time < on) | (time >= on + ln)
+    vals = [np.round(np.clip(v[keep], 0, None)) for v in (sbp, mbp, dbp)]
+    return ArterialLine(time[keep], *vals)
+
+
+def simulate_case(caseid: int, seed: int = 0, arterial: bool = True, site: str = "a") -> Case:
+    """Simulate one surgical case; the result depends only on ``(seed, caseid, site)``.
 
     Args:
         caseid: Case number (1-based).
         seed: Simulator seed.
+        arterial: Also simulate its arterial line (``Case.art``); the seven signals are the same either way.
+        site: Simulated site: ``"a"`` (the default cohort) or ``"b"`` (:mod:`hypo.data.sources.demo_sites`).
 
     Returns:
         A :class:`~hypo.data.sources.base.Case` with float32 signals [seconds, 7], NaN where nothing was recorded.
     """
-    n = case_duration_s(caseid, seed)
-    root = _subject_root(caseid, seed)
-    pat = _patient(root, seed)
-    rng = _rng(seed, caseid, _STREAM_CASE)
+    prof = site_profile(site)
+    n = case_duration_s(caseid, seed, site)
+    root = _subject_root(caseid, seed, prof)
+    pat = _patient(root, seed, prof)
+    rng = _rng(seed, caseid, _STREAM_CASE, prof)
     t = np.arange(n, dtype=np.float64)
 
     # Anaesthetic depth a(t): awake 0, maintenance 1; induction after a few minutes, emergence at the end.
@@ -210,7 +330,7 @@ def simulate_case(caseid: int, seed: int = 0) -> Case:
     # Overlapping episodes do not stack: the deepest drop and the highest rise win.
     d_low, d_high, d_pp, d_hr = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     d_mac, d_bis, d_pamp = np.zeros(n), np.zeros(n), np.zeros(n)
-    for kind, on, dur, warned in _episodes(rng, t_ind, t_maint, t_emerge):
+    for kind, on, dur, warned in _episodes(rng, t_ind, t_maint, t_emerge, prof):
         ramp, rec = rng.uniform(60, 180), rng.uniform(60, 240)
         end = on + ramp + dur
         hypo = kind == "hypo" or (kind == "false" and rng.random() < 0.5)
@@ -246,7 +366,7 @@ def simulate_case(caseid: int, seed: int = 0) -> Case:
     sig = np.full((n, N_SIGNALS), np.nan, dtype=np.float32)
 
     # Cuff readings at a handful of seconds; integer mmHg like the monitor.
-    rt = _cuff_times(rng, n)
+    rt = _cuff_times(rng, n, prof)
     mbp = np.maximum(lat_map[rt] + rng.normal(0, 3, len(rt)), 30)
     pp = np.maximum(lat_pp[rt] + rng.normal(0, 4, len(rt)), 15)
     sbp, dbp = np.round(mbp + SYSTOLIC_SHARE * pp), np.round(mbp - (1 - SYSTOLIC_SHARE) * pp)
@@ -279,7 +399,38 @@ def simulate_case(caseid: int, seed: int = 0) -> Case:
     sig[:, PLETH] = np.clip(pleth + rng.normal(0, 1.0, n), 0, 100)
 
     _add_artefacts(rng, sig, bt, mt)
-    return Case(str(caseid), str(SUBJECT_ID_BASE + root), sig)
+    if prof.nibp_stagger_p or prof.p_tiva:
+        _site_monitor(_rng(seed, caseid, _STREAM_SITE, prof), sig, rt, prof)
+    art = simulate_art(caseid, seed, n, t_ind, lat_map, lat_pp, prof) if arterial else None
+    return Case(str(caseid), str(prof.subject_id_base + root), sig, art=art)
+
+
+def is_tiva(caseid: int, seed: int = 0, site: str = "a") -> bool:
+    """Whether a simulated case is under total intravenous anaesthesia (no MAC recorded); cheap."""
+    prof = site_profile(site)
+    return bool(prof.p_tiva) and _rng(seed, caseid, _STREAM_SITE, prof).random() < prof.p_tiva
+
+
+def _site_monitor(rng: np.random.Generator, sig: np.ndarray, rt: np.ndarray, site: SiteProfile) -> None:
+    """What a site's monitor and practice change, in place: TIVA (no MAC), cuff values stamped apart.
+
+    The first draw decides TIVA (so :func:`is_tiva` repeats it cheaply). A staggered reading keeps its systolic
+    value at the reading's second and stamps the mean 1 to ``nibp_stagger_s`` s later and the diastolic at or
+    after the mean, at most ``nibp_stagger_s`` s after the systolic.
+    """
+    if rng.random() < site.p_tiva:
+        sig[:, MAC] = np.nan
+    n = len(sig)
+    stagger = rng.random(len(rt)) < site.nibp_stagger_p
+    t = rt[stagger]
+    d_map = rng.integers(1, site.nibp_stagger_s, size=len(t), endpoint=True) if len(t) else np.zeros(0, int)
+    d_dbp = rng.integers(d_map, site.nibp_stagger_s, endpoint=True) if len(t) else np.zeros(0, int)
+    values = sig[np.ix_(t, NIBP)].copy()
+    sig[np.ix_(t, NIBP)] = np.nan
+    for col, dt, v in ((SBP, 0, values[:, 0]), (MBP, d_map, values[:, 1]), (DBP, d_dbp, values[:, 2])):
+        at = t + dt
+        ok = at < n  # a value the recording ended before is never written
+        sig[at[ok], col] = v[ok]
 
 
 def _add_artefacts(rng: np.random.Generator, sig: np.ndarray, bis_t: np.ndarray, mac_t: np.ndarray) -> None:
@@ -307,18 +458,24 @@ class DemoSource:
     Args:
         n_cases: Number of cases.
         seed: Simulator seed; case ``i`` is the same for every ``n_cases >= i``.
+        arterial: Simulate each case's arterial line too (needed for ART labels; the seven signals, and so the
+            source's fingerprint, do not depend on it).
+        site: Simulated hospital: ``"a"`` (the default cohort; fingerprint and report as before sites existed) or
+            ``"b"`` (another monitor and patient mix, for external validation; :mod:`hypo.data.sources.demo_sites`).
 
     Raises:
-        ConfigError: When ``n_cases`` is not a positive integer.
+        ConfigError: When ``n_cases`` is not a positive integer or the site is unknown.
     """
 
     name = "demo"
 
-    def __init__(self, n_cases: int, seed: int = 0) -> None:
+    def __init__(self, n_cases: int, seed: int = 0, arterial: bool = False, site: str = "a") -> None:
         if isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases <= 0:
             raise ConfigError(f"demo source: n_cases must be a positive integer, got {n_cases!r}")
         self.n_cases = int(n_cases)
         self.seed = int(seed)
+        self.arterial = bool(arterial)
+        self.site = site_profile(site).name
 
     def case_refs(self) -> list[dict[str, Any]]:
         """Return ``[{"caseid": "1"}, ..., {"caseid": str(n_cases)}]``."""
@@ -333,23 +490,34 @@ class DemoSource:
         cid = str(ref.get("caseid", ""))
         if not cid.isdigit() or not 1 <= int(cid) <= self.n_cases:
             raise CaseRejected("unknown case", f"demo case {cid!r} is not in 1..{self.n_cases}")
-        return simulate_case(int(cid), self.seed)
+        return simulate_case(int(cid), self.seed, arterial=self.arterial, site=self.site)
 
     def fingerprint(self) -> str:
-        """Hash of the simulator version, seed and number of cases."""
-        return hash_obj({"simulator": SIMULATOR_VERSION, "seed": self.seed, "n_cases": self.n_cases})
+        """Hash of the simulator version, seed and number of cases (and the site, other than site A)."""
+        prof = site_profile(self.site)
+        extra = {} if prof is SITE_A else {"site": prof.name}
+        return hash_obj({"simulator": prof.simulator_version, "seed": self.seed, "n_cases": self.n_cases, **extra})
 
     def report(self) -> dict[str, Any]:
         """Describe the cohort for the manifest, saying plainly that it is simulated."""
-        subjects = {_subject_root(i, self.seed) for i in range(1, self.n_cases + 1)}
+        prof = site_profile(self.site)
+        subjects = {_subject_root(i, self.seed, prof) for i in range(1, self.n_cases + 1)}
+        site = {} if prof is SITE_A else {
+            "site": prof.name, "site_profile": prof.report(),
+            "n_tiva": sum(is_tiva(i, self.seed, prof.name) for i in range(1, self.n_cases + 1))}
         return {
             "simulated": True,
             "note": NOT_CLINICAL,
-            "simulator_version": SIMULATOR_VERSION,
+            "simulator_version": prof.simulator_version,
             "seed": self.seed,
             "n_cases": self.n_cases,
             "n_subjects": len(subjects),
+            **site,
+            **({"arterial_line": {"simulator_version": ART_SIMULATOR_VERSION, "share_of_cases": P_ART_LINE}}
+               if self.arterial else {}),
         }
 
     def __repr__(self) -> str:
-        return f"DemoSource(n_cases={self.n_cases}, seed={self.seed})"
+        site = f", site={self.site!r}" if self.site != "a" else ""
+        return (f"DemoSource(n_cases={self.n_cases}, seed={self.seed}{', arterial=True' if self.arterial else ''}"
+                f"{site})")

@@ -2,9 +2,12 @@
 
 Reading goes through ``vitaldb.VitalFile`` resampled to 1-second rows (``to_numpy(tracks, 1)``). Numeric tracks
 (cuff pressures, MAC, BIS) put each record in the second it falls in; wave tracks (ECG, pleth) keep **one point
-per second** (vitaldb takes a sample, it does not average). Every way a file can be unusable becomes a
-:class:`~hypo.errors.CaseRejected` with one of these reasons: ``missing file``, ``corrupt file`` (not gzip,
-truncated, bad signature, no tracks), ``missing track`` and ``all-NaN signal``.
+per second** (vitaldb takes a sample, it does not average). Asked for (``arterial=True``), the arterial line
+(``Solar8000/ART_SBP``, ``ART_MBP``, ``ART_DBP``) is read in a second pass at its records' own times, into
+``Case.art``: a separate read, so its records cannot move the 1-s grid of the seven signals. Every way a file
+can be unusable becomes a :class:`~hypo.errors.CaseRejected` with one of these reasons: ``missing file``,
+``corrupt file`` (not gzip, truncated, bad signature, no tracks), ``missing track``, ``wrong units`` and
+``all-NaN signal``.
 
 Example::
 
@@ -28,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from hypo.config import fingerprint as hash_obj
-from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS
+from hypo.data.art import ART_SIGNALS, ART_UNIT, ART_VITALDB_TRACKS, ArterialLine
+from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS, group_channels
 from hypo.data.sources.base import Case
 from hypo.errors import CaseRejected, ConfigError
 from hypo.storage import sha256_file
@@ -38,6 +42,9 @@ from hypo.storage import sha256_file
 DEFAULT_DTSTART = 4102444800.0
 
 _CHUNK = 1 << 23
+# Written by the demo writer (hypo.data.sources.demo_files) into a folder of simulated recordings; a folder source
+# that finds it reports the folder as simulated, so nothing built from it reads as clinical data.
+SIMULATED_MARKER = "hypo_simulated.json"
 
 
 def default_track_map() -> dict[str, tuple[str, ...]]:
@@ -48,7 +55,9 @@ def default_track_map() -> dict[str, tuple[str, ...]]:
 def normalise_track_map(track_map: Mapping[str, Any] | None) -> dict[str, tuple[str, ...]]:
     """Complete and check a track map: signal name -> candidate track names (first present wins).
 
-    Signals left out keep their VitalDB name; a string value is one candidate.
+    Signals left out keep their VitalDB name; a string value is one candidate. The arterial line's
+    :data:`hypo.data.art.ART_SIGNALS` (``art_sbp``, ``art_mbp``, ``art_dbp``) may be named too; they appear in the
+    result only when named (:func:`art_track_map` completes them), so maps without them stay as they were.
 
     Raises:
         ConfigError: On an unknown signal name or a value that is not a track name or a list of them.
@@ -58,9 +67,10 @@ def normalise_track_map(track_map: Mapping[str, Any] | None) -> dict[str, tuple[
         return out
     if not isinstance(track_map, Mapping):
         raise ConfigError(f"track map: expected an object signal -> track names, got {type(track_map).__name__}")
-    unknown = sorted(set(track_map) - set(SIGNALS))
+    known = SIGNALS + ART_SIGNALS
+    unknown = sorted(set(track_map) - set(known))
     if unknown:
-        raise ConfigError(f"track map: unknown signal(s) {', '.join(map(str, unknown))}; known: {', '.join(SIGNALS)}")
+        raise ConfigError(f"track map: unknown signal(s) {', '.join(map(str, unknown))}; known: {', '.join(known)}")
     for sig, names in track_map.items():
         if isinstance(names, str):
             names = [names]
@@ -72,6 +82,11 @@ def normalise_track_map(track_map: Mapping[str, Any] | None) -> dict[str, tuple[
             raise ConfigError(f"track map: {sig} must be a track name or a non-empty list of them, got {names!r}")
         out[sig] = tuple(n.strip() for n in names)
     return out
+
+
+def art_track_map(track_map: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Candidate track names of the arterial line: those a normalised track map names, else VitalDB's."""
+    return {sig: tuple(track_map.get(sig, (trk,))) for sig, trk in zip(ART_SIGNALS, ART_VITALDB_TRACKS)}
 
 
 def load_track_map(path: str | os.PathLike) -> dict[str, tuple[str, ...]]:
@@ -110,6 +125,7 @@ INCOMPATIBLE_UNITS: dict[str, frozenset[str]] = {
     "nibp_mbp": _PRESSURE_NOT,
     "nibp_dbp": _PRESSURE_NOT,
     "mac": frozenset({"%", "vol%", "kpa", "mmhg"}),
+    **dict.fromkeys(ART_SIGNALS, _PRESSURE_NOT),
 }
 
 
@@ -127,7 +143,7 @@ def check_declared_units(declared: Mapping[str, str], chosen: Mapping[str, str],
     for sig, unit in declared.items():
         if unit.strip().lower().replace(" ", "") in INCOMPATIBLE_UNITS.get(sig, ()):
             raise _reject("wrong units", f"case {caseid}: track {chosen[sig]} (used as {sig}) is in {unit.strip()}; "
-                                         f"hypo expects {UNITS[sig]}")
+                                         f"hypo expects {UNITS.get(sig, ART_UNIT)}")
 
 
 def _reject(reason: str, detail: str) -> CaseRejected:
@@ -185,6 +201,8 @@ def read_vital_case(
     caseid: str | int,
     subjectid: str | int,
     track_map: Mapping[str, Any] | None = None,
+    arterial: bool = False,
+    allow_missing: Sequence[str] = (),
 ) -> Case:
     """Read one ``.vital`` file as a case on a 1-second grid.
 
@@ -195,10 +213,14 @@ def read_vital_case(
         track_map: Signal name -> candidate track names; the first candidate the file has (preferring one with
             records) is used. Default: the VitalDB names (:data:`hypo.data.signals.VITALDB_TRACKS`). Signals left out
             keep their VitalDB name. Names match as in vitaldb: exactly, or as the end of ``device/track``.
+        arterial: Also read the arterial line (:func:`read_arterial_line`) into ``Case.art``.
+        allow_missing: Signal groups (``mac``, ``bis``) the file may lack: a missing or empty track then gives a
+            NaN column instead of a rejection (total intravenous anaesthesia, a BIS sensor never applied).
 
     Returns:
         The case; ``signals`` has one row per second from the file's start to its end, NaN where nothing was
-        recorded. The caller checks the duration.
+        recorded. The caller checks the duration. ``art`` is ``None`` unless asked for and the file has all three
+        arterial tracks with records.
 
     Raises:
         CaseRejected: ``missing file``, ``corrupt file``, ``missing track``, ``wrong units`` (a track declares a
@@ -224,12 +246,13 @@ def read_vital_case(
 
     chosen: dict[str, str] = {}
     missing: list[str] = []
+    optional = {SIGNALS[i] for i in group_channels(allow_missing)}
     for sig in SIGNALS:
         present = [n for n in tmap[sig] if vf.find_track(n) is not None]
         with_recs = [n for n in present if _has_records(vf.find_track(n))]
         if with_recs or present:
             chosen[sig] = (with_recs or present)[0]
-        else:
+        elif sig not in optional:
             missing.append(sig)
     if missing:
         has = _file_tracks(path)
@@ -249,10 +272,56 @@ def read_vital_case(
         values = np.empty((0, len(columns)), dtype=np.float32)
     if values.ndim != 2 or values.shape[1] != len(columns):
         raise _reject("corrupt file", f"case {caseid}: {path}: tracks of unequal length {values.shape}")
-    signals = values[:, [columns.index(chosen[s]) for s in SIGNALS]]
-    case = Case(caseid, str(subjectid), signals)
-    case.check_signals()
+    signals = np.full((len(values), len(SIGNALS)), np.nan, dtype=np.float32)
+    for i, sig in enumerate(SIGNALS):
+        if sig in chosen:
+            signals[:, i] = values[:, columns.index(chosen[sig])]
+    art = read_arterial_line(path, caseid, art_track_map(tmap), vf.dtstart) if arterial else None
+    case = Case(caseid, str(subjectid), signals, art=art)
+    case.check_signals(tuple(allow_missing))
     return case
+
+
+def read_arterial_line(path: str, caseid: str, candidates: Mapping[str, Sequence[str]],
+                       dtstart: float) -> ArterialLine | None:
+    """Read the arterial line of a ``.vital`` file at its records' own times.
+
+    Args:
+        path: The file (already checked to be readable).
+        caseid: For messages.
+        candidates: ``art_sbp`` / ``art_mbp`` / ``art_dbp`` -> candidate track names (first with records wins).
+        dtstart: Unix time of the case's second 0 (the seven signals' grid).
+
+    Returns:
+        The line (times in seconds from ``dtstart``, to the millisecond), or ``None`` when one of the three
+        tracks is missing or has no record.
+
+    Raises:
+        CaseRejected: ``wrong units`` when a chosen track declares a unit that is not a pressure in mmHg;
+            ``corrupt file`` when the second read fails.
+    """
+    import vitaldb
+
+    wanted = list(dict.fromkeys(n for names in candidates.values() for n in names))
+    try:
+        vf, printed = _quiet(vitaldb.VitalFile, path, wanted)
+    except Exception as exc:  # noqa: BLE001 - the first read succeeded, so this is damage further in
+        raise _reject("corrupt file", f"case {caseid}: {path}: {type(exc).__name__}: {exc}") from None
+    if "Error in reading file" in printed:
+        raise _reject("corrupt file", f"case {caseid}: {path}: {printed.strip().splitlines()[-1]}")
+    tracks, chosen, units = {}, {}, {}
+    for sig, names in candidates.items():
+        found = [(n, vf.find_track(n)) for n in names]
+        found = [(n, t) for n, t in found if t is not None and getattr(t, "type", 2) == 2 and _has_records(t)]
+        if not found:
+            return None
+        chosen[sig], trk = found[0]
+        units[sig] = str(getattr(trk, "unit", "") or "")
+        dt = np.fromiter((r["dt"] for r in trk.recs), np.float64, len(trk.recs))
+        val = np.fromiter((r["val"] for r in trk.recs), np.float64, len(trk.recs))
+        tracks[sig] = (np.round(dt - dtstart, 3), val)
+    check_declared_units(units, chosen, caseid)
+    return ArterialLine.from_tracks(tracks)
 
 
 def write_vital_case(
@@ -261,6 +330,7 @@ def write_vital_case(
     tracks: Sequence[str | None] = VITALDB_TRACKS,
     wave_srate: int = 1,
     dtstart: float = DEFAULT_DTSTART,
+    art_tracks: Sequence[str] | None = ART_VITALDB_TRACKS,
 ) -> Path:
     """Write a case as a genuine ``.vital`` file (``vitaldb.VitalFile`` + ``add_track`` + ``to_vital``).
 
@@ -277,6 +347,8 @@ def write_vital_case(
             At most one ``/`` (``device/track``).
         wave_srate: Sampling rate of the wave tracks, a positive integer (1 keeps files small).
         dtstart: Unix time of the first second.
+        art_tracks: Track names of the arterial line's SBP, MAP and DBP, written as numeric tracks at the samples'
+            own times when the case has a line (``None``: leave it out).
 
     Returns:
         The path written.
@@ -308,6 +380,14 @@ def write_vital_case(
         idx = np.flatnonzero(np.isfinite(col))
         recs = [{"dt": vf.dtstart + float(t), "val": float(col[t])} for t in idx]
         vf.add_track(name, recs or [{"dt": vf.dtstart, "val": float("nan")}], unit=UNITS[sig])
+    if case.art is not None and art_tracks is not None:
+        if len(art_tracks) != len(ART_SIGNALS):
+            raise ValueError(f"art_tracks: expected {len(ART_SIGNALS)} names (SBP, MAP, DBP), got {list(art_tracks)}")
+        line = case.art
+        for name, col in zip(art_tracks, (line.sbp, line.mbp, line.dbp)):
+            idx = np.flatnonzero(np.isfinite(col))
+            vf.add_track(name, [{"dt": vf.dtstart + float(line.time[i]), "val": float(col[i])} for i in idx]
+                         or [{"dt": vf.dtstart, "val": float("nan")}], unit=ART_UNIT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -357,6 +437,10 @@ class VitalDirSource:
         path: The folder.
         track_map: Signal name -> candidate track names (see :func:`load_track_map`); default VitalDB names.
         subjects: Optional CSV file mapping caseid to subjectid.
+        arterial: Also read each file's arterial line (for ART labels); the seven signals, and so the
+            fingerprint, do not depend on it.
+        allow_missing: Signal groups (``mac``, ``bis``) a file may lack (``--allow-missing``); see
+            :func:`read_vital_case`.
 
     Raises:
         ConfigError: When the folder is missing, holds no ``.vital`` file, or two files share a stem.
@@ -369,8 +453,12 @@ class VitalDirSource:
         path: str | os.PathLike,
         track_map: Mapping[str, Any] | None = None,
         subjects: str | os.PathLike | None = None,
+        arterial: bool = False,
+        allow_missing: Sequence[str] = (),
     ) -> None:
         self.path = str(Path(path).expanduser().resolve())
+        self.arterial = bool(arterial)
+        self.allow_missing = tuple(allow_missing)
         self.track_map = normalise_track_map(track_map)
         self.subjects_path = str(subjects) if subjects else None
         self.subjects = load_subjects(subjects) if subjects else {}
@@ -405,7 +493,8 @@ class VitalDirSource:
     def load_case(self, ref: dict[str, Any]) -> Case:
         """Read the file of ``ref`` (see :func:`read_vital_case`)."""
         path = Path(self.path) / ref.get("path", f"{ref['caseid']}.vital")
-        return read_vital_case(path, ref["caseid"], ref.get("subjectid", ref["caseid"]), self.track_map)
+        return read_vital_case(path, ref["caseid"], ref.get("subjectid", ref["caseid"]), self.track_map,
+                               arterial=self.arterial, allow_missing=self.allow_missing)
 
     def _digest(self, p: Path) -> str:
         st = p.stat()  # ctime changes on any write, even when mtime is set back
@@ -422,10 +511,18 @@ class VitalDirSource:
         return hash_obj({"files": files, "track_map": tmap, "subjects": sorted(self.subjects.items())})
 
     def report(self) -> dict[str, Any]:
-        """Folder, number of files, track map and how subjects were assigned."""
+        """Folder, number of files, track map and how subjects were assigned (and ``simulated`` for demo files)."""
         refs = self.case_refs()
         mapped = sum(r["caseid"] in self.subjects for r in refs)
+        marker = Path(self.path) / SIMULATED_MARKER
+        simulated = {}
+        if marker.is_file():
+            try:
+                simulated = {"simulated": True, "simulator": json.loads(marker.read_text(encoding="utf-8"))}
+            except (OSError, json.JSONDecodeError):
+                simulated = {"simulated": True}
         return {
+            **simulated,
             "folder": self.path,
             "n_files": len(refs),
             "track_map": {k: list(v) for k, v in self.track_map.items()},
@@ -433,6 +530,9 @@ class VitalDirSource:
             "n_mapped_to_subject": mapped,
             "n_own_subject": len(refs) - mapped,
             "n_subjects": len({r["subjectid"] for r in refs}),
+            **({"arterial_track_map": {k: list(v) for k, v in art_track_map(self.track_map).items()}}
+               if self.arterial else {}),
+            **({"allow_missing": list(self.allow_missing)} if self.allow_missing else {}),
         }
 
     def __getstate__(self) -> dict[str, Any]:

@@ -13,6 +13,12 @@ Eligibility, applied in this order (each step's removals are counted in :meth:`V
 
 On the real table (6,388 cases) these remove 345, 54 and 0 cases, leaving 5,989 (5,744 subjects).
 
+The report also counts the cases with an arterial line: those whose ``aline1`` column (clinical table) names one
+(3,463 of the 6,388; 3,411 of the 5,989 eligible), and, for a source that reads the line (``arterial=True``,
+ART labels), those whose ``Solar8000/ART_MBP`` track the API's track table (``{api_url}/trks``, downloaded once
+into the cache) lists. Such a source rejects a case the track table shows without the track as
+``no arterial line`` before downloading it.
+
 The API address is, in order: the ``api_url`` argument, the ``HYPO_VITALDB_URL`` environment variable, then
 ``vitaldb.dataset.api_url``. Example::
 
@@ -45,6 +51,8 @@ ENV_URL = "HYPO_VITALDB_URL"
 MIN_AGE = 18
 MIN_DURATION_S = 1200
 TABLE_NAME = "cases.csv"
+TRACK_TABLE_NAME = "trks.csv"
+ART_MBP_TRACK = "Solar8000/ART_MBP"
 _COLUMNS = ("caseid", "subjectid", "casestart", "caseend", "age", "ane_type")
 
 
@@ -189,6 +197,10 @@ class VitalDBSource:
         api_url: API address (default ``$HYPO_VITALDB_URL`` or ``vitaldb.dataset.api_url``).
         retries: Extra attempts after a transient network error (connection, timeout, HTTP 429/5xx).
         timeout: Seconds before one request gives up.
+        arterial: Read each case's arterial line too (ART labels), and count the cases with one in the track
+            table. The seven signals, and so the fingerprint, do not depend on it.
+        allow_missing: Signal groups (``mac``, ``bis``) a case may lack (``--allow-missing``): such a case is read
+            with that group NaN instead of being rejected as ``missing track``.
     """
 
     name = "vitaldb"
@@ -202,6 +214,8 @@ class VitalDBSource:
         api_url: str | None = None,
         retries: int = 3,
         timeout: float = 30,
+        arterial: bool = False,
+        allow_missing: Sequence[str] = (),
     ) -> None:
         import vitaldb.dataset
 
@@ -221,6 +235,8 @@ class VitalDBSource:
         self.dataset_version = vitaldb.dataset.DATASET_VERSION
         self.retries = int(retries)
         self.timeout = float(timeout)
+        self.arterial = bool(arterial)
+        self.allow_missing = tuple(allow_missing)
         self._selection: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -267,21 +283,41 @@ class VitalDBSource:
 
     # -- clinical table and selection ------------------------------------------------------------------------
 
-    def _table_bytes(self) -> bytes:
+    def _table_bytes(self, name: str = TABLE_NAME, endpoint: str = "cases") -> bytes:
         store = CaseCache(self.cache)
-        local = store.get(TABLE_NAME)
+        local = store.get(name)
         if local is None:
-            tmp = store.temp_path(TABLE_NAME)
+            tmp = store.temp_path(name)
             try:
-                self._download(f"{self.api_url}/cases", tmp)
+                self._download(f"{self.api_url}/{endpoint}", tmp)
             except _NotFound:
                 tmp.unlink(missing_ok=True)
-                raise HypoError(f"no clinical table at {self.api_url}/cases (HTTP 404): is it a VitalDB API?") from None
+                raise HypoError(f"no {'clinical' if endpoint == 'cases' else 'track'} table at "
+                                f"{self.api_url}/{endpoint} (HTTP 404): is it a VitalDB API?") from None
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            local = store.put(TABLE_NAME, tmp)
+            local = store.put(name, tmp)
         return local.read_bytes()
+
+    def _cases_with_art(self) -> tuple[set[str] | None, str]:
+        """Case ids whose track table lists ``Solar8000/ART_MBP``, or ``None`` and why it is unknown.
+
+        The track table is an aid (it lets a case without a line be rejected before its download), so failing
+        to get it is reported, not fatal.
+        """
+        import pandas as pd
+
+        try:
+            raw = self._table_bytes(TRACK_TABLE_NAME, "trks")
+        except HypoError as exc:
+            return None, str(exc)
+        try:
+            trks = pd.read_csv(io.BytesIO(raw), usecols=["caseid", "tname"])
+        except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing
+            return None, f"the track table from {self.api_url}/trks is not a CSV with caseid,tname ({exc})"
+        names = trks["tname"].astype(str).str.strip()
+        return set(_id_strings(trks.loc[names == ART_MBP_TRACK, "caseid"])), ""
 
     def _select(self) -> dict[str, Any]:
         if self._selection is not None:
@@ -323,11 +359,27 @@ class VitalDBSource:
         if self.n_cases is not None:
             chosen = chosen[: self.n_cases]
         eligible_set = set(eligible)
+        groups = {"total": list(subject), "eligible": eligible, "selected": chosen}
+        arterial: dict[str, Any] = {}
+        if "aline1" in df.columns:
+            named = df["aline1"].astype("string").str.strip().fillna("") != ""
+            with_line = set(_id_strings(df.loc[named, "caseid"]))
+            arterial["clinical_table_aline1"] = {k: sum(c in with_line for c in v) for k, v in groups.items()}
+        with_art = None
+        if self.arterial:
+            with_art, why = self._cases_with_art()
+            arterial["track_table_" + ART_MBP_TRACK] = (
+                {k: sum(c in with_art for c in v) for k, v in groups.items()} if with_art is not None
+                else {"unknown": why})
+        refs = [{"caseid": c, "subjectid": subject[c] or c} for c in chosen]
+        if with_art is not None:
+            for r in refs:
+                r["art"] = r["caseid"] in with_art
         self._selection = {
             "table_sha256": hashlib.sha256(raw).hexdigest(),
-            "eligibility": {"total": len(df), "steps": steps, "eligible": len(eligible)},
+            "eligibility": {"total": len(df), "steps": steps, "eligible": len(eligible), "arterial_line": arterial},
             "n_subjects_eligible": len({subject[c] for c in eligible}),
-            "refs": [{"caseid": c, "subjectid": subject[c] or c} for c in chosen],
+            "refs": refs,
             "n_selected_ineligible": sum(c not in eligible_set for c in chosen),
         }
         return self._selection
@@ -369,14 +421,18 @@ class VitalDBSource:
         """Download the case once (see :meth:`case_path`) and read it with the VitalDB track names.
 
         Raises:
-            CaseRejected: ``not found``, ``corrupt file`` (the cached copy is then dropped), ``missing track``
-                or ``all-NaN signal``.
+            CaseRejected: ``not found``, ``corrupt file`` (the cached copy is then dropped), ``missing track``,
+                ``all-NaN signal``, or (reading the arterial line) ``no arterial line`` when the track table shows
+                the case without one.
             HypoError: When the API cannot be reached.
         """
         caseid = str(ref["caseid"])
+        if self.arterial and ref.get("art") is False:
+            raise CaseRejected("no arterial line", f"case {caseid}: the track table lists no {ART_MBP_TRACK}")
         path = self.case_path(caseid)
         try:
-            return read_vital_case(path, caseid, ref.get("subjectid", caseid))
+            return read_vital_case(path, caseid, ref.get("subjectid", caseid), arterial=self.arterial,
+                                   allow_missing=self.allow_missing)
         except CaseRejected as exc:
             if exc.reason == "corrupt file":
                 CaseCache(self.cache).discard(f"{self.dataset_version}/{caseid}.vital")
