@@ -94,3 +94,21 @@ def test_fewer_trials_than_planned_is_partial_even_when_all_finished(tmp_path):
     exp = fake_experiment(tmp_path / "exp", n_trials=2, planned=5)
     status = search_status(load_trials(exp), json.load(open(os.path.join(exp, SEARCH_META))))
     assert status["partial"] and status["finished"] == 2 and status["trials"] == 2
+
+
+def test_a_search_its_trial_epoch_budget_ended_is_complete_not_partial(tmp_path, capsys):
+    exp = fake_experiment(tmp_path / "exp", n_trials=3, done=False, planned=12)
+    meta_path = os.path.join(exp, SEARCH_META)
+    meta = json.load(open(meta_path))
+    meta["search"]["trial_epoch_budget"] = 7  # 3 trials x 2 epochs reported: short of the budget
+    json.dump(meta, open(meta_path, "w"))
+    assert search_status(load_trials(exp), meta)["partial"]
+    meta["search"]["trial_epoch_budget"] = 6  # spent: the budget, not an interruption, ended the search
+    json.dump(meta, open(meta_path, "w"))
+    status = search_status(load_trials(exp), meta)
+    assert not status["partial"] and status["budget_spent"] and status["finished"] == 0
+    res = main([exp])
+    out = capsys.readouterr().out
+    assert "PARTIAL" not in out
+    assert "its budget of 6 trial-epochs spent (0 trials finished, 3 stopped by the budget)" in out
+    assert not res["status"]["partial"]

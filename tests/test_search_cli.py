@@ -14,6 +14,9 @@ from hypo.cli.search import main
     (["--reduction-factor", "1"], "--reduction-factor must be >= 2"),
     (["--epochs", "x"], "invalid int value"),
     (["--space", "grid"], "invalid choice"),
+    (["--sampler", "grid"], "--sampler grid needs --space paper"),
+    (["--scheduler", "hyperband"], "invalid choice"),
+    (["--trial-epoch-budget", "0"], "--trial-epoch-budget must be >= 1"),
 ])
 def test_bad_flags_are_one_line_and_start_nothing(argv, needle, tmp_path, monkeypatch, capsys):
     import ray

@@ -164,6 +164,8 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         log(data_line(meta))
     if partial:
         log(partial)
+    elif status["budget_spent"]:
+        log(status["note"])
     log(format_table(df))
     if simulated:
         log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")

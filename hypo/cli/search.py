@@ -13,7 +13,7 @@ from hypo import storage
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser
 from hypo.search.resources import AUTO_GPU_SHARE
-from hypo.search.tuner import SPACES, SearchConfig
+from hypo.search.tuner import SAMPLERS, SCHEDULERS, SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
 DEFAULT_SAMPLES = 12
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     )
     p.add_argument("--data", default=None, help=f"window dataset folder (default: build the demo one in {DEMO_DATA})")
     p.add_argument("--samples", type=int, default=None,
-                   help=f"number of trials (optuna space; default {DEFAULT_SAMPLES}); the paper grid has its own")
+                   help=f"number of trials sampled (default {DEFAULT_SAMPLES}); the paper's grid runs its own 24")
     p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
     p.add_argument("--gpus-per-trial", type=_gpus, default="auto",
@@ -50,6 +50,13 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
                    help="optuna: define-by-run; paper: the study's grid; ablation: which signal groups matter (the "
                         "optuna space plus the subset of ECG, NIBP, PLETH, MAC, BIS a model reads, starting with "
                         "all groups and each one left out)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="how configurations are chosen: grid (every one of --space paper), tpe (Optuna TPE) or random "
+                        "(default: grid for --space paper, tpe for the others)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
+                   help="asha: stop weak trials early (default); none: every trial runs all its epochs")
+    p.add_argument("--trial-epoch-budget", type=int, default=None, metavar="N",
+                   help="end the search once its trials have trained N epochs in all")
     p.add_argument("--search-lr", action="store_true", help="also search the learning rate")
     p.add_argument("--search-signals", action="store_true",
                    help="also search the signal groups a model reads (as --space ablation does)")
@@ -128,8 +135,10 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             name = _latest_experiment(args.storage)
         else:
             name = "search-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if args.space == "paper" and args.samples is not None:
-        raise ConfigError("--samples does not apply to --space paper: it runs the study's whole grid")
+    grid = args.space == "paper" and args.sampler in (None, "grid")
+    if grid and args.samples is not None:
+        raise ConfigError("--samples does not apply to --space paper: it runs the study's whole grid (--sampler "
+                          "tpe or random samples it instead)")
     samples = DEFAULT_SAMPLES if args.samples is None else args.samples
     return SearchConfig(
         data=args.data, name=name, storage=args.storage, space=args.space, samples=samples,
@@ -138,7 +147,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, search_lr=args.search_lr,
         grace_period=args.grace_period, reduction_factor=args.reduction_factor, optuna_storage=args.optuna_storage,
         mlflow=args.mlflow, pending_timeout_s=args.pending_timeout, search_signals=args.search_signals,
-        channel_dropout=args.channel_dropout,
+        channel_dropout=args.channel_dropout, sampler=args.sampler, scheduler=args.scheduler,
+        trial_epoch_budget=args.trial_epoch_budget,
     )
 
 
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     with one_line_errors(prog):
         if args.smoke_test:
             args.epochs, args.demo_cases = SMOKE["epochs"], SMOKE["cases"]
-            args.samples = None if args.space == "paper" else SMOKE["samples"]
+            args.samples = None if args.space == "paper" and args.sampler in (None, "grid") else SMOKE["samples"]
             args.data = args.data or SMOKE["data"]
         if args.resume:  # the data, settings and resolved resources the search started with
             cfg = resumed_config(args.storage, args.name or _latest_experiment(args.storage), args.data)

@@ -150,20 +150,34 @@ def search_status(records: list[TrialRecord], meta: dict[str, Any]) -> dict[str,
     """Whether the search behind ``records`` is complete, read from the trials' own results.
 
     It is partial when any trial is unfinished or fewer trials exist than the search planned, whatever stopped
-    it (Ctrl-C, SIGKILL, a lost node): no handler needs to have run.
+    it (Ctrl-C, SIGKILL, a lost node): no handler needs to have run. A search with a budget of trial-epochs
+    (``trial_epoch_budget``) whose trials reported that many epochs is complete: the budget ended it.
 
     Returns:
-        ``{"partial", "finished", "trials", "planned", "note"}``; ``note`` is one line for every output.
+        ``{"partial", "finished", "trials", "planned", "budget_spent", "note"}``; ``note`` is one line for every
+        output.
     """
     from hypo.search.space import planned_trials
 
     search = meta.get("search") or {}
-    planned = planned_trials(search["space"], search["samples"]) if "space" in search else len(records)
+    planned = (planned_trials(search["space"], search["samples"], search.get("sampler"), search.get("models"),
+                              search.get("paper_ks"))
+               if "space" in search else len(records))
     finished = sum(r.finished for r in records)
-    partial = finished < len(records) or len(records) < planned
-    note = (f"PARTIAL: {finished} of {planned} planned trials finished ({len(records) - finished} unfinished); "
-            "resume the search to complete it" if partial else f"complete: all {finished} trials finished")
-    return {"partial": partial, "finished": finished, "trials": len(records), "planned": planned, "note": note}
+    budget = search.get("trial_epoch_budget")
+    spent = sum(len(r.history) for r in records)
+    budget_spent = bool(budget) and spent >= budget
+    partial = (finished < len(records) or len(records) < planned) and not budget_spent
+    if budget_spent:
+        note = (f"complete: its budget of {budget} trial-epochs spent ({finished} trials finished, "
+                f"{len(records) - finished} stopped by the budget)")
+    elif partial:
+        note = (f"PARTIAL: {finished} of {planned} planned trials finished ({len(records) - finished} unfinished); "
+                "resume the search to complete it")
+    else:
+        note = f"complete: all {finished} trials finished"
+    return {"partial": partial, "finished": finished, "trials": len(records), "planned": planned,
+            "budget_spent": budget_spent, "note": note}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:

@@ -1,7 +1,9 @@
 """The search spaces: Optuna's define-by-run space, and the study's own grid for a side-by-side replication.
 
 Constants at the top say what is searched. Gamma exists only when the loss is focal (a plain ``if``, the
-define-by-run way); the learning rate is searched only when asked, and so are the signals.
+define-by-run way); the learning rate is searched only when asked, and so are the signals. The study's grid
+can also be sampled (:func:`define_paper_space`) instead of run whole, so grid, random and TPE search compare
+on one space.
 
 ``signals`` (``--search-signals``, and the ``ablation`` space) chooses which signal groups a model reads: one of
 the 31 non-empty subsets of ECG, cuff (NIBP as one group), PLETH, MAC and BIS, as a ``+``-joined string such as
@@ -44,20 +46,22 @@ def ablation_points() -> list[dict[str, str]]:
                                          for out in GROUP_NAMES]
 
 
-def define_space(trial, search_lr: bool = False, search_signals: bool = False) -> dict[str, Any] | None:
+def define_space(trial, search_lr: bool = False, search_signals: bool = False,
+                 models: tuple[str, ...] | None = None) -> dict[str, Any] | None:
     """Optuna define-by-run space (passed to ``OptunaSearch(space=...)``).
 
     Args:
         trial: An ``optuna.Trial``.
         search_lr: Also search the learning rate.
         search_signals: Also search the signal groups the model reads (:data:`SIGNAL_SUBSETS`).
+        models: The model types searched (default: all of :data:`MODELS`).
 
     Returns:
         Constants to add to the config (``gamma`` = 0 for cross entropy, so every trial has the key).
     """
     if search_signals:
         trial.suggest_categorical("signals", SIGNAL_SUBSETS)
-    trial.suggest_categorical("model", MODELS)
+    trial.suggest_categorical("model", tuple(models or MODELS))
     trial.suggest_int("k", *K_RANGE, log=True)
     loss = trial.suggest_categorical("loss", LOSSES)
     if loss == "focal":
@@ -67,12 +71,37 @@ def define_space(trial, search_lr: bool = False, search_signals: bool = False) -
     return None if loss == "focal" else {"gamma": 0.0}
 
 
-def paper_grid() -> list[dict[str, Any]]:
-    """Every configuration of the study's grid, as explicit dicts (24 of them)."""
+def define_paper_space(trial, models: tuple[str, ...] | None = None,
+                       ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Optuna define-by-run function over the study's grid: its models, its k scales, both losses, gamma 2.
+
+    For sampling the paper's space (random or TPE) instead of running it whole, so only the strategy differs.
+
+    Args:
+        trial: An ``optuna.Trial``.
+        models: The model types (default: all of :data:`MODELS`).
+        ks: The widths (default: :data:`PAPER_KS`).
+
+    Returns:
+        The focal gamma as a constant: :data:`PAPER_GAMMA` for focal loss, 0 for cross entropy.
+    """
+    trial.suggest_categorical("model", tuple(models or MODELS))
+    trial.suggest_categorical("k", tuple(ks or PAPER_KS))
+    loss = trial.suggest_categorical("loss", LOSSES)
+    return {"gamma": PAPER_GAMMA if loss == "focal" else 0.0}
+
+
+def paper_grid(models: tuple[str, ...] | None = None, ks: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """Every configuration of the study's grid, as explicit dicts (24 of them; fewer when restricted).
+
+    Args:
+        models: The model types (default: all of :data:`MODELS`).
+        ks: The widths (default: :data:`PAPER_KS`).
+    """
     return [
         {"model": m, "k": k, "loss": loss, "gamma": PAPER_GAMMA if loss == "focal" else 0.0}
-        for m in MODELS
-        for k in PAPER_KS
+        for m in (models or MODELS)
+        for k in (ks or PAPER_KS)
         for loss in LOSSES
     ]
 
@@ -82,6 +111,17 @@ def subset_groups(signals: str | None) -> tuple[str, ...]:
     return GROUP_NAMES if not signals else tuple(g for g in GROUP_NAMES if g in str(signals).split("+"))
 
 
-def planned_trials(space: str, samples: int) -> int:
-    """How many trials a search of ``space`` runs when nothing stops it (the paper's grid has its own count)."""
-    return len(paper_grid()) if space == "paper" else int(samples)
+def planned_trials(space: str, samples: int, sampler: str | None = None, models: tuple[str, ...] | None = None,
+                   paper_ks: tuple[int, ...] | None = None) -> int:
+    """How many trials a search runs when nothing stops it: the grid's size when it runs the paper's grid whole.
+
+    Args:
+        space: ``optuna``, ``paper`` or ``ablation``.
+        samples: Trials to sample (``--samples``).
+        sampler: ``grid``, ``tpe``, ``random``, or None for the space's own (grid for paper, TPE for optuna).
+        models: Model types searched (None: all).
+        paper_ks: Widths of the paper's grid (None: :data:`PAPER_KS`).
+    """
+    if space == "paper" and (sampler or "grid") == "grid":
+        return len(paper_grid(models, paper_ks))
+    return int(samples)

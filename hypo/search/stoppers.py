@@ -33,3 +33,33 @@ class NoTrialStarted(tune.Stopper):
         if self.started is None:
             self.started = time.monotonic()
         return not self.seen and time.monotonic() - self.started > self.timeout_s
+
+
+class TrialEpochBudget(tune.Stopper):
+    """Ends the search once its trials have reported ``budget`` epochs in all (a budget of trial-epochs).
+
+    Each reported epoch of any trial is one trial-epoch. An epoch a trial reported before is not counted again:
+    Tune hands a trial's last result to the stoppers a second time when its function returns, and a trial
+    restored from a checkpoint goes on from that checkpoint's epoch. The trial whose epoch reaches the budget
+    ends there as finished; the trials still running are stopped with the search. The count survives a resume.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = int(budget)
+        self.epochs: dict[str, int] = {}  # trial id -> highest epoch it reported
+
+    @property
+    def spent(self) -> int:
+        """Trial-epochs reported so far."""
+        return sum(self.epochs.values())
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """Count the trial's epoch; stop it when the budget is spent."""
+        epoch = int(result.get("training_iteration") or 0)
+        if epoch > self.epochs.get(trial_id, 0):
+            self.epochs[trial_id] = epoch
+        return self.spent >= self.budget
+
+    def stop_all(self) -> bool:
+        """True once the budget is spent."""
+        return self.spent >= self.budget

@@ -2,8 +2,9 @@
 
 ``run_search`` loads the window dataset once on the driver and hands it to every trial through the Ray object
 store (``tune.with_parameters``): each node fetches it once and its trials read it without copying. Trials
-report every epoch with a checkpoint; ASHA stops weak ones early; a trial whose worker dies restarts from its
-last checkpoint (``FailureConfig``); ``resume=True`` restores a stopped or killed search with
+report every epoch with a checkpoint; ASHA stops weak ones early (``scheduler="none"``: every trial runs its
+epochs); a budget of trial-epochs (``trial_epoch_budget``) can end the search; a trial whose worker dies
+restarts from its last checkpoint (``FailureConfig``); ``resume=True`` restores a stopped or killed search with
 ``Tuner.restore``, keeping finished trials and the Optuna study (also kept in an Optuna storage, a SQLite file
 in the experiment folder by default, for ``optuna-dashboard``).
 """
@@ -27,6 +28,8 @@ from hypo.learn.metrics import RANK_METRICS
 from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, read_search_meta, search_status
 
 SPACES = ("optuna", "paper", "ablation")
+SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
+SCHEDULERS = ("asha", "none")  # none: no early stopping, every trial runs all its epochs
 FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
 
 
@@ -38,7 +41,10 @@ class SearchConfig:
     ``search_signals``), ``paper`` (the study's grid) or ``ablation`` (the optuna space with the signal groups,
     starting with all groups and each one left out: :func:`hypo.search.space.ablation_points`).
     ``channel_dropout`` is every trial's (:class:`hypo.learn.train_config.TrainConfig`). The newer fields are
-    written only when set, so older searches keep their record.
+    written only when set, so older searches keep their record, and read back as the search they were:
+    ``sampler`` None is the space's own (the whole grid for ``paper``, TPE otherwise), ``scheduler`` is ASHA,
+    no budget, Optuna's 10 random start-up trials, the sampler seeded with ``seed``, all four models and the
+    paper's widths.
     """
 
     data: str
@@ -59,12 +65,22 @@ class SearchConfig:
     optuna_storage: str | None = None
     mlflow: str | None = None
     pending_timeout_s: float = 900.0
+    sampler: str | None = None
+    scheduler: str = "asha"
+    trial_epoch_budget: int | None = None
+    n_startup_trials: int = 10  # TPE: random trials before the model (Optuna's default)
+    sampler_seed: int | None = None  # None: seed; set apart so trials train alike under every sampler seed
+    models: tuple[str, ...] | None = None  # None: every model type
+    paper_ks: tuple[int, ...] | None = None  # None: the paper's widths (21, 42, 84)
     search_signals: bool = False
     channel_dropout: float = 0.0
 
     def omitted_fields(self) -> tuple[str, ...]:
         """Fields left out of ``to_dict`` while at their defaults."""
-        return tuple(n for n, default in (("search_signals", False), ("channel_dropout", 0.0))
+        return tuple(n for n, default in (("search_signals", False), ("channel_dropout", 0.0), ("sampler", None),
+                                          ("scheduler", "asha"), ("trial_epoch_budget", None),
+                                          ("n_startup_trials", 10), ("sampler_seed", None), ("models", None),
+                                          ("paper_ks", None))
                      if getattr(self, n) == default)
 
     @property
@@ -73,6 +89,8 @@ class SearchConfig:
         return self.search_signals or self.space == "ablation"
 
     def __post_init__(self) -> None:
+        from hypo.search.space import MODELS
+
         checks = [
             (self.space in SPACES, f"--space must be one of {SPACES}, got {self.space!r}"),
             (self.samples >= 1, "--samples must be >= 1"),
@@ -84,9 +102,22 @@ class SearchConfig:
             (self.grace_period >= 1, "--grace-period must be >= 1"),
             (self.reduction_factor >= 2, "--reduction-factor must be >= 2"),
             (self.pending_timeout_s > 0, "--pending-timeout must be > 0 seconds"),
+            (self.sampler is None or self.sampler in SAMPLERS,
+             f"--sampler must be one of {SAMPLERS}, got {self.sampler!r}"),
+            (self.sampler != "grid" or self.space == "paper",
+             "--sampler grid needs --space paper (the optuna space is continuous: it has no grid)"),
+            (self.scheduler in SCHEDULERS, f"--scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"),
+            (self.trial_epoch_budget is None or self.trial_epoch_budget >= 1, "--trial-epoch-budget must be >= 1"),
+            (self.n_startup_trials >= 0, "n_startup_trials must be >= 0"),
+            (self.models is None or (len(self.models) > 0 and set(self.models) <= set(MODELS)
+                                     and len(set(self.models)) == len(self.models)),
+             f"models must be distinct names among {MODELS}, got {self.models!r}"),
+            (self.paper_ks is None or self.space == "paper", "paper_ks applies to --space paper only"),
+            (self.paper_ks is None or (len(self.paper_ks) > 0 and all(int(k) >= 1 for k in self.paper_ks)),
+             f"paper_ks must be widths >= 1, got {self.paper_ks!r}"),
             (self.space != "paper" or not self.search_lr, "--search-lr does not apply to --space paper (lr 1e-3)"),
-            (self.space != "paper" or self.optuna_storage is None,
-             "--optuna-storage does not apply to --space paper (a fixed grid, no Optuna study)"),
+            (self.strategy != "grid" or self.optuna_storage is None,
+             "--optuna-storage does not apply to the paper's grid (a fixed grid, no Optuna study)"),
             (self.space != "paper" or not self.search_signals,
              "--search-signals does not apply to --space paper (the study's grid reads all signals); use "
              "--space ablation"),
@@ -97,11 +128,16 @@ class SearchConfig:
                 raise ConfigError(msg)
 
     @property
+    def strategy(self) -> str:
+        """The sampler in effect: ``sampler``, else the space's own (``grid`` for paper, ``tpe`` for optuna)."""
+        return self.sampler or ("grid" if self.space == "paper" else "tpe")
+
+    @property
     def planned_trials(self) -> int:
-        """How many trials the search runs when nothing stops it."""
+        """How many trials the search runs when nothing stops it (a budget may end it sooner)."""
         from hypo.search.space import planned_trials
 
-        return planned_trials(self.space, self.samples)
+        return planned_trials(self.space, self.samples, self.sampler, self.models, self.paper_ks)
 
     @property
     def experiment_path(self) -> str:
@@ -140,6 +176,11 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
         resume_dir = ckpt.to_directory()
         resume_from = os.path.join(resume_dir, "checkpoint.pt")
     fail = config.get(FAIL_MARKER_KEY)
+    # The GPU only when Ray reserved one for this trial: Ray leaves CUDA visible to CPU-only trials on a GPU node,
+    # where "auto" would crowd the reserved trials' GPU outside Ray's accounting.
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    if device == "cuda":  # a reused actor keeps the previous trial's peak
+        torch.cuda.reset_peak_memory_stats()
 
     def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
         with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
@@ -149,14 +190,14 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
         report = {k: v for k, v in metrics.items() if not k.startswith(("val_bylast_", "baseline_"))
                   and (isinstance(v, (int, float, str, bool)) or v is None)}
         report["node_id"] = node_id
+        report["reported_at"] = time.time()  # Tune's own timestamp is whole seconds; anytime curves need better
+        if device == "cuda":  # what this trial holds on its GPU (the packing benchmark reads it)
+            report["gpu_peak_mib"] = torch.cuda.max_memory_reserved() / 2**20
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
         if fail and epoch == fail[0] and not os.path.exists(fail[1]):
             open(fail[1], "w").close()
             os._exit(1)  # the worker dies, as a lost node would: Tune must restart from the checkpoint
 
-    # The GPU only when Ray reserved one for this trial: Ray leaves CUDA visible to CPU-only trials on a GPU node,
-    # where "auto" would crowd the reserved trials' GPU outside Ray's accounting.
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
     from hypo.data.dataset import absent_groups
 
     fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"]),
@@ -282,12 +323,12 @@ def _param_space(cfg: SearchConfig) -> dict[str, Any]:
     const = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed}
     if cfg.channel_dropout:
         const["channel_dropout"] = cfg.channel_dropout
-    if cfg.space == "paper":
-        models = sorted({g["model"] for g in paper_grid()})
+    if cfg.strategy == "grid":
+        models = sorted({g["model"] for g in paper_grid(cfg.models)})
         return {
             **const,
             "model": tune.grid_search(models),
-            "k": tune.grid_search(list(PAPER_KS)),
+            "k": tune.grid_search(list(cfg.paper_ks or PAPER_KS)),
             "loss": tune.grid_search(["ce", "focal"]),
             "gamma": tune.sample_from(lambda spec: PAPER_GAMMA if spec.config.loss == "focal" else 0.0),
         }
@@ -295,13 +336,14 @@ def _param_space(cfg: SearchConfig) -> dict[str, Any]:
 
 
 def _search_alg(cfg: SearchConfig, exp_path: str):
-    if cfg.space == "paper":
+    """The Optuna searcher of ``cfg`` (TPE or random, over its space), or None for the paper's grid."""
+    if cfg.strategy == "grid":
         return None
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from hypo.search.space import ablation_points, define_space
+    from hypo.search.space import ablation_points, define_paper_space, define_space
 
     url = cfg.optuna_storage
     if url is None:
@@ -309,13 +351,24 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         os.makedirs(local, exist_ok=True)
         url = f"sqlite:///{os.path.join(local, 'optuna.db')}"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if cfg.space == "paper":
+        space = functools.partial(define_paper_space, models=cfg.models, ks=cfg.paper_ks)
+    else:
+        space = functools.partial(define_space, search_lr=cfg.search_lr, search_signals=cfg.signals_searched,
+                                  models=cfg.models)
+    seed = cfg.seed if cfg.sampler_seed is None else cfg.sampler_seed
+    if cfg.strategy == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                             n_startup_trials=cfg.n_startup_trials)
     searcher = OptunaSearch(
-        space=functools.partial(define_space, search_lr=cfg.search_lr, search_signals=cfg.signals_searched),
+        space=space,
         # The ablation's summary compares all groups with each left out: those subsets run first.
         points_to_evaluate=ablation_points()[: cfg.samples] if cfg.space == "ablation" else None,
         metric=list(RANK_METRICS),
         mode=["max", "max"],
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True),
+        sampler=sampler,
         study_name=cfg.name,
         storage=optuna.storages.RDBStorage(url),
     )
@@ -348,9 +401,37 @@ class PendingTimeout(HypoError):
 
 
 def _stopper(cfg: SearchConfig):
-    from hypo.search.stoppers import NoTrialStarted
+    """Tune's one stopper: the pending timeout, the trial-epoch budget if any, and each trial's last epoch.
 
-    return NoTrialStarted(cfg.pending_timeout_s)
+    Stopping a trial at its last epoch marks that result ``done``, which is how the leaderboard tells a trial
+    that ran to its end from one cut short (ASHA does so at its ``max_t``; without ASHA this stopper does).
+    """
+    from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+
+    from hypo.search.stoppers import NoTrialStarted, TrialEpochBudget
+
+    # CombinedStopper stops asking at the first True: the counting stopper comes before the one that ends trials.
+    stoppers = [NoTrialStarted(cfg.pending_timeout_s)]
+    if cfg.trial_epoch_budget is not None:
+        stoppers.append(TrialEpochBudget(cfg.trial_epoch_budget))
+    stoppers.append(MaximumIterationStopper(cfg.epochs))
+    return CombinedStopper(*stoppers)
+
+
+def _scheduler(cfg: SearchConfig):
+    """ASHA (stops weak trials at its rungs), or Tune's FIFO scheduler: every trial runs all its epochs."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if cfg.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=RANK_METRICS[0],
+        mode="max",
+        max_t=cfg.epochs,
+        grace_period=min(cfg.grace_period, cfg.epochs),
+        reduction_factor=cfg.reduction_factor,
+    )
 
 
 def _trainable(cfg: SearchConfig, data: dict[str, Any]):
@@ -387,22 +468,13 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
     ``verbose`` False shows only Tune's progress table (see :func:`set_console`), not a box per trial.
     """
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     exp_path = cfg.experiment_path
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration",
-        metric=RANK_METRICS[0],
-        mode="max",
-        max_t=cfg.epochs,
-        grace_period=min(cfg.grace_period, cfg.epochs),
-        reduction_factor=cfg.reduction_factor,
-    )
     search_alg = _search_alg(cfg, exp_path)
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
-        scheduler=scheduler,
-        num_samples=1 if cfg.space == "paper" else cfg.samples,
+        scheduler=_scheduler(cfg),
+        num_samples=1 if cfg.strategy == "grid" else cfg.samples,
         # The Optuna searcher is already wrapped in a ConcurrencyLimiter; the grid needs Tune's own limit.
         max_concurrent_trials=cfg.max_concurrent if search_alg is None else None,
         reuse_actors=True,  # a trial's worker keeps torch imported for the next trial
@@ -547,11 +619,13 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         records = load_trials(local)
     except HypoError:  # no trial folder yet: none ever started
         records = []
-    finished = search_status(records, read_search_meta(local))["finished"] if records else 0
-    if finished + errored < cfg.planned_trials:
+    status = search_status(records, read_search_meta(local)) if records else {"finished": 0, "budget_spent": False}
+    finished = status["finished"]
+    if finished + errored < cfg.planned_trials and not status["budget_spent"]:
         if not any(r.history for r in records) and wall >= cfg.pending_timeout_s:
             raise PendingTimeout(f"no trial could start within --pending-timeout {cfg.pending_timeout_s:g} s (no "
                                  "node that holds one joined); stopped")
         raise SearchInterrupted(exp_path, finished, cfg.planned_trials)
-    log(f"search finished in {wall:.0f} s: {len(results)} trials, {errored} errored, {finished} finished")
+    budget = f"; its budget of {cfg.trial_epoch_budget} trial-epochs spent" if status["budget_spent"] else ""
+    log(f"search finished in {wall:.0f} s: {len(results)} trials, {errored} errored, {finished} finished{budget}")
     return exp_path
