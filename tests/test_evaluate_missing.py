@@ -15,7 +15,7 @@ from hypo.data.dataset import read_manifest
 from hypo.data.signals import MAC
 from hypo.data.sources.demo import is_tiva, simulate_case
 from hypo.data.sources.demo_files import write_demo_vital_files
-from hypo.evaluate.external import LEFT_OUT, SCORED, calibration_subjects, pooled_windows
+from hypo.evaluate.external import LEFT_OUT, SCORED, calibration_subjects, check_compatible, pooled_windows
 from hypo.evaluate.frozen import load_frozen
 from hypo.infer.export import load_exported
 from hypo.infer.predict import predict_file
@@ -106,3 +106,11 @@ def test_the_recalibrated_dropout_export_predicts_a_site_b_tiva_recording(setup,
     with pytest.raises(SystemExit):  # the model without dropout still refuses the recording, in one line
         predict_main([str(vital / f"{cid}.vital"), "--model", setup["plain"], "--track-map",
                       str(vital / "track_map.json"), "--out", str(tmp_path / "p2"), "--no-plot"])
+
+
+def test_another_cuff_merge_window_is_noted(setup):
+    _, sidecar = load_exported(setup["dropout"])
+    manifest = read_manifest(setup["b"])
+    assert not [n for n in check_compatible(sidecar, manifest, "b") if "--nibp-merge-s" in n]
+    notes = check_compatible(sidecar, {**manifest, "nibp_merge_s": 0}, "b")
+    assert any("up to 0 s apart" in n and f"up to {sidecar['nibp_merge_s']} s" in n for n in notes), notes
