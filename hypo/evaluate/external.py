@@ -4,7 +4,10 @@
     hypo evaluate runs/NAME --data data/site-b --recalibrate temperature --write-export model-b.pt
 
 No retraining: the model (:mod:`hypo.evaluate.frozen`) scores every window of OTHER, all its splits pooled (none
-of them was used to train or select the model). What is reported, per evaluation set, comes from a list of
+of them was used to train or select the model). Windows lacking a signal group (cases kept with ``--allow-missing``,
+e.g. TIVA without MAC) are scored with the group absent when the model takes it as missing (its sidecar's
+``tolerates_missing``: trained with channel dropout), and otherwise left out and counted, as ``hypo predict``
+would refuse them (:func:`missing_groups`). What is reported, per evaluation set, comes from a list of
 **sections**, each a function of an :class:`EvalSet` returning a JSON-ready dict:
 
 - ``discrimination``: mean AUROC, summed AUPRC, per-class AUROC / AUPRC / sensitivity at 90% specificity with
@@ -37,7 +40,7 @@ import numpy as np
 
 from hypo import __version__
 from hypo.data.dataset import SPLITS, WindowArrays, describe_dataset, label_source_text, load_split, read_manifest
-from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
+from hypo.data.signals import CLASSES, GROUP_TITLES, GROUPS, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import cohort_of, is_simulated
 from hypo.errors import ConfigError, HypoError
 from hypo.learn.recalibration import METHODS
@@ -45,6 +48,8 @@ from hypo.learn.recalibration import METHODS
 N_BOOT = 1000
 CALIBRATION_SHARE = 0.3
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
+SCORED = "scored with the group absent"  # what is done with windows lacking a signal group (missing_groups)
+LEFT_OUT = "left out"
 
 
 @dataclasses.dataclass
@@ -105,6 +110,45 @@ def calibration_subjects(subjectid, share: float, seed: int) -> np.ndarray:
     return np.fromiter((u[s] < share for s in subjects), bool, len(subjects))
 
 
+def missing_groups(arrays: WindowArrays, sidecar: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The signal groups some windows lack (NaN: cases kept with ``--allow-missing``) and what is done with them.
+
+    A group the model takes as missing (its sidecar's ``tolerates_missing``: trained with channel dropout, or not
+    reading it) is scored as it comes, NaN there, as ``hypo predict`` would feed it. Windows lacking any other
+    group are **left out** and counted: the model cannot take them (NaN in, NaN out) and ``hypo predict`` refuses
+    such recordings for it; holding the group at some value instead would score a model nobody deploys.
+
+    Returns:
+        Group -> ``{"mask": bool [n], "windows", "cases", "subjects", "treatment"}`` (``treatment``
+        :data:`SCORED` or :data:`LEFT_OUT`), for groups that at least one window lacks, in group order.
+    """
+    tolerated = set(sidecar.get("tolerates_missing") or ())
+    x = np.asarray(arrays.x)
+    out = {}
+    for g, channels in GROUPS.items():
+        mask = ~np.isfinite(x[:, :, list(channels)]).all(axis=(1, 2)) if len(x) else np.zeros(0, bool)
+        if mask.any():
+            out[g] = {"mask": mask, "windows": int(mask.sum()), "cases": int(len(np.unique(arrays.caseid[mask]))),
+                      "subjects": int(len(np.unique(arrays.subjectid[mask]))),
+                      "treatment": SCORED if g in tolerated else LEFT_OUT}
+    return out
+
+
+def missing_notes(missing: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per group some windows lack: how many, and whether they are scored or left out."""
+    lines = []
+    for g, m in missing.items():
+        what = (f"note: {m['windows']:,} windows ({m['cases']} cases, {m['subjects']} subjects) lack "
+                f"{GROUP_TITLES[g]}")
+        if m["treatment"] == SCORED:
+            lines.append(f"{what}; the model takes it as missing (its tolerates_missing): scored with it absent")
+        else:
+            lines.append(f"{what}, which the model cannot take (trained without channel dropout; hypo predict "
+                         "refuses such recordings too): left out, every figure below is of the other windows "
+                         "(a model trained with --channel-dropout scores them)")
+    return lines
+
+
 def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir: str) -> list[str]:
     """Refuse a dataset whose windows or labels are not what the model predicts; return warnings for the rest.
 
@@ -140,6 +184,10 @@ def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir
     if label_source_text(want) != label_source_text(got):
         notes.append(f"note: the model was trained on {label_source_text(want)}, {data_dir} has "
                      f"{label_source_text(got)}")
+    merge, merged_for = manifest.get("nibp_merge_s"), sidecar.get("nibp_merge_s")
+    if merge is not None and merged_for is not None and int(merge) != int(merged_for):
+        notes.append(f"note: {data_dir} merged cuff values stamped up to {merge} s apart into readings, the model's "
+                     f"training data up to {merged_for} s (--nibp-merge-s)")
     fill = (manifest.get("config") or {}).get("fill")
     if fill is not None and sidecar.get("fill") is not None and fill != sidecar["fill"]:
         notes.append(f"note: {data_dir} filled gaps with {fill}, the model's training data with {sidecar['fill']}")
@@ -254,18 +302,30 @@ def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None,
     arrays = pooled_windows(data, manifest)
     if len(arrays) == 0:
         raise HypoError(f"{data} holds no window")
+    missing = missing_groups(arrays, frozen.sidecar)
+    notes += missing_notes(missing)
+    left_out = np.zeros(len(arrays), bool)
+    for m in missing.values():
+        if m["treatment"] == LEFT_OUT:
+            left_out |= m["mask"]
+    if left_out.any():
+        arrays = take([arrays], ~left_out)
+        if len(arrays) == 0:
+            raise HypoError(f"every window of {data} lacks a signal group the model cannot take "
+                            f"({', '.join(g for g, m in missing.items() if m['treatment'] == LEFT_OUT)}); "
+                            "evaluate a model trained with --channel-dropout")
     probs = frozen.predict(arrays.x)
-    ok = _finite_rows(probs)
-    if not ok.all():
-        notes.append(f"note: {int((~ok).sum())} windows got no probability (a missing signal the model cannot take);"
-                     " left out")
-        arrays, probs = take([arrays], ok), probs[ok]
+    bad = ~_finite_rows(probs)
+    if bad.any():
+        raise HypoError(f"the model gave no probability for {int(bad.sum())} windows of {data} holding NaN only "
+                        "where its sidecar's tolerates_missing allows; its export is broken: re-export it")
     th = frozen.sidecar.get("thresholds") or {}
     thresholds = {c: _nan(th.get(f"p_{c}")) for c in CLASSES[1:]}
     data_info = {"path": data, "fingerprint": manifest["fingerprint"], "provenance": describe_dataset(manifest),
                  "simulated": is_simulated(manifest), "n_windows": int(len(arrays)),
                  "n_subjects": int(len(np.unique(arrays.subjectid))), "n_cases": int(len(np.unique(arrays.caseid))),
-                 "splits_pooled": list(SPLITS)}
+                 "n_windows_left_out": int(left_out.sum()), "splits_pooled": list(SPLITS),
+                 "missing_groups": {g: {k: v for k, v in m.items() if k != "mask"} for g, m in missing.items()}}
     results: dict[str, Any] = {
         "format": "hypo-external/1",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -276,7 +336,8 @@ def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None,
     }
     for line in [f"model {frozen.describe()}", f"data  {data}: {describe_dataset(manifest)}",
                  f"      {data_info['n_windows']:,} windows from {data_info['n_subjects']} subjects "
-                 f"({data_info['n_cases']} cases), all splits pooled; no retraining", *notes]:
+                 f"({data_info['n_cases']} cases), all splits pooled; no retraining"
+                 + (f"; {int(left_out.sum()):,} windows left out (below)" if left_out.any() else ""), *notes]:
         log(line)
 
     sets: list[EvalSet] = []
@@ -467,7 +528,8 @@ def write_results(results: dict[str, Any], out: str) -> dict[str, str]:
     paths["md"] = os.path.join(out, "evaluation.md")
     with open(paths["md"], "w") as f:
         f.write(f"# External evaluation{sim}\n\nmodel: {results['model']['describe']}\n\n"
-                f"data: {results['data']['path']}: {results['data']['provenance']}\n\n```\n"
+                f"data: {results['data']['path']}: {results['data']['provenance']}\n\n"
+                + "".join(f"{n}\n\n" for n in results.get("notes") or ()) + "```\n"
                 + "\n".join(summary_lines(results)) + "\n```\n")
     return paths
 
