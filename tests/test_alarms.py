@@ -193,6 +193,7 @@ def test_art_labels_score_art_events_with_every_baseline(art):
     assert len(t) > 1 and set(np.diff(t)) == {150}
 
 
+@pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_report_has_the_alarm_section(cuff, tmp_path, capsys):
     out = str(tmp_path / "report")
     res = report_main([cuff["exp"], "--out", out, "--bootstrap", "30", "--alarm-stride", "60"])

@@ -158,6 +158,7 @@ def test_vital_files_without_a_mac_track(tmp_path):
         build_windows(VitalDirSource(tmp_path), WindowConfig(allow_missing=("mac",)), str(tmp_path / "out"))
 
 
+@pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_hypo_windows_keeps_tiva_files_with_allow_missing(ray_local, tmp_path, capsys):
     write_tiva_files(tmp_path / "vital")
     base = ["--source", "vital-dir", "--path", str(tmp_path / "vital"), "--no-progress", "--split", "0.5", "0.25",

@@ -122,6 +122,7 @@ def test_cli_builds_art_labels_from_demo(ray_local, tmp_path, capsys):
     assert man["config"]["label"]["source"] == "art" and "label source art:" in out and "arterial line:" in out
 
 
+@pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_leaderboard_and_report_state_the_label_source(tmp_path):
     data = str(tmp_path / "data")
     build_demo_dataset(data, n_cases=40, cfg=ART)

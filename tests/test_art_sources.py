@@ -235,6 +235,7 @@ def test_vitaldb_counts_arterial_lines_and_skips_cases_without_one(art_api, tmp_
         assert info.value.reason == "no arterial line" and srv.hits[f"/{V}/3.vital"] == 1
 
 
+@pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_vitaldb_art_build_with_ray(art_api, ray_local, tmp_path):
     from hypo.data.dataset import load_split
     from hypo.data.preprocess import build_windows

@@ -27,23 +27,10 @@ from hypo.learn.train import drop_channels, dropout_groups, fit_arrays
 from hypo.learn.train_config import TrainConfig
 
 from demo_experiment import build_demo_dataset, fake_search
+from param_counts import MEAN, STD, conv, dense, lstm
 from synthetic_windows import make_windows
 
 torch.set_num_threads(2)
-MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]  # as in test_models
-STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
-
-
-def conv(c_in, c_out, kernel=3):
-    return c_in * c_out * kernel + c_out
-
-
-def dense(n_in, n_out):
-    return n_in * n_out + n_out
-
-
-def lstm(n_in, k):  # PyTorch: 4 gates, input and recurrent kernels, two bias vectors
-    return 4 * (k * n_in + k * k + 2 * k)
 
 
 def windows(n=5, seed=0):
@@ -283,6 +270,7 @@ def test_exports_made_before_tolerated_groups_existed_predict_unchanged(exports,
 # ------------------------------------------------------------------------------- --test and the report
 
 
+@pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_leaderboard_test_and_report_score_every_model_under_channel_loss(exports, tmp_path):
     from hypo.cli.leaderboard import main as leaderboard_main
     from hypo.cli.report import main as report_main

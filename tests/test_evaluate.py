@@ -229,6 +229,7 @@ def test_an_unwritable_export_path_is_refused_before_any_work(setup, tmp_path, c
     assert "is a folder" in err and not (tmp_path / "ev").exists()
 
 
+@pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_alarms_score_the_frozen_model_on_the_other_sites_recordings(setup, tmp_path, capsys):
     """--alarms: OTHER's test recordings replayed; thresholds fixed on the development data's validation split."""
     out = tmp_path / "ev"

@@ -6,21 +6,9 @@ from hypo.config import from_dict, to_dict
 from hypo.errors import ConfigError
 from hypo.learn.models import MODELS, ModelConfig, build_model, count_parameters, predict_proba
 
+from param_counts import MEAN, STD, conv, dense, lstm
+
 torch.set_num_threads(2)
-MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
-STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
-
-
-def conv(c_in, c_out, kernel=3):
-    return c_in * c_out * kernel + c_out
-
-
-def dense(n_in, n_out):
-    return n_in * n_out + n_out
-
-
-def lstm(n_in, k):  # PyTorch: 4 gates, input and recurrent kernels, two bias vectors
-    return 4 * (k * n_in + k * k + 2 * k)
 
 
 def expected_params(name, k):

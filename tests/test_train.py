@@ -243,7 +243,9 @@ def test_cli_end_to_end(planted, tmp_path):
         (["--data", "{planted}", "--device", "tpu"], "device must be"),
     ],
 )
-def test_cli_errors_are_one_line(planted, tmp_path, args, needle):
+def test_cli_errors_are_one_line(planted, tmp_path, args, needle, capsys):
+    """In-process (the subprocess path is test_cli_end_to_end): the same one line on stderr, exit status 2."""
+    from hypo.cli.train import main
     six = tmp_path / "six"
     write_synthetic_dataset(str(six), n_train=40, n_val=40, n_test=0)
     with open(six / "manifest.json") as f:
@@ -252,10 +254,12 @@ def test_cli_errors_are_one_line(planted, tmp_path, args, needle):
     with open(six / "manifest.json", "w") as f:
         json.dump(m, f)
     fill = {"missing": str(tmp_path / "nothing"), "sixsignals": str(six), "planted": planted}
-    p = run_cli(*[a.format(**fill) for a in args], "--out", str(tmp_path / "out"), "--epochs", "1")
-    assert p.returncode == 2
-    assert p.stderr.strip().count("\n") == 0 and "Traceback" not in p.stderr, p.stderr
-    assert p.stderr.startswith("hypo train: error:") and needle in p.stderr
+    with pytest.raises(SystemExit) as exc:
+        main([*[a.format(**fill) for a in args], "--out", str(tmp_path / "out"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith("hypo train: error:") and needle in err
 
 
 def test_cli_trains_any_window_length_and_resumes_into_its_default_folder(tmp_path, monkeypatch, capsys):
