@@ -30,7 +30,7 @@ from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, 
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
 SCHEDULERS = ("asha", "none")  # none: no early stopping, every trial runs all its epochs
-FAIL_MARKER_KEY = "_fail_once_at_epoch"  # failure injection for tests: (epoch, marker file)
+FAIL_MARKER_KEY = "_fail_once_at_epoch"  # tests: (epoch, marker): the worker dies once after reporting that epoch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,10 +193,13 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
         report["reported_at"] = time.time()  # Tune's own timestamp is whole seconds; anytime curves need better
         if device == "cuda":  # what this trial holds on its GPU (the packing benchmark reads it)
             report["gpu_peak_mib"] = torch.cuda.max_memory_reserved() / 2**20
-        tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
-        if fail and epoch == fail[0] and not os.path.exists(fail[1]):
+        if fail and epoch == fail[0] + 1 and not os.path.exists(fail[1]):
+            # The worker dies while training the epoch after ``fail[0]``, as a lost node would: Tune must restart
+            # from that epoch's checkpoint. (Dying right after its report raced with the driver's logging of it.)
             open(fail[1], "w").close()
-            os._exit(1)  # the worker dies, as a lost node would: Tune must restart from the checkpoint
+            time.sleep(1.0)
+            os._exit(1)
+        tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
 
     from hypo.data.dataset import absent_groups
 
