@@ -388,7 +388,8 @@ def plot_leaderboard(df: pd.DataFrame, path: str, title: str = "", simulated: bo
                    label=f"baseline: {name}", zorder=5)
     ax.set_xlabel("validation mean AUROC (one-vs-rest, 3 classes)")
     ax.set_ylabel("validation AUPRC hypotension + hypertension")
-    ax.set_title((title or "hypo search: trials at their best epoch") + ("  [simulated data]" if simulated else ""))
+    heading = (title or "hypo search: trials at their best epoch") + ("  [simulated data]" if simulated else "")
+    ax.set_title(heading.replace(", ", "\n", 1) if len(heading) > 60 else heading, fontsize=10)
     if partial:
         ax.text(0.5, 0.98, partial.split(";")[0], transform=ax.transAxes, ha="center", va="top", fontsize=10,
                 color="darkred", weight="bold", bbox={"facecolor": "mistyrose", "edgecolor": "darkred"})
