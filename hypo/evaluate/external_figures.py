@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypo.evaluate.report_figures import reliability_panel
 from hypo.infer.timeline import BASE_COLOR, DPI, MODEL_COLOR, finish_figure, pyplot
 
 STAGE_STYLE = {"model": (MODEL_COLOR, "-o", "model"), "before": (BASE_COLOR, "--s", "before recalibration"),
@@ -29,24 +30,14 @@ def reliability_figure(calib: dict, path: str, title: str = "", min_count: int =
     names = ("hypotension", "hypertension")
     fig, axes = plt.subplots(1, len(names), figsize=(5.4 * len(names), 5.0), dpi=DPI, squeeze=False)
     for ax, name in zip(axes[0], names):
-        ax.plot([0, 1], [0, 1], color="black", lw=0.6, ls=":", label="perfect calibration")
+        lines = []
         for stage, per_class in calib.items():
             c = per_class[name]
             color, style, what = STAGE_STYLE.get(stage, (MODEL_COLOR, "-o", stage))
-            r = c["reliability"]
-            keep = np.asarray(r["n"]) >= min_count
-            ax.plot(np.asarray(r["pred"])[keep], np.asarray(r["obs"])[keep], style, color=color, ms=4, lw=1.5,
-                    label=f"{what}: ECE {c['ece']:.3f}, slope {c['slope']:.2f}, Brier {c['brier']:.3f}")
-        last = calib[list(calib)[-1]][name]["reliability"]
-        hist = ax.twinx()
-        hist.bar(last["pred"], last["n"], width=0.03, color=MODEL_COLOR, alpha=0.15)
-        hist.set_ylabel(f"windows per bin ({list(calib)[-1]})", fontsize=8, color=MODEL_COLOR)
-        hist.tick_params(labelsize=7, colors=MODEL_COLOR)
-        hist.set_ylim(0, max(max(last["n"], default=1) * 4, 1))
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted p({name})", ylabel=f"observed share of {name}",
-               title=f"{name} vs rest (bins of >= {min_count} windows)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+            lines.append((c["reliability"], color, style,
+                          f"{what}: ECE {c['ece']:.3f}, slope {c['slope']:.2f}, Brier {c['brier']:.3f}"))
+        last = list(calib)[-1]
+        reliability_panel(ax, name, lines, calib[last][name]["reliability"], last, f"{name} vs rest", min_count)
     return finish_figure(fig, plt, path, title, fontsize=11)
 
 

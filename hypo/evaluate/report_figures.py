@@ -113,21 +113,31 @@ def calibration_figure(calib: dict, path: str, title: str = "", min_count: int =
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.8), dpi=DPI, squeeze=False)
     for ax, name in zip(axes[0], names):
         c = calib[name]
-        ax.plot([0, 1], [0, 1], color="black", lw=0.6, ls=":", label="perfect calibration")
-        for key, color, style, label in (("model", MODEL_COLOR, "-o", f"model (ECE {c['ece']:.3f})"),
-                                         ("baseline", BASE_COLOR, "--s", "last-reading baseline")):
-            b = c[key]
-            keep = np.asarray(b["n"]) >= min_count  # a handful of windows gives a meaningless share
-            ax.plot(np.asarray(b["pred"])[keep], np.asarray(b["obs"])[keep], style, color=color, ms=4, lw=1.5,
-                    label=label)
-        hist = ax.twinx()
-        m = c["model"]
-        hist.bar(m["pred"], m["n"], width=0.03, color=MODEL_COLOR, alpha=0.15)
-        hist.set_ylabel("windows per bin (model)", fontsize=8, color=MODEL_COLOR)
-        hist.tick_params(labelsize=7, colors=MODEL_COLOR)
-        hist.set_ylim(0, max(max(m["n"], default=1) * 4, 1))
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted p({name})", ylabel=f"observed share of {name}",
-               title=f"calibration: {name} (bins of >= {min_count} windows)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8.5)
+        lines = [(c["model"], MODEL_COLOR, "-o", f"model (ECE {c['ece']:.3f})"),
+                 (c["baseline"], BASE_COLOR, "--s", "last-reading baseline")]
+        reliability_panel(ax, name, lines, c["model"], "model", f"calibration: {name}", min_count, legend_size=8.5)
     return finish_figure(fig, plt, path, title)
+
+
+def reliability_panel(ax, name: str, lines, hist_bins: dict, hist_label: str, heading: str, min_count: int,
+                      legend_size: float = 8) -> None:
+    """Draw one class's reliability panel: the diagonal, curves, and window counts as bars behind.
+
+    One curve per ``(bins, color, style, label)`` in ``lines`` (bins with fewer than ``min_count`` windows left
+    out); the bars are ``hist_bins``' window counts. ``bins`` are ``{"pred", "obs", "n"}`` per bin
+    (:func:`hypo.evaluate.calibration.reliability`).
+    """
+    ax.plot([0, 1], [0, 1], color="black", lw=0.6, ls=":", label="perfect calibration")
+    for bins, color, style, label in lines:
+        keep = np.asarray(bins["n"]) >= min_count  # a handful of windows gives a meaningless share
+        ax.plot(np.asarray(bins["pred"])[keep], np.asarray(bins["obs"])[keep], style, color=color, ms=4, lw=1.5,
+                label=label)
+    hist = ax.twinx()
+    hist.bar(hist_bins["pred"], hist_bins["n"], width=0.03, color=MODEL_COLOR, alpha=0.15)
+    hist.set_ylabel(f"windows per bin ({hist_label})", fontsize=8, color=MODEL_COLOR)
+    hist.tick_params(labelsize=7, colors=MODEL_COLOR)
+    hist.set_ylim(0, max(max(hist_bins["n"], default=1) * 4, 1))
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted p({name})", ylabel=f"observed share of {name}",
+           title=f"{heading} (bins of >= {min_count} windows)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=legend_size)
