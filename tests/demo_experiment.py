@@ -88,3 +88,21 @@ def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_s
 def window_config_dict(cfg: WindowConfig | None = None) -> dict:
     """The default window config as a dict (what manifests record)."""
     return to_dict(cfg or WindowConfig())
+
+
+def plain_and_dropout_exports(data_dir: str, root: str) -> dict:
+    """Two exports trained on ``data_dir`` (one epoch each): ``plain`` without and ``dropout`` with channel dropout.
+
+    Returns:
+        ``{"plain": path, "dropout": path, "exp": experiment folder}``.
+    """
+    from hypo.cli.export import main as export_main
+
+    trials = ({"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0},
+              {"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0, "channel_dropout": 0.3})
+    exp = fake_search(data_dir, os.path.join(root, "exp"), trials=trials, epochs=1)
+    out = {"exp": exp}
+    for name, tid in (("plain", "fake_00000"), ("dropout", "fake_00001")):
+        out[name] = os.path.join(root, f"{name}.pt")
+        export_main([exp, "--out", out[name], "--trial", tid])
+    return out

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from hypo.cli.export import main as export_main
 from hypo.cli.predict import main as predict_main
 from hypo.config import from_dict, to_dict
 from hypo.data.signals import BIS, GROUP_NAMES, GROUPS, MAC, N_SIGNALS, NIBP, VITALDB_TRACKS
@@ -26,7 +25,7 @@ from hypo.learn.models import MODELS, ModelConfig, build_model, count_parameters
 from hypo.learn.train import drop_channels, dropout_groups, fit_arrays
 from hypo.learn.train_config import TrainConfig
 
-from demo_experiment import build_demo_dataset, fake_search
+from demo_experiment import build_demo_dataset, plain_and_dropout_exports
 from param_counts import MEAN, STD, conv, dense, lstm
 from synthetic_windows import make_windows
 
@@ -193,15 +192,7 @@ def exports(tmp_path_factory):
     """Two exports from demo cases 1-40: one trained with channel dropout, one without (one epoch each)."""
     root = tmp_path_factory.mktemp("channels")
     build_demo_dataset(str(root / "demo"), n_cases=40)
-    trials = ({"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0},
-              {"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0, "channel_dropout": 0.3})
-    exp = fake_search(str(root / "demo"), str(root / "exp"), trials=trials, epochs=1)
-    out = {}
-    for name, tid in (("plain", "fake_00000"), ("dropout", "fake_00001")):
-        out[name] = str(root / f"{name}.pt")
-        export_main([exp, "--out", out[name], "--trial", tid])
-    out["exp"] = exp
-    return out
+    return plain_and_dropout_exports(str(root / "demo"), str(root))
 
 
 def recording(tmp_path, lacking=()):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from hypo.cli.evaluate import main
-from hypo.cli.export import main as export_main
 from hypo.cli.predict import main as predict_main
 from hypo.config import WindowConfig
 from hypo.data.dataset import read_manifest
@@ -22,7 +21,7 @@ from hypo.infer.predict import predict_file
 from hypo.learn.metrics import evaluate_scores
 from hypo.learn.recalibration import apply_recalibration, fit_recalibration
 
-from demo_experiment import build_demo_dataset, fake_search
+from demo_experiment import build_demo_dataset, plain_and_dropout_exports
 
 BOOT = ["--bootstrap", "30"]
 
@@ -32,13 +31,7 @@ def setup(tmp_path_factory):
     """Site A (cases 1-40): one model without and one with channel dropout; site B (cases 1-60) with TIVA kept."""
     root = tmp_path_factory.mktemp("evaluate-missing")
     build_demo_dataset(str(root / "a"), n_cases=40)
-    trials = ({"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0},
-              {"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0, "channel_dropout": 0.3})
-    exp = fake_search(str(root / "a"), str(root / "exp"), trials=trials, epochs=1)
-    out = {"root": root}
-    for name, tid in (("plain", "fake_00000"), ("dropout", "fake_00001")):
-        out[name] = str(root / f"{name}.pt")
-        export_main([exp, "--out", out[name], "--trial", tid])
+    out = {"root": root, **plain_and_dropout_exports(str(root / "a"), str(root))}
     build_demo_dataset(str(root / "b"), n_cases=60, site="b", cfg=WindowConfig(allow_missing=("mac",)))
     out["b"] = str(root / "b")
     arrays = pooled_windows(out["b"], read_manifest(out["b"]))
