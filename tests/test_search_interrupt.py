@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,8 @@ def _search(data_dir, storage, name, *extra):
 
 
 def test_sigint_exits_130_says_how_to_resume_and_marks_the_leaderboard_partial(data_dir, tmp_path):
-    proc = _search(data_dir, tmp_path, "ctrlc", "--samples", "4", "--epochs", "6", "--grace-period", "6")
+    # Long trials, so that Ctrl-C lands mid-search however fast the machine is.
+    proc = _search(data_dir, tmp_path, "ctrlc", "--samples", "4", "--epochs", "40", "--grace-period", "40")
     exp = tmp_path / "ctrlc"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None and not list(exp.glob("train_trial*/result.json")):
@@ -40,10 +42,13 @@ def test_sigint_exits_130_says_how_to_resume_and_marks_the_leaderboard_partial(d
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, (out[-2000:], err[-2000:])
-    assert f"interrupted after 0 of 4 trials; resume with: python tune/search.py --resume --name ctrlc " \
-           f"--storage {tmp_path}" in err
+    said = re.search(r"interrupted after (\d+) of 4 trials; resume with: python tune/search\.py --resume "
+                     r"--name ctrlc --storage (\S+)", err)
+    assert said and said.group(2) == str(tmp_path), err[-2000:]
+    finished = int(said.group(1))
+    assert finished < 4
     assert "search finished" not in out
-    assert "PARTIAL: 0 of 4 planned trials finished" in out
+    assert f"PARTIAL: {finished} of 4 planned trials finished" in out  # the console and the board agree
     board = pd.read_csv(exp / "leaderboard.csv")
     assert board["partial"].all() and "unfinished" in set(board["status"])
     assert "PARTIAL" in (exp / "leaderboard.md").read_text()
