@@ -146,7 +146,7 @@ def test_resume_restores_a_killed_search_with_its_optuna_history(ray_local, data
     exp = os.path.join(str(tmp_path), name)
     deadline = time.time() + 240
     while _finished(exp) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.1)  # kill soon after the second trial ends, before a third can
     os.killpg(proc.pid, signal.SIGKILL)  # the search and its Ray die at once
     proc.wait()
     before = {t.trial_id: _epochs(t) for t in load_trials(exp) if _epochs(t) and _epochs(t)[-1] == 4}
