@@ -70,6 +70,16 @@ def test_a_reading_takes_each_value_once_and_spans_at_most_merge_s():
     assert n0 == 0 and same is sig
 
 
+def test_a_group_still_lacking_a_value_is_not_counted_as_a_merged_reading():
+    sig = np.full((20, 7), nan, np.float32)
+    sig[0, SBP], sig[1, MBP] = 120, 80  # no diastolic value within 3 s: a partial reading, removed later
+    sig[10, SBP], sig[11, MBP], sig[12, DBP] = 125, 82, 61
+    out, n = merge_cuff_values(sig, 3)
+    assert n == 1
+    np.testing.assert_array_equal(out[12, NIBP], [125, 82, 61])
+    assert out[1, SBP] == 120 and np.isnan(out[1, DBP])  # moved to its latest second all the same
+
+
 def far_apart_case(caseid: str = "1") -> Case:
     """A case whose cuff writes SBP, MAP and DBP 10 s apart: no reading is ever whole within 3 s."""
     sig = synthetic_case(int(caseid), 3600)

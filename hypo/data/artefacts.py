@@ -46,7 +46,8 @@ def merge_cuff_values(signals: np.ndarray, merge_s: int) -> tuple[np.ndarray, in
 
     Returns:
         ``(merged, n_merged)``: the signals with the values of each merged reading moved to its latest second
-        (``signals`` itself when nothing merged), and how many readings were formed from values stamped apart.
+        (``signals`` itself when nothing merged), and how many whole readings were formed from values stamped
+        apart (a group still lacking a value is moved too, then removed as incomplete, and not counted here).
     """
     present = ~np.isnan(signals[:, NIBP])
     rows = np.flatnonzero(present.any(axis=1))
@@ -63,7 +64,7 @@ def merge_cuff_values(signals: np.ndarray, merge_s: int) -> tuple[np.ndarray, in
             if has.any():
                 out[last, col] = signals[group[int(np.flatnonzero(has)[0])], col]
         out[np.ix_(group[:-1], NIBP)] = np.nan
-        return 1
+        return int(present[group].any(axis=0).all())  # a whole reading; a partial one is removed later, not merged
 
     group, have = [int(rows[0])], present[rows[0]].copy()
     for r in rows[1:]:
