@@ -22,7 +22,7 @@ LABEL_MODES = ("reading", "ffill")
 HYPO_MAP_RANGE = (30.0, 120.0)
 HYPER_SBP_RANGE = (90.0, 260.0)
 LABEL_SOURCES = ("cuff", "art")
-# Signal groups a case may lack for its whole length (``--allow-missing``); see hypo.data.signals.MAY_BE_MISSING.
+# Signal groups a case may lack for its whole length (``--allow-missing``); hypo.data.signals names the groups.
 MAY_BE_MISSING = ("mac", "bis")
 NIBP_MERGE_S = 3  # default: cuff values stamped at most this many seconds apart form one reading
 

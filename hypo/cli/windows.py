@@ -14,7 +14,7 @@ import argparse
 import re
 from typing import Any
 
-from hypo.config import FillConfig, LabelConfig, SplitConfig, WindowConfig
+from hypo.config import NIBP_MERGE_S, FillConfig, LabelConfig, SplitConfig, WindowConfig
 from hypo.data.preprocess import build_windows
 from hypo.data.signals import MAY_BE_MISSING, parse_groups
 from hypo.data.sources.factory import SOURCE_NAMES, make_source
@@ -59,9 +59,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--allow-missing", default="", metavar="GROUPS",
                    help="keep cases that lack these signal groups entirely (mac,bis: TIVA, no BIS sensor) with the "
                         "group NaN in their windows (marked and counted), instead of rejecting them")
-    p.add_argument("--nibp-merge-s", type=int, default=3, metavar="S",
+    p.add_argument("--nibp-merge-s", type=int, default=NIBP_MERGE_S, metavar="S",
                    help="cuff SBP/MAP/DBP values stamped at most S seconds apart form one reading, stamped at the "
-                        "latest (default 3; 0: only values in the same second)")
+                        f"latest (default {NIBP_MERGE_S}; 0: only values in the same second)")
     p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
                    help="subject split fractions")
     p.add_argument("--split-seed", type=int, default=0, help="seed assigning subjects to splits")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from hypo import config
+
 # Order is fixed everywhere: case arrays, windows (time-major [60, 7]) and model inputs.
 SIGNALS: tuple[str, ...] = ("ecg", "nibp_sbp", "nibp_mbp", "nibp_dbp", "pleth", "mac", "bis")
 N_SIGNALS = len(SIGNALS)
@@ -21,8 +23,8 @@ GROUPS: dict[str, tuple[int, ...]] = {"ecg": (ECG,), "nibp": NIBP, "pleth": (PLE
 GROUP_NAMES: tuple[str, ...] = tuple(GROUPS)
 GROUP_TITLES: dict[str, str] = {"ecg": "ECG", "nibp": "cuff (NIBP)", "pleth": "PLETH", "mac": "MAC", "bis": "BIS"}
 # Groups a case may lack for its whole length and still be used (``--allow-missing``): total intravenous
-# anaesthesia has no MAC, a BIS sensor is often never applied.
-MAY_BE_MISSING: tuple[str, ...] = ("mac", "bis")
+# anaesthesia has no MAC, a BIS sensor is often never applied. Defined in hypo.config, which validates the flag.
+MAY_BE_MISSING = config.MAY_BE_MISSING
 
 
 def group_channels(groups) -> list[int]:

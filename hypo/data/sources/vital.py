@@ -276,9 +276,10 @@ def read_vital_case(
     for i, sig in enumerate(SIGNALS):
         if sig in chosen:
             signals[:, i] = values[:, columns.index(chosen[sig])]
-    art = read_arterial_line(path, caseid, art_track_map(tmap), vf.dtstart) if arterial else None
-    case = Case(caseid, str(subjectid), signals, art=art)
-    case.check_signals(tuple(allow_missing))
+    case = Case(caseid, str(subjectid), signals)
+    case.check_signals(tuple(allow_missing))  # before the arterial line: a rejected file is not read again
+    if arterial:
+        case.art = read_arterial_line(path, caseid, art_track_map(tmap), vf.dtstart)
     return case
 
 
