@@ -36,16 +36,15 @@ from hypo.data.windows import Readings  # noqa: E402
 from hypo.errors import CaseRejected  # noqa: E402
 
 
-def compare_case(case, cuff_cfg: WindowConfig, art_cfg: WindowConfig) -> dict | None:
-    """Cuff and ART labels of one case, and its hypotensive minutes; ``None`` when it has no usable line."""
+def compare_case(case, cuff_win, cuff_cfg: WindowConfig, art_cfg: WindowConfig) -> dict | None:
+    """Cuff and ART labels of one case, and its hypotensive minutes; ``None`` when it has no usable line.
+
+    ``cuff_win`` is the case's cuff-labelled windows (``None`` when the cuff build rejected it).
+    """
     try:
         art_win, _ = process_case(case, art_cfg)
     except CaseRejected:
         return None
-    try:
-        cuff_win, _ = process_case(case, cuff_cfg)
-    except CaseRejected:
-        cuff_win = None
     cleaned = clean_case(case, cuff_cfg).cleaned
     readings = Readings.from_signals(cleaned)
     line, _ = usable_arterial_line(case)
@@ -68,17 +67,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", type=int, default=100, help="demo cases 1..N")
     p.add_argument("--seed", type=int, default=0, help="demo simulator seed")
     args = p.parse_args(argv)
+    if args.cases < 1:
+        p.error(f"--cases must be >= 1, got {args.cases}")
     cuff_cfg, art_cfg = WindowConfig(), WindowConfig(label=LabelConfig(source="art"))
     used, cuff_all = [], []
     for i in range(1, args.cases + 1):
         case = simulate_case(i, args.seed)
         try:
-            cuff_all.append(process_case(case, cuff_cfg)[0].label)
+            cuff_win = process_case(case, cuff_cfg)[0]
+            cuff_all.append(cuff_win.label)
         except CaseRejected:
-            pass
-        r = compare_case(case, cuff_cfg, art_cfg)
+            cuff_win = None
+        r = compare_case(case, cuff_win, cuff_cfg, art_cfg)
         if r is not None:
             used.append(r)
+    if not cuff_all or not any(r["cuff"] is not None for r in used):
+        sys.exit(f"label_sources.py: no case of 1-{args.cases} gave both cuff and ART windows; try more --cases")
     cuff_all = np.concatenate(cuff_all)
     cuff_line = np.concatenate([r["cuff"].label for r in used if r["cuff"] is not None])
     art_all = np.concatenate([r["art"].label for r in used])
