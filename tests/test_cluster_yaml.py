@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import yaml
@@ -44,7 +45,8 @@ def test_no_secrets_and_no_open_dashboard():
 def test_setup_installs_the_project_with_pinned_torch():
     cfg = _config()
     setup = " ".join(cfg["setup_commands"])
-    assert "torch==2.13.0" in setup and "-e ~/hypo" in setup
+    pin = re.search(r'"(torch==[0-9.]+)"', (CLUSTER.parent / "pyproject.toml").read_text()).group(1)
+    assert pin in setup and "-e ~/hypo" in setup  # the same torch as pyproject.toml pins
     assert cfg["file_mounts"]["~/hypo"] == "."
 
 

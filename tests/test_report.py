@@ -27,8 +27,6 @@ from hypo.search.tuner import SearchConfig, run_search
 
 from demo_experiment import build_demo_dataset, fake_search
 
-pytestmark = pytest.mark.slow  # a real Ray Tune search under every test
-
 # ------------------------------------------------------------------------------------ bootstrap, thresholds
 
 
@@ -131,6 +129,7 @@ def search(ray_local, tmp_path_factory):
     return exp
 
 
+@pytest.mark.slow  # a real Ray Tune search
 def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     out = str(tmp_path / "report")
     looks_before = len(read_looks(search))
@@ -199,6 +198,7 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert read_looks(search)[-1]["trials"][0]["checkpoint_sha256"] == prov["checkpoint_sha256"]
 
 
+@pytest.mark.slow  # a real Ray Tune search
 def test_report_of_a_named_trial_and_one_line_errors(search, tmp_path, capsys):
     trials = [t.trial_id for t in load_trials(search)]
     first = make_report(search, trial=trials[0], out=str(tmp_path / "r0"), n_boot=10, log=lambda s: None)
@@ -219,6 +219,7 @@ def test_report_of_a_named_trial_and_one_line_errors(search, tmp_path, capsys):
         assert err.count("\n") == 1
 
 
+@pytest.mark.slow  # two demo datasets and a trained run (the fast suite stays under 3 minutes)
 def test_report_refuses_a_dataset_rebuilt_since_training(tmp_path, capsys):
     data = str(tmp_path / "demo")
     build_demo_dataset(data, n_cases=30)

@@ -31,14 +31,19 @@ def _search(data_dir, storage, name, *extra):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait_for_first_result(proc, exp, timeout_s: float = 180):
+    """Wait until a trial of the search has reported; the search must still be running then."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None and not list(exp.glob("train_trial*/result.json")):
+        time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+
+
 def test_sigint_exits_130_says_how_to_resume_and_marks_the_leaderboard_partial(data_dir, tmp_path):
     # Long trials, so that Ctrl-C lands mid-search however fast the machine is.
     proc = _search(data_dir, tmp_path, "ctrlc", "--samples", "4", "--epochs", "40", "--grace-period", "40")
     exp = tmp_path / "ctrlc"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None and not list(exp.glob("train_trial*/result.json")):
-        time.sleep(0.3)
-    assert proc.poll() is None, proc.communicate()
+    _wait_for_first_result(proc, exp)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, (out[-2000:], err[-2000:])
@@ -65,9 +70,7 @@ def test_a_search_killed_outright_reads_as_partial_with_no_handler_run(data_dir,
 
     proc = _search(data_dir, tmp_path, "killed", "--samples", "3", "--epochs", "8", "--grace-period", "8")
     exp = tmp_path / "killed"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None and not list(exp.glob("train_trial*/result.json")):
-        time.sleep(0.3)
+    _wait_for_first_result(proc, exp)
     proc.kill()
     proc.communicate(timeout=60)
     res = show_leaderboard(str(exp), log=lambda s: None)

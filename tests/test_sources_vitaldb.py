@@ -17,15 +17,13 @@ from hypo.errors import CaseRejected, ConfigError, HypoError
 
 from vital_server import REAL_EXPORTS, SAMPLES, closed_port_url, export_to_vital, make_case, serve
 
-pytestmark = pytest.mark.usefixtures("real_samples")
-
 V = vitaldb.dataset.DATASET_VERSION
 SYNTHETIC = ("1", "2", "3")  # real caseids (eligible; subjects 5955, 2487, 2861) with synthetic signals
 
 
 @pytest.fixture(scope="module")
-def api_files(tmp_path_factory):
-    """URL path -> bytes for the stand-in API, and the synthetic cases served."""
+def api_files(real_samples, tmp_path_factory):
+    """URL path -> bytes for the stand-in API (the real clinical table and exports), and the synthetic cases."""
     root = tmp_path_factory.mktemp("api")
     files = {"/cases": (SAMPLES / "cases_clinical_information.csv").read_bytes()}
     cases = {}
