@@ -24,6 +24,7 @@ HYPER_SBP_RANGE = (90.0, 260.0)
 LABEL_SOURCES = ("cuff", "art")
 # Signal groups a case may lack for its whole length (``--allow-missing``); hypo.data.signals names the groups.
 MAY_BE_MISSING = ("mac", "bis")
+CUFF_MODE, CUFF_TOLERANCE_S = "reading", 90  # cuff labels by default: the reading nearest end + horizon, within 90 s
 NIBP_MERGE_S = 3  # default: cuff values stamped at most this many seconds apart form one reading
 
 
@@ -117,9 +118,9 @@ class LabelConfig:
     and fingerprint they had before ART labels existed.
     """
 
-    mode: str = "reading"
+    mode: str = CUFF_MODE
     horizon_s: int = 300
-    tolerance_s: int = 90
+    tolerance_s: int = CUFF_TOLERANCE_S
     hypo_map: float = 65.0
     hyper_sbp: float = 160.0
     source: str = "cuff"
@@ -135,7 +136,7 @@ class LabelConfig:
         _require(self.mode in LABEL_MODES, f"label mode must be one of {LABEL_MODES}, got {self.mode!r}")
         _require(self.horizon_s > 0, f"horizon_s must be > 0, got {self.horizon_s}")
         if self.source == "art":
-            _require((self.mode, self.tolerance_s) == ("reading", 90),
+            _require((self.mode, self.tolerance_s) == (CUFF_MODE, CUFF_TOLERANCE_S),
                      "label mode and tolerance describe cuff labels; leave them at their defaults with ART labels")
             _require(self.event_s >= 2 and self.event_s % 2 == 0,
                      f"event_s must be an even number of seconds >= 2, got {self.event_s}")

@@ -14,7 +14,7 @@ import argparse
 import re
 from typing import Any
 
-from hypo.config import NIBP_MERGE_S, FillConfig, LabelConfig, SplitConfig, WindowConfig
+from hypo.config import CUFF_MODE, CUFF_TOLERANCE_S, NIBP_MERGE_S, FillConfig, LabelConfig, SplitConfig, WindowConfig
 from hypo.data.preprocess import build_windows
 from hypo.data.signals import MAY_BE_MISSING, parse_groups
 from hypo.data.sources.factory import SOURCE_NAMES, make_source
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
                    help="cuff labels: reading (default; honest: a cuff reading after the window end) or ffill "
                         "(the paper's carry-forward)")
     p.add_argument("--tolerance", type=int, default=None,
-                   help="cuff reading mode: max seconds from end + horizon (default 90)")
+                   help=f"cuff reading mode: max seconds from end + horizon (default {CUFF_TOLERANCE_S})")
     p.add_argument("--hypo-map", type=float, default=65.0, help="hypotension: MAP below this (mmHg)")
     p.add_argument("--hyper-sbp", type=float, default=160.0, help="hypertension: SBP above this (mmHg)")
     p.add_argument("--min-case", type=int, default=1200, help="reject cases shorter than this (s)")
@@ -104,8 +104,8 @@ def config_from_args(args) -> WindowConfig:
         if typed:
             raise ConfigError(f"{' and '.join(typed)} describe cuff labels; leave them out with --label-source art")
     try:
-        label = LabelConfig(mode=args.label_mode or "reading", horizon_s=args.horizon,
-                            tolerance_s=90 if args.tolerance is None else args.tolerance,
+        label = LabelConfig(mode=args.label_mode or CUFF_MODE, horizon_s=args.horizon,
+                            tolerance_s=CUFF_TOLERANCE_S if args.tolerance is None else args.tolerance,
                             hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp, source=args.label_source)
         split = SplitConfig(*args.split, seed=args.split_seed)
         try:
