@@ -84,3 +84,23 @@ def test_dataset_provenance_line():
     line = describe_dataset(manifest)
     assert line == ("demo (simulated) source, 19 of 20 cases used, windows train 1,000 / val 200 / test 210, "
                     "labels cuff ffill mode, horizon 300 s, fingerprint abc")
+
+
+def test_a_bad_optuna_storage_is_one_line_and_leaves_the_name_free(tmp_path):
+    """The tuner is built before hypo_search.json is written: a failed build leaves a folder that starts again."""
+    import ray
+
+    from hypo.errors import ConfigError
+    from hypo.search.tuner import SearchConfig, run_search
+
+    from synthetic_windows import write_synthetic_dataset
+
+    data = str(tmp_path / "windows")
+    write_synthetic_dataset(data, n_train=200, n_val=120, n_test=40, seed=0)
+    cfg = SearchConfig(data=data, storage=str(tmp_path / "runs"), name="bad", samples=1, epochs=1, batch_size=64,
+                       optuna_storage="nosuchdialect://x")
+    for _ in range(2):  # the second time too: not "already holds a search"
+        with pytest.raises(ConfigError, match=r"^--optuna-storage nosuchdialect://x: .*nosuchdialect"):
+            run_search(cfg, log=lambda s: None)
+    assert not (tmp_path / "runs" / "bad" / "hypo_search.json").exists()
+    assert not ray.is_initialized()

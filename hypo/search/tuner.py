@@ -373,9 +373,25 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         mode=["max", "max"],
         sampler=sampler,
         study_name=cfg.name,
-        storage=optuna.storages.RDBStorage(url),
+        storage=_optuna_storage(url, given=cfg.optuna_storage is not None),
     )
     return ConcurrencyLimiter(searcher, max_concurrent=cfg.max_concurrent)
+
+
+def _optuna_storage(url: str, given: bool):
+    """Optuna's RDB storage at ``url``; a URL it cannot open (no such dialect or driver, no database) is one line.
+
+    Raises:
+        ConfigError: Naming ``--optuna-storage`` when ``given`` (the user's URL), else the experiment's own file.
+    """
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # SQLAlchemy's errors, or optuna's ImportError for a driver not installed
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = f"--optuna-storage {url}" if given else f"the search's Optuna storage {url}"
+        raise ConfigError(f"{where}: {reason}") from exc
 
 
 def _callbacks(cfg: SearchConfig) -> list:
@@ -597,6 +613,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     else:
         if storage.exists(meta_path) or tune.Tuner.can_restore(exp_path):
             raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
+        # The record last: a tuner that cannot be built (a bad --optuna-storage, --mlflow without the package)
+        # must leave no hypo_search.json, or the folder could be neither started again nor resumed.
+        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
         storage.write_json(meta_path, {
             "search": to_dict(cfg),
             "code_layout": CODE_LAYOUT,
@@ -608,7 +627,6 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             "simulated": is_simulated(data["manifest"]),
             "baselines": data["baselines"],
         })
-        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
     set_console(verbose)
     # On Ctrl-C Tune logs how to resume with its Python API; the command line says how with ours instead.
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
