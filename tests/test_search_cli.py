@@ -104,3 +104,16 @@ def test_a_bad_optuna_storage_is_one_line_and_leaves_the_name_free(tmp_path):
             run_search(cfg, log=lambda s: None)
     assert not (tmp_path / "runs" / "bad" / "hypo_search.json").exists()
     assert not ray.is_initialized()
+
+
+def test_a_name_already_taken_is_refused_before_ray_or_the_data(tmp_path, capsys):
+    import ray
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "hypo_search.json").write_text("{}")
+    # --data names no dataset: the refusal comes first, before the dataset's check, Ray and the splits.
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(tmp_path / "no-data"), "--storage", str(tmp_path), "--name", "taken"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "already holds a search: pass --resume" in err, err
+    assert not ray.is_initialized()

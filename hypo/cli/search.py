@@ -191,7 +191,7 @@ def _run(cfg: SearchConfig, resume: bool, prog: str, verbose: bool) -> dict[str,
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo search``."""
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search.tuner import preflight, resumed_config
+    from hypo.search.tuner import check_name_free, preflight, resumed_config
 
     args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
         cfg = config_from_args(args)  # every flag checked before Ray starts
+        check_name_free(cfg)  # --name too: a search already there is refused before any work
         if not demo:
             preflight(cfg.data)  # the dataset too, when it exists already
         init_ray(args.address, quiet=not args.verbose)
