@@ -98,7 +98,11 @@ def config_from_args(args: argparse.Namespace, window_s: int = 60, absent: tuple
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo train``; user errors end in one line on stderr with status 2."""
     args = parse_args(argv, prog)
-    with one_line_errors(prog):
+    # Without --resume a run starts again at epoch 1 and overwrites its checkpoint.
+    again = ("re-run the same command to resume" if args.resume else
+             "re-run it with --resume added to continue from its last finished epoch (without it, training starts "
+             "again at epoch 1)")
+    with one_line_errors(prog, on_interrupt=again):
         data = load_data(args.data)
         cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]),
                                absent=absent_groups(data["manifest"]))
