@@ -117,3 +117,25 @@ def test_a_name_already_taken_is_refused_before_ray_or_the_data(tmp_path, capsys
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and "already holds a search: pass --resume" in err, err
     assert not ray.is_initialized()
+
+
+def test_resume_without_name_picks_the_newest_search_not_the_newest_folder(tmp_path, capsys):
+    """``hypo train`` writes runs/train beside the searches; --resume alone must not take it for one."""
+    import json
+    import os
+
+    (tmp_path / "search-old").mkdir()
+    (tmp_path / "search-old" / "hypo_search.json").write_text(json.dumps({"search": {}}))  # no code_layout
+    (tmp_path / "train" / "cnn-k42").mkdir(parents=True)
+    os.utime(tmp_path / "search-old", (1, 1))  # runs/train is newer
+    with pytest.raises(SystemExit) as exc:
+        main(["--resume", "--storage", str(tmp_path)])
+    err = capsys.readouterr().err
+    # the search was chosen: refused as one from an older hypo, not "train ... not a hypo search"
+    assert exc.value.code == 2 and "search-old was started by an older hypo" in err, err
+
+    (tmp_path / "search-old" / "hypo_search.json").unlink()
+    with pytest.raises(SystemExit) as exc:
+        main(["--resume", "--storage", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--resume: no experiment under" in err and err.count("\n") == 1, err

@@ -91,13 +91,16 @@ def _gpus(value: str) -> str | float:
 
 
 def _latest_experiment(storage_path: str) -> str:
+    """The newest search under ``storage_path`` (not any folder: ``hypo train`` writes ``runs/train`` there too)."""
+    from hypo.cli.leaderboard import experiments_under
+
     if storage.is_uri(storage_path):
         raise ConfigError(f"--resume with --storage {storage_path}: name the search with --name")
     root = os.path.abspath(os.path.expanduser(storage_path))
-    names = [n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))] if os.path.isdir(root) else []
-    if not names:
+    found = experiments_under(root)
+    if not found:
         raise ConfigError(f"--resume: no experiment under {root}; pass --name")
-    return max(names, key=lambda n: os.path.getmtime(os.path.join(root, n)))
+    return os.path.basename(found[0])
 
 
 def ensure_demo_data(path: str, cases: int, log=print) -> None:
