@@ -303,3 +303,22 @@ def test_cli_ctrl_c_says_to_add_resume(planted, tmp_path, monkeypatch, capsys, r
         assert err == "hypo train: interrupted; re-run the same command to resume\n"
     else:
         assert err.startswith("hypo train: interrupted; re-run it with --resume added"), err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--signals", "ecg,foo"], "--signals"),
+    (["--epochs", "0"], "epochs"),
+    (["--channel-dropout", "2"], "channel"),
+    (["--resume"], "--resume: no checkpoint at"),
+])
+def test_cli_checks_flags_before_reading_the_splits(planted, tmp_path, monkeypatch, capsys, args, needle):
+    import hypo.cli.train as cli
+
+    def no_splits(*a, **kw):
+        raise AssertionError("the splits were read before the flags were checked")
+
+    monkeypatch.setattr(cli, "load_data", no_splits)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--data", planted, "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("hypo train: error:") and needle in err, err
