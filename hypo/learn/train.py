@@ -359,8 +359,3 @@ def train(train_cfg: TrainConfig, data_dir: str, out_dir: str | None = None,
     """
     return fit_arrays(train_cfg, load_data(data_dir), out_dir=out_dir, on_epoch=on_epoch, resume_from=resume_from,
                       log=log)
-
-
-# ------------------------------------------------------------------------------------------------------- CLI
-
-
