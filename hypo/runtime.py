@@ -140,11 +140,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 @contextlib.contextmanager
-def one_line_errors(prog: str) -> Iterator[None]:
+def one_line_errors(prog: str, on_interrupt: str = "re-run the same command to resume") -> Iterator[None]:
     """Print a user error as ``prog: error: message`` and exit with status 2.
 
     User errors are :class:`HypoError` and operating-system errors (a missing file, a folder where a file should
-    be, no permission).
+    be, no permission). Ctrl-C prints ``prog: interrupted; on_interrupt`` and exits with status 130.
+
+    Args:
+        prog: The command's name, first on the line.
+        on_interrupt: What to do after Ctrl-C: how this command continues (``hypo train`` needs ``--resume``).
     """
     try:
         yield
@@ -153,5 +157,5 @@ def one_line_errors(prog: str) -> Iterator[None]:
         print(f"{prog}: error: {msg}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; re-run the same command to resume", file=sys.stderr)
+        print(f"{prog}: interrupted; {on_interrupt}", file=sys.stderr)
         raise SystemExit(130) from None

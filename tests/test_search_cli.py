@@ -84,3 +84,58 @@ def test_dataset_provenance_line():
     line = describe_dataset(manifest)
     assert line == ("demo (simulated) source, 19 of 20 cases used, windows train 1,000 / val 200 / test 210, "
                     "labels cuff ffill mode, horizon 300 s, fingerprint abc")
+
+
+def test_a_bad_optuna_storage_is_one_line_and_leaves_the_name_free(tmp_path):
+    """The tuner is built before hypo_search.json is written: a failed build leaves a folder that starts again."""
+    import ray
+
+    from hypo.errors import ConfigError
+    from hypo.search.tuner import SearchConfig, run_search
+
+    from synthetic_windows import write_synthetic_dataset
+
+    data = str(tmp_path / "windows")
+    write_synthetic_dataset(data, n_train=200, n_val=120, n_test=40, seed=0)
+    cfg = SearchConfig(data=data, storage=str(tmp_path / "runs"), name="bad", samples=1, epochs=1, batch_size=64,
+                       optuna_storage="nosuchdialect://x")
+    for _ in range(2):  # the second time too: not "already holds a search"
+        with pytest.raises(ConfigError, match=r"^--optuna-storage nosuchdialect://x: .*nosuchdialect"):
+            run_search(cfg, log=lambda s: None)
+    assert not (tmp_path / "runs" / "bad" / "hypo_search.json").exists()
+    assert not ray.is_initialized()
+
+
+def test_a_name_already_taken_is_refused_before_ray_or_the_data(tmp_path, capsys):
+    import ray
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "hypo_search.json").write_text("{}")
+    # --data names no dataset: the refusal comes first, before the dataset's check, Ray and the splits.
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(tmp_path / "no-data"), "--storage", str(tmp_path), "--name", "taken"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "already holds a search: pass --resume" in err, err
+    assert not ray.is_initialized()
+
+
+def test_resume_without_name_picks_the_newest_search_not_the_newest_folder(tmp_path, capsys):
+    """``hypo train`` writes runs/train beside the searches; --resume alone must not take it for one."""
+    import json
+    import os
+
+    (tmp_path / "search-old").mkdir()
+    (tmp_path / "search-old" / "hypo_search.json").write_text(json.dumps({"search": {}}))  # no code_layout
+    (tmp_path / "train" / "cnn-k42").mkdir(parents=True)
+    os.utime(tmp_path / "search-old", (1, 1))  # runs/train is newer
+    with pytest.raises(SystemExit) as exc:
+        main(["--resume", "--storage", str(tmp_path)])
+    err = capsys.readouterr().err
+    # the search was chosen: refused as one from an older hypo, not "train ... not a hypo search"
+    assert exc.value.code == 2 and "search-old was started by an older hypo" in err, err
+
+    (tmp_path / "search-old" / "hypo_search.json").unlink()
+    with pytest.raises(SystemExit) as exc:
+        main(["--resume", "--storage", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--resume: no experiment under" in err and err.count("\n") == 1, err

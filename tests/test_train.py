@@ -280,3 +280,45 @@ def test_cli_trains_any_window_length_and_resumes_into_its_default_folder(tmp_pa
     out = capsys.readouterr().out
     assert "epoch   2/2" in out and "epoch   1/2" not in out
     assert len(os.listdir(tmp_path / "runs" / "train")) == 1
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_cli_ctrl_c_says_to_add_resume(planted, tmp_path, monkeypatch, capsys, resume):
+    """Re-running ``hypo train`` as it was starts again at epoch 1: the interrupt line says to add --resume."""
+    import hypo.cli.train as cli
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit_arrays", interrupted)
+    out = tmp_path / "out"
+    if resume:  # a checkpoint to resume from (the flag is checked before training)
+        out.mkdir()
+        (out / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--data", planted, "--out", str(out), "--epochs", "1"] + (["--resume"] if resume else []))
+    err = capsys.readouterr().err
+    assert exc.value.code == 130 and err.count("\n") == 1, err
+    if resume:
+        assert err == "hypo train: interrupted; re-run the same command to resume\n"
+    else:
+        assert err.startswith("hypo train: interrupted; re-run it with --resume added"), err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--signals", "ecg,foo"], "--signals"),
+    (["--epochs", "0"], "epochs"),
+    (["--channel-dropout", "2"], "channel"),
+    (["--resume"], "--resume: no checkpoint at"),
+])
+def test_cli_checks_flags_before_reading_the_splits(planted, tmp_path, monkeypatch, capsys, args, needle):
+    import hypo.cli.train as cli
+
+    def no_splits(*a, **kw):
+        raise AssertionError("the splits were read before the flags were checked")
+
+    monkeypatch.setattr(cli, "load_data", no_splits)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--data", planted, "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("hypo train: error:") and needle in err, err

@@ -91,13 +91,16 @@ def _gpus(value: str) -> str | float:
 
 
 def _latest_experiment(storage_path: str) -> str:
+    """The newest search under ``storage_path`` (not any folder: ``hypo train`` writes ``runs/train`` there too)."""
+    from hypo.cli.leaderboard import experiments_under
+
     if storage.is_uri(storage_path):
         raise ConfigError(f"--resume with --storage {storage_path}: name the search with --name")
     root = os.path.abspath(os.path.expanduser(storage_path))
-    names = [n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))] if os.path.isdir(root) else []
-    if not names:
+    found = experiments_under(root)
+    if not found:
         raise ConfigError(f"--resume: no experiment under {root}; pass --name")
-    return max(names, key=lambda n: os.path.getmtime(os.path.join(root, n)))
+    return os.path.basename(found[0])
 
 
 def ensure_demo_data(path: str, cases: int, log=print) -> None:
@@ -191,7 +194,7 @@ def _run(cfg: SearchConfig, resume: bool, prog: str, verbose: bool) -> dict[str,
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo search``."""
     from hypo.runtime import init_ray, one_line_errors
-    from hypo.search.tuner import preflight, resumed_config
+    from hypo.search.tuner import check_name_free, preflight, resumed_config
 
     args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
         cfg = config_from_args(args)  # every flag checked before Ray starts
+        check_name_free(cfg)  # --name too: a search already there is refused before any work
         if not demo:
             preflight(cfg.data)  # the dataset too, when it exists already
         init_ray(args.address, quiet=not args.verbose)

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from hypo.config import fingerprint, to_dict
-from hypo.data.dataset import absent_groups
+from hypo.data.dataset import absent_groups, read_manifest
 from hypo.data.signals import GROUP_NAMES, parse_groups
 from hypo.errors import ConfigError
 from hypo.learn.losses import LOSSES
@@ -98,10 +98,14 @@ def config_from_args(args: argparse.Namespace, window_s: int = 60, absent: tuple
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo train``; user errors end in one line on stderr with status 2."""
     args = parse_args(argv, prog)
-    with one_line_errors(prog):
-        data = load_data(args.data)
-        cfg = config_from_args(args, window_s=int(data["manifest"]["window_s"]),
-                               absent=absent_groups(data["manifest"]))
+    # Without --resume a run starts again at epoch 1 and overwrites its checkpoint.
+    again = ("re-run the same command to resume" if args.resume else
+             "re-run it with --resume added to continue from its last finished epoch (without it, training starts "
+             "again at epoch 1)")
+    with one_line_errors(prog, on_interrupt=again):
+        # Every flag and --resume are checked from the manifest alone, before the splits are read.
+        man = read_manifest(args.data)
+        cfg = config_from_args(args, window_s=int(man["window_s"]), absent=absent_groups(man))
         # The default folder names the run by what defines the model, not by what --resume may change.
         run_id = fingerprint({k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE})
         name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{run_id[:8]}"
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         resume = os.path.join(out, "checkpoint.pt") if args.resume else None
         if resume and not os.path.exists(resume):
             raise ConfigError(f"--resume: no checkpoint at {resume}")
-        man = data["manifest"]
+        data = load_data(args.data, man)
         print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
               f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
         print(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "

@@ -134,11 +134,16 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_f
     return float(total) / n  # one device sync per epoch
 
 
-def load_data(data_dir: str) -> dict[str, Any]:
-    """The train and validation splits of a window dataset, with its manifest and fingerprint."""
+def load_data(data_dir: str, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The train and validation splits of a window dataset, with its manifest and fingerprint.
+
+    Args:
+        data_dir: The window dataset.
+        manifest: Its manifest when already read (:func:`hypo.data.dataset.read_manifest`).
+    """
     from hypo.data.dataset import load_split, read_manifest
 
-    manifest = read_manifest(data_dir)
+    manifest = manifest if manifest is not None else read_manifest(data_dir)
     return {
         "train": load_split(data_dir, "train", manifest),
         "val": load_split(data_dir, "val", manifest),
@@ -354,8 +359,3 @@ def train(train_cfg: TrainConfig, data_dir: str, out_dir: str | None = None,
     """
     return fit_arrays(train_cfg, load_data(data_dir), out_dir=out_dir, on_epoch=on_epoch, resume_from=resume_from,
                       log=log)
-
-
-# ------------------------------------------------------------------------------------------------------- CLI
-
-

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
 
 from hypo.errors import ConfigError
 
@@ -131,8 +130,3 @@ def plan_resources(cpus: float, gpus: str | float, nodes: list[dict[str, float]]
     where = "; the autoscaler's node types cannot either" if node_types else ""
     raise ConfigError(f"each trial asks for {want}, but this Ray cluster has {_describe(nodes)}{where}: no trial "
                       f"could ever start{hint}")
-
-
-def describe_plan(plan: ResourcePlan) -> dict[str, Any]:
-    """The plan as a plain dict (for logs and tests)."""
-    return dataclasses.asdict(plan)

@@ -281,6 +281,19 @@ def preflight(data_dir: str) -> None:
         check_val_classes(counts, data_dir)
 
 
+def check_name_free(cfg: SearchConfig) -> None:
+    """Refuse to start a new search where one is already (its ``hypo_search.json``, or a Tune experiment).
+
+    Raises:
+        ConfigError: Saying to pass ``--resume`` or another ``--name``.
+    """
+    from ray import tune
+
+    exp_path = cfg.experiment_path
+    if storage.exists(storage.join(exp_path, SEARCH_META)) or tune.Tuner.can_restore(exp_path):
+        raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
+
+
 def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool = True) -> dict[str, Any]:
     """Read the train and validation splits once, with the manifest and every baseline's validation metrics.
 
@@ -373,9 +386,25 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         mode=["max", "max"],
         sampler=sampler,
         study_name=cfg.name,
-        storage=optuna.storages.RDBStorage(url),
+        storage=_optuna_storage(url, given=cfg.optuna_storage is not None),
     )
     return ConcurrencyLimiter(searcher, max_concurrent=cfg.max_concurrent)
+
+
+def _optuna_storage(url: str, given: bool):
+    """Optuna's RDB storage at ``url``; a URL it cannot open (no such dialect or driver, no database) is one line.
+
+    Raises:
+        ConfigError: Naming ``--optuna-storage`` when ``given`` (the user's URL), else the experiment's own file.
+    """
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # SQLAlchemy's errors, or optuna's ImportError for a driver not installed
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = f"--optuna-storage {url}" if given else f"the search's Optuna storage {url}"
+        raise ConfigError(f"{where}: {reason}") from exc
 
 
 def _callbacks(cfg: SearchConfig) -> list:
@@ -582,6 +611,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
 
     exp_path = cfg.experiment_path
     meta_path = storage.join(exp_path, SEARCH_META)
+    if not resume:
+        check_name_free(cfg)  # before the data work (the command line checks it before Ray starts too)
     data = load_search_data(cfg.data, cfg.seed, log, feature_model=not resume)
     if resume:
         if not tune.Tuner.can_restore(exp_path):
@@ -595,8 +626,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg, data), resume_unfinished=True,
                                    resume_errored=True)
     else:
-        if storage.exists(meta_path) or tune.Tuner.can_restore(exp_path):
-            raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
+        # The record last: a tuner that cannot be built (a bad --optuna-storage, --mlflow without the package)
+        # must leave no hypo_search.json, or the folder could be neither started again nor resumed.
+        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
         storage.write_json(meta_path, {
             "search": to_dict(cfg),
             "code_layout": CODE_LAYOUT,
@@ -608,7 +640,6 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
             "simulated": is_simulated(data["manifest"]),
             "baselines": data["baselines"],
         })
-        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
     set_console(verbose)
     # On Ctrl-C Tune logs how to resume with its Python API; the command line says how with ours instead.
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
