@@ -185,13 +185,18 @@ def subsample(cases: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]
 
 
 def dataset_sidecar(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The fields :func:`hypo.infer.predict.prepare_case` reads, from a dataset's own window config."""
+    """The fields :func:`hypo.infer.predict.prepare_case` reads, from a dataset's own window config.
+
+    :func:`hypo.infer.predict.window_config` of the result is the dataset's window config (its stride aside): the
+    same window, fill rule, labels, minimum length, groups a case may lack (``--allow-missing``, as the sidecar's
+    ``tolerates_missing``) and cuff-reading merge gap (``--nibp-merge-s``).
+    """
     from hypo.config import to_dict
     from hypo.infer.export import window_config
 
     wc = window_config(manifest)
     return {"window_s": wc.window_s, "min_case_s": wc.min_case_s, "label": to_dict(wc.label),
-            "fill": to_dict(wc.fill)}
+            "fill": to_dict(wc.fill), "nibp_merge_s": wc.nibp_merge_s, "tolerates_missing": list(wc.allow_missing)}
 
 
 def frequent_cuff(line, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray]:
