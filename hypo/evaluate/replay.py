@@ -239,7 +239,7 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
     Raises:
         HypoError, CaseRejected: When the case cannot be prepared, predicted or (ART) has no usable line.
     """
-    from hypo.data.art import stretch_stats
+    from hypo.data.art import last_minute
     from hypo.data.pipeline import usable_arterial_line
     from hypo.data.windows import Readings
     from hypo.infer.predict import predict_case, prepare_case, window_config
@@ -284,7 +284,7 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
             p_hypo[prep.complete] = feature_model.scores(prep.model_input())[:, 1]
         tracks[FEATURE_MODEL] = _probability_track(prep.ends, p_hypo, duration, stride)
     if line is not None:
-        last = stretch_stats(line, prep.ends + 1 - label.event_s // 2, label)
+        last = last_minute(line, prep.ends, label)
         p_art = last_reading_scores(last.map_median, last.sbp_median, label, train_prior(manifest))[:, 1]
         p_art[~np.isfinite(last.map_median)] = np.nan  # no invasive minute, no score (not the prior)
         tracks[LAST_ART] = _probability_track(prep.ends, p_art, duration, stride)
