@@ -91,8 +91,15 @@ def development_data(model_or_run: str, trial: str | None = None) -> str:
     return data
 
 
-def alarm_section(args: argparse.Namespace, log=print) -> dict[str, Any]:
-    """``--alarms``: the frozen model and the baselines as alarms on OTHER's test recordings; also ``alarms.json``."""
+def alarm_section(args: argparse.Namespace, frozen=None, log=print) -> dict[str, Any]:
+    """``--alarms``: the frozen model and the baselines as alarms on OTHER's test recordings; also ``alarms.json``.
+
+    Args:
+        args: The parsed options.
+        frozen: The :class:`~hypo.evaluate.frozen.FrozenModel` the external evaluation scored (loaded again from
+            ``MODEL_OR_RUN`` when None).
+        log: Where progress lines go.
+    """
     import json
     import os
 
@@ -104,7 +111,8 @@ def alarm_section(args: argparse.Namespace, log=print) -> dict[str, Any]:
     where = {"other": "OTHER's own validation split (a local threshold, not the deployed one)",
              "model": f"the development dataset's validation split ({thresholds_from}), as deployed"}.get(
         source, f"the validation split of {source}")
-    result = alarm_evaluation(args.model_or_run, args.data, split="test", thresholds_from=thresholds_from,
+    model = frozen if frozen is not None else args.model_or_run
+    result = alarm_evaluation(model, args.data, split="test", thresholds_from=thresholds_from,
                               stride_s=args.alarm_stride, max_cases=args.alarm_cases, config=alarm_config(args),
                               trial=args.trial, log=log)
     result["thresholds_fixed_on"] = where
@@ -126,5 +134,5 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
                                    calibration_share=args.calibration_share, seed=args.seed, n_boot=args.bootstrap,
                                    write_export=args.write_export, out=args.out, sections=sections(args))
         if args.alarms:
-            result["alarms"] = alarm_section(args)
+            result["alarms"] = alarm_section(args, result["frozen"])
         return result
