@@ -1,6 +1,7 @@
 """Cases that lack a signal group for their whole length (TIVA: no MAC; no BIS sensor): kept with ``--allow-missing``
 with the group NaN, marked and counted; models trained on them take missing groups."""
 
+import dataclasses
 import glob
 import json
 import warnings
@@ -11,7 +12,7 @@ import pytest
 
 from hypo.cli.train import main as train_main
 from hypo.cli.windows import main as windows_main
-from hypo.config import WindowConfig
+from hypo.config import WindowConfig, to_dict
 from hypo.data.dataset import absent_groups, load_split, read_manifest
 from hypo.data.pipeline import process_case, run_case
 from hypo.data.preprocess import build_windows, make_manifest, summary_lines
@@ -19,6 +20,9 @@ from hypo.data.signals import BIS, MAC, N_SIGNALS, SIGNALS, VITALDB_TRACKS
 from hypo.data.sources.base import Case
 from hypo.data.sources.vital import VitalDirSource, read_vital_case, write_vital_case
 from hypo.errors import CaseRejected, ConfigError
+from hypo.evaluate.alarm_metrics import AlarmConfig
+from hypo.evaluate.replay import LAST_READING, dataset_sidecar, replay_split
+from hypo.infer.predict import window_config
 from hypo.learn.feature_model import fit_feature_model
 from hypo.learn.metrics import MetricWarning
 
@@ -135,6 +139,21 @@ def test_models_trained_on_such_windows_take_missing_groups(mixed, tmp_path, cap
     assert "mask" not in res["config"]["model"] and res["config"]["model"]["signals"] == ["ecg", "nibp", "pleth"]
     fm = fit_feature_model(load_split(out, "train"), load_split(out, "val"))
     assert np.isfinite(fm.scores(load_split(out, "test").x)).all()
+
+
+def test_alarm_replay_repeats_the_datasets_own_window_rules(mixed):
+    # The rules a replay prepares recordings with are the dataset's, --allow-missing and --nibp-merge-s included.
+    cfg = WindowConfig(allow_missing=("bis",), nibp_merge_s=0)
+    got = window_config(dataset_sidecar({"config": to_dict(cfg)}), 30)
+    assert dataclasses.replace(got, split=cfg.split) == dataclasses.replace(cfg, stride_s=30)
+    # So the cases the build kept without MAC or BIS are scored, not counted as failed.
+    out, m, _ = mixed
+    scored = []
+    for split in ("train", "val", "test"):
+        rep = replay_split(out, split, [], AlarmConfig(), m, source=MixedSource(), log=lambda s: None)
+        assert rep.failures == [] and len(rep.tracks[LAST_READING]) == len(rep.events)
+        scored += [e.caseid for e in rep.events]
+    assert sorted(scored, key=int) == [str(i) for i in range(1, 13)]
 
 
 def write_tiva_files(folder, n=6):

@@ -229,6 +229,13 @@ def test_an_unwritable_export_path_is_refused_before_any_work(setup, tmp_path, c
     assert "is a folder" in err and not (tmp_path / "ev").exists()
 
 
+def test_alarm_thresholds_from_a_folder_without_a_dataset_is_refused_before_any_work(setup, tmp_path, capsys):
+    err = error([setup["model"], "--data", setup["b"], "--alarms", "--alarm-thresholds-from", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "ev")], capsys)
+    assert err.startswith("hypo evaluate: error: --alarm-thresholds-from: no window dataset at"), err
+    assert not (tmp_path / "ev").exists()
+
+
 @pytest.mark.slow  # end to end; CI runs it (pytest -m slow)
 def test_alarms_score_the_frozen_model_on_the_other_sites_recordings(setup, tmp_path, capsys):
     """--alarms: OTHER's test recordings replayed; thresholds fixed on the development data's validation split."""

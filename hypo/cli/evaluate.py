@@ -12,6 +12,7 @@ The work is :func:`hypo.evaluate.external.evaluate_external` (and, with ``--alar
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
@@ -72,8 +73,6 @@ def development_data(model_or_run: str, trial: str | None = None) -> str:
     Raises:
         HypoError: When it cannot be found or read from here.
     """
-    import os
-
     from hypo.errors import HypoError
     from hypo.search.leaderboard import read_search_meta
 
@@ -91,20 +90,51 @@ def development_data(model_or_run: str, trial: str | None = None) -> str:
     return data
 
 
-def alarm_section(args: argparse.Namespace, log=print) -> dict[str, Any]:
-    """``--alarms``: the frozen model and the baselines as alarms on OTHER's test recordings; also ``alarms.json``."""
+def alarm_thresholds(args: argparse.Namespace) -> tuple[str, str]:
+    """``--alarm-thresholds-from`` resolved and checked (before any work): where the alarm thresholds are fixed.
+
+    Returns:
+        ``(thresholds_from, where)``: what :func:`hypo.evaluate.alarms.alarm_evaluation` takes (``"val"`` or a
+        dataset folder) and how the result says it.
+
+    Raises:
+        HypoError: When the development dataset is not readable here, or DIR holds no window dataset (one line
+            naming the flag).
+    """
+    from hypo.data.dataset import read_manifest
+    from hypo.errors import ConfigError, HypoError
+
+    source = args.alarm_thresholds_from
+    if source == "other":
+        return "val", "OTHER's own validation split (a local threshold, not the deployed one)"
+    if source == "model":
+        data = development_data(args.model_or_run, args.trial)
+        return data, f"the development dataset's validation split ({data}), as deployed"
+    try:
+        read_manifest(source)
+    except HypoError as exc:
+        raise ConfigError(f"--alarm-thresholds-from: {exc}") from None
+    return source, f"the validation split of {source}"
+
+
+def alarm_section(args: argparse.Namespace, frozen=None, thresholds: tuple[str, str] | None = None,
+                  log=print) -> dict[str, Any]:
+    """``--alarms``: the frozen model and the baselines as alarms on OTHER's test recordings; also ``alarms.json``.
+
+    Args:
+        args: The parsed options.
+        frozen: The :class:`~hypo.evaluate.frozen.FrozenModel` the external evaluation scored (loaded again from
+            ``MODEL_OR_RUN`` when None).
+        thresholds: :func:`alarm_thresholds` of ``args``, already resolved (resolved here when None).
+        log: Where progress lines go.
+    """
     import json
-    import os
 
     from hypo.evaluate.alarms import alarm_evaluation, format_alarm_table
 
-    source = args.alarm_thresholds_from
-    thresholds_from = ("val" if source == "other" else
-                       development_data(args.model_or_run, args.trial) if source == "model" else source)
-    where = {"other": "OTHER's own validation split (a local threshold, not the deployed one)",
-             "model": f"the development dataset's validation split ({thresholds_from}), as deployed"}.get(
-        source, f"the validation split of {source}")
-    result = alarm_evaluation(args.model_or_run, args.data, split="test", thresholds_from=thresholds_from,
+    thresholds_from, where = thresholds if thresholds is not None else alarm_thresholds(args)
+    model = frozen if frozen is not None else args.model_or_run
+    result = alarm_evaluation(model, args.data, split="test", thresholds_from=thresholds_from,
                               stride_s=args.alarm_stride, max_cases=args.alarm_cases, config=alarm_config(args),
                               trial=args.trial, log=log)
     result["thresholds_fixed_on"] = where
@@ -120,11 +150,14 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo evaluate``; user errors end in one line on stderr with status 2."""
     args = build_parser(prog).parse_args(argv)
     with one_line_errors(prog):
-        if args.alarms:
-            alarm_config(args)  # checked before any work
+        thresholds = None
+        if args.alarms:  # checked before any work (a missing model is the evaluation's own one-line error)
+            alarm_config(args)
+            if args.alarm_thresholds_from != "model" or os.path.exists(args.model_or_run):
+                thresholds = alarm_thresholds(args)
         result = evaluate_external(args.model_or_run, args.data, trial=args.trial, recalibrate=args.recalibrate,
                                    calibration_share=args.calibration_share, seed=args.seed, n_boot=args.bootstrap,
                                    write_export=args.write_export, out=args.out, sections=sections(args))
         if args.alarms:
-            result["alarms"] = alarm_section(args)
+            result["alarms"] = alarm_section(args, result["frozen"], thresholds)
         return result

@@ -267,6 +267,23 @@ def stretch_stats(line: ArterialLine, centres: np.ndarray, cfg: LabelConfig) -> 
     return StretchStats(n_valid=n, n_needed=need, label=label, map_median=map_med, sbp_median=sbp_med)
 
 
+def last_minute(line: ArterialLine, ends: np.ndarray, cfg: LabelConfig) -> StretchStats:
+    """The stretch of the line that closes each window, ``[end + 1 - event_s, end + 1)``: the current invasive pressure.
+
+    The one place this stretch is defined: the windows' ``art_last_map`` / ``art_last_sbp`` (the "last ART minute"
+    baseline's inputs in training) and the alarm replay's baseline read it here, so they cannot drift apart.
+
+    Args:
+        line: The line after :func:`clean_arterial`.
+        ends: int [m] window end seconds (the last second inside each window).
+        cfg: The ART rule (``event_s``, ``min_coverage``) and thresholds.
+
+    Returns:
+        :func:`stretch_stats` of those stretches (median MAP / SBP NaN where coverage falls short).
+    """
+    return stretch_stats(line, np.asarray(ends) + 1 - cfg.event_s // 2, cfg)
+
+
 def hypotensive_minutes(line: ArterialLine, centres: np.ndarray, cfg: LabelConfig) -> np.ndarray:
     """Whether the stretch around each centre is a hypotension event (every valid MAP < ``hypo_map``, covered).
 

@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 
 from hypo.config import LabelConfig
-from hypo.data.art import ArterialLine, stretch_stats
+from hypo.data.art import ArterialLine, last_minute, stretch_stats
 from hypo.data.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
 
 
@@ -220,9 +220,8 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
     if cfg.source == "art":
         label_map, label_sbp = target.map_median[keep], target.sbp_median[keep]
         label, label_time = target.label[keep], ends_k + cfg.horizon_s
-        # The window's last minute, [t_end + 1 - event_s, t_end + 1): the current invasive pressure.
-        last_minute = stretch_stats(art, ends_k + 1 - cfg.event_s // 2, cfg)
-        art_last_map, art_last_sbp = last_minute.map_median, last_minute.sbp_median
+        art_last = last_minute(art, ends_k, cfg)  # the current invasive pressure
+        art_last_map, art_last_sbp = art_last.map_median, art_last.sbp_median
     else:
         li = lab_idx[keep]
         label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,9 @@ from hypo.evaluate.replay import (
     replay_split,
     source_from_manifest,
 )
+
+if TYPE_CHECKING:
+    from hypo.evaluate.frozen import FrozenModel
 
 FORMAT = "hypo-alarms/1"
 OPERATING_POINTS = ("fa_target", "sens_target")
@@ -109,19 +112,23 @@ def trial_predictor(exp_path: str, trial: str | None = None, name: str | None = 
                      f"epoch {chosen.epoch}")
 
 
+def frozen_predictor(frozen, name: str = "model") -> Predictor:
+    """A frozen model (:func:`hypo.evaluate.frozen.load_frozen`) as a predictor, described as it describes itself."""
+    return Predictor(name, frozen.module, frozen.sidecar, frozen.describe())
+
+
 def load_predictor(model_or_run: str, trial: str | None = None) -> Predictor:
-    """An exported model file, or an experiment folder's trial (default: its leaderboard's first).
+    """An exported model file, or an experiment folder's trial (default: its leaderboard's first), local or ``s3://``.
+
+    It is :func:`hypo.evaluate.frozen.load_frozen`'s model: what ``hypo evaluate`` scores.
 
     Raises:
         HypoError: When it is neither.
+        ConfigError: ``trial`` given with a model file.
     """
-    if os.path.isfile(model_or_run):
-        if trial is not None:
-            raise ConfigError("--trial names a trial of a search; it cannot be used with an exported model file")
-        return exported_predictor(model_or_run)
-    if os.path.isdir(model_or_run):
-        return trial_predictor(model_or_run, trial, name="model")
-    raise HypoError(f"{model_or_run}: neither an exported model file nor an experiment folder")
+    from hypo.evaluate.frozen import load_frozen
+
+    return frozen_predictor(load_frozen(model_or_run, trial))
 
 
 def fit_default_feature_model(data_dir: str, manifest: dict[str, Any], meta: dict[str, Any] | None = None, log=print):
@@ -342,7 +349,7 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
                                pooled, cfg)
 
 
-def alarm_evaluation(predictor: str | Predictor, data_dir: str, split: str = "test",
+def alarm_evaluation(predictor: str | Predictor | FrozenModel, data_dir: str, split: str = "test",
                      thresholds_from: str | dict[str, Any] | None = "val", stride_s: int = 10,
                      max_cases: int | None = None, config: AlarmConfig | None = None, feature_model: Any = "auto",
                      n_boot: int = N_BOOT, seed: int = 0, trial: str | None = None, log=print) -> dict[str, Any]:
@@ -350,7 +357,8 @@ def alarm_evaluation(predictor: str | Predictor, data_dir: str, split: str = "te
 
     Args:
         predictor: An exported model file (``hypo export``), an experiment folder (its leaderboard's first trial,
-            or ``trial``), or a :class:`~hypo.evaluate.replay.Predictor`.
+            or ``trial``; local or ``s3://``), a :class:`~hypo.evaluate.frozen.FrozenModel` already loaded, or a
+            :class:`~hypo.evaluate.replay.Predictor`.
         data_dir: Any window dataset built by ``hypo windows`` (its manifest says where its recordings are).
         split: The split judged (default ``test``).
         thresholds_from: ``"val"``: chosen on this dataset's validation split (default); a dataset folder: chosen
@@ -373,13 +381,20 @@ def alarm_evaluation(predictor: str | Predictor, data_dir: str, split: str = "te
         ``cases`` (scored, failed with reasons), the event rule, policy and config. Print it with
         :func:`format_alarm_table`.
     """
+    from hypo.evaluate.frozen import FrozenModel, load_frozen
+
     cfg = dataclasses.replace(config or AlarmConfig(), stride_s=stride_s)
-    pred = predictor if isinstance(predictor, Predictor) else load_predictor(predictor, trial)
+    frozen = None
+    if isinstance(predictor, Predictor):
+        pred = predictor
+    else:
+        frozen = predictor if isinstance(predictor, FrozenModel) else load_frozen(predictor, trial)
+        pred = frozen_predictor(frozen)
     meta = None
-    if isinstance(predictor, str) and os.path.isdir(predictor):
+    if frozen is not None and frozen.origin == "run":  # the search's own feature-model choice
         from hypo.search.leaderboard import local_experiment, read_search_meta
 
-        meta = read_search_meta(local_experiment(predictor, log=lambda s: None))
+        meta = read_search_meta(local_experiment(frozen.path, log=lambda s: None))
     result, _ = evaluate_alarms([pred], data_dir, split, thresholds_from, cfg, feature_model, max_cases, n_boot,
                                 seed, meta=meta, log=log)
     return result

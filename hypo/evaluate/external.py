@@ -267,7 +267,8 @@ def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None,
         log: Where summary lines go.
 
     Returns:
-        ``{"results", "paths"}``.
+        ``{"results", "paths", "export", "frozen"}``: ``frozen`` is the
+        :class:`~hypo.evaluate.frozen.FrozenModel` evaluated (``hypo evaluate --alarms`` scores the same one).
 
     Raises:
         ConfigError: Inconsistent options.
@@ -360,7 +361,7 @@ def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None,
         log(line)
     log(f"wrote {paths['json']}, {paths['md']}" + "".join(f", {os.path.basename(p)}" for k, p in paths.items()
                                                           if k.endswith("_png")))
-    return {"results": results, "paths": paths, "export": written}
+    return {"results": results, "paths": paths, "export": written, "frozen": frozen}
 
 
 def _nan(v) -> float:

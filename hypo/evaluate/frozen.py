@@ -23,9 +23,8 @@ import torch
 
 from hypo.errors import ConfigError, HypoError
 from hypo.infer.export import TOLERANCE, VERIFY_WINDOWS, check_out_file, load_exported, write_exported
+from hypo.infer.predict import forward_batched
 from hypo.learn.operating_point import SPECIFICITY
-
-BATCH = 8192
 
 
 @dataclasses.dataclass
@@ -46,12 +45,7 @@ class FrozenModel:
 
     def predict(self, x) -> np.ndarray:
         """Class probabilities float32 [n, 3] of windows ``x`` [n, window_s, 7] (batched, no autograd)."""
-        x = np.asarray(x, np.float32)
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(x), BATCH):
-                out.append(self.module(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH]))).numpy())
-        return np.concatenate(out) if out else np.zeros((0, 3), np.float32)
+        return forward_batched(self.module, np.asarray(x, np.float32))
 
     def describe(self) -> str:
         """One line: the model, where it came from, what it was trained on."""

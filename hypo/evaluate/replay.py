@@ -185,13 +185,18 @@ def subsample(cases: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]
 
 
 def dataset_sidecar(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The fields :func:`hypo.infer.predict.prepare_case` reads, from a dataset's own window config."""
+    """The fields :func:`hypo.infer.predict.prepare_case` reads, from a dataset's own window config.
+
+    :func:`hypo.infer.predict.window_config` of the result is the dataset's window config (its stride aside): the
+    same window, fill rule, labels, minimum length, groups a case may lack (``--allow-missing``, as the sidecar's
+    ``tolerates_missing``) and cuff-reading merge gap (``--nibp-merge-s``).
+    """
     from hypo.config import to_dict
     from hypo.infer.export import window_config
 
     wc = window_config(manifest)
     return {"window_s": wc.window_s, "min_case_s": wc.min_case_s, "label": to_dict(wc.label),
-            "fill": to_dict(wc.fill)}
+            "fill": to_dict(wc.fill), "nibp_merge_s": wc.nibp_merge_s, "tolerates_missing": list(wc.allow_missing)}
 
 
 def frequent_cuff(line, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +239,7 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
     Raises:
         HypoError, CaseRejected: When the case cannot be prepared, predicted or (ART) has no usable line.
     """
-    from hypo.data.art import stretch_stats
+    from hypo.data.art import last_minute
     from hypo.data.pipeline import usable_arterial_line
     from hypo.data.windows import Readings
     from hypo.infer.predict import predict_case, prepare_case, window_config
@@ -279,7 +284,7 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
             p_hypo[prep.complete] = feature_model.scores(prep.model_input())[:, 1]
         tracks[FEATURE_MODEL] = _probability_track(prep.ends, p_hypo, duration, stride)
     if line is not None:
-        last = stretch_stats(line, prep.ends + 1 - label.event_s // 2, label)
+        last = last_minute(line, prep.ends, label)
         p_art = last_reading_scores(last.map_median, last.sbp_median, label, train_prior(manifest))[:, 1]
         p_art[~np.isfinite(last.map_median)] = np.nan  # no invasive minute, no score (not the prior)
         tracks[LAST_ART] = _probability_track(prep.ends, p_art, duration, stride)

@@ -128,7 +128,16 @@ def window_config(sidecar: dict[str, Any], stride_s: int) -> WindowConfig:
                         nibp_merge_s=int(sidecar.get("nibp_merge_s", NIBP_MERGE_S)))
 
 
-def _forward(module, windows: np.ndarray) -> np.ndarray:
+def forward_batched(module, windows: np.ndarray) -> np.ndarray:
+    """Class probabilities of windows from an exported model, in batches of :data:`BATCH`, without autograd.
+
+    Args:
+        module: The exported model (softmax inside).
+        windows: float32 [n, window_s, 7] in physical units.
+
+    Returns:
+        float32 [n, 3] (``[0, 3]`` for no windows).
+    """
     import torch
 
     out = []
@@ -246,7 +255,7 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
 
     t0 = time.perf_counter()
     probs = np.full((len(ends), len(CLASSES)), np.nan, np.float32)
-    probs[complete] = _forward(module, prepared.windows[complete].transpose(0, 2, 1))
+    probs[complete] = forward_batched(module, prepared.windows[complete].transpose(0, 2, 1))
     timings["predict_s"] = time.perf_counter() - t0
 
     readings = Readings.from_signals(cleaned)
