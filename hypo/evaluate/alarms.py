@@ -117,20 +117,6 @@ def frozen_predictor(frozen, name: str = "model") -> Predictor:
     return Predictor(name, frozen.module, frozen.sidecar, frozen.describe())
 
 
-def load_predictor(model_or_run: str, trial: str | None = None) -> Predictor:
-    """An exported model file, or an experiment folder's trial (default: its leaderboard's first), local or ``s3://``.
-
-    It is :func:`hypo.evaluate.frozen.load_frozen`'s model: what ``hypo evaluate`` scores.
-
-    Raises:
-        HypoError: When it is neither.
-        ConfigError: ``trial`` given with a model file.
-    """
-    from hypo.evaluate.frozen import load_frozen
-
-    return frozen_predictor(load_frozen(model_or_run, trial))
-
-
 def fit_default_feature_model(data_dir: str, manifest: dict[str, Any], meta: dict[str, Any] | None = None, log=print):
     """The feature-model baseline of a dataset: a search's recorded choice refitted, else chosen anew.
 
@@ -268,7 +254,7 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
     """The alarm evaluation of one or more models on one split, with the baselines (see the module docstring).
 
     Args:
-        predictors: The models (:func:`load_predictor`, :func:`trial_predictor`, :func:`exported_predictor`).
+        predictors: The models (:func:`trial_predictor`, :func:`exported_predictor`, :func:`frozen_predictor`).
         data_dir: A window dataset whose manifest records its recordings' source.
         split: The split judged.
         thresholds_from: ``"val"`` (this dataset's validation split), another dataset folder (its validation
