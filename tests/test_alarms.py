@@ -40,6 +40,7 @@ from hypo.evaluate.replay import (
 )
 from hypo.evaluate.test_looks import read_looks
 from hypo.infer.predict import predict_case
+from hypo.learn.feature_model import FeatureModelConfig
 
 from demo_experiment import build_demo_dataset, fake_search
 
@@ -53,7 +54,8 @@ def cuff(tmp_path_factory):
     root = tmp_path_factory.mktemp("alarms")
     data = str(root / "demo")
     build_demo_dataset(data, n_cases=40)
-    exp = fake_search(data, str(root / "exp"), trials=TRIAL, epochs=2)
+    # The search's full feature-model grid: an exported model's evaluation chooses among the same candidates anew.
+    exp = fake_search(data, str(root / "exp"), trials=TRIAL, epochs=2, feature_model=FeatureModelConfig())
     model = str(root / "model.pt")
     export_main([exp, "--out", model])
     return {"data": data, "exp": exp, "model": model, "root": root}
