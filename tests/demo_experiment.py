@@ -95,6 +95,27 @@ def window_config_dict(cfg: WindowConfig | None = None) -> dict:
     return to_dict(cfg or WindowConfig())
 
 
+def exported_demo_model(root, n_cases: int = 40, epochs: int = 2, **search) -> dict:
+    """Demo cases 1..n_cases as a window dataset, a fake search on it, and its first trial exported.
+
+    Args:
+        root: Folder for ``demo/``, ``exp/`` and ``model.pt``.
+        n_cases: Demo cases in the dataset.
+        epochs: Epochs per trial.
+        **search: More :func:`fake_search` arguments (``trials``, ``feature_model``).
+
+    Returns:
+        ``{"data": dataset, "exp": experiment folder, "model": model.pt}``.
+    """
+    from hypo.cli.export import main as export_main
+
+    data, model = os.path.join(str(root), "demo"), os.path.join(str(root), "model.pt")
+    build_demo_dataset(data, n_cases=n_cases)
+    exp = fake_search(data, os.path.join(str(root), "exp"), epochs=epochs, **search)
+    export_main([exp, "--out", model])
+    return {"data": data, "exp": exp, "model": model}
+
+
 def plain_and_dropout_exports(data_dir: str, root: str) -> dict:
     """Two exports trained on ``data_dir`` (one epoch each): ``plain`` without and ``dropout`` with channel dropout.
 

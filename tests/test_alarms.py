@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 
-from hypo.cli.export import main as export_main
 from hypo.cli.leaderboard import main as leaderboard_main
 from hypo.cli.report import main as report_main
 from hypo.config import LabelConfig, WindowConfig
@@ -42,7 +41,7 @@ from hypo.evaluate.test_looks import read_looks
 from hypo.infer.predict import predict_case
 from hypo.learn.feature_model import FeatureModelConfig
 
-from demo_experiment import build_demo_dataset, fake_search
+from demo_experiment import build_demo_dataset, exported_demo_model, fake_search
 
 TRIAL = ({"model": "cnn_cnn", "k": 8, "loss": "ce", "gamma": 0.0},)
 N_BOOT = 50
@@ -52,13 +51,8 @@ FAST = AlarmConfig(stride_s=30)  # fewer predictions per recording: the same cod
 @pytest.fixture(scope="module")
 def cuff(tmp_path_factory):
     root = tmp_path_factory.mktemp("alarms")
-    data = str(root / "demo")
-    build_demo_dataset(data, n_cases=40)
     # The search's full feature-model grid: an exported model's evaluation chooses among the same candidates anew.
-    exp = fake_search(data, str(root / "exp"), trials=TRIAL, epochs=2, feature_model=FeatureModelConfig())
-    model = str(root / "model.pt")
-    export_main([exp, "--out", model])
-    return {"data": data, "exp": exp, "model": model, "root": root}
+    return {**exported_demo_model(root, epochs=2, trials=TRIAL, feature_model=FeatureModelConfig()), "root": root}
 
 
 @pytest.fixture(scope="module")

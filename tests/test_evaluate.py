@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from hypo.cli.evaluate import main
-from hypo.cli.export import main as export_main
 from hypo.config import LabelConfig, WindowConfig
 from hypo.data.dataset import read_manifest
 from hypo.data.signals import HYPOTENSION
@@ -23,7 +22,7 @@ from hypo.infer.predict import predict_file
 from hypo.learn.metrics import evaluate_scores
 from hypo.learn.recalibration import apply_recalibration, fit_recalibration
 
-from demo_experiment import build_demo_dataset, fake_search
+from demo_experiment import build_demo_dataset, exported_demo_model
 
 BOOT = ["--bootstrap", "40"]
 
@@ -32,12 +31,9 @@ BOOT = ["--bootstrap", "40"]
 def setup(tmp_path_factory):
     """A model trained on simulated site A (cases 1-40) and exported; site B's windows (cases 1-60)."""
     root = tmp_path_factory.mktemp("evaluate")
-    build_demo_dataset(str(root / "a"), n_cases=40)
-    exp = fake_search(str(root / "a"), str(root / "exp"), epochs=2)
-    model = str(root / "model.pt")
-    export_main([exp, "--out", model])
+    a = exported_demo_model(root, epochs=2)
     build_demo_dataset(str(root / "b"), n_cases=60, site="b")
-    return {"root": root, "exp": exp, "model": model, "a": str(root / "a"), "b": str(root / "b")}
+    return {"root": root, "exp": a["exp"], "model": a["model"], "a": a["data"], "b": str(root / "b")}
 
 
 def run(argv, capsys=None):

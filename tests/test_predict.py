@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from hypo.cli.export import main as export_main
 from hypo.cli.predict import main
 from hypo.config import WindowConfig
 from hypo.data.pipeline import process_case
@@ -19,7 +18,7 @@ from hypo.data.sources.vital import read_vital_case, write_vital_case
 from hypo.infer.export import load_exported
 from hypo.infer.predict import predict_case, predict_file
 
-from demo_experiment import build_demo_dataset, fake_search
+from demo_experiment import exported_demo_model
 from vital_server import SAMPLES, export_to_vital
 
 COLUMNS = ["time_s", "time", "p_normal", "p_hypotension", "p_hypertension", "alarm", "last_reading_s", "last_sbp",
@@ -29,13 +28,8 @@ needs_samples = pytest.mark.usefixtures("real_samples")
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """An exported model trained on demo cases 1-40 (two epochs: the plumbing, not the skill, is under test)."""
-    root = tmp_path_factory.mktemp("predict")
-    build_demo_dataset(str(root / "demo"), n_cases=40)
-    exp = fake_search(str(root / "demo"), str(root / "exp"), epochs=1)
-    out = str(root / "model.pt")
-    export_main([exp, "--out", out])
-    return out
+    """An exported model trained on demo cases 1-40 (one epoch: the plumbing, not the skill, is under test)."""
+    return exported_demo_model(tmp_path_factory.mktemp("predict"), epochs=1)["model"]
 
 
 def demo_case(min_s: int, start: int = 41) -> Case:
