@@ -5,11 +5,11 @@
     python bench/alarms.py --vital-hours 10 --repeat 3      # plus: reading a monitor-rate 10-h .vital file
 
 Demo recordings are simulated in memory (no file reading; the simulation is timed apart as "load"), then each is
-scored exactly as :func:`hypo.evaluate.alarms.evaluate_alarms` scores a split: prepared once
+scored exactly as :func:`hypo.evaluate.alarms.evaluation.evaluate_alarms` scores a split: prepared once
 (:func:`hypo.infer.predict.prepare_case`), predicted by the traced model with the infer layer's ``predict_case``
 (batched: one forward pass per recording), the baselines on the same filled signals (last reading, feature model,
 and with ``--labels art`` the last ART minute and the simulated frequent cuff), the events, and every row counted
-at ``--thresholds`` thresholds (:func:`hypo.evaluate.alarm_metrics.case_counts`) as the curve needs. The model is an
+at ``--thresholds`` thresholds (:func:`hypo.evaluate.alarms.metrics.case_counts`) as the curve needs. The model is an
 untrained paper-width ``cnn_cnn`` (it scores as fast as a trained one), traced as ``hypo export`` traces.
 
 "Per core" is case-hours over the process's CPU minutes (every thread counted), with PyTorch held to
@@ -33,8 +33,8 @@ sys.path.insert(0, ROOT)  # run from a checkout
 from hypo.config import LabelConfig, WindowConfig, to_dict  # noqa: E402
 from hypo.data.pipeline import process_case  # noqa: E402
 from hypo.data.sources.demo import simulate_case  # noqa: E402
-from hypo.evaluate.alarm_metrics import AlarmConfig, case_counts, threshold_grid  # noqa: E402
-from hypo.evaluate.replay import Predictor, replay_case  # noqa: E402
+from hypo.evaluate.alarms.metrics import AlarmConfig, case_counts, threshold_grid  # noqa: E402
+from hypo.evaluate.alarms.replay import Predictor, replay_case  # noqa: E402
 from hypo.infer.export import trace_model  # noqa: E402
 from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model  # noqa: E402
 from hypo.learn.models import ModelConfig, build_model  # noqa: E402

@@ -228,8 +228,8 @@ def best_configuration(exp_path: str, data_dir: str, by: str = "bench/search_eff
 
     The look is recorded in the experiment's ``test_looks.jsonl``, as every look at a test split is.
     """
-    from hypo.evaluate.final_test import evaluate_checkpoint
-    from hypo.evaluate.test_looks import record_look
+    from hypo.evaluate.testsplit.looks import record_look
+    from hypo.evaluate.testsplit.top_trials import evaluate_checkpoint
     from hypo.learn.metrics import MetricWarning
     from hypo.search.leaderboard import leaderboard_frame, load_trials
     from hypo.storage import sha256_file

@@ -8,7 +8,17 @@ import pytest
 from hypo.config import LabelConfig
 from hypo.data.art import ArterialLine, hypotension_episodes, hypotensive_centres, hypotensive_minutes
 from hypo.errors import ConfigError
-from hypo.evaluate.alarm_metrics import (
+from hypo.evaluate.alarms.events import (
+    INDUCTION,
+    SCORED,
+    UNDER_WAY,
+    CaseEvents,
+    case_events,
+    classify_episodes,
+    cuff_episodes,
+    merge_episodes,
+)
+from hypo.evaluate.alarms.metrics import (
     PROBABILITY,
     READING,
     AlarmConfig,
@@ -24,17 +34,7 @@ from hypo.evaluate.alarm_metrics import (
     threshold_grid,
     weighted_quantiles,
 )
-from hypo.evaluate.alarm_policy import alarm_intervals, alarm_on, alarm_on_loop, reading_alarm_on
-from hypo.evaluate.events import (
-    INDUCTION,
-    SCORED,
-    UNDER_WAY,
-    CaseEvents,
-    case_events,
-    classify_episodes,
-    cuff_episodes,
-    merge_episodes,
-)
+from hypo.infer.alarm_policy import alarm_intervals, alarm_on, alarm_on_loop, reading_alarm_on
 
 STRIDE = 10
 DURATION = 7200

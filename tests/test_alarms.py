@@ -17,8 +17,7 @@ from hypo.data.dataset import read_manifest
 from hypo.data.pipeline import usable_arterial_line
 from hypo.data.sources.demo import DemoSource, simulate_case
 from hypo.errors import CaseRejected, ConfigError, HypoError
-from hypo.evaluate.alarm_metrics import AlarmConfig
-from hypo.evaluate.alarms import (
+from hypo.evaluate.alarms.evaluation import (
     alarm_evaluation,
     choose_on_validation,
     evaluate_alarms,
@@ -26,8 +25,9 @@ from hypo.evaluate.alarms import (
     format_alarm_table,
     trial_predictor,
 )
-from hypo.evaluate.events import merge_episodes
-from hypo.evaluate.replay import (
+from hypo.evaluate.alarms.events import merge_episodes
+from hypo.evaluate.alarms.metrics import AlarmConfig
+from hypo.evaluate.alarms.replay import (
     FEATURE_MODEL,
     FREQUENT_CUFF,
     LAST_ART,
@@ -37,7 +37,7 @@ from hypo.evaluate.replay import (
     split_cases,
     subsample,
 )
-from hypo.evaluate.test_looks import read_looks
+from hypo.evaluate.testsplit.looks import read_looks
 from hypo.infer.predict import predict_case
 from hypo.learn.feature_model import FeatureModelConfig
 
@@ -101,7 +101,7 @@ def test_replay_scores_each_recording_with_the_deployed_predict_case(cuff):
 def test_thresholds_come_from_the_validation_split(cuff, cuff_result):
     manifest = read_manifest(cuff["data"])
     pred = trial_predictor(cuff["exp"], name="model")
-    from hypo.evaluate.alarms import fit_default_feature_model
+    from hypo.evaluate.alarms.evaluation import fit_default_feature_model
     from hypo.search.leaderboard import read_search_meta
 
     fm = fit_default_feature_model(cuff["data"], manifest, read_search_meta(cuff["exp"]))

@@ -20,8 +20,8 @@ from hypo.data.signals import BIS, MAC, N_SIGNALS, SIGNALS, VITALDB_TRACKS
 from hypo.data.sources.base import Case
 from hypo.data.sources.vital import VitalDirSource, read_vital_case, write_vital_case
 from hypo.errors import CaseRejected, ConfigError
-from hypo.evaluate.alarm_metrics import AlarmConfig
-from hypo.evaluate.replay import LAST_READING, dataset_sidecar, replay_split
+from hypo.evaluate.alarms.metrics import AlarmConfig
+from hypo.evaluate.alarms.replay import LAST_READING, dataset_sidecar, replay_split
 from hypo.infer.predict import window_config
 from hypo.learn.feature_model import fit_feature_model
 from hypo.learn.metrics import MetricWarning

@@ -18,7 +18,7 @@ from hypo.data.sources.demo_files import write_demo_vital_files
 from hypo.data.sources.vital import VitalDirSource
 from hypo.data.splits import SPLITS
 from hypo.errors import ConfigError
-from hypo.evaluate.report import make_report
+from hypo.evaluate.testsplit.report import make_report
 
 from demo_experiment import build_demo_dataset, fake_search
 

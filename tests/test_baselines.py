@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from hypo.cli.search import main as search_main
 from hypo.data.dataset import load_split, read_manifest
 from hypo.errors import HypoError
-from hypo.evaluate.final_test import study_table
+from hypo.evaluate.testsplit.top_trials import study_table
 from hypo.learn.baseline import baseline_metrics, label_config, last_reading_scores, train_prior
 from hypo.learn.baselines import (
     FEATURE_MODEL,

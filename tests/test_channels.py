@@ -17,7 +17,7 @@ from hypo.data.signals import BIS, GROUP_NAMES, GROUPS, MAC, N_SIGNALS, NIBP, VI
 from hypo.data.sources.demo import case_duration_s, simulate_case
 from hypo.data.sources.vital import write_vital_case
 from hypo.errors import ConfigError, DatasetError
-from hypo.evaluate.channel_loss import CONDITIONS, model_channel_loss, without_group
+from hypo.evaluate.testsplit.channel_loss import CONDITIONS, model_channel_loss, without_group
 from hypo.infer.export import load_exported, write_exported
 from hypo.infer.predict import predict_file
 from hypo.learn.metrics import MetricWarning, evaluate_scores

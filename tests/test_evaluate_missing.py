@@ -14,7 +14,7 @@ from hypo.data.dataset import read_manifest
 from hypo.data.signals import MAC
 from hypo.data.sources.demo import is_tiva, simulate_case
 from hypo.data.sources.demo_files import write_demo_vital_files
-from hypo.evaluate.external import LEFT_OUT, SCORED, calibration_subjects, check_compatible, pooled_windows
+from hypo.evaluate.external.validation import LEFT_OUT, SCORED, calibration_subjects, check_compatible, pooled_windows
 from hypo.evaluate.frozen import load_frozen
 from hypo.infer.export import load_exported
 from hypo.infer.predict import predict_file

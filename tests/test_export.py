@@ -14,7 +14,7 @@ from hypo.config import fingerprint
 from hypo.data.dataset import load_split, read_manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
-from hypo.evaluate.report import choose_trial, make_report, sha256_file
+from hypo.evaluate.testsplit.report import choose_trial, make_report, sha256_file
 from hypo.infer.export import EXTRA_FILE, load_exported, max_difference, trace_model, window_config
 from hypo.learn.checkpoint import load_model
 from hypo.learn.models import MODELS, ModelConfig, build_model, predict_proba

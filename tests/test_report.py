@@ -14,9 +14,9 @@ from hypo.cli.report import main
 from hypo.config import fingerprint
 from hypo.data.dataset import load_split, read_manifest
 from hypo.evaluate.bootstrap import bootstrap_scores, curve_metrics, subject_weights, weighted_curves
-from hypo.evaluate.report import choose_trial, make_report
-from hypo.evaluate.report_html import ci
-from hypo.evaluate.test_looks import read_looks
+from hypo.evaluate.testsplit.looks import read_looks
+from hypo.evaluate.testsplit.report import choose_trial, make_report
+from hypo.evaluate.testsplit.report_html import ci
 from hypo.learn.checkpoint import load_model
 from hypo.learn.feature_model import FeatureModel
 from hypo.learn.metrics import evaluate_scores

@@ -17,7 +17,7 @@ from hypo.cli.leaderboard import show_leaderboard
 from hypo.cli.search import main as search_main
 from hypo.data.dataset import load_split
 from hypo.errors import ConfigError, DatasetError
-from hypo.evaluate.test_looks import read_looks
+from hypo.evaluate.testsplit.looks import read_looks
 from hypo.learn.feature_model import FeatureModel
 from hypo.learn.metrics import evaluate_scores
 from hypo.search.leaderboard import load_trials

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from hypo.evaluate.alarm_metrics import AlarmConfig
+from hypo.evaluate.alarms.metrics import AlarmConfig
 
 DEFAULTS = AlarmConfig()
 

@@ -5,8 +5,8 @@
 
     hypo evaluate model.pt --data data/site-b --alarms        # also as an alarm on site B's test recordings
 
-The work is :func:`hypo.evaluate.external.evaluate_external` (and, with ``--alarms``,
-:func:`hypo.evaluate.alarms.alarm_evaluation`); this is its command-line front.
+The work is :func:`hypo.evaluate.external.validation.evaluate_external` (and, with ``--alarms``,
+:func:`hypo.evaluate.alarms.evaluation.alarm_evaluation`); this is its command-line front.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
-from hypo.evaluate.external import CALIBRATION_SHARE, N_BOOT, Section, default_sections, evaluate_external
+from hypo.evaluate.external.validation import CALIBRATION_SHARE, N_BOOT, Section, default_sections, evaluate_external
 from hypo.learn.recalibration import METHODS
 from hypo.runtime import OneLineParser, one_line_errors
 
@@ -60,7 +60,8 @@ def build_parser(prog: str = PROG) -> OneLineParser:
 def sections(args: argparse.Namespace) -> list[tuple[str, Section]]:
     """The sections reported on each evaluation set, in order.
 
-    Each is ``(name, function)``; the function takes a :class:`hypo.evaluate.external.EvalSet` (the windows, the
+    Each is ``(name, function)``; the function takes a :class:`~hypo.evaluate.external.validation.EvalSet` (the
+    windows, the
     probabilities, the alarm thresholds that apply to them, OTHER's manifest, the model's sidecar) and returns a
     JSON-ready dict, stored under ``sections[name][stage]`` in ``evaluation.json``.
     """
@@ -94,7 +95,8 @@ def alarm_thresholds(args: argparse.Namespace) -> tuple[str, str]:
     """``--alarm-thresholds-from`` resolved and checked (before any work): where the alarm thresholds are fixed.
 
     Returns:
-        ``(thresholds_from, where)``: what :func:`hypo.evaluate.alarms.alarm_evaluation` takes (``"val"`` or a
+        ``(thresholds_from, where)``: what :func:`~hypo.evaluate.alarms.evaluation.alarm_evaluation` takes
+        (``"val"`` or a
         dataset folder) and how the result says it.
 
     Raises:
@@ -130,7 +132,7 @@ def alarm_section(args: argparse.Namespace, frozen=None, thresholds: tuple[str, 
     """
     import json
 
-    from hypo.evaluate.alarms import alarm_evaluation, format_alarm_table
+    from hypo.evaluate.alarms.evaluation import alarm_evaluation, format_alarm_table
 
     thresholds_from, where = thresholds if thresholds is not None else alarm_thresholds(args)
     model = frozen if frozen is not None else args.model_or_run

@@ -96,7 +96,7 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     """
     import json
 
-    from hypo.evaluate.alarms import validation_alarms
+    from hypo.evaluate.alarms.evaluation import validation_alarms
     from hypo.learn.baselines import ROW_PREFIX
 
     trials = [str(t) for t in df[df["rank"].notna()].head(n)["trial"]]
@@ -135,7 +135,7 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         out_dir: Where the files go.
         log: Where the lines go.
         alarms: ``--alarms N``: score the top N trials and the baselines as alarms on the validation split.
-        alarm_cfg: The alarm config (default :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`).
+        alarm_cfg: The alarm config (default :class:`~hypo.evaluate.alarms.metrics.AlarmConfig`).
         alarm_cases: At most this many validation recordings.
 
     Returns:
@@ -226,11 +226,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         res = show_leaderboard(exp, tuple(args.rank_by.split(",")), args.out, alarms=args.alarms, alarm_cfg=cfg,
                                alarm_cases=args.alarm_cases)
         if args.test is not None:
-            from hypo.evaluate.final_test import test_top_trials
+            from hypo.evaluate.testsplit.top_trials import score_top_trials
 
             if res["status"]["partial"]:
                 print(f"{prog}: warning: the search is partial; the test look ranks unfinished trials",
                       file=sys.stderr)
-            res["test"] = test_top_trials(exp, res["frame"], args.test, out_dir=args.out,
+            res["test"] = score_top_trials(exp, res["frame"], args.test, out_dir=args.out,
                                           alarms=None if args.no_alarms else cfg, alarm_cases=args.alarm_cases)
         return res

@@ -5,7 +5,7 @@
     hypo report runs/hypo-search --alarm-cases 50 --alarm-stride 30   # a quicker alarm section
     hypo report runs/hypo-search --no-alarms                         # windows only
 
-The evaluation is :func:`hypo.evaluate.report.make_report`; this is its command-line front.
+The evaluation is :func:`hypo.evaluate.testsplit.report.make_report`; this is its command-line front.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
-from hypo.evaluate.report import N_BOOT, make_report
+from hypo.evaluate.testsplit.report import N_BOOT, make_report
 from hypo.learn.operating_point import SPECIFICITY
 from hypo.runtime import OneLineParser, one_line_errors
 

@@ -1,13 +1,11 @@
-"""Evaluate layer: a chosen model judged on data it was not selected on.
+"""Evaluate layer: a chosen model judged on data it was not selected on, in one room per job.
 
-The test split (:mod:`~hypo.evaluate.final_test`, every look recorded by :mod:`~hypo.evaluate.test_looks`, and
-each model under channel loss, :mod:`~hypo.evaluate.channel_loss`), the HTML report (:mod:`~hypo.evaluate.report`
-with its bootstrap, figures and page), the export of a search's trial (:mod:`~hypo.evaluate.export_trial`; the
-trial itself: :mod:`~hypo.evaluate.trials`), the alarm evaluation on whole recordings
-(:mod:`~hypo.evaluate.alarms`: :mod:`~hypo.evaluate.replay`, :mod:`~hypo.evaluate.events`,
-:mod:`~hypo.evaluate.alarm_policy`, :mod:`~hypo.evaluate.alarm_metrics`, and for the report
-:mod:`~hypo.evaluate.alarm_report`, :mod:`~hypo.evaluate.alarm_figures`), and external validation of a frozen
-model on another source's windows (:mod:`~hypo.evaluate.external`, with :mod:`~hypo.evaluate.frozen`,
-:mod:`~hypo.evaluate.calibration` and :mod:`~hypo.evaluate.external_figures`). May import every layer below:
-search, infer, learn, data.
+- :mod:`hypo.evaluate.testsplit`: the one look at the test split (the top trials and the baselines, channel loss)
+  and the HTML report;
+- :mod:`hypo.evaluate.alarms`: the model and the baselines as alarms along whole recordings;
+- :mod:`hypo.evaluate.external`: a frozen model on another source's windows, and its recalibration.
+
+Shared by the three: the chosen trial (:mod:`~hypo.evaluate.trials`) and its export
+(:mod:`~hypo.evaluate.export_trial`), the subject bootstrap (:mod:`~hypo.evaluate.bootstrap`) and calibration
+statistics (:mod:`~hypo.evaluate.calibration`). May import every layer below: search, infer, learn, data.
 """

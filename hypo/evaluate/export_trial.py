@@ -133,7 +133,7 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
 def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY, val=None):
     """The chosen trial as :func:`export_model` would write it, in memory: its checked trace and its sidecar.
 
-    The alarm evaluation scores a trial through this (:mod:`hypo.evaluate.alarms`), so what it evaluates is
+    The alarm evaluation scores a trial through this (:mod:`hypo.evaluate.alarms.evaluation`), so what it evaluates is
     exactly what ``hypo export`` deploys, without writing a file.
 
     Args:

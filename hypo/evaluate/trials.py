@@ -2,7 +2,7 @@
 
 :func:`choose_trial` finds it and its checkpoint; :func:`load_trial` loads its model, config, checkpoint and the
 dataset manifest, refusing a dataset rebuilt since training. The report, the export and the alarm evaluation all
-start here (``hypo.evaluate.report`` re-exports both, where they used to live).
+start here (``hypo.evaluate.testsplit.report`` re-exports both, where they used to live).
 """
 
 from __future__ import annotations

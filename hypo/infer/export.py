@@ -15,7 +15,7 @@ out. Exports made before ``tolerates_missing`` existed list none and behave as b
 what it was: signals and units, window, horizon, label thresholds, the alarm thresholds of the operating point
 (fixed on the validation split, :mod:`hypo.learn.operating_point`), the dataset's gap-filling rule and minimum
 recording length (so ``hypo.infer.predict`` prepares recordings exactly as the training data were), validation
-metrics (and the test metrics of ``hypo.evaluate.report`` when its report of the same checkpoint exists), and the
+metrics (and the test metrics of ``hypo report`` when its report of the same checkpoint exists), and the
 dataset, config and checkpoint fingerprints.
 """
 

@@ -2,7 +2,7 @@
 
 :func:`timeline_figure` draws one recording: cuff readings over time, the predicted probabilities with their
 alarm thresholds, and the moments a later cuff reading confirmed hypotension. :func:`pyplot` and
-:func:`finish_figure` are the start and end of every hypo figure (``hypo.evaluate.report_figures`` uses them).
+:func:`finish_figure` are the start and end of every hypo figure (``hypo.evaluate.testsplit.report_figures`` uses them).
 """
 
 from __future__ import annotations

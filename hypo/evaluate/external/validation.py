@@ -509,7 +509,7 @@ def _ci(m: dict[str, Any]) -> str:
 
 def write_results(results: dict[str, Any], out: str) -> dict[str, str]:
     """Write ``evaluation.json``, ``evaluation.md`` and the figures into ``out``; returns name -> path."""
-    from hypo.evaluate.external_figures import decision_curve_figure, reliability_figure
+    from hypo.evaluate.external.figures import decision_curve_figure, reliability_figure
 
     sim = " (simulated data)" if results["data"]["simulated"] else ""
     name = os.path.basename(os.path.normpath(results["data"]["path"]))

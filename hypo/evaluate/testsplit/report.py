@@ -10,7 +10,7 @@ of one table. The page holds one-vs-rest ROC and precision-recall curves for hyp
 95% bands from a bootstrap over subjects (:mod:`hypo.evaluate.bootstrap`), sensitivity at 90% specificity, the confusion
 matrix at the operating point (:mod:`hypo.learn.operating_point`: thresholds fixed on the validation split), a
 calibration curve, results stratified by the last reading's class, the paper's table beside ours, the same
-trial and baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`), and the
+trial and baselines with each signal group absent in turn (:mod:`hypo.evaluate.testsplit.channel_loss`), and the
 fingerprints of the dataset, the config and the checkpoint. Figures are embedded as data URIs and also written
 next to the page; ``report.json`` keeps every number.
 """
@@ -30,10 +30,10 @@ from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.calibration import reliability as calibration
-from hypo.evaluate.channel_loss import CONDITIONS, channel_loss_rows, condition_title
-from hypo.evaluate.channel_loss import NOTE as CHANNEL_LOSS_NOTE
-from hypo.evaluate.report_html import ci, render_html
-from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.evaluate.testsplit.channel_loss import CONDITIONS, channel_loss_rows, condition_title
+from hypo.evaluate.testsplit.channel_loss import NOTE as CHANNEL_LOSS_NOTE
+from hypo.evaluate.testsplit.looks import describe_looks, record_look
+from hypo.evaluate.testsplit.report_html import ci, render_html
 from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: F401 - re-exported, as before
 from hypo.learn.metrics import undefined_reasons
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
@@ -106,8 +106,8 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         n_boot: Subject-bootstrap replicates.
         seed: Bootstrap seed.
         specificity: Of the operating point.
-        alarms: An :class:`~hypo.evaluate.alarm_metrics.AlarmConfig` to score the trial as an alarm on the whole
-            test recordings too (:mod:`hypo.evaluate.alarm_report`), or None.
+        alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` to score the trial as an alarm on the whole
+            test recordings too (:mod:`hypo.evaluate.alarms.report`), or None.
         alarm_cases: At most this many recordings per split for the alarm evaluation.
         log: Where progress lines go.
 
@@ -148,8 +148,9 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
                      for i, b in enumerate(baselines)]
     channel_loss = channel_loss_rows(model, cfg.model, test, manifest, baselines=baselines, feature_model=fm)
     prov = provenance(chosen, manifest, ckpt, cfg)
-    looks = record_look(chosen.exp_path, "hypo.evaluate.report", [{"trial": chosen.trial_id, "rank": chosen.rank,
-                                                          "checkpoint_sha256": prov["checkpoint_sha256"]}])
+    looks = record_look(chosen.exp_path, "hypo.evaluate.testsplit.report",
+                        [{"trial": chosen.trial_id, "rank": chosen.rank,
+                          "checkpoint_sha256": prov["checkpoint_sha256"]}])
     pred = decide(probs, thresholds)
     cm = confusion(y, pred)
     op = operating_point_stats(y, probs, thresholds)
@@ -212,7 +213,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     }
     detail = None
     if alarms is not None:
-        from hypo.evaluate.alarm_report import report_alarms
+        from hypo.evaluate.alarms.report import report_alarms
 
         results["alarms"], detail = report_alarms(chosen, manifest, alarms, fm, val, alarm_cases, n_boot, seed, log)
     return results, {"roc_pr": curves, "calibration": calib, "confusion": cm, "alarms": detail}
@@ -253,7 +254,7 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
     Returns:
         Name -> path of every file written.
     """
-    from hypo.evaluate.report_figures import calibration_figure, confusion_figure, roc_pr_figure
+    from hypo.evaluate.testsplit.report_figures import calibration_figure, confusion_figure, roc_pr_figure
 
     os.makedirs(out_dir, exist_ok=True)
     prov = results["provenance"]
@@ -272,7 +273,7 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
                                           f"test split{sim}: calibration"),
     }
     if curves.get("alarms") is not None:
-        from hypo.evaluate.alarm_report import write_alarm_figures
+        from hypo.evaluate.alarms.report import write_alarm_figures
 
         paths.update(write_alarm_figures(results["alarms"], curves["alarms"], out_dir, f": {what}",
                                          float(prov["label"]["hypo_map"])))
@@ -290,7 +291,7 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
                 log=print) -> dict[str, Any]:
     """Evaluate and write the report; returns ``{"results", "paths"}``.
 
-    ``alarms`` (an :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`, or None to leave the section out) and
+    ``alarms`` (an :class:`~hypo.evaluate.alarms.metrics.AlarmConfig`, or None to leave the section out) and
     ``alarm_cases`` are those of :func:`evaluate_trial`.
     """
     if n_boot < 1:
@@ -321,7 +322,7 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
     log("  under channel loss, mean AUROC: " + ", ".join(
         f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
     if results.get("alarms"):
-        from hypo.evaluate.alarms import alarm_table_lines
+        from hypo.evaluate.alarms.evaluation import alarm_table_lines
 
         a = results["alarms"]
         if "error" not in a:

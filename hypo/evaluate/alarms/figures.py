@@ -82,7 +82,7 @@ def example_timelines(examples: list[dict], path: str, title: str = "") -> str:
 
     Args:
         examples: Dicts with ``title``, ``window`` (s, s), ``t`` and ``p`` (the model's predictions), ``threshold``,
-            ``hysteresis``, ``story`` (:func:`hypo.evaluate.alarm_metrics.case_story`), ``readings`` ``(t, map)``
+            ``hysteresis``, ``story`` (:func:`hypo.evaluate.alarms.metrics.case_story`), ``readings`` ``(t, map)``
             of the cuff, optionally ``art`` ``(t, map)``, ``hypo_map``, ``lead_max_s``, ``lead_min_s``.
         path: PNG to write.
         title: Figure title.

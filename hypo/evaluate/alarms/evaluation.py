@@ -4,9 +4,9 @@ Window AUROC ranks windows; a clinician asks how many hypotensive episodes an al
 ahead, and how often it cries wolf. This module answers on whole recordings:
 
 1. every case of a split is reloaded from the dataset's source and scored along its length every ``stride_s``
-   seconds by the deployed code path (:mod:`hypo.evaluate.replay`);
-2. episodes come from the dataset's own label rule (:mod:`hypo.evaluate.events`), alarms from the state machine
-   (:mod:`hypo.evaluate.alarm_policy`), and the metrics from :mod:`hypo.evaluate.alarm_metrics`;
+   seconds by the deployed code path (:mod:`hypo.evaluate.alarms.replay`);
+2. episodes come from the dataset's own label rule (:mod:`hypo.evaluate.alarms.events`), alarms from the state machine
+   (:mod:`hypo.infer.alarm_policy`), and the metrics from :mod:`hypo.evaluate.alarms.metrics`;
 3. two thresholds per row are chosen on the **validation** split (a target of false alarms per hour, and a target
    episode sensitivity), never on the split being judged, and applied to it; the curve of sensitivity against
    false alarms per hour covers every threshold, with a band from a bootstrap over subjects.
@@ -17,7 +17,7 @@ construction: the bar a predictive alarm must clear).
 
 The Python entry point (``hypo evaluate MODEL_OR_RUN --data DIR --alarms`` calls it)::
 
-    from hypo.evaluate.alarms import alarm_evaluation, format_alarm_table
+    from hypo.evaluate.alarms.evaluation import alarm_evaluation, format_alarm_table
     result = alarm_evaluation("model.pt", "data/demo", split="test")        # or a run folder: its best trial
     print(format_alarm_table(result))
 """
@@ -33,7 +33,8 @@ import numpy as np
 
 from hypo.config import to_dict
 from hypo.errors import ConfigError, HypoError
-from hypo.evaluate.alarm_metrics import (
+from hypo.evaluate.alarms.events import event_rule_text
+from hypo.evaluate.alarms.metrics import (
     PROBABILITY,
     READING,
     AlarmConfig,
@@ -46,8 +47,7 @@ from hypo.evaluate.alarm_metrics import (
     select_thresholds,
     threshold_grid,
 )
-from hypo.evaluate.events import event_rule_text
-from hypo.evaluate.replay import (
+from hypo.evaluate.alarms.replay import (
     FEATURE_MODEL,
     FREQUENT_CUFF,
     LAST_ART,
@@ -344,7 +344,7 @@ def alarm_evaluation(predictor: str | Predictor | FrozenModel, data_dir: str, sp
     Args:
         predictor: An exported model file (``hypo export``), an experiment folder (its leaderboard's first trial,
             or ``trial``; local or ``s3://``), a :class:`~hypo.evaluate.frozen.FrozenModel` already loaded, or a
-            :class:`~hypo.evaluate.replay.Predictor`.
+            :class:`~hypo.evaluate.alarms.replay.Predictor`.
         data_dir: Any window dataset built by ``hypo windows`` (its manifest says where its recordings are).
         split: The split judged (default ``test``).
         thresholds_from: ``"val"``: chosen on this dataset's validation split (default); a dataset folder: chosen
@@ -352,7 +352,7 @@ def alarm_evaluation(predictor: str | Predictor | FrozenModel, data_dir: str, sp
             curves only.
         stride_s: Seconds between predictions along each recording (``--alarm-stride``).
         max_cases: Score at most this many cases per split (``--alarm-cases``).
-        config: Every other setting (:class:`~hypo.evaluate.alarm_metrics.AlarmConfig`); its stride is replaced
+        config: Every other setting (:class:`~hypo.evaluate.alarms.metrics.AlarmConfig`); its stride is replaced
             by ``stride_s``.
         feature_model: ``"auto"``, a fitted feature model, or None.
         n_boot: Subject-bootstrap replicates.

@@ -5,7 +5,8 @@ validation epoch. The output repeats the study's table layout (loss x metric row
 test figures and the paper's published ones side by side, plus every baseline (:mod:`hypo.learn.baselines`:
 last reading, feature model, last ART minute where recorded) as a row on the same windows. A metric undefined on
 the test split (a class absent) is ``n/a`` with the reason, never a mean over fewer classes.
-Each trial and baseline is also scored with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`):
+Each trial and baseline is also scored with each signal group absent in turn
+(:mod:`~hypo.evaluate.testsplit.channel_loss`):
 ``channel_loss.csv`` and a table under the study's.
 """
 
@@ -18,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from hypo.errors import HypoError
-from hypo.evaluate.channel_loss import baseline_channel_loss, format_markdown, long_rows
-from hypo.evaluate.test_looks import describe_looks, record_look
+from hypo.evaluate.testsplit.channel_loss import baseline_channel_loss, format_markdown, long_rows
+from hypo.evaluate.testsplit.looks import describe_looks, record_look
 from hypo.learn.baselines import ROW_PREFIX
 from hypo.learn.metrics import undefined_reasons
 from hypo.search.leaderboard import load_trials, read_search_meta
@@ -48,7 +49,7 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
         name: That row's name.
     """
     from hypo.data.dataset import load_split, read_manifest
-    from hypo.evaluate.channel_loss import channel_loss_rows
+    from hypo.evaluate.testsplit.channel_loss import channel_loss_rows
     from hypo.learn.baseline import label_config, last_reading_class
     from hypo.learn.checkpoint import load_model
     from hypo.learn.metrics import evaluate_scores
@@ -64,7 +65,7 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
     return evaluate_scores(arrays.label, probs, last, where=split)
 
 
-def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: str | None = None,
+def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: str | None = None,
                     log=print, alarms=None, alarm_cases: int | None = None) -> pd.DataFrame:
     """Evaluate the top ``n`` ranked trials once on the test split and print the study-layout table.
 
@@ -74,7 +75,7 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
         n: Trials to evaluate.
         out_dir: Where the files go (default: the experiment folder).
         log: Where the tables go.
-        alarms: An :class:`~hypo.evaluate.alarm_metrics.AlarmConfig`: the same trials and baselines also as alarms
+        alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig`: the same trials and baselines also as alarms
             on the whole test recordings, thresholds fixed on validation (``test_alarms.md``, ``test_alarms.json``,
             and a table in ``test_table.md``); None to leave that out.
         alarm_cases: At most this many recordings per split for the alarms.
@@ -103,7 +104,7 @@ def test_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: s
                      **({"signals": r["signals"]} if "signals" in r else {}),
                      **{f"test_{k}": v for k, v in m.items()}})
     fm = _feature_model(data_dir, meta)
-    records_b, loss_b = test_baselines(data_dir, meta, fm, with_channel_loss=True)
+    records_b, loss_b = baselines_on_test(data_dir, meta, fm, with_channel_loss=True)
     for b in records_b:
         rows.append({"trial": ROW_PREFIX + b["name"], "model": b["model"], **b["metrics"]})
     channel_loss += loss_b
@@ -134,7 +135,7 @@ def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], fm, cfg, ma
     """
     import json
 
-    from hypo.evaluate.alarms import evaluate_alarms, format_alarm_table, trial_predictors
+    from hypo.evaluate.alarms.evaluation import evaluate_alarms, format_alarm_table, trial_predictors
 
     try:
         result, _ = evaluate_alarms(trial_predictors(exp_path, trial_ids), data_dir, "test", "val", cfg, fm,
@@ -158,7 +159,7 @@ def _feature_model(data_dir: str, meta: dict):
     return feature_model_for(meta, load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest))
 
 
-def test_baselines(data_dir: str, meta: dict, fm=None, with_channel_loss: bool = False):
+def baselines_on_test(data_dir: str, meta: dict, fm=None, with_channel_loss: bool = False):
     """Every baseline's ``test_*`` metrics (the records of :func:`hypo.learn.baselines.baseline_records`).
 
     The feature model is the one the search chose on validation (refitted on train: deterministic), or, for a

@@ -1,7 +1,7 @@
-"""The HTML page of ``hypo.evaluate.report``: one self-contained file, figures embedded as base64 data URIs.
+"""The HTML page of ``hypo.evaluate.testsplit.report``: one self-contained file, figures embedded as base64 data URIs.
 
-:func:`render_html` takes the ``results`` dict of :func:`hypo.evaluate.report.evaluate_trial` (every number) and the
-paths of the PNG figures, and returns the page; nothing on it is fetched from elsewhere.
+:func:`render_html` takes the ``results`` dict of :func:`~hypo.evaluate.testsplit.report.evaluate_trial` (every
+number) and the paths of the PNG figures, and returns the page; nothing on it is fetched from elsewhere.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def baselines_section(results: dict[str, Any]) -> str:
 
 
 def channel_loss_section(results: dict[str, Any]) -> str:
-    """The trial and the baselines with each signal group absent in turn (:mod:`hypo.evaluate.channel_loss`)."""
-    from hypo.evaluate.channel_loss import table_cells
+    """The trial and the baselines with each signal group absent in turn (:mod:`.channel_loss`)."""
+    from hypo.evaluate.testsplit.channel_loss import table_cells
 
     section = results.get("channel_loss")
     if not section:
@@ -101,7 +101,7 @@ def channel_loss_section(results: dict[str, Any]) -> str:
 
 def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     """The self-contained report page."""
-    from hypo.evaluate.final_test import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
+    from hypo.evaluate.testsplit.top_trials import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
 
     prov, trial, m, bm = results["provenance"], results["trial"], results["metrics"], results["baseline_metrics"]
     boot, ref, op = results["bootstrap"], results["bootstrap"]["reference"], results["operating_point"]
@@ -155,7 +155,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     parts.append(baselines_section(results))
     parts.append(channel_loss_section(results))
     if results.get("alarms"):
-        from hypo.evaluate.alarm_report import alarm_section_html
+        from hypo.evaluate.alarms.report import alarm_section_html
 
         parts.append(alarm_section_html(results["alarms"], images, _img, _table))
     parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hypo.evaluate.report_figures import reliability_panel
+from hypo.evaluate.testsplit.report_figures import reliability_panel
 from hypo.infer.timeline import BASE_COLOR, DPI, MODEL_COLOR, finish_figure, pyplot
 
 STAGE_STYLE = {"model": (MODEL_COLOR, "-o", "model"), "before": (BASE_COLOR, "--s", "before recalibration"),

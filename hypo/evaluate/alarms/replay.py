@@ -39,8 +39,8 @@ import numpy as np
 
 from hypo import storage
 from hypo.errors import CaseRejected, HypoError
-from hypo.evaluate.alarm_metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
-from hypo.evaluate.events import CaseEvents, case_events
+from hypo.evaluate.alarms.events import CaseEvents, case_events
+from hypo.evaluate.alarms.metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
 
 LAST_READING = "last reading"
 FEATURE_MODEL = "feature model"
@@ -71,8 +71,8 @@ class ReplayedSplit:
 
     Attributes:
         split: ``val`` or ``test``.
-        events: One :class:`~hypo.evaluate.events.CaseEvents` per scored recording.
-        tracks: Row name -> one :class:`~hypo.evaluate.alarm_metrics.Track` per recording (aligned with
+        events: One :class:`~hypo.evaluate.alarms.events.CaseEvents` per scored recording.
+        tracks: Row name -> one :class:`~hypo.evaluate.alarms.metrics.Track` per recording (aligned with
             ``events``).
         kinds: Row name -> ``probability`` or ``reading``.
         failures: ``{"caseid", "reason", "detail"}`` of each case that could not be scored.

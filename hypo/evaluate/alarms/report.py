@@ -1,9 +1,10 @@
 """The alarm section of ``hypo report``: the chosen trial as an alarm on the test split, beside the baselines.
 
-:func:`report_alarms` runs :func:`hypo.evaluate.alarms.evaluate_alarms` for the report's trial (thresholds fixed on
+:func:`report_alarms` runs :func:`~hypo.evaluate.alarms.evaluation.evaluate_alarms` for the report's trial (thresholds
+fixed on
 the validation split, the test split judged) and never stops the report: when the recordings cannot be replayed
 the section says why. :func:`write_alarm_figures` draws the alarm operating characteristic, the lead-time
-histogram and three example timelines (:mod:`hypo.evaluate.alarm_figures`); :func:`alarm_section_html` is the
+histogram and three example timelines (:mod:`hypo.evaluate.alarms.figures`); :func:`alarm_section_html` is the
 section of the page.
 """
 
@@ -16,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from hypo.errors import HypoError
-from hypo.evaluate.alarm_metrics import AlarmConfig, case_story
-from hypo.evaluate.alarms import (
+from hypo.evaluate.alarms.evaluation import (
     ALARM_COLUMNS,
     AlarmDetail,
     alarm_table_cells,
@@ -25,7 +25,8 @@ from hypo.evaluate.alarms import (
     induction_line,
     trial_predictor,
 )
-from hypo.evaluate.replay import FREQUENT_CUFF, LAST_READING
+from hypo.evaluate.alarms.metrics import AlarmConfig, case_story
+from hypo.evaluate.alarms.replay import FREQUENT_CUFF, LAST_READING
 
 MODEL_ROW = "model"
 FIGURES = ("alarm_aoc", "alarm_leads", "alarm_examples")
@@ -61,7 +62,7 @@ def pick_examples(detail: AlarmDetail, name: str = MODEL_ROW, op: str = "fa_targ
     """Three recordings to draw: an episode caught, an episode missed, a false alarm (distinct cases if possible).
 
     Returns:
-        Up to three dicts for :func:`hypo.evaluate.alarm_figures.example_timelines`, in that order.
+        Up to three dicts for :func:`hypo.evaluate.alarms.figures.example_timelines`, in that order.
     """
     thr = (detail.thresholds.get(name) or {}).get(op)
     if thr is None or name not in detail.replay.tracks:
@@ -124,7 +125,7 @@ def caught_leads(detail: AlarmDetail, name: str, op: str = "fa_target") -> np.nd
 def write_alarm_figures(result: dict[str, Any], detail: AlarmDetail, out_dir: str, label: str = "",
                         hypo_map: float = 65.0) -> dict[str, str]:
     """Draw the three alarm figures into ``out_dir``; returns name -> path (see the module docstring)."""
-    from hypo.evaluate.alarm_figures import aoc_figure, example_timelines, lead_histogram
+    from hypo.evaluate.alarms.figures import aoc_figure, example_timelines, lead_histogram
 
     sim = " (simulated data)" if result.get("simulated") else ""
     n, h = result["cases"]["scored"], result["cases"]["hours"]

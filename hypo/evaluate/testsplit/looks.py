@@ -30,7 +30,7 @@ def record_look(exp_path: str, by: str, trials: list[dict[str, Any]]) -> dict[st
 
     Args:
         exp_path: Experiment folder.
-        by: The command that looked (``hypo.evaluate.report``, ``leaderboard --test``).
+        by: The command that looked (``hypo.evaluate.testsplit.report``, ``leaderboard --test``).
         trials: ``{"trial", "rank", "checkpoint_sha256"}`` of each trial evaluated.
 
     Returns:

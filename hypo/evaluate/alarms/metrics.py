@@ -1,6 +1,6 @@
 """Scoring alarms against episodes: sensitivity, lead time, false alarms per hour, time in alarm, and the curve.
 
-For one scorer on one recording (a :class:`Track` of alarm slots, the :class:`~hypo.evaluate.events.CaseEvents`)
+For one scorer on one recording (a :class:`Track` of alarm slots, the :class:`~hypo.evaluate.alarms.events.CaseEvents`)
 and many thresholds at once, :func:`case_counts` counts (``lead_max`` 15 min and ``lead_min`` 1 min are the
 config's ``lead_max_s`` / ``lead_min_s``):
 
@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from hypo.errors import ConfigError
-from hypo.evaluate.alarm_policy import (
+from hypo.evaluate.alarms.events import INDUCTION, SCORED, UNDER_WAY, CaseEvents
+from hypo.infer.alarm_policy import (
     HYSTERESIS_DEFAULT,
     M_DEFAULT,
     alarm_intervals,
@@ -40,7 +41,6 @@ from hypo.evaluate.alarm_policy import (
     alarm_starts,
     reading_alarm_on,
 )
-from hypo.evaluate.events import INDUCTION, SCORED, UNDER_WAY, CaseEvents
 
 PROBABILITY, READING = "probability", "reading"
 FA_GRID = np.round(np.linspace(0.0, 6.0, 61), 3)  # false alarms per hour at which curve bands are read
@@ -136,7 +136,7 @@ class Track:
         return cls(z, z, np.zeros(0), kind)
 
     def on(self, thresholds, cfg: AlarmConfig) -> np.ndarray:
-        """The alarm state per threshold, bool [T, n] (:mod:`hypo.evaluate.alarm_policy`)."""
+        """The alarm state per threshold, bool [T, n] (:mod:`hypo.infer.alarm_policy`)."""
         if self.kind == PROBABILITY:
             return alarm_on(self.score, thresholds, cfg.m, cfg.hysteresis)
         return reading_alarm_on(self.score, thresholds)
