@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hypo.cli.search import ensure_demo_data  # noqa: E402
+from hypo.data.demo_dataset import ensure_demo_dataset  # noqa: E402
 from hypo.search.leaderboard import load_trials  # noqa: E402
 from hypo.search.tuner import SearchConfig, _callbacks, _trainable, load_search_data  # noqa: E402
 
@@ -142,7 +142,7 @@ def main() -> None:
     import ray
 
     ray.init(address="local", num_cpus=os.cpu_count(), logging_level="ERROR", log_to_driver=False)
-    ensure_demo_data(args.data, args.demo_cases)
+    ensure_demo_dataset(args.data, args.demo_cases)
     data = load_search_data(args.data)
     print(f"dataset {args.data}: {len(data['train'])} train / {len(data['val'])} val windows; "
           f"{os.cpu_count()} CPUs")

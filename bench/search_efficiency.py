@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hypo.cli.search import ensure_demo_data  # noqa: E402
+from hypo.data.demo_dataset import ensure_demo_dataset  # noqa: E402
 from hypo.errors import HypoError  # noqa: E402
 from hypo.search.tuner import SearchConfig  # noqa: E402
 
@@ -473,7 +473,7 @@ def _init_ray() -> None:
 def _data(args: argparse.Namespace) -> None:
     """Build the demo dataset at ``--data`` when it is the default one and missing."""
     if args.data in (DATA, QUICK["data"]) or not os.path.exists(os.path.join(args.data, "manifest.json")):
-        ensure_demo_data(args.data, args.demo_cases)
+        ensure_demo_dataset(args.data, args.demo_cases)
 
 
 def _variant(text: str) -> tuple[int, int, int]:
@@ -545,13 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     _init_ray()
     import optuna
 
-    from hypo.cli.search import plan_trial_resources
+    from hypo.search.resources import plan_trial_resources
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study created, ten times over
 
-    probe = SearchConfig(data=args.data, cpus_per_trial=args.cpus_per_trial)
-    args.gpus_per_trial = plan_trial_resources(probe, _gpus(args.gpus_per_trial), None, log=lambda s: None) \
-        .gpus_per_trial
+    args.gpus_per_trial = plan_trial_resources(args.cpus_per_trial, _gpus(args.gpus_per_trial),
+                                               DEFAULTS["pending_timeout_s"], log=lambda s: None)
     _data(args)
     counts = read_manifest(args.data).get("counts") or {}
     windows = {split: (counts.get(split) or {}).get("windows", 0) for split in ("train", "val")}

@@ -15,6 +15,10 @@ class DatasetError(HypoError):
     """A window dataset is missing, incomplete or does not match what the caller expects."""
 
 
+class Interrupted(HypoError):
+    """The user stopped a command (Ctrl-C) after it saved what it had; the message says how to continue (exit 130)."""
+
+
 class CaseRejected(HypoError):
     """A case cannot be used; ``reason`` is a short machine-friendly tag, the message says why.
 

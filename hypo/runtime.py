@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hypo.errors import ConfigError, HypoError
+from hypo.errors import ConfigError, HypoError, Interrupted
 
 PROBE_TIMEOUT_S = 2.0  # a live GCS accepts a connection at once; a dead one must not cost minutes of Ray's retries
 
@@ -144,7 +144,8 @@ def one_line_errors(prog: str, on_interrupt: str = "re-run the same command to r
     """Print a user error as ``prog: error: message`` and exit with status 2.
 
     User errors are :class:`HypoError` and operating-system errors (a missing file, a folder where a file should
-    be, no permission). Ctrl-C prints ``prog: interrupted; on_interrupt`` and exits with status 130.
+    be, no permission). Ctrl-C prints ``prog: interrupted; on_interrupt`` and exits with status 130; so does an
+    :class:`~hypo.errors.Interrupted` a command raised after saving its state (its message says how to resume).
 
     Args:
         prog: The command's name, first on the line.
@@ -152,6 +153,9 @@ def one_line_errors(prog: str, on_interrupt: str = "re-run the same command to r
     """
     try:
         yield
+    except Interrupted as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        raise SystemExit(130) from None
     except (HypoError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)

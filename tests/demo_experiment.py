@@ -24,7 +24,7 @@ from hypo.learn.baselines import baseline_records
 from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model
 from hypo.learn.metrics import MetricWarning
 from hypo.learn.train import fit_arrays
-from hypo.search.leaderboard import SEARCH_META
+from hypo.search.experiments import SEARCH_META
 from hypo.search.tuner import trial_train_config
 
 

@@ -9,10 +9,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from hypo.cli.leaderboard import show_leaderboard
 from hypo.config import from_dict, to_dict
 from hypo.data.signals import GROUP_NAMES, parse_groups
 from hypo.errors import ConfigError
+from hypo.search.board import show_leaderboard
 from hypo.search.space import (
     ALL_SIGNALS,
     SIGNAL_SUBSETS,

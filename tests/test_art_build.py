@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-from hypo.cli.leaderboard import show_leaderboard
 from hypo.cli.windows import main as windows_main
 from hypo.config import LabelConfig, WindowConfig, to_dict
 from hypo.data.dataset import load_split, read_manifest
@@ -19,6 +18,7 @@ from hypo.data.sources.vital import VitalDirSource
 from hypo.data.splits import SPLITS
 from hypo.errors import ConfigError
 from hypo.evaluate.testsplit.report import make_report
+from hypo.search.board import show_leaderboard
 
 from demo_experiment import build_demo_dataset, fake_search
 

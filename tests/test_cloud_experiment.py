@@ -11,9 +11,9 @@ import pytest
 
 from hypo import storage
 from hypo.cli.export import main as export_main
-from hypo.cli.leaderboard import show_leaderboard
 from hypo.errors import HypoError
 from hypo.evaluate.testsplit.report import make_report
+from hypo.search.board import show_leaderboard
 
 from demo_experiment import build_demo_dataset, fake_search
 

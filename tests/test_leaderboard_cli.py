@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from hypo.cli.leaderboard import main, resolve_experiment
-from hypo.search.leaderboard import SEARCH_META, load_trials, search_status
+from hypo.cli.leaderboard import main
+from hypo.search.experiments import SEARCH_META, resolve_experiment
+from hypo.search.leaderboard import load_trials, search_status
 
 
 def fake_experiment(path, n_trials=7, done=True, planned=None, epochs=2):

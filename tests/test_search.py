@@ -13,13 +13,13 @@ import numpy as np
 import optuna
 import pytest
 
-from hypo.cli.leaderboard import show_leaderboard
 from hypo.cli.search import main as search_main
 from hypo.data.dataset import load_split
 from hypo.errors import ConfigError, DatasetError
 from hypo.evaluate.testsplit.looks import read_looks
 from hypo.learn.feature_model import FeatureModel
 from hypo.learn.metrics import evaluate_scores
+from hypo.search.board import show_leaderboard
 from hypo.search.leaderboard import load_trials
 from hypo.search.tuner import FAIL_MARKER_KEY, SearchConfig, resumed_config, run_search
 

@@ -55,8 +55,8 @@ def test_resume_of_a_search_from_before_the_layers_is_refused_in_one_line(tmp_pa
 
 
 def test_zero_argument_search_warns_when_data_demo_is_another_dataset(tmp_path):
-    from hypo.cli.search import ensure_demo_data
     from hypo.config import LabelConfig, WindowConfig
+    from hypo.data.demo_dataset import ensure_demo_dataset
     from hypo.data.preprocess import _check_folder_config
     from hypo.data.sources.demo import DemoSource
 
@@ -67,10 +67,10 @@ def test_zero_argument_search_warns_when_data_demo_is_another_dataset(tmp_path):
         return str(path)
 
     lines = []
-    ensure_demo_data(build(tmp_path / "same", 200, WindowConfig()), 200, log=lines.append)
+    ensure_demo_dataset(build(tmp_path / "same", 200, WindowConfig()), 200, log=lines.append)
     assert lines == []
     other = build(tmp_path / "other", 20, WindowConfig(label=LabelConfig(mode="ffill")))
-    ensure_demo_data(other, 200, log=lines.append)
+    ensure_demo_dataset(other, 200, log=lines.append)
     assert len(lines) == 1 and lines[0].startswith(f"warning: {other} holds a dataset built from other cases than "
                                                    "200 demo cases and other window settings")
 

@@ -66,7 +66,7 @@ def test_sigint_exits_130_says_how_to_resume_and_marks_the_leaderboard_partial(d
 
 def test_a_search_killed_outright_reads_as_partial_with_no_handler_run(data_dir, tmp_path):
     """SIGKILL runs no handler: the leaderboard reads the trials' own results and still says partial."""
-    from hypo.cli.leaderboard import show_leaderboard
+    from hypo.search.board import show_leaderboard
 
     proc = _search(data_dir, tmp_path, "killed", "--samples", "3", "--epochs", "8", "--grace-period", "8")
     exp = tmp_path / "killed"

@@ -286,11 +286,12 @@ def test_cli_trains_any_window_length_and_resumes_into_its_default_folder(tmp_pa
 def test_cli_ctrl_c_says_to_add_resume(planted, tmp_path, monkeypatch, capsys, resume):
     """Re-running ``hypo train`` as it was starts again at epoch 1: the interrupt line says to add --resume."""
     import hypo.cli.train as cli
+    import hypo.learn.train as work
 
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "fit_arrays", interrupted)
+    monkeypatch.setattr(work, "fit_arrays", interrupted)
     out = tmp_path / "out"
     if resume:  # a checkpoint to resume from (the flag is checked before training)
         out.mkdir()
@@ -313,11 +314,12 @@ def test_cli_ctrl_c_says_to_add_resume(planted, tmp_path, monkeypatch, capsys, r
 ])
 def test_cli_checks_flags_before_reading_the_splits(planted, tmp_path, monkeypatch, capsys, args, needle):
     import hypo.cli.train as cli
+    import hypo.learn.train as work
 
     def no_splits(*a, **kw):
         raise AssertionError("the splits were read before the flags were checked")
 
-    monkeypatch.setattr(cli, "load_data", no_splits)
+    monkeypatch.setattr(work, "load_data", no_splits)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--data", planted, "--out", str(tmp_path / "out"), *args])
     err = capsys.readouterr().err

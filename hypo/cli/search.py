@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import os
-import sys
 from typing import Any
 
-from hypo import storage
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser
+from hypo.search.experiments import latest_search
 from hypo.search.resources import AUTO_GPU_SHARE
 from hypo.search.tuner import SAMPLERS, SCHEDULERS, SPACES, SearchConfig
 
@@ -90,52 +88,12 @@ def _gpus(value: str) -> str | float:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
 
 
-def _latest_experiment(storage_path: str) -> str:
-    """The newest search under ``storage_path`` (not any folder: ``hypo train`` writes ``runs/train`` there too)."""
-    from hypo.cli.leaderboard import experiments_under
-
-    if storage.is_uri(storage_path):
-        raise ConfigError(f"--resume with --storage {storage_path}: name the search with --name")
-    root = os.path.abspath(os.path.expanduser(storage_path))
-    found = experiments_under(root)
-    if not found:
-        raise ConfigError(f"--resume: no experiment under {root}; pass --name")
-    return os.path.basename(found[0])
-
-
-def ensure_demo_data(path: str, cases: int, log=print) -> None:
-    """Build the demo window dataset at ``path`` unless one is already there; warn when that one differs.
-
-    The zero-argument search reuses what ``path`` holds; when it was built otherwise (other cases, label mode,
-    split), the search would silently run on it, so the difference is said.
-    """
-    from hypo.config import WindowConfig, to_dict
-    from hypo.data.sources.demo import DemoSource
-
-    source, cfg = DemoSource(n_cases=cases, seed=0), WindowConfig()
-    config_path = storage.join(path, "config.json")
-    if storage.exists(storage.join(path, "manifest.json")):
-        have = storage.read_json(config_path) if storage.exists(config_path) else {}
-        want = {"config": to_dict(cfg), "source": source.name, "source_fingerprint": source.fingerprint()}
-        differs = [k for k in ("source", "source_fingerprint", "config") if have.get(k) != want[k]]
-        if differs:
-            what = {"source": "another source", "source_fingerprint": f"other cases than {cases} demo cases",
-                    "config": "other window settings"}
-            log(f"warning: {path} holds a dataset built from {' and '.join(what[k] for k in differs)} than the "
-                f"default demo build; the search runs on it as it is (delete {path}, or pass --data, to choose)")
-        return
-    from hypo.data.preprocess import build_windows
-
-    log(f"building the demo window dataset ({cases} simulated cases) in {path}")
-    build_windows(source, cfg, path, log=log)
-
-
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """The SearchConfig the arguments describe (validated)."""
     name = args.name
     if name is None:
         if args.resume:
-            name = _latest_experiment(args.storage)
+            name = latest_search(args.storage)
         else:
             name = "search-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     grid = args.space == "paper" and args.sampler in (None, "grid")
@@ -155,72 +113,30 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     )
 
 
-def plan_trial_resources(cfg: SearchConfig, gpus: str | float, cluster_config: str | None, log=print) -> SearchConfig:
-    """Check one trial's resources against the running cluster (Ray started) and resolve ``--gpus-per-trial auto``.
-
-    Raises:
-        ConfigError: When no node, and no node type the autoscaler may add, can ever hold one trial.
-    """
-    from hypo.search.resources import alive_nodes, autoscaler_node_types, plan_resources
-
-    plan = plan_resources(cfg.cpus_per_trial, gpus, alive_nodes(), autoscaler_node_types(cluster_config))
-    log(plan.message + ("" if plan.fits_now else f" (at most --pending-timeout {cfg.pending_timeout_s:g} s)"))
-    return dataclasses.replace(cfg, gpus_per_trial=plan.gpus_per_trial)
-
-
-def _data_line(data_dir: str, log=print) -> None:
-    from hypo.data.dataset import describe_dataset, read_manifest
-
-    log(f"data {data_dir}: {describe_dataset(read_manifest(data_dir))}")
-
-
-def _run(cfg: SearchConfig, resume: bool, prog: str, verbose: bool) -> dict[str, Any]:
-    """Run or resume the search; on Ctrl-C show the partial leaderboard, say how to resume, exit 130."""
-    from hypo.cli.leaderboard import show_leaderboard
-    from hypo.search.tuner import SearchInterrupted, run_search
-
-    try:
-        exp_path = run_search(cfg, resume=resume, verbose=verbose)
-    except SearchInterrupted as exc:
-        show_leaderboard(exc.exp_path)
-        again = "python tune/search.py" if prog.endswith("search.py") else "hypo search"
-        storage_flag = "" if cfg.storage == "runs" else f" --storage {cfg.storage}"
-        print(f"{prog}: interrupted after {exc.finished} of {exc.planned} trials; resume with: {again} --resume "
-              f"--name {cfg.name}{storage_flag}", file=sys.stderr)
-        raise SystemExit(130) from None
-    return show_leaderboard(exp_path)
-
-
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
-    """Entry point of ``hypo search``."""
-    from hypo.runtime import init_ray, one_line_errors
-    from hypo.search.tuner import check_name_free, preflight, resumed_config
+    """Entry point of ``hypo search``; the work is :func:`hypo.search.job.search_job`."""
+    from hypo.runtime import one_line_errors
+    from hypo.search.job import SearchRequest, search_job
 
     args = parse_args(argv, prog)
     # Trials checkpoint every epoch by design (resume, ASHA); Tune's note that this snapshots often is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    command = "python tune/search.py" if prog.endswith("search.py") else "hypo search"
     with one_line_errors(prog):
         if args.smoke_test:
             args.epochs, args.demo_cases = SMOKE["epochs"], SMOKE["cases"]
             args.samples = None if args.space == "paper" and args.sampler in (None, "grid") else SMOKE["samples"]
             args.data = args.data or SMOKE["data"]
-        if args.resume:  # the data, settings and resolved resources the search started with
-            cfg = resumed_config(args.storage, args.name or _latest_experiment(args.storage), args.data)
-            init_ray(args.address, quiet=not args.verbose)
-            _data_line(cfg.data)
-            cfg = plan_trial_resources(cfg, cfg.gpus_per_trial, args.cluster_config)
-            return _run(cfg, True, prog, args.verbose)
+        if args.resume:
+            req = SearchRequest(resume=True, name=args.name or latest_search(args.storage), storage=args.storage,
+                                data=args.data, address=args.address, cluster_config=args.cluster_config,
+                                verbose=args.verbose, command=command)
+            return search_job(req)
         demo = args.data is None or args.smoke_test
         args.data = args.data or DEMO_DATA
         if args.batch_size is None:
             args.batch_size = DEMO_BATCH if demo else PAPER_BATCH
-        cfg = config_from_args(args)  # every flag checked before Ray starts
-        check_name_free(cfg)  # --name too: a search already there is refused before any work
-        if not demo:
-            preflight(cfg.data)  # the dataset too, when it exists already
-        init_ray(args.address, quiet=not args.verbose)
-        cfg = plan_trial_resources(cfg, args.gpus_per_trial, args.cluster_config)
-        if demo:
-            ensure_demo_data(args.data, args.demo_cases)
-        _data_line(cfg.data)
-        return _run(cfg, False, prog, args.verbose)
+        req = SearchRequest(config=config_from_args(args), demo=demo, demo_cases=args.demo_cases,  # flags checked
+                            gpus_per_trial=args.gpus_per_trial, address=args.address,
+                            cluster_config=args.cluster_config, verbose=args.verbose, command=command)
+        return search_job(req)

@@ -2,43 +2,24 @@
 
     hypo train --data data/demo --model cnn_cnn --k 42 --loss focal --gamma 2 --epochs 35
 
-The training itself is :func:`hypo.learn.train.fit_arrays`; this is its command-line front.
+The work is :func:`hypo.learn.train_job.train_job` (training: :func:`hypo.learn.train.fit_arrays`); this is its
+command-line front.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
 from typing import Any
 
-from hypo.config import fingerprint, to_dict
-from hypo.data.dataset import absent_groups, read_manifest
 from hypo.data.signals import GROUP_NAMES, parse_groups
 from hypo.errors import ConfigError
 from hypo.learn.losses import LOSSES
-from hypo.learn.metrics import RANK_METRICS
 from hypo.learn.models import MODELS, ModelConfig
-from hypo.learn.train import fit_arrays, load_data, resolve_device
-from hypo.learn.train_config import AMP_MODES, RESUMABLE, TrainConfig, needs_mask
+from hypo.learn.train_config import AMP_MODES, TrainConfig, needs_mask
+from hypo.learn.train_job import train_job
 from hypo.runtime import OneLineParser, one_line_errors
 
 PROG = "hypo train"
-
-
-def comparison_lines(best: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    """The model's best validation epoch beside the last-reading baseline, one metric a line."""
-    rows = [("mean AUROC", "mean_auroc"), ("sum AUPRC (hypo + hyper)", "sum_auprc")]
-    for c in ("normal", "hypotension", "hypertension"):
-        rows += [(f"AUROC {c}", f"auroc_{c}"), (f"AUPRC {c}", f"auprc_{c}"), (f"prevalence {c}", f"prevalence_{c}")]
-    for s in ("normal", "hypotension", "hypertension", "none"):
-        rows += [(f"last reading {s}: n", f"bylast_{s}_n"), (f"last reading {s}: mean AUROC", f"bylast_{s}_mean_auroc")]
-    lines = [f"{'validation':<36} {'model':>10} {'baseline':>10}"]
-    for name, key in rows:
-        m, b = best.get(f"val_{key}", math.nan), baseline.get(f"val_{key}", math.nan)
-        fmt = "{:>10.0f}" if key.endswith("_n") else "{:>10.4f}"
-        lines.append(f"{name:<36} " + fmt.format(m) + " " + fmt.format(b))
-    return lines
 
 
 def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
@@ -103,28 +84,5 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
              "re-run it with --resume added to continue from its last finished epoch (without it, training starts "
              "again at epoch 1)")
     with one_line_errors(prog, on_interrupt=again):
-        # Every flag and --resume are checked from the manifest alone, before the splits are read.
-        man = read_manifest(args.data)
-        cfg = config_from_args(args, window_s=int(man["window_s"]), absent=absent_groups(man))
-        # The default folder names the run by what defines the model, not by what --resume may change.
-        run_id = fingerprint({k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE})
-        name = f"{cfg.model.name}-k{cfg.model.k}-{cfg.loss}-{run_id[:8]}"
-        out = args.out or os.path.join("runs", "train", name)
-        resume = os.path.join(out, "checkpoint.pt") if args.resume else None
-        if resume and not os.path.exists(resume):
-            raise ConfigError(f"--resume: no checkpoint at {resume}")
-        data = load_data(args.data, man)
-        print(f"data {args.data}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
-              f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
-        print(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "
-              f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}"
-              + (f" signals={'+'.join(cfg.model.signals)}" if cfg.model.signals != GROUP_NAMES else "")
-              + (f" channel_dropout={cfg.channel_dropout:g}" if cfg.channel_dropout else "")
-              + (" (takes missing groups: availability mask)" if cfg.model.mask else ""))
-        result = fit_arrays(cfg, data, out_dir=out, resume_from=resume, log=lambda s: print(s, flush=True))
-        if result["best"] is not None:
-            print(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")
-            for line in comparison_lines(result["best"], result["baseline"]):
-                print("  " + line)
-        print(f"wrote {os.path.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
-        return result
+        return train_job(args.data, lambda window_s, absent: config_from_args(args, window_s, absent), out=args.out,
+                         resume=args.resume, log=lambda s: print(s, flush=True))

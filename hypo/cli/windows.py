@@ -5,7 +5,8 @@
     hypo windows --source vital-dir --path /data/vital --out data/hospital
     hypo windows --source vitaldb --cases 500 --cache ~/.cache/hypo --out s3://bucket/w
 
-The job is :func:`hypo.data.preprocess.build_windows`; this is its command-line front.
+The work is :func:`hypo.data.windows_job.windows_job` (the Ray Data job: :func:`hypo.data.preprocess.build_windows`);
+this is its command-line front.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import re
 from typing import Any
 
 from hypo.config import CUFF_MODE, CUFF_TOLERANCE_S, NIBP_MERGE_S, FillConfig, LabelConfig, SplitConfig, WindowConfig
-from hypo.data.preprocess import build_windows
 from hypo.data.signals import MAY_BE_MISSING, parse_groups
-from hypo.data.sources.factory import SOURCE_NAMES, make_source
+from hypo.data.sources.factory import SOURCE_NAMES
+from hypo.data.windows_job import windows_job
 from hypo.errors import ConfigError
-from hypo.runtime import OneLineParser, init_ray, one_line_errors
+from hypo.runtime import OneLineParser, one_line_errors
 
 PROG = "hypo windows"
 
@@ -123,10 +124,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     args = parse_args(argv, prog)
     with one_line_errors(prog):
         cfg = config_from_args(args)
-        source = make_source(args.source, cases=args.cases, seed=args.seed, path=args.path, cache=args.cache,
-                             track_map=args.track_map, subjects=args.subjects, api_url=args.api_url,
-                             arterial=cfg.label.source == "art", site=args.site,
-                             allow_missing=cfg.allow_missing)
-        init_ray(args.address, args.num_cpus)
-        return build_windows(source, cfg, args.out, num_cpus_per_task=args.num_cpus_per_task,
-                             cases_per_task=args.cases_per_task, progress=not args.no_progress)
+        options = {"cases": args.cases, "seed": args.seed, "path": args.path, "cache": args.cache,
+                   "track_map": args.track_map, "subjects": args.subjects, "api_url": args.api_url, "site": args.site}
+        return windows_job(args.source, options, cfg, args.out, address=args.address, num_cpus=args.num_cpus,
+                           num_cpus_per_task=args.num_cpus_per_task, cases_per_task=args.cases_per_task,
+                           progress=not args.no_progress)

@@ -12,7 +12,8 @@ import math
 from typing import Any
 
 from hypo.errors import HypoError
-from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials, local_experiment, read_search_meta
+from hypo.search.experiments import local_experiment
+from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_search_meta
 
 
 @dataclasses.dataclass

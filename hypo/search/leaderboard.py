@@ -19,13 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from hypo import storage
 from hypo.errors import ConfigError, HypoError
 from hypo.learn.baselines import ROW_PREFIX, recorded_baselines
 from hypo.learn.metrics import RANK_METRICS, undefined_reasons
+from hypo.search.experiments import SEARCH_META
 from hypo.search.space import ALL_SIGNALS
-
-SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
 
 
 @dataclasses.dataclass
@@ -69,31 +67,6 @@ def _finite(v: Any) -> bool:
 
 def _key(v: Any) -> float:
     return v if _finite(v) else -math.inf
-
-
-def local_experiment(exp_path: str, log=print) -> str:
-    """A local folder holding the experiment: itself, or a mirror of it when it lives on cloud storage.
-
-    Searches on a cluster write to ``--storage s3://...``; the leaderboard, report and export read a local
-    mirror in ``~/.cache/hypo/experiments`` (refreshed on each call: only new or changed files are copied).
-    What they write (leaderboard files, reports, the test-look record) goes into that mirror.
-
-    Raises:
-        HypoError: When the cloud folder cannot be read.
-    """
-    if not storage.is_uri(exp_path):
-        return storage.absolute(exp_path)
-    import hashlib
-
-    name = exp_path.rstrip("/").rsplit("/", 1)[-1]
-    local = os.path.join(os.path.expanduser("~/.cache/hypo/experiments"),
-                         f"{name}-{hashlib.sha256(exp_path.encode()).hexdigest()[:8]}")
-    try:
-        copied = storage.mirror_to_local(exp_path, local)
-    except OSError as exc:
-        raise HypoError(f"cannot read {exp_path}: {str(exc).splitlines()[0]}") from None
-    log(f"{exp_path}: mirrored into {local} ({copied} new or changed files)")
-    return local
 
 
 def load_trials(exp_path: str) -> list[TrialRecord]:

@@ -130,3 +130,25 @@ def plan_resources(cpus: float, gpus: str | float, nodes: list[dict[str, float]]
     where = "; the autoscaler's node types cannot either" if node_types else ""
     raise ConfigError(f"each trial asks for {want}, but this Ray cluster has {_describe(nodes)}{where}: no trial "
                       f"could ever start{hint}")
+
+
+def plan_trial_resources(cpus_per_trial: float, gpus: str | float, pending_timeout_s: float,
+                         cluster_config: str | None = None, log=print) -> float:
+    """Check one trial's resources against the running cluster (Ray started); resolve ``--gpus-per-trial auto``.
+
+    Args:
+        cpus_per_trial: CPUs per trial.
+        gpus: GPUs per trial, or ``"auto"``.
+        pending_timeout_s: How long the search waits for a node (said when it must wait).
+        cluster_config: The cluster YAML whose node types the autoscaler may add (default: the head node's).
+        log: Where the line goes.
+
+    Returns:
+        The GPU share per trial, ``auto`` resolved.
+
+    Raises:
+        ConfigError: When no node, and no node type the autoscaler may add, can ever hold one trial.
+    """
+    plan = plan_resources(cpus_per_trial, gpus, alive_nodes(), autoscaler_node_types(cluster_config))
+    log(plan.message + ("" if plan.fits_now else f" (at most --pending-timeout {pending_timeout_s:g} s)"))
+    return plan.gpus_per_trial

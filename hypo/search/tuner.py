@@ -25,7 +25,8 @@ from hypo.config import fingerprint, to_dict
 from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.learn.metrics import RANK_METRICS
-from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, read_search_meta, search_status
+from hypo.search.experiments import SEARCH_META, local_experiment
+from hypo.search.leaderboard import load_trials, read_search_meta, search_status
 
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers

@@ -378,7 +378,8 @@ def alarm_evaluation(predictor: str | Predictor | FrozenModel, data_dir: str, sp
         pred = frozen_predictor(frozen)
     meta = None
     if frozen is not None and frozen.origin == "run":  # the search's own feature-model choice
-        from hypo.search.leaderboard import local_experiment, read_search_meta
+        from hypo.search.experiments import local_experiment
+        from hypo.search.leaderboard import read_search_meta
 
         meta = read_search_meta(local_experiment(frozen.path, log=lambda s: None))
     result, _ = evaluate_alarms([pred], data_dir, split, thresholds_from, cfg, feature_model, max_cases, n_boot,
@@ -510,7 +511,8 @@ def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | No
     """
     from hypo.data.dataset import load_split, read_manifest
     from hypo.learn.baselines import feature_model_for
-    from hypo.search.leaderboard import local_experiment, read_search_meta
+    from hypo.search.experiments import local_experiment
+    from hypo.search.leaderboard import read_search_meta
 
     cfg = cfg or AlarmConfig()
     exp_path = local_experiment(exp_path, log=lambda s: None)

@@ -1,0 +1,101 @@
+"""Showing a search's leaderboard: the header lines, the table, the notes, and the files it writes.
+
+:func:`show_leaderboard` is what ``hypo search`` prints when it ends and what ``hypo leaderboard`` builds on (the
+evaluate layer adds its alarm columns through ``decorate``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from hypo.data.dataset import label_source_text
+from hypo.errors import HypoError
+from hypo.learn.baselines import recorded_baselines
+from hypo.learn.metrics import RANK_METRICS
+from hypo.search.experiments import local_experiment
+from hypo.search.leaderboard import (
+    baseline_notes,
+    format_table,
+    importance_lines,
+    leaderboard_frame,
+    load_trials,
+    read_search_meta,
+    search_status,
+    signal_importance,
+    write_leaderboard,
+)
+
+# decorate(frame, out_dir) -> (frame with more columns, more note lines, extra result entries)
+Decorate = Callable[[pd.DataFrame, str], tuple[pd.DataFrame, list[str], dict[str, Any]]]
+
+
+def data_line(meta: dict[str, Any]) -> str:
+    """The dataset's provenance for the leaderboard header, from its manifest when it is still there."""
+    data = meta.get("data")
+    if data:
+        from hypo.data.dataset import describe_dataset, read_manifest
+
+        try:
+            return f"data {data}: {describe_dataset(read_manifest(data))}"
+        except HypoError:
+            pass
+    label = meta.get("label") or {}
+    fp = meta.get("dataset_fingerprint", "?")
+    return (f"data {data or '?'} (not readable now): source {meta.get('source', '?')}, labels "
+            f"{label.get('source', 'cuff')} {label.get('mode', '')}, fingerprint {fp}")
+
+
+def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
+                     log=print, decorate: Decorate | None = None) -> dict[str, Any]:
+    """Print the leaderboard of an experiment and write its files (into the experiment folder by default).
+
+    Args:
+        exp_path: The experiment (local or ``s3://``).
+        rank_by: Ranking metrics.
+        out_dir: Where the files go.
+        log: Where the lines go.
+        decorate: Adds columns and note lines to the frame before it is written (``hypo leaderboard --alarms``).
+
+    Returns:
+        ``{"frame": DataFrame, "paths": {csv, md, png}, "status": search_status(...), "importance": ...}``, and
+        what ``decorate`` returned.
+    """
+    exp_path = local_experiment(exp_path, log=log)
+    meta = read_search_meta(exp_path)
+    records = load_trials(exp_path)
+    status = search_status(records, meta)
+    baselines = recorded_baselines(meta)
+    df = leaderboard_frame(records, baselines, by=rank_by)
+    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}, {label_source_text(meta.get('label') or {})}"
+    simulated = bool(meta.get("simulated"))
+    partial = status["note"] if status["partial"] else None
+    notes = baseline_notes(baselines)
+    importance = signal_importance(df)
+    extra: dict[str, Any] = {}
+    out = out_dir or exp_path
+    if decorate is not None:
+        os.makedirs(out, exist_ok=True)
+        df, more_notes, extra = decorate(df, out)
+        notes = notes + more_notes
+    paths = write_leaderboard(df, out, title, simulated, partial, notes, importance)
+    log(title)
+    if meta:
+        log(data_line(meta))
+    if partial:
+        log(partial)
+    elif status["budget_spent"]:
+        log(status["note"])
+    log(format_table(df))
+    if simulated:
+        log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")
+    log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline rows on the same windows:"
+        + "".join(f"\n  {line}" for line in notes))
+    for line in importance_lines(importance):
+        log(line)
+    log("wrote " + ", ".join([*paths.values(), *extra.get("files", ())]))
+    return {"frame": df, "paths": paths, "status": status, "importance": importance,
+            **{k: v for k, v in extra.items() if k != "files"}}
