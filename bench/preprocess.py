@@ -14,7 +14,7 @@ Run (about 2 minutes on 2 idle cores; add about 35 s for ``--pandas-cases 500``)
 
     python bench/preprocess.py                       # --sizes 500 5064 --pandas-cases 100
     python bench/preprocess.py --sizes 100 --pandas-cases 100 --num-cpus 2
-    python bench/preprocess.py --sizes 500 5064 --pandas-cases 500 --art-sizes 5064   # the README's figures
+    python bench/preprocess.py --sizes 500 5064 --pandas-cases 500 --art-sizes 5064   # docs/benchmarks.md's figures
 """
 
 from __future__ import annotations

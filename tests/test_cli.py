@@ -1,5 +1,6 @@
-"""The ``hypo`` command: verbs, ``--help`` everywhere, and every README command line still parses."""
+"""The ``hypo`` command: verbs, ``--help`` everywhere, and every command line of the README and docs still parses."""
 
+import glob
 import os
 import re
 import shutil
@@ -66,8 +67,10 @@ def test_old_module_entry_points_are_gone():
 
 
 def readme_commands() -> list[tuple[str, list[str]]]:
-    """(verb, flags) of every hypo command line in the README's code blocks (``\\`` continuations joined)."""
-    text = open(os.path.join(ROOT, "README.md")).read()
+    """(verb, flags) of every hypo command line in the code blocks of the README and the docs pages (``docs/*.md``),
+    ``\\`` continuations joined."""
+    pages = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+    text = "\n".join(open(p).read() for p in pages)
     out = []
     for block in re.findall(r"```(?:bash|console)\n(.*?)```", text, re.S):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():

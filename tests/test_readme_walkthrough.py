@@ -1,9 +1,10 @@
-"""The README's command lines parse as written: each ``hypo VERB ...`` line of its ``bash`` blocks goes through
-that verb's own argument parser (positional arguments, choices, types), and the external-validation walkthrough
-still states the flow issue 14 made work end to end (channel dropout on site A, TIVA kept on site B, the three
-recalibrations, a prediction)."""
+"""The command lines of the README and the docs pages (``docs/*.md``) parse as written: each ``hypo VERB ...`` line
+of their ``bash`` blocks goes through that verb's own argument parser (positional arguments, choices, types), and
+the external-validation walkthrough (``docs/external.md``) still states the flow issue 14 made work end to end
+(channel dropout on site A, TIVA kept on site B, the three recalibrations, a prediction)."""
 
 import argparse
+import glob
 import importlib
 import os
 import re
@@ -15,7 +16,8 @@ from hypo.cli.main import COMMANDS
 from hypo.cli.windows import config_from_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WALKTHROUGH = "## External validation on another hospital"
+PAGES = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
+WALKTHROUGH = "docs/external.md"
 
 
 class Parsed(BaseException):
@@ -26,13 +28,10 @@ class Parsed(BaseException):
         self.namespace = args
 
 
-def readme_lines(section: str | None = None) -> list[list[str]]:
-    """The ``hypo ...`` command lines of the README's ``bash`` blocks (of one ``##`` section), as argv lists."""
-    text = open(os.path.join(ROOT, "README.md")).read()
-    if section is not None:
-        start = text.index(section)
-        end = text.find("\n## ", start + len(section))
-        text = text[start:end if end >= 0 else None]
+def readme_lines(page: str | None = None) -> list[list[str]]:
+    """The ``hypo ...`` command lines of the ``bash`` blocks of the README and the docs pages (or of one page), as
+    argv lists."""
+    text = "\n".join(open(os.path.join(ROOT, p)).read() for p in ([page] if page else PAGES))
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
