@@ -27,6 +27,9 @@ def add_alarm_arguments(p: argparse.ArgumentParser) -> None:
                    help="consecutive predictions >= threshold that start an alarm (default: %(default)s)")
     g.add_argument("--alarm-hysteresis", type=float, default=DEFAULTS.hysteresis, metavar="H",
                    help="an alarm ends below threshold - H (default: %(default)s)")
+    g.add_argument("--alarm-max-gap", type=int, default=DEFAULTS.max_gap_s, metavar="S",
+                   help="missing predictions for up to S seconds hold an alarm's state; a longer gap ends it "
+                        "(default: %(default)s)")
     g.add_argument("--alarm-fa-target", type=float, default=DEFAULTS.fa_target_per_h, metavar="PER_H",
                    help="false alarms per hour of the first threshold chosen on validation (default: %(default)s)")
     g.add_argument("--alarm-sens-target", type=float, default=DEFAULTS.sens_target, metavar="SHARE",
@@ -48,5 +51,6 @@ def alarm_config(args: argparse.Namespace) -> AlarmConfig:
     if args.alarm_cases is not None and args.alarm_cases < 1:
         raise ConfigError(f"--alarm-cases must be >= 1, got {args.alarm_cases}")
     return AlarmConfig(stride_s=args.alarm_stride, m=args.alarm_m, hysteresis=args.alarm_hysteresis,
+                       max_gap_s=args.alarm_max_gap,
                        fa_target_per_h=args.alarm_fa_target, sens_target=args.alarm_sens_target,
                        lead_max_s=60 * args.alarm_lead_max, lead_min_s=60 * args.alarm_lead_min)

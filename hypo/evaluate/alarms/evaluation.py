@@ -319,7 +319,7 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
         "split": split,
         "thresholds_from": origin,
         "label_source": label.get("source", "cuff"),
-        "events": event_rule_text(label, cfg.merge_gap_s, cfg.induction_s),
+        "events": event_rule_text(label, cfg.merge_gap_s, cfg.induction_s, cfg.cuff_hold_s),
         "policy": cfg.policy_text(),
         "scoring": cfg.scoring_text(),
         "config": to_dict(cfg),
