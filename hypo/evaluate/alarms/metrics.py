@@ -101,7 +101,9 @@ class AlarmConfig:
             (isinstance(self.stride_s, int) and self.stride_s >= 1,
              f"--alarm-stride must be a whole number of seconds >= 1, got {self.stride_s}"),
             (isinstance(self.m, int) and self.m >= 1, f"--alarm-m must be >= 1, got {self.m}"),
-            (self.hysteresis >= 0, f"--alarm-hysteresis must be >= 0, got {self.hysteresis}"),
+            (0 <= self.hysteresis < 1,
+             f"--alarm-hysteresis must be in [0, 1), got {self.hysteresis:g}: thresholds at or below the hysteresis "
+             "are not used (an alarm could never end), so a hysteresis of 1 or more leaves no usable threshold"),
             (0 <= self.lead_min_s < self.lead_max_s,
              f"alarm lead bounds must satisfy 0 <= lead_min < lead_max, got {self.lead_min_s} and {self.lead_max_s}"),
             (self.fa_target_per_h > 0, f"--alarm-fa-target must be > 0 per hour, got {self.fa_target_per_h}"),
