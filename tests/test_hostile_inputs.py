@@ -102,3 +102,23 @@ def test_demo_files_out_an_existing_file_or_a_read_only_disk_is_one_line(tmp_pat
     monkeypatch.setattr(os, "makedirs", read_only)
     err = one_line_error(capsys, demo_files_main, ["--out", str(tmp_path / "ro")])
     assert "Read-only file system" in err
+
+
+# ------------------------------------------------------------------------------------- a .vital cut inside a packet
+
+
+@pytest.mark.parametrize("share", [0.3, 0.999])
+def test_a_vital_file_cut_inside_a_valid_gzip_stream_is_truncated_not_all_nan(tmp_path, share):
+    import gzip
+
+    from hypo.data.sources.vital import default_track_map, read_vital_case
+    from hypo.errors import CaseRejected
+
+    path = write_demo_vital_files(str(tmp_path / "v"), 1)[0]
+    raw = gzip.decompress(open(path, "rb").read())
+    cut = tmp_path / "cut.vital"
+    cut.write_bytes(gzip.compress(raw[:int(len(raw) * share)]))  # a whole gzip member holding part of the file
+    with pytest.raises(CaseRejected) as exc:
+        read_vital_case(str(cut), "1", default_track_map())
+    assert exc.value.reason == "corrupt file" and "truncated inside a packet" in str(exc.value)
+    assert read_vital_case(path, "1", default_track_map()).signals.shape[1] == 7  # the intact file still reads
