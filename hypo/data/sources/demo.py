@@ -43,6 +43,7 @@ from hypo.data.art import ART_VITALDB_TRACKS, ArterialLine
 from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, NIBP, PLETH, SBP, VITALDB_TRACKS
 from hypo.data.sources.base import Case
 from hypo.data.sources.demo_sites import SITE_B, PatientMix, SiteProfile
+from hypo.data.sources.spec import SourceSpec
 from hypo.errors import CaseRejected, ConfigError
 
 SIMULATOR_VERSION = "demo-sim-1"  # the seven signals; unchanged by the arterial line (its own stream)
@@ -497,6 +498,10 @@ class DemoSource:
         prof = site_profile(self.site)
         extra = {} if prof is SITE_A else {"site": prof.name}
         return hash_obj({"simulator": prof.simulator_version, "seed": self.seed, "n_cases": self.n_cases, **extra})
+
+    def describe(self) -> SourceSpec:
+        """The options that build this source again (:func:`hypo.data.sources.factory.build_source`)."""
+        return SourceSpec(name=self.name, n_cases=self.n_cases, seed=self.seed, site=self.site, arterial=self.arterial)
 
     def report(self) -> dict[str, Any]:
         """Describe the cohort for the manifest, saying plainly that it is simulated."""

@@ -34,6 +34,7 @@ from hypo.config import fingerprint as hash_obj
 from hypo.data.art import ART_SIGNALS, ART_UNIT, ART_VITALDB_TRACKS, ArterialLine
 from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS, group_channels
 from hypo.data.sources.base import Case
+from hypo.data.sources.spec import SourceSpec
 from hypo.errors import CaseRejected, ConfigError
 from hypo.storage import sha256_file
 
@@ -510,6 +511,12 @@ class VitalDirSource:
         files = [(p.relative_to(root).as_posix(), p.stat().st_size, self._digest(p)) for p in self._files()]
         tmap = {k: list(v) for k, v in self.track_map.items()}
         return hash_obj({"files": files, "track_map": tmap, "subjects": sorted(self.subjects.items())})
+
+    def describe(self) -> SourceSpec:
+        """The options that build this source again (:func:`hypo.data.sources.factory.build_source`)."""
+        return SourceSpec(name=self.name, folder=self.path, track_map=self.track_map,
+                          subjects=os.path.abspath(self.subjects_path) if self.subjects_path else None,
+                          arterial=self.arterial, allow_missing=self.allow_missing)
 
     def report(self) -> dict[str, Any]:
         """Folder, number of files, track map and how subjects were assigned (and ``simulated`` for demo files)."""
