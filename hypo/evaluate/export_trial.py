@@ -17,6 +17,7 @@ import torch
 
 from hypo import __version__
 from hypo.config import to_dict
+from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
 from hypo.infer.export import (
@@ -29,17 +30,13 @@ from hypo.infer.export import (
     window_config,
     write_exported,
 )
-from hypo.learn.baselines import recorded_baselines
+from hypo.jsonio import finite
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
 
 
 def _metric_subset(row: dict[str, Any], prefix: str) -> dict[str, Any]:
     keys = ["mean_auroc", "sum_auprc"] + [f"{m}_{c}" for c in CLASSES for m in ("auroc", "auprc", "prevalence")]
-    return {k: _num(row.get(f"{prefix}{k}")) for k in keys}
-
-
-def _num(v):
-    return float(v) if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else None
+    return {k: finite(row.get(f"{prefix}{k}")) for k in keys}
 
 
 def _test_metrics(chosen, sha: str) -> dict[str, Any] | None:
@@ -69,19 +66,18 @@ def missing_values_text(tolerated: list[str]) -> str:
             "NaN as absent. NaN elsewhere gives NaN probabilities; fill gaps with the fill rule below first")
 
 
-def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str, float], specificity: float,
+def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: dict[str, float], specificity: float,
                   max_diff: float, checkpoint_sha: str) -> dict[str, Any]:
     """The sidecar dict (see the module docstring)."""
     from hypo.config import fingerprint
-    from hypo.data.sources.base import cohort_of, is_simulated
 
     wc = window_config(manifest)
     best = chosen.record.best() or {}
-    baselines = recorded_baselines(chosen.meta)
+    baselines = chosen.meta.baselines
     tolerated = list(cfg.model.tolerates_missing)
     return {
         "format": FORMAT,
-        "input": {"shape": ["n", int(manifest["window_s"]), len(SIGNALS)], "dtype": "float32",
+        "input": {"shape": ["n", manifest.window_s, len(SIGNALS)], "dtype": "float32",
                   "units": "physical (see units); no normalisation needed: the train-split z-score is inside",
                   "missing_values": missing_values_text(tolerated)},
         "tolerates_missing": tolerated,
@@ -89,15 +85,15 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
         "output": {"shape": ["n", len(CLASSES)], "meaning": "class probabilities (softmax)", "classes": list(CLASSES)},
         "signals": list(SIGNALS),
         "units": dict(UNITS),
-        "window_s": int(manifest["window_s"]),
-        "stride_s": int(manifest.get("stride_s", wc.stride_s)),
-        "horizon_s": int(manifest["label"]["horizon_s"]),
-        "label": manifest["label"],
+        "window_s": manifest.window_s,
+        "stride_s": int(manifest.stride_s if manifest.stride_s is not None else wc.stride_s),
+        "horizon_s": int(manifest.label.horizon_s),
+        "label": to_dict(manifest.label),
         "thresholds": {
-            "hypo_map": float(manifest["label"]["hypo_map"]),
-            "hyper_sbp": float(manifest["label"]["hyper_sbp"]),
-            "p_hypotension": _num(thresholds["hypotension"]),
-            "p_hypertension": _num(thresholds["hypertension"]),
+            "hypo_map": float(manifest.label.hypo_map),
+            "hyper_sbp": float(manifest.label.hyper_sbp),
+            "p_hypotension": finite(thresholds["hypotension"]),
+            "p_hypertension": finite(thresholds["hypertension"]),
             "specificity": specificity,
             "chosen_on": "validation",
             "rule": describe(specificity),
@@ -111,18 +107,18 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: dict[str,
                   "gamma": cfg.gamma, "channel_dropout": cfg.channel_dropout, "experiment": chosen.exp_path,
                   "checkpoint": chosen.checkpoint},
         "metrics": {"val": _metric_subset(best, "val_"),
-                    "val_baseline": _metric_subset(baselines[0]["metrics"] if baselines else {}, "val_"),
-                    "val_baselines": {b["name"]: _metric_subset(b["metrics"], "val_") for b in baselines},
+                    "val_baseline": _metric_subset(baselines[0].metrics if baselines else {}, "val_"),
+                    "val_baselines": {b.name: _metric_subset(b.metrics, "val_") for b in baselines},
                     "test": _test_metrics(chosen, checkpoint_sha)},
         "fingerprints": {
-            "dataset": manifest["fingerprint"],
+            "dataset": manifest.fingerprint,
             "checkpoint_dataset": ckpt["dataset_fingerprint"],
             "config": fingerprint(cfg),
-            "search": chosen.meta.get("search_fingerprint"),
+            "search": chosen.meta.search_fingerprint,
             "checkpoint_sha256": checkpoint_sha,
         },
-        "source": {"name": (manifest.get("source") or {}).get("name"), "simulated": is_simulated(manifest),
-                   "cohort": cohort_of(manifest)},
+        "source": {"name": manifest.source.name, "simulated": manifest.simulated,
+                   "cohort": manifest.cohort},
         "verification": {"max_abs_difference": max_diff, "tolerance": TOLERANCE},
         "hypo_version": __version__,
         "torch_version": torch.__version__,

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hypo.config import WindowConfig, from_dict
+from hypo.config import WindowConfig
+from hypo.data.manifest import Manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
 
@@ -102,17 +103,16 @@ def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.n
     return worst
 
 
-def window_config(manifest: dict[str, Any]) -> WindowConfig:
+def window_config(manifest: Manifest) -> WindowConfig:
     """The dataset's window config (fill rule, labels, minimum length), which ``hypo.infer.predict`` must repeat.
 
     Raises:
         HypoError: When the manifest records none (a dataset not written by ``preprocessing/build_windows.py``).
     """
-    cfg = manifest.get("config") or {}
-    if not {"window_s", "fill", "label"} <= set(cfg):
+    if manifest.config is None:
         raise HypoError("the dataset's manifest records no window config (fill rule, labels), so predictions could "
                         "not repeat its preprocessing; rebuild it with preprocessing/build_windows.py")
-    return from_dict(WindowConfig, cfg)
+    return manifest.config
 
 
 def write_exported(traced: torch.jit.ScriptModule, sidecar: dict[str, Any], out: str) -> tuple[str, str]:

@@ -54,14 +54,14 @@ from hypo.evaluate.alarms.replay import (
     LAST_READING,
     Predictor,
     ReplayedSplit,
-    check_source,
-    listed_caseids,
+    replay_source,
     replay_split,
-    source_from_manifest,
 )
 
 if TYPE_CHECKING:
+    from hypo.data.manifest import Manifest
     from hypo.evaluate.frozen import FrozenModel
+    from hypo.search.record import SearchRecord
 
 FORMAT = "hypo-alarms/1"
 OPERATING_POINTS = ("fa_target", "sens_target")
@@ -117,7 +117,7 @@ def frozen_predictor(frozen, name: str = "model") -> Predictor:
     return Predictor(name, frozen.module, frozen.sidecar, frozen.describe())
 
 
-def fit_default_feature_model(data_dir: str, manifest: dict[str, Any], meta: dict[str, Any] | None = None, log=print):
+def fit_default_feature_model(data_dir: str, manifest: Manifest, meta: SearchRecord | None = None, log=print):
     """The feature-model baseline of a dataset: a search's recorded choice refitted, else chosen anew.
 
     Returns:
@@ -128,7 +128,7 @@ def fit_default_feature_model(data_dir: str, manifest: dict[str, Any], meta: dic
 
     try:
         train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
-        return feature_model_for(meta or {}, train, val)
+        return feature_model_for(meta.baselines if meta is not None else (), train, val)
     except HypoError as exc:
         log(f"alarm evaluation: no feature-model row ({exc})")
         return None
@@ -147,12 +147,12 @@ def _scores(replay: ReplayedSplit, name: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def fixed_threshold(name: str, manifest: dict[str, Any]) -> float | None:
+def fixed_threshold(name: str, manifest: Manifest) -> float | None:
     """The rows whose threshold is a definition, not a choice: the simulated cuff alarms below ``hypo_map``."""
-    return float(manifest["label"]["hypo_map"]) if name == FREQUENT_CUFF else None
+    return float(manifest.label.hypo_map) if name == FREQUENT_CUFF else None
 
 
-def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: dict[str, Any]) -> dict[str, Any]:
+def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: Manifest) -> dict[str, Any]:
     """Per row: the validation curve and the two thresholds chosen on it (:func:`select_thresholds`).
 
     Returns:
@@ -188,7 +188,7 @@ def _weights(replay: ReplayedSplit, n_boot: int, seed: int) -> np.ndarray | None
 
 
 def score_split(replay: ReplayedSplit, chosen: dict[str, dict[str, Any]], cfg: AlarmConfig,
-                predictors: list[Predictor], manifest: dict[str, Any], n_boot: int = N_BOOT,
+                predictors: list[Predictor], manifest: Manifest, n_boot: int = N_BOOT,
                 seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Pooled]]:
     """Every row on a split at thresholds fixed elsewhere, plus its own curve over all thresholds.
 
@@ -249,7 +249,7 @@ def _given_thresholds(given: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "test",
                     thresholds_from: str | dict[str, Any] | None = "val", cfg: AlarmConfig | None = None,
                     feature_model: Any = "auto", max_cases: int | None = None, n_boot: int = N_BOOT, seed: int = 0,
-                    manifest: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+                    manifest: Manifest | None = None, meta: SearchRecord | None = None,
                     log=print) -> tuple[dict[str, Any], AlarmDetail]:
     """The alarm evaluation of one or more models on one split, with the baselines (see the module docstring).
 
@@ -266,7 +266,7 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
         n_boot: Subject-bootstrap replicates for the intervals.
         seed: Seed of the bootstrap.
         manifest: The dataset's manifest, if already read.
-        meta: A search's ``hypo_search.json`` (its recorded feature-model choice).
+        meta: A search's record (its recorded feature-model choice).
         log: Where progress lines go.
 
     Returns:
@@ -277,7 +277,6 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
             scored; ConfigError for bad settings.
     """
     from hypo.data.dataset import read_manifest
-    from hypo.data.sources.base import is_simulated
 
     cfg = cfg or AlarmConfig()
     if split == "val" and thresholds_from == "val":
@@ -286,8 +285,7 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
     manifest = manifest if manifest is not None else read_manifest(data_dir)
     if feature_model == "auto":
         feature_model = fit_default_feature_model(data_dir, manifest, meta, log)
-    source = source_from_manifest(manifest, listed_caseids(data_dir, manifest))
-    check_source(source, manifest)
+    source = replay_source(manifest)
     chosen: dict[str, dict[str, Any]]
     val_summary = None
     if isinstance(thresholds_from, dict):
@@ -310,20 +308,20 @@ def evaluate_alarms(predictors: list[Predictor], data_dir: str, split: str = "te
         raise HypoError(f"{data_dir}: no {split} case could be replayed ({len(replay.failures)} failed: "
                         + ", ".join(sorted({f['reason'] for f in replay.failures})) + ")")
     rows, pooled = score_split(replay, chosen, cfg, predictors, manifest, n_boot, seed)
-    label = manifest["label"]
+    label = manifest.label
     result = {
         "format": FORMAT,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "data": data_dir,
-        "dataset_fingerprint": manifest["fingerprint"],
+        "dataset_fingerprint": manifest.fingerprint,
         "split": split,
         "thresholds_from": origin,
-        "label_source": label.get("source", "cuff"),
+        "label_source": label.source,
         "events": event_rule_text(label, cfg.merge_gap_s, cfg.induction_s, cfg.cuff_hold_s),
         "policy": cfg.policy_text(),
         "scoring": cfg.scoring_text(),
         "config": to_dict(cfg),
-        "simulated": is_simulated(manifest),
+        "simulated": manifest.simulated,
         "cases": _cases_summary(replay),
         "validation_cases": val_summary,
         "n_boot": int(n_boot),
@@ -379,9 +377,9 @@ def alarm_evaluation(predictor: str | Predictor | FrozenModel, data_dir: str, sp
     meta = None
     if frozen is not None and frozen.origin == "run":  # the search's own feature-model choice
         from hypo.search.experiments import local_experiment
-        from hypo.search.leaderboard import read_search_meta
+        from hypo.search.record import read_search_record
 
-        meta = read_search_meta(local_experiment(frozen.path, log=lambda s: None))
+        meta = read_search_record(local_experiment(frozen.path, log=lambda s: None))
     result, _ = evaluate_alarms([pred], data_dir, split, thresholds_from, cfg, feature_model, max_cases, n_boot,
                                 seed, meta=meta, log=log)
     return result
@@ -511,18 +509,15 @@ def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | No
     """
     from hypo.data.dataset import load_split, read_manifest
     from hypo.learn.baselines import feature_model_for
-    from hypo.search.experiments import local_experiment
-    from hypo.search.leaderboard import read_search_meta
+    from hypo.search.experiments import experiment_dataset, local_experiment
+    from hypo.search.record import read_search_record
 
     cfg = cfg or AlarmConfig()
     exp_path = local_experiment(exp_path, log=lambda s: None)
-    meta = read_search_meta(exp_path)
-    data_dir = meta.get("data")
-    if not data_dir:
-        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot replay its recordings")
+    data_dir = experiment_dataset(exp_path)
     manifest = read_manifest(data_dir)
     train, val_windows = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
-    fm = feature_model_for(meta, train, val_windows)
+    fm = feature_model_for(read_search_record(exp_path).baselines, train, val_windows)
     predictors = trial_predictors(exp_path, trial_ids, val=val_windows)
     val = replay_split(data_dir, "val", predictors, cfg, manifest, fm, max_cases, log=log)
     if not val.events:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hypo.data.manifest import Manifest
 from hypo.errors import HypoError
 from hypo.evaluate.alarms.evaluation import (
     ALARM_COLUMNS,
@@ -32,7 +33,7 @@ MODEL_ROW = "model"
 FIGURES = ("alarm_aoc", "alarm_leads", "alarm_examples")
 
 
-def report_alarms(chosen, manifest: dict[str, Any], cfg: AlarmConfig, feature_model, val=None,
+def report_alarms(chosen, manifest: Manifest, cfg: AlarmConfig, feature_model, val=None,
                   max_cases: int | None = None, n_boot: int = 1000, seed: int = 0,
                   log=print) -> tuple[dict[str, Any], AlarmDetail | None]:
     """The alarm evaluation of a report's trial, or ``{"error": why}`` when its recordings cannot be replayed.

@@ -39,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__
+from hypo.config import to_dict
 from hypo.data.dataset import SPLITS, WindowArrays, describe_dataset, label_source_text, load_split, read_manifest
+from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUP_TITLES, GROUPS, HYPERTENSION, HYPOTENSION
-from hypo.data.sources.base import cohort_of, is_simulated
 from hypo.errors import ConfigError, HypoError
+from hypo.jsonio import finite, jsonable
 from hypo.learn.recalibration import METHODS
 
 N_BOOT = 1000
@@ -71,7 +73,7 @@ class EvalSet:
     arrays: WindowArrays
     probs: np.ndarray
     thresholds: dict[str, float]
-    manifest: dict[str, Any]
+    manifest: Manifest
     sidecar: dict[str, Any]
 
     @property
@@ -86,7 +88,7 @@ Section = Callable[[EvalSet], dict[str, Any]]
 # ------------------------------------------------------------------------------------------------ data
 
 
-def pooled_windows(data_dir: str, manifest: dict[str, Any]) -> WindowArrays:
+def pooled_windows(data_dir: str, manifest: Manifest) -> WindowArrays:
     """Every window of a dataset, its splits concatenated (train, val, test)."""
     parts = [load_split(data_dir, sp, manifest) for sp in SPLITS]
     return take(parts, None)
@@ -149,7 +151,7 @@ def missing_notes(missing: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir: str) -> list[str]:
+def check_compatible(sidecar: dict[str, Any], manifest: Manifest, data_dir: str) -> list[str]:
     """Refuse a dataset whose windows or labels are not what the model predicts; return warnings for the rest.
 
     Raises:
@@ -157,26 +159,26 @@ def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir
             drawn from the same cohort of subjects (not external); or, for a recalibrated export, the data (or
             cohort) its map was fitted on.
     """
-    want, got = sidecar.get("label") or {}, manifest.get("label") or {}
-    if int(manifest["window_s"]) != int(sidecar["window_s"]):
-        raise HypoError(f"{data_dir} has {manifest['window_s']}-s windows; the model takes {sidecar['window_s']}-s "
+    want, got = sidecar.get("label") or {}, manifest.label
+    if manifest.window_s != int(sidecar["window_s"]):
+        raise HypoError(f"{data_dir} has {manifest.window_s}-s windows; the model takes {sidecar['window_s']}-s "
                         "windows: rebuild it with --window " + str(sidecar["window_s"]))
     for key, flag in (("horizon_s", "--horizon"), ("hypo_map", "--hypo-map"), ("hyper_sbp", "--hyper-sbp")):
-        if key in want and not math.isclose(float(want[key]), float(got.get(key, math.nan))):
-            raise HypoError(f"{data_dir} is labelled with {key} {got.get(key)}, the model predicts {key} "
+        if key in want and not math.isclose(float(want[key]), float(getattr(got, key))):
+            raise HypoError(f"{data_dir} is labelled with {key} {getattr(got, key)}, the model predicts {key} "
                             f"{want[key]}: rebuild it with {flag} {want[key]:g}")
     fps = sidecar.get("fingerprints") or {}
-    if manifest["fingerprint"] in (fps.get("dataset"), fps.get("checkpoint_dataset")):
+    if manifest.fingerprint in (fps.get("dataset"), fps.get("checkpoint_dataset")):
         raise HypoError(f"{data_dir} is the dataset the model was trained on; an external evaluation needs another "
                         "source (its test split is hypo report's)")
     fitted = (sidecar.get("recalibration") or {}).get("fitted_on") or {}
-    if fitted and (fitted.get("dataset_fingerprint") == manifest["fingerprint"]
-                   or (fitted.get("cohort") is not None and fitted.get("cohort") == cohort_of(manifest))):
+    if fitted and (fitted.get("dataset_fingerprint") == manifest.fingerprint
+                   or (fitted.get("cohort") is not None and fitted.get("cohort") == manifest.cohort)):
         raise HypoError(f"the model was recalibrated on {fitted.get('n_subjects')} subjects of {data_dir} (or of its "
                         "cohort); scored there it would be judged on its own calibration data: evaluate the model it "
                         "came from with --recalibrate, which reports before and after on subjects the map never saw")
     trained_on = (sidecar.get("source") or {}).get("cohort")
-    if trained_on is not None and trained_on == cohort_of(manifest):
+    if trained_on is not None and trained_on == manifest.cohort:
         raise HypoError(f"{data_dir} draws its subjects from the cohort the model was trained on ({trained_on}), "
                         "so they can overlap; an external evaluation needs another source (e.g. --site b, "
                         "another seed, another hospital)")
@@ -184,11 +186,11 @@ def check_compatible(sidecar: dict[str, Any], manifest: dict[str, Any], data_dir
     if label_source_text(want) != label_source_text(got):
         notes.append(f"note: the model was trained on {label_source_text(want)}, {data_dir} has "
                      f"{label_source_text(got)}")
-    merge, merged_for = manifest.get("nibp_merge_s"), sidecar.get("nibp_merge_s")
+    merge, merged_for = manifest.nibp_merge_s, sidecar.get("nibp_merge_s")
     if merge is not None and merged_for is not None and int(merge) != int(merged_for):
         notes.append(f"note: {data_dir} merged cuff values stamped up to {merge} s apart into readings, the model's "
                      f"training data up to {merged_for} s (--nibp-merge-s)")
-    fill = (manifest.get("config") or {}).get("fill")
+    fill = to_dict(manifest.config.fill) if manifest.config is not None else None
     if fill is not None and sidecar.get("fill") is not None and fill != sidecar["fill"]:
         notes.append(f"note: {data_dir} filled gaps with {fill}, the model's training data with {sidecar['fill']}")
     return notes
@@ -322,8 +324,8 @@ def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None,
                         "where its sidecar's tolerates_missing allows; its export is broken: re-export it")
     th = frozen.sidecar.get("thresholds") or {}
     thresholds = {c: _nan(th.get(f"p_{c}")) for c in CLASSES[1:]}
-    data_info = {"path": data, "fingerprint": manifest["fingerprint"], "provenance": describe_dataset(manifest),
-                 "simulated": is_simulated(manifest), "n_windows": int(len(arrays)),
+    data_info = {"path": data, "fingerprint": manifest.fingerprint, "provenance": describe_dataset(manifest),
+                 "simulated": manifest.simulated, "n_windows": int(len(arrays)),
                  "n_subjects": int(len(np.unique(arrays.subjectid))), "n_cases": int(len(np.unique(arrays.caseid))),
                  "n_windows_left_out": int(left_out.sum()), "splits_pooled": list(SPLITS),
                  "missing_groups": {g: {k: v for k, v in m.items() if k != "mask"} for g, m in missing.items()}}
@@ -388,7 +390,7 @@ def _recalibrate(method, share, seed, arrays, probs, thresholds, manifest, froze
             EvalSet("held-out subjects", "after", rest, after, new_th, manifest, frozen.sidecar)]
     recal = {"method": method, "parameters": calib.describe(), "share": share, "seed": seed,
              "fitted_on": {"data": data if "://" in data else os.path.abspath(data),
-                           "dataset_fingerprint": manifest["fingerprint"], "cohort": cohort_of(manifest),
+                           "dataset_fingerprint": manifest.fingerprint, "cohort": manifest.cohort,
                            "n_subjects": int(n_cal),
                            "n_windows": int(cal.sum()),
                            "split": "a hash of (seed, subject) below the share; all of the dataset's splits pooled"},
@@ -418,34 +420,16 @@ def _write(frozen, calib, recal, arrays, probs, cal, new_th, path, log) -> dict[
 
     old = frozen.sidecar.get("thresholds") or {}
     spec = recal["thresholds"]["specificity"]
-    thresholds = {**old, "p_hypotension": _json_num(new_th["hypotension"]),
-                  "p_hypertension": _json_num(new_th["hypertension"]), "specificity": spec,
+    thresholds = {**old, "p_hypotension": finite(new_th["hypotension"]),
+                  "p_hypertension": finite(new_th["hypertension"]), "specificity": spec,
                   "chosen_on": f"calibration subjects of {recal['fitted_on']['data']} (after recalibration)",
                   "rule": describe(spec).replace("the validation split", "the calibration subjects"),
                   "before_recalibration": {k: old.get(k) for k in ("p_hypotension", "p_hypertension", "chosen_on")}}
-    written, sidecar = write_recalibrated(frozen, calib, _jsonable(recal), thresholds, arrays.x[cal], path)
+    written, sidecar = write_recalibrated(frozen, calib, jsonable(recal), thresholds, arrays.x[cal], path)
     log(f"wrote {written}: the model with its {recal['method']} map inside (hypo predict applies it); alarm "
         f"thresholds fixed again on the calibration subjects: p(hypotension) >= {new_th['hypotension']:.4f}, "
         f"p(hypertension) >= {new_th['hypertension']:.4f}")
     return {"path": written, "model_sha256": sidecar.get("model_sha256")}
-
-
-def _json_num(v):
-    return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -525,7 +509,7 @@ def write_results(results: dict[str, Any], out: str) -> dict[str, str]:
             f"{name}{sim}: decision curve, alarm on p(hypotension)" + _recal_title(results))
     paths["json"] = os.path.join(out, "evaluation.json")
     with open(paths["json"], "w") as f:
-        json.dump(_jsonable(results), f, indent=2)
+        json.dump(jsonable(results), f, indent=2)
     paths["md"] = os.path.join(out, "evaluation.md")
     with open(paths["md"], "w") as f:
         f.write(f"# External evaluation{sim}\n\nmodel: {results['model']['describe']}\n\n"
