@@ -124,11 +124,31 @@ def load_trials(exp_path: str) -> list[TrialRecord]:
                             history.append(json.loads(line))
                         except json.JSONDecodeError:  # a running trial may be mid-write
                             break
+        history = trained_epochs(history)
         trial_id = history[-1].get("trial_id", name) if history else _id_from_folder(name)
         records.append(TrialRecord(str(trial_id), tdir, params, history))
     if not records:
         raise HypoError(f"{exp_path} holds no trial (is it a Ray Tune experiment folder?)")
     return records
+
+
+def trained_epochs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A trial's result rows, one per epoch: those of the run that trained its last model.
+
+    A trial restarted from a checkpoint older than its last reported epoch (its node was lost before Tune had
+    recorded that epoch's checkpoint) trains those epochs again and reports them again; its result file then holds
+    them twice. A row whose ``training_iteration`` is not past the previous row's starts such a restart: it
+    replaces the rows of the epochs it retrains.
+    """
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        it = row.get("training_iteration")
+        if isinstance(it, (int, float)):
+            while out and isinstance(out[-1].get("training_iteration"), (int, float)) and \
+                    out[-1]["training_iteration"] >= it:
+                out.pop()
+        out.append(row)
+    return out
 
 
 def _id_from_folder(name: str) -> str:

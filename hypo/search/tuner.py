@@ -30,7 +30,9 @@ from hypo.search.leaderboard import SEARCH_META, load_trials, local_experiment, 
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
 SCHEDULERS = ("asha", "none")  # none: no early stopping, every trial runs all its epochs
-FAIL_MARKER_KEY = "_fail_once_at_epoch"  # tests: (epoch, marker): the worker dies once after reporting that epoch
+# Tests: (epoch, marker[, unrecorded]): the worker dies once after reporting that epoch; with ``unrecorded`` it
+# reports one more epoch whose checkpoint never reaches Tune first, as when a node is lost between the two.
+FAIL_MARKER_KEY = "_fail_once_at_epoch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,12 +195,15 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
         report["reported_at"] = time.time()  # Tune's own timestamp is whole seconds; anytime curves need better
         if device == "cuda":  # what this trial holds on its GPU (the packing benchmark reads it)
             report["gpu_peak_mib"] = torch.cuda.max_memory_reserved() / 2**20
-        if fail and epoch == fail[0] + 1 and not os.path.exists(fail[1]):
-            # The worker dies while training the epoch after ``fail[0]``, as a lost node would: Tune must restart
-            # from that epoch's checkpoint. (Dying right after its report raced with the driver's logging of it.)
-            open(fail[1], "w").close()
-            time.sleep(1.0)
-            os._exit(1)
+        if fail and epoch > fail[0] and not os.path.exists(fail[1]):
+            if epoch == fail[0] + 1 + bool(fail[2:] and fail[2]):
+                # The worker dies while training this epoch, as a lost node would: Tune must restart from the
+                # checkpoint of ``fail[0]``. (Dying right after its report raced with the driver's logging of it.)
+                open(fail[1], "w").close()
+                time.sleep(1.0)
+                os._exit(1)
+            tune.report(report)  # ``unrecorded``: Tune has this epoch's result but never gets its checkpoint
+            return
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
 
     from hypo.data.dataset import absent_groups
@@ -408,9 +413,11 @@ def _optuna_storage(url: str, given: bool):
 
 
 def _callbacks(cfg: SearchConfig) -> list:
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+    from ray.tune.logger import TBXLoggerCallback
 
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback()]
+    from hypo.search.result_logs import ProgressCsvLog, ResultJsonLog
+
+    callbacks = [ResultJsonLog(), ProgressCsvLog(), TBXLoggerCallback()]
     if cfg.mlflow:
         try:
             from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -438,15 +445,15 @@ def _stopper(cfg: SearchConfig):
     Stopping a trial at its last epoch marks that result ``done``, which is how the leaderboard tells a trial
     that ran to its end from one cut short (ASHA does so at its ``max_t``; without ASHA this stopper does).
     """
-    from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+    from ray.tune.stopper import CombinedStopper
 
-    from hypo.search.stoppers import NoTrialStarted, TrialEpochBudget
+    from hypo.search.stoppers import LastEpoch, NoTrialStarted, TrialEpochBudget
 
     # CombinedStopper stops asking at the first True: the counting stopper comes before the one that ends trials.
     stoppers = [NoTrialStarted(cfg.pending_timeout_s)]
     if cfg.trial_epoch_budget is not None:
         stoppers.append(TrialEpochBudget(cfg.trial_epoch_budget))
-    stoppers.append(MaximumIterationStopper(cfg.epochs))
+    stoppers.append(LastEpoch(cfg.epochs))
     return CombinedStopper(*stoppers)
 
 
