@@ -10,7 +10,7 @@ import types
 
 from ray.tune.stopper import MaximumIterationStopper
 
-from hypo.search.leaderboard import load_trials, trained_epochs
+from hypo.search.leaderboard import ORPHANED, load_trials, mark_orphans, trained_epochs
 from hypo.search.result_logs import ProgressCsvLog, ResultJsonLog
 from hypo.search.stoppers import LastEpoch
 
@@ -75,3 +75,17 @@ def test_a_restarted_trial_keeps_the_drivers_result_files(tmp_path):
     for log in (ResultJsonLog(), ProgressCsvLog()):
         log._restore_from_remote("result.json", trial)
     assert (local / "result.json").read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+
+
+def test_a_trial_folder_the_resumed_search_does_not_know_is_marked_and_left_out(tmp_path):
+    for name in ("train_trial_a_1", "train_trial_b_2", "train_trial_c_3"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "params.json").write_text("{}")
+    (tmp_path / "train_trial_a_1" / "result.json").write_text(json.dumps({"epoch": 1, "training_iteration": 1}))
+    (tmp_path / "not_a_trial").mkdir()
+    # The resumed search knows a and c; b was started by the killed run after its last snapshot.
+    assert mark_orphans(str(tmp_path), {"train_trial_a_1", "train_trial_c_3"}) == ["train_trial_b_2"]
+    assert (tmp_path / "train_trial_b_2" / ORPHANED).exists()
+    assert sorted(t.path.rsplit("/", 1)[-1] for t in load_trials(str(tmp_path))) == ["train_trial_a_1",
+                                                                                    "train_trial_c_3"]
+    assert mark_orphans(str(tmp_path), {"train_trial_a_1", "train_trial_c_3"}) == []  # once
