@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -308,12 +309,51 @@ def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.5):
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-if __name__ == "__main__":  # start one by hand: python tests/fake_cluster.py DIR (Ctrl-C stops it)
-    cluster = FakeCluster(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="hypo-fake-"))
-    cluster.start()
-    print(json.dumps({"address": cluster.address, "config": cluster.config_path, "RAY_TMPDIR": cluster.ray_tmpdir}))
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        cluster.stop()
+def _follow_events(cluster: FakeCluster, start: float, stop: threading.Event, out=sys.stdout) -> None:
+    """Print the autoscaler's events (nodes added, removed) as they come, as Ray's driver shows them."""
+    seen = 0
+    while not stop.wait(0.5):
+        lines = [x for x in cluster.log_text("monitor.log").splitlines() if ":event_summary:" in x]
+        for line in lines[seen:]:
+            print(f"(autoscaler +{time.monotonic() - start:.0f}s) {line.split(':event_summary:', 1)[1]}", file=out,
+                  flush=True)
+        seen = len(lines)
+
+
+def try_it(argv: list[str]) -> int:
+    """Start a fake autoscaling cluster, run ``tune/search.py`` on it with ``argv``, wait for the idle nodes to go.
+
+    The search's output and the autoscaler's events (nodes added and removed) are printed as they come.
+    """
+    start = time.monotonic()
+    with FakeCluster(tempfile.mkdtemp(prefix="hypo-fake-cluster-"), idle_timeout_s=10.0) as cluster:
+        print(f"fake cluster at {cluster.address}: {HEAD_TYPE} (1 CPU, no GPU), {WORKER_TYPE} {{CPU: 1, GPU: 1}} "
+              f"x 0..2 (no CUDA: HYPO_ALLOW_CPU_FALLBACK=1), idle nodes removed after 10 s", flush=True)
+        stop = threading.Event()
+        events = threading.Thread(target=_follow_events, args=(cluster, start, stop), daemon=True)
+        events.start()
+        cmd = [sys.executable, str(ROOT / "tune" / "search.py"), "--address", cluster.address, "--cluster-config",
+               cluster.config_path, *argv]
+        rc = subprocess.call(cmd, env=cluster.env(HYPO_ALLOW_CPU_FALLBACK="1"))
+        if rc == 0:
+            wait_for(lambda: not cluster.workers(), 120, "the idle nodes to go", 2.0)
+            time.sleep(1.0)  # the last event's line
+        stop.set()
+        events.join()
+        return rc
+
+
+if __name__ == "__main__":
+    # python tests/fake_cluster.py [SEARCH ARGS]: a search on a fake autoscaling cluster (default: the smoke test
+    # with a GPU per trial); python tests/fake_cluster.py --hold: start one and wait until Ctrl-C.
+    if sys.argv[1:] == ["--hold"]:
+        held = FakeCluster(tempfile.mkdtemp(prefix="hypo-fake-cluster-")).start()
+        print(json.dumps({"address": held.address, "cluster_config": held.config_path,
+                          "RAY_TMPDIR": held.ray_tmpdir}), flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            held.stop()
+    else:
+        raise SystemExit(try_it(sys.argv[1:] or ["--smoke-test", "--gpus-per-trial", "1"]))
