@@ -137,9 +137,9 @@ def mark_orphans(exp_path: str, known: set[str]) -> list[str]:
     """Mark the trial folders a resumed search does not know as orphaned; :func:`load_trials` leaves them out.
 
     A driver killed between Tune's snapshots of its experiment leaves trial folders (a trial started since the last
-    snapshot) that the snapshot, and so the resumed search, never had: the resumed search's searcher starts that
-    trial again under a new id. The old folder would read as one more, unfinished trial. It is kept (with its
-    checkpoints), marked by a small ``hypo_orphaned.json``.
+    snapshot) that the snapshot, and so the resumed search, never had: the resumed search's searcher suggests
+    trials in their place, under new ids. The old folder would read as one more, unfinished trial. It is kept (with
+    its checkpoints), marked by a small ``hypo_orphaned.json``.
 
     Args:
         exp_path: The experiment (local folder or URI).
@@ -155,8 +155,8 @@ def mark_orphans(exp_path: str, known: set[str]) -> list[str]:
                 storage.exists(storage.join(folder, ORPHANED)):
             continue
         storage.write_json(storage.join(folder, ORPHANED),
-                           {"reason": "a trial of a killed run that the resumed search did not know; it ran again "
-                                      "as another trial"})
+                           {"reason": "a trial of a killed run that the resumed search did not know; its searcher "
+                                      "suggested trials in its place"})
         marked.append(name)
     return marked
 

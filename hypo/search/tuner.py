@@ -722,8 +722,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     if resume:
         orphans = mark_orphans(exp_path, {posixpath.basename(str(r.path).rstrip("/")) for r in results})
         if orphans:
-            log(f"{len(orphans)} trial folder(s) of the killed run, unknown to its last saved state, ran again as new "
-                f"trials; marked {ORPHANED} and left out of the leaderboard: {', '.join(orphans)}")
+            log(f"{len(orphans)} trial folder(s) the killed run started after its last saved state, which this search "
+                f"did not know (its searcher suggested trials in their place): marked {ORPHANED}, left out of the "
+                f"leaderboard: {', '.join(orphans)}")
     # Tune marks the trials it stops on Ctrl-C as terminated too; a trial's own last result says whether it ended.
     local = local_experiment(exp_path, log=lambda _: None)
     try:
