@@ -15,6 +15,13 @@ and its start and shutdown run ``ray stop --force``, which kills every Ray proce
   environment down to the raylets the autoscaler starts and to their workers), and their descendants.
 
 These GPUs have no CUDA: a trial that reserves one trains on the CPU only with ``HYPO_ALLOW_CPU_FALLBACK=1``.
+:meth:`FakeCluster.lose_node` takes a node away as a lost machine goes. Drivers run in processes of their own
+(:meth:`FakeCluster.driver`, or the commands with :meth:`FakeCluster.env`).
+
+As a script it is the README's "try the cluster on one machine": ``python tests/fake_cluster.py [SEARCH ARGS]``
+starts one, runs ``tune/search.py`` on it (by default the smoke test with a GPU per trial) printing the
+autoscaler's events between the search's lines, waits for the idle nodes to go and stops it;
+``python tests/fake_cluster.py --hold`` starts one and keeps it until Ctrl-C.
 
     with FakeCluster(tmp_path) as cluster:
         subprocess.run([... "tune/search.py", "--address", cluster.address,
@@ -175,8 +182,12 @@ class FakeCluster:
                f"--dashboard-agent-listen-port={free_port()}",
                f"--object-store-memory={200 * 2**20}", "--disable-usage-stats"]
         self.started = True  # even a failed start may have left processes behind: stop() looks for them
-        with open(self.workdir / "ray-start.log", "w") as log:
-            subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=120)
+        try:
+            with open(self.workdir / "ray-start.log", "w") as log:
+                subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, timeout=120)
+        except BaseException:
+            self.stop()  # `with` calls no __exit__ when __enter__ fails
+            raise
         return self
 
     def processes(self) -> list[int]:
@@ -325,8 +336,8 @@ def try_it(argv: list[str]) -> int:
 
     The search's output and the autoscaler's events (nodes added and removed) are printed as they come.
     """
-    start = time.monotonic()
-    with FakeCluster(tempfile.mkdtemp(prefix="hypo-fake-cluster-"), idle_timeout_s=10.0) as cluster:
+    start, workdir = time.monotonic(), tempfile.mkdtemp(prefix="hypo-fake-cluster-")
+    with FakeCluster(workdir, idle_timeout_s=10.0) as cluster:
         print(f"fake cluster at {cluster.address}: {HEAD_TYPE} (1 CPU, no GPU), {WORKER_TYPE} {{CPU: 1, GPU: 1}} "
               f"x 0..2 (no CUDA: HYPO_ALLOW_CPU_FALLBACK=1), idle nodes removed after 10 s", flush=True)
         stop = threading.Event()
@@ -340,7 +351,8 @@ def try_it(argv: list[str]) -> int:
             time.sleep(1.0)  # the last event's line
         stop.set()
         events.join()
-        return rc
+    shutil.rmtree(workdir, ignore_errors=True)
+    return rc
 
 
 if __name__ == "__main__":
@@ -355,5 +367,6 @@ if __name__ == "__main__":
                 time.sleep(1)
         except KeyboardInterrupt:
             held.stop()
+            shutil.rmtree(held.workdir, ignore_errors=True)
     else:
         raise SystemExit(try_it(sys.argv[1:] or ["--smoke-test", "--gpus-per-trial", "1"]))
