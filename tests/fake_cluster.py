@@ -203,7 +203,7 @@ class FakeCluster:
         ours.discard(os.getpid())
         return sorted(ours)
 
-    def stop(self, timeout_s: float = 15.0) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
         """End this cluster's processes (SIGTERM, then SIGKILL) and remove its Ray folder; no other Ray is touched."""
         if not self.started:
             return
