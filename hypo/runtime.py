@@ -63,7 +63,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
             raise HypoError(f"no Ray cluster answers at {target} ({origin} {given}); start it (`ray start --head`), "
                             f"or leave out --address and RAY_ADDRESS to use a local Ray")
         say(f"joining the Ray cluster at {target}")
-        ray.init(address=given, **kwargs)
+        try:
+            ray.init(address=given, **kwargs)
+        except ConnectionError as exc:
+            if _auth_refused(exc):  # Ray sends its token to an address the user gave only when told to
+                raise HypoError(f"the Ray cluster at {target} ({origin} {given}) wants Ray's token authentication: "
+                                "set RAY_AUTH_MODE=token, with the cluster's token in ~/.ray/auth_token or "
+                                "RAY_AUTH_TOKEN") from None
+            raise
         return
     recorded, path = _recorded_address()
     if recorded:
@@ -75,6 +82,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, quiet: boo
         say(f"a stale Ray address file ({path}) points at {recorded}, where nothing answers; starting a local Ray "
             f"instead (`ray stop` clears it)")
     ray.init(address="local", num_cpus=num_cpus, **kwargs)
+
+
+def _auth_refused(exc: BaseException) -> bool:
+    """Whether a failed ``ray.init`` was the cluster refusing a driver without Ray's authentication token."""
+    from ray.exceptions import AuthenticationError
+
+    while exc is not None:
+        if isinstance(exc, AuthenticationError):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _to_stderr(line: str) -> None:

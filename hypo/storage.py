@@ -121,6 +121,16 @@ def list_files(path: str, suffix: str = "") -> list[str]:
     return sorted(n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
 
 
+def list_dirs(path: str) -> list[str]:
+    """Base names of the folders directly under ``path`` (hidden ones skipped); on object stores, the prefixes."""
+    fs, p = resolve(path)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    return sorted(n for n in (posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
+                  if not n.startswith((".", "_")))
+
+
 def _atomic_write(path: str, data: bytes) -> None:
     fs, p = resolve(path)
     parent = posixpath.dirname(p) if is_uri(path) else os.path.dirname(p)

@@ -59,3 +59,26 @@ class FakeSource:
 
     def report(self):
         return {"n_cases": self.n}
+
+
+class TracedSource(FakeSource):
+    """A :class:`FakeSource` whose cases take ``delay_s`` to load and leave ``trace/<caseid>.<node id>`` behind.
+
+    For the tests that take a node away while the preprocessing job runs: the trace says where each case went.
+    Neither setting changes the windows (the fingerprint is the plain source's).
+    """
+
+    def __init__(self, n: int, delay_s: float = 0.0, trace: str | None = None, **kw):
+        super().__init__(n, **kw)
+        self.delay_s, self.trace = delay_s, trace
+
+    def load_case(self, ref):
+        import os
+        import time
+
+        if self.trace:
+            import ray
+
+            open(os.path.join(self.trace, f"{ref['caseid']}.{ray.get_runtime_context().get_node_id()}"), "w").close()
+        time.sleep(self.delay_s)
+        return super().load_case(ref)

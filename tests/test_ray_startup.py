@@ -122,6 +122,21 @@ def test_a_given_live_address_is_joined(ray_dir, calls, listening):
     assert said == [f"joining the Ray cluster at {listening}"]
 
 
+def test_a_cluster_that_wants_a_token_is_one_error_saying_how(ray_dir, monkeypatch, listening):
+    from ray.exceptions import AuthenticationError
+
+    def refused(**kw):  # what ray.init raises when the cluster has token authentication on and we sent none
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw['address']}") from AuthenticationError(
+            "RPC error: InvalidAuthToken: Authentication token is missing or incorrect.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refused)
+    with pytest.raises(HypoError) as err:
+        init_ray(listening, log=lambda s: None)
+    assert "wants Ray's token authentication: set RAY_AUTH_MODE=token" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_address_auto_with_a_stale_file_or_no_cluster_is_one_error(ray_dir, calls, monkeypatch):
     import ray._private.services as services
 

@@ -47,6 +47,12 @@ def _epochs(trial):
     return [r["epoch"] for r in trial.history]
 
 
+def _reported_epochs(trial):
+    """Every epoch the trial reported, in order, as its result file holds them (retrained epochs twice)."""
+    with open(os.path.join(trial.path, "result.json")) as f:
+        return [json.loads(x)["epoch"] for x in f if x.strip()]
+
+
 def test_search_end_to_end_writes_leaderboard_tensorboard_and_optuna_study(ray_local, data_dir, tmp_path, capsys):
     cfg = _cfg(data_dir, tmp_path, "e2e")
     exp = run_search(cfg, log=lambda s: None)
@@ -120,11 +126,26 @@ def test_a_trial_whose_worker_dies_resumes_from_its_checkpoint(ray_local, data_d
     exp = run_search(cfg, extra_params={FAIL_MARKER_KEY: (1, marker)}, log=lambda s: None)
     assert os.path.exists(marker), "the failure was not injected"
     (trial,) = load_trials(exp)
-    epochs = _epochs(trial)
+    epochs = _reported_epochs(trial)
     # Epoch 1 was reported, then the worker died; training went on from that checkpoint at epoch 2
     # (restarting from scratch would report epoch 1 twice).
     assert epochs == [1, 2, 3], epochs
-    assert trial.history[-1]["training_iteration"] == 3
+    assert _epochs(trial) == epochs and trial.history[-1]["training_iteration"] == 3 and trial.finished
+
+
+def test_a_trial_restored_from_a_checkpoint_before_its_last_result_still_trains_every_epoch(ray_local, data_dir,
+                                                                                          tmp_path):
+    # The worker reports epoch 2 but Tune never records its checkpoint (the node is lost between the result and
+    # the checkpoint), then dies: the trial restarts from epoch 1's checkpoint and reports epoch 2 again.
+    marker = str(tmp_path / "died")
+    cfg = _cfg(data_dir, tmp_path, "unrecorded", samples=1, epochs=4, grace_period=4)
+    exp = run_search(cfg, extra_params={FAIL_MARKER_KEY: (1, marker, True)}, log=lambda s: None)
+    assert os.path.exists(marker), "the failure was not injected"
+    (trial,) = load_trials(exp)
+    reported = _reported_epochs(trial)
+    assert reported[:2] == [1, 2] and reported.count(2) == 2, reported  # epoch 2 trained twice...
+    assert _epochs(trial) == [1, 2, 3, 4]  # ... the leaderboard's record holds it once, from the run that went on
+    assert trial.finished and trial.history[-1]["training_iteration"] == 4  # stopped at its last epoch, not one short
 
 
 def _finished(exp):

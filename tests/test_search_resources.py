@@ -84,3 +84,46 @@ def test_gpus_flag_takes_auto_or_a_number(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--gpus-per-trial", "many"])
     assert exc.value.code == 2 and "expected a number or auto" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- the device a trial trains on
+
+
+def test_a_trial_trains_on_its_reserved_gpu_and_refuses_one_without_cuda_unless_allowed():
+    from hypo.search.resources import NoCudaError, cpu_fallback_allowed, trial_device
+
+    assert trial_device([], cuda_available=True, allow_cpu_fallback=False) == "cpu"  # none reserved: never CUDA
+    assert trial_device([0], cuda_available=True, allow_cpu_fallback=False) == "cuda"
+    with pytest.raises(NoCudaError, match="HYPO_ALLOW_CPU_FALLBACK=1") as err:
+        trial_device([0], cuda_available=False, allow_cpu_fallback=False, where="node abc")
+    assert "node abc" in str(err.value) and "\n" not in str(err.value)
+    assert trial_device([0], cuda_available=False, allow_cpu_fallback=True) == "cpu"
+    assert not cpu_fallback_allowed({}) and not cpu_fallback_allowed({"HYPO_ALLOW_CPU_FALLBACK": "0"})
+    assert cpu_fallback_allowed({"HYPO_ALLOW_CPU_FALLBACK": "1"}) and cpu_fallback_allowed(
+        {"HYPO_ALLOW_CPU_FALLBACK": "true"})
+
+
+def test_the_leaderboard_and_the_console_say_which_device_each_trial_used():
+    from hypo.search.leaderboard import TrialRecord, format_table, leaderboard_frame
+    from hypo.search.tuner import device_lines
+
+    def rows(node, devices):
+        return [{"epoch": e, "training_iteration": e, "val_mean_auroc": 0.5 + e / 100, "val_sum_auprc": 0.5,
+                 "node_id": node, "device": d} for e, d in enumerate(devices, 1)]
+
+    records = [TrialRecord("a", "/x/a", {"model": "cnn"}, rows("n1" * 28, ["cpu", "cpu"])),
+               TrialRecord("b", "/x/b", {"model": "cnn"}, rows("n2" * 28, ["cuda", "cuda"])),
+               TrialRecord("c", "/x/c", {"model": "cnn"}, rows("n2" * 28, ["cuda", "cpu"]))]
+    records[2].history[1]["node_id"] = "n1" * 28  # moved to another node after its first epoch
+    df = leaderboard_frame(records)
+    assert dict(zip(df["trial"], df["device"])) == {"a": "cpu", "b": "cuda", "c": "cuda+cpu"}
+    assert "device" in format_table(df).splitlines()[0]
+    lines = device_lines(records, gpus_per_trial=1)
+    assert lines[0] == "trials per node: n1n1n1n1 2, n2n2n2n2 2"
+    assert lines[1].startswith("warning: 2 trial(s) reserved a GPU but trained on the CPU") and lines[1].endswith(
+        ": a, c")
+    assert device_lines(records[:1], gpus_per_trial=0) == []  # one node, no GPU asked: nothing to say
+    # A search from before devices were recorded keeps its columns.
+    old = [TrialRecord("a", "/x/a", {"model": "cnn"}, [{k: v for k, v in r.items() if k != "device"}
+                                                       for r in rows("n1" * 28, ["cpu"])])]
+    assert "device" not in leaderboard_frame(old).columns

@@ -20,11 +20,14 @@ from typing import Any
 
 import pandas as pd
 
+from hypo import storage
 from hypo.errors import ConfigError, HypoError
 from hypo.learn.baselines import ROW_PREFIX, BaselineRecord, baseline_list
 from hypo.learn.metrics import RANK_METRICS, undefined_reasons
 from hypo.search.record import SearchRecord
 from hypo.search.space import ALL_SIGNALS
+
+ORPHANED = "hypo_orphaned.json"  # in a trial folder a resumed search no longer knows (see mark_orphans)
 
 
 @dataclasses.dataclass
@@ -83,7 +86,7 @@ def load_trials(exp_path: str) -> list[TrialRecord]:
     for name in sorted(os.listdir(exp_path)):
         tdir = os.path.join(exp_path, name)
         params_file = os.path.join(tdir, "params.json")
-        if not os.path.isfile(params_file):
+        if not os.path.isfile(params_file) or os.path.exists(os.path.join(tdir, ORPHANED)):
             continue
         with open(params_file) as f:
             params = json.load(f)
@@ -98,11 +101,59 @@ def load_trials(exp_path: str) -> list[TrialRecord]:
                             history.append(json.loads(line))
                         except json.JSONDecodeError:  # a running trial may be mid-write
                             break
+        history = trained_epochs(history)
         trial_id = history[-1].get("trial_id", name) if history else _id_from_folder(name)
         records.append(TrialRecord(str(trial_id), tdir, params, history))
     if not records:
         raise HypoError(f"{exp_path} holds no trial (is it a Ray Tune experiment folder?)")
     return records
+
+
+def mark_orphans(exp_path: str, known: set[str]) -> list[str]:
+    """Mark the trial folders a resumed search does not know as orphaned; :func:`load_trials` leaves them out.
+
+    A driver killed between Tune's snapshots of its experiment leaves trial folders (a trial started since the last
+    snapshot) that the snapshot, and so the resumed search, never had: the resumed search's searcher suggests
+    trials in their place, under new ids. The old folder would read as one more, unfinished trial. It is kept (with
+    its checkpoints), marked by a small ``hypo_orphaned.json``.
+
+    Args:
+        exp_path: The experiment (local folder or URI).
+        known: Folder names of the trials the resumed search has (``Result.path`` of Tune's results).
+
+    Returns:
+        The folders marked now.
+    """
+    marked = []
+    for name in storage.list_dirs(exp_path):
+        folder = storage.join(exp_path, name)
+        if name in known or not storage.exists(storage.join(folder, "params.json")) or \
+                storage.exists(storage.join(folder, ORPHANED)):
+            continue
+        storage.write_json(storage.join(folder, ORPHANED),
+                           {"reason": "a trial of a killed run that the resumed search did not know; its searcher "
+                                      "suggested trials in its place"})
+        marked.append(name)
+    return marked
+
+
+def trained_epochs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A trial's result rows, one per epoch: those of the run that trained its last model.
+
+    A trial restarted from a checkpoint older than its last reported epoch (its node was lost before Tune had
+    recorded that epoch's checkpoint) trains those epochs again and reports them again; its result file then holds
+    them twice. A row whose ``training_iteration`` is not past the previous row's starts such a restart: it
+    replaces the rows of the epochs it retrains.
+    """
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        it = row.get("training_iteration")
+        if isinstance(it, (int, float)):
+            while out and isinstance(out[-1].get("training_iteration"), (int, float)) and \
+                    out[-1]["training_iteration"] >= it:
+                out.pop()
+        out.append(row)
+    return out
 
 
 def _id_from_folder(name: str) -> str:
@@ -158,6 +209,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 CLASS_COLS = ("hypotension", "hypertension")
 
 
+def trial_devices(history: list[dict[str, Any]]) -> str | None:
+    """The devices a trial trained on, in order (``cuda``, ``cpu``; ``cuda+cpu`` for one that moved), or None."""
+    seen = dict.fromkeys(r["device"] for r in history if r.get("device"))
+    return "+".join(seen) or None
+
+
 def _note(metrics: dict[str, Any] | None) -> str:
     """Why a row's mean AUROC / summed AUPRC are NaN (a class absent from the split), or ''."""
     if not metrics:
@@ -193,6 +250,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
         raise ConfigError(f"--rank-by: unknown metric(s) {', '.join(unknown) or '(none given)'}; the trials report "
                           + ", ".join(sorted(reported)))
     signals_searched = any("signals" in rec.params for rec in records)
+    devices = any(r.get("device") for rec in records for r in rec.history)  # searches before hypo recorded it: none
     rows = []
     for rec in records:
         best = rec.best(by)
@@ -207,6 +265,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
             **({"signals": p.get("signals") or ALL_SIGNALS} if signals_searched else {}),
             "epochs_run": len(rec.history),
             "best_epoch": best.get("epoch") if best else None,
+            **({"device": trial_devices(rec.history)} if devices else {}),
             "status": "finished" if rec.finished else "unfinished",
         }
         for m in ("val_mean_auroc", "val_sum_auprc"):
@@ -243,7 +302,8 @@ DISPLAY = {  # column -> header in the terminal and Markdown tables
     "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
     "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
-    "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "status": "status",
+    "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "device": "device",
+    "status": "status",
     # --alarms N: validation figures of the alarm evaluation, selection-biased (the footnote says so)
     "val_alarm_sensitivity": "alarm_sens(val)*", "val_alarm_lead_min": "alarm_lead_min(val)*",
     "pareto": "pareto", "note": "note",

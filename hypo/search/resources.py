@@ -11,6 +11,11 @@ holds, ``~/ray_bootstrap_config.yaml``, or ``--cluster-config cluster.yaml``):
 
 ``--gpus-per-trial auto`` resolves here too: a share of a GPU per trial (:data:`AUTO_GPU_SHARE`, four small
 trials per GPU) when the cluster has GPUs or can add them, else 0.
+
+On the node, :func:`trial_device` picks what a trial trains on: the GPU Ray reserved for it, else the CPU. A node
+that declares a GPU Ray can reserve but has no CUDA (a wrong image, a missing driver, Ray's fake test nodes) is
+refused by default, so a GPU search never trains on CPUs unnoticed; ``HYPO_ALLOW_CPU_FALLBACK=1`` on the driver
+lets such trials train on the CPU instead. Each trial reports the device it used (the leaderboard's ``device``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from hypo.errors import ConfigError
+from hypo.errors import ConfigError, HypoError
 
 AUTO_GPU_SHARE = 0.25  # the models are small: four trials share one GPU
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the cluster config on the head node
 EPS = 1e-9
+CPU_FALLBACK_ENV = "HYPO_ALLOW_CPU_FALLBACK"  # "1": a trial given a GPU without CUDA trains on the CPU
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +136,43 @@ def plan_resources(cpus: float, gpus: str | float, nodes: list[dict[str, float]]
     where = "; the autoscaler's node types cannot either" if node_types else ""
     raise ConfigError(f"each trial asks for {want}, but this Ray cluster has {_describe(nodes)}{where}: no trial "
                       f"could ever start{hint}")
+
+
+class NoCudaError(HypoError):
+    """Ray reserved a GPU for a trial on a node where CUDA is not available, and CPU fallback is off."""
+
+
+def cpu_fallback_allowed(environ=None) -> bool:
+    """Whether ``HYPO_ALLOW_CPU_FALLBACK`` is on (``1``, ``true`` or ``yes``) in ``environ`` (default the process's)."""
+    value = (os.environ if environ is None else environ).get(CPU_FALLBACK_ENV, "")
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def trial_device(gpu_ids: list, cuda_available: bool, allow_cpu_fallback: bool, where: str = "this node") -> str:
+    """The device a trial trains on: ``"cuda"`` when Ray reserved it a GPU, ``"cpu"`` when it reserved none.
+
+    Args:
+        gpu_ids: The GPUs Ray reserved for the trial (``ray.get_gpu_ids()``); Ray leaves CUDA visible to CPU-only
+            trials on a GPU node, where using it would crowd the trials that reserved it.
+        cuda_available: ``torch.cuda.is_available()`` on the trial's node.
+        allow_cpu_fallback: :func:`cpu_fallback_allowed` on the driver.
+        where: The node, for the message.
+
+    Returns:
+        ``"cuda"`` or ``"cpu"`` (``"cpu"`` for a reserved GPU without CUDA only when the fallback is allowed).
+
+    Raises:
+        NoCudaError: A GPU was reserved, CUDA is not available and the fallback is off.
+    """
+    if not gpu_ids:
+        return "cpu"
+    if cuda_available:
+        return "cuda"
+    if allow_cpu_fallback:
+        return "cpu"
+    raise NoCudaError(f"Ray gave a trial GPU {', '.join(map(str, gpu_ids))} on {where}, but CUDA is not available "
+                      f"there (no driver, or a CPU-only torch); set {CPU_FALLBACK_ENV}=1 to let such trials train on "
+                      "the CPU, or search with --gpus-per-trial 0")
 
 
 def plan_trial_resources(cpus_per_trial: float, gpus: str | float, pending_timeout_s: float,

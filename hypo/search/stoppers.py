@@ -35,6 +35,35 @@ class NoTrialStarted(tune.Stopper):
         return not self.seen and time.monotonic() - self.started > self.timeout_s
 
 
+class LastEpoch(tune.Stopper):
+    """Stops a trial once it reports its last epoch (``epochs``), read from the result itself.
+
+    Ray's ``MaximumIterationStopper`` counts the results it is handed per trial instead. A trial whose node is
+    lost after Tune received an epoch's result but before it recorded that epoch's checkpoint (Tune asks for the
+    checkpoint in a second call to the trial's actor) restarts from the checkpoint before and reports that epoch
+    again: counted twice, the trial was stopped one epoch short of its last (7 of 8), and marked finished. The
+    epoch a result carries is what the trial has trained; a restored trial's results carry the epochs it goes on
+    from, and a restored search keeps no count to go stale.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """True when the result is the trial's last epoch (or later)."""
+        return reported_epoch(result) >= self.epochs
+
+    def stop_all(self) -> bool:
+        """Never: each trial ends on its own."""
+        return False
+
+
+def reported_epoch(result: dict[str, Any]) -> int:
+    """The epoch a trial's result reports: its ``epoch``, else Tune's ``training_iteration`` (one per epoch)."""
+    epoch = result.get("epoch")
+    return int(epoch if isinstance(epoch, (int, float)) else result.get("training_iteration") or 0)
+
+
 class TrialEpochBudget(tune.Stopper):
     """Ends the search once its trials have reported ``budget`` epochs in all (a budget of trial-epochs).
 

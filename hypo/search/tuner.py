@@ -16,6 +16,8 @@ import functools
 import json
 import logging
 import os
+import posixpath
+import sys
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -26,8 +28,9 @@ from hypo.data.manifest import SplitCounts
 from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.experiments import SEARCH_META, local_experiment
-from hypo.search.leaderboard import load_trials, search_status
+from hypo.search.leaderboard import ORPHANED, load_trials, mark_orphans, search_status
 from hypo.search.record import SearchRecord, read_search_record, write_search_record
+from hypo.search.resources import CPU_FALLBACK_ENV, NoCudaError
 
 if TYPE_CHECKING:
     from hypo.learn.train import TrainingData
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
 SCHEDULERS = ("asha", "none")  # none: no early stopping, every trial runs all its epochs
-FAIL_MARKER_KEY = "_fail_once_at_epoch"  # tests: (epoch, marker): the worker dies once after reporting that epoch
+# Tests: (epoch, marker[, unrecorded]): the worker dies once after reporting that epoch; with ``unrecorded`` it
+# reports one more epoch whose checkpoint never reaches Tune first, as when a node is lost between the two.
+FAIL_MARKER_KEY = "_fail_once_at_epoch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,18 +161,21 @@ class SearchConfig:
 CODE_LAYOUT = "layers-1"  # module layout Tune pickles into an experiment; a resume needs the same
 
 
-def train_trial(config: dict[str, Any], data: TrainingData) -> None:
+def train_trial(config: dict[str, Any], data: TrainingData, allow_cpu_fallback: bool = False) -> None:
     """Tune trainable: train one configuration, reporting each epoch with a checkpoint.
 
     Args:
         config: Sampled parameters (model, k, loss, gamma, optionally lr) and the search's constants.
         data: The splits, manifest and baselines (:func:`load_search_data`), from the object store.
+        allow_cpu_fallback: A GPU reserved on a node without CUDA trains on the CPU instead of failing the trial
+            (``HYPO_ALLOW_CPU_FALLBACK`` on the driver: :func:`hypo.search.resources.trial_device`).
     """
     import ray
     import torch
     from ray import tune
 
     from hypo.learn.train import fit_arrays
+    from hypo.search.resources import trial_device
 
     # Tune logs every persisted checkpoint at INFO; one per trial and epoch drowns the console of a search.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
@@ -183,9 +191,14 @@ def train_trial(config: dict[str, Any], data: TrainingData) -> None:
     fail = config.get(FAIL_MARKER_KEY)
     # The GPU only when Ray reserved one for this trial: Ray leaves CUDA visible to CPU-only trials on a GPU node,
     # where "auto" would crowd the reserved trials' GPU outside Ray's accounting.
-    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    gpu_ids = ray.get_gpu_ids()
+    device = trial_device(gpu_ids, torch.cuda.is_available(), allow_cpu_fallback, where=f"node {node_id}")
     if device == "cuda":  # a reused actor keeps the previous trial's peak
         torch.cuda.reset_peak_memory_stats()
+    # In the worker's log (on the console with --verbose); the leaderboard's device column says the same.
+    fallback = " (a GPU reserved, CUDA not available: CPU fallback)" if gpu_ids and device == "cpu" else ""
+    print(f"hypo: trial {tune.get_context().get_trial_id()} trains on {device} on node {node_id[:8]}{fallback}",
+          file=sys.stderr, flush=True)
 
     def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
         with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
@@ -195,15 +208,19 @@ def train_trial(config: dict[str, Any], data: TrainingData) -> None:
         report = {k: v for k, v in metrics.items() if not k.startswith(("val_bylast_", "baseline_"))
                   and (isinstance(v, (int, float, str, bool)) or v is None)}
         report["node_id"] = node_id
+        report["device"] = device
         report["reported_at"] = time.time()  # Tune's own timestamp is whole seconds; anytime curves need better
         if device == "cuda":  # what this trial holds on its GPU (the packing benchmark reads it)
             report["gpu_peak_mib"] = torch.cuda.max_memory_reserved() / 2**20
-        if fail and epoch == fail[0] + 1 and not os.path.exists(fail[1]):
-            # The worker dies while training the epoch after ``fail[0]``, as a lost node would: Tune must restart
-            # from that epoch's checkpoint. (Dying right after its report raced with the driver's logging of it.)
-            open(fail[1], "w").close()
-            time.sleep(1.0)
-            os._exit(1)
+        if fail and epoch > fail[0] and not os.path.exists(fail[1]):
+            if epoch == fail[0] + 1 + bool(fail[2:] and fail[2]):
+                # The worker dies while training this epoch, as a lost node would: Tune must restart from the
+                # checkpoint of ``fail[0]``. (Dying right after its report raced with the driver's logging of it.)
+                open(fail[1], "w").close()
+                time.sleep(1.0)
+                os._exit(1)
+            tune.report(report)  # ``unrecorded``: Tune has this epoch's result but never gets its checkpoint
+            return
         tune.report(report, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
 
     from hypo.data.dataset import absent_groups
@@ -412,9 +429,11 @@ def _optuna_storage(url: str, given: bool):
 
 
 def _callbacks(cfg: SearchConfig) -> list:
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+    from ray.tune.logger import TBXLoggerCallback
 
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback()]
+    from hypo.search.result_logs import ProgressCsvLog, ResultJsonLog
+
+    callbacks = [ResultJsonLog(), ProgressCsvLog(), TBXLoggerCallback()]
     if cfg.mlflow:
         try:
             from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -422,6 +441,48 @@ def _callbacks(cfg: SearchConfig) -> list:
             raise ConfigError("--mlflow needs the mlflow package: pip install 'hypo[mlflow]'") from exc
         callbacks.append(MLflowLoggerCallback(tracking_uri=cfg.mlflow, experiment_name=cfg.name))
     return callbacks
+
+
+def _no_cuda(error: BaseException | None) -> NoCudaError | None:
+    """The :class:`NoCudaError` a trial failed with, or None.
+
+    Ray hands the driver its own error (``RayTaskError``, an instance of the trial's error class too, with the
+    remote traceback as its text); the trial's own error, with its one-line message, is its ``cause``.
+    """
+    seen, wrapped = set(), None
+    while error is not None and id(error) not in seen:
+        if type(error) is NoCudaError:
+            return error
+        if isinstance(error, NoCudaError):
+            wrapped = error
+        seen.add(id(error))
+        error = getattr(error, "cause", None) or error.__cause__
+    if wrapped is not None:  # no cause kept: the traceback's last line is the message
+        return NoCudaError(str(wrapped).strip().splitlines()[-1].split("NoCudaError: ", 1)[-1])
+    return None
+
+
+def device_lines(records, gpus_per_trial: float) -> list[str]:
+    """Console lines on where the trials ran.
+
+    One line of trials per node, when more than one node ran them; one line naming the trials that reserved a GPU
+    but trained on the CPU (``HYPO_ALLOW_CPU_FALLBACK``), so that never goes unnoticed.
+    """
+    per_node: dict[str, int] = {}
+    for rec in records:
+        for node in dict.fromkeys(r["node_id"] for r in rec.history if r.get("node_id")):
+            per_node[node] = per_node.get(node, 0) + 1
+    lines = []
+    if len(per_node) > 1:
+        short = {n[:8] for n in per_node}
+        name = (lambda n: n[:8]) if len(short) == len(per_node) else (lambda n: n)
+        lines.append("trials per node: " + ", ".join(f"{name(n)} {k}" for n, k in per_node.items()))
+    fell_back = [rec.trial_id for rec in records if gpus_per_trial > 0
+                 and any(r.get("device") == "cpu" for r in rec.history)]
+    if fell_back:
+        lines.append(f"warning: {len(fell_back)} trial(s) reserved a GPU but trained on the CPU, CUDA not being "
+                     f"available on their node ({CPU_FALLBACK_ENV}=1): {', '.join(fell_back)}")
+    return lines
 
 
 class SearchInterrupted(HypoError):
@@ -442,15 +503,15 @@ def _stopper(cfg: SearchConfig):
     Stopping a trial at its last epoch marks that result ``done``, which is how the leaderboard tells a trial
     that ran to its end from one cut short (ASHA does so at its ``max_t``; without ASHA this stopper does).
     """
-    from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+    from ray.tune.stopper import CombinedStopper
 
-    from hypo.search.stoppers import NoTrialStarted, TrialEpochBudget
+    from hypo.search.stoppers import LastEpoch, NoTrialStarted, TrialEpochBudget
 
     # CombinedStopper stops asking at the first True: the counting stopper comes before the one that ends trials.
     stoppers = [NoTrialStarted(cfg.pending_timeout_s)]
     if cfg.trial_epoch_budget is not None:
         stoppers.append(TrialEpochBudget(cfg.trial_epoch_budget))
-    stoppers.append(MaximumIterationStopper(cfg.epochs))
+    stoppers.append(LastEpoch(cfg.epochs))
     return CombinedStopper(*stoppers)
 
 
@@ -473,8 +534,11 @@ def _scheduler(cfg: SearchConfig):
 def _trainable(cfg: SearchConfig, data: TrainingData):
     from ray import tune
 
+    from hypo.search.resources import cpu_fallback_allowed
+
     return tune.with_resources(
-        tune.with_parameters(train_trial, data=data), {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+        tune.with_parameters(train_trial, data=data, allow_cpu_fallback=cpu_fallback_allowed()),
+        {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial},
     )
 
 
@@ -647,12 +711,23 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     results = tuner.fit()
     wall = time.perf_counter() - start
     errored = results.num_errors
+    if resume:
+        orphans = mark_orphans(exp_path, {posixpath.basename(str(r.path).rstrip("/")) for r in results})
+        if orphans:
+            log(f"{len(orphans)} trial folder(s) the killed run started after its last saved state, which this search "
+                f"did not know (its searcher suggested trials in their place): marked {ORPHANED}, left out of the "
+                f"leaderboard: {', '.join(orphans)}")
     # Tune marks the trials it stops on Ctrl-C as terminated too; a trial's own last result says whether it ended.
     local = local_experiment(exp_path, log=lambda _: None)
     try:
         records = load_trials(local)
     except HypoError:  # no trial folder yet: none ever started
         records = []
+    refused = [str(e) for e in (_no_cuda(r.error) for r in results) if e is not None]
+    if refused:  # a GPU without CUDA: never trained, and no retry elsewhere helped
+        raise NoCudaError(f"{len(refused)} of {len(results)} trials refused: {refused[0]}")
+    for line in device_lines(records, cfg.gpus_per_trial):
+        log(line)
     status = search_status(records, read_search_record(local)) if records else {"finished": 0, "budget_spent": False}
     finished = status["finished"]
     if finished + errored < cfg.planned_trials and not status["budget_spent"]:
