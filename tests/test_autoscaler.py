@@ -212,7 +212,7 @@ from hypo.config import WindowConfig
 from hypo.data.preprocess import build_windows
 m = build_windows(TracedSource({cases}, delay_s={delay_s}, trace={trace!r}), WindowConfig(), {out!r},
                   cases_per_task=1, progress=False, log=lambda s: None)
-print(json.dumps({{"fingerprint": m["fingerprint"], "windows": sum(c["windows"] for c in m["counts"].values())}}))
+print(json.dumps({{"fingerprint": m.fingerprint, "windows": sum(c.windows for c in m.counts.values())}}))
 """
     return cluster.driver_process(code)
 
