@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -40,9 +39,9 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     """``--alarms N``: the top N trials and the baselines as alarms on the validation split, as two columns.
 
     Returns:
-        ``(frame with val_alarm_sensitivity / val_alarm_lead_min, its note lines, {"alarms": the result of
-        validation_alarms, "files": ["alarms_val.json"]})``. The figures are read off each row's own validation
-        curve: selection-biased, marked so.
+        ``(frame with val_alarm_sensitivity / val_alarm_lead_min, its note lines, {"alarms": the
+        ValidationAlarms of validation_alarms, "files": ["alarms_val.json"]})``. The figures are read off each
+        row's own validation curve: selection-biased, marked so.
     """
     from hypo.evaluate.alarms.evaluation import validation_alarms
     from hypo.learn.baselines import ROW_PREFIX
@@ -52,23 +51,22 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     df = df.copy()
     df["val_alarm_sensitivity"] = float("nan")
     df["val_alarm_lead_min"] = float("nan")
-    for name, r in res["rows"].items():
+    for name, r in res.rows.items():
         mask = df["trial"].isin([name, ROW_PREFIX + name])
-        df.loc[mask, "val_alarm_sensitivity"] = r["sensitivity"] if r["sensitivity"] is not None else float("nan")
-        lead = r["lead_median_s"]
+        df.loc[mask, "val_alarm_sensitivity"] = r.sensitivity if r.sensitivity is not None else float("nan")
+        lead = r.lead_median_s
         df.loc[mask, "val_alarm_lead_min"] = lead / 60 if lead is not None else float("nan")
-    with open(os.path.join(out_dir, "alarms_val.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    lines = ["* " + res["note"] + "; the top rows only"]
+    res.write(os.path.join(out_dir, "alarms_val.json"), indent=1)
+    lines = ["* " + res.note + "; the top rows only"]
     shown = set(df["trial"].astype(str))
-    for name, r in res["rows"].items():
+    for name, r in res.rows.items():
         if name not in shown and ROW_PREFIX + name not in shown:  # e.g. the simulated frequent cuff
-            sens = "n/a" if r["sensitivity"] is None else f"{100 * r['sensitivity']:.0f}%"
-            det = "n/a" if r["detection"] is None else f"{100 * r['detection']:.0f}%"
+            sens = "n/a" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
+            det = "n/a" if r.detection is None else f"{100 * r.detection:.0f}%"
             lines.append(f"* baseline: {name} (validation): sensitivity {sens}, detected {det}, false alarms/h "
-                         f"{r['fa_per_h'] or 0:.2f} (a fixed threshold)")
-    if res["cases"]["failed"]:
-        lines.append(f"* {res['cases']['failed']} validation recordings could not be scored")
+                         f"{r.fa_per_h or 0:.2f} (a fixed threshold)")
+    if res.cases.failed:
+        lines.append(f"* {res.cases.failed} validation recordings could not be scored")
     return df, lines, {"alarms": res, "files": ["alarms_val.json"]}
 
 
