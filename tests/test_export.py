@@ -14,7 +14,7 @@ from hypo.config import fingerprint
 from hypo.data.dataset import load_split, read_manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
-from hypo.evaluate.testsplit.report import choose_trial, make_report, sha256_file
+from hypo.evaluate.testsplit.report import ReportRequest, choose_trial, make_report, sha256_file
 from hypo.infer.export import EXTRA_FILE, load_exported, max_difference, trace_model, window_config
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import SCHEMA_VERSION
@@ -106,7 +106,7 @@ def test_the_model_file_alone_carries_its_sidecar(exported, tmp_path):
 
 def test_other_trial_and_test_metrics_from_its_report(exp, tmp_path):
     other = next(t.trial_id for t in load_trials(exp) if t.trial_id != choose_trial(exp).trial_id)
-    make_report(exp, trial=other, n_boot=20, log=lambda s: None)  # writes EXP/report/report.json
+    make_report(ReportRequest(exp, trial=other, n_boot=20), log=lambda s: None)  # writes EXP/report/report.json
     out = str(tmp_path / "other.pt")
     side = main([exp, "--out", out, "--trial", other])
     assert side.trial.id == other

@@ -44,6 +44,32 @@ ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
 
 
+@dataclasses.dataclass(frozen=True)
+class ReportRequest:
+    """What ``hypo report`` was asked to do (see its ``--help`` for each option).
+
+    Attributes:
+        experiment: The experiment folder of a search.
+        trial: Trial id (default: the leaderboard's first).
+        out: Output folder (default: ``EXPERIMENT/report``).
+        n_boot: Subject-bootstrap replicates.
+        seed: Bootstrap seed.
+        specificity: Of the operating point, fixed on the validation split.
+        alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` to score the trial as an alarm on the whole
+            test recordings too (:mod:`hypo.evaluate.alarms.report`), or None to leave the section out.
+        alarm_cases: At most this many recordings per split for the alarm evaluation.
+    """
+
+    experiment: str
+    trial: str | None = None
+    out: str | None = None
+    n_boot: int = N_BOOT
+    seed: int = 0
+    specificity: float = SPECIFICITY
+    alarms: Any = None
+    alarm_cases: int | None = None
+
+
 def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str, Any]:
     """Fingerprints and paths that identify what produced a result."""
     from hypo.config import fingerprint, to_dict
@@ -192,19 +218,12 @@ def class_curves(ts: SplitScores, boot: dict[str, Any], op: dict[str, Any]) -> t
     return curves, calib
 
 
-def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
-                   specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
-                   log=print) -> tuple[dict[str, Any], dict[str, Any]]:
+def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate the chosen trial once on the test split, with the baseline on the same windows.
 
     Args:
         chosen: The trial (:func:`choose_trial`).
-        n_boot: Subject-bootstrap replicates.
-        seed: Bootstrap seed.
-        specificity: Of the operating point.
-        alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` to score the trial as an alarm on the whole
-            test recordings too (:mod:`hypo.evaluate.alarms.report`), or None.
-        alarm_cases: At most this many recordings per split for the alarm evaluation.
+        req: The bootstrap, the operating point's specificity, and the alarm section's settings.
         log: Where progress lines go.
 
     Returns:
@@ -215,6 +234,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     from hypo.learn.baseline import label_config, last_reading_class
     from hypo.learn.metrics import evaluate_scores
 
+    n_boot, seed, specificity = req.n_boot, req.seed, req.specificity
     ts = score_test_split(chosen, specificity)
     test, probs, y, baselines = ts.test, ts.probs, ts.y, ts.baselines
     base = baselines[0].scores  # the last reading: the reference of the paired difference and the curves
@@ -257,12 +277,12 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
     figures = {"roc_pr": curves, "calibration": calib, "confusion": cm, "alarms": None, "alarm_result": None}
-    if alarms is not None:
+    if req.alarms is not None:
         from hypo.evaluate.alarms.evaluation import AlarmOptions
         from hypo.evaluate.alarms.report import report_alarms
 
-        options = AlarmOptions(cfg=alarms, feature_model=ts.feature_model, max_cases=alarm_cases, n_boot=n_boot,
-                               seed=seed)
+        options = AlarmOptions(cfg=req.alarms, feature_model=ts.feature_model, max_cases=req.alarm_cases,
+                               n_boot=n_boot, seed=seed)
         result, figures["alarms"], error = report_alarms(chosen, ts.manifest, options, ts.val, log)
         results["alarms"] = result.to_dict() if result is not None else {"error": error}
         figures["alarm_result"] = result
@@ -336,22 +356,31 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
     return paths
 
 
-def make_report(exp_path: str, trial: str | None = None, out: str | None = None, n_boot: int = N_BOOT,
-                seed: int = 0, specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
-                log=print) -> dict[str, Any]:
+def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
     """Evaluate and write the report; returns ``{"results", "paths"}``.
 
-    ``alarms`` (an :class:`~hypo.evaluate.alarms.metrics.AlarmConfig`, or None to leave the section out) and
-    ``alarm_cases`` are those of :func:`evaluate_trial`.
+    Raises:
+        ConfigError: A bootstrap count or specificity out of range (before any work).
     """
-    if n_boot < 1:
-        raise ConfigError(f"--bootstrap must be >= 1, got {n_boot}")
-    if not 0 < specificity < 1:
-        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
-    chosen = choose_trial(exp_path, trial)
-    out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
-    results, curves = evaluate_trial(chosen, n_boot, seed, specificity, alarms, alarm_cases, log)
+    if req.n_boot < 1:
+        raise ConfigError(f"--bootstrap must be >= 1, got {req.n_boot}")
+    if not 0 < req.specificity < 1:
+        raise ConfigError(f"--specificity must be in (0, 1), got {req.specificity}")
+    chosen = choose_trial(req.experiment, req.trial)
+    out_dir = writable_folder(req.out or os.path.join(chosen.exp_path, "report"))
+    results, curves = evaluate_trial(chosen, req, log)
     paths = write_report(results, curves, out_dir)
+    for line in summary_lines(results, req.specificity):
+        log(line)
+    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
+    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
+    return {"results": results, "paths": paths}
+
+
+def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
+    """What ``hypo report`` prints: the trial, the headline figures with intervals, baselines, alarms, looks."""
+    lines = []
+    log = lines.append
     b, ref = results["bootstrap"], results["bootstrap"]["reference"]
     t = results["trial"]
     log(f"trial {t['trial']} (rank {t['rank']}: {t['model']} k={t['k']} {t['loss']}), epoch {t['best_epoch']}, "
@@ -383,8 +412,6 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")
-    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
-    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
-    return {"results": results, "paths": paths}
+    return lines
 
 
