@@ -24,6 +24,7 @@ from hypo.evaluate.alarms.metrics import (
     AlarmConfig,
     Track,
     case_counts,
+    case_story,
     curve,
     operating_point,
     pool_counts,
@@ -309,3 +310,96 @@ def test_operating_point_intervals_come_from_whole_subjects():
 def test_weighted_quantiles_repeat_values_by_their_weight():
     v = np.array([10.0, 20.0, 30.0])
     assert weighted_quantiles(v, np.array([[1, 1, 1], [0, 0, 3], [3, 1, 0]]), [0.5]).ravel().tolist() == [20, 30, 10]
+
+
+# ------------------------------------------------------------------------------------------ alarms counted fairly
+
+
+def test_an_alarm_on_in_the_warning_window_that_began_earlier_is_true_not_false():
+    ev = events([[3600, 3900]])
+    c = counts(track_with_alarm(3600 - 915, 3700), ev)  # starts 905 s before onset (m = 2), stays on into it
+    assert c.caught.tolist() == [1] and c.lead.tolist() == [[900.0]]
+    assert c.alarms.tolist() == [1] and c.false.tolist() == [0]  # no onset within 15 min of its start, yet true
+    assert c.catching.tolist() == [1] and c.judged.tolist() == [1]
+    far = counts(track_with_alarm(3600 - 1210, 3600 - 1080), ev)  # ends before the warning window: still false
+    assert far.false.tolist() == [1] and far.catching.tolist() == [0]
+    story = case_story(track_with_alarm(3600 - 915, 3700), ev, 0.5, CFG)
+    assert [a["status"] for a in story["alarms"]] == ["true"]
+
+
+def test_an_alarm_too_near_the_end_to_judge_is_censored_and_its_time_left_out():
+    ev = events([[3600, 3900]])
+    tr = track_with_alarm(DURATION - 610, DURATION - 400)  # starts at 6600: 10 min before the end, no onset after
+    c = counts(tr, ev)
+    assert c.alarms.tolist() == [1] and c.false.tolist() == [0] and c.censored.tolist() == [1]
+    assert c.judged.tolist() == [0] and c.censored_s.tolist() == [600.0]
+    cur = curve(pool_counts([c], ["s1"], [0.5]))
+    assert cur["fa_per_h"][0] == 0.0 and math.isnan(cur["ppv"][0])
+    both = counts(Track(tr.t, tr.u, np.maximum(tr.score, track_with_alarm(1000, 1300).score), PROBABILITY), ev)
+    assert both.false.tolist() == [1] and both.censored.tolist() == [1]
+    cur = curve(pool_counts([both], ["s1"], [0.5]))  # one false alarm per hour outside episodes, less the tail
+    assert cur["fa_per_h"][0] == pytest.approx(1 / ((DURATION - 900 - 600) / 3600))
+    early = counts(track_with_alarm(DURATION - 1000, DURATION - 800), ev)  # 16 min before the end: judged, false
+    assert early.false.tolist() == [1] and early.censored.tolist() == [0]
+    assert [a["status"] for a in case_story(tr, ev, 0.5, CFG)["alarms"]] == ["censored"]
+
+
+def test_a_short_gap_in_predictions_holds_the_alarm_a_long_one_ends_it():
+    p = [0.9, 0.9, np.nan, 0.9, 0.9]
+    assert alarm_on(p, [0.5], m=2, max_gap=3)[0].tolist() == [False, True, True, True, True]
+    assert alarm_on([0.9, np.nan, 0.9], [0.5], m=2, max_gap=3)[0].tolist() == [False, False, True]  # run held
+    long = [0.9, 0.9] + [np.nan] * 5 + [0.9, 0.9]
+    assert alarm_on(long, [0.5], m=2, max_gap=3)[0].tolist() == [False, True, True, True, True, False, False,
+                                                                  False, True]
+    assert alarm_on([np.nan, 0.9, 0.9], [0.5], m=1, max_gap=3)[0].tolist() == [False, True, True]  # nothing to hold
+    ev = events([])
+    tr = track_with_alarm(2000, 2600)
+    tr.score[(tr.t >= 2200) & (tr.t < 2220)] = np.nan  # 20 s without predictions inside the alarm
+    assert counts(tr, ev).alarms.tolist() == [1]  # default: 30 s held
+    assert counts(tr, ev, cfg=AlarmConfig(stride_s=STRIDE, max_gap_s=0)).alarms.tolist() == [2]
+    tr.score[(tr.t >= 2200) & (tr.t < 2260)] = np.nan  # 60 s: longer than 30 s, the alarm ends and starts again
+    assert counts(tr, ev).alarms.tolist() == [2]
+
+
+def test_held_gaps_equal_the_loop():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(0, 50))
+        p = rng.random(n)
+        p[rng.random(n) < 0.3] = np.nan
+        m, h, g = int(rng.integers(1, 4)), float(rng.choice([0.0, 0.05])), int(rng.integers(0, 4))
+        th = rng.random(3)
+        got = alarm_on(p, th, m, h, g)
+        for i, t in enumerate(th):
+            assert got[i].tolist() == alarm_on_loop(p, t, m, h, g).tolist()
+
+
+def test_cuff_episodes_end_one_cuff_interval_after_the_last_low_reading():
+    times = np.array([100, 400, 700, 2500, 2800])
+    maps = np.array([60, 62, 80, 63, 64])
+    assert cuff_episodes(times, maps, 4000, 65, hold_s=300).tolist() == [[100, 700], [2500, 3100]]
+    sparse = cuff_episodes(np.array([100, 1900]), np.array([60, 80]), 4000, 65, hold_s=300)
+    assert sparse.tolist() == [[100, 400]]  # not until the next reading 30 min later
+    ev = case_events("1", "s", 4000, LabelConfig(), 59, readings={"time": np.array([100, 1900]),
+                                                                  "map": np.array([60.0, 80.0])}, cuff_hold_s=300)
+    assert ev.episodes.tolist() == [[100, 400]] and ev.hypo_s == 300.0
+
+
+def test_lead_median_is_the_same_median_for_the_point_and_the_replicates():
+    evs = [events([[3600, 3900]]) for _ in range(2)]
+    leads = (180, 300)  # an even count: the lower median, 180, both ways
+    cs = [case_counts(track_with_alarm(3600 - lead - 10, 3600), ev, [0.5], CFG) for lead, ev in zip(leads, evs)]
+    p = pool_counts(cs, ["a", "b"], [0.5])
+    op = operating_point(p, 0, np.ones((3, 2)))
+    assert op["lead_median_s"]["value"] == 180.0
+    assert op["lead_median_s"]["lo"] == op["lead_median_s"]["hi"] == 180.0
+
+
+def test_alarm_ppv_is_the_share_of_judged_alarms_that_catch_an_episode():
+    ev = events([[3600, 3900]])
+    tr = track_with_alarm(3410, 3600)
+    tr.score = np.maximum(tr.score, track_with_alarm(1000, 1300).score)  # one true, one false
+    c = counts(tr, ev)
+    assert (c.alarms.tolist(), c.false.tolist(), c.catching.tolist()) == ([2], [1], [1])
+    op = operating_point(pool_counts([c], ["s1"], [0.5]), 0, None)
+    assert op["ppv"]["value"] == 0.5

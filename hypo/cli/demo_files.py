@@ -9,7 +9,7 @@ hypo demo-files --site b --out data/site-b-vital --cases 200      # another hosp
 from __future__ import annotations
 
 from hypo.data.sources.demo_files import TRACK_MAP_FILE, write_demo_vital_files
-from hypo.runtime import OneLineParser
+from hypo.runtime import OneLineParser, one_line_errors
 
 PROG = "hypo demo-files"
 
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> None:
     args = p.parse_args(argv)
     if args.cases < 1:
         p.error("--cases must be >= 1")
-    paths = write_demo_vital_files(args.out, args.cases, args.seed, site=args.site)
+    with one_line_errors(prog):
+        paths = write_demo_vital_files(args.out, args.cases, args.seed, site=args.site)
     extra = f", subjects.csv and {TRACK_MAP_FILE} (pass it as --track-map)" if args.site != "a" else " and subjects.csv"
     site = f" site {args.site}" if args.site != "a" else ""
     print(f"wrote {len(paths)} demo .vital files{extra} to {args.out} (simulated{site}, not clinical)")

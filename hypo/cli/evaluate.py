@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
-from hypo.evaluate.external.job import EvaluateRequest, evaluate_job
+from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
+from hypo.errors import ConfigError
+from hypo.evaluate.external.job import THRESHOLDS_FROM_MODEL, EvaluateRequest, evaluate_job
 from hypo.evaluate.external.validation import CALIBRATION_SHARE, N_BOOT
 from hypo.learn.recalibration import METHODS
 from hypo.runtime import OneLineParser, one_line_errors
@@ -48,7 +49,7 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     p.add_argument("--alarms", action="store_true",
                    help="also score the frozen model as an alarm on OTHER's test recordings (hypo report's alarm "
                         "section: episodes caught, lead time, false alarms per hour; the baselines beside it)")
-    p.add_argument("--alarm-thresholds-from", default="model", metavar="model|other|DIR",
+    p.add_argument("--alarm-thresholds-from", default=None, metavar="model|other|DIR",
                    help="where the alarm thresholds are fixed: model (default: the validation split of the dataset "
                         "the model was developed on, as deployed), other (OTHER's own validation split: a local "
                         "threshold, reported as such), or a dataset folder's validation split")
@@ -60,9 +61,14 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     """Entry point of ``hypo evaluate``; user errors end in one line on stderr with status 2."""
     args = build_parser(prog).parse_args(argv)
     with one_line_errors(prog):
+        if not args.alarms:
+            refuse_unused_alarm_flags(args, "runs only with --alarms")
+            if args.alarm_thresholds_from is not None:
+                raise ConfigError("--alarm-thresholds-from fixes the thresholds of --alarms; add --alarms")
         req = EvaluateRequest(
             model_or_run=args.model_or_run, data=args.data, trial=args.trial, recalibrate=args.recalibrate,
             calibration_share=args.calibration_share, seed=args.seed, n_boot=args.bootstrap,
             write_export=args.write_export, out=args.out, alarms=args.alarms,
-            thresholds_from=args.alarm_thresholds_from, alarm=alarm_config(args), alarm_cases=args.alarm_cases)
+            thresholds_from=args.alarm_thresholds_from or THRESHOLDS_FROM_MODEL, alarm=alarm_config(args),
+            alarm_cases=args.alarm_cases)
         return evaluate_job(req)

@@ -11,13 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypo.cli.alarm_args import add_alarm_arguments, alarm_config
+from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
+from hypo.errors import ConfigError
 from hypo.evaluate.board import MAX_TEST_WITHOUT_YES, LeaderboardRequest, leaderboard
 from hypo.learn.metrics import RANK_METRICS
 from hypo.runtime import OneLineParser, one_line_errors
 from hypo.search.experiments import DEFAULT_STORAGE
 
 PROG = "hypo leaderboard"
+
+
+def check_alarm_flags(args) -> None:
+    """Refuse contradictory or unused alarm options in one line (nothing is silently ignored).
+
+    Raises:
+        ConfigError: ``--no-alarms`` with ``--alarms`` or alarm options, or without ``--test``; alarm options with
+            neither ``--alarms`` nor ``--test``.
+    """
+    if args.no_alarms and args.alarms is not None:
+        raise ConfigError("--alarms N scores alarms and --no-alarms leaves them out; give one of them")
+    if args.no_alarms and args.test is None:
+        raise ConfigError("--no-alarms leaves the alarm table out of --test N; without --test there is none")
+    if args.no_alarms:
+        refuse_unused_alarm_flags(args, "--no-alarms leaves out")
+    elif args.alarms is None and args.test is None:
+        refuse_unused_alarm_flags(args, "runs only with --alarms N or --test N")
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
@@ -41,6 +59,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     add_alarm_arguments(p)
     args = p.parse_args(argv)
     with one_line_errors(prog):
+        check_alarm_flags(args)
         return leaderboard(LeaderboardRequest(args.experiment, tuple(args.rank_by.split(",")), args.out, test=args.test,
                                               yes=args.yes, alarms=args.alarms, test_alarms=not args.no_alarms,
                                               alarm_cfg=alarm_config(args), alarm_cases=args.alarm_cases), prog=prog)

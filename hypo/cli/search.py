@@ -19,6 +19,7 @@ DEMO_CASES = 200
 DEMO_BATCH = 512  # the demo cohort has ~20k training windows: 4096 would leave a handful of steps per epoch
 PAPER_BATCH = 4096
 PROG = "hypo search"
+ASHA_DEFAULTS = {"grace_period": SearchConfig.grace_period, "reduction_factor": SearchConfig.reduction_factor}
 SMOKE = {"cases": 24, "samples": 2, "epochs": 2, "data": "data/demo-smoke"}
 
 
@@ -61,8 +62,10 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--channel-dropout", type=float, default=0.0, metavar="P",
                    help="every trial trains with channel dropout P (each signal group of a window absent with "
                         "chance P), so its model predicts when a monitor lacks a signal")
-    p.add_argument("--grace-period", type=int, default=2, help="ASHA: epochs before a trial can be stopped")
-    p.add_argument("--reduction-factor", type=int, default=3, help="ASHA: reduction factor")
+    p.add_argument("--grace-period", type=int, default=None,
+                   help=f"ASHA: epochs before a trial can be stopped (default {ASHA_DEFAULTS['grace_period']})")
+    p.add_argument("--reduction-factor", type=int, default=None,
+                   help=f"ASHA: reduction factor (default {ASHA_DEFAULTS['reduction_factor']})")
     p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (default: SQLite in the experiment)")
     p.add_argument("--mlflow", default=None, metavar="URI", help="also log to MLflow at this tracking URI")
     p.add_argument("--demo-cases", type=int, default=DEMO_CASES, help="cases of the demo dataset built when needed")
@@ -88,6 +91,16 @@ def _gpus(value: str) -> str | float:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
 
 
+def _asha_options(args: argparse.Namespace) -> dict[str, int]:
+    """``--grace-period`` and ``--reduction-factor`` (ASHA's), refused with ``--scheduler none``, which ignores them."""
+    given = {k: getattr(args, k) for k in ASHA_DEFAULTS if getattr(args, k) is not None}
+    if given and args.scheduler == "none":
+        flags = " and ".join("--" + k.replace("_", "-") for k in given)
+        raise ConfigError(f"{flags} tune ASHA's early stopping; --scheduler none has none (leave them out, or use "
+                          "--scheduler asha)")
+    return {**ASHA_DEFAULTS, **given}
+
+
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """The SearchConfig the arguments describe (validated)."""
     name = args.name
@@ -106,7 +119,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=0.0 if args.gpus_per_trial == "auto" else args.gpus_per_trial,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, search_lr=args.search_lr,
-        grace_period=args.grace_period, reduction_factor=args.reduction_factor, optuna_storage=args.optuna_storage,
+        **_asha_options(args), optuna_storage=args.optuna_storage,
         mlflow=args.mlflow, pending_timeout_s=args.pending_timeout, search_signals=args.search_signals,
         channel_dropout=args.channel_dropout, sampler=args.sampler, scheduler=args.scheduler,
         trial_epoch_budget=args.trial_epoch_budget,

@@ -6,8 +6,11 @@ per prediction (every ``stride`` seconds; NaN where the window was incomplete an
 - it **starts** when the probability is >= ``threshold`` for ``m`` consecutive predictions;
 - it **ends** at the first prediction below ``threshold - hysteresis``, so a probability hovering just under the
   threshold does not toggle it;
-- a prediction that is missing (NaN) ends it and breaks the run of ``m``: a monitor that shows no prediction
-  sounds no alarm.
+- a prediction that is missing (NaN) ends it and breaks the run of ``m`` (a monitor that shows no prediction
+  sounds no alarm), unless it belongs to a short gap: the first ``max_gap`` missing predictions after a
+  prediction hold the state it left (on stays on, off stays off, the run of ``m`` neither grows nor breaks), so
+  one lost window does not split an alarm in two. A gap that grows longer ends the alarm at its next missing
+  prediction, as a live system would (it cannot know in advance how long a gap will last).
 
 A **reading alarm** (the last cuff reading, the simulated frequent cuff) sees one blood pressure per reading and
 alarms when it is below ``threshold`` (mmHg), re-alarming at each new low reading: every low reading is an alarm
@@ -34,7 +37,30 @@ def _latest(mask: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(idx, axis=-1)
 
 
-def alarm_on(scores, thresholds, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT) -> np.ndarray:
+def held_gaps(scores, max_gap: int) -> np.ndarray:
+    """The missing predictions that hold the alarm state: the first ``max_gap`` of each gap after a prediction.
+
+    Args:
+        scores: float [n] in time order (NaN: no prediction).
+        max_gap: Missing predictions held at the start of a gap (0: none is).
+
+    Returns:
+        bool [n].
+    """
+    p = np.asarray(scores, np.float64)
+    missing = ~np.isfinite(p)
+    if max_gap <= 0 or not missing.any():
+        return np.zeros(len(p), bool)
+    edges = np.flatnonzero(np.diff(np.r_[0, missing.astype(np.int8), 0]))
+    held = np.zeros(len(p), bool)
+    for a, b in zip(edges[0::2], edges[1::2]):
+        if a > 0:  # after a prediction: its first max_gap slots
+            held[a:min(b, a + max_gap)] = True
+    return held
+
+
+def alarm_on(scores, thresholds, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT,
+             max_gap: int = 0) -> np.ndarray:
     """Whether a probability alarm is on at each prediction, for each threshold.
 
     Args:
@@ -42,12 +68,21 @@ def alarm_on(scores, thresholds, m: int = M_DEFAULT, hysteresis: float = HYSTERE
         thresholds: float [T] thresholds.
         m: Consecutive predictions at or above the threshold that start an alarm (>= 1).
         hysteresis: The alarm ends below ``threshold - hysteresis`` (>= 0).
+        max_gap: Runs of at most this many missing predictions hold the state (:func:`held_gaps`).
 
     Returns:
         bool [T, n].
     """
-    if m < 1 or hysteresis < 0:
-        raise ValueError(f"need m >= 1 and hysteresis >= 0, got {m} and {hysteresis}")
+    if m < 1 or hysteresis < 0 or max_gap < 0:
+        raise ValueError(f"need m >= 1, hysteresis >= 0 and max_gap >= 0, got {m}, {hysteresis} and {max_gap}")
+    held = held_gaps(scores, max_gap)
+    if held.any():  # the state machine runs on the other predictions; a held slot repeats the one before it
+        kept = _alarm_on(np.asarray(scores, np.float64)[~held], thresholds, m, hysteresis)
+        return kept[:, np.cumsum(~held) - 1]
+    return _alarm_on(scores, thresholds, m, hysteresis)
+
+
+def _alarm_on(scores, thresholds, m: int, hysteresis: float) -> np.ndarray:
     p = np.asarray(scores, np.float64)[None, :]
     th = np.asarray(thresholds, np.float64).reshape(-1, 1)
     n = p.shape[1]
@@ -64,17 +99,22 @@ def alarm_on(scores, thresholds, m: int = M_DEFAULT, hysteresis: float = HYSTERE
     return _latest(run) > _latest(stop)
 
 
-def alarm_on_loop(scores, threshold: float, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT) -> np.ndarray:
+def alarm_on_loop(scores, threshold: float, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT,
+                  max_gap: int = 0) -> np.ndarray:
     """The state machine of :func:`alarm_on`, one prediction at a time, for one threshold (the reference).
 
     Returns:
         bool [n].
     """
     on, state, count = [], False, 0
+    seen, gap = False, 0  # a prediction so far; missing predictions since the last one
     for p in np.asarray(scores, np.float64):
         if not np.isfinite(p):
-            state, count = False, 0
+            gap += 1
+            if not (seen and gap <= max_gap):
+                state, count = False, 0
         else:
+            seen, gap = True, 0
             if state and p < threshold - hysteresis:
                 state = False
             count = count + 1 if p >= threshold else 0

@@ -16,7 +16,9 @@ what it was: signals and units, window, horizon, label thresholds, the alarm thr
 (fixed on the validation split, :mod:`hypo.learn.operating_point`), the dataset's gap-filling rule and minimum
 recording length (so ``hypo.infer.predict`` prepares recordings exactly as the training data were), validation
 metrics (and the test metrics of ``hypo report`` when its report of the same checkpoint exists), and the
-dataset, config and checkpoint fingerprints.
+dataset, config and checkpoint fingerprints. Its record, with its ``schema_version`` and the migration of older
+exports, is :class:`hypo.infer.sidecar.Sidecar`; :func:`write_exported` and :func:`load_exported` are the one pair
+that writes and reads an export (most callers load :class:`hypo.infer.model.ExportedModel`).
 """
 
 from __future__ import annotations

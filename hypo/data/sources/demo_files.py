@@ -29,6 +29,41 @@ from hypo.data.sources.vital import SIMULATED_MARKER, write_vital_case
 TRACK_MAP_FILE = "track_map.json"
 
 
+def check_folder(out: str, names: list[str], site: str, seed: int) -> None:
+    """Refuse to write demo files into a folder that holds other recordings (another site, seed or case count).
+
+    Writing there would keep the other ``.vital`` files while ``subjects.csv`` and the simulated marker describe only
+    the new ones. The same command run again (same files, site and seed) is fine: it writes the same bytes.
+
+    Raises:
+        ConfigError: ``out`` is a file, or holds recordings other than those this call writes.
+    """
+    from hypo.errors import ConfigError
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if not os.path.isdir(out):
+        return
+    have = sorted(n for n in os.listdir(out) if n.endswith(".vital"))
+    marker = os.path.join(out, SIMULATED_MARKER)
+    made = {}
+    if os.path.exists(marker):
+        try:
+            with open(marker) as f:
+                made = json.load(f)
+        except (OSError, ValueError):
+            made = {}
+    if not have and not made:
+        return
+    same = (have == sorted(names) and made.get("site", "a") == site and made.get("seed", 0) == seed)
+    if not same:
+        what = (f"{len(have)} .vital files of site {made.get('site', 'a')}, seed {made.get('seed', 0)}" if made
+                else f"{len(have)} .vital files not written by hypo demo-files")
+        raise ConfigError(f"--out {out} already holds {what}; writing {len(names)} cases of site {site}, seed {seed} "
+                          "there would mix them with a subjects.csv describing only the new ones: use a new --out "
+                          "folder (or delete this one)")
+
+
 def write_demo_vital_files(out: str, n_cases: int, seed: int = 0, first: int = 1, site: str = "a") -> list[str]:
     """Write demo cases ``first .. first + n_cases - 1`` as ``<caseid>.vital`` plus ``subjects.csv``.
 
@@ -48,6 +83,7 @@ def write_demo_vital_files(out: str, n_cases: int, seed: int = 0, first: int = 1
     from hypo.data.signals import MAC
 
     prof = site_profile(site)
+    check_folder(out, [f"{cid}.vital" for cid in range(first, first + n_cases)], prof.name, seed)
     os.makedirs(out, exist_ok=True)
     paths, subjects = [], []
     for cid in range(first, first + n_cases):

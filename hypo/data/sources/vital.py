@@ -151,14 +151,35 @@ def _reject(reason: str, detail: str) -> CaseRejected:
     return CaseRejected(reason, " ".join(detail.split()))
 
 
+def _skip(f, n: int) -> bool:
+    """Read past ``n`` bytes of ``f``; False when the stream ends first."""
+    while n > 0:
+        got = len(f.read(min(n, _CHUNK)))
+        if not got:
+            return False
+        n -= got
+    return True
+
+
 def _check_container(path: str, caseid: str) -> None:
-    """Decompress the whole file once: vitaldb reads a truncated gzip silently and returns part of the data."""
+    """Decompress the whole file once and walk its packets.
+
+    vitaldb reads a truncated file silently and returns part of the data: a gzip stream cut short, and also a
+    valid gzip stream whose content was cut inside a packet (a recorder that died mid-write, a file re-compressed
+    after truncation). Each packet is a type byte, a 4-byte length and that many bytes; the file must end on a
+    packet boundary.
+    """
+    truncated = _reject("corrupt file", f"case {caseid}: {path} is truncated")
     try:
         with gzip.open(path, "rb") as f:
             if f.read(4) != b"VITA":
                 raise _reject("corrupt file", f"case {caseid}: {path} does not start with the VITA signature")
-            while f.read(_CHUNK):
-                pass
+            head = f.read(6)  # format version (4), header length (2)
+            if len(head) < 6 or not _skip(f, int.from_bytes(head[4:6], "little")):
+                raise truncated
+            while packet := f.read(5):
+                if len(packet) < 5 or not _skip(f, int.from_bytes(packet[1:5], "little")):
+                    raise _reject("corrupt file", f"case {caseid}: {path} is truncated inside a packet")
     except CaseRejected:
         raise
     except gzip.BadGzipFile as exc:

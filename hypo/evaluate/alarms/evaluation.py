@@ -336,7 +336,7 @@ def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSpl
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         data=recordings.data_dir, dataset_fingerprint=manifest["fingerprint"], split=opts.split,
         thresholds_from=origin, label_source=label.get("source", "cuff"),
-        events=event_rule_text(label, cfg.merge_gap_s, cfg.induction_s), policy=cfg.policy_text(),
+        events=event_rule_text(label, cfg.merge_gap_s, cfg.induction_s, cfg.cuff_hold_s), policy=cfg.policy_text(),
         scoring=cfg.scoring_text(), config=cfg, simulated=is_simulated(manifest), cases=_cases_summary(replay),
         validation_cases=val_cases, n_boot=int(opts.n_boot), seed=int(opts.seed), rows=rows,
         timings={k: round(v, 3) for k, v in replay.timings.items()})

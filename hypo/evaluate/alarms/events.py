@@ -5,7 +5,8 @@
   labels come from), then merged when the quiet stretch between two is shorter than ``merge_gap_s`` (5 min): a
   patient whose pressure recovers for two minutes has had one episode, not two.
 - **Cuff labels**: a reading with MAP below ``hypo_map`` is hypotension; consecutive low readings are one episode,
-  from the first low reading to the next reading that is not low (or the end of the recording).
+  from the first low reading to the next reading that is not low, but at most ``hold_s`` (one usual cuff interval,
+  5 min) after the last low reading: with sparse readings nothing says the pressure stayed low longer.
 
 The onset is the episode's first second (or reading). Each episode is also given a kind:
 
@@ -44,6 +45,8 @@ class CaseEvents:
         episodes: int64 [e, 2] ``[onset, end)`` seconds of each episode, in order.
         kind: [e] each episode's kind (:data:`KINDS`).
         source: ``"art"`` or ``"cuff"``: what the events come from.
+        hypo_s: Seconds of hypotension in the scored span, before episodes are merged (the burden: ART seconds
+            in runs of the label rule, or cuff episode seconds).
     """
 
     caseid: str
@@ -53,6 +56,7 @@ class CaseEvents:
     episodes: np.ndarray
     kind: np.ndarray
     source: str
+    hypo_s: float = 0.0
 
     @property
     def onsets(self) -> np.ndarray:
@@ -84,21 +88,7 @@ def merge_episodes(episodes: np.ndarray, gap_s: int) -> np.ndarray:
     return np.stack([ep[new, 0], ends], axis=1)
 
 
-def art_episodes(line, duration_s: int, label: LabelConfig, merge_gap_s: int) -> np.ndarray:
-    """Episodes from a cleaned arterial line: the label's event, merged when closer than ``merge_gap_s``.
-
-    Args:
-        line: The line after :func:`hypo.data.art.clean_arterial`.
-        duration_s: Length of the recording.
-        label: The dataset's label rule (``hypo_map``, ``event_s``, coverage).
-        merge_gap_s: Merge episodes closer than this.
-    """
-    from hypo.data.art import hypotension_episodes
-
-    return merge_episodes(hypotension_episodes(line, duration_s, label), merge_gap_s)
-
-
-def cuff_episodes(times, maps, duration_s: int, hypo_map: float) -> np.ndarray:
+def cuff_episodes(times, maps, duration_s: int, hypo_map: float, hold_s: int | None = None) -> np.ndarray:
     """Episodes from cuff readings: runs of consecutive readings with MAP below ``hypo_map``.
 
     Args:
@@ -106,9 +96,11 @@ def cuff_episodes(times, maps, duration_s: int, hypo_map: float) -> np.ndarray:
         maps: float [r] their MAP.
         duration_s: Length of the recording (the end of a run that no reading closes).
         hypo_map: The threshold (mmHg).
+        hold_s: An episode lasts at most this long after its last low reading (None: no cap).
 
     Returns:
-        int64 [e, 2]: ``[first low reading, next reading that is not low)``, or to ``duration_s``.
+        int64 [e, 2]: ``[first low reading, next reading that is not low)``, or to ``duration_s``, and no later
+        than the last low reading + ``hold_s``.
     """
     t = np.asarray(times, np.int64)
     with np.errstate(invalid="ignore"):
@@ -118,6 +110,8 @@ def cuff_episodes(times, maps, duration_s: int, hypo_map: float) -> np.ndarray:
     edges = np.flatnonzero(np.diff(np.r_[0, low.astype(np.int8), 0]))
     first, stop = edges[0::2], edges[1::2]  # stop: index of the first reading after the run
     ends = np.where(stop < len(t), t[np.minimum(stop, len(t) - 1)], duration_s)
+    if hold_s is not None:
+        ends = np.minimum(ends, t[stop - 1] + hold_s)
     return np.stack([t[first], ends], axis=1).astype(np.int64)
 
 
@@ -140,9 +134,14 @@ def classify_episodes(episodes: np.ndarray, span: tuple[int, int], induction_s: 
     return kind
 
 
+def _seconds_within(episodes: np.ndarray, span: tuple[int, int]) -> float:
+    ep = np.asarray(episodes, np.int64).reshape(-1, 2)
+    return float(np.clip(np.minimum(ep[:, 1], span[1]) - np.maximum(ep[:, 0], span[0]), 0, None).sum())
+
+
 def case_events(caseid: str, subjectid: str, duration_s: int, label: LabelConfig, first_end_s: int, *,
                 readings: dict | None = None, line=None, merge_gap_s: int = 300,
-                induction_s: int = 600) -> CaseEvents:
+                induction_s: int = 600, cuff_hold_s: int | None = 300) -> CaseEvents:
     """The events of one recording under the dataset's label source.
 
     Args:
@@ -155,6 +154,7 @@ def case_events(caseid: str, subjectid: str, duration_s: int, label: LabelConfig
         line: Arterial-line labels: the cleaned line.
         merge_gap_s: ART episodes closer than this are merged.
         induction_s: The induction period.
+        cuff_hold_s: Cuff episodes end at most this long after their last low reading.
 
     Raises:
         ValueError: When the label source's input is missing.
@@ -162,20 +162,24 @@ def case_events(caseid: str, subjectid: str, duration_s: int, label: LabelConfig
     if label.source == "art":
         if line is None or len(line) == 0:
             raise ValueError("arterial-line events need the case's cleaned arterial line")
-        episodes = art_episodes(line, duration_s, label, merge_gap_s)
+        from hypo.data.art import hypotension_episodes
+
+        raw = hypotension_episodes(line, duration_s, label)
+        episodes = merge_episodes(raw, merge_gap_s)
         span = (max(int(first_end_s), int(np.floor(line.time[0]))),
                 min(int(duration_s), int(np.floor(line.time[-1])) + 1))
     else:
         if readings is None:
             raise ValueError("cuff events need the case's readings")
-        episodes = cuff_episodes(readings["time"], readings["map"], duration_s, label.hypo_map)
+        raw = episodes = cuff_episodes(readings["time"], readings["map"], duration_s, label.hypo_map, cuff_hold_s)
         span = (int(first_end_s), int(duration_s))
     span = (span[0], max(span[0], span[1]))
     return CaseEvents(str(caseid), str(subjectid), int(duration_s), span, episodes,
-                      classify_episodes(episodes, span, induction_s), "art" if label.source == "art" else "cuff")
+                      classify_episodes(episodes, span, induction_s), "art" if label.source == "art" else "cuff",
+                      hypo_s=_seconds_within(raw, span))
 
 
-def event_rule_text(label: dict, merge_gap_s: int = 300, induction_s: int = 600) -> str:
+def event_rule_text(label: dict, merge_gap_s: int = 300, induction_s: int = 600, cuff_hold_s: int = 300) -> str:
     """One sentence stating the event definition of a dataset's labels (``manifest["label"]``)."""
     if label.get("source", "cuff") == "art":
         return (f"hypotension episode: a run of >= {label.get('event_s', 60)} s in which every valid arterial-line "
@@ -183,5 +187,6 @@ def event_rule_text(label: dict, merge_gap_s: int = 300, induction_s: int = 600)
                 f"{merge_gap_s / 60:g} min merged; onset = its first second; scored where the line is in place; "
                 f"onsets in the first {induction_s / 60:g} min (induction) reported apart")
     return (f"hypotension episode: a cuff reading with MAP < {label['hypo_map']:g} mmHg, consecutive low readings "
-            f"one episode; onset = its first low reading; onsets in the first {induction_s / 60:g} min (induction) "
+            f"one episode, ending at the next reading that is not low or {cuff_hold_s / 60:g} min after the last low "
+            f"one; onset = its first low reading; onsets in the first {induction_s / 60:g} min (induction) "
             "reported apart")

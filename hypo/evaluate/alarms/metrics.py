@@ -8,8 +8,13 @@ config's ``lead_max_s`` / ``lead_min_s``):
   ``[onset - lead_max, onset - lead_min]`` (an alarm that began earlier and is still on counts);
 - **lead time** of a caught episode: onset minus the start of the earliest alarm on in that interval, capped at
   ``lead_max``;
-- **false alarms**: alarms that start in the scored span after induction, outside every episode, and are followed
-  by no onset within ``lead_max``; **per hour** of scored recording outside episodes and induction;
+- **false alarms**: alarms that start in the scored span after induction, outside every episode, catch no
+  episode and are followed by no onset within ``lead_max`` of their start; **per hour** of scored recording
+  outside episodes and induction. An alarm on during an episode's warning window is true even when it began
+  more than ``lead_max`` before the onset. An alarm starting in the last ``lead_max`` of a recording with no onset
+  after it is **censored** (neither true nor false: the recording ends before it can be judged), and the time
+  from its start to the end is left out of the false-alarm hours;
+- **alarm PPV**: the share of judged alarms (neither inside an episode nor censored) that catch an episode;
 - **alarms per hour** (every alarm starting in the scored span after induction, per hour of it) and the **share
   of time in alarm** (of the same hours);
 - **detection** (beside, for the frequent-cuff bar): an alarm on at any moment from ``onset - lead_max`` to the
@@ -65,6 +70,10 @@ class AlarmConfig:
         cuff_cycle_s: The simulated frequent cuff ("measure more often") reads the ART MAP this often.
         cuff_measure_s: Each simulated reading is the median ART MAP of the seconds before it.
         n_thresholds: Thresholds per curve (quantiles of the scores).
+        max_gap_s: Missing predictions for at most this long after a prediction hold the alarm state (a longer
+            gap ends it): ``max_gap_s // stride_s`` predictions (:func:`hypo.infer.alarm_policy.held_gaps`).
+        cuff_hold_s: A cuff episode ends at the next reading that is not low, or this long after its last low
+            reading, whichever comes first (one usual cuff interval: readings every 2.5-5 min).
     """
 
     stride_s: int = 10
@@ -79,13 +88,22 @@ class AlarmConfig:
     cuff_cycle_s: int = 150
     cuff_measure_s: int = 30
     n_thresholds: int = 150
+    max_gap_s: int = 30
+    cuff_hold_s: int = 300
+
+    @property
+    def max_gap(self) -> int:
+        """Missing predictions held after a prediction (``max_gap_s`` in predictions at ``stride_s``)."""
+        return self.max_gap_s // self.stride_s
 
     def __post_init__(self) -> None:
         checks = (
             (isinstance(self.stride_s, int) and self.stride_s >= 1,
              f"--alarm-stride must be a whole number of seconds >= 1, got {self.stride_s}"),
             (isinstance(self.m, int) and self.m >= 1, f"--alarm-m must be >= 1, got {self.m}"),
-            (self.hysteresis >= 0, f"--alarm-hysteresis must be >= 0, got {self.hysteresis}"),
+            (0 <= self.hysteresis < 1,
+             f"--alarm-hysteresis must be in [0, 1), got {self.hysteresis:g}: thresholds at or below the hysteresis "
+             "are not used (an alarm could never end), so a hysteresis of 1 or more leaves no usable threshold"),
             (0 <= self.lead_min_s < self.lead_max_s,
              f"alarm lead bounds must satisfy 0 <= lead_min < lead_max, got {self.lead_min_s} and {self.lead_max_s}"),
             (self.fa_target_per_h > 0, f"--alarm-fa-target must be > 0 per hour, got {self.fa_target_per_h}"),
@@ -93,6 +111,8 @@ class AlarmConfig:
             (self.induction_s >= 0 and self.merge_gap_s >= 0, "induction and merge gap must be >= 0 s"),
             (self.cuff_cycle_s >= 1 and self.cuff_measure_s >= 1, "the simulated cuff's cycle and measurement >= 1 s"),
             (self.n_thresholds >= 2, f"n_thresholds must be >= 2, got {self.n_thresholds}"),
+            (self.max_gap_s >= 0, f"--alarm-max-gap must be >= 0 s, got {self.max_gap_s}"),
+            (self.cuff_hold_s >= 1, f"the cuff episode hold must be >= 1 s, got {self.cuff_hold_s}"),
         )
         for ok, msg in checks:
             if not ok:
@@ -101,16 +121,21 @@ class AlarmConfig:
     def policy_text(self) -> str:
         """One sentence stating the alarm policy."""
         return (f"an alarm starts when p(hypotension) >= threshold for {self.m} consecutive predictions (every "
-                f"{self.stride_s} s) and ends below threshold - {self.hysteresis:g}; a missing prediction ends it; "
-                "thresholds at or below the hysteresis are not used (an alarm could never end)")
+                f"{self.stride_s} s) and ends below threshold - {self.hysteresis:g}; missing predictions for up to "
+                f"{self.max_gap_s} s hold its state, a longer gap ends it; thresholds at or below the hysteresis are "
+                "not used (an alarm could never end)")
 
     def scoring_text(self) -> str:
         """One sentence stating how alarms are scored."""
-        return (f"an episode is caught when an alarm is on at any moment in [onset - {self.lead_max_s / 60:g} min, "
+        lead = f"{self.lead_max_s / 60:g} min"
+        return (f"an episode is caught when an alarm is on at any moment in [onset - {lead}, "
                 f"onset - {self.lead_min_s / 60:g} min]; lead time = onset - start of the earliest such alarm, "
-                f"capped at {self.lead_max_s / 60:g} min; a false alarm starts outside every episode and is followed "
-                f"by no onset within {self.lead_max_s / 60:g} min, counted per hour of scored recording outside "
-                f"episodes and the first {self.induction_s / 60:g} min (induction)")
+                f"capped at {lead}; an alarm is true when it catches an episode or an onset follows within {lead} "
+                f"of its start, false when it starts outside every episode and is neither, and censored (neither) "
+                f"when it starts in the last {lead} of a recording with no onset after it (its remaining time is "
+                f"left out of the false-alarm hours); false alarms are counted per hour of scored recording outside "
+                f"episodes and the first {self.induction_s / 60:g} min (induction); PPV = share of judged alarms "
+                "that catch an episode")
 
 
 @dataclasses.dataclass
@@ -138,7 +163,7 @@ class Track:
     def on(self, thresholds, cfg: AlarmConfig) -> np.ndarray:
         """The alarm state per threshold, bool [T, n] (:mod:`hypo.infer.alarm_policy`)."""
         if self.kind == PROBABILITY:
-            return alarm_on(self.score, thresholds, cfg.m, cfg.hysteresis)
+            return alarm_on(self.score, thresholds, cfg.m, cfg.hysteresis, cfg.max_gap)
         return reading_alarm_on(self.score, thresholds)
 
 
@@ -165,6 +190,9 @@ class CaseCounts:
         fa_s: The same outside episodes (the false-alarm denominator).
         caught / detected / induction_caught: int [T].
         alarms / false: int [T].
+        catching / judged / censored: int [T] alarms that catch an episode; alarms judged (neither inside an
+            episode nor censored); censored alarms.
+        censored_s: float [T] seconds from the first censored alarm to the end (left out of ``fa_s``).
         alarm_s: float [T] seconds in alarm within ``scored_s``.
         lead / det_lead: float [T, e] per scored episode (NaN where not caught / detected).
     """
@@ -179,6 +207,10 @@ class CaseCounts:
     induction_caught: np.ndarray
     alarms: np.ndarray
     false: np.ndarray
+    catching: np.ndarray
+    judged: np.ndarray
+    censored: np.ndarray
+    censored_s: np.ndarray
     alarm_s: np.ndarray
     lead: np.ndarray
     det_lead: np.ndarray
@@ -218,22 +250,49 @@ def slot_context(t, events: CaseEvents, cfg: AlarmConfig) -> tuple[np.ndarray, n
         cfg: Induction and ``lead_max_s``.
 
     Returns:
-        ``(eligible, in_episode, followed)`` bool [n]: in the scored span after induction; inside an episode
-        (neither true nor false); an onset within ``lead_max_s`` after it (true). A counted alarm that is
-        neither inside an episode nor followed is false.
+        ``(eligible, in_episode, followed, censored)`` bool [n]: in the scored span after induction; inside an
+        episode (neither true nor false); an onset within ``lead_max_s`` after it (true); in the last
+        ``lead_max_s`` of the span with no onset after it (censored: not judged). A counted alarm that is none of
+        these, and catches no episode, is false.
     """
     t = np.asarray(t, np.int64)
     eligible = (t >= max(events.span[0], cfg.induction_s)) & (t < events.span[1])
+    near_end = t >= events.span[1] - cfg.lead_max_s
     ep = events.episodes
     if not len(ep):
         none = np.zeros(len(t), bool)
-        return eligible, none, none.copy()
+        return eligible, none, none.copy(), eligible & near_end
     k = np.searchsorted(ep[:, 0], t, side="right") - 1
     in_episode = (k >= 0) & (t < ep[np.maximum(k, 0), 1])
     onsets = np.sort(ep[:, 0])
     j = np.searchsorted(onsets, t, side="right")  # first onset after the alarm's start
     followed = (j < len(onsets)) & (onsets[np.minimum(j, len(onsets) - 1)] <= t + cfg.lead_max_s)
-    return eligible, in_episode, followed
+    censored = eligible & near_end & ~in_episode & (j >= len(onsets))
+    return eligible, in_episode, followed, censored
+
+
+def _catching_starts(t, u, on: np.ndarray, starts: np.ndarray, onsets, cfg: AlarmConfig,
+                     restart: bool) -> np.ndarray:
+    """Which alarm starts begin an alarm that is on during some episode's warning window, bool [T, n].
+
+    The warning window of an onset ``o`` is ``[o - lead_max, o - lead_min]``: an alarm on at any moment of it
+    catches the episode, however long before it began.
+    """
+    n = len(t)
+    covered = np.zeros(n + 1, np.int64)
+    if len(onsets) and n:
+        lo = np.searchsorted(u, onsets - cfg.lead_max_s, side="right")  # first slot still on at o - lead_max
+        hi = np.searchsorted(t, onsets - cfg.lead_min_s, side="right")  # slots starting by o - lead_min: [lo, hi)
+        ok = lo < hi
+        np.add.at(covered, lo[ok], 1)
+        np.add.at(covered, hi[ok], -1)
+    mark = on & (np.cumsum(covered[:n]) > 0)[None, :]
+    if restart:  # each reading is an alarm of its own
+        return starts & mark
+    cum = np.concatenate([np.zeros((on.shape[0], 1), np.int64), np.cumsum(mark, axis=1)], axis=1)
+    end = _first_on(~on)[:, :n]  # the first slot that is off at or after each slot: the run's end
+    idx = np.broadcast_to(np.arange(n), on.shape)
+    return starts & (np.take_along_axis(cum, end, axis=1) - np.take_along_axis(cum, idx, axis=1) > 0)
 
 
 def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) -> CaseCounts:
@@ -255,8 +314,12 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
     ep = events.episodes
     ep_s = float(np.clip(np.minimum(ep[:, 1], hi_r) - np.maximum(ep[:, 0], lo_r), 0, None).sum()) if len(ep) else 0.0
     weight = np.clip(np.minimum(u, hi_r) - np.maximum(t, lo_r), 0, None).astype(np.float64)
-    eligible, in_episode, followed = slot_context(t, events, cfg)
-    false_slot = eligible & ~in_episode & ~followed
+    eligible, in_episode, followed, censored_slot = slot_context(t, events, cfg)
+    catching = _catching_starts(t, u, on, starts, ep[:, 0] if len(ep) else np.zeros(0, np.int64), cfg, restart)
+    counted = starts & eligible[None, :]
+    false = counted & ~(in_episode | followed | censored_slot)[None, :] & ~catching
+    censored = counted & censored_slot[None, :]
+    first_censored = np.where(censored.any(axis=1), t[np.argmax(censored, axis=1)] if len(t) else 0, hi_r)
 
     first_on = _first_on(on)
     idx = np.arange(len(t))
@@ -272,7 +335,9 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
         n_episodes=len(scored), n_induction=len(induction), n_under_way=int((events.kind == UNDER_WAY).sum()),
         scored_s=scored_s, fa_s=max(scored_s - ep_s, 0.0),
         caught=caught.sum(axis=1), detected=detected.sum(axis=1), induction_caught=ind_caught.sum(axis=1),
-        alarms=(starts & eligible).sum(axis=1), false=(starts & false_slot).sum(axis=1),
+        alarms=counted.sum(axis=1), false=false.sum(axis=1), catching=(counted & catching).sum(axis=1),
+        judged=(counted & ~in_episode[None, :] & ~censored).sum(axis=1), censored=censored.sum(axis=1),
+        censored_s=np.maximum(hi_r - first_censored, 0).astype(np.float64),
         alarm_s=on.astype(np.float64) @ weight, lead=lead, det_lead=det_lead,
     )
 
@@ -282,14 +347,18 @@ def case_story(track: Track, events: CaseEvents, threshold: float, cfg: AlarmCon
 
     Returns:
         ``{"alarms": [{"start", "end", "status"}], "episodes": [{"onset", "end", "kind", "caught", "lead_s"}]}``;
-        an alarm's status is ``false``, ``true`` (an onset follows within ``lead_max``), ``in episode`` or
-        ``not counted`` (before the scored span or in induction).
+        an alarm's status is ``false``, ``true`` (it catches an episode, or an onset follows within
+        ``lead_max``), ``in episode``, ``censored`` (too near the end to judge) or ``not counted`` (before the
+        scored span or in induction).
     """
     on = track.on([threshold], cfg)[0]
     intervals = alarm_intervals(track.t, track.u, on, track.kind == READING)
-    eligible, in_episode, followed = slot_context(intervals[:, 0], events, cfg)
-    status = np.where(~eligible, "not counted", np.where(in_episode, "in episode",
-                                                         np.where(followed, "true", "false")))
+    eligible, in_episode, followed, censored = slot_context(intervals[:, 0], events, cfg)
+    onsets = events.episodes[:, 0]
+    catches = np.array([bool(((b > onsets - cfg.lead_max_s) & (a <= onsets - cfg.lead_min_s)).any())
+                        for a, b in intervals.tolist()], bool).reshape(-1)
+    status = np.where(~eligible, "not counted", np.where(
+        in_episode, "in episode", np.where(followed | catches, "true", np.where(censored, "censored", "false"))))
     c = case_counts(track, events, [threshold], cfg)
     scored = iter(zip(c.lead[0].tolist(), c.det_lead[0].tolist()))
     episodes = []
@@ -314,7 +383,7 @@ class Pooled:
         thresholds: float [T].
         subjects: [C] subject of each recording.
         n_episodes, n_induction, n_under_way, scored_s, fa_s: [C].
-        caught, detected, induction_caught, alarms, false, alarm_s: [C, T].
+        caught, detected, induction_caught, alarms, false, catching, judged, censored, censored_s, alarm_s: [C, T].
         lead, det_lead: [T, E] over every scored episode of every recording (NaN: not caught / detected).
         episode_case: int [E] the recording of each episode.
     """
@@ -331,6 +400,10 @@ class Pooled:
     induction_caught: np.ndarray
     alarms: np.ndarray
     false: np.ndarray
+    catching: np.ndarray
+    judged: np.ndarray
+    censored: np.ndarray
+    censored_s: np.ndarray
     alarm_s: np.ndarray
     lead: np.ndarray
     det_lead: np.ndarray
@@ -357,7 +430,8 @@ def pool_counts(counts: list[CaseCounts], subjects, thresholds) -> Pooled:
         n_episodes=col("n_episodes"), n_induction=col("n_induction"), n_under_way=col("n_under_way"),
         scored_s=col("scored_s"), fa_s=col("fa_s"),
         caught=mat("caught"), detected=mat("detected"), induction_caught=mat("induction_caught"),
-        alarms=mat("alarms"), false=mat("false"), alarm_s=mat("alarm_s"),
+        alarms=mat("alarms"), false=mat("false"), catching=mat("catching"), judged=mat("judged"),
+        censored=mat("censored"), censored_s=mat("censored_s"), alarm_s=mat("alarm_s"),
         lead=eps("lead"), det_lead=eps("det_lead"),
         episode_case=np.repeat(np.arange(len(counts)), [c.n_episodes for c in counts]).astype(np.int64),
     )
@@ -374,14 +448,16 @@ def curve(p: Pooled, weights: np.ndarray | None = None) -> dict[str, np.ndarray]
 
     Returns:
         ``sensitivity``, ``fa_per_h``, ``alarms_per_h``, ``time_in_alarm``, ``detection``,
-        ``induction_sensitivity``.
+        ``induction_sensitivity``, ``ppv``.
     """
     w = np.ones((1, len(p.subjects))) if weights is None else np.atleast_2d(weights)
     n_ep, n_ind = w @ p.n_episodes, w @ p.n_induction
-    scored_h, fa_h = (w @ p.scored_s) / 3600, (w @ p.fa_s) / 3600
+    scored_h = (w @ p.scored_s) / 3600
+    fa_h = ((w @ p.fa_s)[:, None] - w @ p.censored_s) / 3600  # censored alarms' remaining time left out
     out = {
         "sensitivity": _ratio(w @ p.caught, n_ep[:, None]),
-        "fa_per_h": _ratio(w @ p.false, fa_h[:, None]),
+        "fa_per_h": _ratio(w @ p.false, fa_h),
+        "ppv": _ratio(w @ p.catching, w @ p.judged),
         "alarms_per_h": _ratio(w @ p.alarms, scored_h[:, None]),
         "time_in_alarm": _ratio(w @ p.alarm_s, (scored_h * 3600)[:, None]),
         "detection": _ratio(w @ p.detected, n_ep[:, None]),
@@ -515,9 +591,10 @@ def operating_point(p: Pooled, k: int, weights: np.ndarray | None, level: float 
 
     Returns:
         JSON-ready: ``threshold``, ``episodes`` / ``caught`` / ``induction`` counts, ``hours``, and for
-        ``sensitivity``, ``fa_per_h``, ``alarms_per_h``, ``time_in_alarm``, ``detection``, ``lead_median_s``,
-        ``detection_lead_median_s``: ``{"value", "lo", "hi"}``; ``lead_iqr_s`` ``[q1, q3]``;
-        ``induction_sensitivity`` (value only).
+        ``sensitivity``, ``fa_per_h``, ``ppv``, ``alarms_per_h``, ``time_in_alarm``, ``detection``,
+        ``lead_median_s``, ``detection_lead_median_s``: ``{"value", "lo", "hi"}``; ``lead_iqr_s`` ``[q1, q3]``;
+        ``induction_sensitivity`` (value only). Medians are the lower median (:func:`weighted_quantiles`), the
+        same for the point and its bootstrap replicates.
     """
     from hypo.evaluate.bootstrap import interval
 
@@ -538,17 +615,19 @@ def operating_point(p: Pooled, k: int, weights: np.ndarray | None, level: float 
         "hours_outside_episodes": float(p.fa_s.sum() / 3600),
         "false_alarms": int(p.false[:, k].sum()),
         "alarms": int(p.alarms[:, k].sum()),
+        "censored_alarms": int(p.censored[:, k].sum()),
         "induction_sensitivity": _num(point["induction_sensitivity"]),
         "lead_iqr_s": ([float(x) for x in np.percentile(lead[caught], [25, 75])] if caught.any() else None),
     }
     reps = curve(p, weights) if weights is not None else None
-    for name in ("sensitivity", "fa_per_h", "alarms_per_h", "time_in_alarm", "detection"):
+    for name in ("sensitivity", "fa_per_h", "ppv", "alarms_per_h", "time_in_alarm", "detection"):
         entry = {"value": _num(point[name])}
         if reps is not None:
             entry.update(interval(reps[name][:, k], level))
         out[name] = entry
     for name, values, ok in (("lead_median_s", lead, caught), ("detection_lead_median_s", det, found)):
-        entry = {"value": float(np.median(values[ok])) if ok.any() else None}
+        entry = {"value": float(weighted_quantiles(values[ok], np.ones(int(ok.sum())), [0.5])[0, 0])
+                 if ok.any() else None}
         if weights is not None and ok.any():
             w = np.atleast_2d(weights)[:, p.episode_case[ok]]
             entry.update(interval(weighted_quantiles(values[ok], w, [0.5])[:, 0], level))

@@ -275,7 +275,7 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
     readings = Readings.from_signals(prep.cleaned)
     events = case_events(info["caseid"], info["subjectid"], duration, label, prep.cfg.window_s - 1,
                          readings={"time": readings.time, "map": readings.map}, line=line,
-                         merge_gap_s=cfg.merge_gap_s, induction_s=cfg.induction_s)
+                         merge_gap_s=cfg.merge_gap_s, induction_s=cfg.induction_s, cuff_hold_s=cfg.cuff_hold_s)
     tracks: dict[str, Track] = {}
     for name, model in models.items():
         t0 = time.perf_counter()

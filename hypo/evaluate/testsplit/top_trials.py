@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from hypo.learn.baselines import ROW_PREFIX
 from hypo.learn.metrics import undefined_reasons
 from hypo.search.leaderboard import load_trials, read_search_meta
 from hypo.storage import sha256_file
+
+if TYPE_CHECKING:
+    from hypo.evaluate.alarms.evaluation import AlarmOptions
 
 # The study's table (SEED.md): best of each model, loss -> metric -> model.
 PAPER_TABLE: dict[tuple[str, str], dict[str, float]] = {
@@ -130,7 +134,8 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
     return df
 
 
-def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options, out_dir: str, log) -> str:
+def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options: AlarmOptions, out_dir: str,
+                 log) -> str:
     """The trials and baselines as alarms on the test split (thresholds fixed on validation), as text.
 
     Args:
