@@ -15,7 +15,7 @@ from hypo.data.signals import HYPOTENSION
 from hypo.data.sources.demo import is_tiva, simulate_case
 from hypo.data.sources.demo_files import write_demo_vital_files
 from hypo.evaluate.calibration import class_calibration, decision_curve
-from hypo.evaluate.external.job import EvaluateRequest
+from hypo.evaluate.external.request import EvaluateRequest
 from hypo.evaluate.external.validation import calibration_subjects, default_sections, evaluate_external, pooled_windows
 from hypo.infer.export import load_exported
 from hypo.infer.model import ExportedModel

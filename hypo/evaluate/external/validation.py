@@ -18,7 +18,7 @@ would refuse them (:func:`missing_groups`). What is reported, per evaluation set
 - ``decision_curve``: net benefit of alarming on p(hypotension) across thresholds, against alarming always and
   never.
 
-:func:`evaluate_external` takes the :class:`~hypo.evaluate.external.job.EvaluateRequest` of ``hypo evaluate`` and
+:func:`evaluate_external` takes the :class:`~hypo.evaluate.external.request.EvaluateRequest` of ``hypo evaluate`` and
 the list (default :func:`default_sections`), writes ``evaluation.json`` (the typed record
 :class:`~hypo.evaluate.external.result.ExternalResult`), ``evaluation.md`` and the figures, and returns an
 :class:`~hypo.evaluate.external.result.ExternalRun`.
@@ -39,7 +39,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -49,16 +49,12 @@ from hypo.data.dataset import SPLITS, WindowArrays, describe_dataset, label_sour
 from hypo.data.signals import CLASSES, GROUP_TITLES, GROUPS, HYPERTENSION, HYPOTENSION
 from hypo.data.sources.base import cohort_of, is_simulated
 from hypo.errors import ConfigError, HypoError
+from hypo.evaluate.external.request import CALIBRATION_SHARE, N_BOOT, EvaluateRequest
 from hypo.evaluate.external.result import DataInfo, ExternalResult, ExternalRun, ModelInfo
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import Recalibration, Sidecar
 from hypo.learn.recalibration import METHODS
 
-if TYPE_CHECKING:
-    from hypo.evaluate.external.job import EvaluateRequest
-
-N_BOOT = 1000
-CALIBRATION_SHARE = 0.3
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 SCORED = "scored with the group absent"  # what is done with windows lacking a signal group (missing_groups)
 LEFT_OUT = "left out"
@@ -355,7 +351,7 @@ def evaluate_external(req: EvaluateRequest, sections: list[tuple[str, Section]] 
     """Score a frozen model on another source's windows, optionally recalibrated there; write the results.
 
     Args:
-        req: What to evaluate, where, and how (the :class:`~hypo.evaluate.external.job.EvaluateRequest` of
+        req: What to evaluate, where, and how (the :class:`~hypo.evaluate.external.request.EvaluateRequest` of
             ``hypo evaluate``; its alarm settings are :mod:`hypo.evaluate.external.job`'s).
         sections: ``(name, function)`` pairs computed on each evaluation set (default :func:`default_sections`).
         log: Where summary lines go.
