@@ -49,7 +49,7 @@ def test_leaderboard_report_and_export_read_a_cloud_experiment(bucket, tmp_path)
     rep = make_report(ReportRequest("fake://runs/exp", n_boot=5), log=lambda s: None)
     assert rep["paths"]["html"].startswith(mirror)
     side = export_main(["fake://runs/exp", "--out", str(tmp_path / "model.pt")])
-    assert side["trial"]["experiment"] == mirror
+    assert side.trial.experiment == mirror
     again = []
     show_leaderboard("fake://runs/exp", log=again.append)
     assert "(0 new or changed files)" in again[0]  # the mirror is refreshed, not copied anew

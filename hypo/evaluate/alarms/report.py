@@ -24,6 +24,16 @@ from hypo.evaluate.alarms.result import ALARM_COLUMNS, AlarmResult, alarm_table_
 
 MODEL_ROW = "model"
 FIGURES = ("alarm_aoc", "alarm_leads", "alarm_examples")
+FIGURE_NOTES = (
+    ("alarm_aoc", "alarm operating characteristic",
+     "Episode sensitivity against false alarms per hour over every threshold (the best sensitivity "
+     "reachable at each rate); band: 95% over subject bootstrap replicates; markers: the thresholds fixed "
+     "on validation."),
+    ("alarm_leads", "lead times", "Lead times of the caught episodes at the false-alarm target."),
+    ("alarm_examples", "example recordings",
+     "Three test recordings at the false-alarm target: an episode caught, one missed, a false alarm. "
+     "Bars at the bottom: alarms (green true, red false, grey inside an episode); shaded: episodes; "
+     "black bar: where an alarm had to be on."))
 
 
 def report_alarms(chosen, manifest: dict[str, Any], options: AlarmOptions, val=None,
@@ -185,18 +195,6 @@ def alarm_section_html(alarms: dict[str, Any] | None, images: dict[str, str], im
             f"case {e(f.caseid)}: {e(f.reason)}" for f in failures[:20])
                      + (f"; and {len(failures) - 20} more" if len(failures) > 20 else "") + ".</p>")
     return "\n".join(parts)
-
-
-FIGURE_NOTES = (
-    ("alarm_aoc", "alarm operating characteristic",
-     "Episode sensitivity against false alarms per hour over every threshold (the best sensitivity "
-     "reachable at each rate); band: 95% over subject bootstrap replicates; markers: the thresholds fixed "
-     "on validation."),
-    ("alarm_leads", "lead times", "Lead times of the caught episodes at the false-alarm target."),
-    ("alarm_examples", "example recordings",
-     "Three test recordings at the false-alarm target: an episode caught, one missed, a false alarm. "
-     "Bars at the bottom: alarms (green true, red false, grey inside an episode); shaded: episodes; "
-     "black bar: where an alarm had to be on."))
 
 
 def _alarm_intro_html(result: AlarmResult) -> list[str]:
