@@ -31,7 +31,7 @@ from hypo.evaluate.alarms.replay import (
     split_cases,
     subsample,
 )
-from hypo.evaluate.alarms.result import format_alarm_table
+from hypo.evaluate.alarms.result import AlarmResult, format_alarm_table
 from hypo.evaluate.export_trial import trial_model
 from hypo.evaluate.testsplit.looks import read_looks
 from hypo.infer.model import ExportedModel
@@ -234,3 +234,16 @@ def test_leaderboard_test_includes_the_alarm_table_in_its_one_look(cuff, tmp_pat
     saved = json.load(open(out / "test_alarms.json"))
     assert [r["role"] for r in saved["rows"]][:1] == ["model"] and saved["split"] == "test"
     assert "false alarms/h" in capsys.readouterr().out
+
+
+def test_the_result_is_a_record_written_and_read_back(cuff_result, tmp_path):
+    path = cuff_result.write(str(tmp_path / "alarms.json"), indent=1)
+    assert AlarmResult.read(path) == cuff_result
+    on_disk = json.load(open(path))
+    assert on_disk["format"] == "hypo-alarms/1" and list(on_disk)[:3] == ["format", "created", "data"]
+    on_disk["rows"][0]["role"] = "oracle"
+    (tmp_path / "bad.json").write_text(json.dumps(on_disk))
+    with pytest.raises(HypoError) as exc:
+        AlarmResult.read(str(tmp_path / "bad.json"))
+    msg = str(exc.value)
+    assert msg.startswith(f"{tmp_path / 'bad.json'}: field rows.0.role: ") and "\n" not in msg

@@ -16,6 +16,7 @@ from hypo.data.sources.demo import is_tiva, simulate_case
 from hypo.data.sources.demo_files import write_demo_vital_files
 from hypo.evaluate.calibration import class_calibration, decision_curve
 from hypo.evaluate.external.request import EvaluateRequest
+from hypo.evaluate.external.result import ExternalResult
 from hypo.evaluate.external.validation import calibration_subjects, default_sections, evaluate_external, pooled_windows
 from hypo.infer.export import load_exported
 from hypo.infer.model import ExportedModel
@@ -70,6 +71,7 @@ def test_an_export_is_scored_on_every_window_of_the_other_site(setup, tmp_path, 
         assert (tmp_path / name).stat().st_size > 0, name
     on_disk = json.loads((tmp_path / "evaluation.json").read_text())
     assert on_disk["format"] == "hypo-external/1" and on_disk["data"]["simulated"] is True
+    assert ExternalResult.read(str(tmp_path / "evaluation.json")).data == r.data  # read back as the record
     assert "all splits pooled; no retraining" in out and "[simulated data]" in out and "mean AUROC" in out
 
 
