@@ -30,7 +30,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout
 
-from hypo.config import LabelConfig, WindowConfig, to_dict  # noqa: E402
+from hypo.config import LabelConfig, WindowConfig  # noqa: E402
+from hypo.data.manifest import Manifest  # noqa: E402
 from hypo.data.pipeline import process_case  # noqa: E402
 from hypo.data.signals import SIGNALS  # noqa: E402
 from hypo.data.sources.demo import simulate_case  # noqa: E402
@@ -91,9 +92,10 @@ def demo_cases(first: int, n: int, art: bool) -> list:
     return out
 
 
-def manifest_for(window: WindowConfig) -> dict:
-    """The manifest fields the replay reads (label rule, window config; no train counts: a uniform prior)."""
-    return {"label": to_dict(window.label), "config": to_dict(window), "window_s": window.window_s}
+def manifest_for(window: WindowConfig) -> Manifest:
+    """A manifest with the fields the replay reads (label rule, window config; no train counts: a uniform prior)."""
+    return Manifest(signals=SIGNALS, window_s=window.window_s, label=window.label, config=window, counts={},
+                    zscore={"mean": [0.0] * len(SIGNALS), "std": [1.0] * len(SIGNALS)}, fingerprint="bench")
 
 
 def score(cases, model, fm, manifest, cfg, n_thresholds):

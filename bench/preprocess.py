@@ -145,14 +145,14 @@ def run_job(size: int, seed: int, cfg: WindowConfig, out: str, num_cpus: int, ca
     manifest = build_windows(source, cfg, out, cases_per_task=cases_per_task, progress=False, log=lambda line: None)
     wall = time.perf_counter() - t0
     sampler.stop()
-    windows = sum(c["windows"] for c in manifest["counts"].values())
-    hours = manifest["cases"]["case_hours"]
+    windows = sum(c.windows for c in manifest.counts.values())
+    hours = manifest.cases.case_hours
     return {
         "size": size,
         "source": source,
         "out": out,
         "wall_s": wall,
-        "cases_ok": manifest["cases"]["ok"],
+        "cases_ok": manifest.cases.ok,
         "case_hours": hours,
         "windows": windows,
         "case_h_per_s_core": hours / wall / num_cpus,

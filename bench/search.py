@@ -62,7 +62,7 @@ def _train_alone(configs: list[dict], n: int, batch: int, epochs: int) -> float:
 
     from hypo.learn.losses import make_loss
     from hypo.learn.models import ModelConfig, build_model
-    from hypo.learn.train import epoch_generator, train_epoch
+    from hypo.learn.train import TrainStep, epoch_generator, train_epoch
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -73,7 +73,7 @@ def _train_alone(configs: list[dict], n: int, batch: int, epochs: int) -> float:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = make_loss(c["loss"], c["gamma"])
         for e in range(epochs):
-            train_epoch(model, opt, loss_fn, x, y, batch, epoch_generator(0, e, torch.device("cpu")))
+            train_epoch(TrainStep(model, opt, loss_fn), x, y, batch, epoch_generator(0, e, torch.device("cpu")))
     return time.perf_counter() - t0
 
 
@@ -144,7 +144,7 @@ def main() -> None:
     ray.init(address="local", num_cpus=os.cpu_count(), logging_level="ERROR", log_to_driver=False)
     ensure_demo_dataset(args.data, args.demo_cases)
     data = load_search_data(args.data)
-    print(f"dataset {args.data}: {len(data['train'])} train / {len(data['val'])} val windows; "
+    print(f"dataset {args.data}: {len(data.train)} train / {len(data.val)} val windows; "
           f"{os.cpu_count()} CPUs")
     storage = tempfile.mkdtemp(prefix="hypo-bench-search-")
     cfgs = [dict(c) for c in CONFIGS[: args.trials]]

@@ -552,8 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     args.gpus_per_trial = plan_trial_resources(args.cpus_per_trial, _gpus(args.gpus_per_trial),
                                                DEFAULTS["pending_timeout_s"], log=lambda s: None)
     _data(args)
-    counts = read_manifest(args.data).get("counts") or {}
-    windows = {split: (counts.get(split) or {}).get("windows", 0) for split in ("train", "val")}
+    manifest = read_manifest(args.data)
+    windows = {split: manifest.split_counts(split).windows for split in ("train", "val")}
     n_configs = len(paper_grid(args.models, args.ks))
     budget = n_configs * args.epochs
     order = strategies(args, n_configs)

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from hypo.learn.losses import make_loss  # noqa: E402
 from hypo.learn.models import MODELS, ModelConfig, build_model  # noqa: E402
-from hypo.learn.train import epoch_generator, keep_freed_memory, train_epoch  # noqa: E402
+from hypo.learn.train import TrainStep, epoch_generator, keep_freed_memory, train_epoch  # noqa: E402
 
 MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
 STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
@@ -80,11 +80,11 @@ def bench_model(name, device, batch, steps, amp):
     y = torch.randint(0, 3, (n,)).to(device)
 
     # the full step, as hypo.learn.train runs it (one warm-up epoch first)
-    train_epoch(model, opt, loss_fn, x[: batch * min(steps, 2)], y[: batch * min(steps, 2)], batch,
-                epoch_generator(0, 0, device), amp)
+    step = TrainStep(model, opt, loss_fn, amp)
+    train_epoch(step, x[: batch * min(steps, 2)], y[: batch * min(steps, 2)], batch, epoch_generator(0, 0, device))
     sync(device)
     t0 = time.perf_counter()
-    train_epoch(model, opt, loss_fn, x, y, batch, epoch_generator(0, 1, device), amp)
+    train_epoch(step, x, y, batch, epoch_generator(0, 1, device))
     sync(device)
     t_step = (time.perf_counter() - t0) / steps
 

@@ -8,7 +8,8 @@ The package is layered; each layer imports only the layers below it (import-lint
     learn      models, losses, metrics, training, checkpoints, baselines, operating points
     data       case sources, artefacts, gap filling, windows, labels, splits, the Ray Data job
 
-``config``, ``errors``, ``storage`` and ``runtime`` at the top are shared by every layer and import none.
+``config``, ``errors``, ``storage``, ``runtime``, ``records`` (the typed records' base) and ``jsonio`` at the top are
+shared by every layer and import none.
 Start reading at :mod:`hypo.data.preprocess` (cases to windows) and :mod:`hypo.learn.train`.
 Nothing here does work at import time.
 """

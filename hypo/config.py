@@ -13,6 +13,7 @@ import math
 from typing import Any, TypeVar
 
 from hypo.errors import ConfigError
+from hypo.jsonio import jsonable
 
 T = TypeVar("T")
 
@@ -28,25 +29,13 @@ CUFF_MODE, CUFF_TOLERANCE_S = "reading", 90  # cuff labels by default: the readi
 NIBP_MERGE_S = 3  # default: cuff values stamped at most this many seconds apart form one reading
 
 
-def _plain(obj: Any) -> Any:
-    """Like ``dataclasses.asdict``, but leaving out the fields a config's ``omitted_fields()`` names."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        omit = obj.omitted_fields() if hasattr(obj, "omitted_fields") else ()
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in omit}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    return obj
-
-
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Return a JSON-ready dict of a (possibly nested) dataclass config.
 
     Fields a config leaves out while at their defaults (its ``omitted_fields()``) are not written, so adding an
     option never changes the dict, nor the fingerprint, of a config that does not use it.
     """
-    return json.loads(json.dumps(_plain(cfg)))
+    return jsonable(cfg, strict=False)
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:

@@ -17,27 +17,27 @@ import warnings
 
 from hypo.config import WindowConfig, fingerprint, to_dict
 from hypo.data.dataset import load_split, read_manifest
+from hypo.data.manifest import Manifest, write_manifest
 from hypo.data.pipeline import run_case
 from hypo.data.preprocess import make_manifest
 from hypo.data.sources.demo import DemoSource
 from hypo.learn.baselines import baseline_records
 from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model
 from hypo.learn.metrics import MetricWarning
-from hypo.learn.train import fit_arrays
-from hypo.search.experiments import SEARCH_META
+from hypo.learn.train import TrainingData, fit_arrays
+from hypo.search.record import SearchRecord, write_search_record
 from hypo.search.tuner import trial_train_config
 
 
 def build_demo_dataset(out: str, n_cases: int = 40, seed: int = 0, cfg: WindowConfig | None = None,
-                       site: str = "a") -> dict:
+                       site: str = "a") -> Manifest:
     """Preprocess demo cases 1..n_cases (of simulated ``site``) into a window dataset at ``out``; returns the
     manifest."""
     cfg = cfg or WindowConfig()
     source = DemoSource(n_cases, seed, arterial=cfg.label.source == "art", site=site)
     summaries = [run_case(ref, source, cfg, out) for ref in source.case_refs()]
     manifest = make_manifest(summaries, cfg, source, wall_s=0.0)
-    with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
+    write_manifest(out, manifest)
     return manifest
 
 
@@ -55,17 +55,16 @@ def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_s
                 feature_model: FeatureModelConfig = ONE_CANDIDATE) -> str:
     """Train ``trials`` on ``data_dir`` and write them in Ray Tune's experiment layout at ``exp``."""
     manifest = read_manifest(data_dir)
-    data = {"train": load_split(data_dir, "train", manifest), "val": load_split(data_dir, "val", manifest),
-            "manifest": manifest, "fingerprint": manifest["fingerprint"]}
+    train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
     # The baselines as a search records them (every named baseline on the validation split).
-    baselines = baseline_records(data["val"], manifest, fit_feature_model(data["train"], data["val"], feature_model),
+    baselines = baseline_records(val, manifest, fit_feature_model(train, val, feature_model),
                                  where="val", prefix="val_")
-    data["baseline"] = baselines[0]["metrics"]
+    data = TrainingData(train, val, manifest, baselines=tuple(baselines))
     os.makedirs(exp, exist_ok=True)
-    with open(os.path.join(exp, SEARCH_META), "w") as f:
-        json.dump({"search": {"fake": True}, "search_fingerprint": fingerprint(list(trials)), "data": data_dir,
-                   "dataset_fingerprint": manifest["fingerprint"], "label": manifest["label"],
-                   "baselines": json.loads(json.dumps(baselines, default=float).replace("NaN", "null"))}, f)
+    write_search_record(exp, SearchRecord(
+        search={"fake": True}, search_fingerprint=fingerprint(list(trials)), data=data_dir,
+        dataset_fingerprint=manifest.fingerprint, label=manifest.label,
+        baselines=json.loads(json.dumps(baselines, default=float).replace("NaN", "null"))))
     for i, params in enumerate(trials):
         config = {**params, "epochs": epochs, "batch_size": batch_size, "seed": i}
         tid = f"fake_{i:05d}"
@@ -86,7 +85,7 @@ def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_s
 
         with warnings.catch_warnings():  # strata without a class in a tiny validation split
             warnings.simplefilter("ignore", MetricWarning)
-            fit_arrays(trial_train_config(config, window_s=int(manifest["window_s"])), data, on_epoch=on_epoch)
+            fit_arrays(trial_train_config(config, window_s=manifest.window_s), data, on_epoch=on_epoch)
     return exp
 
 

@@ -8,7 +8,6 @@ With ``planted=False`` the windows carry no information about the label.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hypo.config import LabelConfig, WindowConfig, fingerprint, to_dict
+from hypo.data.manifest import Manifest, write_manifest
 from hypo.data.pipeline import shard_name, window_schema
 from hypo.data.signals import BIS, CLASSES, DBP, ECG, MAC, MBP, N_SIGNALS, PLETH, SBP, SIGNALS
 
@@ -88,7 +88,7 @@ def write_synthetic_dataset(
     planted: bool = True,
     label: LabelConfig | None = None,
     priors: dict[str, tuple[float, float, float]] | None = None,
-) -> dict:
+) -> Manifest:
     """Write a synthetic window dataset (manifest plus one Parquet shard per case of 40 windows).
 
     Args:
@@ -127,21 +127,29 @@ def write_synthetic_dataset(
     params = {"n": [n_train, n_val, n_test], "seed": seed, "planted": planted, "label": to_dict(label)}
     if priors:
         params["priors"] = {k: list(v) for k, v in priors.items()}
-    manifest = {
-        "format": "hypo-windows/1",
-        "signals": list(SIGNALS),
-        "window_s": WINDOW_S,
-        "stride_s": WINDOW_S,
-        "horizon_s": label.horizon_s,
-        "label": to_dict(label),
-        "classes": list(CLASSES),
-        "counts": counts,
-        "zscore": {"mean": flat.mean(0).tolist(), "std": flat.std(0).tolist(), "fitted_on": "train",
-                   "n_values": len(flat)},
-        "fingerprint": fingerprint(params),
-        "config": to_dict(WindowConfig(window_s=WINDOW_S, stride_s=WINDOW_S, label=label)),
-        "source": {"name": "synthetic", "fingerprint": fingerprint(params), "params": params},
-    }
-    with open(os.path.join(data_dir, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
+    manifest = Manifest(
+        signals=SIGNALS,
+        window_s=WINDOW_S,
+        stride_s=WINDOW_S,
+        horizon_s=label.horizon_s,
+        label=label,
+        classes=CLASSES,
+        counts=counts,
+        zscore={"mean": flat.mean(0).tolist(), "std": flat.std(0).tolist(), "fitted_on": "train",
+                "n_values": len(flat)},
+        fingerprint=fingerprint(params),
+        config=WindowConfig(window_s=WINDOW_S, stride_s=WINDOW_S, label=label),
+        source={"name": "synthetic", "fingerprint": fingerprint(params), "report": {"params": params}},
+    )
+    write_manifest(data_dir, manifest)
     return manifest
+
+
+def manifest_record(**fields) -> Manifest:
+    """A manifest record holding ``fields`` (as ``manifest.json`` writes them), placeholders for the required rest.
+
+    For tests of functions that read a few fields of a manifest.
+    """
+    required = {"signals": SIGNALS, "window_s": WINDOW_S, "label": {}, "counts": {}, "fingerprint": "test",
+                "zscore": {"mean": [0.0] * N_SIGNALS, "std": [1.0] * N_SIGNALS}}
+    return Manifest.model_validate({**required, **fields})

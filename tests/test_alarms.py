@@ -14,6 +14,7 @@ from hypo.cli.leaderboard import main as leaderboard_main
 from hypo.cli.report import main as report_main
 from hypo.config import LabelConfig, WindowConfig
 from hypo.data.dataset import read_manifest
+from hypo.data.manifest import write_manifest
 from hypo.data.pipeline import usable_arterial_line
 from hypo.data.sources.demo import DemoSource, simulate_case
 from hypo.errors import CaseRejected, ConfigError, HypoError
@@ -100,9 +101,9 @@ def test_thresholds_come_from_the_validation_split(cuff, cuff_result):
     manifest = read_manifest(cuff["data"])
     pred = trial_model(cuff["exp"])[0]
     from hypo.evaluate.alarms.evaluation import fit_default_feature_model
-    from hypo.search.leaderboard import read_search_meta
+    from hypo.search.record import read_search_record
 
-    fm = fit_default_feature_model(cuff["data"], manifest, read_search_meta(cuff["exp"]))
+    fm = fit_default_feature_model(cuff["data"], manifest, read_search_record(cuff["exp"]))
     val = replay_split(Recordings.of(cuff["data"], manifest), "val", {"model": pred}, FAST, fm, log=lambda s: None)
     chosen = choose_on_validation(val, FAST, manifest)
     for row in cuff_result.rows:
@@ -146,14 +147,12 @@ def test_a_source_that_changed_is_refused(cuff, tmp_path):
     data = str(tmp_path / "copy")
     shutil.copytree(cuff["data"], data)
     manifest = read_manifest(data)
-    manifest["source"]["report"]["seed"] = 7  # the simulator would now yield other recordings
-    with open(os.path.join(data, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
+    spec = manifest.source.spec.model_copy(update={"seed": 7})  # the simulator would now yield other recordings
+    write_manifest(data, manifest.model_copy(update={"source": manifest.source.model_copy(update={"spec": spec})}))
     with pytest.raises(HypoError, match="no longer yields the recordings"):
         alarm_evaluation(cuff["model"], data, AlarmOptions(feature_model=None, n_boot=0))
-    manifest["source"]["name"] = "fake"
-    with open(os.path.join(data, "manifest.json"), "w") as f:
-        json.dump(manifest, f)
+    fake = spec.model_copy(update={"name": "fake"})
+    write_manifest(data, manifest.model_copy(update={"source": manifest.source.model_copy(update={"spec": fake})}))
     with pytest.raises(HypoError, match="cannot replay"):
         alarm_evaluation(cuff["model"], data, AlarmOptions(feature_model=None, n_boot=0))
 

@@ -3,7 +3,6 @@ with the group NaN, marked and counted; models trained on them take missing grou
 
 import dataclasses
 import glob
-import json
 import warnings
 
 import numpy as np
@@ -14,6 +13,7 @@ from hypo.cli.train import main as train_main
 from hypo.cli.windows import main as windows_main
 from hypo.config import WindowConfig, to_dict
 from hypo.data.dataset import absent_groups, load_split, read_manifest
+from hypo.data.manifest import write_manifest
 from hypo.data.pipeline import process_case, run_case
 from hypo.data.preprocess import build_windows, make_manifest, summary_lines
 from hypo.data.signals import BIS, MAC, N_SIGNALS, SIGNALS, VITALDB_TRACKS
@@ -27,6 +27,7 @@ from hypo.learn.feature_model import fit_feature_model
 from hypo.learn.metrics import MetricWarning
 
 from fake_sources import synthetic_case
+from synthetic_windows import manifest_record
 
 LACKS = {"2": (MAC,), "5": (BIS,), "7": (MAC, BIS), "9": (MAC,)}
 
@@ -82,21 +83,20 @@ def mixed(tmp_path_factory):
     src = MixedSource()
     summaries = [run_case(r, src, cfg, out) for r in src.case_refs()]
     manifest = make_manifest(summaries, cfg, src, 0.0)
-    with open(f"{out}/manifest.json", "w") as f:
-        json.dump(manifest, f)
+    write_manifest(out, manifest)
     return out, manifest, summaries
 
 
 def test_kept_windows_are_marked_and_counted_in_the_manifest(mixed):
     out, m, summaries = mixed
-    assert m["cases"]["ok"] == 12 and m["config"]["allow_missing"] == ["mac", "bis"]
-    gone = m["absent_groups"]
-    assert gone["cases"] == {"mac": 3, "bis": 2}
+    assert m.cases.ok == 12 and list(m.config.allow_missing) == ["mac", "bis"]
+    gone = m.absent_groups
+    assert gone.cases == {"mac": 3, "bis": 2}
     by_case = {s["caseid"]: s for s in summaries}
     for g in ("mac", "bis"):
         want = {sp: sum(s["n_windows"] for s in summaries if s["split"] == sp and g in s["absent"])
                 for sp in ("train", "val", "test")}
-        assert {sp: w[g] for sp, w in gone["windows"].items()} == want
+        assert {sp: w[g] for sp, w in gone.windows.items()} == want
     for path in glob.glob(f"{out}/windows/*/*.parquet"):
         t = pq.read_table(path)
         cid = t.column("caseid")[0].as_py()
@@ -114,10 +114,10 @@ def test_kept_windows_are_marked_and_counted_in_the_manifest(mixed):
 def test_the_train_zscore_leaves_absent_values_out(mixed):
     out, m, _ = mixed
     x = load_split(out, "train").x.reshape(-1, N_SIGNALS).astype(np.float64)
-    np.testing.assert_allclose(m["zscore"]["mean"], np.nanmean(x, axis=0), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(m["zscore"]["std"], np.nanstd(x, axis=0), rtol=1e-4)
-    assert np.isfinite(m["zscore"]["mean"]).all()
-    n = m["zscore"]["n_values"]
+    np.testing.assert_allclose(m.zscore.mean, np.nanmean(x, axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(m.zscore.std, np.nanstd(x, axis=0), rtol=1e-4)
+    assert np.isfinite(m.zscore.mean).all()
+    n = m.zscore.n_values
     assert isinstance(n, list) and n == np.isfinite(x).sum(axis=0).tolist() and min(n) < n[0] == len(x)
 
 
@@ -144,7 +144,7 @@ def test_models_trained_on_such_windows_take_missing_groups(mixed, tmp_path, cap
 def test_alarm_replay_repeats_the_datasets_own_window_rules(mixed):
     # The rules a replay prepares recordings with are the dataset's, --allow-missing and --nibp-merge-s included.
     cfg = WindowConfig(allow_missing=("bis",), nibp_merge_s=0)
-    got = window_config(dataset_rules({"config": to_dict(cfg)}), 30)
+    got = window_config(dataset_rules(manifest_record(config=to_dict(cfg))), 30)
     assert dataclasses.replace(got, split=cfg.split) == dataclasses.replace(cfg, stride_s=30)
     # So the cases the build kept without MAC or BIS are scored, not counted as failed.
     out, m, _ = mixed
@@ -183,10 +183,10 @@ def test_hypo_windows_keeps_tiva_files_with_allow_missing(ray_local, tmp_path, c
     base = ["--source", "vital-dir", "--path", str(tmp_path / "vital"), "--no-progress", "--split", "0.5", "0.25",
             "0.25"]
     m = windows_main([*base, "--out", str(tmp_path / "strict")])
-    assert m["rejected_counts"] == {"missing track": 2}
+    assert m.rejected_counts == {"missing track": 2}
     m = windows_main([*base, "--out", str(tmp_path / "tiva"), "--allow-missing", "mac"])
-    assert m["cases"]["ok"] == 6 and m["absent_groups"]["cases"] == {"mac": 2}
-    assert m["source"]["report"]["allow_missing"] == ["mac"]
+    assert m.cases.ok == 6 and m.absent_groups.cases == {"mac": 2}
+    assert m.source.report["allow_missing"] == ["mac"]
     printed = capsys.readouterr().out
     assert "kept without a group (--allow-missing mac): mac 2 cases" in printed
     assert SIGNALS[MAC] == "mac"

@@ -220,8 +220,8 @@ def test_windows_take_labels_and_last_minute_from_the_line_not_x():
     mbp = 80 + rng.normal(0, 2, len(t))
     mbp[(t >= 600) & (t < 700)] = 58
     line, _ = clean_arterial(line_at(t, mbp))
-    cuff = make_windows(raw, sig, 60, 60, LabelConfig(), 900)
-    art = make_windows(raw, sig, 60, 60, ART, 900, art=line)
+    cuff = make_windows(raw, sig, WindowConfig())
+    art = make_windows(raw, sig, WindowConfig(label=ART), art=line)
     ends = art.t_end
     assert np.array_equal(cuff.x[np.isin(cuff.t_end, ends)], art.x[np.isin(art.t_end, cuff.t_end)])
     st = stretch_stats(line, ends + 300, ART)

@@ -47,15 +47,15 @@ def builds(ray_local, tmp_path_factory):
 def test_demo_art_build_manifest_rows_and_inputs(builds):
     root, art, cuff = builds
     no_line = sum(simulate_case(i).art is None for i in range(1, N + 1))
-    assert 0 < no_line < N and art["rejected_counts"] == {"no arterial line": no_line}
-    assert art["label_source"] == "art" and cuff["label_source"] == "cuff" and "art_label" not in cuff
-    sec = art["art_label"]
-    assert "every valid ART MAP sample is < 65" in sec["event"] and "24 of 30" in sec["coverage"]
-    assert sec["samples"] > 0 and sec["artefacts"]["art_flush_or_zero"] > 0 and sec["median_interval_s"] == 2.0
-    assert art["dropped_windows"]["no_label"] > 0
+    assert 0 < no_line < N and art.rejected_counts == {"no arterial line": no_line}
+    assert art.label_source == "art" and cuff.label_source == "cuff" and cuff.art_label is None
+    sec = art.art_label
+    assert "every valid ART MAP sample is < 65" in sec.event and "24 of 30" in sec.coverage
+    assert sec.samples > 0 and sec.artefacts["art_flush_or_zero"] > 0 and sec.median_interval_s == 2.0
+    assert art.dropped_windows.no_label > 0
     for sp in SPLITS:  # per-split class counts
-        assert sum(art["counts"][sp][k] for k in ("normal", "hypotension", "hypertension")) == \
-            art["counts"][sp]["windows"]
+        assert sum(art.counts[sp].of(k) for k in ("normal", "hypotension", "hypertension")) == \
+            art.counts[sp].windows
     a, c = _rows(root / "art"), _rows(root / "cuff")
     both = set(a) & set(c)
     assert len(both) > 0.5 * len(a)
@@ -68,9 +68,9 @@ def test_demo_art_build_manifest_rows_and_inputs(builds):
 def test_a_split_without_a_class_is_a_warning_not_a_refusal(ray_local, tmp_path):
     lines = []
     man = build_windows(DemoSource(3, arterial=True), ART, str(tmp_path / "w"), progress=False, log=lines.append)
-    assert man["warnings"] and any(line.startswith("warning: the ") for line in lines)
-    empty = [sp for sp in SPLITS if man["counts"][sp]["windows"] == 0]
-    assert all(f"the {sp} split has no window" in man["warnings"] for sp in empty)
+    assert man.warnings and any(line.startswith("warning: the ") for line in lines)
+    empty = [sp for sp in SPLITS if man.counts[sp].windows == 0]
+    assert all(f"the {sp} split has no window" in man.warnings for sp in empty)
 
 
 def test_vital_folder_gives_the_demo_art_windows(builds, ray_local, tmp_path):
@@ -78,7 +78,7 @@ def test_vital_folder_gives_the_demo_art_windows(builds, ray_local, tmp_path):
     write_demo_vital_files(str(tmp_path / "v"), N)
     src = VitalDirSource(tmp_path / "v", subjects=tmp_path / "v" / "subjects.csv", arterial=True)
     man = build_windows(src, ART, str(tmp_path / "w"), progress=False, log=print)
-    assert man["counts"] == art["counts"] and man["rejected_counts"] == art["rejected_counts"]
+    assert man.counts == art.counts and man.rejected_counts == art.rejected_counts
     got, want = _rows(tmp_path / "w"), _rows(root / "art")
     assert got.keys() == want.keys()
     for k, v in want.items():
@@ -98,7 +98,7 @@ def test_cuff_folder_from_before_resumes_and_refuses_art_labels(builds, ray_loca
     lines = []
     again = build_windows(DemoSource(N), WindowConfig(), str(root / "cuff"), progress=False, log=lines.append)
     assert any(f"{N} of {N} cases already done" in line for line in lines)
-    assert again["fingerprint"] == cuff["fingerprint"]
+    assert again.fingerprint == cuff.fingerprint
     with pytest.raises(ConfigError, match="another config"):
         build_windows(DemoSource(N, arterial=True), ART, str(root / "cuff"), progress=False)
 
@@ -119,7 +119,7 @@ def test_cli_builds_art_labels_from_demo(ray_local, tmp_path, capsys):
     man = windows_main(["--source", "demo", "--cases", "4", "--label-source", "art", "--out", str(tmp_path / "d"),
                         "--no-progress"])
     out = capsys.readouterr().out
-    assert man["config"]["label"]["source"] == "art" and "label source art:" in out and "arterial line:" in out
+    assert man.config.label.source == "art" and "label source art:" in out and "arterial line:" in out
 
 
 @pytest.mark.slow  # end to end; CI runs it (pytest -m slow)

@@ -244,9 +244,9 @@ def test_vitaldb_art_build_with_ray(art_api, ray_local, tmp_path):
     with serve(files) as srv:
         src = VitalDBSource(api_url=srv.url, cache=str(tmp_path / "c"), n_cases=3, arterial=True)
         man = build_windows(src, ART, str(tmp_path / "w"), progress=False, log=print)
-    assert man["rejected_counts"] == {"no arterial line": 1} and man["cases"]["ok"] == 2
-    assert man["source"]["report"]["eligibility"]["arterial_line"]["track_table_Solar8000/ART_MBP"]["selected"] == 2
+    assert man.rejected_counts == {"no arterial line": 1} and man.cases.ok == 2
+    assert man.source.report["eligibility"]["arterial_line"]["track_table_Solar8000/ART_MBP"]["selected"] == 2
     windows = [load_split(str(tmp_path / "w"), sp) for sp in ("train", "val", "test")]
     labels = np.concatenate([w.label for w in windows])
-    assert len(labels) == sum(man["counts"][sp]["windows"] for sp in man["counts"]) > 0
+    assert len(labels) == sum(man.counts[sp].windows for sp in man.counts) > 0
     assert (labels == 1).any() and (labels == 0).any()  # the planted dip at 900-1100 s is seen

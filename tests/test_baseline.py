@@ -8,7 +8,7 @@ from hypo.data.dataset import load_split, read_manifest
 from hypo.learn.baseline import baseline_metrics, label_config, last_reading_class, last_reading_scores, train_prior
 from hypo.learn.metrics import evaluate_scores
 
-from synthetic_windows import write_synthetic_dataset
+from synthetic_windows import manifest_record, write_synthetic_dataset
 
 LABEL = LabelConfig(hypo_map=65.0, hyper_sbp=160.0)
 PRIOR = np.array([0.7, 0.2, 0.1])
@@ -44,10 +44,10 @@ def test_scores_are_monotone_normalised_and_prior_without_reading():
 
 def test_prior_and_label_config_from_manifest(dataset):
     m = read_manifest(dataset)
-    c = m["counts"]["train"]
-    np.testing.assert_allclose(train_prior(m), np.array([c["normal"], c["hypotension"], c["hypertension"]]) / 200)
+    c = m.counts["train"]
+    np.testing.assert_allclose(train_prior(m), np.array([c.normal, c.hypotension, c.hypertension]) / 200)
     assert label_config(m) == LabelConfig()
-    assert train_prior({"counts": {}}).tolist() == pytest.approx([1 / 3] * 3)
+    assert train_prior(manifest_record(counts={})).tolist() == pytest.approx([1 / 3] * 3)
 
 
 def test_baseline_metrics_on_a_split(dataset):

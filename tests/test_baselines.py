@@ -25,9 +25,9 @@ from hypo.learn.baselines import (
     FEATURE_MODEL,
     LAST_ART,
     LAST_READING,
+    baseline_list,
     baseline_records,
     feature_model_for,
-    recorded_baselines,
     split_baselines,
 )
 from hypo.learn.feature_model import FeatureModel, FeatureModelConfig, fit_feature_model
@@ -129,9 +129,9 @@ def test_feature_model_refits_its_choice_and_subsamples_big_train_splits(data):
     same = fit_feature_model(data["train"], data["val"], dataclasses.replace(SMALL, max_train=300, seed=4))
     np.testing.assert_array_equal(same.scores(data["val"].x), sub.scores(data["val"].x))  # deterministic
     # An experiment without a recorded choice (an older search) chooses anew, the same way.
-    anew = feature_model_for({}, data["train"], data["val"])
+    anew = feature_model_for((), data["train"], data["val"])
     assert anew.config == FeatureModelConfig()
-    recorded = {"baselines": [{"name": FEATURE_MODEL, "params": params}]}
+    recorded = baseline_list([{"name": FEATURE_MODEL, "params": params}])
     np.testing.assert_array_equal(feature_model_for(recorded, data["train"], data["val"]).scores(data["val"].x),
                                   fm.scores(data["val"].x))
 
@@ -244,8 +244,8 @@ def test_the_test_table_shows_n_a_with_the_reason():
 
 def test_an_older_search_with_one_baseline_still_reads(data):
     old = {"baseline": {"val_mean_auroc": 0.75, "val_sum_auprc": 0.6, "val_n": 400.0}}
-    (row,) = recorded_baselines(old)
-    assert row["name"] == LAST_READING and row["model"] == "last-reading"
+    (row,) = baseline_list(old["baseline"])
+    assert row.name == LAST_READING and row.model == "last-reading"
     df = leaderboard_frame([TRIAL], old["baseline"])  # the dict an older search stored
     assert list(df["trial"]) == ["t1", "baseline: last reading"] and df.iloc[1]["val_mean_auroc"] == 0.75
 
@@ -257,7 +257,7 @@ def test_an_older_search_with_one_baseline_still_reads(data):
 def no_hyper_in_val(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("nohyper") / "windows")
     write_synthetic_dataset(d, n_train=200, n_val=120, n_test=80, seed=2, priors={"val": (0.8, 0.2, 0.0)})
-    assert read_manifest(d)["counts"]["val"]["hypertension"] == 0
+    assert read_manifest(d).counts["val"].hypertension == 0
     return d
 
 

@@ -22,12 +22,12 @@ from hypo.infer.export import load_exported
 from hypo.infer.predict import predict_file
 from hypo.learn.metrics import MetricWarning, evaluate_scores
 from hypo.learn.models import MODELS, ModelConfig, build_model, count_parameters, predict_proba
-from hypo.learn.train import drop_channels, dropout_groups, fit_arrays
+from hypo.learn.train import TrainingData, drop_channels, dropout_groups, fit_arrays
 from hypo.learn.train_config import TrainConfig
 
 from demo_experiment import build_demo_dataset, plain_and_dropout_exports, write_legacy_export
 from param_counts import MEAN, STD, conv, dense, lstm
-from synthetic_windows import make_windows
+from synthetic_windows import make_windows, manifest_record
 
 torch.set_num_threads(2)
 
@@ -162,7 +162,7 @@ def fit_data(nan_mac=False):
                 "label": {"mode": "reading", "horizon_s": 300, "tolerance_s": 90, "hypo_map": 65.0,
                           "hyper_sbp": 160.0}, "counts": {"train": {"normal": 1, "hypotension": 1,
                                                                      "hypertension": 1}}}
-    return {"train": train, "val": val, "manifest": manifest}
+    return TrainingData(train, val, manifest_record(**manifest))
 
 
 def test_training_with_channel_dropout_is_seeded_and_windows_without_a_group_need_a_mask():

@@ -38,13 +38,13 @@ def _edit_manifest(d, **changes):
 def test_load_split_shapes_dtypes_and_counts(data_dir):
     m = read_manifest(data_dir)
     train = load_split(data_dir, "train")
-    assert len(train) == m["counts"]["train"]["windows"] == 130
+    assert len(train) == m.counts["train"].windows == 130
     assert train.x.shape == (130, 60, N_SIGNALS) and train.x.dtype == np.float32
     assert train.label.dtype == np.int64 and set(np.unique(train.label)) <= {0, 1, 2}
-    assert np.bincount(train.label, minlength=3).tolist() == [m["counts"]["train"][c] for c in m["classes"]]
+    assert np.bincount(train.label, minlength=3).tolist() == [m.counts["train"].of(c) for c in m.classes]
     assert train.last_map.dtype == np.float32 and train.last_sbp.dtype == np.float32
     assert train.caseid.dtype.kind == "U" and train.subjectid.dtype.kind == "U"
-    assert len(np.unique(train.caseid)) == m["counts"]["train"]["cases"] == 4  # 40 windows per case
+    assert len(np.unique(train.caseid)) == m.counts["train"].cases == 4  # 40 windows per case
     assert train.t_end.dtype == np.int32
     # windows without a reading carry NaN pressures and last_time -1
     none = train.last_time == -1

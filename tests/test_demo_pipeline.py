@@ -32,21 +32,21 @@ def demo_dirs(ray_local, tmp_path_factory):
 
 def test_demo_cohort_builds_a_balanced_subject_split_dataset(demo_dirs):
     root, m, _ = demo_dirs
-    assert m["cases"]["ok"] == N and m["rejected"] == []
-    assert m["source"]["report"]["simulated"] is True
-    total = {c: sum(m["counts"][s][c] for s in m["counts"]) for c in ("normal", "hypotension", "hypertension")}
+    assert m.cases.ok == N and list(m.rejected) == []
+    assert m.source.report["simulated"] is True
+    total = {c: sum(m.counts[s].of(c) for s in m.counts) for c in ("normal", "hypotension", "hypertension")}
     abnormal = (total["hypotension"] + total["hypertension"]) / sum(total.values())
     assert 0.12 < abnormal < 0.32  # about the study's 8 : 2
-    assert sum(m["artefacts"].values()) > 0
+    assert sum(m.artefacts.values()) > 0
     train = load_split(str(root / "reading"), "train")
-    assert len(train) == m["counts"]["train"]["windows"]
+    assert len(train) == m.counts["train"].windows
     assert set(train.subjectid).isdisjoint(load_split(str(root / "reading"), "test").subjectid)
 
 
 def test_ffill_labels_leak_and_the_honest_labels_do_not(demo_dirs):
     root, honest, leaky = demo_dirs
-    assert honest["labels_at_or_before_window_end"]["count"] == 0
-    assert leaky["labels_at_or_before_window_end"]["share"] > 0.02
+    assert honest.labels_at_or_before_window_end.count == 0
+    assert leaky.labels_at_or_before_window_end.share > 0.02
     # The last-reading baseline scores visibly higher against the leaky labels.
     def auroc(mode, m):
         return baseline_metrics(load_split(str(root / mode), "val"), read_manifest(str(root / mode)),
@@ -62,8 +62,8 @@ def test_demo_cases_as_vital_files_give_the_same_windows(ray_local, tmp_path):
     src = VitalDirSource(str(tmp_path / "vital"), subjects=str(tmp_path / "vital" / "subjects.csv"))
     via_files = build_windows(src, WindowConfig(), str(tmp_path / "a"), progress=False, log=_quiet)
     direct = build_windows(DemoSource(n), WindowConfig(), str(tmp_path / "b"), progress=False, log=_quiet)
-    assert via_files["counts"] == direct["counts"]
-    np.testing.assert_allclose(via_files["zscore"]["mean"], direct["zscore"]["mean"], rtol=1e-6)
+    assert via_files.counts == direct.counts
+    np.testing.assert_allclose(via_files.zscore.mean, direct.zscore.mean, rtol=1e-6)
     for f in glob.glob(str(tmp_path / "b" / "windows" / "*" / "*.parquet")):
         a = pq.read_table(f.replace("/b/", "/a/"))
         b = pq.read_table(f)

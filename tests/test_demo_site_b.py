@@ -122,8 +122,9 @@ def test_site_is_for_the_demo_source_only(tmp_path, capsys):
 
 
 def test_demo_files_are_marked_simulated_and_keep_their_cohort(tmp_path):
-    from hypo.data.sources.base import cohort_of, is_simulated
     from hypo.data.sources.demo_files import write_demo_vital_files
+
+    from synthetic_windows import manifest_record
 
     for site in ("a", "b"):
         folder = tmp_path / site
@@ -131,13 +132,13 @@ def test_demo_files_are_marked_simulated_and_keep_their_cohort(tmp_path):
         kw = {"track_map": load_track_map(folder / "track_map.json")} if site == "b" else {}
         src = VitalDirSource(folder, **kw)
         fp = src.fingerprint()
-        manifest = {"source": {"name": src.name, "fingerprint": fp, "report": src.report()}}
+        manifest = manifest_record(source={"name": src.name, "fingerprint": fp, "report": src.report()})
         demo = DemoSource(7, seed=5, site=site)
-        as_demo = {"source": {"name": "demo", "fingerprint": demo.fingerprint(), "report": demo.report()}}
-        assert is_simulated(manifest)
-        assert cohort_of(manifest) == cohort_of(as_demo)  # the same simulated subjects, whatever the format
+        as_demo = manifest_record(source={"name": "demo", "fingerprint": demo.fingerprint(), "report": demo.report()})
+        assert manifest.simulated
+        assert manifest.cohort == as_demo.cohort  # the same simulated subjects, whatever the format
         (folder / "hypo_simulated.json").unlink()
         assert VitalDirSource(folder, **kw).fingerprint() == fp  # the marker is not data
-        assert not is_simulated({"source": {"name": src.name, "report": VitalDirSource(folder, **kw).report()}})
-    assert cohort_of({"source": {"name": "demo", "report": DemoSource(3, seed=5, site="b").report()}}) != \
-        cohort_of({"source": {"name": "demo", "report": DemoSource(3, seed=5).report()}})
+        assert not manifest_record(source={"name": src.name, "report": VitalDirSource(folder, **kw).report()}).simulated
+    assert manifest_record(source={"name": "demo", "report": DemoSource(3, seed=5, site="b").report()}).cohort != \
+        manifest_record(source={"name": "demo", "report": DemoSource(3, seed=5).report()}).cohort

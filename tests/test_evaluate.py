@@ -50,7 +50,7 @@ def test_an_export_is_scored_on_every_window_of_the_other_site(setup, tmp_path, 
     r = res.results
     manifest = read_manifest(setup["b"])
     arrays = pooled_windows(setup["b"], manifest)
-    assert r.data.n_windows == len(arrays) == sum(c["windows"] for c in manifest["counts"].values())
+    assert r.data.n_windows == len(arrays) == sum(c.windows for c in manifest.counts.values())
     assert r.data.n_subjects == len(np.unique(arrays.subjectid))
     probs = ExportedModel.load(setup["model"]).predict_proba(arrays.x)
     y = arrays.label
@@ -124,7 +124,7 @@ def test_the_recalibrated_export_is_what_hypo_predict_runs(setup, tmp_path, meth
     module, sidecar = load_exported(new)
     rec = sidecar.recalibration
     assert rec.method == method and rec.parameters["method"] == method
-    assert rec.fitted_on.dataset_fingerprint == read_manifest(setup["b"])["fingerprint"]
+    assert rec.fitted_on.dataset_fingerprint == read_manifest(setup["b"]).fingerprint
     assert sidecar.thresholds.chosen_on.startswith("calibration subjects of")
     assert sidecar.thresholds.before_recalibration["chosen_on"] == "validation"
     assert method in sidecar.output.meaning

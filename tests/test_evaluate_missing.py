@@ -106,5 +106,5 @@ def test_another_cuff_merge_window_is_noted(setup):
     _, sidecar = load_exported(setup["dropout"])
     manifest = read_manifest(setup["b"])
     assert not [n for n in check_compatible(sidecar, manifest, "b") if "--nibp-merge-s" in n]
-    notes = check_compatible(sidecar, {**manifest, "nibp_merge_s": 0}, "b")
+    notes = check_compatible(sidecar, manifest.model_copy(update={"nibp_merge_s": 0}), "b")
     assert any("up to 0 s apart" in n and f"up to {sidecar.nibp_merge_s} s" in n for n in notes), notes

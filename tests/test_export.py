@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from hypo.cli.export import main
-from hypo.config import fingerprint
+from hypo.config import fingerprint, to_dict
 from hypo.data.dataset import load_split, read_manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
 from hypo.evaluate.testsplit.report import ReportRequest, choose_trial, make_report, sha256_file
-from hypo.infer.export import EXTRA_FILE, load_exported, max_difference, trace_model, window_config
+from hypo.infer.export import EXTRA_FILE, dataset_window_config, load_exported, max_difference, trace_model
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import SCHEMA_VERSION
 from hypo.learn.checkpoint import load_model
@@ -24,6 +24,7 @@ from hypo.learn.operating_point import alarm_thresholds
 from hypo.search.leaderboard import load_trials
 
 from demo_experiment import build_demo_dataset, fake_search, write_legacy_export
+from synthetic_windows import manifest_record
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,8 @@ def test_sidecar_says_how_to_feed_the_model_and_what_produced_it(exp, exported):
     model, cfg = load_model(chosen.checkpoint)
     assert sidecar.signals == list(SIGNALS) and sidecar.units["nibp_mbp"] == "mmHg"
     assert sidecar.window_s == 60 and sidecar.horizon_s == 300
-    assert (sidecar.to_dict()["fill"] == manifest["config"]["fill"]
-            and sidecar.min_case_s == manifest["config"]["min_case_s"])
+    assert (sidecar.to_dict()["fill"] == to_dict(manifest.config.fill)
+            and sidecar.min_case_s == manifest.config.min_case_s)
     val = load_split(chosen.data_dir, "val")
     want = alarm_thresholds(val.label, predict_proba(model, val.x))
     th = sidecar.thresholds
@@ -82,7 +83,7 @@ def test_sidecar_says_how_to_feed_the_model_and_what_produced_it(exp, exported):
                                                                             want["hypertension"])
     assert (th.hypo_map, th.hyper_sbp, th.chosen_on) == (65.0, 160.0, "validation")
     fp = sidecar.fingerprints
-    assert fp.dataset == manifest["fingerprint"] == fp.checkpoint_dataset
+    assert fp.dataset == manifest.fingerprint == fp.checkpoint_dataset
     assert fp.config == fingerprint(cfg)
     assert fp.checkpoint_sha256 == sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt"))
     assert sidecar.model_sha256 == sha256_file(out)
@@ -171,7 +172,7 @@ def test_out_is_checked_before_any_work_and_leaves_nothing_behind(exp, tmp_path,
 
 def test_a_dataset_without_its_window_config_cannot_be_exported():
     with pytest.raises(HypoError, match="records no window config"):
-        window_config({"window_s": 60, "label": {"horizon_s": 300}, "config": {"synthetic": {}}})
+        dataset_window_config(manifest_record(window_s=60, label={"horizon_s": 300}))  # no config recorded
 
 
 # ------------------------------------------------------------------------------- sidecar schema versions

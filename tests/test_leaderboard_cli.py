@@ -9,6 +9,7 @@ import pytest
 from hypo.cli.leaderboard import main
 from hypo.search.experiments import SEARCH_META, resolve_experiment
 from hypo.search.leaderboard import load_trials, search_status
+from hypo.search.record import read_search_record
 
 
 def fake_experiment(path, n_trials=7, done=True, planned=None, epochs=2):
@@ -69,7 +70,7 @@ def test_no_experiment_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_a_search_with_unfinished_trials_marks_every_output_partial(tmp_path, capsys):
     exp = fake_experiment(tmp_path / "exp", n_trials=3, done=False, planned=12)
-    status = search_status(load_trials(exp), json.load(open(os.path.join(exp, SEARCH_META))))
+    status = search_status(load_trials(exp), read_search_record(exp))
     assert status["partial"] and status["finished"] == 0 and status["planned"] == 12
     res = main([exp])
     out = capsys.readouterr().out
@@ -93,7 +94,7 @@ def test_a_complete_search_is_not_marked_partial(tmp_path, capsys):
 
 def test_fewer_trials_than_planned_is_partial_even_when_all_finished(tmp_path):
     exp = fake_experiment(tmp_path / "exp", n_trials=2, planned=5)
-    status = search_status(load_trials(exp), json.load(open(os.path.join(exp, SEARCH_META))))
+    status = search_status(load_trials(exp), read_search_record(exp))
     assert status["partial"] and status["finished"] == 2 and status["trials"] == 2
 
 
@@ -103,10 +104,10 @@ def test_a_search_its_trial_epoch_budget_ended_is_complete_not_partial(tmp_path,
     meta = json.load(open(meta_path))
     meta["search"]["trial_epoch_budget"] = 7  # 3 trials x 2 epochs reported: short of the budget
     json.dump(meta, open(meta_path, "w"))
-    assert search_status(load_trials(exp), meta)["partial"]
+    assert search_status(load_trials(exp), read_search_record(exp))["partial"]
     meta["search"]["trial_epoch_budget"] = 6  # spent: the budget, not an interruption, ended the search
     json.dump(meta, open(meta_path, "w"))
-    status = search_status(load_trials(exp), meta)
+    status = search_status(load_trials(exp), read_search_record(exp))
     assert not status["partial"] and status["budget_spent"] and status["finished"] == 0
     res = main([exp])
     out = capsys.readouterr().out

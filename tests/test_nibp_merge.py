@@ -134,10 +134,10 @@ def test_manifest_counts_the_artefacts_of_rejected_cases(tmp_path):
     src, cfg = ApartSource(), WindowConfig(split=from_dict(WindowConfig, {}).split)
     summaries = [run_case(r, src, cfg, str(tmp_path)) for r in src.case_refs()]
     m = make_manifest(summaries, cfg, src, 0.0)
-    assert m["rejected_counts"] == {"no complete cuff reading": 1}
+    assert m.rejected_counts == {"no complete cuff reading": 1}
     rejected = next(s for s in summaries if s["status"] == "rejected")
-    assert m["artefacts_in_rejected_cases"]["nibp_incomplete"] == rejected["artefacts"]["nibp_incomplete"] > 30
-    assert m["artefacts"]["nibp_incomplete"] == 0 and m["artefacts"]["nibp_zero"] == 3
+    assert m.artefacts_in_rejected_cases["nibp_incomplete"] == rejected["artefacts"]["nibp_incomplete"] > 30
+    assert m.artefacts["nibp_incomplete"] == 0 and m.artefacts["nibp_zero"] == 3
     lines = summary_lines(m)
     assert any(line.startswith("artefacts removed in rejected cases: nibp_incomplete") for line in lines)
     assert "  rejected      1  no complete cuff reading" in lines

@@ -12,6 +12,7 @@ from hypo.data.signals import SIGNALS
 from hypo.errors import ConfigError, DatasetError
 
 from fake_sources import FakeSource
+from synthetic_windows import manifest_record
 
 
 def _rows(out):
@@ -30,30 +31,30 @@ def built(ray_local, tmp_path_factory):
 
 def test_bad_cases_are_counted_rejections_with_reasons(built):
     _, _, m, lines = built
-    assert m["cases"] == {"listed": 12, "ok": 8, "rejected": 4, "case_hours": pytest.approx(8.0)}
-    assert m["rejected_counts"] == {"too short": 1, "all-NaN signal": 1, "missing track": 1, "error": 1}
-    boom = next(r for r in m["rejected"] if r["caseid"] == "9")
-    assert "RuntimeError: simulated bug" in boom["detail"] and "\n" not in boom["detail"]
+    assert m.cases.to_dict() == {"listed": 12, "ok": 8, "rejected": 4, "case_hours": pytest.approx(8.0)}
+    assert m.rejected_counts == {"too short": 1, "all-NaN signal": 1, "missing track": 1, "error": 1}
+    boom = next(r for r in m.rejected if r.caseid == "9")
+    assert "RuntimeError: simulated bug" in boom.detail and "\n" not in boom.detail
     assert any("rejected" in line and "too short" in line for line in lines)
 
 
 def test_manifest_has_counts_zscore_artefacts_and_config(built):
     out, src, m, _ = built
-    assert m["signals"] == list(SIGNALS)
-    assert m["window_s"] == 60 and m["horizon_s"] == 300 and m["label"]["mode"] == "reading"
-    assert m["artefacts"]["nibp_zero"] == 8  # one planted cuff zero per good case
-    assert sum(c["windows"] for c in m["counts"].values()) == len(_rows(out))
-    assert m["source"]["fingerprint"] == src.fingerprint()
-    assert len(m["zscore"]["mean"]) == 7 and all(s > 0 for s in m["zscore"]["std"])
-    assert json.load(open(f"{out}/manifest.json"))["fingerprint"] == m["fingerprint"]
+    assert list(m.signals) == list(SIGNALS)
+    assert m.window_s == 60 and m.horizon_s == 300 and m.label.mode == "reading"
+    assert m.artefacts["nibp_zero"] == 8  # one planted cuff zero per good case
+    assert sum(c.windows for c in m.counts.values()) == len(_rows(out))
+    assert m.source.fingerprint == src.fingerprint()
+    assert len(m.zscore.mean) == 7 and all(s > 0 for s in m.zscore.std)
+    assert json.load(open(f"{out}/manifest.json"))["fingerprint"] == m.fingerprint
 
 
 def test_zscore_is_fitted_on_train_windows_only(built):
     out, _, m, _ = built
     x = np.concatenate([pq.read_table(f)["x"].combine_chunks().flatten().to_numpy().reshape(-1, 7)
                         for f in glob.glob(f"{out}/windows/train/*.parquet")])
-    np.testing.assert_allclose(m["zscore"]["mean"], x.mean(0), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(m["zscore"]["std"], x.std(0), rtol=1e-3)
+    np.testing.assert_allclose(m.zscore.mean, x.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(m.zscore.std, x.std(0), rtol=1e-3)
 
 
 def test_rows_hold_the_promised_columns_and_honest_labels(built):
@@ -83,7 +84,7 @@ def test_rerun_skips_done_cases_and_is_identical(built):
     m2 = build_windows(src, WindowConfig(), out, progress=False, log=lines.append)
     assert any("resuming: 11 of 12" in line for line in lines)  # the 'error' case is retried
     assert sorted(_rows(out)) == before
-    assert m2["fingerprint"] == m["fingerprint"]
+    assert m2.fingerprint == m.fingerprint
 
 
 def test_another_config_in_the_same_folder_is_refused(built):
@@ -96,9 +97,9 @@ def test_ffill_mode_leaks_labels_from_inside_the_window(ray_local, tmp_path):
     src = FakeSource(4, max_gap=600)  # cuff gaps over 5 min, as in real records
     m = build_windows(src, WindowConfig(label=LabelConfig(mode="ffill")), str(tmp_path / "f"), progress=False,
                       log=lambda s: None)
-    assert m["labels_at_or_before_window_end"]["share"] > 0.1
+    assert m.labels_at_or_before_window_end.share > 0.1
     honest = build_windows(src, WindowConfig(), str(tmp_path / "r"), progress=False, log=lambda s: None)
-    assert honest["labels_at_or_before_window_end"]["count"] == 0
+    assert honest.labels_at_or_before_window_end.count == 0
 
 
 @pytest.mark.parametrize("n_cases, per_task, slots, expected", [
@@ -152,11 +153,11 @@ def test_no_window_in_train_says_why_with_the_rejection_counts():
 def test_empty_splits_are_explained_in_the_users_terms():
     from hypo.data.dataset import empty_split_reason
 
-    manifest = {"config": {"split": {"train": 1.0, "val": 0.0, "test": 0.0, "seed": 0}},
-                "cases": {"listed": 5, "ok": 5}, "rejected_counts": {}}
+    manifest = manifest_record(config={"split": {"train": 1.0, "val": 0.0, "test": 0.0, "seed": 0}},
+                               cases={"listed": 5, "ok": 5}, rejected_counts={})
     assert "because the dataset was built with --split 1 0 0" in empty_split_reason(manifest, "val")
-    manifest = {"config": {"split": {"train": 0.7, "val": 0.15, "test": 0.15}},
-                "cases": {"listed": 3, "ok": 1}, "rejected_counts": {"too short": 2}}
+    manifest = manifest_record(config={"split": {"train": 0.7, "val": 0.15, "test": 0.15}},
+                               cases={"listed": 3, "ok": 1}, rejected_counts={"too short": 2})
     why = empty_split_reason(manifest, "test")
     assert "1 of 3 cases were usable (rejected: too short 2)" in why and "build the dataset from more cases" in why
 

@@ -22,7 +22,8 @@ from hypo.learn.feature_model import FeatureModel
 from hypo.learn.metrics import evaluate_scores
 from hypo.learn.models import predict_proba
 from hypo.learn.operating_point import alarm_thresholds, confusion, decide, threshold_at_specificity
-from hypo.search.leaderboard import leaderboard_frame, load_trials, read_search_meta
+from hypo.search.leaderboard import leaderboard_frame, load_trials
+from hypo.search.record import read_search_record
 from hypo.search.tuner import SearchConfig, run_search
 
 from demo_experiment import build_demo_dataset, fake_search
@@ -135,8 +136,8 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     looks_before = len(read_looks(search))
     res = main([search, "--out", out, "--bootstrap", "60"])
     printed = capsys.readouterr().out
-    meta = read_search_meta(search)
-    board = leaderboard_frame(load_trials(search), meta["baselines"])
+    meta = read_search_record(search)
+    board = leaderboard_frame(load_trials(search), meta.baselines)
     first = board.iloc[0]
     r = res["results"]
     assert r["trial"]["trial"] == first["trial"] and r["trial"]["best_epoch"] == int(first["best_epoch"])
@@ -156,9 +157,9 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     manifest = read_manifest(chosen.data_dir)
     _, cfg = load_model(chosen.checkpoint)
     prov = r["provenance"]
-    assert prov["dataset_fingerprint"] == manifest["fingerprint"] == prov["checkpoint_dataset_fingerprint"]
+    assert prov["dataset_fingerprint"] == manifest.fingerprint == prov["checkpoint_dataset_fingerprint"]
     assert prov["config_fingerprint"] == fingerprint(cfg)
-    for fp in (manifest["fingerprint"], fingerprint(cfg), prov["checkpoint_sha256"]):
+    for fp in (manifest.fingerprint, fingerprint(cfg), prov["checkpoint_sha256"]):
         assert fp in page
     assert "Simulated data" in page and "not from patients" in page
     assert "Operating point:" in page and "90% specificity" in page and "sensitivity at 90% specificity" in page
@@ -166,12 +167,12 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert "last-reading baseline" in page and "By the class of the last cuff reading" in page
     assert "bootstrap replicates over subjects" in page
     assert "As an alarm: episodes, lead time, false alarms" in page  # the alarm section, by default
-    assert r["alarms"]["cases"]["scored"] == manifest["counts"]["test"]["cases"] and r["alarms"]["rows"]
+    assert r["alarms"]["cases"]["scored"] == manifest.counts["test"].cases and r["alarms"]["rows"]
     # every baseline is a row of the report on the same test windows; the feature model is the search's choice
     assert [b["name"] for b in r["baselines"]] == ["last reading", "feature model"]
     assert "Baselines on the same test windows" in page and "baseline: feature model" in page
     test = load_split(chosen.data_dir, "test", manifest)
-    fm = FeatureModel.refit(meta["baselines"][1]["params"], load_split(chosen.data_dir, "train", manifest),
+    fm = FeatureModel.refit(meta.baselines[1].params, load_split(chosen.data_dir, "train", manifest),
                             load_split(chosen.data_dir, "val", manifest))
     want = evaluate_scores(test.label, fm.scores(test.x), warn=False)
     assert np.isclose(r["baselines"][1]["metrics"]["mean_auroc"], want["mean_auroc"])
@@ -180,14 +181,14 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
     assert r["undefined"] == {}  # every class is in this test split
 
     b = r["bootstrap"]
-    assert b["n_boot"] == 60 and b["n_subjects"] == manifest["counts"]["test"]["subjects"]
+    assert b["n_boot"] == 60 and b["n_subjects"] == manifest.counts["test"].subjects
     for c in ("hypotension", "hypertension"):
         m = b[c]["auroc"]
         assert m["lo"] <= m["value"] <= m["hi"] and np.isclose(m["value"], r["metrics"][f"auroc_{c}"])
         assert np.isclose(b[c]["auprc"]["value"], r["metrics"][f"auprc_{c}"])
     assert np.isclose(b["reference"]["mean_auroc"]["value"], r["baseline_metrics"]["mean_auroc"])
     cm = np.array(r["operating_point"]["confusion"])
-    assert cm.sum() == r["n_windows"] == manifest["counts"]["test"]["windows"]
+    assert cm.sum() == r["n_windows"] == manifest.counts["test"].windows
     assert json.load(open(os.path.join(out, "report.json")))["trial"] == r["trial"]
 
     # The alarm thresholds come from the validation split, never from the test windows they are judged on.

@@ -78,10 +78,12 @@ def test_zero_argument_search_warns_when_data_demo_is_another_dataset(tmp_path):
 def test_dataset_provenance_line():
     from hypo.data.dataset import describe_dataset
 
+    from synthetic_windows import manifest_record
+
     manifest = {"source": {"name": "demo", "report": {"simulated": True}}, "cases": {"listed": 20, "ok": 19},
                 "counts": {"train": {"windows": 1000}, "val": {"windows": 200}, "test": {"windows": 210}},
                 "label": {"mode": "ffill", "horizon_s": 300}, "fingerprint": "abc"}
-    line = describe_dataset(manifest)
+    line = describe_dataset(manifest_record(**manifest))
     assert line == ("demo (simulated) source, 19 of 20 cases used, windows train 1,000 / val 200 / test 210, "
                     "labels cuff ffill mode, horizon 300 s, fingerprint abc")
 

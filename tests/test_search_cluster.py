@@ -50,7 +50,7 @@ def test_preprocessing_job_runs_on_the_cluster(two_nodes, tmp_path):
 
     m = build_windows(FakeSource(6, bad={"2": "short"}), WindowConfig(), str(tmp_path / "w"), progress=False,
                       log=lambda s: None)
-    assert m["cases"]["ok"] == 5 and m["rejected_counts"] == {"too short": 1}
+    assert m.cases.ok == 5 and m.rejected_counts == {"too short": 1}
 
 
 def test_losing_a_worker_node_reschedules_its_trials(tmp_path):

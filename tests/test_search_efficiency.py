@@ -13,7 +13,8 @@ import pytest
 from hypo.config import from_dict, to_dict
 from hypo.errors import ConfigError
 from hypo.learn.metrics import RANK_METRICS
-from hypo.search.leaderboard import load_trials, read_search_meta, search_status
+from hypo.search.leaderboard import load_trials, search_status
+from hypo.search.record import read_search_record
 from hypo.search.space import paper_grid, planned_trials
 from hypo.search.stoppers import TrialEpochBudget
 from hypo.search.tuner import SearchConfig, _scheduler, _search_alg, run_search
@@ -239,13 +240,13 @@ def test_no_scheduler_trains_every_trial_to_full_length_and_the_budget_ends_a_se
     assert len(trials) == 4  # cnn x 2 widths x 2 losses
     for t in trials:
         assert [r["training_iteration"] for r in t.history] == [1, 2, 3] and t.finished
-    assert not search_status(trials, read_search_meta(exp))["partial"]
+    assert not search_status(trials, read_search_record(exp))["partial"]
 
     lines = []
     exp = run_search(SearchConfig(name="budget", sampler="random", scheduler="none", samples=10,
                                   trial_epoch_budget=5, **common), log=lines.append)
     trials = load_trials(exp)
     assert sum(len(t.history) for t in trials) == 5  # 10 trials x 3 epochs planned, ended at 5 trial-epochs
-    status = search_status(trials, read_search_meta(exp))
+    status = search_status(trials, read_search_record(exp))
     assert status["budget_spent"] and not status["partial"]
     assert "its budget of 5 trial-epochs spent" in lines[-1]

@@ -75,7 +75,7 @@ def test_read_only_arrays_and_bf16_autocast(planted):
     data = load_data(planted)
     for split in ("train", "val"):
         for field in ("x", "label", "last_map", "last_sbp"):
-            getattr(data[split], field).flags.writeable = False
+            getattr(getattr(data, split), field).flags.writeable = False
     cfg = TrainConfig(model=ModelConfig("cnn_lstm", 8), epochs=1, amp="bf16", **FAST)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*not writable")
@@ -129,8 +129,8 @@ def test_checkpoint_restores_identical_predictions(short_run, planted):
     assert raw["format"] == FORMAT and raw["epoch"] == 2
     assert raw["config"] == to_dict(cfg) and raw["config"]["model"] == {"name": "cnn", "k": 8, "window_s": 60}
     manifest = read_manifest(planted)
-    assert raw["dataset_fingerprint"] == manifest["fingerprint"]
-    assert raw["zscore"]["mean"] == pytest.approx(manifest["zscore"]["mean"])
+    assert raw["dataset_fingerprint"] == manifest.fingerprint
+    assert raw["zscore"]["mean"] == pytest.approx(manifest.zscore.mean)
     assert {"zscore.mean", "zscore.std"} <= set(raw["model_state"])
     assert "state" in raw["optimizer_state"] and len(raw["history"]) == 2
 
@@ -222,7 +222,7 @@ def test_cli_end_to_end(planted, tmp_path):
         m = json.load(f)
     assert len(m["history"]) == 2 and m["best_epoch"] in (1, 2)
     assert m["config"]["model"]["name"] == "cnn" and m["config"]["seed"] == 1 and m["config"]["gamma"] == 2.0
-    assert m["dataset_fingerprint"] == read_manifest(planted)["fingerprint"]
+    assert m["dataset_fingerprint"] == read_manifest(planted).fingerprint
     assert "val_mean_auroc" in m["baseline"]
     # --resume with more epochs continues at epoch 3
     p = run_cli("--data", planted, "--model", "cnn", "--k", "8", "--epochs", "3", "--batch-size", "128", "--lr",

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
 
 from hypo.config import CUFF_MODE, CUFF_TOLERANCE_S, NIBP_MERGE_S, FillConfig, LabelConfig, SplitConfig, WindowConfig
+from hypo.data.manifest import Manifest
 from hypo.data.signals import MAY_BE_MISSING, parse_groups
-from hypo.data.sources.factory import SOURCE_NAMES
-from hypo.data.windows_job import windows_job
+from hypo.data.sources.factory import SOURCE_NAMES, spec_from_flags
+from hypo.data.windows_job import WindowsRequest, windows_job
 from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser, one_line_errors
 
@@ -119,13 +119,14 @@ def config_from_args(args) -> WindowConfig:
         raise ConfigError(in_flags(str(exc))) from None
 
 
-def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+def main(argv: list[str] | None = None, prog: str = PROG) -> Manifest:
     """Entry point of ``hypo windows``; bad arguments and inputs end in one line."""
     args = parse_args(argv, prog)
     with one_line_errors(prog):
         cfg = config_from_args(args)
-        options = {"cases": args.cases, "seed": args.seed, "path": args.path, "cache": args.cache,
-                   "track_map": args.track_map, "subjects": args.subjects, "api_url": args.api_url, "site": args.site}
-        return windows_job(args.source, options, cfg, args.out, address=args.address, num_cpus=args.num_cpus,
-                           num_cpus_per_task=args.num_cpus_per_task, cases_per_task=args.cases_per_task,
-                           progress=not args.no_progress)
+        spec = spec_from_flags(args.source, cases=args.cases, seed=args.seed, site=args.site, path=args.path,
+                               track_map=args.track_map, subjects=args.subjects, cache=args.cache,
+                               api_url=args.api_url)
+        return windows_job(WindowsRequest(source=spec, config=cfg, out=args.out, address=args.address,
+                                          num_cpus=args.num_cpus, num_cpus_per_task=args.num_cpus_per_task,
+                                          cases_per_task=args.cases_per_task, progress=not args.no_progress))

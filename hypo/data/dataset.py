@@ -6,25 +6,30 @@ and reshaped to ``[n, window_s, 7]`` without a Python loop over rows. Windows st
 models apply the manifest's train-split z-score themselves. Local paths and URIs (``s3://...``) both work.
 
     from hypo.data.dataset import load_split, read_manifest
-    manifest = read_manifest("data/demo")
+    manifest = read_manifest("data/demo")      # the typed record (hypo.data.manifest.Manifest)
     train = load_split("data/demo", "train")   # train.x: float32 [n, 60, 7]
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
 from hypo import storage
-from hypo.data.signals import N_SIGNALS, SIGNALS
+from hypo.config import LabelConfig, to_dict
+from hypo.data.manifest import BUILD_HINT, FORMAT, Manifest, read_manifest
+from hypo.data.signals import N_SIGNALS
 from hypo.errors import DatasetError
 
-FORMAT = "hypo-windows/1"
+__all__ = ["BUILD_HINT", "FORMAT", "SPLITS", "Manifest", "WindowArrays", "absent_groups", "describe_dataset",
+           "empty_split_reason", "label_source_text", "load_split", "read_manifest"]
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-BUILD_HINT = "build one with python preprocessing/build_windows.py --source demo --out DIR"
 COLUMNS = ("caseid", "subjectid", "t_end", "x", "label", "last_map", "last_sbp", "last_time")
 ART_COLUMNS = ("art_last_map", "art_last_sbp")  # ART-labelled datasets only
 
@@ -67,99 +72,61 @@ class WindowArrays:
         return len(self.label)
 
 
-def describe_dataset(manifest: dict) -> str:
+def describe_dataset(manifest: Manifest) -> str:
     """One line of a dataset's provenance: source, cases, windows per split, labels, fingerprint."""
-    src = manifest.get("source") or {}
-    rep = src.get("report") or {}
-    cases = manifest.get("cases") or {}
-    counts = manifest.get("counts") or {}
-    label = manifest.get("label") or {}
-    source = src.get("name", "?") + (" (simulated)" if rep.get("simulated") else "")
-    windows = " / ".join(f"{sp} {counts.get(sp, {}).get('windows', 0):,}" for sp in ("train", "val", "test"))
-    labels = f"labels {label.get('source', 'cuff')}"
-    if label.get("source", "cuff") == "cuff":
-        labels += f" {label.get('mode', '?')} mode"
-    return (f"{source} source, {cases.get('ok', '?')} of {cases.get('listed', '?')} cases used, windows {windows}, "
-            f"{labels}, horizon {label.get('horizon_s', '?')} s, fingerprint {manifest.get('fingerprint', '?')}")
+    src, cases, label = manifest.source, manifest.cases, manifest.label
+    source = (src.name or "?") + (" (simulated)" if src.report.get("simulated") else "")
+    windows = " / ".join(f"{sp} {manifest.split_counts(sp).windows:,}" for sp in ("train", "val", "test"))
+    labels = f"labels {label.source}"
+    if label.source == "cuff":
+        labels += f" {label.mode} mode"
+    used = f"{cases.ok} of {cases.listed}" if cases else "? of ?"
+    return (f"{source} source, {used} cases used, windows {windows}, "
+            f"{labels}, horizon {label.horizon_s} s, fingerprint {manifest.fingerprint}")
 
 
-def empty_split_reason(manifest: dict, split: str) -> str:
+def empty_split_reason(manifest: Manifest, split: str) -> str:
     """Why ``split`` of a dataset holds no window, in the terms the user typed (``--split``, cases, rejections)."""
-    fractions = (manifest.get("config") or {}).get("split") or {}
-    share = fractions.get(split)
+    fractions = manifest.config.split if manifest.config else None
+    share = getattr(fractions, split, None)
     if share is not None and share <= 0:
-        given = " ".join(f"{fractions.get(s, 0):g}" for s in ("train", "val", "test"))
+        given = " ".join(f"{getattr(fractions, s):g}" for s in ("train", "val", "test"))
         return (f"the {split} split is empty because the dataset was built with --split {given} (a {split} share "
                 f"of 0); rebuild it with a {split} share above 0")
-    cases = manifest.get("cases") or {}
-    rejected = manifest.get("rejected_counts") or {}
-    why = ", ".join(f"{k} {v}" for k, v in rejected.items())
-    return (f"the {split} split is empty: {cases.get('ok', 0)} of {cases.get('listed', 0)} cases were usable"
+    ok, listed = (manifest.cases.ok, manifest.cases.listed) if manifest.cases else (0, 0)
+    why = ", ".join(f"{k} {v}" for k, v in manifest.rejected_counts.items())
+    return (f"the {split} split is empty: {ok} of {listed} cases were usable"
             + (f" (rejected: {why})" if why else "") + f", and no subject of those landed in {split}; build the "
             "dataset from more cases")
 
 
-def absent_groups(manifest: dict) -> tuple[str, ...]:
+def absent_groups(manifest: Manifest) -> tuple[str, ...]:
     """Signal groups that some windows of a dataset lack (NaN in ``x``: cases kept with ``--allow-missing``)."""
-    section = manifest.get("absent_groups") or {}
-    counts = section.get("windows") or {}
-    return tuple(g for g in section.get("allowed", ()) if any((c or {}).get(g, 0) for c in counts.values()))
+    section = manifest.absent_groups
+    if section is None:
+        return ()
+    return tuple(g for g in section.allowed if any((c or {}).get(g, 0) for c in section.windows.values()))
 
 
-def label_source_text(label: dict) -> str:
-    """What a dataset's labels come from, in a few words, from its manifest's ``label`` (no ``source``: cuff).
+def label_source_text(label: LabelConfig | Mapping[str, Any] | None) -> str:
+    """What a dataset's labels come from, in a few words.
 
     Args:
-        label: ``manifest["label"]`` (also copied into search metadata and report provenance).
+        label: A manifest's (or search record's) :class:`~hypo.config.LabelConfig`, or a label as a model's
+            sidecar or report writes it (a dict: no ``source`` means cuff).
 
     Returns:
         e.g. ``"labels from cuff readings (mode reading)"`` or ``"labels from the arterial line (ART, 60 s centred
         300 s after the window end)"``.
     """
-    if label.get("source", "cuff") == "art":
-        return (f"labels from the arterial line (ART, {label.get('event_s', 60)} s centred "
-                f"{label.get('horizon_s')} s after the window end)")
-    return f"labels from cuff readings (mode {label.get('mode', 'reading')})"
+    fields = to_dict(label) if isinstance(label, LabelConfig) else dict(label or {})
+    if fields.get("source", "cuff") == "art":
+        return (f"labels from the arterial line (ART, {fields.get('event_s', 60)} s centred "
+                f"{fields.get('horizon_s')} s after the window end)")
+    return f"labels from cuff readings (mode {fields.get('mode', 'reading')})"
 
 
-def read_manifest(data_dir: str) -> dict:
-    """Read and check ``DIR/manifest.json``.
-
-    Args:
-        data_dir: Dataset folder (local path or URI).
-
-    Returns:
-        The manifest dict.
-
-    Raises:
-        DatasetError: When the manifest is missing, of another format, or lists other signals.
-    """
-    path = storage.join(str(data_dir), "manifest.json")
-    if not storage.exists(path):
-        raise DatasetError(f"no window dataset at {data_dir}: manifest.json missing; {BUILD_HINT}")
-    try:
-        manifest = storage.read_json(path)
-    except (ValueError, OSError) as exc:
-        raise DatasetError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise DatasetError(f"{data_dir}: dataset format {got!r}, expected {FORMAT!r}; rebuild it")
-    signals = manifest.get("signals")
-    if list(signals or []) != list(SIGNALS):
-        raise DatasetError(
-            f"{data_dir}: the dataset has signals {signals} but hypo expects these {N_SIGNALS} in order: "
-            f"{list(SIGNALS)}; rebuild it"
-        )
-    z = manifest.get("zscore") or {}
-    if len(z.get("mean", ())) != N_SIGNALS or len(z.get("std", ())) != N_SIGNALS:
-        raise DatasetError(f"{data_dir}: the manifest's zscore must hold {N_SIGNALS} means and stds")
-    for key in ("window_s", "label", "counts", "fingerprint"):
-        if key not in manifest:
-            raise DatasetError(f"{data_dir}: the manifest has no {key!r}; rebuild it")
-    return manifest
-
-
-def load_split(data_dir: str, split: str, manifest: dict | None = None) -> WindowArrays:
+def load_split(data_dir: str, split: str, manifest: Manifest | None = None) -> WindowArrays:
     """Read every window of one split.
 
     Args:
@@ -176,7 +143,7 @@ def load_split(data_dir: str, split: str, manifest: dict | None = None) -> Windo
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
     manifest = manifest if manifest is not None else read_manifest(data_dir)
-    window_s = int(manifest["window_s"])
+    window_s = manifest.window_s
     split_dir = storage.join(str(data_dir), "windows", split)
     names = storage.list_files(split_dir, ".parquet")
     fs, inner = storage.resolve(split_dir)
@@ -191,8 +158,8 @@ def load_split(data_dir: str, split: str, manifest: dict | None = None) -> Windo
     else:
         table = None
     arrays = _to_arrays(table, window_s, split_dir)
-    want = (manifest.get("counts", {}).get(split) or {}).get("windows")
-    if want is not None and int(want) != len(arrays):
+    want = manifest.counts[split].windows if split in manifest.counts else None
+    if want is not None and want != len(arrays):
         raise DatasetError(
             f"{split_dir}: {len(arrays)} windows on disk but the manifest lists {want}; "
             "the dataset is incomplete, re-run build_windows.py on it"

@@ -146,8 +146,7 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
     cleaned, filled, artefacts, merged, absent = clean_case(case, cfg)
     try:
         art, art_info = usable_arterial_line(case) if cfg.label.source == "art" else (None, None)
-        win = make_windows(cleaned, filled, cfg.window_s, cfg.stride_s, cfg.label, cfg.fill.nibp_max_carry_s, art=art,
-                           absent=group_channels(absent))
+        win = make_windows(cleaned, filled, cfg, art=art, absent=group_channels(absent))
         if len(win) == 0:
             raise CaseRejected(
                 "no usable window",

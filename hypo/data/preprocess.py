@@ -20,6 +20,7 @@ Layout of ``DIR``::
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import itertools
 import math
@@ -32,14 +33,13 @@ from hypo import __version__, storage
 from hypo.config import LabelConfig, WindowConfig, fingerprint, from_dict, to_dict
 from hypo.data.art import ART_RULE_TEXT, ART_RULES, samples_needed
 from hypo.data.artefacts import RULES
+from hypo.data.manifest import FORMAT, SCHEMA_VERSION, Manifest, write_manifest
 from hypo.data.moments import Moments
 from hypo.data.pipeline import TRANSIENT_REASONS, run_case, shard_name
 from hypo.data.signals import CLASSES, SIGNALS, UNITS
 from hypo.data.sources.base import Source
 from hypo.data.splits import SPLITS
 from hypo.errors import ConfigError, DatasetError
-
-FORMAT = "hypo-windows/1"
 
 
 def _map_row(row: dict[str, Any], source: Source, cfg: dict[str, Any], out: str) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def build_windows(
     cases_per_task: int = 16,
     progress: bool = True,
     log=print,
-) -> dict[str, Any]:
+) -> Manifest:
     """Run the preprocessing job (Ray must be initialised, or is started locally by Ray Data).
 
     Args:
@@ -189,10 +189,10 @@ def build_windows(
         elif name in final_rej:
             summaries.append(storage.read_json(storage.join(out, "rejected", name + ".json")))
     manifest = make_manifest(summaries, cfg, source, wall_s=time.perf_counter() - start)
-    storage.write_json(storage.join(out, "manifest.json"), manifest)
+    write_manifest(out, manifest)
     for line in summary_lines(manifest):
         log(line)
-    for line in manifest["warnings"]:
+    for line in manifest.warnings:
         log(f"warning: {line}")
     return manifest
 
@@ -240,157 +240,181 @@ def class_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
     return out
 
 
-def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: Source, wall_s: float) -> dict:
-    """Aggregate per-case summaries into the dataset manifest."""
-    counts = {s: {"cases": 0, "subjects": 0, "windows": 0, **dict.fromkeys(CLASSES, 0)} for s in SPLITS}
-    subjects: dict[str, set] = {s: set() for s in SPLITS}
-    moments = Moments.empty(len(SIGNALS))
-    artefacts = dict.fromkeys(RULES, 0)
-    artefacts_rejected = dict.fromkeys(RULES, 0)
-    dropped = {"incomplete": 0, "no_label": 0}
-    rejected, at_or_before, case_hours, merged = [], 0, 0.0, 0
-    absent = {"cases": dict.fromkeys(cfg.allow_missing, 0),
-              "windows": {sp: dict.fromkeys(cfg.allow_missing, 0) for sp in SPLITS}}
-    ok_cases = []
-    for s in summaries:
+@dataclasses.dataclass
+class CaseTally:
+    """Per-case summaries added up, split by split (the first stage of :func:`make_manifest`)."""
+
+    allow_missing: tuple[str, ...]
+    counts: dict[str, dict[str, int]] = dataclasses.field(
+        default_factory=lambda: {s: {"cases": 0, "subjects": 0, "windows": 0, **dict.fromkeys(CLASSES, 0)}
+                                 for s in SPLITS})
+    subjects: dict[str, set] = dataclasses.field(default_factory=lambda: {s: set() for s in SPLITS})
+    moments: Moments = dataclasses.field(default_factory=lambda: Moments.empty(len(SIGNALS)))
+    artefacts: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(RULES, 0))
+    artefacts_rejected: dict[str, int] = dataclasses.field(default_factory=lambda: dict.fromkeys(RULES, 0))
+    dropped: dict[str, int] = dataclasses.field(default_factory=lambda: {"incomplete": 0, "no_label": 0})
+    rejected: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    ok_cases: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    at_or_before: int = 0
+    case_hours: float = 0.0
+    merged: int = 0
+    absent: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.absent = {"cases": dict.fromkeys(self.allow_missing, 0),
+                       "windows": {sp: dict.fromkeys(self.allow_missing, 0) for sp in SPLITS}}
+
+    def add(self, s: dict[str, Any]) -> None:
+        """Count one case's summary (a rejection, or the windows it gave its split)."""
         if s["status"] != "ok":
-            rejected.append({k: s.get(k, "") for k in ("caseid", "reason", "detail")})
+            self.rejected.append({k: s.get(k, "") for k in ("caseid", "reason", "detail")})
             for k, v in (s.get("artefacts") or {}).items():
-                artefacts_rejected[k] = artefacts_rejected.get(k, 0) + v
-            continue
+                self.artefacts_rejected[k] = self.artefacts_rejected.get(k, 0) + v
+            return
         sp = s["split"]
-        c = counts[sp]
+        c = self.counts[sp]
         c["cases"] += 1
         c["windows"] += s["n_windows"]
         for name, n in zip(CLASSES, s["class_counts"]):
             c[name] += n
-        subjects[sp].add(s["subjectid"])
+        self.subjects[sp].add(s["subjectid"])
         for k, v in s["artefacts"].items():
-            artefacts[k] = artefacts.get(k, 0) + v
+            self.artefacts[k] = self.artefacts.get(k, 0) + v
         for k, v in s["dropped"].items():
-            dropped[k] += v
-        merged += s.get("nibp_merged", 0)
+            self.dropped[k] += v
+        self.merged += s.get("nibp_merged", 0)
         for g in s.get("absent", ()):
-            absent["cases"][g] = absent["cases"].get(g, 0) + 1
-            absent["windows"][sp][g] = absent["windows"][sp].get(g, 0) + s["n_windows"]
-        at_or_before += s["label_at_or_before_end"]
-        case_hours += s["duration_s"] / 3600
+            self.absent["cases"][g] = self.absent["cases"].get(g, 0) + 1
+            self.absent["windows"][sp][g] = self.absent["windows"][sp].get(g, 0) + s["n_windows"]
+        self.at_or_before += s["label_at_or_before_end"]
+        self.case_hours += s["duration_s"] / 3600
         if sp == "train":
-            moments = moments.combine(Moments.from_dict(s["moments"]))
-        ok_cases.append((s["caseid"], s["n_windows"]))
+            self.moments = self.moments.combine(Moments.from_dict(s["moments"]))
+        self.ok_cases.append((s["caseid"], s["n_windows"]))
+
+    @property
+    def total_windows(self) -> int:
+        """Windows of every split."""
+        return sum(c["windows"] for c in self.counts.values())
+
+
+def tally_cases(summaries: list[dict[str, Any]], allow_missing: tuple[str, ...]) -> CaseTally:
+    """Add up per-case summaries, and check what the dataset must hold.
+
+    Raises:
+        DatasetError: Every case rejected, or a subject in two splits.
+        ConfigError: Usable cases, but none in the train split (more cases or a larger train share).
+    """
+    tally = CaseTally(allow_missing)
+    for s in summaries:
+        tally.add(s)
     for sp in SPLITS:
-        counts[sp]["subjects"] = len(subjects[sp])
-    if np.all(moments.n == 0):
+        tally.counts[sp]["subjects"] = len(tally.subjects[sp])
+    if np.all(tally.moments.n == 0):
+        rejected = tally.rejected
         reasons = collections.Counter(r["reason"] for r in rejected).most_common()
         why = ", ".join(f"{k} {v}" for k, v in reasons)
-        if not ok_cases:
+        if not tally.ok_cases:
             raise DatasetError(f"no window landed in the train split: all {len(rejected)} cases were rejected ({why})"
                                if rejected else "no window landed in the train split: the source listed no case")
-        raise ConfigError(f"no window landed in the train split: {len(ok_cases)} usable cases"
+        raise ConfigError(f"no window landed in the train split: {len(tally.ok_cases)} usable cases"
                           + (f" ({len(rejected)} rejected: {why})" if rejected else "")
                           + " gave it none; use more cases or a larger train share (--split)")
     for a, b in itertools.combinations(SPLITS, 2):  # guaranteed by assign_split; checked, as it matters most
-        both = subjects[a] & subjects[b]
+        both = tally.subjects[a] & tally.subjects[b]
         if both:
             raise DatasetError(f"subjects in both the {a} and {b} splits: {', '.join(sorted(both)[:5])}")
-    total = sum(c["windows"] for c in counts.values())
-    src = {"name": source.name, "fingerprint": source.fingerprint(), "report": source.report()}
+    return tally
+
+
+def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: Source, wall_s: float) -> Manifest:
+    """Aggregate per-case summaries into the dataset manifest (:func:`tally_cases`, then the record)."""
+    t = tally_cases(summaries, cfg.allow_missing)
+    total = t.total_windows
+    describe = getattr(source, "describe", None)  # a source that cannot describe itself cannot be replayed
+    src = {"name": source.name, "fingerprint": source.fingerprint(), "report": source.report(),
+           "spec": describe() if describe is not None else None}
     body = {
         "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
         "signals": list(SIGNALS),
         "units": dict(UNITS),
         "window_s": cfg.window_s,
         "stride_s": cfg.stride_s,
         "horizon_s": cfg.label.horizon_s,
-        "label": to_dict(cfg.label),
+        "label": cfg.label,
         "classes": list(CLASSES),
-        "counts": counts,
-        "zscore": {
-            "mean": moments.mean.tolist(),
-            "std": moments.std.tolist(),
-            "fitted_on": "train",
-            "n_values": moments.n_total,
-        },
-        "cases": {
-            "listed": len(summaries),
-            "ok": len(ok_cases),
-            "rejected": len(rejected),
-            "case_hours": round(case_hours, 3),
-        },
-        "rejected_counts": dict(collections.Counter(r["reason"] for r in rejected).most_common()),
-        "rejected": rejected,
-        "artefacts": artefacts,
-        "artefacts_in_rejected_cases": artefacts_rejected,
+        "counts": t.counts,
+        "zscore": {"mean": t.moments.mean.tolist(), "std": t.moments.std.tolist(), "fitted_on": "train",
+                   "n_values": t.moments.n_total},
+        "cases": {"listed": len(summaries), "ok": len(t.ok_cases), "rejected": len(t.rejected),
+                  "case_hours": round(t.case_hours, 3)},
+        "rejected_counts": dict(collections.Counter(r["reason"] for r in t.rejected).most_common()),
+        "rejected": t.rejected,
+        "artefacts": t.artefacts,
+        "artefacts_in_rejected_cases": t.artefacts_rejected,
         "nibp_merge_s": cfg.nibp_merge_s,
-        "nibp_merged_readings": merged,
-        **({"absent_groups": {"allowed": list(cfg.allow_missing), **absent,
-                              "note": "windows of cases lacking a group hold NaN there (column absent names it)"}}
-           if cfg.allow_missing else {}),
-        "dropped_windows": dropped,
-        "labels_at_or_before_window_end": {"count": at_or_before, "share": at_or_before / total if total else 0.0},
+        "nibp_merged_readings": t.merged,
+        "absent_groups": ({"allowed": list(cfg.allow_missing), **t.absent,
+                           "note": "windows of cases lacking a group hold NaN there (column absent names it)"}
+                          if cfg.allow_missing else None),
+        "dropped_windows": t.dropped,
+        "labels_at_or_before_window_end": {"count": t.at_or_before, "share": t.at_or_before / total if total else 0.0},
         "label_source": cfg.label.source,
-        **({"art_label": art_label_section(cfg.label, summaries)} if cfg.label.source == "art" else {}),
-        "warnings": class_warnings(counts),
-        "config": to_dict(cfg),
+        "art_label": art_label_section(cfg.label, summaries) if cfg.label.source == "art" else None,
+        "warnings": class_warnings(t.counts),
+        "config": cfg,
         "source": src,
+        # the dataset's identity: its rules, its source and the cases it used (never this record's layout)
+        "fingerprint": fingerprint({"config": to_dict(cfg), "source": src["fingerprint"], "cases": t.ok_cases}),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hypo_version": __version__,
+        "wall_s": round(wall_s, 2),
     }
-    body["fingerprint"] = fingerprint({"config": body["config"], "source": src["fingerprint"], "cases": ok_cases})
-    body["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    body["hypo_version"] = __version__
-    body["wall_s"] = round(wall_s, 2)
-    return body
+    return Manifest.model_validate(body)
 
 
-def summary_lines(manifest: dict[str, Any]) -> list[str]:
+def summary_lines(manifest: Manifest) -> list[str]:
     """Human summary of a manifest: cases read / rejected by reason, windows per split and class, wall time."""
-    c = manifest["cases"]
+    c = manifest.cases
     lines = [
-        f"cases: {c['listed']} listed, {c['ok']} used ({c['case_hours']:.1f} case-hours), {c['rejected']} rejected"
+        f"cases: {c.listed} listed, {c.ok} used ({c.case_hours:.1f} case-hours), {c.rejected} rejected"
     ]
-    for reason, n in manifest["rejected_counts"].items():
+    for reason, n in manifest.rejected_counts.items():
         lines.append(f"  rejected {n:>6}  {reason}")
     lines.append(f"{'split':<6} {'cases':>6} {'subjects':>8} {'windows':>9} " + " ".join(f"{k:>12}" for k in CLASSES))
-    for sp, cnt in manifest["counts"].items():
-        w = max(cnt["windows"], 1)
-        cls = " ".join(f"{cnt[k]:>6} {100 * cnt[k] / w:4.1f}%" for k in CLASSES)
-        lines.append(f"{sp:<6} {cnt['cases']:>6} {cnt['subjects']:>8} {cnt['windows']:>9} {cls}")
-    d = manifest["dropped_windows"]
-    art_label = manifest.get("art_label")
+    for sp, cnt in manifest.counts.items():
+        w = max(cnt.windows, 1)
+        cls = " ".join(f"{cnt.of(k):>6} {100 * cnt.of(k) / w:4.1f}%" for k in CLASSES)
+        lines.append(f"{sp:<6} {cnt.cases:>6} {cnt.subjects:>8} {cnt.windows:>9} {cls}")
+    d = manifest.dropped_windows
+    art_label = manifest.art_label
     why = "whose labelled ART minute lacks coverage" if art_label else "without a label reading"
-    lines.append(f"windows dropped: {d['incomplete']} incomplete after filling, {d['no_label']} {why}")
-    art = {k: v for k, v in manifest["artefacts"].items() if v}
+    lines.append(f"windows dropped: {d.incomplete} incomplete after filling, {d.no_label} {why}")
+    art = {k: v for k, v in manifest.artefacts.items() if v}
     lines.append("artefacts removed: " + (", ".join(f"{k} {v}" for k, v in art.items()) or "none"))
-    rej = {k: v for k, v in (manifest.get("artefacts_in_rejected_cases") or {}).items() if v}
+    rej = {k: v for k, v in manifest.artefacts_in_rejected_cases.items() if v}
     if rej:
         lines.append("artefacts removed in rejected cases: " + ", ".join(f"{k} {v}" for k, v in rej.items()))
-    if manifest.get("nibp_merged_readings"):
-        lines.append(f"cuff readings grouped from values stamped up to {manifest['nibp_merge_s']} s apart: "
-                     f"{manifest['nibp_merged_readings']}")
-    gone = manifest.get("absent_groups")
+    if manifest.nibp_merged_readings:
+        lines.append(f"cuff readings grouped from values stamped up to {manifest.nibp_merge_s} s apart: "
+                     f"{manifest.nibp_merged_readings}")
+    gone = manifest.absent_groups
     if gone:
-        cases = ", ".join(f"{g} {n} cases" for g, n in gone["cases"].items())
-        wins = ", ".join(f"{g} {sum(w.get(g, 0) for w in gone['windows'].values())} windows"
-                         for g in gone["allowed"])
-        lines.append(f"kept without a group (--allow-missing {','.join(gone['allowed'])}): {cases}; {wins}")
+        cases = ", ".join(f"{g} {n} cases" for g, n in gone.cases.items())
+        wins = ", ".join(f"{g} {sum(w.get(g, 0) for w in gone.windows.values())} windows" for g in gone.allowed)
+        lines.append(f"kept without a group (--allow-missing {','.join(gone.allowed)}): {cases}; {wins}")
     if art_label:
-        removed = {k: v for k, v in art_label["artefacts"].items() if v}
-        lines.append(f"arterial line: {art_label['samples']} samples, removed "
+        removed = {k: v for k, v in art_label.artefacts.items() if v}
+        lines.append(f"arterial line: {art_label.samples} samples, removed "
                      + (", ".join(f"{k} {v}" for k, v in removed.items()) or "none")
-                     + f" ({100 * art_label['removed_share']:.1f}%)")
-        lines.append(f"label source art: {art_label['event']}")
+                     + f" ({100 * art_label.removed_share:.1f}%)")
+        lines.append(f"label source art: {art_label.event}")
     else:
-        lead = manifest["labels_at_or_before_window_end"]
+        lead = manifest.labels_at_or_before_window_end
         lines.append(
-            f"label mode {manifest['label']['mode']}: {100 * lead['share']:.1f}% of labels come from a reading at "
+            f"label mode {manifest.label.mode}: {100 * lead.share:.1f}% of labels come from a reading at "
             "or before the window end"
         )
-    lines.append(f"fingerprint {manifest['fingerprint']}  wall time {manifest['wall_s']:.1f} s")
+    lines.append(f"fingerprint {manifest.fingerprint}  wall time {manifest.wall_s:.1f} s")
     return lines
-
-
-def zscore_arrays(manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The manifest's train-split z-score as float32 arrays (mean, std)."""
-    z = manifest["zscore"]
-    return np.asarray(z["mean"], np.float32), np.asarray(z["std"], np.float32)
-
-

@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from hypo.config import LabelConfig
+from hypo.config import LabelConfig, WindowConfig
 from hypo.data.art import ArterialLine, last_minute, stretch_stats
 from hypo.data.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
 
@@ -164,18 +164,65 @@ def complete_windows(cleaned: np.ndarray, filled: np.ndarray, ends: np.ndarray, 
     return ~np.isnan(view).any(axis=(1, 2)) & last_recorded
 
 
-def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_s: int, cfg: LabelConfig,
-                 max_carry_s: int, art: ArterialLine | None = None,
+@dataclasses.dataclass
+class _Labels:
+    """The labels of the kept windows: class, the pressures it came from and when; ART's last minute."""
+
+    label: np.ndarray
+    time: np.ndarray
+    map: np.ndarray
+    sbp: np.ndarray
+    art_last_map: np.ndarray | None = None
+    art_last_sbp: np.ndarray | None = None
+
+
+def _label_rule(ends: np.ndarray, readings: Readings, n_seconds: int, cfg: WindowConfig,
+                art: ArterialLine | None):
+    """Where each window's label comes from: ``(has_label, target)``, the ART stretch stats or reading indices."""
+    label = cfg.label
+    if label.source == "art":
+        if art is None:
+            raise ValueError("ART labels need the case's cleaned arterial line")
+        target = stretch_stats(art, ends + label.horizon_s, label)
+        return target.label >= 0, target
+    lab_idx = label_index(ends, readings, n_seconds, cfg.fill.nibp_max_carry_s, label)
+    return lab_idx >= 0, lab_idx
+
+
+def _labels(target, keep: np.ndarray, ends_k: np.ndarray, readings: Readings, label: LabelConfig,
+            art: ArterialLine | None) -> _Labels:
+    """The kept windows' labels, from the ART stretches or the cuff readings :func:`_label_rule` found."""
+    if label.source == "art":
+        art_last = last_minute(art, ends_k, label)  # the current invasive pressure
+        return _Labels(target.label[keep], ends_k + label.horizon_s, target.map_median[keep],
+                       target.sbp_median[keep], art_last.map_median, art_last.sbp_median)
+    li = target[keep]
+    label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)
+    label_sbp = readings.sbp[li] if len(li) else np.zeros(0, np.float32)
+    return _Labels(classify(label_map, label_sbp, label), readings.time[li] if len(li) else np.zeros(0),
+                   label_map, label_sbp)
+
+
+def _last_readings(readings: Readings, ends_k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(map, sbp, time)`` of the last cuff reading at or before each window end (NaN, NaN, -1 when none)."""
+    last = np.searchsorted(readings.time, ends_k, side="right") - 1
+    has_last = last >= 0
+    lc = np.clip(last, 0, None)
+    nan = np.float32(np.nan)
+    if not len(readings.time):
+        return np.full(len(ends_k), nan), np.full(len(ends_k), nan), np.full(len(ends_k), -1)
+    return (np.where(has_last, readings.map[lc], nan), np.where(has_last, readings.sbp[lc], nan),
+            np.where(has_last, readings.time[lc], -1))
+
+
+def make_windows(cleaned: np.ndarray, filled: np.ndarray, cfg: WindowConfig, art: ArterialLine | None = None,
                  absent: list[int] | tuple[int, ...] = ()) -> Windows:
     """Cut a case into labelled windows.
 
     Args:
         cleaned: Artefact-free, unfilled case array [seconds, 7] (defines the cuff readings).
         filled: The same case after gap filling (the model input).
-        window_s: Window length.
-        stride_s: Seconds between window starts.
-        cfg: Label rule.
-        max_carry_s: Carry-forward limit of cuff pressures (used by ffill labels).
+        cfg: The window length and stride, the label rule and (for ffill labels) the cuff's carry-forward limit.
         art: The cleaned arterial line (:func:`hypo.data.art.clean_arterial`); required for ART labels. It is
             used for labels and ``art_last_*`` only, never for ``x``.
         absent: Channels the case lacks as a whole and may (:func:`complete_windows`); NaN in the kept windows.
@@ -183,18 +230,10 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
     Returns:
         The kept windows: complete (no NaN after filling) and labelled; drop counts are recorded.
     """
-    n_seconds = len(filled)
-    ends = window_ends(n_seconds, window_s, stride_s)
+    window_s = cfg.window_s
+    ends = window_ends(len(filled), window_s, cfg.stride_s)
     readings = Readings.from_signals(cleaned)
-    if cfg.source == "art":
-        if art is None:
-            raise ValueError("ART labels need the case's cleaned arterial line")
-        target = stretch_stats(art, ends + cfg.horizon_s, cfg)
-        has_label = target.label >= 0
-    else:
-        lab_idx = label_index(ends, readings, n_seconds, max_carry_s, cfg)
-        has_label = lab_idx >= 0
-
+    has_label, target = _label_rule(ends, readings, len(filled), cfg, art)
     complete = complete_windows(cleaned, filled, ends, window_s, absent)
     keep = complete & has_label
     ends_k = ends[keep]
@@ -204,42 +243,20 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, window_s: int, stride_
         if keep.any()
         else np.zeros((0, window_s, N_SIGNALS), np.float32)
     )
-
-    last = np.searchsorted(readings.time, ends_k, side="right") - 1
-    has_last = last >= 0
-    lc = np.clip(last, 0, None)
-    nan = np.float32(np.nan)
-    if len(readings.time):
-        last_map = np.where(has_last, readings.map[lc], nan)
-        last_sbp = np.where(has_last, readings.sbp[lc], nan)
-        last_time = np.where(has_last, readings.time[lc], -1)
-    else:
-        last_map = last_sbp = np.full(len(ends_k), nan)
-        last_time = np.full(len(ends_k), -1)
-    art_last_map = art_last_sbp = None
-    if cfg.source == "art":
-        label_map, label_sbp = target.map_median[keep], target.sbp_median[keep]
-        label, label_time = target.label[keep], ends_k + cfg.horizon_s
-        art_last = last_minute(art, ends_k, cfg)  # the current invasive pressure
-        art_last_map, art_last_sbp = art_last.map_median, art_last.sbp_median
-    else:
-        li = lab_idx[keep]
-        label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)
-        label_sbp = readings.sbp[li] if len(li) else np.zeros(0, np.float32)
-        label = classify(label_map, label_sbp, cfg)
-        label_time = readings.time[li] if len(li) else np.zeros(0)
+    last_map, last_sbp, last_time = _last_readings(readings, ends_k)
+    lab = _labels(target, keep, ends_k, readings, cfg.label, art)
     return Windows(
         t_end=ends_k.astype(np.int32),
         x=x.astype(np.float32, copy=False),
-        label=label.astype(np.int8),
-        label_time=label_time.astype(np.int32),
-        label_map=label_map.astype(np.float32),
-        label_sbp=label_sbp.astype(np.float32),
+        label=lab.label.astype(np.int8),
+        label_time=lab.time.astype(np.int32),
+        label_map=lab.map.astype(np.float32),
+        label_sbp=lab.sbp.astype(np.float32),
         last_time=last_time.astype(np.int32),
         last_map=last_map.astype(np.float32),
         last_sbp=last_sbp.astype(np.float32),
         dropped_incomplete=int((~complete).sum()),
         dropped_no_label=int((complete & ~has_label).sum()),
-        art_last_map=art_last_map,
-        art_last_sbp=art_last_sbp,
+        art_last_map=lab.art_last_map,
+        art_last_sbp=lab.art_last_sbp,
     )

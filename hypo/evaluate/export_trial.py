@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from hypo import __version__
+from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.trials import ChosenTrial
@@ -26,10 +27,10 @@ from hypo.infer.export import (
     TOLERANCE,
     VERIFY_WINDOWS,
     check_out_file,
+    dataset_window_config,
     max_difference,
     sidecar_path,
     trace_model,
-    window_config,
     write_exported,
 )
 from hypo.infer.model import ExportedModel
@@ -44,17 +45,13 @@ from hypo.infer.sidecar import (
     TrialInfo,
     Verification,
 )
-from hypo.learn.baselines import recorded_baselines
+from hypo.jsonio import finite
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
 
 
 def _metric_subset(row: dict[str, Any], prefix: str) -> dict[str, Any]:
     keys = ["mean_auroc", "sum_auprc"] + [f"{m}_{c}" for c in CLASSES for m in ("auroc", "auprc", "prevalence")]
-    return {k: _num(row.get(f"{prefix}{k}")) for k in keys}
-
-
-def _num(v):
-    return float(v) if isinstance(v, (int, float, np.floating)) and np.isfinite(v) else None
+    return {k: finite(row.get(f"{prefix}{k}")) for k in keys}
 
 
 def _test_metrics(chosen, sha: str) -> dict[str, Any] | None:
@@ -84,15 +81,15 @@ def missing_values_text(tolerated: list[str]) -> str:
             "NaN as absent. NaN elsewhere gives NaN probabilities; fill gaps with the fill rule below first")
 
 
-def operating_point_section(manifest: dict[str, Any], thresholds: dict[str, float], specificity: float
-                            ) -> Thresholds:
+def operating_point_section(manifest: Manifest, thresholds: dict[str, float], specificity: float) -> Thresholds:
     """The sidecar's ``thresholds``: the dataset's label thresholds and the alarm thresholds fixed on validation."""
-    return Thresholds(hypo_map=float(manifest["label"]["hypo_map"]), hyper_sbp=float(manifest["label"]["hyper_sbp"]),
-                      p_hypotension=_num(thresholds["hypotension"]), p_hypertension=_num(thresholds["hypertension"]),
+    return Thresholds(hypo_map=float(manifest.label.hypo_map), hyper_sbp=float(manifest.label.hyper_sbp),
+                      p_hypotension=finite(thresholds["hypotension"]),
+                      p_hypertension=finite(thresholds["hypertension"]),
                       specificity=specificity, chosen_on="validation", rule=describe(specificity))
 
 
-def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: Thresholds,
+def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thresholds,
                   verification: Verification) -> Sidecar:
     """The sidecar of a trial's checkpoint (see :mod:`hypo.infer.sidecar`).
 
@@ -105,36 +102,35 @@ def build_sidecar(chosen, manifest: dict, cfg, ckpt: dict, thresholds: Threshold
         verification: How far the trace is from the eager model.
     """
     from hypo.config import fingerprint
-    from hypo.data.sources.base import cohort_of, is_simulated
     from hypo.storage import sha256_file
 
-    wc = window_config(manifest)
+    wc = dataset_window_config(manifest)
     best = chosen.record.best() or {}
-    baselines = recorded_baselines(chosen.meta)
+    baselines = chosen.meta.baselines
     tolerated = list(cfg.model.tolerates_missing)
     checkpoint_sha = sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt"))
     return Sidecar(
-        input=InputSpec(shape=["n", int(manifest["window_s"]), len(SIGNALS)], dtype="float32",
+        input=InputSpec(shape=["n", manifest.window_s, len(SIGNALS)], dtype="float32",
                         units="physical (see units); no normalisation needed: the train-split z-score is inside",
                         missing_values=missing_values_text(tolerated)),
         tolerates_missing=tolerated, signals_read=list(cfg.model.signals),
         output=OutputSpec(shape=["n", len(CLASSES)], meaning="class probabilities (softmax)", classes=list(CLASSES)),
-        signals=list(SIGNALS), units=dict(UNITS), window_s=int(manifest["window_s"]),
-        stride_s=int(manifest.get("stride_s", wc.stride_s)), horizon_s=int(manifest["label"]["horizon_s"]),
-        label=manifest["label"], thresholds=thresholds, fill=wc.fill, nibp_merge_s=int(wc.nibp_merge_s),
+        signals=list(SIGNALS), units=dict(UNITS), window_s=manifest.window_s,
+        stride_s=int(manifest.stride_s if manifest.stride_s is not None else wc.stride_s),
+        horizon_s=int(manifest.label.horizon_s),
+        label=manifest.label, thresholds=thresholds, fill=wc.fill, nibp_merge_s=int(wc.nibp_merge_s),
         min_case_s=int(wc.min_case_s), zscore=ckpt["zscore"], model=cfg.model,
         trial=TrialInfo(id=chosen.trial_id, rank=chosen.rank, epoch=chosen.epoch, loss=cfg.loss, gamma=cfg.gamma,
                         channel_dropout=cfg.channel_dropout, experiment=chosen.exp_path,
                         checkpoint=chosen.checkpoint),
         metrics=Metrics(val=_metric_subset(best, "val_"),
-                        val_baseline=_metric_subset(baselines[0]["metrics"] if baselines else {}, "val_"),
-                        val_baselines={b["name"]: _metric_subset(b["metrics"], "val_") for b in baselines},
+                        val_baseline=_metric_subset(baselines[0].metrics if baselines else {}, "val_"),
+                        val_baselines={b.name: _metric_subset(b.metrics, "val_") for b in baselines},
                         test=_test_metrics(chosen, checkpoint_sha)),
-        fingerprints=Fingerprints(dataset=manifest["fingerprint"], checkpoint_dataset=ckpt["dataset_fingerprint"],
-                                  config=fingerprint(cfg), search=chosen.meta.get("search_fingerprint"),
+        fingerprints=Fingerprints(dataset=manifest.fingerprint, checkpoint_dataset=ckpt["dataset_fingerprint"],
+                                  config=fingerprint(cfg), search=chosen.meta.search_fingerprint,
                                   checkpoint_sha256=checkpoint_sha),
-        source=SourceInfo(name=(manifest.get("source") or {}).get("name"), simulated=is_simulated(manifest),
-                          cohort=cohort_of(manifest)),
+        source=SourceInfo(name=manifest.source.name, simulated=manifest.simulated, cohort=manifest.cohort),
         verification=verification, hypo_version=__version__, torch_version=torch.__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )

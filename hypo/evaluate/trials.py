@@ -12,8 +12,9 @@ import math
 from typing import Any
 
 from hypo.errors import HypoError
-from hypo.search.experiments import local_experiment
-from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials, read_search_meta
+from hypo.search.experiments import experiment_dataset, local_experiment
+from hypo.search.leaderboard import TrialRecord, leaderboard_frame, load_trials
+from hypo.search.record import SearchRecord, read_search_record
 
 
 @dataclasses.dataclass
@@ -27,7 +28,7 @@ class ChosenTrial:
     checkpoint: str
     record: TrialRecord
     row: dict[str, Any]
-    meta: dict[str, Any]
+    meta: SearchRecord
     data_dir: str
 
 
@@ -38,11 +39,9 @@ def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
         HypoError: No experiment, no dataset recorded, unknown trial, or the best epoch's checkpoint not kept.
     """
     exp_path = local_experiment(exp_path)
-    meta = read_search_meta(exp_path)
+    meta = read_search_record(exp_path)
     records = load_trials(exp_path)
-    data_dir = meta.get("data")
-    if not data_dir:
-        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; was it made by hypo's search?")
+    data_dir = experiment_dataset(exp_path)
     df = leaderboard_frame(records)
     ranked = df[df["rank"].notna()]
     if trial_id is not None:
@@ -76,9 +75,9 @@ def load_trial(chosen: ChosenTrial):
 
     manifest = read_manifest(chosen.data_dir)
     ckpt = load_checkpoint(chosen.checkpoint)
-    if ckpt["dataset_fingerprint"] != manifest["fingerprint"]:
+    if ckpt["dataset_fingerprint"] != manifest.fingerprint:
         raise HypoError(f"trial {chosen.trial_id} was trained on dataset {ckpt['dataset_fingerprint']} but "
-                        f"{chosen.data_dir} now holds {manifest['fingerprint']}; evaluate on the dataset it was "
+                        f"{chosen.data_dir} now holds {manifest.fingerprint}; evaluate on the dataset it was "
                         "trained on")
     model, cfg = load_model(chosen.checkpoint)
     return model, cfg, ckpt, manifest

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hypo.config import WindowConfig, from_dict
+from hypo.config import WindowConfig
+from hypo.data.manifest import Manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
 from hypo.infer.sidecar import Sidecar, read_sidecar
@@ -104,17 +105,16 @@ def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.n
     return worst
 
 
-def window_config(manifest: dict[str, Any]) -> WindowConfig:
+def dataset_window_config(manifest: Manifest) -> WindowConfig:
     """The dataset's window config (fill rule, labels, minimum length), which ``hypo.infer.predict`` must repeat.
 
     Raises:
         HypoError: When the manifest records none (a dataset not written by ``preprocessing/build_windows.py``).
     """
-    cfg = manifest.get("config") or {}
-    if not {"window_s", "fill", "label"} <= set(cfg):
+    if manifest.config is None:
         raise HypoError("the dataset's manifest records no window config (fill rule, labels), so predictions could "
                         "not repeat its preprocessing; rebuild it with preprocessing/build_windows.py")
-    return from_dict(WindowConfig, cfg)
+    return manifest.config
 
 
 def write_exported(traced: torch.jit.ScriptModule, sidecar: Sidecar, out: str) -> tuple[str, Sidecar]:
@@ -133,14 +133,13 @@ def write_exported(traced: torch.jit.ScriptModule, sidecar: Sidecar, out: str) -
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
         with _quiet_jit():
-            torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: json.dumps(embedded.to_dict(), indent=2)})
+            torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: embedded.dumps()})
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     written = sidecar.model_copy(update={"model_sha256": sha256_file(out)})
-    with open(sidecar_path(out), "w") as f:
-        json.dump(written.to_dict(), f, indent=2)
+    written.write(sidecar_path(out))
     return out, written
 
 

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from hypo.config import NIBP_MERGE_S, FillConfig, LabelConfig, WindowConfig
+from hypo.config import NIBP_MERGE_S, FillConfig, WindowConfig
+from hypo.data.manifest import Label
 from hypo.data.signals import GROUP_NAMES, MAY_BE_MISSING
 from hypo.errors import HypoError
-from hypo.infer.record import Record, config_field, parse_record
 from hypo.learn.models import ModelConfig
+from hypo.records import Record, config_field, parse_record, schema_version_of
 
 FORMAT = "hypo-model/1"
 SCHEMA_VERSION = 2
 REEXPORT = "re-export it: hypo export RUN --out model.pt"
 DROPPED_V1 = ("window_config_from",)  # schema-1 keys no longer written (the window config is required now)
 
-Label = config_field(LabelConfig)
 Fill = config_field(FillConfig)
 Model = config_field(ModelConfig)
 
@@ -64,7 +64,6 @@ class WindowRules(Record):
 class InputSpec(Record):
     """The ``input`` section: the tensor the TorchScript model takes."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"missing_values"})
     shape: list[int | str]
     dtype: str
     units: str
@@ -85,7 +84,7 @@ class Thresholds(Record):
     ``p_hypotension`` / ``p_hypertension`` are None where no threshold reaches the specificity (never alarms).
     """
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"specificity", "chosen_on", "rule", "before_recalibration"})
+    KEEP_NULL: ClassVar[frozenset[str]] = frozenset({"p_hypotension", "p_hypertension"})
     hypo_map: float
     hyper_sbp: float
     p_hypotension: float | None = None
@@ -110,7 +109,7 @@ class ZScore(Record):
 class TrialInfo(Record):
     """The ``trial`` section: which trial of which search, at which epoch."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"channel_dropout"})
+    KEEP_NULL: ClassVar[frozenset[str]] = frozenset({"rank", "epoch", "loss", "gamma", "experiment", "checkpoint"})
     id: str
     rank: int | None = None
     epoch: int | None = None
@@ -124,7 +123,7 @@ class TrialInfo(Record):
 class Metrics(Record):
     """The ``metrics`` section: validation metrics of the model and the baselines, test metrics of its report."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"val_baselines"})
+    KEEP_NULL: ClassVar[frozenset[str]] = frozenset({"test"})
     val: dict[str, float | None]
     val_baseline: dict[str, float | None]
     val_baselines: dict[str, dict[str, float | None]] | None = None  # schema-1 exports made before it lack it
@@ -134,6 +133,7 @@ class Metrics(Record):
 class Fingerprints(Record):
     """The ``fingerprints`` section: the dataset, config, search and checkpoint that produced the model."""
 
+    KEEP_NULL: ClassVar[frozenset[str]] = frozenset({"checkpoint_dataset", "config", "search", "checkpoint_sha256"})
     dataset: str
     checkpoint_dataset: str | None = None
     config: str | None = None
@@ -144,6 +144,7 @@ class Fingerprints(Record):
 class SourceInfo(Record):
     """The ``source`` section: where the training data came from, and whether they were simulated."""
 
+    KEEP_NULL: ClassVar[frozenset[str]] = frozenset({"name", "cohort"})
     name: str | None = None
     simulated: bool = False
     cohort: dict[str, Any] | None = None
@@ -152,8 +153,6 @@ class SourceInfo(Record):
 class Verification(Record):
     """The ``verification`` section: how far the written TorchScript model is from the model it was made from."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"max_abs_difference", "tolerance",
-                                                        "recalibrated_max_abs_difference"})
     max_abs_difference: float | None = None
     tolerance: float | None = None
     recalibrated_max_abs_difference: float | None = None
@@ -162,6 +161,7 @@ class Verification(Record):
 class RecalibrationFit(Record):
     """Where a recalibration map was fitted (``recalibration.fitted_on``)."""
 
+    KEEP_NULL: ClassVar[frozenset[str]] = frozenset({"cohort"})
     data: str
     dataset_fingerprint: str
     cohort: dict[str, Any] | None = None
@@ -173,7 +173,6 @@ class RecalibrationFit(Record):
 class Recalibration(Record):
     """The ``recalibration`` section of a recalibrated export (:mod:`hypo.evaluate.external.recalibrated`)."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"export", "base_model"})
     method: str
     parameters: dict[str, Any]
     share: float
@@ -191,9 +190,6 @@ class Sidecar(WindowRules):
     Sections a hand-made or benchmark export may leave out (provenance, documentation) are None and not written.
     """
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({
-        "input", "output", "units", "stride_s", "zscore", "trial", "metrics", "fingerprints", "source",
-        "verification", "hypo_version", "torch_version", "created", "recalibration", "model_sha256"})
     ORDER: ClassVar[tuple[str, ...]] = (
         "format", "schema_version", "input", "tolerates_missing", "signals_read", "output", "signals", "units",
         "window_s", "stride_s", "horizon_s", "label", "thresholds", "fill", "nibp_merge_s", "min_case_s", "zscore",
@@ -250,9 +246,10 @@ def migrate(data: Any, where: str) -> dict[str, Any]:
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise HypoError(f"{where}: no {FORMAT} sidecar embedded (not made by hypo export); re-export it")
-    version = data.get("schema_version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise HypoError(f"{where}: sidecar field schema_version: {version!r} is not a schema version; {REEXPORT}")
+    version = schema_version_of(data)
+    if version < 1:
+        raise HypoError(f"{where}: sidecar field schema_version: {data['schema_version']!r} is not a schema version; "
+                        f"{REEXPORT}")
     if version > SCHEMA_VERSION:
         raise HypoError(f"{where}: its sidecar has schema {version}, this hypo reads up to {SCHEMA_VERSION}; "
                         "upgrade hypo (or re-export the model with this one)")
@@ -275,7 +272,7 @@ def read_sidecar(data: Any, where: str) -> Sidecar:
     old = isinstance(data, dict) and "schema_version" not in data
     current = migrate(data, where)
     hint = f"an export made by an older hypo (sidecar schema 1); {REEXPORT}" if old else REEXPORT
-    return parse_record(Sidecar, current, where, hint)
+    return parse_record(Sidecar, current, where, hint=hint)
 
 
 def may_lack(rules: WindowRules) -> tuple[str, ...]:

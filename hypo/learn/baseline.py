@@ -8,11 +8,10 @@ class prevalence (uninformative). Every evaluation reports this beside the model
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from hypo.config import LabelConfig, from_dict
+from hypo.config import LabelConfig
+from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES
 from hypo.data.windows import classify
 from hypo.learn.metrics import NO_READING, evaluate_scores
@@ -21,15 +20,15 @@ MAP_SCALE = 5.0  # mmHg: how fast p(hypotension) rises as the last MAP falls pas
 SBP_SCALE = 10.0  # mmHg: the same for p(hypertension) and the last SBP
 
 
-def label_config(manifest: dict[str, Any]) -> LabelConfig:
+def label_config(manifest: Manifest) -> LabelConfig:
     """The label rule (thresholds) a dataset was built with."""
-    return from_dict(LabelConfig, manifest["label"])
+    return manifest.label
 
 
-def train_prior(manifest: dict[str, Any]) -> np.ndarray:
+def train_prior(manifest: Manifest) -> np.ndarray:
     """Class prevalence of the training split (uniform when the manifest has no train counts)."""
-    counts = manifest.get("counts", {}).get("train", {})
-    c = np.array([float(counts.get(name, 0)) for name in CLASSES])
+    counts = manifest.split_counts("train")
+    c = np.array([float(counts.of(name)) for name in CLASSES])
     return c / c.sum() if c.sum() > 0 else np.full(len(CLASSES), 1 / len(CLASSES))
 
 
@@ -70,7 +69,7 @@ def last_reading_scores(last_map, last_sbp, label: LabelConfig, prior) -> np.nda
     return scores
 
 
-def baseline_metrics(arrays, manifest: dict[str, Any], where: str = "", warn: bool = True) -> dict[str, float]:
+def baseline_metrics(arrays, manifest: Manifest, where: str = "", warn: bool = True) -> dict[str, float]:
     """The baseline's metrics on one split, stratified by the last reading's class.
 
     Args:

@@ -17,12 +17,15 @@ Windows are stratified by the class of the last **cuff** reading for every basel
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from hypo.data.manifest import Manifest
 from hypo.learn.baseline import label_config, last_reading_class, last_reading_scores, train_prior
 from hypo.learn.metrics import evaluate_scores, prefixed
+from hypo.records import Record
 
 LAST_READING = "last reading"
 FEATURE_MODEL = "feature model"
@@ -71,7 +74,7 @@ def art_last(split) -> tuple[np.ndarray, np.ndarray] | None:
     return m, s
 
 
-def split_baselines(split, manifest: dict[str, Any], feature_model=None) -> list[BaselineScores]:
+def split_baselines(split, manifest: Manifest, feature_model=None) -> list[BaselineScores]:
     """Every baseline's scores on one split, in row order: last reading, feature model, last ART minute.
 
     Args:
@@ -92,7 +95,7 @@ def split_baselines(split, manifest: dict[str, Any], feature_model=None) -> list
     return out
 
 
-def baseline_records(split, manifest: dict[str, Any], feature_model=None, where: str = "", prefix: str = "",
+def baseline_records(split, manifest: Manifest, feature_model=None, where: str = "", prefix: str = "",
                      warn: bool = False) -> list[dict[str, Any]]:
     """Every baseline's metrics on one split (stratified by the last cuff reading's class).
 
@@ -116,35 +119,63 @@ def baseline_records(split, manifest: dict[str, Any], feature_model=None, where:
             for i, b in enumerate(split_baselines(split, manifest, feature_model))]
 
 
-def recorded_baselines(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The named baselines an experiment recorded in its ``hypo_search.json``.
+class BaselineRecord(Record):
+    """One baseline's row as a search records it (``hypo_search.json``'s ``baselines``; :func:`baseline_records`).
 
-    Its ``baselines`` list, or an older search's single ``baseline`` (the last reading's validation metrics) as
-    a one-row list; [] when neither.
+    Attributes:
+        name: The row's name (:data:`LAST_READING`, :data:`FEATURE_MODEL`, :data:`LAST_ART`).
+        model: What scores it (``last-reading``, ``features+logreg``, ...).
+        description: One line saying what it is.
+        params: Its fitted choice (the feature model's candidate and settings, refitted by :func:`feature_model_for`).
+        metrics: Its ``val_*`` metrics (NaN, or None in strict JSON, where a class is absent).
     """
-    if meta.get("baselines"):
-        return list(meta["baselines"])
-    if meta.get("baseline"):
-        return [{"name": LAST_READING, "model": "last-reading", "description": LAST_READING_TEXT, "params": {},
-                 "metrics": dict(meta["baseline"])}]
-    return []
+
+    name: str
+    model: str | None = None
+    description: str = ""
+    params: dict[str, Any] = {}
+    metrics: dict[str, int | float | None] = {}
 
 
-def recorded_feature_params(meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The feature model's recorded choice in an experiment's ``hypo_search.json``, or None (older searches)."""
-    for b in meta.get("baselines") or ():
-        if b.get("name") == FEATURE_MODEL and (b.get("params") or {}).get("candidate"):
-            return b["params"]
+def baseline_list(baselines: Sequence[BaselineRecord | Mapping[str, Any]] | Mapping[str, Any] | None,
+                  ) -> tuple[BaselineRecord, ...]:
+    """Named baselines from what a search recorded.
+
+    Args:
+        baselines: The records (or their JSON) a search records, an older search's single ``baseline`` (the last
+            reading's ``val_*`` metrics, a dict), or None.
+
+    Returns:
+        The records; an older search's single baseline as the last reading's row.
+    """
+    if not baselines:
+        return ()
+    if isinstance(baselines, Mapping):
+        return (BaselineRecord(name=LAST_READING, model="last-reading", description=LAST_READING_TEXT,
+                               metrics=dict(baselines)),)
+    return tuple(BaselineRecord.model_validate(b) for b in baselines)
+
+
+def recorded_feature_params(baselines: Sequence[BaselineRecord]) -> dict[str, Any] | None:
+    """The feature model's recorded choice among a search's baselines, or None (older searches)."""
+    for b in baselines:
+        if b.name == FEATURE_MODEL and b.params.get("candidate"):
+            return b.params
     return None
 
 
-def feature_model_for(meta: dict[str, Any], train, val):
+def feature_model_for(baselines: Sequence[BaselineRecord], train, val):
     """The feature model of an experiment: its recorded choice refitted, or (older searches) chosen anew.
 
     Both are deterministic functions of the train and validation splits, so ``--test`` and the report score the
     same model the leaderboard's row came from.
+
+    Args:
+        baselines: The baselines the search recorded (:attr:`hypo.search.record.SearchRecord.baselines`).
+        train: The train split.
+        val: The validation split.
     """
     from hypo.learn.feature_model import FeatureModel, fit_feature_model
 
-    params = recorded_feature_params(meta)
+    params = recorded_feature_params(baselines)
     return FeatureModel.refit(params, train, val) if params else fit_feature_model(train, val)

@@ -15,6 +15,7 @@ Writes ``OUT/checkpoint.pt`` (last epoch), ``OUT/best.pt`` (best validation epoc
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 import os
 import shutil
@@ -29,8 +30,10 @@ import torch
 
 from hypo import storage
 from hypo.config import fingerprint, to_dict
-from hypo.data.dataset import empty_split_reason
+from hypo.data.dataset import WindowArrays, empty_split_reason
+from hypo.data.manifest import Manifest
 from hypo.errors import ConfigError, DatasetError
+from hypo.jsonio import jsonable
 from hypo.learn.baseline import baseline_metrics, label_config, last_reading_class
 from hypo.learn.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
 from hypo.learn.losses import make_loss
@@ -38,7 +41,7 @@ from hypo.learn.metrics import RANK_METRICS, evaluate_scores, prefixed
 from hypo.learn.models import ModelConfig, as_tensor, build_model, predict_proba
 from hypo.learn.train_config import RESUMABLE, TrainConfig
 
-__all__ = ["ModelConfig", "TrainConfig", "fit_arrays", "load_data", "load_model", "train"]
+__all__ = ["ModelConfig", "TrainConfig", "TrainingData", "fit_arrays", "load_data", "load_model", "train"]
 
 EVAL_BATCH = 16384
 
@@ -108,13 +111,34 @@ def drop_channels(xb: torch.Tensor, p: float, groups: torch.Tensor, generator: t
     return xb.masked_fill(channels[:, None, :], float("nan"))
 
 
-def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: torch.nn.Module, x: torch.Tensor,
-                y: torch.Tensor, batch_size: int, generator: torch.Generator, amp: bool = False,
-                channel_dropout: float = 0.0, groups: torch.Tensor | None = None) -> float:
+@dataclasses.dataclass
+class TrainStep:
+    """How one batch trains: the model, its optimizer and loss, bf16 autocast, and channel dropout.
+
+    Attributes:
+        model: The model (on the training tensors' device).
+        optimizer: Its optimizer.
+        loss_fn: The training loss (on the same device).
+        amp: bf16 autocast for the forward pass.
+        channel_dropout: Chance per window and group that a group is made absent (:func:`drop_channels`).
+        groups: The groups the model reads (:func:`dropout_groups`, on the device), with ``channel_dropout`` > 0.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: torch.nn.Module
+    amp: bool = False
+    channel_dropout: float = 0.0
+    groups: torch.Tensor | None = None
+
+
+def train_epoch(step: TrainStep, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                generator: torch.Generator) -> float:
     """One pass over ``x`` in batches of a seeded on-device permutation; returns the mean training loss.
 
-    With ``channel_dropout`` > 0 every batch goes through :func:`drop_channels` (``groups``: the groups read).
+    With ``step.channel_dropout`` > 0 every batch goes through :func:`drop_channels`.
     """
+    model, optimizer = step.model, step.optimizer
     model.train()
     n = len(x)
     perm = torch.randperm(n, generator=generator, device=x.device)
@@ -122,11 +146,11 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_f
     for i in range(0, n, batch_size):
         idx = perm[i : i + batch_size]
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-        if channel_dropout > 0:
-            xb = drop_channels(xb, channel_dropout, groups, generator)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        if step.channel_dropout > 0:
+            xb = drop_channels(xb, step.channel_dropout, step.groups, generator)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=step.amp):
             logits = model(xb)
-        loss = loss_fn(logits.float(), yb)
+        loss = step.loss_fn(logits.float(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -134,8 +158,38 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_f
     return float(total) / n  # one device sync per epoch
 
 
-def load_data(data_dir: str, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The train and validation splits of a window dataset, with its manifest and fingerprint.
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The splits a run trains and validates on, with the dataset's manifest (what a search's trials share).
+
+    Attributes:
+        train: The train split.
+        val: The validation split.
+        manifest: The dataset's manifest (window length, z-score, label rule, fingerprint).
+        data_dir: Where the dataset is (recorded in ``metrics.json``), if known.
+        baselines: Every named baseline's validation record (:func:`hypo.learn.baselines.baseline_records`), when
+            already scored (a search scores them once); the first is the last reading.
+    """
+
+    train: WindowArrays
+    val: WindowArrays
+    manifest: Manifest
+    data_dir: str | None = None
+    baselines: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        """The dataset's fingerprint."""
+        return self.manifest.fingerprint
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The last reading's ``val_*`` metrics, when the baselines were scored already."""
+        return self.baselines[0]["metrics"] if self.baselines else None
+
+
+def load_data(data_dir: str, manifest: Manifest | None = None) -> TrainingData:
+    """The train and validation splits of a window dataset, with its manifest.
 
     Args:
         data_dir: The window dataset.
@@ -144,13 +198,8 @@ def load_data(data_dir: str, manifest: dict[str, Any] | None = None) -> dict[str
     from hypo.data.dataset import load_split, read_manifest
 
     manifest = manifest if manifest is not None else read_manifest(data_dir)
-    return {
-        "train": load_split(data_dir, "train", manifest),
-        "val": load_split(data_dir, "val", manifest),
-        "manifest": manifest,
-        "fingerprint": manifest["fingerprint"],
-        "data": str(data_dir),
-    }
+    return TrainingData(load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest), manifest,
+                        str(data_dir))
 
 
 def check_no_missing(model_cfg: ModelConfig, splits) -> None:
@@ -182,15 +231,101 @@ def rank_key(metrics: dict[str, Any]) -> tuple[float, ...]:
                  for v in (metrics.get(k) for k in RANK_METRICS))
 
 
-def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = None,
+def check_data(cfg: TrainConfig, data: TrainingData) -> None:
+    """Refuse data the run cannot train on: another window length, an empty split, NaN the model cannot take.
+
+    Raises:
+        DatasetError: One line saying which and what to do.
+    """
+    window_s = data.manifest.window_s
+    if window_s != cfg.model.window_s:
+        raise DatasetError(f"the dataset has {window_s}-s windows, the model takes {cfg.model.window_s}")
+    for name, split in (("train", data.train), ("val", data.val)):
+        if len(split) == 0:
+            raise DatasetError(empty_split_reason(data.manifest, name))
+    if not cfg.model.mask:
+        check_no_missing(cfg.model, (("train", data.train.x), ("val", data.val.x)))
+
+
+def prepare_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
+    """The run's device and whether bf16 autocast is on, with the process set up for it."""
+    device = resolve_device(cfg.device)
+    amp = use_amp(cfg.amp, device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device, amp
+
+
+def build_step(cfg: TrainConfig, zscore: dict[str, list[float]], device: torch.device, amp: bool) -> TrainStep:
+    """The model (seeded by ``cfg.seed``), Adam and the training loss on ``device``."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, zscore["mean"], zscore["std"]).to(device)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
+    groups = dropout_groups(cfg.model.signals).to(device) if cfg.channel_dropout > 0 else None
+    return TrainStep(model, optimizer, make_loss(cfg.loss, cfg.gamma, cfg.alpha).to(device), amp,
+                     cfg.channel_dropout, groups)
+
+
+def resume_step(step: TrainStep, cfg: TrainConfig, fp: str, path: str) -> tuple[int, list[dict[str, Any]]]:
+    """Load a checkpoint's model and optimizer state into ``step``.
+
+    Returns:
+        ``(first epoch to train, history so far)``.
+    """
+    ckpt = load_checkpoint(path)
+    _check_resume(ckpt, cfg, fp, path)
+    step.model.load_state_dict(ckpt["model_state"])
+    step.optimizer.load_state_dict(ckpt["optimizer_state"])
+    fused = next(step.model.parameters()).device.type == "cuda"
+    for group in step.optimizer.param_groups:  # a checkpoint may come from another kind of device
+        group["fused"] = fused
+    for p, st in step.optimizer.state.items():  # fused Adam keeps its step counts beside the parameters
+        if "step" in st:
+            st["step"] = st["step"].to(p.device if fused else "cpu", torch.float32)
+    return int(ckpt["epoch"]) + 1, list(ckpt.get("history", []))
+
+
+@dataclasses.dataclass
+class Validation:
+    """The validation split as every epoch scores it: windows, labels, the last reading's class, the loss."""
+
+    x: np.ndarray
+    label: np.ndarray
+    y: torch.Tensor
+    last: np.ndarray
+    loss_fn: torch.nn.Module
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, data: TrainingData) -> Validation:
+        """The validation split of ``data``, with the run's loss (on the CPU)."""
+        val = data.val
+        return cls(val.x, val.label, as_tensor(np.asarray(val.label, np.int64)),
+                   last_reading_class(val.last_map, val.last_sbp, label_config(data.manifest)),
+                   make_loss(cfg.loss, cfg.gamma, cfg.alpha))
+
+    def score(self, model: torch.nn.Module, device: torch.device, amp: bool, warn: bool) -> dict[str, Any]:
+        """``val_loss`` and the ``val_*`` metrics of ``model``."""
+        probs = predict_proba(model, self.x, EVAL_BATCH, device, amp)
+        with torch.no_grad():  # log-probabilities are valid logits: the loss of the probabilities we scored
+            val_loss = float(self.loss_fn(torch.log(torch.from_numpy(probs).clamp_min(1e-30)), self.y))
+        scores = evaluate_scores(self.label, probs, self.last, where="val", warn=warn)
+        return {"val_loss": val_loss, **prefixed(scores, "val_")}
+
+
+def fit_arrays(cfg: TrainConfig, data: TrainingData, out_dir: str | None = None,
                on_epoch: Callable[[int, dict[str, Any], str], None] | None = None, resume_from: str | None = None,
                log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train on splits already in memory (what the search's trials call).
 
     Args:
         cfg: The run.
-        data: ``{"train", "val"}`` WindowArrays, ``"manifest"``, optionally ``"fingerprint"`` and ``"baseline"``
-            (the baseline's ``val_*`` metrics, computed here when absent).
+        data: The splits and manifest (the last reading's validation metrics are computed here unless
+            ``data.baselines`` holds them).
         out_dir: Local folder for ``checkpoint.pt``, ``best.pt`` and ``metrics.json`` (nothing written when None).
         on_epoch: Called after every epoch as ``on_epoch(epoch, metrics, checkpoint_dir)``; ``checkpoint_dir`` holds
             that epoch's ``checkpoint.pt`` and is deleted when the call returns.
@@ -201,72 +336,27 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
     Returns:
         ``{"config", "dataset_fingerprint", "history", "best_epoch", "best", "baseline", ...}`` (also ``metrics.json``).
     """
-    manifest = data["manifest"]
-    fp = str(data.get("fingerprint") or manifest["fingerprint"])
-    train_a, val_a = data["train"], data["val"]
-    if int(manifest["window_s"]) != cfg.model.window_s:
-        raise DatasetError(f"the dataset has {manifest['window_s']}-s windows, the model takes {cfg.model.window_s}")
-    for name, split in (("train", train_a), ("val", val_a)):
-        if len(split) == 0:
-            raise DatasetError(empty_split_reason(manifest, name))
-    if not cfg.model.mask:
-        check_no_missing(cfg.model, (("train", train_a.x), ("val", val_a.x)))
-    device = resolve_device(cfg.device)
-    amp = use_amp(cfg.amp, device)
-    if device.type == "cpu":
-        keep_freed_memory()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    torch.manual_seed(cfg.seed)
-    zscore = {"mean": list(manifest["zscore"]["mean"]), "std": list(manifest["zscore"]["std"])}
-    model = build_model(cfg.model, zscore["mean"], zscore["std"]).to(device)
-    fused = device.type == "cuda"
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
-    loss_fn = make_loss(cfg.loss, cfg.gamma, cfg.alpha).to(device)
-    val_loss_fn = make_loss(cfg.loss, cfg.gamma, cfg.alpha)
-    config = to_dict(cfg)
-
-    history: list[dict[str, Any]] = []
-    start = 1
-    if resume_from:
-        ckpt = load_checkpoint(resume_from)
-        _check_resume(ckpt, cfg, fp, resume_from)
-        model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        for group in optimizer.param_groups:  # a checkpoint may come from another kind of device
-            group["fused"] = fused
-        for p, st in optimizer.state.items():  # fused Adam keeps its step counts beside the parameters
-            if "step" in st:
-                st["step"] = st["step"].to(p.device if fused else "cpu", torch.float32)
-        history = list(ckpt.get("history", []))
-        start = int(ckpt["epoch"]) + 1
-
+    check_data(cfg, data)
+    device, amp = prepare_device(cfg)
+    zscore = {"mean": list(data.manifest.zscore.mean), "std": list(data.manifest.zscore.std)}
+    step = build_step(cfg, zscore, device, amp)
+    start, history = resume_step(step, cfg, data.fingerprint, resume_from) if resume_from else (1, [])
     # The model's first validation warns about classes absent from val; the baseline's would say the same.
-    baseline = data.get("baseline") or prefixed(baseline_metrics(val_a, manifest, where="val", warn=False), "val_")
-    x = as_tensor(train_a.x).to(device, torch.float32)
-    y = as_tensor(np.asarray(train_a.label, np.int64)).to(device)
-    groups = dropout_groups(cfg.model.signals).to(device) if cfg.channel_dropout > 0 else None
-    last_val = last_reading_class(val_a.last_map, val_a.last_sbp, label_config(manifest))
-    y_val = as_tensor(np.asarray(val_a.label, np.int64))
+    baseline = data.baseline or prefixed(baseline_metrics(data.val, data.manifest, where="val", warn=False), "val_")
+    x = as_tensor(data.train.x).to(device, torch.float32)
+    y = as_tensor(np.asarray(data.train.label, np.int64)).to(device)
+    val = Validation.of(cfg, data)
     best = max(history, key=rank_key, default=None)
+    run = RunRecord(cfg, data, device, amp, baseline, history)
 
     for epoch in range(start, cfg.epochs + 1):
         t0 = time.perf_counter()
-        loss = train_epoch(model, optimizer, loss_fn, x, y, cfg.batch_size, epoch_generator(cfg.seed, epoch, device),
-                           amp, cfg.channel_dropout, groups)
+        loss = train_epoch(step, x, y, cfg.batch_size, epoch_generator(cfg.seed, epoch, device))
         train_s = time.perf_counter() - t0
-        probs = predict_proba(model, val_a.x, EVAL_BATCH, device, amp)
-        with torch.no_grad():  # log-probabilities are valid logits: the loss of the probabilities we scored
-            val_loss = float(val_loss_fn(torch.log(torch.from_numpy(probs).clamp_min(1e-30)), y_val))
-        scores = evaluate_scores(val_a.label, probs, last_val, where="val", warn=epoch == start)
         metrics = {
             "epoch": epoch,
             "loss": loss,
-            "val_loss": val_loss,
-            **prefixed(scores, "val_"),
+            **val.score(step.model, device, amp, warn=epoch == start),
             "baseline_val_mean_auroc": baseline.get("val_mean_auroc", math.nan),
             "baseline_val_sum_auprc": baseline.get("val_sum_auprc", math.nan),
             "windows_per_s": len(x) / train_s,
@@ -278,45 +368,68 @@ def fit_arrays(cfg: TrainConfig, data: dict[str, Any], out_dir: str | None = Non
         if is_best:
             best = metrics
         if log:
-            log(f"epoch {epoch:>3}/{cfg.epochs}  loss {loss:.4f}  val mean AUROC {metrics['val_mean_auroc']:.4f}  "
-                f"val sum AUPRC {metrics['val_sum_auprc']:.4f}  {metrics['windows_per_s']:,.0f} windows/s"
-                + ("  *" if is_best else ""))
-        ckpt = make_checkpoint(model, optimizer, epoch, config, fp, zscore, history)
+            log(epoch_line(metrics, cfg.epochs, is_best))
+        run.best = best
+        ckpt = make_checkpoint(step.model, step.optimizer, epoch, to_dict(cfg), data.fingerprint, zscore, history)
         if out_dir:  # metrics.json follows every epoch, so a killed run still leaves its record
-            path = save_checkpoint(ckpt, os.path.join(out_dir, "checkpoint.pt"))
-            if is_best:
-                shutil.copyfile(path, os.path.join(out_dir, "best.pt"))
-            storage.write_json(os.path.join(out_dir, "metrics.json"),
-                               json_safe(summary(cfg, data, device, amp, history, best, baseline)))
+            save_run(ckpt, out_dir, is_best, run.summary())
         if on_epoch:
             with tempfile.TemporaryDirectory(prefix="hypo-ckpt-") as tmp:
                 save_checkpoint(ckpt, os.path.join(tmp, "checkpoint.pt"))
                 on_epoch(epoch, metrics, tmp)
 
-    result = summary(cfg, data, device, amp, history, best, baseline)
+    run.best = best
+    result = run.summary()
     if out_dir:
-        storage.write_json(os.path.join(out_dir, "metrics.json"), json_safe(result))
+        storage.write_json(os.path.join(out_dir, "metrics.json"), jsonable(result))
     return result
 
 
-def summary(cfg: TrainConfig, data: dict[str, Any], device: torch.device, amp: bool, history: list[dict[str, Any]],
-            best: dict[str, Any] | None, baseline: dict[str, Any]) -> dict[str, Any]:
-    """The run's record: config, dataset fingerprint, per-epoch history, best epoch and baseline."""
-    return {
-        "config": to_dict(cfg),
-        "config_fingerprint": fingerprint(cfg),
-        "dataset_fingerprint": str(data.get("fingerprint") or data["manifest"]["fingerprint"]),
-        "data": data.get("data"),
-        "device": str(device),
-        "amp": amp,
-        "n_train": len(data["train"]),
-        "n_val": len(data["val"]),
-        "epochs_run": len(history),
-        "best_epoch": best["epoch"] if best else None,
-        "best": best,
-        "baseline": baseline,
-        "history": history,
-    }
+def epoch_line(metrics: dict[str, Any], epochs: int, is_best: bool) -> str:
+    """The console line of one epoch (``*`` marks a new best)."""
+    return (f"epoch {metrics['epoch']:>3}/{epochs}  loss {metrics['loss']:.4f}  val mean AUROC "
+            f"{metrics['val_mean_auroc']:.4f}  val sum AUPRC {metrics['val_sum_auprc']:.4f}  "
+            f"{metrics['windows_per_s']:,.0f} windows/s" + ("  *" if is_best else ""))
+
+
+def save_run(ckpt: dict[str, Any], out_dir: str, is_best: bool, record: dict[str, Any]) -> None:
+    """Write the epoch's ``checkpoint.pt`` (and ``best.pt`` when it is the best) and ``metrics.json``."""
+    path = save_checkpoint(ckpt, os.path.join(out_dir, "checkpoint.pt"))
+    if is_best:
+        shutil.copyfile(path, os.path.join(out_dir, "best.pt"))
+    storage.write_json(os.path.join(out_dir, "metrics.json"), jsonable(record))
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """What ``metrics.json`` records of a run: its config, data, device, history, best epoch and baseline."""
+
+    cfg: TrainConfig
+    data: TrainingData
+    device: torch.device
+    amp: bool
+    baseline: dict[str, Any]
+    history: list[dict[str, Any]]
+    best: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The run's record: config, dataset fingerprint, per-epoch history, best epoch and baseline."""
+        best = self.best
+        return {
+            "config": to_dict(self.cfg),
+            "config_fingerprint": fingerprint(self.cfg),
+            "dataset_fingerprint": self.data.fingerprint,
+            "data": self.data.data_dir,
+            "device": str(self.device),
+            "amp": self.amp,
+            "n_train": len(self.data.train),
+            "n_val": len(self.data.val),
+            "epochs_run": len(self.history),
+            "best_epoch": best["epoch"] if best else None,
+            "best": best,
+            "baseline": self.baseline,
+            "history": self.history,
+        }
 
 
 def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, fp: str, path: str) -> None:
@@ -328,17 +441,6 @@ def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, fp: str, path: str) ->
     if have != want:
         diff = sorted(k for k in want if have.get(k) != want[k])
         raise ConfigError(f"{path} holds another configuration ({', '.join(diff)} differ); cannot resume from it")
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with NaN and infinities replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
 
 
 def train(train_cfg: TrainConfig, data_dir: str, out_dir: str | None = None,

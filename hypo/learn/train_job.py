@@ -61,14 +61,14 @@ def train_job(data_dir: str, make_config: MakeConfig, out: str | None = None, re
     from hypo.learn.train import fit_arrays, load_data, resolve_device
 
     man = read_manifest(data_dir)
-    cfg = make_config(int(man["window_s"]), absent_groups(man))
+    cfg = make_config(man.window_s, absent_groups(man))
     out = out or default_run_folder(cfg)
     checkpoint = os.path.join(out, "checkpoint.pt") if resume else None
     if checkpoint and not os.path.exists(checkpoint):
         raise ConfigError(f"--resume: no checkpoint at {checkpoint}")
     data = load_data(data_dir, man)
-    log(f"data {data_dir}: {len(data['train']):,} train / {len(data['val']):,} val windows, "
-        f"label mode {man['label'].get('mode')}, fingerprint {data['fingerprint']}")
+    log(f"data {data_dir}: {len(data.train):,} train / {len(data.val):,} val windows, "
+        f"label mode {man.label.mode}, fingerprint {data.fingerprint}")
     log(f"config {cfg.model.name} k={cfg.model.k} loss={cfg.loss} gamma={cfg.gamma} lr={cfg.lr} "
         f"batch={cfg.batch_size} epochs={cfg.epochs} seed={cfg.seed} device={resolve_device(cfg.device)}"
         + (f" signals={'+'.join(cfg.model.signals)}" if cfg.model.signals != GROUP_NAMES else "")

@@ -14,7 +14,6 @@ import pandas as pd
 
 from hypo.data.dataset import label_source_text
 from hypo.errors import HypoError
-from hypo.learn.baselines import recorded_baselines
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.experiments import local_experiment
 from hypo.search.leaderboard import (
@@ -23,19 +22,19 @@ from hypo.search.leaderboard import (
     importance_lines,
     leaderboard_frame,
     load_trials,
-    read_search_meta,
     search_status,
     signal_importance,
     write_leaderboard,
 )
+from hypo.search.record import SearchRecord, read_search_record
 
 # decorate(frame, out_dir) -> (frame with more columns, more note lines, extra result entries)
 Decorate = Callable[[pd.DataFrame, str], tuple[pd.DataFrame, list[str], dict[str, Any]]]
 
 
-def data_line(meta: dict[str, Any]) -> str:
+def data_line(search: SearchRecord) -> str:
     """The dataset's provenance for the leaderboard header, from its manifest when it is still there."""
-    data = meta.get("data")
+    data = search.data
     if data:
         from hypo.data.dataset import describe_dataset, read_manifest
 
@@ -43,10 +42,10 @@ def data_line(meta: dict[str, Any]) -> str:
             return f"data {data}: {describe_dataset(read_manifest(data))}"
         except HypoError:
             pass
-    label = meta.get("label") or {}
-    fp = meta.get("dataset_fingerprint", "?")
-    return (f"data {data or '?'} (not readable now): source {meta.get('source', '?')}, labels "
-            f"{label.get('source', 'cuff')} {label.get('mode', '')}, fingerprint {fp}")
+    label = search.label
+    labels = f"{label.source} {label.mode}" if label is not None else "cuff "
+    return (f"data {data or '?'} (not readable now): source {search.source or '?'}, labels {labels}, "
+            f"fingerprint {search.dataset_fingerprint or '?'}")
 
 
 def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
@@ -65,13 +64,14 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         what ``decorate`` returned.
     """
     exp_path = local_experiment(exp_path, log=log)
-    meta = read_search_meta(exp_path)
+    search = read_search_record(exp_path)
     records = load_trials(exp_path)
-    status = search_status(records, meta)
-    baselines = recorded_baselines(meta)
+    status = search_status(records, search)
+    baselines = search.baselines if search is not None else ()
     df = leaderboard_frame(records, baselines, by=rank_by)
-    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}, {label_source_text(meta.get('label') or {})}"
-    simulated = bool(meta.get("simulated"))
+    label = search.label if search is not None else None
+    title = f"hypo search {os.path.basename(os.path.normpath(exp_path))}, {label_source_text(label)}"
+    simulated = search is not None and search.simulated
     partial = status["note"] if status["partial"] else None
     notes = baseline_notes(baselines)
     importance = signal_importance(df)
@@ -83,15 +83,15 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         notes = notes + more_notes
     paths = write_leaderboard(df, out, title, simulated, partial, notes, importance)
     log(title)
-    if meta:
-        log(data_line(meta))
+    if search is not None:
+        log(data_line(search))
     if partial:
         log(partial)
     elif status["budget_spent"]:
         log(status["note"])
     log(format_table(df))
     if simulated:
-        log(f"simulated data ({meta.get('source')} source): these figures say nothing about clinical performance")
+        log(f"simulated data ({search.source} source): these figures say nothing about clinical performance")
     log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline rows on the same windows:"
         + "".join(f"\n  {line}" for line in notes))
     for line in importance_lines(importance):

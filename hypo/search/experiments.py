@@ -1,8 +1,9 @@
 """Experiment folders: where a search's results live, finding the latest, and reading them where they are.
 
 A search writes its experiment to ``STORAGE/NAME`` (a local folder, a shared folder or ``s3://...``): Ray Tune's
-trial folders and the search's own record, ``hypo_search.json`` (:data:`SEARCH_META`), which names the window
-dataset the trials were trained on (:func:`experiment_dataset`).
+trial folders and the search's own record, ``hypo_search.json`` (:data:`SEARCH_META`,
+:class:`~hypo.search.record.SearchRecord`), which names the window dataset the trials were trained on
+(:func:`experiment_dataset`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,30 @@ import os
 
 from hypo import storage
 from hypo.errors import ConfigError, HypoError
+from hypo.search.record import SEARCH_META, read_search_record
 
-SEARCH_META = "hypo_search.json"  # written by the search into the experiment folder
+__all__ = ["DEFAULT_STORAGE", "SEARCH_META", "experiment_dataset", "experiments_under", "latest_search",
+           "local_experiment", "resolve_experiment"]
+
 DEFAULT_STORAGE = "runs"
+
+
+def experiment_dataset(exp_path: str, required: bool = True) -> str | None:
+    """The window dataset an experiment's trials were trained on, as its search record names it.
+
+    Args:
+        exp_path: The experiment folder (a local one: :func:`local_experiment` mirrors a cloud one).
+        required: Raise when no record names a dataset (else return None).
+
+    Raises:
+        HypoError: ``required`` and the folder holds no search record naming one; or the record cannot be read
+            (:class:`~hypo.search.record.SearchRecordError`, whatever ``required`` says).
+    """
+    record = read_search_record(exp_path)
+    data = record.data if record is not None else None
+    if not data and required:
+        raise HypoError(f"{exp_path}: no {SEARCH_META} naming the dataset; was it made by hypo's search?")
+    return data or None
 
 
 def local_experiment(exp_path: str, log=print) -> str:

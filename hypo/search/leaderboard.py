@@ -15,14 +15,15 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from hypo.errors import ConfigError, HypoError
-from hypo.learn.baselines import ROW_PREFIX, recorded_baselines
+from hypo.learn.baselines import ROW_PREFIX, BaselineRecord, baseline_list
 from hypo.learn.metrics import RANK_METRICS, undefined_reasons
-from hypo.search.experiments import SEARCH_META
+from hypo.search.record import SearchRecord
 from hypo.search.space import ALL_SIGNALS
 
 
@@ -110,34 +111,24 @@ def _id_from_folder(name: str) -> str:
     return parts[2] if name.startswith("train_trial_") and len(parts) > 2 else name
 
 
-def read_search_meta(exp_path: str) -> dict[str, Any]:
-    """The search's own record in the experiment folder (data path, fingerprint, baseline), or {}."""
-    path = os.path.join(os.path.expanduser(exp_path), SEARCH_META)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
-def search_status(records: list[TrialRecord], meta: dict[str, Any]) -> dict[str, Any]:
+def search_status(records: list[TrialRecord], search: SearchRecord | None) -> dict[str, Any]:
     """Whether the search behind ``records`` is complete, read from the trials' own results.
 
     It is partial when any trial is unfinished or fewer trials exist than the search planned, whatever stopped
     it (Ctrl-C, SIGKILL, a lost node): no handler needs to have run. A search with a budget of trial-epochs
     (``trial_epoch_budget``) whose trials reported that many epochs is complete: the budget ended it.
 
+    Args:
+        records: The trials (:func:`load_trials`).
+        search: The experiment's search record (:func:`~hypo.search.record.read_search_record`), if any.
+
     Returns:
         ``{"partial", "finished", "trials", "planned", "budget_spent", "note"}``; ``note`` is one line for every
         output.
     """
-    from hypo.search.space import planned_trials
-
-    search = meta.get("search") or {}
-    planned = (planned_trials(search["space"], search["samples"], search.get("sampler"), search.get("models"),
-                              search.get("paper_ks"))
-               if "space" in search else len(records))
+    planned = search.planned_trials(len(records)) if search is not None else len(records)
     finished = sum(r.finished for r in records)
-    budget = search.get("trial_epoch_budget")
+    budget = search.trial_epoch_budget if search is not None else None
     spent = sum(len(r.history) for r in records)
     budget_spent = bool(budget) and spent >= budget
     partial = (finished < len(records) or len(records) < planned) and not budget_spent
@@ -179,26 +170,17 @@ def _note(metrics: dict[str, Any] | None) -> str:
     return "; ".join(parts)
 
 
-def baseline_list(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Named baselines (``[{"name", "model", "description", "metrics"}]``) from a search's record.
-
-    Accepts the list a search records (``hypo_search.json``'s ``baselines``), an older search's single
-    ``baseline`` (the last reading's ``val_*`` metrics, a dict), or None.
-    """
-    if not baselines:
-        return []
-    if isinstance(baselines, dict):
-        return recorded_baselines({"baseline": baselines})
-    return list(baselines)
+Baselines = Sequence[BaselineRecord | Mapping[str, Any]] | Mapping[str, Any] | None  # what baseline_list reads
 
 
-def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]] | dict[str, Any] | None = None,
+def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
                       by: tuple[str, ...] = RANK_METRICS) -> pd.DataFrame:
     """Ranked table: one row per trial at its best epoch, plus one row per baseline (rank empty).
 
     Args:
         records: Trials from :func:`load_trials`.
-        baselines: The baselines' validation metrics as the search recorded them (see :func:`baseline_list`).
+        baselines: The baselines' validation rows as the search recorded them
+            (:func:`hypo.learn.baselines.baseline_list` reads each form).
         by: Ranking metrics, highest first (lexicographic).
 
     A ``note`` column says why a row's mean AUROC or summed AUPRC is NaN (a class absent from the split).
@@ -244,8 +226,8 @@ def leaderboard_frame(records: list[TrialRecord], baselines: list[dict[str, Any]
     df["pareto"] = pareto_front(list(zip(df["val_mean_auroc"], df["val_sum_auprc"])))
     base_rows = []
     for b in baseline_list(baselines):
-        metrics = {k: (math.nan if v is None else v) for k, v in (b.get("metrics") or {}).items()}
-        base = {"rank": None, "trial": ROW_PREFIX + b["name"], "model": b.get("model"), "pareto": False}
+        metrics = {k: (math.nan if v is None else v) for k, v in b.metrics.items()}
+        base = {"rank": None, "trial": ROW_PREFIX + b.name, "model": b.model, "pareto": False}
         for m in df.columns:
             if m.startswith("val_"):
                 base[m] = metrics.get(m, math.nan)
@@ -427,9 +409,9 @@ def importance_lines(table: pd.DataFrame | None, metric: str = "val_mean_auroc")
     return out
 
 
-def baseline_notes(baselines: list[dict[str, Any]] | dict[str, Any] | None) -> list[str]:
+def baseline_notes(baselines: Baselines) -> list[str]:
     """One line per baseline saying what it is (for the console and the Markdown file)."""
-    return [f"baseline: {b['name']} = {b.get('description') or b.get('model')}" for b in baseline_list(baselines)]
+    return [f"baseline: {b.name} = {b.description or b.model}" for b in baseline_list(baselines)]
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False,

@@ -18,15 +18,19 @@ import logging
 import os
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypo import storage
 from hypo.config import fingerprint, to_dict
-from hypo.data.sources.base import is_simulated
+from hypo.data.manifest import SplitCounts
 from hypo.errors import ConfigError, DatasetError, HypoError
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.experiments import SEARCH_META, local_experiment
-from hypo.search.leaderboard import load_trials, read_search_meta, search_status
+from hypo.search.leaderboard import load_trials, search_status
+from hypo.search.record import SearchRecord, read_search_record, write_search_record
+
+if TYPE_CHECKING:
+    from hypo.learn.train import TrainingData
 
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
@@ -152,12 +156,12 @@ class SearchConfig:
 CODE_LAYOUT = "layers-1"  # module layout Tune pickles into an experiment; a resume needs the same
 
 
-def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
+def train_trial(config: dict[str, Any], data: TrainingData) -> None:
     """Tune trainable: train one configuration, reporting each epoch with a checkpoint.
 
     Args:
         config: Sampled parameters (model, k, loss, gamma, optionally lr) and the search's constants.
-        data: ``{"train", "val", "manifest", "fingerprint"}`` from the object store.
+        data: The splits, manifest and baselines (:func:`load_search_data`), from the object store.
     """
     import ray
     import torch
@@ -204,8 +208,8 @@ def train_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
 
     from hypo.data.dataset import absent_groups
 
-    fit_arrays(trial_train_config(config, device, window_s=int(data["manifest"]["window_s"]),
-                                  absent=absent_groups(data["manifest"])), data,
+    fit_arrays(trial_train_config(config, device, window_s=data.manifest.window_s,
+                                  absent=absent_groups(data.manifest)), data,
                on_epoch=on_epoch, resume_from=resume_from)
 
 
@@ -248,7 +252,7 @@ def check_val_classes(val_label, data_dir: str) -> None:
     ASHA and Optuna rank trials on those two numbers; handed NaN they would stop or steer trials on nothing.
 
     Args:
-        val_label: The validation split's labels, or a manifest's per-class counts of it (``{"normal": n, ...}``).
+        val_label: The validation split's labels, or the manifest's counts of it.
         data_dir: The dataset, for the message.
 
     Raises:
@@ -258,8 +262,8 @@ def check_val_classes(val_label, data_dir: str) -> None:
 
     from hypo.data.signals import CLASSES
 
-    if isinstance(val_label, dict):
-        missing = [name for name in CLASSES if not int(val_label.get(name) or 0) > 0]
+    if isinstance(val_label, SplitCounts):
+        missing = [name for name in CLASSES if not val_label.of(name) > 0]
     else:
         y = np.asarray(val_label)
         missing = [name for c, name in enumerate(CLASSES) if not (y == c).any()]
@@ -277,8 +281,8 @@ def preflight(data_dir: str) -> None:
     """
     from hypo.data.dataset import read_manifest
 
-    counts = (read_manifest(data_dir).get("counts") or {}).get("val")
-    if counts:
+    counts = read_manifest(data_dir).counts.get("val")
+    if counts is not None:
         check_val_classes(counts, data_dir)
 
 
@@ -295,7 +299,7 @@ def check_name_free(cfg: SearchConfig) -> None:
         raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
 
 
-def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool = True) -> dict[str, Any]:
+def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool = True) -> TrainingData:
     """Read the train and validation splits once, with the manifest and every baseline's validation metrics.
 
     Args:
@@ -305,9 +309,8 @@ def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool
         feature_model: Fit the feature model (a resumed search has its record already and skips it).
 
     Returns:
-        ``{"train", "val", "manifest", "fingerprint", "baseline", "baselines"}``: ``baseline`` is the last
-        reading's ``val_*`` metrics (reported beside each trial), ``baselines`` every named baseline's record
-        (:func:`hypo.learn.baselines.baseline_records`).
+        The splits and manifest, with ``baselines`` every named baseline's record
+        (:func:`hypo.learn.baselines.baseline_records`; the first, the last reading, is reported beside each trial).
 
     Raises:
         HypoError: When a split is empty or the validation split lacks a class.
@@ -315,9 +318,10 @@ def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool
     from hypo.data.dataset import empty_split_reason, load_split, read_manifest
     from hypo.learn.baselines import baseline_records
     from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model
+    from hypo.learn.train import TrainingData
 
     manifest = read_manifest(data_dir)
-    train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
+    train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
     for name, split in (("train", train), ("val", val)):
         if len(split.label) == 0:
             raise DatasetError(f"{data_dir}: {empty_split_reason(manifest, name)}")
@@ -328,8 +332,7 @@ def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool
     if log:
         log(f"baselines on validation ({time.perf_counter() - start:.1f} s): "
             + ", ".join(f"{b['name']} mean AUROC {b['metrics']['val_mean_auroc']:.4f}" for b in baselines))
-    return {"train": train, "val": val, "manifest": manifest, "fingerprint": manifest["fingerprint"],
-            "baseline": baselines[0]["metrics"], "baselines": baselines}
+    return TrainingData(train, val, manifest, storage.absolute(data_dir), tuple(baselines))
 
 
 def _param_space(cfg: SearchConfig) -> dict[str, Any]:
@@ -467,7 +470,7 @@ def _scheduler(cfg: SearchConfig):
     )
 
 
-def _trainable(cfg: SearchConfig, data: dict[str, Any]):
+def _trainable(cfg: SearchConfig, data: TrainingData):
     from ray import tune
 
     return tune.with_resources(
@@ -494,7 +497,7 @@ def _progress_reporter(cfg: SearchConfig):
     )
 
 
-def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str, Any] | None = None,
+def build_tuner(cfg: SearchConfig, data: TrainingData, extra_params: dict[str, Any] | None = None,
                 verbose: bool = True):
     """A fresh ``tune.Tuner`` for ``cfg`` (``extra_params`` merge into the param space, e.g. for tests).
 
@@ -532,16 +535,16 @@ def build_tuner(cfg: SearchConfig, data: dict[str, Any], extra_params: dict[str,
     )
 
 
-def check_layout(meta: dict[str, Any], name: str) -> None:
+def check_layout(search: SearchRecord, name: str) -> None:
     """Refuse to resume a search started before hypo's layered layout.
 
     Tune pickles the searcher and trainable with their module paths (``hypo.search``, ``hypo.train``); those
     modules moved into layers, so such an experiment cannot be restored. Its leaderboard and report still read.
 
     Raises:
-        HypoError: When ``meta`` (an experiment's ``hypo_search.json``) predates :data:`CODE_LAYOUT`.
+        HypoError: When ``search`` (an experiment's record) predates :data:`CODE_LAYOUT`.
     """
-    if meta.get("code_layout") != CODE_LAYOUT:
+    if search.code_layout != CODE_LAYOUT:
         raise HypoError(f"--resume: {name} was started by an older hypo whose module paths Tune pickled are gone "
                         "(before the data/learn/search layers); its leaderboard and report still read, but to "
                         "continue it start a new search")
@@ -565,17 +568,24 @@ def resumed_config(storage_path: str, name: str, data: str | None = None) -> Sea
     from hypo.config import from_dict
 
     exp_path = SearchConfig(data="-", storage=storage_path, name=name).experiment_path
-    meta_path = storage.join(exp_path, SEARCH_META)
-    if not storage.exists(meta_path):
+    search = read_search_record(exp_path)
+    if search is None:
         raise HypoError(f"nothing to resume at {exp_path} (no {SEARCH_META}: not a hypo search)")
-    meta = storage.read_json(meta_path)
-    check_layout(meta, name)
-    saved = from_dict(SearchConfig, meta["search"])
-    saved_data = meta.get("data") or storage.absolute(saved.data)
+    check_layout(search, name)
+    saved = from_dict(SearchConfig, search.search)
+    saved_data = search.data or storage.absolute(saved.data)
     if data is not None and storage.absolute(data) != saved_data:
         raise ConfigError(f"--resume: {name} ran on {saved_data}, not {storage.absolute(data)}; drop --data to "
                           "resume it")
     return dataclasses.replace(saved, storage=storage_path, name=name, data=saved_data)
+
+
+def search_record(cfg: SearchConfig, data: TrainingData) -> SearchRecord:
+    """What a new search records about itself: its settings, the dataset and every baseline on validation."""
+    manifest = data.manifest
+    return SearchRecord(search=to_dict(cfg), code_layout=CODE_LAYOUT, search_fingerprint=fingerprint(cfg),
+                        data=storage.absolute(cfg.data), dataset_fingerprint=data.fingerprint, label=manifest.label,
+                        source=manifest.source.name, simulated=manifest.simulated, baselines=data.baselines)
 
 
 def set_console(verbose: bool) -> None:
@@ -611,18 +621,17 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
     from ray import tune
 
     exp_path = cfg.experiment_path
-    meta_path = storage.join(exp_path, SEARCH_META)
     if not resume:
         check_name_free(cfg)  # before the data work (the command line checks it before Ray starts too)
     data = load_search_data(cfg.data, cfg.seed, log, feature_model=not resume)
     if resume:
         if not tune.Tuner.can_restore(exp_path):
             raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
-        started = storage.read_json(meta_path) if storage.exists(meta_path) else {}
+        started = read_search_record(exp_path) or SearchRecord()
         check_layout(started, cfg.name)
-        started_on = started.get("dataset_fingerprint")
-        if started_on is not None and started_on != data["fingerprint"]:
-            raise DatasetError(f"--resume: {cfg.data} holds dataset {data['fingerprint']}, but the search started on "
+        started_on = started.dataset_fingerprint
+        if started_on is not None and started_on != data.fingerprint:
+            raise DatasetError(f"--resume: {cfg.data} holds dataset {data.fingerprint}, but the search started on "
                                f"{started_on}; rebuild that dataset or start a new search")
         tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg, data), resume_unfinished=True,
                                    resume_errored=True)
@@ -630,17 +639,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         # The record last: a tuner that cannot be built (a bad --optuna-storage, --mlflow without the package)
         # must leave no hypo_search.json, or the folder could be neither started again nor resumed.
         tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
-        storage.write_json(meta_path, {
-            "search": to_dict(cfg),
-            "code_layout": CODE_LAYOUT,
-            "search_fingerprint": fingerprint(cfg),
-            "data": storage.absolute(cfg.data),
-            "dataset_fingerprint": data["fingerprint"],
-            "label": data["manifest"]["label"],
-            "source": (data["manifest"].get("source") or {}).get("name"),
-            "simulated": is_simulated(data["manifest"]),
-            "baselines": data["baselines"],
-        })
+        write_search_record(exp_path, search_record(cfg, data))
     set_console(verbose)
     # On Ctrl-C Tune logs how to resume with its Python API; the command line says how with ours instead.
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
@@ -654,7 +653,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         records = load_trials(local)
     except HypoError:  # no trial folder yet: none ever started
         records = []
-    status = search_status(records, read_search_meta(local)) if records else {"finished": 0, "budget_spent": False}
+    status = search_status(records, read_search_record(local)) if records else {"finished": 0, "budget_spent": False}
     finished = status["finished"]
     if finished + errored < cfg.planned_trials and not status["budget_spent"]:
         if not any(r.history for r in records) and wall >= cfg.pending_timeout_s:

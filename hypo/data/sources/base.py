@@ -10,6 +10,7 @@ import numpy as np
 
 from hypo.data.art import ArterialLine
 from hypo.data.signals import N_SIGNALS, SIGNALS, group_channels
+from hypo.data.sources.spec import SourceSpec
 from hypo.errors import CaseRejected
 
 
@@ -86,6 +87,14 @@ class Source(Protocol):
         """Return a JSON-ready description (e.g. eligibility counts) for the manifest."""
         ...
 
+    def describe(self) -> SourceSpec:
+        """Return the options that build this source again (:func:`hypo.data.sources.factory.build_source`).
+
+        Recorded in the manifest, so the alarm replay can reload a dataset's recordings; a source without it
+        (a test's) builds datasets whose recordings cannot be replayed.
+        """
+        ...
+
 
 def iter_cases(source: Source) -> Iterator[Case | CaseRejected]:
     """Yield each case of ``source`` in order, or the :class:`CaseRejected` that explains why not.
@@ -100,43 +109,4 @@ def iter_cases(source: Source) -> Iterator[Case | CaseRejected]:
             yield exc
 
 
-SIMULATED_SOURCES = ("demo", "synthetic")
-
-
-def is_simulated(manifest: dict[str, Any]) -> bool:
-    """Whether a window dataset comes from the demo simulator (or test data), not from patients.
-
-    Args:
-        manifest: The dataset's ``manifest.json``.
-
-    Returns:
-        True when its source is simulated; figures from it must never read as clinical performance.
-    """
-    src = manifest.get("source") or {}
-    return src.get("name") in SIMULATED_SOURCES or bool((src.get("report") or {}).get("simulated"))
-
-
-def cohort_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Which subjects a window dataset's source draws from, comparable between datasets built differently.
-
-    Two datasets with the same cohort can share subjects whatever else differs: the demo simulator's case *i* is
-    the same subject for any ``--cases`` (so its cohort is the simulator version and seed, also for its cases
-    written as ``.vital`` files), and every build from the VitalDB open dataset draws from the same patients.
-    Other sources are identified by their fingerprint.
-
-    Args:
-        manifest: A dataset's ``manifest.json``.
-
-    Returns:
-        A small JSON-ready dict; equal dicts mean the subjects may overlap.
-    """
-    src = manifest.get("source") or {}
-    rep = src.get("report") or {}
-    if src.get("name") == "demo":
-        return {"source": "demo", "simulator": rep.get("simulator_version"), "seed": rep.get("seed")}
-    sim = rep.get("simulator") or {}
-    if isinstance(sim, dict) and sim.get("simulator_version"):  # demo cases written as .vital files
-        return {"source": "demo", "simulator": sim["simulator_version"], "seed": sim.get("seed")}
-    if src.get("name") == "vitaldb":
-        return {"source": "vitaldb"}
-    return {"source": src.get("name"), "fingerprint": src.get("fingerprint")}
+SIMULATED_SOURCES = ("demo", "synthetic")  # never patients (hypo.data.manifest.Manifest.simulated)

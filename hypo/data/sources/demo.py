@@ -33,6 +33,7 @@ values stamped apart, another cuff interval, an older and sicker mix, TIVA cases
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -43,6 +44,7 @@ from hypo.data.art import ART_VITALDB_TRACKS, ArterialLine
 from hypo.data.signals import BIS, DBP, ECG, MAC, MBP, N_SIGNALS, NIBP, PLETH, SBP, VITALDB_TRACKS
 from hypo.data.sources.base import Case
 from hypo.data.sources.demo_sites import SITE_B, PatientMix, SiteProfile
+from hypo.data.sources.spec import SourceSpec
 from hypo.errors import CaseRejected, ConfigError
 
 SIMULATOR_VERSION = "demo-sim-1"  # the seven signals; unchanged by the arterial line (its own stream)
@@ -301,8 +303,121 @@ def simulate_art(caseid: int, seed: int, n: int, t_ind: float, lat_map: np.ndarr
     return ArterialLine(time[keep], *vals)
 
 
+@dataclasses.dataclass
+class _Effects:
+    """What a case's episodes add to each latent signal, one value per second."""
+
+    low: np.ndarray  # MAP drops (hypotension): the deepest wins
+    high: np.ndarray  # MAP rises (hypertension, overshoot): the highest wins
+    pp: np.ndarray  # pulse pressure
+    hr: np.ndarray  # heart rate
+    mac: np.ndarray  # anaesthetic gas
+    bis: np.ndarray  # BIS
+    pamp: np.ndarray  # pleth amplitude (relative)
+
+    @classmethod
+    def zeros(cls, n: int) -> _Effects:
+        return cls(*(np.zeros(n) for _ in range(7)))
+
+
+def _depth(rng: np.random.Generator, t: np.ndarray, n: int) -> tuple[np.ndarray, float, float, float]:
+    """Anaesthetic depth a(t): awake 0, maintenance 1; induction after a few minutes, emergence at the end.
+
+    Returns:
+        ``(depth, t_ind, t_maint, t_emerge)``.
+    """
+    t_ind = rng.uniform(60, 300)
+    t_maint = t_ind + rng.uniform(120, 300)
+    t_emerge = n - min(rng.uniform(600, 1200), 0.3 * n)  # short cases keep most of their time in maintenance
+    return np.interp(t, [0, t_ind, t_maint, t_emerge, n], [0, 0, 1, 1, 0.15]), t_ind, t_maint, t_emerge
+
+
+def _episode_effects(rng: np.random.Generator, t: np.ndarray, phases: tuple[float, float, float],
+                     pat: dict[str, float], prof: SiteProfile) -> _Effects:
+    """The case's episodes as contributions per signal (overlapping ones do not stack)."""
+    d = _Effects.zeros(len(t))
+    for kind, on, dur, warned in _episodes(rng, *phases, prof):
+        ramp, rec = rng.uniform(60, 180), rng.uniform(60, 240)
+        end = on + ramp + dur
+        hypo = kind == "hypo" or (kind == "false" and rng.random() < 0.5)
+        if warned:
+            start = on - rng.uniform(*LEAD_S)
+            knots = [start, start + rng.uniform(60, 180), end, end + 300]
+            if hypo:  # deepening: more gas, lower BIS, smaller pulse, slower heart
+                pairs = ((d.mac, rng.uniform(0.2, 0.5)), (d.bis, -rng.uniform(8, 18)),
+                         (d.pamp, -rng.uniform(0.15, 0.35)), (d.hr, -rng.uniform(3, 8)))
+            else:  # lightening / stimulation: less gas, higher BIS, vasoconstriction, faster heart
+                pairs = ((d.mac, -rng.uniform(0.2, 0.4)), (d.bis, rng.uniform(10, 25)),
+                         (d.pamp, -rng.uniform(0.3, 0.5)), (d.hr, rng.uniform(10, 25)))
+            for arr, amp in pairs:
+                _add(arr, t, knots, [0, amp, amp, 0])
+        if kind == "hypo":  # drop, vasopressor, recovery (sometimes overshooting)
+            drop = rng.uniform(48, 63) - pat["map"]
+            over = rng.uniform(10, 30) if rng.random() < P_OVERSHOOT else 0.0
+            _add(d.low, t, [on, on + ramp, end, end + rec], [0, drop, drop, 0], np.minimum)
+            if over:
+                _add(d.high, t, [end, end + rec, end + rec + rng.uniform(120, 400)], [0, over, 0], np.maximum)
+            _add(d.pp, t, [on, on + ramp, end, end + rec], [0, -5, -5, 0], np.minimum)
+        elif kind == "hyper":
+            dpp = rng.uniform(10, 25)
+            rise = rng.uniform(165, 200) - pat["map"] - SYSTOLIC_SHARE * (pat["pp"] + dpp)
+            _add(d.high, t, [on, on + ramp, end, end + rec], [0, rise, rise, 0], np.maximum)
+            _add(d.pp, t, [on, on + ramp, end, end + rec], [0, dpp, dpp, 0], np.maximum)
+    return d
+
+
+def _cuff_readings(rng: np.random.Generator, sig: np.ndarray, lat_map: np.ndarray, lat_pp: np.ndarray,
+                   prof: SiteProfile) -> np.ndarray:
+    """Cuff readings at a handful of seconds, integer mmHg like the monitor, with their artefacts; their times."""
+    rt = _cuff_times(rng, len(sig), prof)
+    mbp = np.maximum(lat_map[rt] + rng.normal(0, 3, len(rt)), 30)
+    pp = np.maximum(lat_pp[rt] + rng.normal(0, 4, len(rt)), 15)
+    sbp, dbp = np.round(mbp + SYSTOLIC_SHARE * pp), np.round(mbp - (1 - SYSTOLIC_SHARE) * pp)
+    mbp = np.round(mbp)
+    art = rng.random(len(rt))
+    zero, spike = art < P_CUFF_ZERO, (art >= P_CUFF_ZERO) & (art < P_CUFF_ZERO + P_MAP_SPIKE)
+    swap = (art >= P_CUFF_ZERO + P_MAP_SPIKE) & (art < P_CUFF_ZERO + P_MAP_SPIKE + P_SWAP)
+    mbp[spike] = rng.uniform(210, 300, int(spike.sum()))
+    sbp[spike], dbp[spike] = mbp[spike] + 40, mbp[spike] - 25
+    sbp[swap], dbp[swap] = dbp[swap], sbp[swap]
+    sbp[zero] = mbp[zero] = dbp[zero] = 0
+    sig[rt, SBP], sig[rt, MBP], sig[rt, DBP] = sbp, mbp, dbp
+    return rt
+
+
+def _numerics(rng: np.random.Generator, sig: np.ndarray, t: np.ndarray, depth: np.ndarray,
+              d: _Effects) -> tuple[np.ndarray, np.ndarray]:
+    """MAC (age-adjusted units) and BIS at their own sampling times; returns those times ``(mac, bis)``."""
+    n = len(sig)
+    mt = _sample_times(rng, n, *MAC_INTERVAL_S)
+    mac = rng.uniform(0.7, 1.1) * depth[mt] + d.mac[mt] + _slow(rng, t, 0.05, 600)[mt] + rng.normal(0, 0.02, len(mt))
+    sig[mt, MAC] = np.round(np.clip(mac, 0, None), 2)
+    bt = _sample_times(rng, n, *BIS_INTERVAL_S, start=int(rng.integers(30, 240)))  # sensor attached after a while
+    bis_awake, bis_maint = rng.uniform(88, 97), rng.uniform(35, 55)
+    bis = bis_awake + (bis_maint - bis_awake) * depth[bt] + d.bis[bt] + _slow(rng, t, 4.0, 600)[bt]
+    sig[bt, BIS] = np.round(np.clip(bis + rng.normal(0, 3, len(bt)), 0, 100), 1)
+    return mt, bt
+
+
+def _waveforms(rng: np.random.Generator, sig: np.ndarray, t: np.ndarray, hr: np.ndarray, pat: dict[str, float],
+               d: _Effects) -> None:
+    """ECG and pleth: one sample per second at the phase the cardiac cycle has reached (aliased, jittered)."""
+    n = len(sig)
+    ph, ecg_beat, pleth_beat = _beat_templates()
+    phase = np.cumsum(np.clip(hr, 35, 180) / 60.0) + rng.uniform() + rng.normal(0, 0.03, n)
+    ecg = pat["r_amp"] * (1 + 0.005 * d.hr) * np.interp(phase, ph, ecg_beat, period=1.0)
+    sig[:, ECG] = ecg + 0.05 * np.sin(2 * np.pi * t / rng.uniform(8, 20)) + rng.normal(0, 0.03, n)
+    pamp = pat["pleth_amp"] * np.clip(1 + d.pamp + _slow(rng, t, 0.08, 600), 0.2, None)
+    pleth = pat["pleth_base"] + pamp * np.interp(phase - 0.12, ph, pleth_beat, period=1.0)
+    sig[:, PLETH] = np.clip(pleth + rng.normal(0, 1.0, n), 0, 100)
+
+
 def simulate_case(caseid: int, seed: int = 0, arterial: bool = True, site: str = "a") -> Case:
     """Simulate one surgical case; the result depends only on ``(seed, caseid, site)``.
+
+    The stages draw from the case's random stream in turn: anaesthetic depth, episodes, latent pressures and heart
+    rate, cuff readings, numerics, waveforms, artefacts (then the site's monitor and the arterial line, each from
+    its own stream).
 
     Args:
         caseid: Case number (1-based).
@@ -319,89 +434,22 @@ def simulate_case(caseid: int, seed: int = 0, arterial: bool = True, site: str =
     pat = _patient(root, seed, prof)
     rng = _rng(seed, caseid, _STREAM_CASE, prof)
     t = np.arange(n, dtype=np.float64)
-
-    # Anaesthetic depth a(t): awake 0, maintenance 1; induction after a few minutes, emergence at the end.
-    t_ind = rng.uniform(60, 300)
-    t_maint = t_ind + rng.uniform(120, 300)
-    t_emerge = n - min(rng.uniform(600, 1200), 0.3 * n)  # short cases keep most of their time in maintenance
-    depth = np.interp(t, [0, t_ind, t_maint, t_emerge, n], [0, 0, 1, 1, 0.15])
-
-    # Event contributions, accumulated per signal.
-    # Overlapping episodes do not stack: the deepest drop and the highest rise win.
-    d_low, d_high, d_pp, d_hr = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    d_mac, d_bis, d_pamp = np.zeros(n), np.zeros(n), np.zeros(n)
-    for kind, on, dur, warned in _episodes(rng, t_ind, t_maint, t_emerge, prof):
-        ramp, rec = rng.uniform(60, 180), rng.uniform(60, 240)
-        end = on + ramp + dur
-        hypo = kind == "hypo" or (kind == "false" and rng.random() < 0.5)
-        if warned:
-            start = on - rng.uniform(*LEAD_S)
-            knots = [start, start + rng.uniform(60, 180), end, end + 300]
-            if hypo:  # deepening: more gas, lower BIS, smaller pulse, slower heart
-                pairs = ((d_mac, rng.uniform(0.2, 0.5)), (d_bis, -rng.uniform(8, 18)),
-                         (d_pamp, -rng.uniform(0.15, 0.35)), (d_hr, -rng.uniform(3, 8)))
-            else:  # lightening / stimulation: less gas, higher BIS, vasoconstriction, faster heart
-                pairs = ((d_mac, -rng.uniform(0.2, 0.4)), (d_bis, rng.uniform(10, 25)),
-                         (d_pamp, -rng.uniform(0.3, 0.5)), (d_hr, rng.uniform(10, 25)))
-            for arr, amp in pairs:
-                _add(arr, t, knots, [0, amp, amp, 0])
-        if kind == "hypo":  # drop, vasopressor, recovery (sometimes overshooting)
-            drop = rng.uniform(48, 63) - pat["map"]
-            over = rng.uniform(10, 30) if rng.random() < P_OVERSHOOT else 0.0
-            _add(d_low, t, [on, on + ramp, end, end + rec], [0, drop, drop, 0], np.minimum)
-            if over:
-                _add(d_high, t, [end, end + rec, end + rec + rng.uniform(120, 400)], [0, over, 0], np.maximum)
-            _add(d_pp, t, [on, on + ramp, end, end + rec], [0, -5, -5, 0], np.minimum)
-        elif kind == "hyper":
-            dpp = rng.uniform(10, 25)
-            rise = rng.uniform(165, 200) - pat["map"] - SYSTOLIC_SHARE * (pat["pp"] + dpp)
-            _add(d_high, t, [on, on + ramp, end, end + rec], [0, rise, rise, 0], np.maximum)
-            _add(d_pp, t, [on, on + ramp, end, end + rec], [0, dpp, dpp, 0], np.maximum)
+    depth, *phases = _depth(rng, t, n)
+    d = _episode_effects(rng, t, tuple(phases), pat, prof)
 
     awake = 1.0 - depth  # awake: higher pressure and heart rate, lighter BIS
-    lat_map = pat["map"] + 10 * awake + d_low + d_high + _slow(rng, t, 3.0, 600)
-    lat_pp = pat["pp"] + 5 * awake + d_pp + _slow(rng, t, 3.0, 900)
-    hr = pat["hr"] + 10 * awake + d_hr + _slow(rng, t, 4.0, 600)
+    lat_map = pat["map"] + 10 * awake + d.low + d.high + _slow(rng, t, 3.0, 600)
+    lat_pp = pat["pp"] + 5 * awake + d.pp + _slow(rng, t, 3.0, 900)
+    hr = pat["hr"] + 10 * awake + d.hr + _slow(rng, t, 4.0, 600)
 
     sig = np.full((n, N_SIGNALS), np.nan, dtype=np.float32)
-
-    # Cuff readings at a handful of seconds; integer mmHg like the monitor.
-    rt = _cuff_times(rng, n, prof)
-    mbp = np.maximum(lat_map[rt] + rng.normal(0, 3, len(rt)), 30)
-    pp = np.maximum(lat_pp[rt] + rng.normal(0, 4, len(rt)), 15)
-    sbp, dbp = np.round(mbp + SYSTOLIC_SHARE * pp), np.round(mbp - (1 - SYSTOLIC_SHARE) * pp)
-    mbp = np.round(mbp)
-    art = rng.random(len(rt))
-    zero, spike = art < P_CUFF_ZERO, (art >= P_CUFF_ZERO) & (art < P_CUFF_ZERO + P_MAP_SPIKE)
-    swap = (art >= P_CUFF_ZERO + P_MAP_SPIKE) & (art < P_CUFF_ZERO + P_MAP_SPIKE + P_SWAP)
-    mbp[spike] = rng.uniform(210, 300, int(spike.sum()))
-    sbp[spike], dbp[spike] = mbp[spike] + 40, mbp[spike] - 25
-    sbp[swap], dbp[swap] = dbp[swap], sbp[swap]
-    sbp[zero] = mbp[zero] = dbp[zero] = 0
-    sig[rt, SBP], sig[rt, MBP], sig[rt, DBP] = sbp, mbp, dbp
-
-    # Numerics: MAC (age-adjusted units) and BIS at their own sampling times.
-    mt = _sample_times(rng, n, *MAC_INTERVAL_S)
-    mac = rng.uniform(0.7, 1.1) * depth[mt] + d_mac[mt] + _slow(rng, t, 0.05, 600)[mt] + rng.normal(0, 0.02, len(mt))
-    sig[mt, MAC] = np.round(np.clip(mac, 0, None), 2)
-    bt = _sample_times(rng, n, *BIS_INTERVAL_S, start=int(rng.integers(30, 240)))  # sensor attached after a while
-    bis_awake, bis_maint = rng.uniform(88, 97), rng.uniform(35, 55)
-    bis = bis_awake + (bis_maint - bis_awake) * depth[bt] + d_bis[bt] + _slow(rng, t, 4.0, 600)[bt]
-    sig[bt, BIS] = np.round(np.clip(bis + rng.normal(0, 3, len(bt)), 0, 100), 1)
-
-    # Waveforms: one sample per second at the phase the cardiac cycle has reached (aliased, jittered).
-    ph, ecg_beat, pleth_beat = _beat_templates()
-    phase = np.cumsum(np.clip(hr, 35, 180) / 60.0) + rng.uniform() + rng.normal(0, 0.03, n)
-    ecg = pat["r_amp"] * (1 + 0.005 * d_hr) * np.interp(phase, ph, ecg_beat, period=1.0)
-    sig[:, ECG] = ecg + 0.05 * np.sin(2 * np.pi * t / rng.uniform(8, 20)) + rng.normal(0, 0.03, n)
-    pamp = pat["pleth_amp"] * np.clip(1 + d_pamp + _slow(rng, t, 0.08, 600), 0.2, None)
-    pleth = pat["pleth_base"] + pamp * np.interp(phase - 0.12, ph, pleth_beat, period=1.0)
-    sig[:, PLETH] = np.clip(pleth + rng.normal(0, 1.0, n), 0, 100)
-
+    rt = _cuff_readings(rng, sig, lat_map, lat_pp, prof)
+    mt, bt = _numerics(rng, sig, t, depth, d)
+    _waveforms(rng, sig, t, hr, pat, d)
     _add_artefacts(rng, sig, bt, mt)
     if prof.nibp_stagger_p or prof.p_tiva:
         _site_monitor(_rng(seed, caseid, _STREAM_SITE, prof), sig, rt, prof)
-    art = simulate_art(caseid, seed, n, t_ind, lat_map, lat_pp, prof) if arterial else None
+    art = simulate_art(caseid, seed, n, phases[0], lat_map, lat_pp, prof) if arterial else None
     return Case(str(caseid), str(prof.subject_id_base + root), sig, art=art)
 
 
@@ -497,6 +545,10 @@ class DemoSource:
         prof = site_profile(self.site)
         extra = {} if prof is SITE_A else {"site": prof.name}
         return hash_obj({"simulator": prof.simulator_version, "seed": self.seed, "n_cases": self.n_cases, **extra})
+
+    def describe(self) -> SourceSpec:
+        """The options that build this source again (:func:`hypo.data.sources.factory.build_source`)."""
+        return SourceSpec(name=self.name, n_cases=self.n_cases, seed=self.seed, site=self.site, arterial=self.arterial)
 
     def report(self) -> dict[str, Any]:
         """Describe the cohort for the manifest, saying plainly that it is simulated."""

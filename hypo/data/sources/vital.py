@@ -34,6 +34,7 @@ from hypo.config import fingerprint as hash_obj
 from hypo.data.art import ART_SIGNALS, ART_UNIT, ART_VITALDB_TRACKS, ArterialLine
 from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS, group_channels
 from hypo.data.sources.base import Case
+from hypo.data.sources.spec import SourceSpec
 from hypo.errors import CaseRejected, ConfigError
 from hypo.storage import sha256_file
 
@@ -247,15 +248,31 @@ def read_vital_case(
         CaseRejected: ``missing file``, ``corrupt file``, ``missing track``, ``wrong units`` (a track declares a
             unit its signal cannot be in, see :data:`INCOMPATIBLE_UNITS`) or ``all-NaN signal``.
     """
-    import vitaldb
-
     caseid = str(caseid)
     tmap = normalise_track_map(track_map)
     path = os.fspath(path)
+    vf = _open_vital(path, caseid, tmap)
+    chosen = choose_tracks(vf, tmap, allow_missing, path, caseid)
+    check_declared_units({s: str(getattr(vf.find_track(n), "unit", "") or "") for s, n in chosen.items()}, chosen,
+                         caseid)
+    case = Case(caseid, str(subjectid), _signals_on_grid(vf, chosen, path, caseid))
+    case.check_signals(tuple(allow_missing))  # before the arterial line: a rejected file is not read again
+    if arterial:
+        case.art = read_arterial_line(path, caseid, art_track_map(tmap), vf.dtstart)
+    return case
+
+
+def _open_vital(path: str, caseid: str, tmap: Mapping[str, tuple[str, ...]]):
+    """The file read with vitaldb (only the tracks ``tmap`` names), after its container was checked whole.
+
+    Raises:
+        CaseRejected: ``missing file`` or ``corrupt file``.
+    """
+    import vitaldb
+
     if not os.path.isfile(path):
         raise _reject("missing file", f"case {caseid}: no file {path}")
     _check_container(path, caseid)
-
     wanted = list(dict.fromkeys(n for names in tmap.values() for n in names))
     try:
         vf, printed = _quiet(vitaldb.VitalFile, path, wanted)
@@ -264,7 +281,17 @@ def read_vital_case(
     if "Error in reading file" in printed:
         msg = printed.strip().splitlines()[-1]
         raise _reject("corrupt file", f"case {caseid}: {path}: {msg}")
+    return vf
 
+
+def choose_tracks(vf, tmap: Mapping[str, tuple[str, ...]], allow_missing: Sequence[str], path: str,
+                  caseid: str) -> dict[str, str]:
+    """Signal name -> the track of ``vf`` that holds it: the first candidate present, preferring one with records.
+
+    Raises:
+        CaseRejected: ``missing track`` for a signal none of whose candidates the file has (unless its group may be
+            missing), naming the tracks the file does have; ``corrupt file`` when it has none at all.
+    """
     chosen: dict[str, str] = {}
     missing: list[str] = []
     optional = {SIGNALS[i] for i in group_channels(allow_missing)}
@@ -281,9 +308,15 @@ def read_vital_case(
             raise _reject("corrupt file", f"case {caseid}: {path} has no tracks")
         want = ", ".join(f"{s} ({'|'.join(tmap[s])})" for s in missing)
         raise _reject("missing track", f"case {caseid}: no {want}; file has {len(has)}: {_abbreviate(has)}")
+    return chosen
 
-    check_declared_units({s: str(getattr(vf.find_track(n), "unit", "") or "") for s, n in chosen.items()}, chosen,
-                         caseid)
+
+def _signals_on_grid(vf, chosen: Mapping[str, str], path: str, caseid: str) -> np.ndarray:
+    """float32 [seconds, 7]: the chosen tracks on a 1-second grid, NaN columns for signals without a track.
+
+    Raises:
+        CaseRejected: ``corrupt file`` when vitaldb cannot put the tracks on one grid.
+    """
     columns = list(dict.fromkeys(chosen.values()))  # vitaldb drops repeated names: read each track once
     try:
         values = np.asarray(vf.to_numpy(columns, 1), dtype=np.float32)
@@ -297,11 +330,7 @@ def read_vital_case(
     for i, sig in enumerate(SIGNALS):
         if sig in chosen:
             signals[:, i] = values[:, columns.index(chosen[sig])]
-    case = Case(caseid, str(subjectid), signals)
-    case.check_signals(tuple(allow_missing))  # before the arterial line: a rejected file is not read again
-    if arterial:
-        case.art = read_arterial_line(path, caseid, art_track_map(tmap), vf.dtstart)
-    return case
+    return signals
 
 
 def read_arterial_line(path: str, caseid: str, candidates: Mapping[str, Sequence[str]],
@@ -531,6 +560,12 @@ class VitalDirSource:
         files = [(p.relative_to(root).as_posix(), p.stat().st_size, self._digest(p)) for p in self._files()]
         tmap = {k: list(v) for k, v in self.track_map.items()}
         return hash_obj({"files": files, "track_map": tmap, "subjects": sorted(self.subjects.items())})
+
+    def describe(self) -> SourceSpec:
+        """The options that build this source again (:func:`hypo.data.sources.factory.build_source`)."""
+        return SourceSpec(name=self.name, folder=self.path, track_map=self.track_map,
+                          subjects=os.path.abspath(self.subjects_path) if self.subjects_path else None,
+                          arterial=self.arterial, allow_missing=self.allow_missing)
 
     def report(self) -> dict[str, Any]:
         """Folder, number of files, track map and how subjects were assigned (and ``simulated`` for demo files)."""

@@ -43,6 +43,7 @@ from typing import Any
 
 from hypo.config import fingerprint as hash_obj
 from hypo.data.sources.base import Case
+from hypo.data.sources.spec import SourceSpec
 from hypo.data.sources.vital import read_vital_case
 from hypo.errors import CaseRejected, ConfigError, HypoError
 
@@ -448,6 +449,11 @@ class VitalDBSource:
                 "caseids": [r["caseid"] for r in sel["refs"]],
             }
         )
+
+    def describe(self) -> SourceSpec:
+        """The options that build this source again (:func:`hypo.data.sources.factory.build_source`)."""
+        return SourceSpec(name=self.name, n_cases=self.n_cases, caseids=self.caseids, cache=self.cache,
+                          api_url=self.api_url, arterial=self.arterial, allow_missing=self.allow_missing)
 
     def report(self) -> dict[str, Any]:
         """Eligibility counts (sequential), selection, API address, dataset version and cache."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,6 +60,10 @@ from hypo.evaluate.alarms.replay import (
 )
 from hypo.evaluate.alarms.result import AlarmResult, CasesSummary, ValidationAlarms
 from hypo.infer.model import ExportedModel
+
+if TYPE_CHECKING:
+    from hypo.data.manifest import Manifest
+    from hypo.search.record import SearchRecord
 
 OPERATING_POINTS = ("fa_target", "sens_target")
 N_BOOT = 1000
@@ -124,7 +128,7 @@ def trial_models(exp_path: str, trial_ids: list[str], val=None) -> dict[str, Exp
     return {t: trial_model(exp_path, t, val=val)[0] for t in trial_ids}
 
 
-def fit_default_feature_model(data_dir: str, manifest: dict[str, Any], meta: dict[str, Any] | None = None, log=print):
+def fit_default_feature_model(data_dir: str, manifest: Manifest, meta: SearchRecord | None = None, log=print):
     """The feature-model baseline of a dataset: a search's recorded choice refitted, else chosen anew.
 
     Returns:
@@ -135,7 +139,7 @@ def fit_default_feature_model(data_dir: str, manifest: dict[str, Any], meta: dic
 
     try:
         train, val = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
-        return feature_model_for(meta or {}, train, val)
+        return feature_model_for(meta.baselines if meta is not None else (), train, val)
     except HypoError as exc:
         log(f"alarm evaluation: no feature-model row ({exc})")
         return None
@@ -154,12 +158,12 @@ def _scores(replay: ReplayedSplit, name: str) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def fixed_threshold(name: str, manifest: dict[str, Any]) -> float | None:
+def fixed_threshold(name: str, manifest: Manifest) -> float | None:
     """The rows whose threshold is a definition, not a choice: the simulated cuff alarms below ``hypo_map``."""
-    return float(manifest["label"]["hypo_map"]) if name == FREQUENT_CUFF else None
+    return float(manifest.label.hypo_map) if name == FREQUENT_CUFF else None
 
 
-def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: dict[str, Any]) -> dict[str, Any]:
+def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: Manifest) -> dict[str, Any]:
     """Per row: the validation curve and the two thresholds chosen on it (:func:`select_thresholds`).
 
     Returns:
@@ -195,7 +199,7 @@ def _weights(replay: ReplayedSplit, n_boot: int, seed: int) -> np.ndarray | None
 
 
 def score_split(replay: ReplayedSplit, chosen: Thresholds, cfg: AlarmConfig, descriptions: dict[str, str],
-                manifest: dict[str, Any], n_boot: int = N_BOOT,
+                manifest: Manifest, n_boot: int = N_BOOT,
                 seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Pooled]]:
     """Every row on a split at thresholds fixed elsewhere, plus its own curve over all thresholds.
 
@@ -281,7 +285,7 @@ def choose_thresholds(models: dict[str, ExportedModel], recordings: Recordings, 
 
 def evaluate_alarms(models: dict[str, ExportedModel], data_dir: str, options: AlarmOptions | None = None, *,
                     describe: Callable[[ExportedModel], str] = ExportedModel.describe,
-                    manifest: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+                    manifest: Manifest | None = None, meta: SearchRecord | None = None,
                     log=print) -> tuple[AlarmResult, AlarmDetail]:
     """The alarm evaluation of one or more models on one split, with the baselines (see the module docstring).
 
@@ -292,7 +296,7 @@ def evaluate_alarms(models: dict[str, ExportedModel], data_dir: str, options: Al
         describe: A model row's description (default :meth:`ExportedModel.describe
             <hypo.infer.model.ExportedModel.describe>`).
         manifest: The dataset's manifest, if already read.
-        meta: A search's ``hypo_search.json`` (its recorded feature-model choice).
+        meta: A search's record (its recorded feature-model choice).
         log: Where progress lines go.
 
     Returns:
@@ -328,16 +332,14 @@ def evaluate_alarms(models: dict[str, ExportedModel], data_dir: str, options: Al
 def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSplit, rows: list[dict[str, Any]],
                  origin: str, val_cases: CasesSummary | None) -> AlarmResult:
     """The record of a scored split: the dataset, the rules and settings, the cases and the rows."""
-    from hypo.data.sources.base import is_simulated
-
     manifest, cfg = recordings.manifest, opts.cfg
-    label = manifest["label"]
+    label = manifest.label
     return AlarmResult(
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        data=recordings.data_dir, dataset_fingerprint=manifest["fingerprint"], split=opts.split,
-        thresholds_from=origin, label_source=label.get("source", "cuff"),
+        data=recordings.data_dir, dataset_fingerprint=manifest.fingerprint, split=opts.split,
+        thresholds_from=origin, label_source=label.source,
         events=event_rule_text(label, cfg.merge_gap_s, cfg.induction_s, cfg.cuff_hold_s), policy=cfg.policy_text(),
-        scoring=cfg.scoring_text(), config=cfg, simulated=is_simulated(manifest), cases=_cases_summary(replay),
+        scoring=cfg.scoring_text(), config=cfg, simulated=manifest.simulated, cases=_cases_summary(replay),
         validation_cases=val_cases, n_boot=int(opts.n_boot), seed=int(opts.seed), rows=rows,
         timings={k: round(v, 3) for k, v in replay.timings.items()})
 
@@ -368,9 +370,9 @@ def alarm_evaluation(model: str | ExportedModel, data_dir: str, options: AlarmOp
     meta = None
     if model.origin == "run":  # the search's own feature-model choice
         from hypo.search.experiments import local_experiment
-        from hypo.search.leaderboard import read_search_meta
+        from hypo.search.record import read_search_record
 
-        meta = read_search_meta(local_experiment(model.path, log=lambda s: None))
+        meta = read_search_record(local_experiment(model.path, log=lambda s: None))
     return evaluate_alarms({"model": model}, data_dir, options, meta=meta, log=log)[0]
 
 
@@ -396,18 +398,15 @@ def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | No
     """
     from hypo.data.dataset import load_split, read_manifest
     from hypo.learn.baselines import feature_model_for
-    from hypo.search.experiments import local_experiment
-    from hypo.search.leaderboard import read_search_meta
+    from hypo.search.experiments import experiment_dataset, local_experiment
+    from hypo.search.record import read_search_record
 
     cfg = cfg or AlarmConfig()
     exp_path = local_experiment(exp_path, log=lambda s: None)
-    meta = read_search_meta(exp_path)
-    data_dir = meta.get("data")
-    if not data_dir:
-        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot replay its recordings")
+    data_dir = experiment_dataset(exp_path)
     manifest = read_manifest(data_dir)
     train, val_windows = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
-    fm = feature_model_for(meta, train, val_windows)
+    fm = feature_model_for(read_search_record(exp_path).baselines, train, val_windows)
     models = trial_models(exp_path, trial_ids, val=val_windows)
     val = replay_split(Recordings.of(data_dir, manifest), "val", models, cfg, fm, max_cases, log=log)
     if not val.events:

@@ -179,14 +179,14 @@ def case_events(caseid: str, subjectid: str, duration_s: int, label: LabelConfig
                       hypo_s=_seconds_within(raw, span))
 
 
-def event_rule_text(label: dict, merge_gap_s: int = 300, induction_s: int = 600, cuff_hold_s: int = 300) -> str:
-    """One sentence stating the event definition of a dataset's labels (``manifest["label"]``)."""
-    if label.get("source", "cuff") == "art":
-        return (f"hypotension episode: a run of >= {label.get('event_s', 60)} s in which every valid arterial-line "
-                f"MAP sample is < {label['hypo_map']:g} mmHg (the ART label's rule), episodes closer than "
+def event_rule_text(label: LabelConfig, merge_gap_s: int = 300, induction_s: int = 600, cuff_hold_s: int = 300) -> str:
+    """One sentence stating the event definition of a dataset's labels (its manifest's ``label``)."""
+    if label.source == "art":
+        return (f"hypotension episode: a run of >= {label.event_s} s in which every valid arterial-line "
+                f"MAP sample is < {label.hypo_map:g} mmHg (the ART label's rule), episodes closer than "
                 f"{merge_gap_s / 60:g} min merged; onset = its first second; scored where the line is in place; "
                 f"onsets in the first {induction_s / 60:g} min (induction) reported apart")
-    return (f"hypotension episode: a cuff reading with MAP < {label['hypo_map']:g} mmHg, consecutive low readings "
+    return (f"hypotension episode: a cuff reading with MAP < {label.hypo_map:g} mmHg, consecutive low readings "
             f"one episode, ending at the next reading that is not low or {cuff_hold_s / 60:g} min after the last low "
             f"one; onset = its first low reading; onsets in the first {induction_s / 60:g} min (induction) "
             "reported apart")

@@ -30,7 +30,6 @@ target sensitivity, and only then applied to the test split.
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from typing import Any
 
@@ -46,6 +45,7 @@ from hypo.infer.alarm_policy import (
     alarm_starts,
     reading_alarm_on,
 )
+from hypo.jsonio import finite
 
 PROBABILITY, READING = "probability", "reading"
 FA_GRID = np.round(np.linspace(0.0, 6.0, 61), 3)  # false alarms per hour at which curve bands are read
@@ -546,7 +546,8 @@ def select_thresholds(thresholds, c: dict[str, np.ndarray], cfg: AlarmConfig) ->
     else:
         i = int(np.lexsort((th, -fa))[-1])
     out["fa_target"] = {"threshold": float(th[i]), "met": bool(ok.any()), "target": cfg.fa_target_per_h,
-                        "validation": {"sensitivity": _num(c["sensitivity"][i]), "fa_per_h": _num(c["fa_per_h"][i])}}
+                        "validation": {"sensitivity": finite(c["sensitivity"][i]),
+                                       "fa_per_h": finite(c["fa_per_h"][i])}}
     ok = sens >= cfg.sens_target - 1e-12
     if ok.any():
         key = np.lexsort((th, -fa))
@@ -554,13 +555,9 @@ def select_thresholds(thresholds, c: dict[str, np.ndarray], cfg: AlarmConfig) ->
     else:
         i = int(np.lexsort((th, -fa, sens))[-1])
     out["sens_target"] = {"threshold": float(th[i]), "met": bool(ok.any()), "target": cfg.sens_target,
-                          "validation": {"sensitivity": _num(c["sensitivity"][i]), "fa_per_h": _num(c["fa_per_h"][i])}}
+                          "validation": {"sensitivity": finite(c["sensitivity"][i]),
+                                       "fa_per_h": finite(c["fa_per_h"][i])}}
     return out
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 # ----------------------------------------------------------------------------------------------- intervals
@@ -616,12 +613,12 @@ def operating_point(p: Pooled, k: int, weights: np.ndarray | None, level: float 
         "false_alarms": int(p.false[:, k].sum()),
         "alarms": int(p.alarms[:, k].sum()),
         "censored_alarms": int(p.censored[:, k].sum()),
-        "induction_sensitivity": _num(point["induction_sensitivity"]),
+        "induction_sensitivity": finite(point["induction_sensitivity"]),
         "lead_iqr_s": ([float(x) for x in np.percentile(lead[caught], [25, 75])] if caught.any() else None),
     }
     reps = curve(p, weights) if weights is not None else None
     for name in ("sensitivity", "fa_per_h", "ppv", "alarms_per_h", "time_in_alarm", "detection"):
-        entry = {"value": _num(point[name])}
+        entry = {"value": finite(point[name])}
         if reps is not None:
             entry.update(interval(reps[name][:, k], level))
         out[name] = entry
@@ -644,14 +641,14 @@ def curve_summary(p: Pooled, weights: np.ndarray | None, grid=FA_GRID, level: fl
     """
     c = curve(p)
     env = sensitivity_at_fa(c["fa_per_h"], c["sensitivity"], grid)
-    out = {"thresholds": p.thresholds.tolist(), "sensitivity": [_num(v) for v in c["sensitivity"]],
-           "fa_per_h": [_num(v) for v in c["fa_per_h"]], "grid": list(map(float, grid)),
-           "envelope": [_num(v) for v in env]}
+    out = {"thresholds": p.thresholds.tolist(), "sensitivity": [finite(v) for v in c["sensitivity"]],
+           "fa_per_h": [finite(v) for v in c["fa_per_h"]], "grid": list(map(float, grid)),
+           "envelope": [finite(v) for v in env]}
     if weights is not None:
         reps = curve(p, weights)
         band = sensitivity_at_fa(reps["fa_per_h"], reps["sensitivity"], grid)
         with warnings.catch_warnings():  # a grid point no replicate defines is NaN, said once in the output
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = np.nanpercentile(band, [50 * (1 - level), 50 * (1 + level)], axis=0)
-        out["lo"], out["hi"] = [_num(v) for v in lo], [_num(v) for v in hi]
+        out["lo"], out["hi"] = [finite(v) for v in lo], [finite(v) for v in hi]
     return out

@@ -1,12 +1,13 @@
 """Replaying a window dataset's recordings end to end, as a deployed model would see them.
 
 The stored windows cannot give the recordings back (stride 60 s, gaps filled, only labelled windows kept), so each
-case is reloaded from the source the manifest records, after checking that the source still yields what it did
-(its fingerprint):
+case is reloaded from the source the manifest describes (``source.spec``, built by
+:func:`hypo.data.sources.factory.build_source`), after checking that the source still yields what it did (its
+fingerprint):
 
-- ``demo``: the simulator with the recorded seed and number of cases;
+- ``demo``: the simulator with the recorded seed, site and number of cases;
 - ``vital-dir``: the recorded folder, track map and subjects file;
-- ``vitaldb``: the recorded API address and cache (which must hold the files, or they are downloaded again).
+- ``vitaldb``: the recorded API address, cache (which must hold the files, or they are downloaded again) and cases.
 
 A case's split comes from ``DIR/cases/case_<id>.json``. Each recording is loaded once, prepared once
 (:func:`hypo.infer.predict.prepare_case`: the same cleaning and filling as preprocessing) and scored by every
@@ -38,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from hypo import storage
+from hypo.data.manifest import Manifest
+from hypo.data.sources.factory import SOURCE_NAMES, build_source
 from hypo.errors import CaseRejected, HypoError
 from hypo.evaluate.alarms.events import CaseEvents, case_events
 from hypo.evaluate.alarms.metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
@@ -88,77 +91,53 @@ class Recordings:
     Attributes:
         data_dir: The window dataset.
         manifest: Its manifest.
-        source: The source it was built from (:func:`source_from_manifest`), checked to yield the same recordings.
+        source: The source it was built from (:func:`replay_source`), checked to yield the same recordings.
     """
 
     data_dir: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     source: Any
 
     @classmethod
-    def of(cls, data_dir: str, manifest: dict[str, Any] | None = None) -> Recordings:
+    def of(cls, data_dir: str, manifest: Manifest | None = None) -> Recordings:
         """The recordings of ``data_dir`` (its manifest read when None).
 
         Raises:
             HypoError: When the source cannot be rebuilt or no longer matches the dataset.
         """
-        from hypo.data.dataset import read_manifest
+        from hypo.data.manifest import read_manifest
 
         manifest = manifest if manifest is not None else read_manifest(data_dir)
-        source = source_from_manifest(manifest, listed_caseids(data_dir, manifest))
-        check_source(source, manifest)
-        return cls(data_dir, manifest, source)
+        return cls(data_dir, manifest, replay_source(manifest))
 
 
 # ----------------------------------------------------------------------------------------------- the source
 
 
-def source_from_manifest(manifest: dict[str, Any], listed: list[str] | None = None):
-    """The source a dataset was built from, rebuilt from its manifest (reading the arterial line for ART labels).
-
-    Args:
-        manifest: The dataset's manifest.
-        listed: Every case id the build listed (VitalDB with explicit case ids needs them).
+def replay_source(manifest: Manifest):
+    """The source a dataset was built from, rebuilt from its manifest's description and checked.
 
     Raises:
-        HypoError: For a source that cannot be rebuilt (one line naming it).
+        HypoError: For a source that cannot be rebuilt (one line naming it), or one that no longer yields what the
+            dataset was built from (:func:`check_source`).
     """
-    src = manifest.get("source") or {}
-    name, rep = src.get("name"), src.get("report") or {}
-    arterial = (manifest.get("label") or {}).get("source") == "art"
-    # groups the build let cases lack (--allow-missing): the source must read such cases again
-    allow_missing = tuple((manifest.get("config") or {}).get("allow_missing") or rep.get("allow_missing") or ())
-    try:
-        if name == "demo":
-            from hypo.data.sources.demo import DemoSource
-
-            return DemoSource(n_cases=int(rep["n_cases"]), seed=int(rep.get("seed", 0)), arterial=arterial,
-                              site=rep.get("site", "a"))
-        if name == "vital-dir":
-            from hypo.data.sources.vital import VitalDirSource
-
-            return VitalDirSource(rep["folder"], track_map=rep.get("track_map"), subjects=rep.get("subjects_file"),
-                                  arterial=arterial, allow_missing=allow_missing)
-        if name == "vitaldb":
-            from hypo.data.sources.vitaldb_open import VitalDBSource
-
-            given = bool(rep.get("caseids_given"))
-            ids = sorted(listed or [], key=lambda c: (len(c), c)) if given else None
-            return VitalDBSource(n_cases=None if given else int(rep["n_selected"]), caseids=ids, cache=rep.get("cache"),
-                                 api_url=rep.get("api_url"), arterial=arterial, allow_missing=allow_missing)
-    except KeyError as exc:
-        raise HypoError(f"the manifest's {name} source report lacks {exc}; cannot reload its recordings") from None
-    raise HypoError(f"cannot replay the recordings of a {name!r} source: only demo, vital-dir and vitaldb datasets "
-                    "record where their recordings come from")
+    spec = manifest.source.spec
+    if spec is None or spec.name not in SOURCE_NAMES:
+        name = spec.name if spec is not None else manifest.source.name
+        raise HypoError(f"cannot replay the recordings of a {name!r} source: only demo, vital-dir and vitaldb "
+                        "datasets record where their recordings come from")
+    source = build_source(spec)
+    check_source(source, manifest)
+    return source
 
 
-def check_source(source, manifest: dict[str, Any]) -> None:
+def check_source(source, manifest: Manifest) -> None:
     """Refuse a source that no longer yields what the dataset was built from.
 
     Raises:
         HypoError: When its fingerprint differs from the manifest's (files changed, another seed, ...).
     """
-    want = (manifest.get("source") or {}).get("fingerprint")
+    want = manifest.source.fingerprint
     have = source.fingerprint()
     if want != have:
         raise HypoError(f"the {source.name} source no longer yields the recordings the dataset was built from "
@@ -177,13 +156,6 @@ def split_cases(data_dir: str, split: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda c: (len(c["caseid"]), c["caseid"]))
 
 
-def listed_caseids(data_dir: str, manifest: dict[str, Any]) -> list[str]:
-    """Every case the build listed: those written and those rejected."""
-    folder = storage.join(str(data_dir), "cases")
-    ok = [storage.read_json(storage.join(folder, n))["caseid"] for n in storage.list_files(folder, ".json")]
-    return [str(c) for c in ok] + [str(r["caseid"]) for r in manifest.get("rejected") or ()]
-
-
 def subsample(cases: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]]:
     """At most ``n`` cases, chosen by a hash of their ids (deterministic, unrelated to case order)."""
     if n is None or n >= len(cases):
@@ -198,16 +170,16 @@ def subsample(cases: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]
 # ----------------------------------------------------------------------------------------------- one case
 
 
-def dataset_rules(manifest: dict[str, Any]) -> WindowRules:
+def dataset_rules(manifest: Manifest) -> WindowRules:
     """A dataset's own window rules, as :func:`hypo.infer.predict.prepare_case` takes them.
 
-    :func:`hypo.infer.predict.window_config` of the result is the dataset's window config (its stride aside): the
+    :func:`hypo.infer.sidecar.window_config` of the result is the dataset's window config (its stride aside): the
     same window, fill rule, labels, minimum length, groups a case may lack (``--allow-missing``, as the sidecar's
     ``tolerates_missing``) and cuff-reading merge gap (``--nibp-merge-s``).
     """
-    from hypo.infer.export import window_config
+    from hypo.infer.export import dataset_window_config
 
-    wc = window_config(manifest)
+    wc = dataset_window_config(manifest)
     return WindowRules(window_s=wc.window_s, min_case_s=wc.min_case_s, label=wc.label, fill=wc.fill,
                        nibp_merge_s=wc.nibp_merge_s, tolerates_missing=list(wc.allow_missing))
 
@@ -235,7 +207,7 @@ def _probability_track(ends, probs, duration_s: int, stride_s: int) -> Track:
     return Track(t, u, np.asarray(probs, np.float64), PROBABILITY)
 
 
-def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], manifest: dict[str, Any],
+def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], manifest: Manifest,
                 cfg: AlarmConfig, feature_model=None, timings: dict[str, float] | None = None
                 ) -> tuple[CaseEvents, dict[str, Track]]:
     """Events and every row's track of one loaded recording.

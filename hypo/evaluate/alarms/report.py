@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hypo.data.manifest import Manifest
 from hypo.errors import HypoError
 from hypo.evaluate.alarms.evaluation import AlarmDetail, AlarmOptions, evaluate_alarms
 from hypo.evaluate.alarms.metrics import case_story
@@ -36,7 +37,7 @@ FIGURE_NOTES = (
      "black bar: where an alarm had to be on."))
 
 
-def report_alarms(chosen, manifest: dict[str, Any], options: AlarmOptions, val=None,
+def report_alarms(chosen, manifest: Manifest, options: AlarmOptions, val=None,
                   log=print) -> tuple[AlarmResult | None, AlarmDetail | None, str | None]:
     """The alarm evaluation of a report's trial; the reason instead when its recordings cannot be replayed.
 

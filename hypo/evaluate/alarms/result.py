@@ -6,7 +6,7 @@
 - :class:`ValidationAlarms` (``alarms_val.json`` of ``hypo leaderboard --alarms``): the top trials and the baselines
   on the validation split, at the threshold read off each row's own validation curve.
 
-Each is written with :meth:`~hypo.infer.record.Record.write` and read back with ``read`` (a wrong field stops with
+Each is written with :meth:`~hypo.records.Record.write` and read back with ``read`` (a wrong field stops with
 one line naming the file and the field). The figures of an operating point and a curve
 (:func:`hypo.evaluate.alarms.metrics.operating_point`, :func:`~hypo.evaluate.alarms.metrics.curve_summary`) stay
 the JSON-ready dicts the scoring module returns: their keys are the scoring rules', not this record's.
@@ -14,12 +14,12 @@ the JSON-ready dicts the scoring module returns: their keys are the scoring rule
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from hypo.evaluate.alarms.metrics import READING, AlarmConfig
-from hypo.infer.record import Record, config_field
+from hypo.records import Record, config_field
 
 FORMAT = "hypo-alarms/1"
 Config = config_field(AlarmConfig)
@@ -79,7 +79,6 @@ class AlarmResult(Record):
     ``thresholds_fixed_on`` is set by ``hypo evaluate --alarms`` only: where the deployed thresholds come from.
     """
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"thresholds_fixed_on"})
     format: Literal["hypo-alarms/1"] = FORMAT
     created: str
     data: str

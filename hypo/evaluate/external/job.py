@@ -22,13 +22,13 @@ def development_data(model_or_run: str) -> str:
     Raises:
         HypoError: When it cannot be found or read from here.
     """
-    from hypo.search.leaderboard import read_search_meta
+    from hypo.search.experiments import experiment_dataset
 
     exp = model_or_run
     if os.path.isfile(model_or_run):
         trial = ExportedModel.load(model_or_run).sidecar.trial
         exp = (trial.experiment if trial else None) or ""
-    data = read_search_meta(exp).get("data") if exp and os.path.isdir(exp) else None
+    data = experiment_dataset(exp, required=False) if exp and os.path.isdir(exp) else None
     if not data or not os.path.exists(os.path.join(data, "manifest.json")):
         raise HypoError("--alarms: the dataset this model was developed on is not readable here (its validation "
                         "split fixes the alarm thresholds as deployed); pass --alarm-thresholds-from DIR, or "

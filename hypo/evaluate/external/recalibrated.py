@@ -9,7 +9,6 @@ the old ones). The written model is checked against the model and the map run ap
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -19,6 +18,7 @@ from hypo.errors import HypoError
 from hypo.infer.export import TOLERANCE, VERIFY_WINDOWS, check_out_file, write_exported
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import Recalibration, Sidecar, Thresholds, Verification
+from hypo.jsonio import finite
 
 
 def recalibrated_thresholds(old: Thresholds, new: dict[str, float], recalibration: Recalibration) -> Thresholds:
@@ -33,16 +33,12 @@ def recalibrated_thresholds(old: Thresholds, new: dict[str, float], recalibratio
 
     spec = recalibration.thresholds["specificity"]
     return old.model_copy(update={
-        "p_hypotension": _json_num(new["hypotension"]), "p_hypertension": _json_num(new["hypertension"]),
+        "p_hypotension": finite(new["hypotension"]), "p_hypertension": finite(new["hypertension"]),
         "specificity": spec,
         "chosen_on": f"calibration subjects of {recalibration.fitted_on.data} (after recalibration)",
         "rule": describe(spec).replace("the validation split", "the calibration subjects"),
         "before_recalibration": {"p_hypotension": old.p_hypotension, "p_hypertension": old.p_hypertension,
                                  "chosen_on": old.chosen_on}})
-
-
-def _json_num(v) -> float | None:
-    return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
 def recalibrated_sidecar(model: ExportedModel, recalibration: Recalibration, thresholds: Thresholds,

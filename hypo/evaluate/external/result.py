@@ -10,13 +10,13 @@ recalibrated export's sidecar holds (:class:`hypo.infer.sidecar.Recalibration`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from hypo.config import LabelConfig
+from hypo.data.manifest import Label
 from hypo.evaluate.alarms.result import AlarmResult
 from hypo.infer.model import ExportedModel
-from hypo.infer.record import Record, config_field
 from hypo.infer.sidecar import Fingerprints, Recalibration, SourceInfo
+from hypo.records import Record
 
 FORMAT = "hypo-external/1"
 
@@ -29,7 +29,7 @@ class ModelInfo(Record):
     describe: str
     fingerprints: Fingerprints | None
     source: SourceInfo | None
-    label: config_field(LabelConfig)
+    label: Label
 
 
 class MissingGroup(Record):
@@ -68,7 +68,6 @@ class EvaluationSet(Record):
 class ExternalResult(Record):
     """``evaluation.json`` (see the module docstring)."""
 
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"recalibration"})
     format: Literal["hypo-external/1"] = FORMAT
     created: str
     model: ModelInfo

@@ -46,13 +46,14 @@ import numpy as np
 from hypo import __version__
 from hypo.config import to_dict
 from hypo.data.dataset import SPLITS, WindowArrays, describe_dataset, label_source_text, load_split, read_manifest
+from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUP_TITLES, GROUPS, HYPERTENSION, HYPOTENSION
-from hypo.data.sources.base import cohort_of, is_simulated
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.external.request import CALIBRATION_SHARE, N_BOOT, EvaluateRequest
 from hypo.evaluate.external.result import DataInfo, ExternalResult, ExternalRun, ModelInfo
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import Recalibration, Sidecar
+from hypo.jsonio import jsonable
 from hypo.learn.recalibration import METHODS
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
@@ -79,7 +80,7 @@ class EvalSet:
     arrays: WindowArrays
     probs: np.ndarray
     thresholds: dict[str, float]
-    manifest: dict[str, Any]
+    manifest: Manifest
     sidecar: Sidecar
 
     @property
@@ -94,7 +95,7 @@ Section = Callable[[EvalSet], dict[str, Any]]
 # ------------------------------------------------------------------------------------------------ data
 
 
-def pooled_windows(data_dir: str, manifest: dict[str, Any]) -> WindowArrays:
+def pooled_windows(data_dir: str, manifest: Manifest) -> WindowArrays:
     """Every window of a dataset, its splits concatenated (train, val, test)."""
     parts = [load_split(data_dir, sp, manifest) for sp in SPLITS]
     return take(parts, None)
@@ -157,7 +158,7 @@ def missing_notes(missing: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def check_compatible(sidecar: Sidecar, manifest: dict[str, Any], data_dir: str) -> list[str]:
+def check_compatible(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> list[str]:
     """Refuse a dataset whose windows or labels are not what the model predicts; return warnings for the rest.
 
     Raises:
@@ -165,43 +166,43 @@ def check_compatible(sidecar: Sidecar, manifest: dict[str, Any], data_dir: str) 
             drawn from the same cohort of subjects (not external); or, for a recalibrated export, the data (or
             cohort) its map was fitted on.
     """
-    want, got = sidecar.label, manifest.get("label") or {}
-    if int(manifest["window_s"]) != sidecar.window_s:
-        raise HypoError(f"{data_dir} has {manifest['window_s']}-s windows; the model takes {sidecar.window_s}-s "
+    want, got = sidecar.label, manifest.label
+    if manifest.window_s != sidecar.window_s:
+        raise HypoError(f"{data_dir} has {manifest.window_s}-s windows; the model takes {sidecar.window_s}-s "
                         "windows: rebuild it with --window " + str(sidecar.window_s))
     for key, flag in (("horizon_s", "--horizon"), ("hypo_map", "--hypo-map"), ("hyper_sbp", "--hyper-sbp")):
-        if not math.isclose(float(getattr(want, key)), float(got.get(key, math.nan))):
-            raise HypoError(f"{data_dir} is labelled with {key} {got.get(key)}, the model predicts {key} "
+        if not math.isclose(float(getattr(want, key)), float(getattr(got, key))):
+            raise HypoError(f"{data_dir} is labelled with {key} {getattr(got, key)}, the model predicts {key} "
                             f"{getattr(want, key)}: rebuild it with {flag} {getattr(want, key):g}")
     _check_not_its_own(sidecar, manifest, data_dir)
     notes = []
-    want_text, got_text = label_source_text(to_dict(want)), label_source_text(got)
+    want_text, got_text = label_source_text(want), label_source_text(got)
     if want_text != got_text:
         notes.append(f"note: the model was trained on {want_text}, {data_dir} has {got_text}")
-    merge = manifest.get("nibp_merge_s")
+    merge = manifest.nibp_merge_s
     if merge is not None and int(merge) != sidecar.nibp_merge_s:
         notes.append(f"note: {data_dir} merged cuff values stamped up to {merge} s apart into readings, the model's "
                      f"training data up to {sidecar.nibp_merge_s} s (--nibp-merge-s)")
-    fill, trained = (manifest.get("config") or {}).get("fill"), to_dict(sidecar.fill)
+    fill, trained = to_dict(manifest.config.fill) if manifest.config is not None else None, to_dict(sidecar.fill)
     if fill is not None and fill != trained:
         notes.append(f"note: {data_dir} filled gaps with {fill}, the model's training data with {trained}")
     return notes
 
 
-def _check_not_its_own(sidecar: Sidecar, manifest: dict[str, Any], data_dir: str) -> None:
+def _check_not_its_own(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> None:
     """Refuse the model's training data, its cohort, or the data a recalibrated export's map was fitted on."""
     fps = sidecar.fingerprints
-    if fps is not None and manifest["fingerprint"] in (fps.dataset, fps.checkpoint_dataset):
+    if fps is not None and manifest.fingerprint in (fps.dataset, fps.checkpoint_dataset):
         raise HypoError(f"{data_dir} is the dataset the model was trained on; an external evaluation needs another "
                         "source (its test split is hypo report's)")
     fitted = sidecar.recalibration.fitted_on if sidecar.recalibration is not None else None
-    if fitted is not None and (fitted.dataset_fingerprint == manifest["fingerprint"]
-                               or (fitted.cohort is not None and fitted.cohort == cohort_of(manifest))):
+    if fitted is not None and (fitted.dataset_fingerprint == manifest.fingerprint
+                               or (fitted.cohort is not None and fitted.cohort == manifest.cohort)):
         raise HypoError(f"the model was recalibrated on {fitted.n_subjects} subjects of {data_dir} (or of its "
                         "cohort); scored there it would be judged on its own calibration data: evaluate the model it "
                         "came from with --recalibrate, which reports before and after on subjects the map never saw")
     trained_on = sidecar.source.cohort if sidecar.source is not None else None
-    if trained_on is not None and trained_on == cohort_of(manifest):
+    if trained_on is not None and trained_on == manifest.cohort:
         raise HypoError(f"{data_dir} draws its subjects from the cohort the model was trained on ({trained_on}), "
                         "so they can overlap; an external evaluation needs another source (e.g. --site b, "
                         "another seed, another hospital)")
@@ -298,7 +299,7 @@ def check_request(req: EvaluateRequest) -> float:
     return share
 
 
-def score_windows(model: ExportedModel, data: str, manifest: dict[str, Any]) -> ScoredWindows:
+def score_windows(model: ExportedModel, data: str, manifest: Manifest) -> ScoredWindows:
     """Every window of OTHER the model can take (see :func:`missing_groups`), scored.
 
     Raises:
@@ -328,11 +329,11 @@ def score_windows(model: ExportedModel, data: str, manifest: dict[str, Any]) -> 
     return ScoredWindows(arrays, probs, thresholds, missing, int(left_out.sum()))
 
 
-def data_section(data: str, manifest: dict[str, Any], scored: ScoredWindows) -> DataInfo:
+def data_section(data: str, manifest: Manifest, scored: ScoredWindows) -> DataInfo:
     """What OTHER is and how many of its windows were scored."""
     a = scored.arrays
-    return DataInfo(path=data, fingerprint=manifest["fingerprint"], provenance=describe_dataset(manifest),
-                    simulated=is_simulated(manifest), n_windows=int(len(a)),
+    return DataInfo(path=data, fingerprint=manifest.fingerprint, provenance=describe_dataset(manifest),
+                    simulated=manifest.simulated, n_windows=int(len(a)),
                     n_subjects=int(len(np.unique(a.subjectid))), n_cases=int(len(np.unique(a.caseid))),
                     n_windows_left_out=scored.n_left_out,
                     splits_pooled=list(SPLITS),
@@ -405,7 +406,7 @@ def _nan(v) -> float:
     return float(v) if v is not None else math.nan
 
 
-def evaluation_sets(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: dict[str, Any],
+def evaluation_sets(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: Manifest,
                     model: ExportedModel, log) -> tuple[list[EvalSet], Recalibration | None, dict[str, Any] | None]:
     """The sets every section is computed on: all subjects, or before and after the map on the held-out ones.
 
@@ -424,7 +425,7 @@ def evaluation_sets(req: EvaluateRequest, share: float, scored: ScoredWindows, m
     return sets, recal, written
 
 
-def _recalibrate(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: dict[str, Any],
+def _recalibrate(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: Manifest,
                  model: ExportedModel, log):
     """Split OTHER's subjects, fit the map on the calibration share; the before and after sets of the rest."""
     from hypo.learn.operating_point import alarm_thresholds
@@ -447,7 +448,7 @@ def _recalibrate(req: EvaluateRequest, share: float, scored: ScoredWindows, mani
     recal = Recalibration(
         method=req.recalibrate, parameters=calib.describe(), share=share, seed=req.seed,
         fitted_on={"data": data if "://" in data else os.path.abspath(data),
-                   "dataset_fingerprint": manifest["fingerprint"], "cohort": cohort_of(manifest),
+                   "dataset_fingerprint": manifest.fingerprint, "cohort": manifest.cohort,
                    "n_subjects": int(n_cal), "n_windows": int(cal.sum()),
                    "split": "a hash of (seed, subject) below the share; all of the dataset's splits pooled"},
         reported_on={"n_subjects": int(n_rest), "n_windows": int((~cal).sum())},
@@ -475,26 +476,12 @@ def _write(model: ExportedModel, calib, recal: Recalibration, windows: np.ndarra
     from hypo.evaluate.external.recalibrated import recalibrated_thresholds, write_recalibrated
 
     thresholds = recalibrated_thresholds(model.sidecar.thresholds, new_th, recal)
-    written, sidecar = write_recalibrated(model, calib, Recalibration.model_validate(_jsonable(recal.to_dict())),
+    written, sidecar = write_recalibrated(model, calib, Recalibration.model_validate(jsonable(recal.to_dict())),
                                           thresholds, windows, path)
     log(f"wrote {written}: the model with its {recal.method} map inside (hypo predict applies it); alarm "
         f"thresholds fixed again on the calibration subjects: p(hypotension) >= {new_th['hypotension']:.4f}, "
         f"p(hypertension) >= {new_th['hypertension']:.4f}")
     return {"path": written, "model_sha256": sidecar.model_sha256}
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -576,7 +563,7 @@ def write_results(results: ExternalResult, out: str) -> dict[str, str]:
             f"{name}{sim}: decision curve, alarm on p(hypotension)" + _recal_title(results))
     paths["json"] = os.path.join(out, "evaluation.json")
     with open(paths["json"], "w") as f:
-        json.dump(_jsonable(results.to_dict()), f, indent=2)
+        json.dump(jsonable(results.to_dict()), f, indent=2)
     paths["md"] = os.path.join(out, "evaluation.md")
     with open(paths["md"], "w") as f:
         f.write(f"# External evaluation{sim}\n\nmodel: {results.model.describe}\n\n"

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from hypo.data.manifest import Manifest
 from hypo.data.signals import GROUP_NAMES, GROUP_TITLES, GROUPS
+from hypo.jsonio import metric_text
 from hypo.learn.metrics import evaluate_scores
 
 CONDITIONS: tuple[str, ...] = ("full", *GROUP_NAMES)
@@ -129,7 +131,7 @@ def baseline_channel_loss(baselines, y: np.ndarray, x: np.ndarray, mean,
     return rows
 
 
-def channel_loss_rows(model, model_cfg, split, manifest: dict[str, Any], name: str = "this trial",
+def channel_loss_rows(model, model_cfg, split, manifest: Manifest, name: str = "this trial",
                       baselines=None, feature_model=None) -> list[dict[str, Any]]:
     """The channel-loss table of one model and the baselines on one split.
 
@@ -146,7 +148,7 @@ def channel_loss_rows(model, model_cfg, split, manifest: dict[str, Any], name: s
         Rows ``{"name", "model", "how", "metrics"}``; ``metrics`` maps each condition to ``{"mean_auroc",
         "sum_auprc"}``, or to None where the row is unavailable.
     """
-    mean = np.asarray(manifest["zscore"]["mean"], np.float32)
+    mean = np.asarray(manifest.zscore.mean, np.float32)
     y = np.asarray(split.label, np.int64)
     rows = [{"name": name, "model": f"{model_cfg.name} k={model_cfg.k}", "how": how_absent(model_cfg),
              "metrics": model_channel_loss(model, model_cfg, split.x, y, mean)}]
@@ -155,15 +157,11 @@ def channel_loss_rows(model, model_cfg, split, manifest: dict[str, Any], name: s
     return rows
 
 
-def _num(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
-
-
 def cell(metrics: dict[str, float] | None) -> str:
     """One table cell: ``mean AUROC / summed AUPRC``, ``unavailable``, or ``n/a`` for an undefined metric."""
     if metrics is None:
         return UNAVAILABLE
-    return f"{_num(metrics['mean_auroc'])} / {_num(metrics['sum_auprc'])}"
+    return f"{metric_text(metrics['mean_auroc'])} / {metric_text(metrics['sum_auprc'])}"
 
 
 def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:

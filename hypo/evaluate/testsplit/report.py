@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__
+from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
-from hypo.data.sources.base import is_simulated
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.calibration import reliability as calibration
 from hypo.evaluate.testsplit.channel_loss import CONDITIONS, channel_loss_rows, condition_title
@@ -36,6 +36,7 @@ from hypo.evaluate.testsplit.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.testsplit.looks import describe_looks, record_look
 from hypo.evaluate.testsplit.report_html import ci, render_html
 from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: F401 - re-exported, as before
+from hypo.jsonio import jsonable
 from hypo.learn.metrics import undefined_reasons
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
 from hypo.storage import sha256_file, writable_folder
@@ -70,7 +71,7 @@ class ReportRequest:
     alarm_cases: int | None = None
 
 
-def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str, Any]:
+def provenance(chosen: ChosenTrial, manifest: Manifest, ckpt: dict, cfg) -> dict[str, Any]:
     """Fingerprints and paths that identify what produced a result."""
     from hypo.config import fingerprint, to_dict
 
@@ -83,16 +84,16 @@ def provenance(chosen: ChosenTrial, manifest: dict, ckpt: dict, cfg) -> dict[str
         "checkpoint": ckpt_file,
         "checkpoint_sha256": sha256_file(ckpt_file),
         "data": chosen.data_dir,
-        "dataset_fingerprint": manifest["fingerprint"],
+        "dataset_fingerprint": manifest.fingerprint,
         "checkpoint_dataset_fingerprint": ckpt["dataset_fingerprint"],
-        "search_dataset_fingerprint": chosen.meta.get("dataset_fingerprint"),
+        "search_dataset_fingerprint": chosen.meta.dataset_fingerprint,
         "config_fingerprint": fingerprint(cfg),
-        "search_fingerprint": chosen.meta.get("search_fingerprint"),
+        "search_fingerprint": chosen.meta.search_fingerprint,
         "config": to_dict(cfg),
-        "window_config": manifest.get("config"),
-        "label": manifest["label"],
-        "source": (manifest.get("source") or {}).get("name"),
-        "simulated": is_simulated(manifest),
+        "window_config": to_dict(manifest.config) if manifest.config is not None else None,
+        "label": to_dict(manifest.label),
+        "source": manifest.source.name,
+        "simulated": manifest.simulated,
         "hypo_version": __version__,
         "checkpoint_hypo_version": ckpt.get("hypo_version"),
     }
@@ -130,7 +131,7 @@ class SplitScores:
     model: Any
     cfg: Any
     ckpt: dict[str, Any]
-    manifest: dict[str, Any]
+    manifest: Manifest
     val: Any
     test: Any
     thresholds: dict[str, float]
@@ -162,7 +163,7 @@ def score_test_split(chosen: ChosenTrial, specificity: float = SPECIFICITY) -> S
         raise HypoError(f"{chosen.data_dir}: {empty_split_reason(manifest, 'test')}")
     probs = predict_proba(model, test.x)
     # Every baseline on the same test windows; the feature model is the one the search chose on validation.
-    fm = feature_model_for(chosen.meta, load_split(chosen.data_dir, "train", manifest), val)
+    fm = feature_model_for(chosen.meta.baselines, load_split(chosen.data_dir, "train", manifest), val)
     baselines = split_baselines(test, manifest, fm)
     return SplitScores(model, cfg, ckpt, manifest, val, test, thresholds, probs, fm, baselines)
 
@@ -268,7 +269,7 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         "baseline_metrics": base_metrics,
         "baselines": baseline_rows,
         "undefined": undefined_reasons(metrics, "the test split"),
-        "bootstrap": {k: v for k, v in _jsonable(boot).items() if k not in ("grid",)},
+        "bootstrap": {k: v for k, v in jsonable(boot).items() if k not in ("grid",)},
         "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": ts.thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
@@ -291,28 +292,10 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
 
 def trial_summary(chosen: ChosenTrial) -> dict[str, Any]:
     """The chosen trial's parameters and validation scores as plain JSON values."""
-    row = {k: _plain(chosen.row.get(k)) for k in ("trial", "model", "loss", "gamma", "lr", "val_mean_auroc",
+    row = {k: jsonable(chosen.row.get(k)) for k in ("trial", "model", "loss", "gamma", "lr", "val_mean_auroc",
                                                   "val_sum_auprc", "val_auprc_hypotension", "val_auprc_hypertension")}
     row.update(rank=chosen.rank, k=int(chosen.row["k"]), best_epoch=chosen.epoch)
     return row
-
-
-def _plain(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    return v
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_plain(v) for v in obj.tolist()]
-    return _plain(obj)
 
 
 # --------------------------------------------------------------------------------------------------- output
@@ -349,7 +332,7 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
                                          float(prov["label"]["hypo_map"])))
     paths["json"] = os.path.join(out_dir, "report.json")
     with open(paths["json"], "w") as f:
-        json.dump(_jsonable(results), f, indent=2)
+        json.dump(jsonable(results), f, indent=2)
     paths["html"] = os.path.join(out_dir, "report.html")
     with open(paths["html"], "w", encoding="utf-8") as f:
         f.write(render_html(results, {k: v for k, v in paths.items() if k not in ("json", "html")}))

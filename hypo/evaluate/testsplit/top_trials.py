@@ -22,9 +22,12 @@ import pandas as pd
 from hypo.errors import HypoError
 from hypo.evaluate.testsplit.channel_loss import baseline_channel_loss, format_markdown, long_rows
 from hypo.evaluate.testsplit.looks import describe_looks, record_look
+from hypo.jsonio import metric_text
 from hypo.learn.baselines import ROW_PREFIX
 from hypo.learn.metrics import undefined_reasons
-from hypo.search.leaderboard import load_trials, read_search_meta
+from hypo.search.experiments import experiment_dataset
+from hypo.search.leaderboard import load_trials
+from hypo.search.record import SearchRecord, read_search_record
 from hypo.storage import sha256_file
 
 if TYPE_CHECKING:
@@ -88,10 +91,8 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
         One row per evaluated trial (test metrics), plus one per baseline; also written to ``test_results.csv``
         and ``test_table.md``.
     """
-    meta = read_search_meta(exp_path)
-    data_dir = meta.get("data")
-    if not data_dir:
-        raise HypoError(f"{exp_path}: no hypo_search.json naming the dataset; cannot find the test split")
+    data_dir = experiment_dataset(exp_path)
+    meta = read_search_record(exp_path)
     records = {r.trial_id: r for r in load_trials(exp_path)}
     ranked = leaderboard[leaderboard["rank"].notna()].head(n)
     rows, checkpoints, channel_loss = [], [], []
@@ -162,16 +163,17 @@ def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options: Al
     return text
 
 
-def _feature_model(data_dir: str, meta: dict):
+def _feature_model(data_dir: str, meta: SearchRecord):
     """The search's feature model refitted (or chosen anew for older searches): one fit for every table."""
     from hypo.data.dataset import load_split, read_manifest
     from hypo.learn.baselines import feature_model_for
 
     manifest = read_manifest(data_dir)
-    return feature_model_for(meta, load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest))
+    return feature_model_for(meta.baselines, load_split(data_dir, "train", manifest),
+                             load_split(data_dir, "val", manifest))
 
 
-def baselines_on_test(data_dir: str, meta: dict, fm=None, with_channel_loss: bool = False):
+def baselines_on_test(data_dir: str, meta: SearchRecord, fm=None, with_channel_loss: bool = False):
     """Every baseline's ``test_*`` metrics (the records of :func:`hypo.learn.baselines.baseline_records`).
 
     The feature model is the one the search chose on validation (refitted on train: deterministic), or, for a
@@ -189,12 +191,8 @@ def baselines_on_test(data_dir: str, meta: dict, fm=None, with_channel_loss: boo
     if not with_channel_loss:
         return records
     loss = baseline_channel_loss(split_baselines(test, manifest, fm), np.asarray(test.label, np.int64), test.x,
-                                 manifest["zscore"]["mean"], fm)
+                                 manifest.zscore.mean, fm)
     return records, loss
-
-
-def _num(v) -> str:
-    return f"{v:.4f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
 
 
 def undefined_note(row: dict, where: str = "the test split") -> str:
@@ -214,7 +212,7 @@ def study_table(df: pd.DataFrame) -> str:
             cells = []
             for model in PAPER_MODELS:
                 sub = trials[(trials["model"] == model) & (trials["loss"] == loss)]
-                ours = _num(sub[f"test_{metric}"].max()) if len(sub) else "-"
+                ours = metric_text(sub[f"test_{metric}"].max()) if len(sub) else "-"
                 paper = PAPER_TABLE[(loss, metric)].get(model)
                 cells.append(f"{ours} / {paper:.4f}" if paper is not None else f"{ours} / -")
             name = "cross entropy" if loss == "ce" else "focal"
@@ -225,8 +223,9 @@ def study_table(df: pd.DataFrame) -> str:
     notes = []
     for _, r in df.iterrows():
         name = r["trial"] if str(r["trial"]).startswith(ROW_PREFIX) else f"#{int(r['rank'])} {r['trial']}"
-        lines.append(f"| {name} | {r['model']} | {_num(r.get('test_mean_auroc'))} | {_num(r.get('test_sum_auprc'))} "
-                     f"| {_num(r.get('test_auprc_hypotension'))} | {_num(r.get('test_auprc_hypertension'))} |")
+        cells = [metric_text(r.get(f"test_{m}")) for m in ("mean_auroc", "sum_auprc", "auprc_hypotension",
+                                                             "auprc_hypertension")]
+        lines.append(f"| {name} | {r['model']} | " + " | ".join(cells) + " |")
         note = undefined_note(r.to_dict())
         if note and note not in notes:
             notes.append(note)
