@@ -11,8 +11,8 @@ manifest (:mod:`hypo.data.manifest`), the search record (:mod:`hypo.search.recor
   NaN kept as ``NaN`` (as Python's ``json`` writes it), and a field whose default is None left out of the file
   while it is None (a section older files lack), unless the record names it in ``KEEP_NULL`` (a value that has
   always been written as ``null``). Records kept as plain local files use :meth:`Record.write` /
-  :meth:`Record.read`; :meth:`Record.dumps` is the one text form, so two copies of a record (the sidecar inside
-  ``model.pt`` and beside it) are byte for byte the same;
+  :meth:`Record.read`; :meth:`Record.dumps` is the one text form, so two copies of a record are written alike
+  (the sidecar inside ``model.pt`` and beside it, which adds only ``model_sha256``);
 - :func:`parse_record`: validation whose error is one line, ``FILE: field a.b: what is wrong``, and what to do;
 - :func:`schema_version_of`: the version a file declares (files written before their record was typed have none:
   version 1), which each versioned record's ``migrate`` reads to bring an older file to the current schema;
