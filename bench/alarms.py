@@ -30,14 +30,16 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout
 
-from hypo.config import LabelConfig, WindowConfig, to_dict  # noqa: E402
+from hypo.config import LabelConfig, WindowConfig  # noqa: E402
 from hypo.data.manifest import Manifest  # noqa: E402
 from hypo.data.pipeline import process_case  # noqa: E402
 from hypo.data.signals import SIGNALS  # noqa: E402
 from hypo.data.sources.demo import simulate_case  # noqa: E402
 from hypo.evaluate.alarms.metrics import AlarmConfig, case_counts, threshold_grid  # noqa: E402
-from hypo.evaluate.alarms.replay import Predictor, replay_case  # noqa: E402
+from hypo.evaluate.alarms.replay import replay_case  # noqa: E402
 from hypo.infer.export import trace_model  # noqa: E402
+from hypo.infer.model import ExportedModel  # noqa: E402
+from hypo.infer.sidecar import Sidecar, Thresholds  # noqa: E402
 from hypo.learn.feature_model import FeatureModelConfig, fit_feature_model  # noqa: E402
 from hypo.learn.models import ModelConfig, build_model  # noqa: E402
 
@@ -46,13 +48,15 @@ MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
 STD = [0.4, 15.0, 10.0, 9.0, 14.0, 0.2, 8.0]
 
 
-def model_predictor(k: int, window: WindowConfig) -> Predictor:
-    """An untrained cnn_cnn, traced with the softmax inside, and the sidecar fields predict_case reads."""
-    net = build_model(ModelConfig("cnn_cnn", k, window.window_s), MEAN, STD)
+def untrained_model(k: int, window: WindowConfig) -> ExportedModel:
+    """An untrained cnn_cnn, traced with the softmax inside, with the sidecar sections predict_case reads."""
+    model_cfg = ModelConfig("cnn_cnn", k, window.window_s)
+    net = build_model(model_cfg, MEAN, STD)
     traced = trace_model(net, torch.zeros(8, window.window_s, 7))
-    sidecar = {"window_s": window.window_s, "min_case_s": window.min_case_s, "label": to_dict(window.label),
-               "fill": to_dict(window.fill), "thresholds": {"p_hypotension": None, "p_hypertension": None}}
-    return Predictor("model", traced, sidecar, f"untrained cnn_cnn k={k}")
+    sidecar = Sidecar(signals=list(SIGNALS), window_s=window.window_s, min_case_s=window.min_case_s,
+                      horizon_s=window.label.horizon_s, label=window.label, fill=window.fill, model=model_cfg,
+                      thresholds=Thresholds(hypo_map=window.label.hypo_map, hyper_sbp=window.label.hyper_sbp))
+    return ExportedModel(traced, sidecar)
 
 
 def feature_model(window: WindowConfig, first: int, n: int):
@@ -94,13 +98,13 @@ def manifest_for(window: WindowConfig) -> Manifest:
                     zscore={"mean": [0.0] * len(SIGNALS), "std": [1.0] * len(SIGNALS)}, fingerprint="bench")
 
 
-def score(cases, predictor, fm, manifest, cfg, n_thresholds):
+def score(cases, model, fm, manifest, cfg, n_thresholds):
     """Replay and count every case; returns (events, tracks per row, timings)."""
     timings: dict[str, float] = {}
     events, tracks = [], {}
     for case in cases:
-        ev, tr = replay_case(case, {"caseid": case.caseid, "subjectid": case.subjectid}, [predictor], manifest, cfg,
-                             fm, timings)
+        ev, tr = replay_case(case, {"caseid": case.caseid, "subjectid": case.subjectid}, {"model": model}, manifest,
+                             cfg, fm, timings)
         events.append(ev)
         for name, t in tr.items():
             tracks.setdefault(name, []).append(t)
@@ -156,16 +160,16 @@ def main(argv=None) -> dict:
     out = {}
     for labels in (("cuff", "art") if args.labels == "both" else (args.labels,)):
         window = WindowConfig(label=LabelConfig(source=labels))
-        predictor = model_predictor(args.k, window)
+        model = untrained_model(args.k, window)
         fm = None if args.no_feature_model else feature_model(window, 10_000, 4 if args.smoke_test else 40)
         manifest = manifest_for(window)
         t0 = time.perf_counter()
         cases = demo_cases(1, args.cases, labels == "art")
         load_s = time.perf_counter() - t0
         hours = sum(c.duration_s for c in cases) / 3600
-        score(cases[:1], predictor, fm, manifest, cfg, args.thresholds)  # warm-up: TorchScript's first calls
+        score(cases[:1], model, fm, manifest, cfg, args.thresholds)  # warm-up: TorchScript's first calls
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        events, tracks, timings = score(cases, predictor, fm, manifest, cfg, args.thresholds)
+        events, tracks, timings = score(cases, model, fm, manifest, cfg, args.thresholds)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         rate = hours / (cpu / 60)
         n_pred = sum(len(t.t) for t in tracks["model"])

@@ -27,13 +27,14 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout
 
-from hypo.config import WindowConfig, to_dict  # noqa: E402
+from hypo.config import WindowConfig  # noqa: E402
 from hypo.data.signals import ECG, PLETH, SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS  # noqa: E402
 from hypo.data.sources.base import Case  # noqa: E402
 from hypo.data.sources.demo import case_duration_s, simulate_case  # noqa: E402
 from hypo.data.sources.vital import write_vital_case  # noqa: E402
-from hypo.infer.export import FORMAT, trace_model, write_exported  # noqa: E402
+from hypo.infer.export import trace_model, write_exported  # noqa: E402
 from hypo.infer.predict import predict_file  # noqa: E402
+from hypo.infer.sidecar import Sidecar, SourceInfo, Thresholds  # noqa: E402
 from hypo.learn.models import ModelConfig, build_model  # noqa: E402
 
 MEAN = [0.0, 120.0, 85.0, 70.0, 50.0, 1.0, 45.0]
@@ -74,14 +75,14 @@ def untrained_model(name: str, k: int, out: str) -> str:
     cfg = WindowConfig()
     net = build_model(ModelConfig(name, k), MEAN, STD).eval()
     traced = trace_model(net, torch.randn(8, cfg.window_s, len(SIGNALS)) * 10 + 50)
-    sidecar = {
-        "format": FORMAT, "signals": list(SIGNALS), "units": dict(UNITS), "window_s": cfg.window_s,
-        "stride_s": cfg.stride_s, "horizon_s": cfg.label.horizon_s, "label": to_dict(cfg.label),
-        "thresholds": {"hypo_map": cfg.label.hypo_map, "hyper_sbp": cfg.label.hyper_sbp, "p_hypotension": 0.5,
-                       "p_hypertension": 0.5},
-        "fill": to_dict(cfg.fill), "min_case_s": cfg.min_case_s, "model": to_dict(ModelConfig(name, k)),
-        "source": {"name": "bench", "simulated": True},
-    }
+    sidecar = Sidecar(
+        signals=list(SIGNALS), units=dict(UNITS), window_s=cfg.window_s, stride_s=cfg.stride_s,
+        horizon_s=cfg.label.horizon_s, label=cfg.label,
+        thresholds=Thresholds(hypo_map=cfg.label.hypo_map, hyper_sbp=cfg.label.hyper_sbp, p_hypotension=0.5,
+                              p_hypertension=0.5),
+        fill=cfg.fill, min_case_s=cfg.min_case_s, model=ModelConfig(name, k),
+        source=SourceInfo(name="bench", simulated=True),
+    )
     return write_exported(traced, sidecar, out)[0]
 
 

@@ -131,3 +131,22 @@ def plain_and_dropout_exports(data_dir: str, root: str) -> dict:
         out[name] = os.path.join(root, f"{name}.pt")
         export_main([exp, "--out", out[name], "--trial", tid])
     return out
+
+
+def write_legacy_export(module, sidecar: dict, out: str) -> tuple[str, dict]:
+    """Write ``module`` with ``sidecar`` as given (the dict form older hypo versions wrote), embedded and beside.
+
+    Returns:
+        ``(model_path, sidecar as written beside it, with model_sha256)``.
+    """
+    import torch
+
+    from hypo.infer.export import EXTRA_FILE, sidecar_path
+    from hypo.storage import sha256_file
+
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    torch.jit.save(module, out, _extra_files={EXTRA_FILE: json.dumps(sidecar, indent=2)})
+    beside = dict(sidecar, model_sha256=sha256_file(out))
+    with open(sidecar_path(out), "w") as f:
+        json.dump(beside, f, indent=2)
+    return out, beside

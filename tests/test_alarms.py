@@ -18,14 +18,7 @@ from hypo.data.manifest import write_manifest
 from hypo.data.pipeline import usable_arterial_line
 from hypo.data.sources.demo import DemoSource, simulate_case
 from hypo.errors import CaseRejected, ConfigError, HypoError
-from hypo.evaluate.alarms.evaluation import (
-    alarm_evaluation,
-    choose_on_validation,
-    evaluate_alarms,
-    exported_predictor,
-    format_alarm_table,
-    trial_predictor,
-)
+from hypo.evaluate.alarms.evaluation import AlarmOptions, alarm_evaluation, choose_on_validation, evaluate_alarms
 from hypo.evaluate.alarms.events import merge_episodes
 from hypo.evaluate.alarms.metrics import AlarmConfig
 from hypo.evaluate.alarms.replay import (
@@ -33,12 +26,16 @@ from hypo.evaluate.alarms.replay import (
     FREQUENT_CUFF,
     LAST_ART,
     LAST_READING,
+    Recordings,
     replay_case,
     replay_split,
     split_cases,
     subsample,
 )
+from hypo.evaluate.alarms.result import AlarmResult, format_alarm_table
+from hypo.evaluate.export_trial import trial_model
 from hypo.evaluate.testsplit.looks import read_looks
+from hypo.infer.model import ExportedModel
 from hypo.infer.predict import predict_case
 from hypo.learn.feature_model import FeatureModelConfig
 
@@ -58,7 +55,7 @@ def cuff(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cuff_result(cuff):
-    return alarm_evaluation(cuff["exp"], cuff["data"], stride_s=30, n_boot=N_BOOT, log=lambda s: None)
+    return alarm_evaluation(cuff["exp"], cuff["data"], AlarmOptions(cfg=FAST, n_boot=N_BOOT), log=lambda s: None)
 
 
 @pytest.fixture(scope="module")
@@ -71,25 +68,26 @@ def art(tmp_path_factory):
 
 
 def test_an_exported_model_and_the_runs_checkpoint_score_the_same(cuff, cuff_result):
-    exported = alarm_evaluation(cuff["model"], cuff["data"], stride_s=30, n_boot=N_BOOT, log=lambda s: None)
-    assert [r["name"] for r in cuff_result["rows"]] == ["model", LAST_READING, FEATURE_MODEL]
-    for a, b in zip(cuff_result["rows"], exported["rows"]):
-        assert a["thresholds"] == b["thresholds"]
-        assert a["operating_points"] == b["operating_points"]
-    assert cuff_result["cases"]["scored"] == len(split_cases(cuff["data"], "test")) > 0
-    assert cuff_result["cases"]["failed"] == 0 and cuff_result["simulated"]
+    exported = alarm_evaluation(cuff["model"], cuff["data"], AlarmOptions(cfg=FAST, n_boot=N_BOOT),
+                                log=lambda s: None)
+    assert [r.name for r in cuff_result.rows] == ["model", LAST_READING, FEATURE_MODEL]
+    for a, b in zip(cuff_result.rows, exported.rows):
+        assert a.thresholds == b.thresholds
+        assert a.operating_points == b.operating_points
+    assert cuff_result.cases.scored == len(split_cases(cuff["data"], "test")) > 0
+    assert cuff_result.cases.failed == 0 and cuff_result.simulated
     text = format_alarm_table(cuff_result)
     assert "SIMULATED" in text and "baseline: feature model" in text and "false alarms/h" in text
 
 
 def test_replay_scores_each_recording_with_the_deployed_predict_case(cuff):
     manifest = read_manifest(cuff["data"])
-    pred = exported_predictor(cuff["model"])
+    pred = ExportedModel.load(cuff["model"])
     info = split_cases(cuff["data"], "test")[0]
     case = simulate_case(int(info["caseid"]), 0, arterial=False)
     cfg = AlarmConfig(stride_s=30)
-    events, tracks = replay_case(case, info, [pred], manifest, cfg)
-    direct = predict_case(case, pred.module, pred.sidecar, 30)
+    events, tracks = replay_case(case, info, {"model": pred}, manifest, cfg)
+    direct = predict_case(case, pred, 30)
     np.testing.assert_array_equal(tracks["model"].t, direct.t_end)
     np.testing.assert_array_equal(tracks["model"].score, direct.probs[:, 1].astype(np.float64))
     assert np.isnan(tracks["model"].score).sum() == len(direct.t_end) - direct.n_predicted
@@ -101,27 +99,28 @@ def test_replay_scores_each_recording_with_the_deployed_predict_case(cuff):
 
 def test_thresholds_come_from_the_validation_split(cuff, cuff_result):
     manifest = read_manifest(cuff["data"])
-    pred = trial_predictor(cuff["exp"], name="model")
+    pred = trial_model(cuff["exp"])[0]
     from hypo.evaluate.alarms.evaluation import fit_default_feature_model
     from hypo.search.record import read_search_record
 
     fm = fit_default_feature_model(cuff["data"], manifest, read_search_record(cuff["exp"]))
-    val = replay_split(cuff["data"], "val", [pred], FAST, manifest, fm, log=lambda s: None)
+    val = replay_split(Recordings.of(cuff["data"], manifest), "val", {"model": pred}, FAST, fm, log=lambda s: None)
     chosen = choose_on_validation(val, FAST, manifest)
-    for row in cuff_result["rows"]:
+    for row in cuff_result.rows:
         for op in ("fa_target", "sens_target"):
-            assert row["thresholds"][op]["threshold"] == chosen[row["name"]]["thresholds"][op]["threshold"]
-            assert row["operating_points"][op]["threshold"] == row["thresholds"][op]["threshold"]
-    assert cuff_result["thresholds_from"].startswith("the validation split")
+            assert row.thresholds[op]["threshold"] == chosen[row.name]["thresholds"][op]["threshold"]
+            assert row.operating_points[op]["threshold"] == row.thresholds[op]["threshold"]
+    assert cuff_result.thresholds_from.startswith("the validation split")
     with pytest.raises(ConfigError, match="cannot be judged on it"):
-        evaluate_alarms([pred], cuff["data"], split="val", thresholds_from="val")
+        evaluate_alarms({"model": pred}, cuff["data"], AlarmOptions(split="val", thresholds_from="val"))
     # thresholds given instead: the rows take them, and the test split is judged at them
     given = {"model": {"fa_target": 0.5, "sens_target": 0.2}}
-    res, _ = evaluate_alarms([pred], cuff["data"], thresholds_from=given, cfg=FAST, feature_model=None, n_boot=0,
+    res, _ = evaluate_alarms({"model": pred}, cuff["data"], AlarmOptions(thresholds_from=given, cfg=FAST,
+                                                                         feature_model=None, n_boot=0),
                              log=lambda s: None)
-    assert res["rows"][0]["operating_points"]["fa_target"]["threshold"] == 0.5
-    assert res["rows"][1]["operating_points"] == {}  # the last reading got no threshold: its curve only
-    assert res["rows"][1]["curve"]["sensitivity"]
+    assert res.rows[0].operating_points["fa_target"]["threshold"] == 0.5
+    assert res.rows[1].operating_points == {}  # the last reading got no threshold: its curve only
+    assert res.rows[1].curve["sensitivity"]
 
 
 def test_a_case_that_fails_is_counted_not_fatal(cuff, monkeypatch):
@@ -135,11 +134,11 @@ def test_a_case_that_fails_is_counted_not_fatal(cuff, monkeypatch):
 
     monkeypatch.setattr(DemoSource, "load_case", load)
     lines = []
-    res = alarm_evaluation(cuff["model"], cuff["data"], stride_s=60, feature_model=None, n_boot=0,
-                           log=lines.append)
-    assert res["cases"]["failed"] == 1 and res["cases"]["failures"][0]["caseid"] == bad
-    assert res["cases"]["failures"][0]["reason"] == "corrupt file"
-    assert res["cases"]["scored"] == len(split_cases(cuff["data"], "test")) - 1
+    res = alarm_evaluation(cuff["model"], cuff["data"], AlarmOptions(cfg=AlarmConfig(stride_s=60), feature_model=None,
+                                                                     n_boot=0), log=lines.append)
+    assert res.cases.failed == 1 and res.cases.failures[0].caseid == bad
+    assert res.cases.failures[0].reason == "corrupt file"
+    assert res.cases.scored == len(split_cases(cuff["data"], "test")) - 1
     assert any("could not be scored" in x for x in lines)
     assert f"case {bad}: corrupt file" in format_alarm_table(res)
 
@@ -151,11 +150,11 @@ def test_a_source_that_changed_is_refused(cuff, tmp_path):
     spec = manifest.source.spec.model_copy(update={"seed": 7})  # the simulator would now yield other recordings
     write_manifest(data, manifest.model_copy(update={"source": manifest.source.model_copy(update={"spec": spec})}))
     with pytest.raises(HypoError, match="no longer yields the recordings"):
-        alarm_evaluation(cuff["model"], data, feature_model=None, n_boot=0)
+        alarm_evaluation(cuff["model"], data, AlarmOptions(feature_model=None, n_boot=0))
     fake = spec.model_copy(update={"name": "fake"})
     write_manifest(data, manifest.model_copy(update={"source": manifest.source.model_copy(update={"spec": fake})}))
     with pytest.raises(HypoError, match="cannot replay"):
-        alarm_evaluation(cuff["model"], data, feature_model=None, n_boot=0)
+        alarm_evaluation(cuff["model"], data, AlarmOptions(feature_model=None, n_boot=0))
 
 
 def test_a_subsample_of_cases_is_deterministic_and_said():
@@ -166,13 +165,13 @@ def test_a_subsample_of_cases_is_deterministic_and_said():
 
 
 def test_art_labels_score_art_events_with_every_baseline(art):
-    res, detail = evaluate_alarms([trial_predictor(art["exp"], name="model")], art["data"], cfg=FAST,
-                                  n_boot=N_BOOT, log=lambda s: None)
-    names = [r["name"] for r in res["rows"]]
+    res, detail = evaluate_alarms({"model": trial_model(art["exp"])[0]}, art["data"],
+                                  AlarmOptions(cfg=FAST, n_boot=N_BOOT), log=lambda s: None)
+    names = [r.name for r in res.rows]
     assert names == ["model", LAST_READING, FEATURE_MODEL, LAST_ART, FREQUENT_CUFF]
-    assert res["label_source"] == "art" and "arterial-line MAP" in res["events"]
-    cuff_row = res["rows"][-1]
-    assert all(s["threshold"] == 65.0 and s["fixed"] for s in cuff_row["thresholds"].values())
+    assert res.label_source == "art" and "arterial-line MAP" in res.events
+    cuff_row = res.rows[-1]
+    assert all(s["threshold"] == 65.0 and s["fixed"] for s in cuff_row.thresholds.values())
     # the events of a recording are its line's episodes under the label rule, merged when < 5 min apart
     from hypo.data.art import hypotension_episodes
     from hypo.learn.baseline import label_config
@@ -215,7 +214,7 @@ def test_leaderboard_alarms_read_validation_only(cuff, tmp_path, capsys):
     board = res["frame"]
     first = board[board["rank"] == 1].iloc[0]
     assert 0 <= first["val_alarm_sensitivity"] <= 1
-    assert res["alarms"]["cases"]["scored"] == len(split_cases(cuff["data"], "val"))
+    assert res["alarms"].cases.scored == len(split_cases(cuff["data"], "val"))
     md = open(tmp_path / "lb" / "leaderboard.md").read()
     assert "alarm_sens(val)*" in md and "selection-biased" in md
     assert "selection-biased" in capsys.readouterr().out
@@ -234,3 +233,16 @@ def test_leaderboard_test_includes_the_alarm_table_in_its_one_look(cuff, tmp_pat
     saved = json.load(open(out / "test_alarms.json"))
     assert [r["role"] for r in saved["rows"]][:1] == ["model"] and saved["split"] == "test"
     assert "false alarms/h" in capsys.readouterr().out
+
+
+def test_the_result_is_a_record_written_and_read_back(cuff_result, tmp_path):
+    path = cuff_result.write(str(tmp_path / "alarms.json"), indent=1)
+    assert AlarmResult.read(path) == cuff_result
+    on_disk = json.load(open(path))
+    assert on_disk["format"] == "hypo-alarms/1" and list(on_disk)[:3] == ["format", "created", "data"]
+    on_disk["rows"][0]["role"] = "oracle"
+    (tmp_path / "bad.json").write_text(json.dumps(on_disk))
+    with pytest.raises(HypoError) as exc:
+        AlarmResult.read(str(tmp_path / "bad.json"))
+    msg = str(exc.value)
+    assert msg.startswith(f"{tmp_path / 'bad.json'}: field rows.0.role: ") and "\n" not in msg

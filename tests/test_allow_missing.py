@@ -21,7 +21,7 @@ from hypo.data.sources.base import Case
 from hypo.data.sources.vital import VitalDirSource, read_vital_case, write_vital_case
 from hypo.errors import CaseRejected, ConfigError
 from hypo.evaluate.alarms.metrics import AlarmConfig
-from hypo.evaluate.alarms.replay import LAST_READING, dataset_sidecar, replay_split
+from hypo.evaluate.alarms.replay import LAST_READING, Recordings, dataset_rules, replay_split
 from hypo.infer.predict import window_config
 from hypo.learn.feature_model import fit_feature_model
 from hypo.learn.metrics import MetricWarning
@@ -144,13 +144,13 @@ def test_models_trained_on_such_windows_take_missing_groups(mixed, tmp_path, cap
 def test_alarm_replay_repeats_the_datasets_own_window_rules(mixed):
     # The rules a replay prepares recordings with are the dataset's, --allow-missing and --nibp-merge-s included.
     cfg = WindowConfig(allow_missing=("bis",), nibp_merge_s=0)
-    got = window_config(dataset_sidecar(manifest_record(config=to_dict(cfg))), 30)
+    got = window_config(dataset_rules(manifest_record(config=to_dict(cfg))), 30)
     assert dataclasses.replace(got, split=cfg.split) == dataclasses.replace(cfg, stride_s=30)
     # So the cases the build kept without MAC or BIS are scored, not counted as failed.
     out, m, _ = mixed
     scored = []
     for split in ("train", "val", "test"):
-        rep = replay_split(out, split, [], AlarmConfig(), m, source=MixedSource(), log=lambda s: None)
+        rep = replay_split(Recordings(out, m, MixedSource()), split, {}, AlarmConfig(), log=lambda s: None)
         assert rep.failures == [] and len(rep.tracks[LAST_READING]) == len(rep.events)
         scored += [e.caseid for e in rep.events]
     assert sorted(scored, key=int) == [str(i) for i in range(1, 13)]

@@ -17,7 +17,7 @@ from hypo.data.sources.demo_files import write_demo_vital_files
 from hypo.data.sources.vital import VitalDirSource
 from hypo.data.splits import SPLITS
 from hypo.errors import ConfigError
-from hypo.evaluate.testsplit.report import make_report
+from hypo.evaluate.testsplit.report import ReportRequest, make_report
 from hypo.search.board import show_leaderboard
 
 from demo_experiment import build_demo_dataset, fake_search
@@ -132,7 +132,7 @@ def test_leaderboard_and_report_state_the_label_source(tmp_path):
     assert "labels from the arterial line" in lines[0]
     with open(res["paths"]["md"]) as f:
         assert "labels from the arterial line" in f.readline()
-    rep = make_report(exp, out=str(tmp_path / "r"), n_boot=10, log=lambda s: None)
+    rep = make_report(ReportRequest(exp, out=str(tmp_path / "r"), n_boot=10), log=lambda s: None)
     with open(rep["paths"]["html"]) as f:
         html = f.read()
     assert "<p class='note'>Window labels from the arterial line (ART, 60 s centred 300 s after the window end)" in html

@@ -18,14 +18,14 @@ from hypo.data.sources.demo import case_duration_s, simulate_case
 from hypo.data.sources.vital import write_vital_case
 from hypo.errors import ConfigError, DatasetError
 from hypo.evaluate.testsplit.channel_loss import CONDITIONS, model_channel_loss, without_group
-from hypo.infer.export import load_exported, write_exported
+from hypo.infer.export import load_exported
 from hypo.infer.predict import predict_file
 from hypo.learn.metrics import MetricWarning, evaluate_scores
 from hypo.learn.models import MODELS, ModelConfig, build_model, count_parameters, predict_proba
 from hypo.learn.train import TrainingData, drop_channels, dropout_groups, fit_arrays
 from hypo.learn.train_config import TrainConfig
 
-from demo_experiment import build_demo_dataset, plain_and_dropout_exports
+from demo_experiment import build_demo_dataset, plain_and_dropout_exports, write_legacy_export
 from param_counts import MEAN, STD, conv, dense, lstm
 from synthetic_windows import make_windows, manifest_record
 
@@ -206,10 +206,10 @@ def recording(tmp_path, lacking=()):
 def test_sidecars_list_the_groups_that_may_be_nan(exports):
     _, plain = load_exported(exports["plain"])
     _, drop = load_exported(exports["dropout"])
-    assert plain["tolerates_missing"] == [] and plain["input"]["missing_values"].startswith("none allowed")
-    assert drop["tolerates_missing"] == list(GROUP_NAMES) and drop["trial"]["channel_dropout"] == 0.3
-    assert "NaN allowed in these signal groups" in drop["input"]["missing_values"]
-    assert drop["input"]["shape"] == ["n", 60, 7] and plain["nibp_merge_s"] == 3
+    assert plain.tolerates_missing == [] and plain.input.missing_values.startswith("none allowed")
+    assert drop.tolerates_missing == list(GROUP_NAMES) and drop.trial.channel_dropout == 0.3
+    assert "NaN allowed in these signal groups" in drop.input.missing_values
+    assert drop.input.shape == ["n", 60, 7] and plain.nibp_merge_s == 3
 
 
 def test_a_channel_dropout_model_predicts_on_a_recording_without_mac(exports, tmp_path, capsys):
@@ -246,12 +246,12 @@ def test_a_channel_dropout_model_predicts_on_a_recording_without_mac(exports, tm
 
 def test_exports_made_before_tolerated_groups_existed_predict_unchanged(exports, tmp_path):
     module, sidecar = load_exported(exports["plain"])
-    old = {k: v for k, v in sidecar.items() if k not in ("tolerates_missing", "signals_read", "nibp_merge_s",
-                                                         "model_sha256")}
+    old = {k: v for k, v in sidecar.to_dict().items() if k not in ("schema_version", "tolerates_missing",
+                                                                  "signals_read", "nibp_merge_s", "model_sha256")}
     old["input"] = dict(old["input"], missing_values="none allowed: a window holding NaN gets NaN probabilities")
-    old_path, _ = write_exported(module, old, str(tmp_path / "old" / "model.pt"))
+    old_path, _ = write_legacy_export(module, old, str(tmp_path / "old" / "model.pt"))
     _, reloaded = load_exported(old_path)
-    assert "tolerates_missing" not in reloaded
+    assert "tolerates_missing" not in reloaded.model_fields_set
     path = recording(tmp_path)
     new = predict_file(path, exports["plain"], 60, out_dir=str(tmp_path / "new"), plot=False, log=lambda _: None)
     was = predict_file(path, old_path, 60, out_dir=str(tmp_path / "was"), plot=False, log=lambda _: None)

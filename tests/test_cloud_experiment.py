@@ -12,7 +12,7 @@ import pytest
 from hypo import storage
 from hypo.cli.export import main as export_main
 from hypo.errors import HypoError
-from hypo.evaluate.testsplit.report import make_report
+from hypo.evaluate.testsplit.report import ReportRequest, make_report
 from hypo.search.board import show_leaderboard
 
 from demo_experiment import build_demo_dataset, fake_search
@@ -46,10 +46,10 @@ def test_leaderboard_report_and_export_read_a_cloud_experiment(bucket, tmp_path)
     mirror = os.path.dirname(res["paths"]["csv"])
     assert mirror.startswith(str(tmp_path / "home" / ".cache" / "hypo" / "experiments"))
     assert "mirrored into" in lines[0] and len(res["frame"]) == 3  # one trial and two baselines
-    rep = make_report("fake://runs/exp", n_boot=5, log=lambda s: None)
+    rep = make_report(ReportRequest("fake://runs/exp", n_boot=5), log=lambda s: None)
     assert rep["paths"]["html"].startswith(mirror)
     side = export_main(["fake://runs/exp", "--out", str(tmp_path / "model.pt")])
-    assert side["trial"]["experiment"] == mirror
+    assert side.trial.experiment == mirror
     again = []
     show_leaderboard("fake://runs/exp", log=again.append)
     assert "(0 new or changed files)" in again[0]  # the mirror is refreshed, not copied anew

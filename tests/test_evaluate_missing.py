@@ -15,8 +15,8 @@ from hypo.data.signals import MAC
 from hypo.data.sources.demo import is_tiva, simulate_case
 from hypo.data.sources.demo_files import write_demo_vital_files
 from hypo.evaluate.external.validation import LEFT_OUT, SCORED, calibration_subjects, check_compatible, pooled_windows
-from hypo.evaluate.frozen import load_frozen
 from hypo.infer.export import load_exported
+from hypo.infer.model import ExportedModel
 from hypo.infer.predict import predict_file
 from hypo.learn.metrics import evaluate_scores
 from hypo.learn.recalibration import apply_recalibration, fit_recalibration
@@ -43,31 +43,31 @@ def setup(tmp_path_factory):
 def test_a_channel_dropout_model_scores_the_windows_without_mac(setup, tmp_path, capsys):
     res = main([setup["dropout"], "--data", setup["b"], "--out", str(tmp_path), *BOOT])
     out = capsys.readouterr().out
-    r = res["results"]
+    r = res.results
     arrays = pooled_windows(setup["b"], read_manifest(setup["b"]))
-    assert r["data"]["n_windows"] == len(arrays) and r["data"]["n_windows_left_out"] == 0
-    mac = r["data"]["missing_groups"]["mac"]
-    assert mac["windows"] == setup["no_mac"].sum() and mac["treatment"] == SCORED
-    probs = load_frozen(setup["dropout"]).predict(arrays.x)
+    assert r.data.n_windows == len(arrays) and r.data.n_windows_left_out == 0
+    mac = r.data.missing_groups["mac"]
+    assert mac.windows == setup["no_mac"].sum() and mac.treatment == SCORED
+    probs = ExportedModel.load(setup["dropout"]).predict_proba(arrays.x)
     assert np.isfinite(probs).all()
     want = evaluate_scores(arrays.label, probs, warn=False)["mean_auroc"]
-    assert np.isclose(r["sections"]["discrimination"]["model"]["mean_auroc"]["value"], want, rtol=1e-9)
+    assert np.isclose(r.sections["discrimination"]["model"]["mean_auroc"]["value"], want, rtol=1e-9)
     assert "lack MAC; the model takes it as missing" in out and "left out" not in out
 
 
 def test_a_model_without_dropout_leaves_them_out_and_counts_them(setup, tmp_path, capsys):
     res = main([setup["plain"], "--data", setup["b"], "--out", str(tmp_path), *BOOT])
     out = capsys.readouterr().out
-    r = res["results"]
+    r = res.results
     arrays = pooled_windows(setup["b"], read_manifest(setup["b"]))
     n_out = int(setup["no_mac"].sum())
-    assert r["data"]["n_windows_left_out"] == n_out and r["data"]["n_windows"] == len(arrays) - n_out
-    mac = r["data"]["missing_groups"]["mac"]
-    assert mac["treatment"] == LEFT_OUT and mac["cases"] == len(np.unique(arrays.caseid[setup["no_mac"]]))
+    assert r.data.n_windows_left_out == n_out and r.data.n_windows == len(arrays) - n_out
+    mac = r.data.missing_groups["mac"]
+    assert mac.treatment == LEFT_OUT and mac.cases == len(np.unique(arrays.caseid[setup["no_mac"]]))
     keep = ~setup["no_mac"]
-    want = evaluate_scores(arrays.label[keep], load_frozen(setup["plain"]).predict(arrays.x[keep]),
+    want = evaluate_scores(arrays.label[keep], ExportedModel.load(setup["plain"]).predict_proba(arrays.x[keep]),
                            warn=False)["mean_auroc"]
-    assert np.isclose(r["sections"]["discrimination"]["model"]["mean_auroc"]["value"], want, rtol=1e-9)
+    assert np.isclose(r.sections["discrimination"]["model"]["mean_auroc"]["value"], want, rtol=1e-9)
     assert f"{n_out:,} windows left out" in out and "which the model cannot take" in out
     assert "which the model cannot take" in (tmp_path / "evaluation.md").read_text()
     saved = json.loads((tmp_path / "evaluation.json").read_text())["data"]["missing_groups"]["mac"]
@@ -78,9 +78,9 @@ def test_the_recalibrated_dropout_export_predicts_a_site_b_tiva_recording(setup,
     new = str(tmp_path / "model-b.pt")
     res = main([setup["dropout"], "--data", setup["b"], "--out", str(tmp_path / "ev"), "--recalibrate", "vector",
                 "--write-export", new, *BOOT])
-    assert res["results"]["data"]["n_windows_left_out"] == 0
+    assert res.results.data.n_windows_left_out == 0
     module, sidecar = load_exported(new)
-    assert "mac" in sidecar["tolerates_missing"] and sidecar["recalibration"]["method"] == "vector"
+    assert "mac" in sidecar.tolerates_missing and sidecar.recalibration.method == "vector"
     cid = next(i for i in range(61, 400) if is_tiva(i, 0, "b") and simulate_case(i, 0, site="b").duration_s > 3600)
     vital = tmp_path / "vital"
     write_demo_vital_files(str(vital), 1, first=cid, site="b")
@@ -94,7 +94,8 @@ def test_the_recalibrated_dropout_export_predicts_a_site_b_tiva_recording(setup,
     old = base["prediction"].probs
     arrays = pooled_windows(setup["b"], read_manifest(setup["b"]))
     cal = calibration_subjects(arrays.subjectid, 0.3, 0)  # the map as the evaluation fitted it
-    calib = fit_recalibration("vector", load_frozen(setup["dropout"]).predict(arrays.x[cal]), arrays.label[cal])
+    calib = fit_recalibration("vector", ExportedModel.load(setup["dropout"]).predict_proba(arrays.x[cal]),
+                              arrays.label[cal])
     np.testing.assert_allclose(got.probs[ok], apply_recalibration(calib, old[ok]), atol=1e-5)
     with pytest.raises(SystemExit):  # the model without dropout still refuses the recording, in one line
         predict_main([str(vital / f"{cid}.vital"), "--model", setup["plain"], "--track-map",
@@ -106,4 +107,4 @@ def test_another_cuff_merge_window_is_noted(setup):
     manifest = read_manifest(setup["b"])
     assert not [n for n in check_compatible(sidecar, manifest, "b") if "--nibp-merge-s" in n]
     notes = check_compatible(sidecar, manifest.model_copy(update={"nibp_merge_s": 0}), "b")
-    assert any("up to 0 s apart" in n and f"up to {sidecar['nibp_merge_s']} s" in n for n in notes), notes
+    assert any("up to 0 s apart" in n and f"up to {sidecar.nibp_merge_s} s" in n for n in notes), notes

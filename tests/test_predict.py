@@ -1,5 +1,6 @@
 """hypo predict on genuine .vital files: demo recordings, a real VitalDB export, gaps, and every one-line refusal."""
 
+import dataclasses
 import json
 import os
 
@@ -15,7 +16,7 @@ from hypo.data.signals import BIS, ECG, MAC, MBP, NIBP, VITALDB_TRACKS
 from hypo.data.sources.base import Case
 from hypo.data.sources.demo import case_duration_s, simulate_case
 from hypo.data.sources.vital import read_vital_case, write_vital_case
-from hypo.infer.export import load_exported
+from hypo.infer.model import ExportedModel
 from hypo.infer.predict import predict_case, predict_file
 
 from demo_experiment import exported_demo_model
@@ -63,7 +64,7 @@ def test_demo_recording_gives_csv_and_timeline_filled_as_in_training(model, tmp_
     assert set(df.loc[ok, "alarm"]) <= {"normal", "hypotension", "hypertension"} and df.loc[~ok, "alarm"].isna().all()
 
     # The windows the training data would hold for this case get exactly the model's probabilities on them.
-    module, sidecar = load_exported(model)
+    module = ExportedModel.load(model).module
     win, _ = process_case(read_vital_case(path, "x", "x"), WindowConfig())
     with torch.no_grad():
         want = module(torch.from_numpy(win.x)).numpy()
@@ -247,10 +248,12 @@ def test_a_stride_longer_than_the_recording_gives_its_first_window(model, tmp_pa
 
 def test_outcomes_follow_the_models_own_label_rule(model, tmp_path):
     """In hindsight columns, a model trained on the paper's forward-filled labels is judged by that rule."""
-    module, sidecar = load_exported(model)
+    exported = ExportedModel.load(model)
+    sidecar = exported.sidecar
     case = demo_case(4 * 3600)
-    honest = predict_case(case, module, sidecar, 60)
-    ffill = predict_case(case, module, dict(sidecar, label=dict(sidecar["label"], mode="ffill")), 60)
+    honest = predict_case(case, exported, 60)
+    ffill = predict_case(case, dataclasses.replace(exported, sidecar=sidecar.model_copy(
+        update={"label": dataclasses.replace(sidecar.label, mode="ffill")})), 60)
     h_ok, f_ok = honest.outcome["time"] >= 0, ffill.outcome["time"] >= 0
     assert (honest.outcome["time"][h_ok] > honest.t_end[h_ok]).all()  # reading mode: strictly after the window
     assert (ffill.outcome["time"][f_ok] <= ffill.t_end[f_ok]).any()  # ffill: the value may stem from inside it

@@ -31,7 +31,7 @@ def built(ray_local, tmp_path_factory):
 
 def test_bad_cases_are_counted_rejections_with_reasons(built):
     _, _, m, lines = built
-    assert m.cases.to_json() == {"listed": 12, "ok": 8, "rejected": 4, "case_hours": pytest.approx(8.0)}
+    assert m.cases.to_dict() == {"listed": 12, "ok": 8, "rejected": 4, "case_hours": pytest.approx(8.0)}
     assert m.rejected_counts == {"too short": 1, "all-NaN signal": 1, "missing track": 1, "error": 1}
     boom = next(r for r in m.rejected if r.caseid == "9")
     assert "RuntimeError: simulated bug" in boom.detail and "\n" not in boom.detail

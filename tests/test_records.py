@@ -60,8 +60,8 @@ def test_a_manifest_from_before_the_schema_loads_through_its_migration(tmp_path)
     assert build_source(m.source.spec).fingerprint() == m.source.fingerprint
     assert summary_lines(m)[-1].startswith(f"fingerprint {LEGACY_FINGERPRINT}")
     # the file on disk keeps its content: the record writes what it read, with the schema and the description
-    out = m.to_json()
-    assert out.pop("schema_version") == SCHEMA_VERSION and out["source"].pop("spec") == m.source.spec.to_json()
+    out = m.to_dict()
+    assert out.pop("schema_version") == SCHEMA_VERSION and out["source"].pop("spec") == m.source.spec.to_dict()
     assert json.dumps(out) == json.dumps(raw)
 
 
@@ -146,7 +146,7 @@ def test_every_source_describes_itself_and_is_built_again_from_its_description(t
                               subjects=tmp_path / "subjects.csv", allow_missing=("bis",))]
     for src in sources:
         spec = src.describe()
-        again = build_source(SourceSpec.model_validate(json.loads(json.dumps(spec.to_json()))))
+        again = build_source(SourceSpec.model_validate(json.loads(json.dumps(spec.to_dict()))))
         assert type(again) is type(src) and again.describe() == spec and again.fingerprint() == src.fingerprint()
     # the flags of hypo windows make the same description
     flags = spec_from_flags("vital-dir", path=str(tmp_path / "v"), track_map=str(tmp_path / "map.json"),

@@ -15,7 +15,7 @@ from hypo.config import fingerprint
 from hypo.data.dataset import load_split, read_manifest
 from hypo.evaluate.bootstrap import bootstrap_scores, curve_metrics, subject_weights, weighted_curves
 from hypo.evaluate.testsplit.looks import read_looks
-from hypo.evaluate.testsplit.report import choose_trial, make_report
+from hypo.evaluate.testsplit.report import ReportRequest, choose_trial, make_report
 from hypo.evaluate.testsplit.report_html import ci
 from hypo.learn.checkpoint import load_model
 from hypo.learn.feature_model import FeatureModel
@@ -202,9 +202,9 @@ def test_report_of_the_leaderboards_first_trial(search, tmp_path, capsys):
 @pytest.mark.slow  # a real Ray Tune search
 def test_report_of_a_named_trial_and_one_line_errors(search, tmp_path, capsys):
     trials = [t.trial_id for t in load_trials(search)]
-    first = make_report(search, trial=trials[0], out=str(tmp_path / "r0"), n_boot=10, log=lambda s: None)
+    first = make_report(ReportRequest(search, trial=trials[0], out=str(tmp_path / "r0"), n_boot=10), log=lambda s: None)
     lines = []
-    res = make_report(search, trial=trials[-1], out=str(tmp_path / "r"), n_boot=10, log=lines.append)
+    res = make_report(ReportRequest(search, trial=trials[-1], out=str(tmp_path / "r"), n_boot=10), log=lines.append)
     assert res["results"]["trial"]["trial"] == trials[-1]
     looks = res["results"]["test_looks"]  # a second look at the test split is on the record and in the report
     assert looks["look"] == first["results"]["test_looks"]["look"] + 1 >= 2

@@ -11,11 +11,10 @@ alarm evaluation); this is its command-line front.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
 from hypo.errors import ConfigError
 from hypo.evaluate.external.job import THRESHOLDS_FROM_MODEL, EvaluateRequest, evaluate_job
+from hypo.evaluate.external.result import ExternalRun
 from hypo.evaluate.external.validation import CALIBRATION_SHARE, N_BOOT
 from hypo.learn.recalibration import METHODS
 from hypo.runtime import OneLineParser, one_line_errors
@@ -57,7 +56,7 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     return p
 
 
-def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+def main(argv: list[str] | None = None, prog: str = PROG) -> ExternalRun:
     """Entry point of ``hypo evaluate``; user errors end in one line on stderr with status 2."""
     args = build_parser(prog).parse_args(argv)
     with one_line_errors(prog):

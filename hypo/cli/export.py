@@ -8,16 +8,15 @@ The format is :mod:`hypo.infer.export`; choosing and exporting a trial is :mod:`
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypo.evaluate.export_trial import export_model
+from hypo.infer.sidecar import Sidecar
 from hypo.learn.operating_point import SPECIFICITY
 from hypo.runtime import OneLineParser, one_line_errors
 
 PROG = "hypo export"
 
 
-def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
+def main(argv: list[str] | None = None, prog: str = PROG) -> Sidecar:
     """Entry point of ``hypo export``; user errors end in one line on stderr with status 2."""
     p = OneLineParser(prog=prog, description="Export a trial as TorchScript + JSON sidecar.")
     p.add_argument("experiment", help="experiment folder of a hypo search (storage/name)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
 from hypo.errors import ConfigError
-from hypo.evaluate.board import MAX_TEST_WITHOUT_YES, leaderboard
+from hypo.evaluate.board import MAX_TEST_WITHOUT_YES, LeaderboardRequest, leaderboard
 from hypo.learn.metrics import RANK_METRICS
 from hypo.runtime import OneLineParser, one_line_errors
 from hypo.search.experiments import DEFAULT_STORAGE
@@ -60,6 +60,6 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     args = p.parse_args(argv)
     with one_line_errors(prog):
         check_alarm_flags(args)
-        return leaderboard(args.experiment, tuple(args.rank_by.split(",")), args.out, test=args.test, yes=args.yes,
-                           alarms=args.alarms, test_alarms=not args.no_alarms, alarm_cfg=alarm_config(args),
-                           alarm_cases=args.alarm_cases, prog=prog)
+        return leaderboard(LeaderboardRequest(args.experiment, tuple(args.rank_by.split(",")), args.out, test=args.test,
+                                              yes=args.yes, alarms=args.alarms, test_alarms=not args.no_alarms,
+                                              alarm_cfg=alarm_config(args), alarm_cases=args.alarm_cases), prog=prog)

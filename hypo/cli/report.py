@@ -14,7 +14,7 @@ import argparse
 from typing import Any
 
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
-from hypo.evaluate.testsplit.report import N_BOOT, make_report
+from hypo.evaluate.testsplit.report import N_BOOT, ReportRequest, make_report
 from hypo.learn.operating_point import SPECIFICITY
 from hypo.runtime import OneLineParser, one_line_errors
 
@@ -45,5 +45,5 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         if args.no_alarms:
             refuse_unused_alarm_flags(args, "--no-alarms leaves out")
         alarms = None if args.no_alarms else alarm_config(args)
-        return make_report(args.experiment, args.trial, args.out, args.bootstrap, args.seed, args.specificity,
-                           alarms=alarms, alarm_cases=args.alarm_cases)
+        return make_report(ReportRequest(args.experiment, args.trial, args.out, args.bootstrap, args.seed,
+                                         args.specificity, alarms=alarms, alarm_cases=args.alarm_cases))

@@ -30,7 +30,7 @@ from hypo.data.signals import CLASSES, N_SIGNALS, SIGNALS
 from hypo.data.sources.base import SIMULATED_SOURCES
 from hypo.data.sources.spec import SourceSpec
 from hypo.errors import DatasetError
-from hypo.records import Record, config_type, parse_record, schema_version_of
+from hypo.records import Record, config_field, parse_record, schema_version_of
 
 FORMAT = "hypo-windows/1"
 SCHEMA_VERSION = 2
@@ -38,8 +38,8 @@ MANIFEST = "manifest.json"
 BUILD_HINT = "build one with python preprocessing/build_windows.py --source demo --out DIR"
 
 
-Label = config_type(LabelConfig)
-Window = config_type(WindowConfig)
+Label = config_field(LabelConfig)
+Window = config_field(WindowConfig)
 
 
 class SplitCounts(Record):
@@ -228,7 +228,7 @@ def rebuild_hint(data_dir: str) -> str:
 
 def write_manifest(data_dir: str, manifest: Manifest) -> None:
     """Write ``DIR/manifest.json`` (atomically)."""
-    storage.write_json(storage.join(str(data_dir), MANIFEST), manifest.to_json())
+    storage.write_json(storage.join(str(data_dir), MANIFEST), manifest.to_dict())
 
 
 def read_manifest(data_dir: str) -> Manifest:
@@ -255,7 +255,8 @@ def read_manifest(data_dir: str) -> Manifest:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         got = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise DatasetError(f"{data_dir}: dataset format {got!r}, expected {FORMAT!r}; {rebuild_hint(data_dir)}")
-    manifest = parse_record(Manifest, migrate(raw, data_dir), path, DatasetError, f"; {rebuild_hint(data_dir)}")
+    manifest = parse_record(Manifest, migrate(raw, data_dir), path, hint=rebuild_hint(data_dir),
+                            error=DatasetError)
     if manifest.signals != SIGNALS:
         raise DatasetError(
             f"{data_dir}: the dataset has signals {list(manifest.signals)} but hypo expects these {N_SIGNALS} in "

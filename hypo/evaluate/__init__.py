@@ -6,6 +6,9 @@
 - :mod:`hypo.evaluate.external`: a frozen model on another source's windows, and its recalibration.
 
 Shared by the three: the chosen trial (:mod:`~hypo.evaluate.trials`) and its export
-(:mod:`~hypo.evaluate.export_trial`), the subject bootstrap (:mod:`~hypo.evaluate.bootstrap`) and calibration
-statistics (:mod:`~hypo.evaluate.calibration`). May import every layer below: search, infer, learn, data.
+(:mod:`~hypo.evaluate.export_trial`: written, or held in memory as the infer layer's
+:class:`~hypo.infer.model.ExportedModel`, and ``load_model_or_trial`` for a model file or a run), the subject
+bootstrap (:mod:`~hypo.evaluate.bootstrap`) and calibration statistics (:mod:`~hypo.evaluate.calibration`). The
+results the rooms write are typed records (``alarms/result``, ``external/result``, on the one record base of
+:mod:`hypo.records`). May import every layer below: search, infer, learn, data.
 """

@@ -2,12 +2,12 @@
 
 ``--alarms N`` scores the top trials as alarms on the validation split; ``--test N`` looks once at the test split.
 
-    leaderboard("runs/search-20261124-120000", test=3)
+    leaderboard(LeaderboardRequest("runs/search-20261124-120000", test=3))
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -40,9 +40,9 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     """``--alarms N``: the top N trials and the baselines as alarms on the validation split, as two columns.
 
     Returns:
-        ``(frame with val_alarm_sensitivity / val_alarm_lead_min, its note lines, {"alarms": the result of
-        validation_alarms, "files": ["alarms_val.json"]})``. The figures are read off each row's own validation
-        curve: selection-biased, marked so.
+        ``(frame with val_alarm_sensitivity / val_alarm_lead_min, its note lines, {"alarms": the
+        ValidationAlarms of validation_alarms, "files": ["alarms_val.json"]})``. The figures are read off each
+        row's own validation curve: selection-biased, marked so.
     """
     from hypo.evaluate.alarms.evaluation import validation_alarms
     from hypo.learn.baselines import ROW_PREFIX
@@ -52,33 +52,30 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     df = df.copy()
     df["val_alarm_sensitivity"] = float("nan")
     df["val_alarm_lead_min"] = float("nan")
-    for name, r in res["rows"].items():
+    for name, r in res.rows.items():
         mask = df["trial"].isin([name, ROW_PREFIX + name])
-        df.loc[mask, "val_alarm_sensitivity"] = r["sensitivity"] if r["sensitivity"] is not None else float("nan")
-        lead = r["lead_median_s"]
+        df.loc[mask, "val_alarm_sensitivity"] = r.sensitivity if r.sensitivity is not None else float("nan")
+        lead = r.lead_median_s
         df.loc[mask, "val_alarm_lead_min"] = lead / 60 if lead is not None else float("nan")
-    with open(os.path.join(out_dir, "alarms_val.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    lines = ["* " + res["note"] + "; the top rows only"]
+    res.write(os.path.join(out_dir, "alarms_val.json"), indent=1)
+    lines = ["* " + res.note + "; the top rows only"]
     shown = set(df["trial"].astype(str))
-    for name, r in res["rows"].items():
+    for name, r in res.rows.items():
         if name not in shown and ROW_PREFIX + name not in shown:  # e.g. the simulated frequent cuff
-            sens = "n/a" if r["sensitivity"] is None else f"{100 * r['sensitivity']:.0f}%"
-            det = "n/a" if r["detection"] is None else f"{100 * r['detection']:.0f}%"
+            sens = "n/a" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
+            det = "n/a" if r.detection is None else f"{100 * r.detection:.0f}%"
             lines.append(f"* baseline: {name} (validation): sensitivity {sens}, detected {det}, false alarms/h "
-                         f"{r['fa_per_h'] or 0:.2f} (a fixed threshold)")
-    if res["cases"]["failed"]:
-        lines.append(f"* {res['cases']['failed']} validation recordings could not be scored")
+                         f"{r.fa_per_h or 0:.2f} (a fixed threshold)")
+    if res.cases.failed:
+        lines.append(f"* {res.cases.failed} validation recordings could not be scored")
     return df, lines, {"alarms": res, "files": ["alarms_val.json"]}
 
 
-def leaderboard(experiment: str | None = None, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
-                test: int | None = None, yes: bool = False, alarms: int | None = None, test_alarms: bool = True,
-                alarm_cfg=None, alarm_cases: int | None = None, log=print, prog: str = "hypo leaderboard"
-                ) -> dict[str, Any]:
-    """Show an experiment's leaderboard; optionally its top trials as alarms and one look at the test split.
+@dataclasses.dataclass(frozen=True)
+class LeaderboardRequest:
+    """What ``hypo leaderboard`` was asked to do (see its ``--help`` for each option).
 
-    Args:
+    Attributes:
         experiment: The experiment folder, or a folder of experiments (its latest; default ``runs/``).
         rank_by: Ranking metrics, highest first.
         out_dir: Where the files go (default: the experiment folder).
@@ -88,6 +85,24 @@ def leaderboard(experiment: str | None = None, rank_by: tuple[str, ...] = RANK_M
         test_alarms: With ``test``: include the alarm table of the test recordings.
         alarm_cfg: The alarm config (:class:`~hypo.evaluate.alarms.metrics.AlarmConfig`).
         alarm_cases: At most this many recordings for the alarms.
+    """
+
+    experiment: str | None = None
+    rank_by: tuple[str, ...] = RANK_METRICS
+    out_dir: str | None = None
+    test: int | None = None
+    yes: bool = False
+    alarms: int | None = None
+    test_alarms: bool = True
+    alarm_cfg: Any = None
+    alarm_cases: int | None = None
+
+
+def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboard") -> dict[str, Any]:
+    """Show an experiment's leaderboard; optionally its top trials as alarms and one look at the test split.
+
+    Args:
+        req: The experiment, ranking, output folder, ``--test``, ``--alarms`` and the alarm settings.
         log: Where the lines go.
         prog: The command, first on a warning line.
 
@@ -97,21 +112,22 @@ def leaderboard(experiment: str | None = None, rank_by: tuple[str, ...] = RANK_M
     Raises:
         ConfigError: A count out of range, before anything is written or looked at.
     """
-    exp = local_experiment(resolve_experiment(experiment, log=log), log=log)
+    exp = local_experiment(resolve_experiment(req.experiment, log=log), log=log)
     n_trials = len(load_trials(exp))
-    check_test_count(test, n_trials, yes)
-    if alarms is not None and not 1 <= alarms <= max(n_trials, 1):
-        raise ConfigError(f"--alarms must be between 1 and the number of trials ({n_trials}), got {alarms}")
+    check_test_count(req.test, n_trials, req.yes)
+    if req.alarms is not None and not 1 <= req.alarms <= max(n_trials, 1):
+        raise ConfigError(f"--alarms must be between 1 and the number of trials ({n_trials}), got {req.alarms}")
     decorate = None
-    if alarms:
+    if req.alarms:
         def decorate(df, out):
-            return add_alarm_columns(df, exp, alarms, alarm_cfg, alarm_cases, out, log)
-    res = show_leaderboard(exp, rank_by, out_dir, log=log, decorate=decorate)
-    if test is not None:
+            return add_alarm_columns(df, exp, req.alarms, req.alarm_cfg, req.alarm_cases, out, log)
+    res = show_leaderboard(exp, req.rank_by, req.out_dir, log=log, decorate=decorate)
+    if req.test is not None:
         from hypo.evaluate.testsplit.top_trials import score_top_trials
 
         if res["status"]["partial"]:
             print(f"{prog}: warning: the search is partial; the test look ranks unfinished trials", file=sys.stderr)
-        res["test"] = score_top_trials(exp, res["frame"], test, out_dir=out_dir,
-                                       alarms=alarm_cfg if test_alarms else None, alarm_cases=alarm_cases)
+        res["test"] = score_top_trials(exp, res["frame"], req.test, out_dir=req.out_dir,
+                                       alarms=req.alarm_cfg if req.test_alarms else None,
+                                       alarm_cases=req.alarm_cases)
     return res

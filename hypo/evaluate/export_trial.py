@@ -1,8 +1,11 @@
 """Export a search's trial (by default the leaderboard's first) with the sidecar that says what it was.
 
-The format itself (trace, input guard, write, load) is :mod:`hypo.infer.export`; this module is the
-orchestration above it: choose the trial, fix the alarm thresholds on its validation split, collect its
-metrics (and the test metrics of a report of the same checkpoint), and write it.
+The format itself (trace, input guard, write, load) is :mod:`hypo.infer.export` and the sidecar's record
+:mod:`hypo.infer.sidecar`; this module is the orchestration above them: choose the trial, fix the alarm thresholds
+on its validation split, collect its metrics (and the test metrics of a report of the same checkpoint), and write
+it (:func:`export_model`) or hold it in memory (:func:`trial_model`: the same
+:class:`~hypo.infer.model.ExportedModel` with ``origin="run"``). :func:`load_model_or_trial` is what ``hypo
+evaluate`` and the alarm evaluation take: a ``model.pt`` or an experiment folder.
 """
 
 from __future__ import annotations
@@ -16,19 +19,31 @@ import numpy as np
 import torch
 
 from hypo import __version__
-from hypo.config import to_dict
 from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
+from hypo.evaluate.trials import ChosenTrial
 from hypo.infer.export import (
-    FORMAT,
     TOLERANCE,
     VERIFY_WINDOWS,
     check_out_file,
+    dataset_window_config,
     max_difference,
+    sidecar_path,
     trace_model,
-    window_config,
     write_exported,
+)
+from hypo.infer.model import ExportedModel
+from hypo.infer.sidecar import (
+    Fingerprints,
+    InputSpec,
+    Metrics,
+    OutputSpec,
+    Sidecar,
+    SourceInfo,
+    Thresholds,
+    TrialInfo,
+    Verification,
 )
 from hypo.jsonio import finite
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
@@ -66,71 +81,67 @@ def missing_values_text(tolerated: list[str]) -> str:
             "NaN as absent. NaN elsewhere gives NaN probabilities; fill gaps with the fill rule below first")
 
 
-def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: dict[str, float], specificity: float,
-                  max_diff: float, checkpoint_sha: str) -> dict[str, Any]:
-    """The sidecar dict (see the module docstring)."""
-    from hypo.config import fingerprint
+def operating_point_section(manifest: Manifest, thresholds: dict[str, float], specificity: float) -> Thresholds:
+    """The sidecar's ``thresholds``: the dataset's label thresholds and the alarm thresholds fixed on validation."""
+    return Thresholds(hypo_map=float(manifest.label.hypo_map), hyper_sbp=float(manifest.label.hyper_sbp),
+                      p_hypotension=finite(thresholds["hypotension"]),
+                      p_hypertension=finite(thresholds["hypertension"]),
+                      specificity=specificity, chosen_on="validation", rule=describe(specificity))
 
-    wc = window_config(manifest)
+
+def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thresholds,
+                  verification: Verification) -> Sidecar:
+    """The sidecar of a trial's checkpoint (see :mod:`hypo.infer.sidecar`).
+
+    Args:
+        chosen: The :class:`~hypo.evaluate.trials.ChosenTrial`.
+        manifest: Its dataset's manifest.
+        cfg: Its TrainConfig.
+        ckpt: Its checkpoint dict (z-score, dataset fingerprint).
+        thresholds: The operating point (:func:`operating_point_section`).
+        verification: How far the trace is from the eager model.
+    """
+    from hypo.config import fingerprint
+    from hypo.storage import sha256_file
+
+    wc = dataset_window_config(manifest)
     best = chosen.record.best() or {}
     baselines = chosen.meta.baselines
     tolerated = list(cfg.model.tolerates_missing)
-    return {
-        "format": FORMAT,
-        "input": {"shape": ["n", manifest.window_s, len(SIGNALS)], "dtype": "float32",
-                  "units": "physical (see units); no normalisation needed: the train-split z-score is inside",
-                  "missing_values": missing_values_text(tolerated)},
-        "tolerates_missing": tolerated,
-        "signals_read": list(cfg.model.signals),
-        "output": {"shape": ["n", len(CLASSES)], "meaning": "class probabilities (softmax)", "classes": list(CLASSES)},
-        "signals": list(SIGNALS),
-        "units": dict(UNITS),
-        "window_s": manifest.window_s,
-        "stride_s": int(manifest.stride_s if manifest.stride_s is not None else wc.stride_s),
-        "horizon_s": int(manifest.label.horizon_s),
-        "label": to_dict(manifest.label),
-        "thresholds": {
-            "hypo_map": float(manifest.label.hypo_map),
-            "hyper_sbp": float(manifest.label.hyper_sbp),
-            "p_hypotension": finite(thresholds["hypotension"]),
-            "p_hypertension": finite(thresholds["hypertension"]),
-            "specificity": specificity,
-            "chosen_on": "validation",
-            "rule": describe(specificity),
-        },
-        "fill": to_dict(wc.fill),
-        "nibp_merge_s": int(wc.nibp_merge_s),
-        "min_case_s": int(wc.min_case_s),
-        "zscore": ckpt["zscore"],
-        "model": to_dict(cfg.model),
-        "trial": {"id": chosen.trial_id, "rank": chosen.rank, "epoch": chosen.epoch, "loss": cfg.loss,
-                  "gamma": cfg.gamma, "channel_dropout": cfg.channel_dropout, "experiment": chosen.exp_path,
-                  "checkpoint": chosen.checkpoint},
-        "metrics": {"val": _metric_subset(best, "val_"),
-                    "val_baseline": _metric_subset(baselines[0].metrics if baselines else {}, "val_"),
-                    "val_baselines": {b.name: _metric_subset(b.metrics, "val_") for b in baselines},
-                    "test": _test_metrics(chosen, checkpoint_sha)},
-        "fingerprints": {
-            "dataset": manifest.fingerprint,
-            "checkpoint_dataset": ckpt["dataset_fingerprint"],
-            "config": fingerprint(cfg),
-            "search": chosen.meta.search_fingerprint,
-            "checkpoint_sha256": checkpoint_sha,
-        },
-        "source": {"name": manifest.source.name, "simulated": manifest.simulated,
-                   "cohort": manifest.cohort},
-        "verification": {"max_abs_difference": max_diff, "tolerance": TOLERANCE},
-        "hypo_version": __version__,
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    checkpoint_sha = sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt"))
+    return Sidecar(
+        input=InputSpec(shape=["n", manifest.window_s, len(SIGNALS)], dtype="float32",
+                        units="physical (see units); no normalisation needed: the train-split z-score is inside",
+                        missing_values=missing_values_text(tolerated)),
+        tolerates_missing=tolerated, signals_read=list(cfg.model.signals),
+        output=OutputSpec(shape=["n", len(CLASSES)], meaning="class probabilities (softmax)", classes=list(CLASSES)),
+        signals=list(SIGNALS), units=dict(UNITS), window_s=manifest.window_s,
+        stride_s=int(manifest.stride_s if manifest.stride_s is not None else wc.stride_s),
+        horizon_s=int(manifest.label.horizon_s),
+        label=manifest.label, thresholds=thresholds, fill=wc.fill, nibp_merge_s=int(wc.nibp_merge_s),
+        min_case_s=int(wc.min_case_s), zscore=ckpt["zscore"], model=cfg.model,
+        trial=TrialInfo(id=chosen.trial_id, rank=chosen.rank, epoch=chosen.epoch, loss=cfg.loss, gamma=cfg.gamma,
+                        channel_dropout=cfg.channel_dropout, experiment=chosen.exp_path,
+                        checkpoint=chosen.checkpoint),
+        metrics=Metrics(val=_metric_subset(best, "val_"),
+                        val_baseline=_metric_subset(baselines[0].metrics if baselines else {}, "val_"),
+                        val_baselines={b.name: _metric_subset(b.metrics, "val_") for b in baselines},
+                        test=_test_metrics(chosen, checkpoint_sha)),
+        fingerprints=Fingerprints(dataset=manifest.fingerprint, checkpoint_dataset=ckpt["dataset_fingerprint"],
+                                  config=fingerprint(cfg), search=chosen.meta.search_fingerprint,
+                                  checkpoint_sha256=checkpoint_sha),
+        source=SourceInfo(name=manifest.source.name, simulated=manifest.simulated, cohort=manifest.cohort),
+        verification=verification, hypo_version=__version__, torch_version=torch.__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
-def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY, val=None):
+def trial_model(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY,
+                val=None) -> tuple[ExportedModel, ChosenTrial, Any]:
     """The chosen trial as :func:`export_model` would write it, in memory: its checked trace and its sidecar.
 
-    The alarm evaluation scores a trial through this (:mod:`hypo.evaluate.alarms.evaluation`), so what it evaluates is
-    exactly what ``hypo export`` deploys, without writing a file.
+    The alarm evaluation and the external validation score a trial through this, so what they evaluate is exactly
+    what ``hypo export`` deploys, without writing a file.
 
     Args:
         exp_path: Experiment folder of a search.
@@ -139,8 +150,9 @@ def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SP
         val: The dataset's validation split if already loaded (read otherwise).
 
     Returns:
-        ``(chosen, traced, sidecar, cfg)``: the :class:`~hypo.evaluate.trials.ChosenTrial`, the TorchScript
-        module, the sidecar dict (without ``model_sha256``: nothing was written) and the trial's TrainConfig.
+        ``(model, chosen, cfg)``: the :class:`~hypo.infer.model.ExportedModel` (``origin="run"``, its path the
+        experiment folder, its sidecar without ``model_sha256``: nothing was written), the
+        :class:`~hypo.evaluate.trials.ChosenTrial` and the trial's TrainConfig.
 
     Raises:
         HypoError: When the trace disagrees with the eager model, the validation split is empty, or anything
@@ -149,7 +161,6 @@ def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SP
     from hypo.data.dataset import load_split
     from hypo.evaluate.trials import choose_trial, load_trial
     from hypo.learn.models import predict_proba
-    from hypo.storage import sha256_file
 
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
@@ -164,13 +175,44 @@ def trace_trial(exp_path: str, trial: str | None = None, specificity: float = SP
     diff = max_difference(traced, model, windows)
     if not diff <= TOLERANCE:
         raise HypoError(f"the TorchScript trace differs from the model by {diff:.2e} (> {TOLERANCE:g}); not written")
-    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, thresholds, specificity, diff,
-                            sha256_file(os.path.join(chosen.checkpoint, "checkpoint.pt")))
-    return chosen, traced, sidecar, cfg
+    sidecar = build_sidecar(chosen, manifest, cfg, ckpt, operating_point_section(manifest, thresholds, specificity),
+                            Verification(max_abs_difference=diff, tolerance=TOLERANCE))
+    return ExportedModel(traced, sidecar, chosen.exp_path, "run"), chosen, cfg
+
+
+def trial_description(model: ExportedModel) -> str:
+    """A trial's row text in the alarm tables: ``trial ID (rank R: NAME k=K LOSS), epoch E``."""
+    t, m = model.sidecar.trial, model.sidecar.model
+    return f"trial {t.id} (rank {t.rank}: {m.name} k={m.k} {t.loss}), epoch {t.epoch}"
+
+
+def load_model_or_trial(model_or_run: str, trial: str | None = None,
+                        specificity: float = SPECIFICITY) -> ExportedModel:
+    """The model behind an exported ``model.pt`` or a search's experiment folder.
+
+    Args:
+        model_or_run: A ``model.pt`` written by ``hypo export``, or a search's experiment folder (local or
+            ``s3://``), whose leaderboard's first trial (or ``trial``) is exported in memory, its alarm thresholds
+            fixed on its validation split at ``specificity``.
+        trial: Trial id (experiment folders only).
+        specificity: Specificity of the alarm thresholds of a run's export.
+
+    Raises:
+        HypoError: Nothing there, not a hypo export, or anything ``hypo export`` refuses.
+        ConfigError: ``trial`` given with a model file.
+    """
+    if os.path.isfile(model_or_run):
+        if trial is not None:
+            raise ConfigError(f"--trial chooses a trial of an experiment folder; {model_or_run} is a model file")
+        return ExportedModel.load(model_or_run)
+    if not (os.path.isdir(model_or_run) or "://" in model_or_run):
+        raise HypoError(f"no model file or experiment folder at {model_or_run}; give a model.pt written by hypo "
+                        "export, or a search's experiment folder (runs/NAME)")
+    return trial_model(model_or_run, trial, specificity)[0]
 
 
 def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
-                 log=print) -> dict[str, Any]:
+                 log=print) -> Sidecar:
     """Export the chosen trial's best checkpoint as TorchScript plus sidecar.
 
     Args:
@@ -190,16 +232,15 @@ def export_model(exp_path: str, out: str, trial: str | None = None, specificity:
     if not 0 < specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
     check_out_file(out)
-    chosen, traced, sidecar, cfg = trace_trial(exp_path, trial, specificity)
-    out, side_path = write_exported(traced, sidecar, out)
-    t = sidecar["thresholds"]
-    diff = sidecar["verification"]["max_abs_difference"]
+    model, chosen, cfg = trial_model(exp_path, trial, specificity)
+    out, sidecar = write_exported(model.module, model.sidecar, out)
+    t = sidecar.thresholds
     log(f"trial {chosen.trial_id} (rank {chosen.rank}: {cfg.model.name} k={cfg.model.k} {cfg.loss}), epoch "
-        f"{chosen.epoch}; trace matches the model within {diff:.1e}"
-        + ("  [trained on simulated data]" if sidecar["source"]["simulated"] else ""))
+        f"{chosen.epoch}; trace matches the model within {sidecar.verification.max_abs_difference:.1e}"
+        + ("  [trained on simulated data]" if sidecar.simulated else ""))
     log(f"  alarm thresholds (validation, {100 * specificity:.0f}% specificity): p(hypotension) >= "
-        f"{t['p_hypotension']:.4f}, p(hypertension) >= {t['p_hypertension']:.4f}")
-    if sidecar["tolerates_missing"]:
-        log(f"  takes these signal groups as missing (NaN): {', '.join(sidecar['tolerates_missing'])}")
-    log(f"wrote {out} and {side_path}")
+        f"{t.p_hypotension:.4f}, p(hypertension) >= {t.p_hypertension:.4f}")
+    if sidecar.tolerates_missing:
+        log(f"  takes these signal groups as missing (NaN): {', '.join(sidecar.tolerates_missing)}")
+    log(f"wrote {out} and {sidecar_path(out)}")
     return sidecar

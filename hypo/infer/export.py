@@ -16,7 +16,9 @@ what it was: signals and units, window, horizon, label thresholds, the alarm thr
 (fixed on the validation split, :mod:`hypo.learn.operating_point`), the dataset's gap-filling rule and minimum
 recording length (so ``hypo.infer.predict`` prepares recordings exactly as the training data were), validation
 metrics (and the test metrics of ``hypo report`` when its report of the same checkpoint exists), and the
-dataset, config and checkpoint fingerprints.
+dataset, config and checkpoint fingerprints. Its record, with its ``schema_version`` and the migration of older
+exports, is :class:`hypo.infer.sidecar.Sidecar`; :func:`write_exported` and :func:`load_exported` are the one pair
+that writes and reads an export (most callers load :class:`hypo.infer.model.ExportedModel`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from hypo.config import WindowConfig
 from hypo.data.manifest import Manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
+from hypo.infer.sidecar import Sidecar, read_sidecar
 
-FORMAT = "hypo-model/1"
 EXTRA_FILE = "hypo_model.json"
 TOLERANCE = 1e-5  # largest |probability difference| allowed between the trace and the eager model
 VERIFY_WINDOWS = 512
@@ -103,7 +105,7 @@ def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.n
     return worst
 
 
-def window_config(manifest: Manifest) -> WindowConfig:
+def dataset_window_config(manifest: Manifest) -> WindowConfig:
     """The dataset's window config (fill rule, labels, minimum length), which ``hypo.infer.predict`` must repeat.
 
     Raises:
@@ -115,28 +117,30 @@ def window_config(manifest: Manifest) -> WindowConfig:
     return manifest.config
 
 
-def write_exported(traced: torch.jit.ScriptModule, sidecar: dict[str, Any], out: str) -> tuple[str, str]:
+def write_exported(traced: torch.jit.ScriptModule, sidecar: Sidecar, out: str) -> tuple[str, Sidecar]:
     """Write the TorchScript file (sidecar embedded) atomically, then the sidecar beside it with the file's hash.
 
+    With :func:`load_exported`, the one pair that writes and reads an export.
+
     Returns:
-        ``(model_path, sidecar_path)``; ``sidecar["model_sha256"]`` is set.
+        ``(model_path, sidecar)``: the sidecar as written beside the model, its ``model_sha256`` set (the copy
+        embedded in the model has none).
     """
     from hypo.storage import sha256_file
 
     out = check_out_file(out)
+    embedded = sidecar.model_copy(update={"model_sha256": None})
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
         with _quiet_jit():
-            torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: json.dumps(sidecar, indent=2)})
+            torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: embedded.dumps()})
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    sidecar["model_sha256"] = sha256_file(out)
-    side = sidecar_path(out)
-    with open(side, "w") as f:
-        json.dump(sidecar, f, indent=2)
-    return out, side
+    written = sidecar.model_copy(update={"model_sha256": sha256_file(out)})
+    written.write(sidecar_path(out))
+    return out, written
 
 
 def check_out_file(out: str) -> str:
@@ -160,12 +164,15 @@ def sidecar_path(model_path: str) -> str:
     return root + ".json"
 
 
-def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """Load an exported model and its sidecar (the copy embedded in the model file).
+def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, Sidecar]:
+    """Load an exported model and its sidecar (the copy embedded in the model file), migrated and validated.
+
+    Most callers want :meth:`hypo.infer.model.ExportedModel.load`, which wraps this.
 
     Raises:
-        HypoError: When the file is missing or not a hypo export, its signals differ from hypo's, or a sidecar
-            file beside it belongs to another export.
+        HypoError: When the file is missing or not a hypo export, its sidecar is invalid or of an unreadable
+            schema (one line naming the file and the field, saying how to re-export), its signals differ from
+            hypo's, or a sidecar file beside it belongs to another export.
     """
     if not os.path.isfile(model_path):
         raise HypoError(f"no model at {model_path}; make one with hypo export EXPERIMENT --out model.pt")
@@ -176,14 +183,13 @@ def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, dict[str, An
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise HypoError(f"{model_path}: not a TorchScript model ({type(exc).__name__})") from None
     try:
-        sidecar = json.loads(extra[EXTRA_FILE] or "null")
+        raw = json.loads(extra[EXTRA_FILE] or "null")
     except json.JSONDecodeError:
-        sidecar = None
-    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
-        raise HypoError(f"{model_path}: no {FORMAT} sidecar embedded (not made by hypo export); re-export it")
-    _check_beside(model_path, sidecar)
-    if sidecar.get("signals") != list(SIGNALS):
-        raise HypoError(f"{model_path}: the model takes signals {sidecar.get('signals')}, hypo has {list(SIGNALS)}")
+        raw = None
+    sidecar = read_sidecar(raw, model_path)
+    _check_beside(model_path, raw)
+    if sidecar.signals != list(SIGNALS):
+        raise HypoError(f"{model_path}: the model takes signals {sidecar.signals}, hypo has {list(SIGNALS)}")
     return module.eval(), sidecar
 
 
@@ -206,5 +212,3 @@ def _check_beside(model_path: str, embedded: dict[str, Any]) -> None:
     sha = beside.pop("model_sha256", None) if isinstance(beside, dict) else None
     if beside != embedded or (sha is not None and sha != sha256_file(model_path)):
         raise HypoError(f"{side} does not belong to {model_path} (another export's sidecar?); delete it or re-export")
-
-

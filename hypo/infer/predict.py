@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from hypo.config import NIBP_MERGE_S, FillConfig, LabelConfig, WindowConfig
-from hypo.data.signals import CLASSES, DBP, ECG, GROUP_NAMES, HYPOTENSION, MAY_BE_MISSING, SIGNALS, group_channels
+from hypo.config import WindowConfig
+from hypo.data.signals import CLASSES, DBP, ECG, GROUP_NAMES, HYPOTENSION, SIGNALS, group_channels
 from hypo.errors import ConfigError, HypoError
+from hypo.infer.model import ExportedModel
+from hypo.infer.sidecar import Sidecar, WindowRules, may_lack, window_config
 
-BATCH = 8192
 # Plausible medians of the recorded values, per signal (lo, hi, unit): far outside means another unit or scale.
 PLAUSIBLE_MEDIAN: dict[str, tuple[float, float, str]] = {
     "nibp_sbp": (40.0, 260.0, "mmHg"),
@@ -110,43 +111,6 @@ class Prediction:
         return self.t_end[self.outcome["class"] == HYPOTENSION]
 
 
-def may_lack(sidecar: dict[str, Any]) -> tuple[str, ...]:
-    """Signal groups a recording may lack entirely for this model: MAC or BIS, when it tolerates their absence.
-
-    Models trained with channel dropout, or not reading a group at all, list it in the sidecar's
-    ``tolerates_missing`` (exports made before it existed list nothing, and take every signal, as before).
-    """
-    tolerated = set(sidecar.get("tolerates_missing") or ())
-    return tuple(g for g in MAY_BE_MISSING if g in tolerated)
-
-
-def window_config(sidecar: dict[str, Any], stride_s: int) -> WindowConfig:
-    """The training data's window rules from a sidecar, with this run's stride."""
-    return WindowConfig(window_s=int(sidecar["window_s"]), stride_s=int(stride_s),
-                        min_case_s=int(sidecar["min_case_s"]), label=LabelConfig(**sidecar["label"]),
-                        fill=FillConfig(**sidecar["fill"]), allow_missing=may_lack(sidecar),
-                        nibp_merge_s=int(sidecar.get("nibp_merge_s", NIBP_MERGE_S)))
-
-
-def forward_batched(module, windows: np.ndarray) -> np.ndarray:
-    """Class probabilities of windows from an exported model, in batches of :data:`BATCH`, without autograd.
-
-    Args:
-        module: The exported model (softmax inside).
-        windows: float32 [n, window_s, 7] in physical units.
-
-    Returns:
-        float32 [n, 3] (``[0, 3]`` for no windows).
-    """
-    import torch
-
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(windows), BATCH):
-            out.append(module(torch.from_numpy(np.ascontiguousarray(windows[i:i + BATCH]))).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
-
-
 @dataclasses.dataclass
 class PreparedCase:
     """A recording cleaned, gap-filled and cut into windows ending every ``stride_s`` seconds, ready to score.
@@ -175,9 +139,9 @@ class PreparedCase:
     clean_s: float = 0.0
     absent: tuple[str, ...] = ()
 
-    def complete_for(self, sidecar: dict[str, Any]) -> np.ndarray:
-        """The windows the model of ``sidecar`` may see: gaps in groups it does not read do not count."""
-        unread = {g for g in GROUP_NAMES if g not in (sidecar.get("signals_read") or GROUP_NAMES)}
+    def complete_for(self, rules: WindowRules) -> np.ndarray:
+        """The windows a model with these rules may see: gaps in groups it does not read do not count."""
+        unread = {g for g in GROUP_NAMES if g not in (rules.signals_read or GROUP_NAMES)}
         if not unread:
             return self.complete
         from hypo.data.windows import complete_windows
@@ -190,12 +154,13 @@ class PreparedCase:
         return np.ascontiguousarray(self.windows[self.complete].transpose(0, 2, 1))
 
 
-def prepare_case(case, sidecar: dict[str, Any], stride_s: int = 60, where: str = "") -> PreparedCase:
+def prepare_case(case, rules: WindowRules, stride_s: int = 60, where: str = "") -> PreparedCase:
     """Check, clean, fill and cut a recording exactly as the model's training data were (see the module docstring).
 
     Args:
         case: A :class:`~hypo.data.sources.base.Case` as read (physical units, NaN where nothing was recorded).
-        sidecar: The model's sidecar (window length, fill rule, minimum length).
+        rules: The training data's window rules: a model's sidecar, or a dataset's
+            (:func:`hypo.evaluate.alarms.replay.dataset_rules`).
         stride_s: Seconds between window ends.
         where: Prefix for error messages (the file).
 
@@ -208,7 +173,7 @@ def prepare_case(case, sidecar: dict[str, Any], stride_s: int = 60, where: str =
 
     if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
         raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
-    cfg = window_config(sidecar, int(stride_s))
+    cfg = window_config(rules, int(stride_s))
     t0 = time.perf_counter()
     if case.duration_s < cfg.min_case_s:
         raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
@@ -224,40 +189,48 @@ def prepare_case(case, sidecar: dict[str, Any], stride_s: int = 60, where: str =
     return PreparedCase(cfg, cleaned, filled, ends, view, complete, time.perf_counter() - t0, tuple(clean.absent))
 
 
-def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, where: str = "",
+def predict_case(case, model: ExportedModel, stride_s: int = 60, where: str = "",
                  prepared: PreparedCase | None = None) -> Prediction:
     """Score every window of a case that ends on the ``stride_s`` grid.
 
     Args:
         case: A :class:`~hypo.data.sources.base.Case` as read (physical units, NaN where nothing was recorded).
-        module: The exported model (:func:`hypo.infer.export.load_exported`).
-        sidecar: Its sidecar.
+        model: The model (:meth:`ExportedModel.load <hypo.infer.model.ExportedModel.load>`).
         stride_s: Seconds between window ends.
         where: Prefix for error messages (the file).
-        prepared: The case already prepared by :func:`prepare_case` with this sidecar's rules and this stride
+        prepared: The case already prepared by :func:`prepare_case` with this model's rules and this stride
             (several models scoring one recording prepare it once); prepared here when None.
 
     Raises:
         HypoError: Too short, wrong units, or a signal without any usable value.
     """
-    from hypo.data.windows import Readings, classify, label_index
-    from hypo.learn.operating_point import decide
-
+    sidecar = model.sidecar
     if prepared is None:
         prepared = prepare_case(case, sidecar, stride_s, where)
     elif prepared.cfg != window_config(sidecar, int(stride_s)):
         raise HypoError(f"{where}the recording was prepared with other window rules than this model's sidecar "
                         "(window, fill rule, minimum length or stride)")
-    cfg = prepared.cfg
-    cleaned, filled, ends = prepared.cleaned, prepared.filled, prepared.ends
     complete = prepared.complete_for(sidecar)
-    timings: dict[str, float] = {"clean_s": prepared.clean_s}
-
     t0 = time.perf_counter()
-    probs = np.full((len(ends), len(CLASSES)), np.nan, np.float32)
-    probs[complete] = forward_batched(module, prepared.windows[complete].transpose(0, 2, 1))
-    timings["predict_s"] = time.perf_counter() - t0
+    probs = np.full((len(prepared.ends), len(CLASSES)), np.nan, np.float32)
+    probs[complete] = model.predict_proba(prepared.windows[complete].transpose(0, 2, 1))
+    timings = {"clean_s": prepared.clean_s, "predict_s": time.perf_counter() - t0}
+    alarm = np.where(complete, np.asarray(CLASSES, dtype=object)[model.decide(probs)], "")
+    last, outcome, readings = _readings_around(prepared)
+    return Prediction(caseid=case.caseid, n_seconds=int(case.duration_s), stride_s=prepared.cfg.stride_s,
+                      t_end=prepared.ends, probs=probs, alarm=alarm, last=last, outcome=outcome, readings=readings,
+                      timings=timings, absent=prepared.absent)
 
+
+def _readings_around(prepared: PreparedCase) -> tuple[dict, dict, dict]:
+    """The cuff readings of a prepared case: the last at each window end, the outcome ``horizon`` later, and all.
+
+    Returns:
+        ``(last, outcome, readings)`` as :class:`Prediction` holds them.
+    """
+    from hypo.data.windows import Readings, classify, label_index
+
+    cfg, cleaned, ends = prepared.cfg, prepared.cleaned, prepared.ends
     readings = Readings.from_signals(cleaned)
     dbp = cleaned[readings.time, DBP]
     last = np.searchsorted(readings.time, ends, side="right") - 1
@@ -267,28 +240,15 @@ def predict_case(case, module, sidecar: dict[str, Any], stride_s: int = 60, wher
     def at(values, idx, ok, fill=np.nan):
         return np.where(ok, values[idx], fill) if len(values) else np.full(len(idx), fill)
 
-    outcome_idx = label_index(ends, readings, len(filled), cfg.fill.nibp_max_carry_s, cfg.label)
+    outcome_idx = label_index(ends, readings, len(prepared.filled), cfg.fill.nibp_max_carry_s, cfg.label)
     has_out = outcome_idx >= 0
     oi = np.clip(outcome_idx, 0, None)
     out_map, out_sbp = at(readings.map, oi, has_out), at(readings.sbp, oi, has_out)
     out_cls = np.where(has_out, classify(out_map, out_sbp, cfg.label), -1)
-    th = sidecar["thresholds"]
-    alarm_cls = decide(probs, {"hypotension": _thr(th.get("p_hypotension")),
-                               "hypertension": _thr(th.get("p_hypertension"))})
-    alarm = np.where(complete, np.asarray(CLASSES, dtype=object)[alarm_cls], "")
-    return Prediction(
-        caseid=case.caseid, n_seconds=int(case.duration_s), stride_s=cfg.stride_s, t_end=ends, probs=probs,
-        alarm=alarm,
-        last={"time": at(readings.time, lc, has, -1), "sbp": at(readings.sbp, lc, has),
-              "map": at(readings.map, lc, has), "dbp": at(dbp, lc, has)},
-        outcome={"time": at(readings.time, oi, has_out, -1), "map": out_map, "sbp": out_sbp, "class": out_cls},
-        readings={"time": readings.time, "sbp": readings.sbp, "map": readings.map, "dbp": dbp},
-        timings=timings, absent=prepared.absent,
-    )
-
-
-def _thr(v) -> float:
-    return float(v) if v is not None else float("nan")
+    return ({"time": at(readings.time, lc, has, -1), "sbp": at(readings.sbp, lc, has),
+             "map": at(readings.map, lc, has), "dbp": at(dbp, lc, has)},
+            {"time": at(readings.time, oi, has_out, -1), "map": out_map, "sbp": out_sbp, "class": out_cls},
+            {"time": readings.time, "sbp": readings.sbp, "map": readings.map, "dbp": dbp})
 
 
 def _clock(seconds: np.ndarray) -> list[str]:
@@ -328,16 +288,24 @@ def to_frame(pred: Prediction):
     })
 
 
-def plot_timeline(pred: Prediction, sidecar: dict[str, Any], path: str, title: str = "") -> str:
+def plot_timeline(pred: Prediction, sidecar: Sidecar, path: str, title: str = "") -> str:
     """The timeline PNG of a prediction (see :func:`hypo.infer.timeline.timeline_figure`)."""
     from hypo.infer.timeline import timeline_figure
 
-    th = sidecar["thresholds"]
-    thresholds = {"hypo_map": th["hypo_map"], "hyper_sbp": th["hyper_sbp"], "horizon_s": sidecar["horizon_s"],
-                  "max_gap_s": sidecar["fill"]["nibp_max_carry_s"],
-                  "p_hypotension": _thr(th.get("p_hypotension")), "p_hypertension": _thr(th.get("p_hypertension"))}
+    th = sidecar.thresholds
+    op = th.operating_point()
+    thresholds = {"hypo_map": th.hypo_map, "hyper_sbp": th.hyper_sbp, "horizon_s": sidecar.horizon_s,
+                  "max_gap_s": sidecar.fill.nibp_max_carry_s,
+                  "p_hypotension": op["hypotension"], "p_hypertension": op["hypertension"]}
     return timeline_figure(pred.t_end, pred.probs, pred.readings, pred.confirmed_hypotension(), thresholds, path,
                            title, pred.stride_s)
+
+
+def timeline_title(path: str, sidecar: Sidecar, stride_s: int) -> str:
+    """The title of a recording's timeline: the file, the model, its window, stride and horizon."""
+    sim = "  [model trained on simulated data]" if sidecar.simulated else ""
+    return (f"{os.path.basename(path)}: {sidecar.model.name} k={sidecar.model.k}, window {sidecar.window_s} s every "
+            f"{stride_s} s, horizon {sidecar.horizon_s // 60} min{sim}")
 
 
 def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | None = None, out_dir: str = ".",
@@ -357,18 +325,18 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
         ``{"prediction", "csv", "png", "timings"}``.
     """
     from hypo.data.sources.vital import load_track_map, read_vital_case
-    from hypo.infer.export import load_exported
     from hypo.storage import writable_folder
 
     t_start = time.perf_counter()
     writable_folder(out_dir)
-    module, sidecar = load_exported(model)
+    exported = ExportedModel.load(model)
+    sidecar = exported.sidecar
     tmap = load_track_map(track_map) if track_map else None
     t0 = time.perf_counter()
     stem = os.path.splitext(os.path.basename(path))[0]
     case = read_vital_case(path, stem, stem, tmap, allow_missing=may_lack(sidecar))
     read_s = time.perf_counter() - t0
-    pred = predict_case(case, module, sidecar, stride_s, where=f"{path}: ")
+    pred = predict_case(case, exported, stride_s, where=f"{path}: ")
     pred.timings["read_s"] = read_s
     t0 = time.perf_counter()
     csv_path = os.path.join(out_dir, f"{stem}_predictions.csv")
@@ -377,25 +345,27 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     png_path = None
     if plot:
         t0 = time.perf_counter()
-        sim = "  [model trained on simulated data]" if (sidecar.get("source") or {}).get("simulated") else ""
-        title = (f"{os.path.basename(path)}: {sidecar['model']['name']} k={sidecar['model']['k']}, window "
-                 f"{sidecar['window_s']} s every {pred.stride_s} s, horizon {sidecar['horizon_s'] // 60} min{sim}")
-        png_path = plot_timeline(pred, sidecar, os.path.join(out_dir, f"{stem}_timeline.png"), title)
+        png_path = plot_timeline(pred, sidecar, os.path.join(out_dir, f"{stem}_timeline.png"),
+                                 timeline_title(path, sidecar, pred.stride_s))
         pred.timings["png_s"] = time.perf_counter() - t0
     pred.timings["total_s"] = time.perf_counter() - t_start
-
-    n = len(pred.t_end)
-    alarms = {c: int((pred.alarm == c).sum()) for c in ("hypotension", "hypertension")}
-    log(f"{path}: {pred.n_seconds:,} s ({pred.n_seconds / 3600:.1f} h), {len(pred.readings['time'])} cuff readings; "
-        f"{n} windows every {pred.stride_s} s: {pred.n_predicted} predicted, {n - pred.n_predicted} without "
-        "(incomplete: a gap left after filling, or a waveform gap open at the window end)")
-    if pred.absent:
-        log(f"  the recording has no {' and no '.join(pred.absent)}; the model takes "
-            f"{'it' if len(pred.absent) == 1 else 'them'} as missing (its sidecar's tolerates_missing)")
-    log(f"  alarms at the operating point: hypotension {alarms['hypotension']}, hypertension "
-        f"{alarms['hypertension']}; a cuff reading {sidecar['horizon_s'] // 60} min later confirmed hypotension "
-        f"after {len(pred.confirmed_hypotension())} windows")
+    for line in summary_lines(path, pred, sidecar):
+        log(line)
     log(f"wrote {csv_path}" + (f" and {png_path}" if png_path else "") + f" in {pred.timings['total_s']:.2f} s")
     return {"prediction": pred, "csv": csv_path, "png": png_path, "timings": pred.timings}
 
 
+def summary_lines(path: str, pred: Prediction, sidecar: Sidecar) -> list[str]:
+    """What ``hypo predict`` says about a recording: windows predicted, groups absent, alarms and outcomes."""
+    n = len(pred.t_end)
+    alarms = {c: int((pred.alarm == c).sum()) for c in ("hypotension", "hypertension")}
+    lines = [f"{path}: {pred.n_seconds:,} s ({pred.n_seconds / 3600:.1f} h), {len(pred.readings['time'])} cuff "
+             f"readings; {n} windows every {pred.stride_s} s: {pred.n_predicted} predicted, {n - pred.n_predicted} "
+             "without (incomplete: a gap left after filling, or a waveform gap open at the window end)"]
+    if pred.absent:
+        lines.append(f"  the recording has no {' and no '.join(pred.absent)}; the model takes "
+                     f"{'it' if len(pred.absent) == 1 else 'them'} as missing (its sidecar's tolerates_missing)")
+    lines.append(f"  alarms at the operating point: hypotension {alarms['hypotension']}, hypertension "
+                 f"{alarms['hypertension']}; a cuff reading {sidecar.horizon_s // 60} min later confirmed "
+                 f"hypotension after {len(pred.confirmed_hypotension())} windows")
+    return lines

@@ -84,7 +84,7 @@ def record_path(exp_path: str) -> str:
 
 def write_search_record(exp_path: str, record: SearchRecord) -> None:
     """Write ``EXPERIMENT/hypo_search.json`` (atomically; local or cloud storage)."""
-    storage.write_json(record_path(exp_path), record.to_json())
+    storage.write_json(record_path(exp_path), record.to_dict())
 
 
 def read_search_record(exp_path: str) -> SearchRecord | None:
@@ -104,7 +104,7 @@ def read_search_record(exp_path: str) -> SearchRecord | None:
         raise SearchRecordError(f"{path}: unreadable search record ({why}); {REPAIR}") from None
     if not isinstance(raw, dict):
         raise SearchRecordError(f"{path}: a search record holds a JSON object, not {type(raw).__name__}; {REPAIR}")
-    return parse_record(SearchRecord, migrate(raw, path), path, SearchRecordError, f"; {REPAIR}")
+    return parse_record(SearchRecord, migrate(raw, path), path, hint=REPAIR, error=SearchRecordError)
 
 
 def migrate(raw: dict[str, Any], path: str) -> dict[str, Any]:
@@ -120,6 +120,6 @@ def migrate(raw: dict[str, Any], path: str) -> dict[str, Any]:
         raise SearchRecordError(f"{path}: schema_version {raw.get('schema_version')!r} is not one this hypo reads "
                                 f"(up to {SCHEMA_VERSION}); update hypo")
     old = raw.get("baselines") or raw.get("baseline")  # the oldest searches recorded the last reading alone
-    baselines = [b.to_json() for b in baseline_list(old)] if isinstance(old, (list, dict)) else old
+    baselines = [b.to_dict() for b in baseline_list(old)] if isinstance(old, (list, dict)) else old
     return {**{k: v for k, v in raw.items() if k != "baseline"}, "schema_version": SCHEMA_VERSION,
             "baselines": baselines or []}

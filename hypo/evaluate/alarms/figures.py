@@ -1,4 +1,4 @@
-"""The alarm figures of ``hypo report`` (matplotlib, Agg; plain arrays and dicts in, one PNG out each).
+"""The alarm figures of ``hypo report`` (matplotlib, Agg; the result's rows and plain arrays in, one PNG out each).
 
 - :func:`aoc_figure`: episode sensitivity against false alarms per hour over every threshold (the alarm operating
   characteristic), the model with its subject-bootstrap band, each baseline, and the operating points fixed on
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypo.evaluate.alarms.result import AlarmRow
 from hypo.infer.timeline import BASE_COLOR, DPI, HYPO_COLOR, MODEL_COLOR, finish_figure, pyplot
 
 ROW_COLORS = (MODEL_COLOR, "#17becf", "#9467bd", "#e377c2")  # models
@@ -20,32 +21,33 @@ BASELINE_COLORS = {"last reading": BASE_COLOR, "feature model": "#2e8b57", "last
 STATUS_COLORS = {"true": "#27ae60", "false": "#c0392b", "in episode": "#7f8c8d", "not counted": "#bdc3c7"}
 
 
-def _color(row: dict, i: int) -> str:
-    return ROW_COLORS[i % len(ROW_COLORS)] if row["role"] == "model" else BASELINE_COLORS.get(row["name"], "black")
+def _color(row: AlarmRow, i: int) -> str:
+    return ROW_COLORS[i % len(ROW_COLORS)] if row.role == "model" else BASELINE_COLORS.get(row.name, "black")
 
 
 def _arr(values) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], np.float64)
 
 
-def aoc_figure(rows: list[dict], path: str, title: str = "", fa_max: float = 6.0) -> str:
+def aoc_figure(rows: list[AlarmRow], path: str, title: str = "", fa_max: float = 6.0) -> str:
     """Sensitivity against false alarms per hour for every row of an alarm result (see the module docstring)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.6, 6.0), dpi=DPI)
     models = 0
     for row in rows:
-        c, color = row["curve"], _color(row, models)
-        models += row["role"] == "model"
-        label = ("" if row["role"] == "model" else "baseline: ") + row["name"]
+        c, color = row.curve, _color(row, models)
+        model = row.role == "model"
+        models += model
+        label = ("" if model else "baseline: ") + row.name
         grid, env = np.asarray(c["grid"]), _arr(c["envelope"])
-        if row["role"] == "model" and c.get("lo") is not None:
+        if model and c.get("lo") is not None:
             ax.fill_between(grid, _arr(c["lo"]), _arr(c["hi"]), step="post", color=color, alpha=0.18, lw=0,
                             label=f"{label}: 95% band (bootstrap over subjects)")
         if len(c["thresholds"]) > 1:
-            ax.step(grid, env, where="post", color=color, lw=2.2 if row["role"] == "model" else 1.5,
-                    ls="-" if row["role"] == "model" else "--", label=label)
+            ax.step(grid, env, where="post", color=color, lw=2.2 if model else 1.5,
+                    ls="-" if model else "--", label=label)
         for j, (op, marker) in enumerate((("fa_target", "o"), ("sens_target", "s"))):
-            p = row["operating_points"].get(op)
+            p = row.operating_points.get(op)
             if p and p["fa_per_h"]["value"] is not None and p["sensitivity"]["value"] is not None:
                 single = len(c["thresholds"]) <= 1  # a fixed threshold: one point, no curve
                 ax.plot(min(p["fa_per_h"]["value"], fa_max), p["sensitivity"]["value"], "D" if single else marker,

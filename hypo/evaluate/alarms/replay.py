@@ -44,28 +44,13 @@ from hypo.data.sources.factory import SOURCE_NAMES, build_source
 from hypo.errors import CaseRejected, HypoError
 from hypo.evaluate.alarms.events import CaseEvents, case_events
 from hypo.evaluate.alarms.metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
+from hypo.infer.model import ExportedModel
+from hypo.infer.sidecar import WindowRules
 
 LAST_READING = "last reading"
 FEATURE_MODEL = "feature model"
 LAST_ART = "last ART minute"
 FREQUENT_CUFF = "cuff every 2.5 min (simulated)"
-
-
-@dataclasses.dataclass
-class Predictor:
-    """A model as the infer layer runs it: the TorchScript module (softmax inside) and its sidecar.
-
-    Attributes:
-        name: Its row in the alarm table (``model``, or the trial id).
-        module: The traced model (:func:`hypo.infer.export.load_exported`, or an in-memory trace of a checkpoint).
-        sidecar: The sidecar dict (window, fill rule, minimum length, thresholds, label).
-        description: One line saying what it is.
-    """
-
-    name: str
-    module: Any
-    sidecar: dict[str, Any]
-    description: str = ""
 
 
 @dataclasses.dataclass
@@ -97,6 +82,33 @@ class ReplayedSplit:
     def hours(self) -> float:
         """Hours of recording scored."""
         return sum(e.duration_s for e in self.events) / 3600
+
+
+@dataclasses.dataclass(frozen=True)
+class Recordings:
+    """A window dataset's recordings, ready to reload: its folder, its manifest and its source rebuilt and checked.
+
+    Attributes:
+        data_dir: The window dataset.
+        manifest: Its manifest.
+        source: The source it was built from (:func:`replay_source`), checked to yield the same recordings.
+    """
+
+    data_dir: str
+    manifest: Manifest
+    source: Any
+
+    @classmethod
+    def of(cls, data_dir: str, manifest: Manifest | None = None) -> Recordings:
+        """The recordings of ``data_dir`` (its manifest read when None).
+
+        Raises:
+            HypoError: When the source cannot be rebuilt or no longer matches the dataset.
+        """
+        from hypo.data.manifest import read_manifest
+
+        manifest = manifest if manifest is not None else read_manifest(data_dir)
+        return cls(data_dir, manifest, replay_source(manifest))
 
 
 # ----------------------------------------------------------------------------------------------- the source
@@ -158,19 +170,18 @@ def subsample(cases: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]
 # ----------------------------------------------------------------------------------------------- one case
 
 
-def dataset_sidecar(manifest: Manifest) -> dict[str, Any]:
-    """The fields :func:`hypo.infer.predict.prepare_case` reads, from a dataset's own window config.
+def dataset_rules(manifest: Manifest) -> WindowRules:
+    """A dataset's own window rules, as :func:`hypo.infer.predict.prepare_case` takes them.
 
-    :func:`hypo.infer.predict.window_config` of the result is the dataset's window config (its stride aside): the
+    :func:`hypo.infer.sidecar.window_config` of the result is the dataset's window config (its stride aside): the
     same window, fill rule, labels, minimum length, groups a case may lack (``--allow-missing``, as the sidecar's
     ``tolerates_missing``) and cuff-reading merge gap (``--nibp-merge-s``).
     """
-    from hypo.config import to_dict
-    from hypo.infer.export import window_config
+    from hypo.infer.export import dataset_window_config
 
-    wc = window_config(manifest)
-    return {"window_s": wc.window_s, "min_case_s": wc.min_case_s, "label": to_dict(wc.label),
-            "fill": to_dict(wc.fill), "nibp_merge_s": wc.nibp_merge_s, "tolerates_missing": list(wc.allow_missing)}
+    wc = dataset_window_config(manifest)
+    return WindowRules(window_s=wc.window_s, min_case_s=wc.min_case_s, label=wc.label, fill=wc.fill,
+                       nibp_merge_s=wc.nibp_merge_s, tolerates_missing=list(wc.allow_missing))
 
 
 def frequent_cuff(line, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +207,7 @@ def _probability_track(ends, probs, duration_s: int, stride_s: int) -> Track:
     return Track(t, u, np.asarray(probs, np.float64), PROBABILITY)
 
 
-def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifest: Manifest,
+def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], manifest: Manifest,
                 cfg: AlarmConfig, feature_model=None, timings: dict[str, float] | None = None
                 ) -> tuple[CaseEvents, dict[str, Track]]:
     """Events and every row's track of one loaded recording.
@@ -204,7 +215,7 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
     Args:
         case: The recording (:class:`~hypo.data.sources.base.Case`).
         info: Its ``{"caseid", "subjectid"}`` from the dataset.
-        predictors: The models.
+        models: Row name -> model.
         manifest: The dataset's manifest (label rule, fill rule, training prevalence).
         cfg: Stride, merge gap, induction, simulated cuff.
         feature_model: The fitted feature model, or None to leave its row out.
@@ -225,7 +236,7 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
 
     label = label_config(manifest)
-    base = dataset_sidecar(manifest)
+    base = dataset_rules(manifest)
     stride = cfg.stride_s
     t0 = time.perf_counter()
     prepared = {window_config(base, stride): prepare_case(case, base, stride)}
@@ -238,15 +249,15 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
                          readings={"time": readings.time, "map": readings.map}, line=line,
                          merge_gap_s=cfg.merge_gap_s, induction_s=cfg.induction_s, cuff_hold_s=cfg.cuff_hold_s)
     tracks: dict[str, Track] = {}
-    for p in predictors:
+    for name, model in models.items():
         t0 = time.perf_counter()
-        key = window_config(p.sidecar, stride)
+        key = window_config(model.sidecar, stride)
         if key not in prepared:
-            prepared[key] = prepare_case(case, p.sidecar, stride)
+            prepared[key] = prepare_case(case, model.sidecar, stride)
         tick("prepare_s", t0)
         t0 = time.perf_counter()
-        pred = predict_case(case, p.module, p.sidecar, stride, prepared=prepared[key])
-        tracks[p.name] = _probability_track(pred.t_end, pred.probs[:, 1], duration, stride)
+        pred = predict_case(case, model, stride, prepared=prepared[key])
+        tracks[name] = _probability_track(pred.t_end, pred.probs[:, 1], duration, stride)
         tick("predict_s", t0)
 
     t0 = time.perf_counter()
@@ -269,36 +280,22 @@ def replay_case(case, info: dict[str, Any], predictors: list[Predictor], manifes
     return events, tracks
 
 
-def replay_split(data_dir: str, split: str, predictors: list[Predictor], cfg: AlarmConfig,
-                 manifest: Manifest | None = None, feature_model=None, max_cases: int | None = None,
-                 source=None, log=print) -> ReplayedSplit:
+def replay_split(recordings: Recordings, split: str, models: dict[str, ExportedModel], cfg: AlarmConfig,
+                 feature_model=None, max_cases: int | None = None, log=print) -> ReplayedSplit:
     """Reload and score every recording of one split (see the module docstring).
 
     Args:
-        data_dir: The window dataset.
+        recordings: The dataset's recordings (:meth:`Recordings.of`).
         split: ``val`` or ``test``.
-        predictors: The models (one prediction pass each per recording).
+        models: Row name -> model (one prediction pass each per recording).
         cfg: The alarm config (stride, ...).
-        manifest: The dataset's manifest (read when None).
         feature_model: The fitted feature model, or None.
         max_cases: Score at most this many cases of the split (a deterministic subsample).
-        source: The source, already rebuilt and checked (rebuilt and checked when None).
         log: Where progress lines go.
-
-    Raises:
-        HypoError: When the source cannot be rebuilt or no longer matches the dataset.
     """
-    from hypo.data.dataset import read_manifest
-
-    manifest = manifest if manifest is not None else read_manifest(data_dir)
-    if source is None:
-        source = replay_source(manifest)
-    listed = split_cases(data_dir, split)
+    listed = split_cases(recordings.data_dir, split)
     chosen = subsample(listed, max_cases)
-    refs = {str(r["caseid"]): r for r in source.case_refs()}
-    names = [p.name for p in predictors]
-    if len(set(names)) != len(names):
-        raise HypoError(f"alarm rows need distinct names, got {names}")
+    refs = {str(r["caseid"]): r for r in recordings.source.case_refs()}
     events: list[CaseEvents] = []
     tracks: dict[str, list[Track]] = {}
     kinds: dict[str, str] = {}
@@ -307,20 +304,11 @@ def replay_split(data_dir: str, split: str, predictors: list[Predictor], cfg: Al
     for info in chosen:
         t0 = time.perf_counter()
         try:
-            case = source.load_case(refs.get(info["caseid"], {"caseid": info["caseid"]}))
+            case = recordings.source.load_case(refs.get(info["caseid"], {"caseid": info["caseid"]}))
             timings["load_s"] = timings.get("load_s", 0.0) + time.perf_counter() - t0
-            ev, tr = replay_case(case, info, predictors, manifest, cfg, feature_model, timings)
-        except CaseRejected as exc:
-            failures.append({"caseid": info["caseid"], "reason": exc.reason, "detail": exc.detail})
-            continue
-        except HypoError as exc:
-            failures.append({"caseid": info["caseid"], "reason": "could not predict", "detail": str(exc)})
-            continue
+            ev, tr = replay_case(case, info, models, recordings.manifest, cfg, feature_model, timings)
         except Exception as exc:  # noqa: BLE001 - one bad recording must never end the evaluation
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            failures.append({"caseid": info["caseid"], "reason": "error",
-                             "detail": f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:"
-                                       f"{last.lineno})".splitlines()[0]})
+            failures.append(case_failure(info["caseid"], exc))
             continue
         events.append(ev)
         for name, track in tr.items():
@@ -333,3 +321,14 @@ def replay_split(data_dir: str, split: str, predictors: list[Predictor], cfg: Al
         log(f"alarm replay, {split} split: {len(failures)} of {len(chosen)} cases could not be scored "
             f"({', '.join(sorted({f['reason'] for f in failures}))})")
     return ReplayedSplit(split, events, tracks, kinds, failures, len(listed), len(chosen), timings)
+
+
+def case_failure(caseid: str, exc: Exception) -> dict[str, Any]:
+    """``{"caseid", "reason", "detail"}`` of a case that could not be scored: rejected, unpredictable, or an error."""
+    if isinstance(exc, CaseRejected):
+        return {"caseid": caseid, "reason": exc.reason, "detail": exc.detail}
+    if isinstance(exc, HypoError):
+        return {"caseid": caseid, "reason": "could not predict", "detail": str(exc)}
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return {"caseid": caseid, "reason": "error",
+            "detail": f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})".splitlines()[0]}

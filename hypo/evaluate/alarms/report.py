@@ -1,11 +1,11 @@
 """The alarm section of ``hypo report``: the chosen trial as an alarm on the test split, beside the baselines.
 
-:func:`report_alarms` runs :func:`~hypo.evaluate.alarms.evaluation.evaluate_alarms` for the report's trial (thresholds
-fixed on
-the validation split, the test split judged) and never stops the report: when the recordings cannot be replayed
-the section says why. :func:`write_alarm_figures` draws the alarm operating characteristic, the lead-time
-histogram and three example timelines (:mod:`hypo.evaluate.alarms.figures`); :func:`alarm_section_html` is the
-section of the page.
+:func:`report_alarms` runs :func:`~hypo.evaluate.alarms.evaluation.evaluate_alarms` for the report's trial
+(thresholds fixed on the validation split, the test split judged) and never stops the report: when the recordings
+cannot be replayed the section says why. The report keeps the result's JSON form (``report.json``'s ``alarms``);
+:func:`section_result` reads it back as the typed :class:`~hypo.evaluate.alarms.result.AlarmResult`.
+:func:`write_alarm_figures` draws the alarm operating characteristic, the lead-time histogram and three example
+timelines (:mod:`hypo.evaluate.alarms.figures`); :func:`alarm_section_html` is the section of the page.
 """
 
 from __future__ import annotations
@@ -18,44 +18,55 @@ import numpy as np
 
 from hypo.data.manifest import Manifest
 from hypo.errors import HypoError
-from hypo.evaluate.alarms.evaluation import (
-    ALARM_COLUMNS,
-    AlarmDetail,
-    alarm_table_cells,
-    evaluate_alarms,
-    induction_line,
-    trial_predictor,
-)
-from hypo.evaluate.alarms.metrics import AlarmConfig, case_story
+from hypo.evaluate.alarms.evaluation import AlarmDetail, AlarmOptions, evaluate_alarms
+from hypo.evaluate.alarms.metrics import case_story
 from hypo.evaluate.alarms.replay import FREQUENT_CUFF, LAST_READING
+from hypo.evaluate.alarms.result import ALARM_COLUMNS, AlarmResult, alarm_table_cells, induction_line
 
 MODEL_ROW = "model"
 FIGURES = ("alarm_aoc", "alarm_leads", "alarm_examples")
+FIGURE_NOTES = (
+    ("alarm_aoc", "alarm operating characteristic",
+     "Episode sensitivity against false alarms per hour over every threshold (the best sensitivity "
+     "reachable at each rate); band: 95% over subject bootstrap replicates; markers: the thresholds fixed "
+     "on validation."),
+    ("alarm_leads", "lead times", "Lead times of the caught episodes at the false-alarm target."),
+    ("alarm_examples", "example recordings",
+     "Three test recordings at the false-alarm target: an episode caught, one missed, a false alarm. "
+     "Bars at the bottom: alarms (green true, red false, grey inside an episode); shaded: episodes; "
+     "black bar: where an alarm had to be on."))
 
 
-def report_alarms(chosen, manifest: Manifest, cfg: AlarmConfig, feature_model, val=None,
-                  max_cases: int | None = None, n_boot: int = 1000, seed: int = 0,
-                  log=print) -> tuple[dict[str, Any], AlarmDetail | None]:
-    """The alarm evaluation of a report's trial, or ``{"error": why}`` when its recordings cannot be replayed.
+def report_alarms(chosen, manifest: Manifest, options: AlarmOptions, val=None,
+                  log=print) -> tuple[AlarmResult | None, AlarmDetail | None, str | None]:
+    """The alarm evaluation of a report's trial; the reason instead when its recordings cannot be replayed.
 
     Args:
         chosen: The report's :class:`~hypo.evaluate.trials.ChosenTrial`.
         manifest: Its dataset's manifest.
-        cfg: The alarm config.
-        feature_model: The report's fitted feature model (the same baseline row as the window table).
+        options: The alarm config, the report's fitted feature model (the same baseline row as the window table),
+            the cases per split, the bootstrap; thresholds from the validation split, the test split judged.
         val: The validation windows, if already loaded (for the trace's check).
-        max_cases: At most this many cases per split.
-        n_boot: Bootstrap replicates.
-        seed: Bootstrap seed.
         log: Where progress lines go.
+
+    Returns:
+        ``(result, detail, None)``, or ``(None, None, why)``.
     """
+    from hypo.evaluate.export_trial import trial_description, trial_model
+
     try:
-        pred = trial_predictor(chosen.exp_path, chosen.trial_id, name=MODEL_ROW, val=val)
-        return evaluate_alarms([pred], chosen.data_dir, "test", "val", cfg, feature_model, max_cases, n_boot, seed,
-                               manifest=manifest, log=log)
+        model = trial_model(chosen.exp_path, chosen.trial_id, val=val)[0]
+        result, detail = evaluate_alarms({MODEL_ROW: model}, chosen.data_dir, options, describe=trial_description,
+                                         manifest=manifest, log=log)
+        return result, detail, None
     except HypoError as exc:
         log(f"  alarm evaluation not possible: {exc}")
-        return {"error": str(exc)}, None
+        return None, None, str(exc)
+
+
+def section_result(alarms: dict[str, Any]) -> AlarmResult:
+    """The report's alarm section (``results["alarms"]``, not an error) as the typed record."""
+    return AlarmResult.from_dict(alarms, "the report's alarm section")
 
 
 def pick_examples(detail: AlarmDetail, name: str = MODEL_ROW, op: str = "fa_target",
@@ -123,22 +134,22 @@ def caught_leads(detail: AlarmDetail, name: str, op: str = "fa_target") -> np.nd
     return lead[np.isfinite(lead)]
 
 
-def write_alarm_figures(result: dict[str, Any], detail: AlarmDetail, out_dir: str, label: str = "",
+def write_alarm_figures(result: AlarmResult, detail: AlarmDetail, out_dir: str, label: str = "",
                         hypo_map: float = 65.0) -> dict[str, str]:
     """Draw the three alarm figures into ``out_dir``; returns name -> path (see the module docstring)."""
     from hypo.evaluate.alarms.figures import aoc_figure, example_timelines, lead_histogram
 
-    sim = " (simulated data)" if result.get("simulated") else ""
-    n, h = result["cases"]["scored"], result["cases"]["hours"]
+    sim = " (simulated data)" if result.simulated else ""
+    n, h = result.cases.scored, result.cases.hours
     paths = {
-        "alarm_aoc": aoc_figure(result["rows"], os.path.join(out_dir, "alarm_aoc.png"),
+        "alarm_aoc": aoc_figure(result.rows, os.path.join(out_dir, "alarm_aoc.png"),
                                 f"test split{sim}: episode sensitivity vs false alarms per hour, {n} recordings "
                                 f"({h:.0f} h){label}"),
     }
     leads = {MODEL_ROW: caught_leads(detail, MODEL_ROW)}
-    for row in result["rows"][1:]:
-        if row["name"] != FREQUENT_CUFF:
-            leads[f"baseline: {row['name']}"] = caught_leads(detail, row["name"])
+    for row in result.rows[1:]:
+        if row.name != FREQUENT_CUFF:
+            leads[f"baseline: {row.name}"] = caught_leads(detail, row.name)
     paths["alarm_leads"] = lead_histogram(leads, os.path.join(out_dir, "alarm_leads.png"),
                                           f"test split{sim}: lead times at the false-alarm target",
                                           detail.cfg.lead_max_s)
@@ -149,52 +160,59 @@ def write_alarm_figures(result: dict[str, Any], detail: AlarmDetail, out_dir: st
 
 
 def alarm_section_html(alarms: dict[str, Any] | None, images: dict[str, str], img, table) -> str:
-    """The report's alarm section (``img`` and ``table`` are the page's own helpers)."""
+    """The report's alarm section (``img`` and ``table`` are the page's own helpers).
+
+    Args:
+        alarms: The report's ``alarms`` (the result's JSON form, or ``{"error": why}``), or None.
+        images: Name -> path of the figures.
+        img: The page's image helper.
+        table: The page's table helper.
+    """
     e = html.escape
     if not alarms:
         return ""
     if "error" in alarms:
         return ("<h2>As an alarm: episodes, lead time, false alarms</h2>"
                 f"<p class='banner'>Alarm evaluation not possible: {e(alarms['error'])}.</p>")
-    c, cfg = alarms["cases"], alarms["config"]
-    sub = (f" (a deterministic subsample of {c['chosen']} of the split's {c['listed']} cases, <code>--alarm-cases"
-           "</code>)" if c["chosen"] < c["listed"] else "")
-    parts = ["<h2>As an alarm: episodes, lead time, false alarms</h2>",
-             f"<p>Every test recording replayed end to end by the deployed code path (<code>predict_case</code>, a "
-             f"prediction every {cfg['stride_s']} s): {c['scored']} recordings, {c['hours']:.1f} hours, "
-             f"{c['subjects']} subjects{sub}"
-             + (f"; <b>{c['failed']} could not be scored</b> (listed below)" if c["failed"] else "")
-             + f". Episodes: {c['episodes']['scored']} scored, {c['episodes']['induction']} in induction "
-             f"(reported apart), {c['episodes']['under way']} under way when scoring began (left out).</p>",
-             f"<ul class='note'><li><b>Events</b>: {e(alarms['events'])}.</li><li><b>Alarm</b>: "
-             f"{e(alarms['policy'])}.</li><li><b>Scoring</b>: {e(alarms['scoring'])}.</li><li><b>Thresholds</b>: "
-             f"chosen on {e(alarms['thresholds_from'])}, never on test: one for at most "
-             f"{cfg['fa_target_per_h']:g} false alarm per hour, one for at least {100 * cfg['sens_target']:.0f}% "
-             "episode sensitivity; intervals are 95% from a bootstrap over subjects.</li></ul>"]
-    for op, title in (("fa_target", f"Threshold for &le; {cfg['fa_target_per_h']:g} false alarm/h"),
-                      ("sens_target", f"Threshold for &ge; {100 * cfg['sens_target']:.0f}% sensitivity")):
-        rows = [[e(x) for x in r] for r in alarm_table_cells(alarms, op)]
+    result = section_result(alarms)
+    parts = _alarm_intro_html(result)
+    cfg = result.config
+    for op, title in (("fa_target", f"Threshold for &le; {cfg.fa_target_per_h:g} false alarm/h"),
+                      ("sens_target", f"Threshold for &ge; {100 * cfg.sens_target:.0f}% sensitivity")):
+        rows = [[e(x) for x in r] for r in alarm_table_cells(result, op)]
         rows = [[f"<b>{r[0]}</b>" if i == 0 else r[0], *r[1:]] for i, r in enumerate(rows)]
         parts += [f"<h3>{title} (fixed on validation)</h3>", table(list(ALARM_COLUMNS), rows)]
     parts.append("<p class='note'>Lead: median over caught episodes (minutes before onset, capped at "
-                 f"{cfg['lead_max_s'] / 60:g}). Detected: an alarm at any moment from onset - "
-                 f"{cfg['lead_max_s'] / 60:g} min to the episode's end, its lead possibly &le; 0 (after onset): "
+                 f"{cfg.lead_max_s / 60:g}). Detected: an alarm at any moment from onset - "
+                 f"{cfg.lead_max_s / 60:g} min to the episode's end, its lead possibly &le; 0 (after onset): "
                  "the frequent cuff row shows what measuring more often achieves without predicting. "
-                 f"{e(induction_line(alarms)).capitalize()}.</p>")
-    for key, alt, note in (
-            ("alarm_aoc", "alarm operating characteristic",
-             "Episode sensitivity against false alarms per hour over every threshold (the best sensitivity "
-             "reachable at each rate); band: 95% over subject bootstrap replicates; markers: the thresholds fixed "
-             "on validation."),
-            ("alarm_leads", "lead times", "Lead times of the caught episodes at the false-alarm target."),
-            ("alarm_examples", "example recordings",
-             "Three test recordings at the false-alarm target: an episode caught, one missed, a false alarm. "
-             "Bars at the bottom: alarms (green true, red false, grey inside an episode); shaded: episodes; "
-             "black bar: where an alarm had to be on.")):
+                 f"{e(induction_line(result)).capitalize()}.</p>")
+    for key, alt, note in FIGURE_NOTES:
         if key in images:
             parts += [img(images[key], alt), f"<p class='note'>{note}</p>"]
-    if c["failures"]:
+    failures = result.cases.failures
+    if failures:
         parts.append("<p class='note'>Not scored: " + "; ".join(
-            f"case {e(str(f['caseid']))}: {e(f['reason'])}" for f in c["failures"][:20])
-                     + (f"; and {len(c['failures']) - 20} more" if len(c["failures"]) > 20 else "") + ".</p>")
+            f"case {e(f.caseid)}: {e(f.reason)}" for f in failures[:20])
+                     + (f"; and {len(failures) - 20} more" if len(failures) > 20 else "") + ".</p>")
     return "\n".join(parts)
+
+
+def _alarm_intro_html(result: AlarmResult) -> list[str]:
+    """The section's heading, what was replayed, and the rules (events, alarm, scoring, thresholds)."""
+    e = html.escape
+    c, cfg = result.cases, result.config
+    sub = (f" (a deterministic subsample of {c.chosen} of the split's {c.listed} cases, <code>--alarm-cases"
+           "</code>)" if c.chosen < c.listed else "")
+    return ["<h2>As an alarm: episodes, lead time, false alarms</h2>",
+            f"<p>Every test recording replayed end to end by the deployed code path (<code>predict_case</code>, a "
+            f"prediction every {cfg.stride_s} s): {c.scored} recordings, {c.hours:.1f} hours, "
+            f"{c.subjects} subjects{sub}"
+            + (f"; <b>{c.failed} could not be scored</b> (listed below)" if c.failed else "")
+            + f". Episodes: {c.episodes['scored']} scored, {c.episodes['induction']} in induction "
+            f"(reported apart), {c.episodes['under way']} under way when scoring began (left out).</p>",
+            f"<ul class='note'><li><b>Events</b>: {e(result.events)}.</li><li><b>Alarm</b>: "
+            f"{e(result.policy)}.</li><li><b>Scoring</b>: {e(result.scoring)}.</li><li><b>Thresholds</b>: "
+            f"chosen on {e(result.thresholds_from)}, never on test: one for at most "
+            f"{cfg.fa_target_per_h:g} false alarm per hour, one for at least {100 * cfg.sens_target:.0f}% "
+            "episode sensitivity; intervals are 95% from a bootstrap over subjects.</li></ul>"]

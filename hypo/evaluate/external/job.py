@@ -6,51 +6,14 @@ evaluate_job(EvaluateRequest(model_or_run="model.pt", data="data/site-b", alarms
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any
 
 from hypo.errors import ConfigError, HypoError
-from hypo.evaluate.alarms.metrics import AlarmConfig
-from hypo.evaluate.external.validation import CALIBRATION_SHARE, N_BOOT, default_sections, evaluate_external
-
-THRESHOLDS_FROM_MODEL, THRESHOLDS_FROM_OTHER = "model", "other"
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluateRequest:
-    """What ``hypo evaluate`` was asked to do (see its ``--help`` for each option).
-
-    Attributes:
-        model_or_run: An exported ``model.pt``, or a search's experiment folder.
-        data: OTHER: the window dataset of another source.
-        trial: Trial id of an experiment folder (default: the leaderboard's first).
-        recalibrate: ``none`` or a method of :mod:`hypo.learn.recalibration`.
-        calibration_share: Share of OTHER's subjects the map is fitted on.
-        seed: Seed of the calibration split and the bootstrap.
-        n_boot: Bootstrap replicates over subjects.
-        write_export: Where to write the recalibrated model, if anywhere.
-        out: Folder for ``evaluation.json``, ``evaluation.md`` and the figures.
-        alarms: Also score the model as an alarm on OTHER's test recordings.
-        thresholds_from: ``model`` (the development dataset's validation split), ``other`` (OTHER's own) or a
-            dataset folder, whose validation split fixes the alarm thresholds.
-        alarm: The alarm policy and scoring.
-        alarm_cases: At most this many test recordings.
-    """
-
-    model_or_run: str
-    data: str
-    trial: str | None = None
-    recalibrate: str = "none"
-    calibration_share: float | None = CALIBRATION_SHARE
-    seed: int = 0
-    n_boot: int = N_BOOT
-    write_export: str | None = None
-    out: str = "evaluation"
-    alarms: bool = False
-    thresholds_from: str = THRESHOLDS_FROM_MODEL
-    alarm: AlarmConfig = dataclasses.field(default_factory=AlarmConfig)
-    alarm_cases: int | None = None
+from hypo.evaluate.alarms.result import AlarmResult
+from hypo.evaluate.external.request import THRESHOLDS_FROM_MODEL, THRESHOLDS_FROM_OTHER, EvaluateRequest
+from hypo.evaluate.external.result import ExternalRun
+from hypo.evaluate.external.validation import default_sections, evaluate_external
+from hypo.infer.model import ExportedModel
 
 
 def development_data(model_or_run: str) -> str:
@@ -63,10 +26,8 @@ def development_data(model_or_run: str) -> str:
 
     exp = model_or_run
     if os.path.isfile(model_or_run):
-        from hypo.infer.export import load_exported
-
-        _, sidecar = load_exported(model_or_run)
-        exp = (sidecar.get("trial") or {}).get("experiment") or ""
+        trial = ExportedModel.load(model_or_run).sidecar.trial
+        exp = (trial.experiment if trial else None) or ""
     data = experiment_dataset(exp, required=False) if exp and os.path.isdir(exp) else None
     if not data or not os.path.exists(os.path.join(data, "manifest.json")):
         raise HypoError("--alarms: the dataset this model was developed on is not readable here (its validation "
@@ -101,47 +62,42 @@ def alarm_thresholds_source(req: EvaluateRequest) -> tuple[str, str]:
     return source, f"the validation split of {source}"
 
 
-def alarm_section(req: EvaluateRequest, frozen=None, thresholds: tuple[str, str] | None = None,
-                  log=print) -> dict[str, Any]:
+def alarm_section(req: EvaluateRequest, model: ExportedModel | None = None, thresholds: tuple[str, str] | None = None,
+                  log=print) -> AlarmResult:
     """``--alarms``: the frozen model and the baselines as alarms on OTHER's test recordings; also ``alarms.json``.
 
     Args:
         req: The request.
-        frozen: The :class:`~hypo.evaluate.frozen.FrozenModel` the external evaluation scored (loaded again from
-            ``model_or_run`` when None).
+        model: The model the external evaluation scored (loaded again from ``model_or_run`` when None).
         thresholds: :func:`alarm_thresholds_source` of ``req``, already resolved (resolved here when None).
         log: Where progress lines go.
     """
-    from hypo.evaluate.alarms.evaluation import alarm_evaluation, format_alarm_table
+    from hypo.evaluate.alarms.evaluation import AlarmOptions, alarm_evaluation
+    from hypo.evaluate.alarms.result import format_alarm_table
 
     thresholds_from, where = thresholds if thresholds is not None else alarm_thresholds_source(req)
-    model = frozen if frozen is not None else req.model_or_run
-    result = alarm_evaluation(model, req.data, split="test", thresholds_from=thresholds_from,
-                              stride_s=req.alarm.stride_s, max_cases=req.alarm_cases, config=req.alarm,
-                              trial=req.trial, log=log)
-    result["thresholds_fixed_on"] = where
+    options = AlarmOptions(split="test", thresholds_from=thresholds_from, cfg=req.alarm, max_cases=req.alarm_cases)
+    result = alarm_evaluation(model if model is not None else req.model_or_run, req.data, options, trial=req.trial,
+                              log=log)
+    result = result.model_copy(update={"thresholds_fixed_on": where})
     log(f"as an alarm on {req.data}'s test recordings (frozen model; thresholds fixed on {where}):")
     log(format_alarm_table(result))
     os.makedirs(req.out, exist_ok=True)
-    with open(os.path.join(req.out, "alarms.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    result.write(os.path.join(req.out, "alarms.json"), indent=1)
     return result
 
 
-def evaluate_job(req: EvaluateRequest, log=print) -> dict[str, Any]:
+def evaluate_job(req: EvaluateRequest, log=print) -> ExternalRun:
     """Run ``hypo evaluate``: the external evaluation, then (``alarms``) the alarm section.
 
     Returns:
-        What :func:`~hypo.evaluate.external.validation.evaluate_external` returns, with ``"alarms"``.
+        What :func:`~hypo.evaluate.external.validation.evaluate_external` returns, with ``alarms``.
     """
     thresholds = None
     # checked before any work (a missing model is the evaluation's own one-line error)
     if req.alarms and (req.thresholds_from != THRESHOLDS_FROM_MODEL or os.path.exists(req.model_or_run)):
         thresholds = alarm_thresholds_source(req)
-    result = evaluate_external(req.model_or_run, req.data, trial=req.trial, recalibrate=req.recalibrate,
-                               calibration_share=req.calibration_share, seed=req.seed, n_boot=req.n_boot,
-                               write_export=req.write_export, out=req.out,
-                               sections=default_sections(n_boot=req.n_boot, seed=req.seed))
+    run = evaluate_external(req, sections=default_sections(n_boot=req.n_boot, seed=req.seed))
     if req.alarms:
-        result["alarms"] = alarm_section(req, result["frozen"], thresholds, log=log)
-    return result
+        run = dataclasses.replace(run, alarms=alarm_section(req, run.model, thresholds, log=log))
+    return run

@@ -3,7 +3,8 @@
     hypo evaluate model.pt --data data/site-b                              # every subject of site B
     hypo evaluate runs/NAME --data data/site-b --recalibrate temperature --write-export model-b.pt
 
-No retraining: the model (:mod:`hypo.evaluate.frozen`) scores every window of OTHER, all its splits pooled (none
+No retraining: the model (an :class:`~hypo.infer.model.ExportedModel`, loaded from ``model.pt`` or traced from a
+run by :func:`hypo.evaluate.export_trial.load_model_or_trial`) scores every window of OTHER, all its splits pooled (none
 of them was used to train or select the model). Windows lacking a signal group (cases kept with ``--allow-missing``,
 e.g. TIVA without MAC) are scored with the group absent when the model takes it as missing (its sidecar's
 ``tolerates_missing``: trained with channel dropout), and otherwise left out and counted, as ``hypo predict``
@@ -17,12 +18,16 @@ would refuse them (:func:`missing_groups`). What is reported, per evaluation set
 - ``decision_curve``: net benefit of alarming on p(hypotension) across thresholds, against alarming always and
   never.
 
-``hypo.cli.evaluate`` builds the list; further sections (alarm scoring) are appended there.
+:func:`evaluate_external` takes the :class:`~hypo.evaluate.external.request.EvaluateRequest` of ``hypo evaluate`` and
+the list (default :func:`default_sections`), writes ``evaluation.json`` (the typed record
+:class:`~hypo.evaluate.external.result.ExternalResult`), ``evaluation.md`` and the figures, and returns an
+:class:`~hypo.evaluate.external.result.ExternalRun`.
 
 With ``recalibrate`` (temperature, vector, isotonic: :mod:`hypo.learn.recalibration`), OTHER's subjects are split
 by a hash of (seed, subject) into a calibration share, on which the map is fitted, and the rest, on which every
 section is computed before and after. The alarm thresholds of a recalibrated export are fixed again on the
-calibration subjects at the model's specificity (the probabilities they apply to have changed).
+calibration subjects at the model's specificity (the probabilities they apply to have changed); the export itself
+is :mod:`hypo.evaluate.external.recalibrated`.
 """
 
 from __future__ import annotations
@@ -44,11 +49,13 @@ from hypo.data.dataset import SPLITS, WindowArrays, describe_dataset, label_sour
 from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUP_TITLES, GROUPS, HYPERTENSION, HYPOTENSION
 from hypo.errors import ConfigError, HypoError
-from hypo.jsonio import finite, jsonable
+from hypo.evaluate.external.request import CALIBRATION_SHARE, N_BOOT, EvaluateRequest
+from hypo.evaluate.external.result import DataInfo, ExternalResult, ExternalRun, ModelInfo
+from hypo.infer.model import ExportedModel
+from hypo.infer.sidecar import Recalibration, Sidecar
+from hypo.jsonio import jsonable
 from hypo.learn.recalibration import METHODS
 
-N_BOOT = 1000
-CALIBRATION_SHARE = 0.3
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 SCORED = "scored with the group absent"  # what is done with windows lacking a signal group (missing_groups)
 LEFT_OUT = "left out"
@@ -74,7 +81,7 @@ class EvalSet:
     probs: np.ndarray
     thresholds: dict[str, float]
     manifest: Manifest
-    sidecar: dict[str, Any]
+    sidecar: Sidecar
 
     @property
     def y(self) -> np.ndarray:
@@ -112,7 +119,7 @@ def calibration_subjects(subjectid, share: float, seed: int) -> np.ndarray:
     return np.fromiter((u[s] < share for s in subjects), bool, len(subjects))
 
 
-def missing_groups(arrays: WindowArrays, sidecar: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def missing_groups(arrays: WindowArrays, sidecar: Sidecar) -> dict[str, dict[str, Any]]:
     """The signal groups some windows lack (NaN: cases kept with ``--allow-missing``) and what is done with them.
 
     A group the model takes as missing (its sidecar's ``tolerates_missing``: trained with channel dropout, or not
@@ -124,7 +131,7 @@ def missing_groups(arrays: WindowArrays, sidecar: dict[str, Any]) -> dict[str, d
         Group -> ``{"mask": bool [n], "windows", "cases", "subjects", "treatment"}`` (``treatment``
         :data:`SCORED` or :data:`LEFT_OUT`), for groups that at least one window lacks, in group order.
     """
-    tolerated = set(sidecar.get("tolerates_missing") or ())
+    tolerated = set(sidecar.tolerates_missing)
     x = np.asarray(arrays.x)
     out = {}
     for g, channels in GROUPS.items():
@@ -151,7 +158,7 @@ def missing_notes(missing: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def check_compatible(sidecar: dict[str, Any], manifest: Manifest, data_dir: str) -> list[str]:
+def check_compatible(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> list[str]:
     """Refuse a dataset whose windows or labels are not what the model predicts; return warnings for the rest.
 
     Raises:
@@ -159,41 +166,46 @@ def check_compatible(sidecar: dict[str, Any], manifest: Manifest, data_dir: str)
             drawn from the same cohort of subjects (not external); or, for a recalibrated export, the data (or
             cohort) its map was fitted on.
     """
-    want, got = sidecar.get("label") or {}, manifest.label
-    if manifest.window_s != int(sidecar["window_s"]):
-        raise HypoError(f"{data_dir} has {manifest.window_s}-s windows; the model takes {sidecar['window_s']}-s "
-                        "windows: rebuild it with --window " + str(sidecar["window_s"]))
+    want, got = sidecar.label, manifest.label
+    if manifest.window_s != sidecar.window_s:
+        raise HypoError(f"{data_dir} has {manifest.window_s}-s windows; the model takes {sidecar.window_s}-s "
+                        "windows: rebuild it with --window " + str(sidecar.window_s))
     for key, flag in (("horizon_s", "--horizon"), ("hypo_map", "--hypo-map"), ("hyper_sbp", "--hyper-sbp")):
-        if key in want and not math.isclose(float(want[key]), float(getattr(got, key))):
+        if not math.isclose(float(getattr(want, key)), float(getattr(got, key))):
             raise HypoError(f"{data_dir} is labelled with {key} {getattr(got, key)}, the model predicts {key} "
-                            f"{want[key]}: rebuild it with {flag} {want[key]:g}")
-    fps = sidecar.get("fingerprints") or {}
-    if manifest.fingerprint in (fps.get("dataset"), fps.get("checkpoint_dataset")):
+                            f"{getattr(want, key)}: rebuild it with {flag} {getattr(want, key):g}")
+    _check_not_its_own(sidecar, manifest, data_dir)
+    notes = []
+    want_text, got_text = label_source_text(want), label_source_text(got)
+    if want_text != got_text:
+        notes.append(f"note: the model was trained on {want_text}, {data_dir} has {got_text}")
+    merge = manifest.nibp_merge_s
+    if merge is not None and int(merge) != sidecar.nibp_merge_s:
+        notes.append(f"note: {data_dir} merged cuff values stamped up to {merge} s apart into readings, the model's "
+                     f"training data up to {sidecar.nibp_merge_s} s (--nibp-merge-s)")
+    fill, trained = to_dict(manifest.config.fill) if manifest.config is not None else None, to_dict(sidecar.fill)
+    if fill is not None and fill != trained:
+        notes.append(f"note: {data_dir} filled gaps with {fill}, the model's training data with {trained}")
+    return notes
+
+
+def _check_not_its_own(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> None:
+    """Refuse the model's training data, its cohort, or the data a recalibrated export's map was fitted on."""
+    fps = sidecar.fingerprints
+    if fps is not None and manifest.fingerprint in (fps.dataset, fps.checkpoint_dataset):
         raise HypoError(f"{data_dir} is the dataset the model was trained on; an external evaluation needs another "
                         "source (its test split is hypo report's)")
-    fitted = (sidecar.get("recalibration") or {}).get("fitted_on") or {}
-    if fitted and (fitted.get("dataset_fingerprint") == manifest.fingerprint
-                   or (fitted.get("cohort") is not None and fitted.get("cohort") == manifest.cohort)):
-        raise HypoError(f"the model was recalibrated on {fitted.get('n_subjects')} subjects of {data_dir} (or of its "
+    fitted = sidecar.recalibration.fitted_on if sidecar.recalibration is not None else None
+    if fitted is not None and (fitted.dataset_fingerprint == manifest.fingerprint
+                               or (fitted.cohort is not None and fitted.cohort == manifest.cohort)):
+        raise HypoError(f"the model was recalibrated on {fitted.n_subjects} subjects of {data_dir} (or of its "
                         "cohort); scored there it would be judged on its own calibration data: evaluate the model it "
                         "came from with --recalibrate, which reports before and after on subjects the map never saw")
-    trained_on = (sidecar.get("source") or {}).get("cohort")
+    trained_on = sidecar.source.cohort if sidecar.source is not None else None
     if trained_on is not None and trained_on == manifest.cohort:
         raise HypoError(f"{data_dir} draws its subjects from the cohort the model was trained on ({trained_on}), "
                         "so they can overlap; an external evaluation needs another source (e.g. --site b, "
                         "another seed, another hospital)")
-    notes = []
-    if label_source_text(want) != label_source_text(got):
-        notes.append(f"note: the model was trained on {label_source_text(want)}, {data_dir} has "
-                     f"{label_source_text(got)}")
-    merge, merged_for = manifest.nibp_merge_s, sidecar.get("nibp_merge_s")
-    if merge is not None and merged_for is not None and int(merge) != int(merged_for):
-        notes.append(f"note: {data_dir} merged cuff values stamped up to {merge} s apart into readings, the model's "
-                     f"training data up to {merged_for} s (--nibp-merge-s)")
-    fill = to_dict(manifest.config.fill) if manifest.config is not None else None
-    if fill is not None and sidecar.get("fill") is not None and fill != sidecar["fill"]:
-        notes.append(f"note: {data_dir} filled gaps with {fill}, the model's training data with {sidecar['fill']}")
-    return notes
 
 
 # -------------------------------------------------------------------------------------------- sections
@@ -245,68 +257,58 @@ def default_sections(n_boot: int = N_BOOT, seed: int = 0) -> list[tuple[str, Sec
 # ---------------------------------------------------------------------------------------------- the run
 
 
-def _finite_rows(probs: np.ndarray) -> np.ndarray:
-    return np.isfinite(probs).all(axis=1)
+@dataclasses.dataclass
+class ScoredWindows:
+    """OTHER's windows the model can take, its probabilities on them, and what was left out.
+
+    Attributes:
+        arrays: The windows scored.
+        probs: float32 [n, 3] the model's probabilities.
+        thresholds: The model's alarm thresholds ``{"hypotension": t1, "hypertension": t2}`` (NaN: none).
+        missing: :func:`missing_groups` of all of OTHER's windows.
+        n_left_out: Windows left out (lacking a group the model cannot take).
+    """
+
+    arrays: WindowArrays
+    probs: np.ndarray
+    thresholds: dict[str, float]
+    missing: dict[str, dict[str, Any]]
+    n_left_out: int
 
 
-def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None, recalibrate: str = "none",
-                      calibration_share: float | None = None, seed: int = 0, n_boot: int = N_BOOT,
-                      write_export: str | None = None, out: str = "evaluation",
-                      sections: list[tuple[str, Section]] | None = None, log=print) -> dict[str, Any]:
-    """Score a frozen model on another source's windows, optionally recalibrated there; write the results.
-
-    Args:
-        model_or_run: An exported ``model.pt`` or a search's experiment folder.
-        data: OTHER: a window dataset built from another source (``hypo windows``).
-        trial: Trial of an experiment folder (default: the leaderboard's first).
-        recalibrate: ``none``, ``temperature``, ``vector`` or ``isotonic``.
-        calibration_share: Share of OTHER's subjects the map is fitted on (default 0.3; only with a map).
-        seed: Seed of the calibration split and the bootstrap.
-        n_boot: Bootstrap replicates.
-        write_export: Path of a recalibrated ``model.pt`` to write (only with a map).
-        out: Folder for ``evaluation.json``, ``evaluation.md`` and the figures.
-        sections: ``(name, function)`` pairs computed on each evaluation set (default :func:`default_sections`).
-        log: Where summary lines go.
-
-    Returns:
-        ``{"results", "paths", "export", "frozen"}``: ``frozen`` is the
-        :class:`~hypo.evaluate.frozen.FrozenModel` evaluated (``hypo evaluate --alarms`` scores the same one).
+def check_request(req: EvaluateRequest) -> float:
+    """Refuse inconsistent options before any work; returns the calibration share.
 
     Raises:
-        ConfigError: Inconsistent options.
-        HypoError: Unusable model or dataset (one line each).
+        ConfigError: Naming the flag.
     """
-    from hypo.evaluate.frozen import load_frozen
-    from hypo.infer.export import check_out_file
-    from hypo.storage import writable_folder
-
-    if recalibrate not in METHODS:
-        raise ConfigError(f"--recalibrate must be one of {', '.join(METHODS)}, got {recalibrate!r}")
-    if recalibrate == "none":
-        if calibration_share is not None:
+    if req.recalibrate not in METHODS:
+        raise ConfigError(f"--recalibrate must be one of {', '.join(METHODS)}, got {req.recalibrate!r}")
+    if req.recalibrate == "none":
+        if req.calibration_share is not None:
             raise ConfigError("--calibration-share sets the subjects a recalibration is fitted on; it needs "
                               "--recalibrate temperature|vector|isotonic")
-        if write_export:
+        if req.write_export:
             raise ConfigError("--write-export writes a recalibrated model; it needs --recalibrate "
                               "temperature|vector|isotonic (the model itself is already an export)")
-    share = CALIBRATION_SHARE if calibration_share is None else float(calibration_share)
+    share = CALIBRATION_SHARE if req.calibration_share is None else float(req.calibration_share)
     if not 0 < share < 1:
         raise ConfigError(f"--calibration-share must be in (0, 1), got {share:g}")
-    if n_boot < 1:
-        raise ConfigError(f"--bootstrap must be >= 1, got {n_boot}")
-    if write_export:
-        check_out_file(write_export)
-    out = writable_folder(out)
-    manifest = read_manifest(data)
-    frozen = load_frozen(model_or_run, trial)
-    notes = check_compatible(frozen.sidecar, manifest, data)
-    sections = default_sections(n_boot, seed) if sections is None else sections
+    if req.n_boot < 1:
+        raise ConfigError(f"--bootstrap must be >= 1, got {req.n_boot}")
+    return share
 
+
+def score_windows(model: ExportedModel, data: str, manifest: Manifest) -> ScoredWindows:
+    """Every window of OTHER the model can take (see :func:`missing_groups`), scored.
+
+    Raises:
+        HypoError: No window at all, none the model can take, or NaN probabilities where none should be.
+    """
     arrays = pooled_windows(data, manifest)
     if len(arrays) == 0:
         raise HypoError(f"{data} holds no window")
-    missing = missing_groups(arrays, frozen.sidecar)
-    notes += missing_notes(missing)
+    missing = missing_groups(arrays, model.sidecar)
     left_out = np.zeros(len(arrays), bool)
     for m in missing.values():
         if m["treatment"] == LEFT_OUT:
@@ -317,88 +319,143 @@ def evaluate_external(model_or_run: str, data: str, *, trial: str | None = None,
             raise HypoError(f"every window of {data} lacks a signal group the model cannot take "
                             f"({', '.join(g for g, m in missing.items() if m['treatment'] == LEFT_OUT)}); "
                             "evaluate a model trained with --channel-dropout")
-    probs = frozen.predict(arrays.x)
-    bad = ~_finite_rows(probs)
+    probs = model.predict_proba(arrays.x)
+    bad = ~np.isfinite(probs).all(axis=1)
     if bad.any():
         raise HypoError(f"the model gave no probability for {int(bad.sum())} windows of {data} holding NaN only "
                         "where its sidecar's tolerates_missing allows; its export is broken: re-export it")
-    th = frozen.sidecar.get("thresholds") or {}
-    thresholds = {c: _nan(th.get(f"p_{c}")) for c in CLASSES[1:]}
-    data_info = {"path": data, "fingerprint": manifest.fingerprint, "provenance": describe_dataset(manifest),
-                 "simulated": manifest.simulated, "n_windows": int(len(arrays)),
-                 "n_subjects": int(len(np.unique(arrays.subjectid))), "n_cases": int(len(np.unique(arrays.caseid))),
-                 "n_windows_left_out": int(left_out.sum()), "splits_pooled": list(SPLITS),
-                 "missing_groups": {g: {k: v for k, v in m.items() if k != "mask"} for g, m in missing.items()}}
-    results: dict[str, Any] = {
-        "format": "hypo-external/1",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"path": frozen.path, "origin": frozen.origin, "describe": frozen.describe(),
-                  "fingerprints": frozen.sidecar.get("fingerprints"), "source": frozen.sidecar.get("source"),
-                  "label": frozen.sidecar.get("label")},
-        "data": data_info, "notes": notes, "recalibrate": recalibrate, "seed": seed, "hypo_version": __version__,
-    }
-    for line in [f"model {frozen.describe()}", f"data  {data}: {describe_dataset(manifest)}",
-                 f"      {data_info['n_windows']:,} windows from {data_info['n_subjects']} subjects "
-                 f"({data_info['n_cases']} cases), all splits pooled; no retraining"
-                 + (f"; {int(left_out.sum()):,} windows left out (below)" if left_out.any() else ""), *notes]:
-        log(line)
+    th = model.sidecar.thresholds
+    thresholds = {c: _nan(getattr(th, f"p_{c}")) for c in CLASSES[1:]}
+    return ScoredWindows(arrays, probs, thresholds, missing, int(left_out.sum()))
 
-    sets: list[EvalSet] = []
-    written = None
-    if recalibrate == "none":
-        sets.append(EvalSet("all subjects", "model", arrays, probs, thresholds, manifest, frozen.sidecar))
-    else:
-        cal, sets, recal, calib = _recalibrate(recalibrate, share, seed, arrays, probs, thresholds, manifest,
-                                               frozen, data, log)
-        results["recalibration"] = recal
-        if write_export:
-            written = _write(frozen, calib, recal, arrays, probs, cal, sets[1].thresholds, write_export, log)
-            results["recalibration"]["export"] = written
-    results["evaluation_sets"] = {es.stage: {"name": es.name, "n_windows": int(len(es.arrays)),
-                                             "n_subjects": int(len(np.unique(es.arrays.subjectid))),
-                                             "thresholds": es.thresholds} for es in sets}
-    results["sections"] = {name: {es.stage: fn(es) for es in sets} for name, fn in sections}
+
+def data_section(data: str, manifest: Manifest, scored: ScoredWindows) -> DataInfo:
+    """What OTHER is and how many of its windows were scored."""
+    a = scored.arrays
+    return DataInfo(path=data, fingerprint=manifest.fingerprint, provenance=describe_dataset(manifest),
+                    simulated=manifest.simulated, n_windows=int(len(a)),
+                    n_subjects=int(len(np.unique(a.subjectid))), n_cases=int(len(np.unique(a.caseid))),
+                    n_windows_left_out=scored.n_left_out,
+                    splits_pooled=list(SPLITS),
+                    missing_groups={g: {k: v for k, v in m.items() if k != "mask"} for g, m in scored.missing.items()})
+
+
+def model_section(model: ExportedModel) -> ModelInfo:
+    """What the model evaluated is, for ``evaluation.json``."""
+    s = model.sidecar
+    return ModelInfo(path=model.path, origin=model.origin, describe=model.describe(), fingerprints=s.fingerprints,
+                     source=s.source, label=s.label)
+
+
+def evaluate_external(req: EvaluateRequest, sections: list[tuple[str, Section]] | None = None,
+                      log=print) -> ExternalRun:
+    """Score a frozen model on another source's windows, optionally recalibrated there; write the results.
+
+    Args:
+        req: What to evaluate, where, and how (the :class:`~hypo.evaluate.external.request.EvaluateRequest` of
+            ``hypo evaluate``; its alarm settings are :mod:`hypo.evaluate.external.job`'s).
+        sections: ``(name, function)`` pairs computed on each evaluation set (default :func:`default_sections`).
+        log: Where summary lines go.
+
+    Returns:
+        The :class:`~hypo.evaluate.external.result.ExternalRun`: the record written, the paths, the recalibrated
+        export written (if any) and the model evaluated.
+
+    Raises:
+        ConfigError: Inconsistent options.
+        HypoError: Unusable model or dataset (one line each).
+    """
+    from hypo.evaluate.export_trial import load_model_or_trial
+    from hypo.infer.export import check_out_file
+    from hypo.storage import writable_folder
+
+    share = check_request(req)
+    if req.write_export:
+        check_out_file(req.write_export)
+    out = writable_folder(req.out)
+    manifest = read_manifest(req.data)
+    model = load_model_or_trial(req.model_or_run, req.trial)
+    notes = check_compatible(model.sidecar, manifest, req.data)
+    sections = default_sections(req.n_boot, req.seed) if sections is None else sections
+    scored = score_windows(model, req.data, manifest)
+    notes += missing_notes(scored.missing)
+    data_info = data_section(req.data, manifest, scored)
+    for line in [f"model {model.describe()}", f"data  {req.data}: {describe_dataset(manifest)}",
+                 f"      {data_info.n_windows:,} windows from {data_info.n_subjects} subjects "
+                 f"({data_info.n_cases} cases), all splits pooled; no retraining"
+                 + (f"; {scored.n_left_out:,} windows left out (below)" if scored.n_left_out else ""), *notes]:
+        log(line)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    sets, recal, written = evaluation_sets(req, share, scored, manifest, model, log)
+    results = ExternalResult(
+        created=created, model=model_section(model), data=data_info, notes=notes, recalibrate=req.recalibrate,
+        seed=req.seed, hypo_version=__version__, recalibration=recal,
+        evaluation_sets={es.stage: {"name": es.name, "n_windows": int(len(es.arrays)),
+                                    "n_subjects": int(len(np.unique(es.arrays.subjectid))),
+                                    "thresholds": es.thresholds} for es in sets},
+        sections={name: {es.stage: fn(es) for es in sets} for name, fn in sections})
     paths = write_results(results, out)
     for line in summary_lines(results):
         log(line)
     log(f"wrote {paths['json']}, {paths['md']}" + "".join(f", {os.path.basename(p)}" for k, p in paths.items()
                                                           if k.endswith("_png")))
-    return {"results": results, "paths": paths, "export": written, "frozen": frozen}
+    return ExternalRun(results, paths, written, model)
 
 
 def _nan(v) -> float:
     return float(v) if v is not None else math.nan
 
 
-def _recalibrate(method, share, seed, arrays, probs, thresholds, manifest, frozen, data, log):
+def evaluation_sets(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: Manifest,
+                    model: ExportedModel, log) -> tuple[list[EvalSet], Recalibration | None, dict[str, Any] | None]:
+    """The sets every section is computed on: all subjects, or before and after the map on the held-out ones.
+
+    Returns:
+        ``(sets, recalibration, export)``: the record of the map (None without one) and ``{"path",
+        "model_sha256"}`` of the recalibrated export when ``req.write_export`` asks for one.
+    """
+    if req.recalibrate == "none":
+        return [EvalSet("all subjects", "model", scored.arrays, scored.probs, scored.thresholds, manifest,
+                        model.sidecar)], None, None
+    cal, sets, recal, calib = _recalibrate(req, share, scored, manifest, model, log)
+    written = None
+    if req.write_export:
+        written = _write(model, calib, recal, scored.arrays.x[cal], sets[1].thresholds, req.write_export, log)
+        recal = recal.model_copy(update={"export": written})
+    return sets, recal, written
+
+
+def _recalibrate(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: Manifest,
+                 model: ExportedModel, log):
     """Split OTHER's subjects, fit the map on the calibration share; the before and after sets of the rest."""
     from hypo.learn.operating_point import alarm_thresholds
     from hypo.learn.recalibration import apply_recalibration, fit_recalibration
 
-    cal = calibration_subjects(arrays.subjectid, share, seed)
+    arrays, probs, thresholds, data = scored.arrays, scored.probs, scored.thresholds, req.data
+    cal = calibration_subjects(arrays.subjectid, share, req.seed)
     n_cal = len(np.unique(arrays.subjectid[cal]))
     n_rest = len(np.unique(arrays.subjectid[~cal]))
     if n_cal < 2 or n_rest < 2:
         raise HypoError(f"--calibration-share {share:g} puts {n_cal} of {n_cal + n_rest} subjects in the calibration"
                         f" share and {n_rest} in the rest; both need at least 2 (more cases, or another share)")
-    calib = fit_recalibration(method, probs[cal], arrays.label[cal])
+    calib = fit_recalibration(req.recalibrate, probs[cal], arrays.label[cal])
     rest = take([arrays], ~cal)
     after = apply_recalibration(calib, probs[~cal])
-    spec = float((frozen.sidecar.get("thresholds") or {}).get("specificity") or 0.9)
+    spec = float(model.sidecar.thresholds.specificity or 0.9)
     new_th = alarm_thresholds(arrays.label[cal], apply_recalibration(calib, probs[cal]), spec)
-    sets = [EvalSet("held-out subjects", "before", rest, probs[~cal], thresholds, manifest, frozen.sidecar),
-            EvalSet("held-out subjects", "after", rest, after, new_th, manifest, frozen.sidecar)]
-    recal = {"method": method, "parameters": calib.describe(), "share": share, "seed": seed,
-             "fitted_on": {"data": data if "://" in data else os.path.abspath(data),
-                           "dataset_fingerprint": manifest.fingerprint, "cohort": manifest.cohort,
-                           "n_subjects": int(n_cal),
-                           "n_windows": int(cal.sum()),
-                           "split": "a hash of (seed, subject) below the share; all of the dataset's splits pooled"},
-             "reported_on": {"n_subjects": int(n_rest), "n_windows": int((~cal).sum())},
-             "thresholds": {"specificity": spec, "before": thresholds, "after": new_th,
-                            "after_chosen_on": "the calibration subjects"}}
-    log(f"recalibration {method}: fitted on {n_cal} subjects ({int(cal.sum()):,} windows, share {share:g}, seed "
-        f"{seed}); before and after on the other {n_rest} subjects ({int((~cal).sum()):,} windows)")
+    sets = [EvalSet("held-out subjects", "before", rest, probs[~cal], thresholds, manifest, model.sidecar),
+            EvalSet("held-out subjects", "after", rest, after, new_th, manifest, model.sidecar)]
+    recal = Recalibration(
+        method=req.recalibrate, parameters=calib.describe(), share=share, seed=req.seed,
+        fitted_on={"data": data if "://" in data else os.path.abspath(data),
+                   "dataset_fingerprint": manifest.fingerprint, "cohort": manifest.cohort,
+                   "n_subjects": int(n_cal), "n_windows": int(cal.sum()),
+                   "split": "a hash of (seed, subject) below the share; all of the dataset's splits pooled"},
+        reported_on={"n_subjects": int(n_rest), "n_windows": int((~cal).sum())},
+        thresholds={"specificity": spec, "before": thresholds, "after": new_th,
+                    "after_chosen_on": "the calibration subjects"})
+    log(f"recalibration {req.recalibrate}: fitted on {n_cal} subjects ({int(cal.sum()):,} windows, share {share:g}, "
+        f"seed {req.seed}); before and after on the other {n_rest} subjects ({int((~cal).sum()):,} windows)")
     log(f"  {_describe_map(calib.describe())}")
     return cal, sets, recal, calib
 
@@ -413,36 +470,30 @@ def _describe_map(params: dict[str, Any]) -> str:
     return f"isotonic per class, {params['points_per_class']} points, renormalised (steps make ties)"
 
 
-def _write(frozen, calib, recal, arrays, probs, cal, new_th, path, log) -> dict[str, Any]:
+def _write(model: ExportedModel, calib, recal: Recalibration, windows: np.ndarray, new_th: dict[str, float],
+           path: str, log) -> dict[str, Any]:
     """Write the recalibrated export; its sidecar records the map, its data and the new alarm thresholds."""
-    from hypo.evaluate.frozen import write_recalibrated
-    from hypo.learn.operating_point import describe
+    from hypo.evaluate.external.recalibrated import recalibrated_thresholds, write_recalibrated
 
-    old = frozen.sidecar.get("thresholds") or {}
-    spec = recal["thresholds"]["specificity"]
-    thresholds = {**old, "p_hypotension": finite(new_th["hypotension"]),
-                  "p_hypertension": finite(new_th["hypertension"]), "specificity": spec,
-                  "chosen_on": f"calibration subjects of {recal['fitted_on']['data']} (after recalibration)",
-                  "rule": describe(spec).replace("the validation split", "the calibration subjects"),
-                  "before_recalibration": {k: old.get(k) for k in ("p_hypotension", "p_hypertension", "chosen_on")}}
-    written, sidecar = write_recalibrated(frozen, calib, jsonable(recal), thresholds, arrays.x[cal], path)
-    log(f"wrote {written}: the model with its {recal['method']} map inside (hypo predict applies it); alarm "
+    thresholds = recalibrated_thresholds(model.sidecar.thresholds, new_th, recal)
+    written, sidecar = write_recalibrated(model, calib, Recalibration.model_validate(jsonable(recal.to_dict())),
+                                          thresholds, windows, path)
+    log(f"wrote {written}: the model with its {recal.method} map inside (hypo predict applies it); alarm "
         f"thresholds fixed again on the calibration subjects: p(hypotension) >= {new_th['hypotension']:.4f}, "
         f"p(hypertension) >= {new_th['hypertension']:.4f}")
-    return {"path": written, "model_sha256": sidecar.get("model_sha256")}
+    return {"path": written, "model_sha256": sidecar.model_sha256}
 
 
 # ---------------------------------------------------------------------------------------------- output
 
 
-def summary_lines(results: dict[str, Any]) -> list[str]:
+def summary_lines(results: ExternalResult) -> list[str]:
     """The console / Markdown table: each headline figure per evaluation set (before and after, or the model)."""
-    secs = results["sections"]
-    stages = list(results["evaluation_sets"])
-    sim = "  [simulated data]" if results["data"]["simulated"] else ""
-    sets = results["evaluation_sets"]
-    head = sets[stages[0]]
-    lines = [f"{head['name']}: {head['n_windows']:,} windows, {head['n_subjects']} subjects{sim}",
+    secs = results.sections
+    stages = list(results.evaluation_sets)
+    sim = "  [simulated data]" if results.data.simulated else ""
+    head = results.evaluation_sets[stages[0]]
+    lines = [f"{head.name}: {head.n_windows:,} windows, {head.n_subjects} subjects{sim}",
              f"  {'':<44}" + "".join(f"{s:>30}" for s in stages)]
 
     def row(label: str, get) -> None:
@@ -455,13 +506,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"  {label:<44}" + "".join(f"{c:>30}" for c in cells))
 
     if "discrimination" in secs:
-        d = secs["discrimination"]
-        row("mean AUROC [95% CI, subjects]", lambda s: _ci(d[s]["mean_auroc"]))
-        row("summed AUPRC (hypo + hyper)", lambda s: _ci(d[s]["sum_auprc"]))
-        for c in ("hypotension", "hypertension"):
-            row(f"{c}: AUROC", lambda s, c=c: _ci(d[s][c]["auroc"]))
-            row(f"{c}: AUPRC (prevalence)", lambda s, c=c: f"{_ci(d[s][c]['auprc'])} ({d[s][c]['prevalence']:.3f})")
-        row("last-reading baseline: mean AUROC", lambda s: _ci(d[s]["reference"]["mean_auroc"]))
+        _discrimination_rows(secs["discrimination"], row)
     if "calibration" in secs:
         k = secs["calibration"]
         for c in ("hypotension", "hypertension"):
@@ -484,6 +529,15 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _discrimination_rows(d: dict[str, Any], row) -> None:
+    row("mean AUROC [95% CI, subjects]", lambda s: _ci(d[s]["mean_auroc"]))
+    row("summed AUPRC (hypo + hyper)", lambda s: _ci(d[s]["sum_auprc"]))
+    for c in ("hypotension", "hypertension"):
+        row(f"{c}: AUROC", lambda s, c=c: _ci(d[s][c]["auroc"]))
+        row(f"{c}: AUPRC (prevalence)", lambda s, c=c: f"{_ci(d[s][c]['auprc'])} ({d[s][c]['prevalence']:.3f})")
+    row("last-reading baseline: mean AUROC", lambda s: _ci(d[s]["reference"]["mean_auroc"]))
+
+
 def _ci(m: dict[str, Any]) -> str:
     v, lo, hi = m.get("value"), m.get("lo"), m.get("hi")
     if v is None or not math.isfinite(v):
@@ -491,14 +545,14 @@ def _ci(m: dict[str, Any]) -> str:
     return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and math.isfinite(lo) else f"{v:.3f}"
 
 
-def write_results(results: dict[str, Any], out: str) -> dict[str, str]:
+def write_results(results: ExternalResult, out: str) -> dict[str, str]:
     """Write ``evaluation.json``, ``evaluation.md`` and the figures into ``out``; returns name -> path."""
     from hypo.evaluate.external.figures import decision_curve_figure, reliability_figure
 
-    sim = " (simulated data)" if results["data"]["simulated"] else ""
-    name = os.path.basename(os.path.normpath(results["data"]["path"]))
+    sim = " (simulated data)" if results.data.simulated else ""
+    name = os.path.basename(os.path.normpath(results.data.path))
     paths = {}
-    secs = results["sections"]
+    secs = results.sections
     if "calibration" in secs:
         paths["calibration_png"] = reliability_figure(
             secs["calibration"], os.path.join(out, "calibration.png"),
@@ -509,16 +563,16 @@ def write_results(results: dict[str, Any], out: str) -> dict[str, str]:
             f"{name}{sim}: decision curve, alarm on p(hypotension)" + _recal_title(results))
     paths["json"] = os.path.join(out, "evaluation.json")
     with open(paths["json"], "w") as f:
-        json.dump(jsonable(results), f, indent=2)
+        json.dump(jsonable(results.to_dict()), f, indent=2)
     paths["md"] = os.path.join(out, "evaluation.md")
     with open(paths["md"], "w") as f:
-        f.write(f"# External evaluation{sim}\n\nmodel: {results['model']['describe']}\n\n"
-                f"data: {results['data']['path']}: {results['data']['provenance']}\n\n"
-                + "".join(f"{n}\n\n" for n in results.get("notes") or ()) + "```\n"
+        f.write(f"# External evaluation{sim}\n\nmodel: {results.model.describe}\n\n"
+                f"data: {results.data.path}: {results.data.provenance}\n\n"
+                + "".join(f"{n}\n\n" for n in results.notes) + "```\n"
                 + "\n".join(summary_lines(results)) + "\n```\n")
     return paths
 
 
-def _recal_title(results: dict[str, Any]) -> str:
-    r = results.get("recalibration")
-    return f"\nbefore and after {r['method']} recalibration (held-out subjects)" if r else ""
+def _recal_title(results: ExternalResult) -> str:
+    r = results.recalibration
+    return f"\nbefore and after {r.method} recalibration (held-out subjects)" if r else ""

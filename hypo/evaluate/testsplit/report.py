@@ -17,6 +17,7 @@ next to the page; ``report.json`` keeps every number.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -42,6 +43,32 @@ from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRequest:
+    """What ``hypo report`` was asked to do (see its ``--help`` for each option).
+
+    Attributes:
+        experiment: The experiment folder of a search.
+        trial: Trial id (default: the leaderboard's first).
+        out: Output folder (default: ``EXPERIMENT/report``).
+        n_boot: Subject-bootstrap replicates.
+        seed: Bootstrap seed.
+        specificity: Of the operating point, fixed on the validation split.
+        alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` to score the trial as an alarm on the whole
+            test recordings too (:mod:`hypo.evaluate.alarms.report`), or None to leave the section out.
+        alarm_cases: At most this many recordings per split for the alarm evaluation.
+    """
+
+    experiment: str
+    trial: str | None = None
+    out: str | None = None
+    n_boot: int = N_BOOT
+    seed: int = 0
+    specificity: float = SPECIFICITY
+    alarms: Any = None
+    alarm_cases: int | None = None
 
 
 def provenance(chosen: ChosenTrial, manifest: Manifest, ckpt: dict, cfg) -> dict[str, Any]:
@@ -97,32 +124,35 @@ def operating_point_stats(y, probs, thresholds) -> dict[str, Any]:
     return out
 
 
-def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
-                   specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
-                   log=print) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Evaluate the chosen trial once on the test split, with the baseline on the same windows.
+@dataclasses.dataclass
+class SplitScores:
+    """The chosen trial and every baseline scored on the test split, with what they were scored with."""
 
-    Args:
-        chosen: The trial (:func:`choose_trial`).
-        n_boot: Subject-bootstrap replicates.
-        seed: Bootstrap seed.
-        specificity: Of the operating point.
-        alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` to score the trial as an alarm on the whole
-            test recordings too (:mod:`hypo.evaluate.alarms.report`), or None.
-        alarm_cases: At most this many recordings per split for the alarm evaluation.
-        log: Where progress lines go.
+    model: Any
+    cfg: Any
+    ckpt: dict[str, Any]
+    manifest: Manifest
+    val: Any
+    test: Any
+    thresholds: dict[str, float]
+    probs: np.ndarray
+    feature_model: Any
+    baselines: list
 
-    Returns:
-        ``(results, curves)``: ``results`` is JSON-ready (every number of the report); ``curves`` holds the
-        arrays the figures draw.
+    @property
+    def y(self) -> np.ndarray:
+        """int64 [n] test labels."""
+        return np.asarray(self.test.label, np.int64)
+
+
+def score_test_split(chosen: ChosenTrial, specificity: float = SPECIFICITY) -> SplitScores:
+    """The trial's probabilities on the test split, its operating point fixed on validation, and the baselines.
+
+    Raises:
+        HypoError: When the test split is empty (its reason), or anything :func:`load_trial` refuses.
     """
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
     from hypo.data.dataset import empty_split_reason, load_split
-    from hypo.evaluate.bootstrap import GRID, bootstrap_scores
-    from hypo.learn.baseline import label_config, last_reading_class
     from hypo.learn.baselines import feature_model_for, split_baselines
-    from hypo.learn.metrics import evaluate_scores
     from hypo.learn.models import predict_proba
 
     model, cfg, ckpt, manifest = load_trial(chosen)
@@ -132,30 +162,24 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
     if len(test) == 0:
         raise HypoError(f"{chosen.data_dir}: {empty_split_reason(manifest, 'test')}")
     probs = predict_proba(model, test.x)
-    label = label_config(manifest)
     # Every baseline on the same test windows; the feature model is the one the search chose on validation.
     fm = feature_model_for(chosen.meta.baselines, load_split(chosen.data_dir, "train", manifest), val)
     baselines = split_baselines(test, manifest, fm)
-    base = baselines[0].scores  # the last reading: the reference of the paired difference and the curves
-    last = last_reading_class(test.last_map, test.last_sbp, label)
-    y = np.asarray(test.label, np.int64)
-    metrics = evaluate_scores(y, probs, last, where="test", warn=False)
-    base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
-    boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base,
-                            references={b.name: b.scores for b in baselines[1:]})
-    baseline_rows = [{"name": b.name, "model": b.model, "description": b.description, "params": b.params,
-                      "metrics": base_metrics if i == 0 else evaluate_scores(y, b.scores, last, warn=False),
-                      "bootstrap": boot["reference"] if i == 0 else boot["references"][b.name]}
-                     for i, b in enumerate(baselines)]
-    channel_loss = channel_loss_rows(model, cfg.model, test, manifest, baselines=baselines, feature_model=fm)
-    prov = provenance(chosen, manifest, ckpt, cfg)
-    looks = record_look(chosen.exp_path, "hypo.evaluate.testsplit.report",
-                        [{"trial": chosen.trial_id, "rank": chosen.rank,
-                          "checkpoint_sha256": prov["checkpoint_sha256"]}])
-    pred = decide(probs, thresholds)
-    cm = confusion(y, pred)
-    op = operating_point_stats(y, probs, thresholds)
+    return SplitScores(model, cfg, ckpt, manifest, val, test, thresholds, probs, fm, baselines)
 
+
+def class_curves(ts: SplitScores, boot: dict[str, Any], op: dict[str, Any]) -> tuple[dict, dict]:
+    """Per abnormal class: the ROC and PR curves of the model and the baselines, their bands and labels; calibration.
+
+    Returns:
+        ``(curves, calibration)``: what :func:`~hypo.evaluate.testsplit.report_figures.roc_pr_figure` draws, and
+        each class's reliability of the model and of the last-reading baseline.
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from hypo.evaluate.bootstrap import GRID
+
+    y, probs, base = ts.y, ts.probs, ts.baselines[0].scores
     curves: dict[str, Any] = {}
     calib: dict[str, Any] = {}
     for c in ABNORMAL:
@@ -163,7 +187,8 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         pos = y == c
         b, rb = boot[name], boot["reference"][name]
         entry: dict[str, Any] = {"prevalence": b["prevalence"]}
-        if 0 < pos.sum() < len(y):
+        defined = 0 < pos.sum() < len(y)
+        if defined:
             fpr, tpr, _ = roc_curve(pos, probs[:, c])
             bfpr, btpr, _ = roc_curve(pos, base[:, c])
             prec, rec, _ = precision_recall_curve(pos, probs[:, c])
@@ -179,7 +204,7 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         entry["pr_model_label"] = f"model: AUPRC {ci(b['auprc'])}"
         entry["pr_base_label"] = f"last-reading baseline: AUPRC {ci(rb['auprc'])}"
         entry["others"] = []
-        for other in baselines[1:] if 0 < pos.sum() < len(y) else ():
+        for other in ts.baselines[1:] if defined else ():
             ob = boot["references"][other.name][name]
             ofpr, otpr, _ = roc_curve(pos, other.scores[:, c])
             oprec, orec, _ = precision_recall_curve(pos, other.scores[:, c])
@@ -191,7 +216,47 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         curves[name] = entry
         calib[name] = {"model": calibration(pos, probs[:, c]), "baseline": calibration(pos, base[:, c])}
         calib[name]["ece"] = calib[name]["model"]["ece"]
+    return curves, calib
 
+
+def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate the chosen trial once on the test split, with the baseline on the same windows.
+
+    Args:
+        chosen: The trial (:func:`choose_trial`).
+        req: The bootstrap, the operating point's specificity, and the alarm section's settings.
+        log: Where progress lines go.
+
+    Returns:
+        ``(results, curves)``: ``results`` is JSON-ready (every number of the report); ``curves`` holds the
+        arrays the figures draw (and, with ``alarms``, the typed alarm result and its detail).
+    """
+    from hypo.evaluate.bootstrap import bootstrap_scores
+    from hypo.learn.baseline import label_config, last_reading_class
+    from hypo.learn.metrics import evaluate_scores
+
+    n_boot, seed, specificity = req.n_boot, req.seed, req.specificity
+    ts = score_test_split(chosen, specificity)
+    test, probs, y, baselines = ts.test, ts.probs, ts.y, ts.baselines
+    base = baselines[0].scores  # the last reading: the reference of the paired difference and the curves
+    last = last_reading_class(test.last_map, test.last_sbp, label_config(ts.manifest))
+    metrics = evaluate_scores(y, probs, last, where="test", warn=False)
+    base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
+    boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base,
+                            references={b.name: b.scores for b in baselines[1:]})
+    baseline_rows = [{"name": b.name, "model": b.model, "description": b.description, "params": b.params,
+                      "metrics": base_metrics if i == 0 else evaluate_scores(y, b.scores, last, warn=False),
+                      "bootstrap": boot["reference"] if i == 0 else boot["references"][b.name]}
+                     for i, b in enumerate(baselines)]
+    channel_loss = channel_loss_rows(ts.model, ts.cfg.model, test, ts.manifest, baselines=baselines,
+                                     feature_model=ts.feature_model)
+    prov = provenance(chosen, ts.manifest, ts.ckpt, ts.cfg)
+    looks = record_look(chosen.exp_path, "hypo.evaluate.testsplit.report",
+                        [{"trial": chosen.trial_id, "rank": chosen.rank,
+                          "checkpoint_sha256": prov["checkpoint_sha256"]}])
+    cm = confusion(y, decide(probs, ts.thresholds))
+    op = operating_point_stats(y, probs, ts.thresholds)
+    curves, calib = class_curves(ts, boot, op)
     results = {
         "format": "hypo-report/1",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -205,19 +270,24 @@ def evaluate_trial(chosen: ChosenTrial, n_boot: int = N_BOOT, seed: int = 0,
         "baselines": baseline_rows,
         "undefined": undefined_reasons(metrics, "the test split"),
         "bootstrap": {k: v for k, v in jsonable(boot).items() if k not in ("grid",)},
-        "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": thresholds,
+        "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": ts.thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
         "channel_loss": {"rows": channel_loss, "note": CHANNEL_LOSS_NOTE},
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
-    detail = None
-    if alarms is not None:
+    figures = {"roc_pr": curves, "calibration": calib, "confusion": cm, "alarms": None, "alarm_result": None}
+    if req.alarms is not None:
+        from hypo.evaluate.alarms.evaluation import AlarmOptions
         from hypo.evaluate.alarms.report import report_alarms
 
-        results["alarms"], detail = report_alarms(chosen, manifest, alarms, fm, val, alarm_cases, n_boot, seed, log)
-    return results, {"roc_pr": curves, "calibration": calib, "confusion": cm, "alarms": detail}
+        options = AlarmOptions(cfg=req.alarms, feature_model=ts.feature_model, max_cases=req.alarm_cases,
+                               n_boot=n_boot, seed=seed)
+        result, figures["alarms"], error = report_alarms(chosen, ts.manifest, options, ts.val, log)
+        results["alarms"] = result.to_dict() if result is not None else {"error": error}
+        figures["alarm_result"] = result
+    return results, figures
 
 
 def trial_summary(chosen: ChosenTrial) -> dict[str, Any]:
@@ -258,7 +328,7 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
     if curves.get("alarms") is not None:
         from hypo.evaluate.alarms.report import write_alarm_figures
 
-        paths.update(write_alarm_figures(results["alarms"], curves["alarms"], out_dir, f": {what}",
+        paths.update(write_alarm_figures(curves["alarm_result"], curves["alarms"], out_dir, f": {what}",
                                          float(prov["label"]["hypo_map"])))
     paths["json"] = os.path.join(out_dir, "report.json")
     with open(paths["json"], "w") as f:
@@ -269,22 +339,31 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
     return paths
 
 
-def make_report(exp_path: str, trial: str | None = None, out: str | None = None, n_boot: int = N_BOOT,
-                seed: int = 0, specificity: float = SPECIFICITY, alarms=None, alarm_cases: int | None = None,
-                log=print) -> dict[str, Any]:
+def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
     """Evaluate and write the report; returns ``{"results", "paths"}``.
 
-    ``alarms`` (an :class:`~hypo.evaluate.alarms.metrics.AlarmConfig`, or None to leave the section out) and
-    ``alarm_cases`` are those of :func:`evaluate_trial`.
+    Raises:
+        ConfigError: A bootstrap count or specificity out of range (before any work).
     """
-    if n_boot < 1:
-        raise ConfigError(f"--bootstrap must be >= 1, got {n_boot}")
-    if not 0 < specificity < 1:
-        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
-    chosen = choose_trial(exp_path, trial)
-    out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
-    results, curves = evaluate_trial(chosen, n_boot, seed, specificity, alarms, alarm_cases, log)
+    if req.n_boot < 1:
+        raise ConfigError(f"--bootstrap must be >= 1, got {req.n_boot}")
+    if not 0 < req.specificity < 1:
+        raise ConfigError(f"--specificity must be in (0, 1), got {req.specificity}")
+    chosen = choose_trial(req.experiment, req.trial)
+    out_dir = writable_folder(req.out or os.path.join(chosen.exp_path, "report"))
+    results, curves = evaluate_trial(chosen, req, log)
     paths = write_report(results, curves, out_dir)
+    for line in summary_lines(results, req.specificity):
+        log(line)
+    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
+    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
+    return {"results": results, "paths": paths}
+
+
+def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
+    """What ``hypo report`` prints: the trial, the headline figures with intervals, baselines, alarms, looks."""
+    lines = []
+    log = lines.append
     b, ref = results["bootstrap"], results["bootstrap"]["reference"]
     t = results["trial"]
     log(f"trial {t['trial']} (rank {t['rank']}: {t['model']} k={t['k']} {t['loss']}), epoch {t['best_epoch']}, "
@@ -304,21 +383,18 @@ def make_report(exp_path: str, trial: str | None = None, out: str | None = None,
     model_row = results["channel_loss"]["rows"][0]["metrics"]
     log("  under channel loss, mean AUROC: " + ", ".join(
         f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
-    if results.get("alarms"):
-        from hypo.evaluate.alarms.evaluation import alarm_table_lines
+    if results.get("alarms") and "error" not in results["alarms"]:
+        from hypo.evaluate.alarms.report import section_result
+        from hypo.evaluate.alarms.result import alarm_table_lines
 
-        a = results["alarms"]
-        if "error" not in a:
-            log(f"  as an alarm ({a['cases']['scored']} test recordings, {a['cases']['hours']:.1f} h, every "
-                f"{a['config']['stride_s']} s; threshold for <= {a['config']['fa_target_per_h']:g} false alarm/h "
-                "fixed on validation):")
-            for line in alarm_table_lines(a, "fa_target"):
-                log(f"    {line}")
+        a = section_result(results["alarms"])
+        log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s; "
+            f"threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
+        for line in alarm_table_lines(a, "fa_target"):
+            log(f"    {line}")
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")
-    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
-    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
-    return {"results": results, "paths": paths}
+    return lines
 
 

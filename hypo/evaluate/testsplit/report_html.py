@@ -100,11 +100,26 @@ def channel_loss_section(results: dict[str, Any]) -> str:
 
 
 def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
-    """The self-contained report page."""
-    from hypo.evaluate.testsplit.top_trials import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
+    """The self-contained report page: its sections in order, figures embedded."""
+    parts = header_section(results) + summary_section(results)
+    parts.append(baselines_section(results))
+    parts.append(channel_loss_section(results))
+    if results.get("alarms"):
+        from hypo.evaluate.alarms.report import alarm_section_html
 
-    prov, trial, m, bm = results["provenance"], results["trial"], results["metrics"], results["baseline_metrics"]
-    boot, ref, op = results["bootstrap"], results["bootstrap"]["reference"], results["operating_point"]
+        parts.append(alarm_section_html(results["alarms"], images, _img, _table))
+    parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
+              "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
+              "Dashed grey: last-reading baseline on the same windows; dash-dotted: the other baselines. Circle: "
+              "the operating point.</p>"]
+    parts += operating_point_section(results, images) + strata_section(results) + paper_section(results)
+    parts += provenance_section(results, images)
+    return "\n".join(parts)
+
+
+def header_section(results: dict[str, Any]) -> list[str]:
+    """The page's head, title, the simulated-data banner, what was evaluated, and which look at the test split."""
+    prov, trial, boot = results["provenance"], results["trial"], results["bootstrap"]
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hypo report: trial {e(trial['trial'])}"
              f"</title><style>{CSS}</style></head><body>",
@@ -130,7 +145,14 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
         parts.append(f"<p class='banner'>Not the first look at this test split: {e(looks['note'])}.</p>")
     elif looks:
         parts.append(f"<p class='note'>{e(looks['note']).capitalize()} (recorded in test_looks.jsonl).</p>")
+    return parts
 
+
+def summary_section(results: dict[str, Any]) -> list[str]:
+    """The headline table, model beside the last-reading baseline, and the metrics left undefined."""
+    m, bm = results["metrics"], results["baseline_metrics"]
+    boot, ref, op = results["bootstrap"], results["bootstrap"]["reference"], results["operating_point"]
+    e = html.escape
     spec = f"{100 * op['specificity']:.0f}%"
     rows = [["mean AUROC (3 classes)", ci(boot["mean_auroc"]), ci(ref["mean_auroc"]), ""],
             ["AUPRC hypotension + hypertension", ci(boot["sum_auprc"]), ci(ref["sum_auprc"]), ""]]
@@ -144,40 +166,39 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     rows.append(["AUROC normal", _f(m["auroc_normal"]), _f(bm["auroc_normal"]), ""])
     d = boot["mean_auroc_diff"]
     undefined = results.get("undefined") or {}
-    parts += ["<h2>Summary</h2>",
-              _table(["test split", "model", "last-reading baseline", "note"], rows),
-              f"<p>Mean AUROC, model minus baseline (paired, same replicates): <b>{ci(d)}</b>. The baseline scores "
-              "each window from the most recent cuff reading at its end, without learning (PITFALLS.md 2).</p>"]
+    parts = ["<h2>Summary</h2>",
+             _table(["test split", "model", "last-reading baseline", "note"], rows),
+             f"<p>Mean AUROC, model minus baseline (paired, same replicates): <b>{ci(d)}</b>. The baseline scores "
+             "each window from the most recent cuff reading at its end, without learning (PITFALLS.md 2).</p>"]
     parts += [f"<p class='banner'>{e(label)} n/a: {e(undefined[key])}. It is left undefined rather than "
               "computed over the classes present, which would make it another metric.</p>"
               for key, label in (("mean_auroc", "Mean AUROC"), ("sum_auprc", "AUPRC hypotension + hypertension"))
               if key in undefined]
-    parts.append(baselines_section(results))
-    parts.append(channel_loss_section(results))
-    if results.get("alarms"):
-        from hypo.evaluate.alarms.report import alarm_section_html
+    return parts
 
-        parts.append(alarm_section_html(results["alarms"], images, _img, _table))
-    parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
-              "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
-              "Dashed grey: last-reading baseline on the same windows; dash-dotted: the other baselines. Circle: "
-              "the operating point.</p>"]
 
+def operating_point_section(results: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The operating point's thresholds and per-class figures, the confusion matrix, and calibration."""
+    op, e = results["operating_point"], html.escape
     cm = np.asarray(op["confusion"])
     cm_rows = [[f"true {CLASSES[i]}"] + [f"{cm[i, j]:,}" for j in range(3)] + [f"{cm[i].sum():,}"] for i in range(3)]
     op_rows = [[name, _f(s["threshold"], 4), _f(s["sensitivity"]), _f(s["specificity"]), _f(s["ppv"]),
                 _f(s["alarm_rate"])] for name, s in op["per_class"].items()]
-    parts += ["<h2>Operating point and confusion matrix</h2>",
-              f"<p><b>Operating point:</b> {e(op['rule'])}.</p>",
-              _table(["alarm: p(class) >= threshold", "threshold", "sensitivity", "specificity", "PPV", "alarm rate"],
-                     op_rows),
-              _table(["", *[f"predicted {c}" for c in CLASSES], "total"], cm_rows),
-              _img(images["confusion"], "confusion matrix"),
-              "<h2>Calibration</h2>", _img(images["calibration"], "calibration curves"),
-              "<p class='note'>Windows binned by predicted probability (10 equal-width bins); ECE = expected "
-              "calibration error (bin-size-weighted mean |predicted - observed|). The baseline's scores are "
-              "ramps of the last reading, not probabilities, and are shown for reference.</p>"]
+    return ["<h2>Operating point and confusion matrix</h2>",
+            f"<p><b>Operating point:</b> {e(op['rule'])}.</p>",
+            _table(["alarm: p(class) >= threshold", "threshold", "sensitivity", "specificity", "PPV", "alarm rate"],
+                   op_rows),
+            _table(["", *[f"predicted {c}" for c in CLASSES], "total"], cm_rows),
+            _img(images["confusion"], "confusion matrix"),
+            "<h2>Calibration</h2>", _img(images["calibration"], "calibration curves"),
+            "<p class='note'>Windows binned by predicted probability (10 equal-width bins); ECE = expected "
+            "calibration error (bin-size-weighted mean |predicted - observed|). The baseline's scores are "
+            "ramps of the last reading, not probabilities, and are shown for reference.</p>"]
 
+
+def strata_section(results: dict[str, Any]) -> list[str]:
+    """The model and the baseline by the class of the last cuff reading (the onset question: ``normal``)."""
+    m, bm, e = results["metrics"], results["baseline_metrics"], html.escape
     strata_rows = []
     for s in ("normal", "hypotension", "hypertension", "none"):
         n = m.get(f"bylast_{s}_n", 0)
@@ -191,13 +212,19 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
                             f"{_f(bm.get(f'bylast_{s}_auroc_hypertension'))}",
                             f"{_f(m.get(f'bylast_{s}_mean_auroc'))} / {_f(bm.get(f'bylast_{s}_mean_auroc'))}",
                             e(why)])
-    parts += ["<h2>By the class of the last cuff reading</h2>",
-              "<p>Predicting hypotension while the last reading is already hypotensive is trivial; the row "
-              "<i>normal</i> is the onset question (PITFALLS.md 2). Cells: model / baseline; n/a where a "
-              "stratum lacks a class.</p>",
-              _table(["last reading", "windows", "prev. hypotension", "prev. hypertension", "AUROC hypotension",
-                      "AUROC hypertension", "mean AUROC", "mean AUROC n/a because"], strata_rows)]
+    return ["<h2>By the class of the last cuff reading</h2>",
+            "<p>Predicting hypotension while the last reading is already hypotensive is trivial; the row "
+            "<i>normal</i> is the onset question (PITFALLS.md 2). Cells: model / baseline; n/a where a "
+            "stratum lacks a class.</p>",
+            _table(["last reading", "windows", "prev. hypotension", "prev. hypertension", "AUROC hypotension",
+                    "AUROC hypertension", "mean AUROC", "mean AUROC n/a because"], strata_rows)]
 
+
+def paper_section(results: dict[str, Any]) -> list[str]:
+    """The paper's published table beside this trial's figures, and the baselines on the same windows."""
+    from hypo.evaluate.testsplit.top_trials import MODEL_TITLES, PAPER_MODELS, PAPER_TABLE
+
+    prov, trial, boot, e = results["provenance"], results["trial"], results["bootstrap"], html.escape
     paper_rows = []
     ours = {"mean_auroc": boot["mean_auroc"], "sum_auprc": boot["sum_auprc"]}
     for loss in ("ce", "focal"):
@@ -212,15 +239,19 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
             paper_rows.append([("cross entropy" if loss == "ce" else "focal") + f": {title}", *cells])
     base_lines = "; ".join(f"{e(b['name'])}: mean AUROC {ci(b['bootstrap']['mean_auroc'], 4)}, AUPRC hypo + hyper "
                            f"{ci(b['bootstrap']['sum_auprc'], 4)}" for b in results.get("baselines") or ())
-    parts += ["<h2>The paper's table beside ours</h2>",
-              _table(["loss: metric", *[MODEL_TITLES[x] for x in PAPER_MODELS]], paper_rows),
-              f"<p>Baselines on the same test windows: {base_lines}.</p>",
-              "<p class='note'>Cells: the paper's published value (VitalDB, 5,064 patients) / <b>ours</b> (this "
-              "trial on this test split, with its interval). Only the chosen trial's model and loss have a value "
-              "of ours. The paper's labels are forward-filled cuff values; ours use label mode "
-              f"<code>{e(prov['label']['mode'])}</code>"
-              + (" on simulated data, so the numbers are not comparable." if prov["simulated"] else ".") + "</p>"]
+    return ["<h2>The paper's table beside ours</h2>",
+            _table(["loss: metric", *[MODEL_TITLES[x] for x in PAPER_MODELS]], paper_rows),
+            f"<p>Baselines on the same test windows: {base_lines}.</p>",
+            "<p class='note'>Cells: the paper's published value (VitalDB, 5,064 patients) / <b>ours</b> (this "
+            "trial on this test split, with its interval). Only the chosen trial's model and loss have a value "
+            "of ours. The paper's labels are forward-filled cuff values; ours use label mode "
+            f"<code>{e(prov['label']['mode'])}</code>"
+            + (" on simulated data, so the numbers are not comparable." if prov["simulated"] else ".") + "</p>"]
 
+
+def provenance_section(results: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """Fingerprints, paths and versions of what produced the report, and the page's end."""
+    prov, boot, e = results["provenance"], results["bootstrap"], html.escape
     fp_ok = prov["dataset_fingerprint"] == prov["checkpoint_dataset_fingerprint"]
     prov_rows = [
         ["dataset fingerprint (manifest)", f"<code>{e(prov['dataset_fingerprint'])}</code>"],
@@ -238,12 +269,11 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
         ["bootstrap", f"{boot['n_boot']} replicates over {boot['n_subjects']} subjects, seed {boot['seed']}"],
         ["created", e(results["created"])],
     ]
-    parts += ["<h2>Provenance</h2>", _table(["what", "value"], prov_rows),
-              "<details><summary>training config and window config</summary><pre>"
-              + e(json.dumps({"train": prov["config"], "windows": prov["window_config"]}, indent=2))
-              + "</pre></details>",
-              "<p class='note'>No clinical claim: hypo is research software. Figures files: roc_pr.png, "
-              "confusion.png, calibration.png" + (", alarm_aoc.png, alarm_leads.png, alarm_examples.png"
-                                                   if "alarm_aoc" in images else "")
-              + "; every number: report.json.</p></body></html>"]
-    return "\n".join(parts)
+    return ["<h2>Provenance</h2>", _table(["what", "value"], prov_rows),
+            "<details><summary>training config and window config</summary><pre>"
+            + e(json.dumps({"train": prov["config"], "windows": prov["window_config"]}, indent=2))
+            + "</pre></details>",
+            "<p class='note'>No clinical claim: hypo is research software. Figures files: roc_pr.png, "
+            "confusion.png, calibration.png" + (", alarm_aoc.png, alarm_leads.png, alarm_examples.png"
+                                                 if "alarm_aoc" in images else "")
+            + "; every number: report.json.</p></body></html>"]

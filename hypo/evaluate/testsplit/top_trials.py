@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from hypo.search.experiments import experiment_dataset
 from hypo.search.leaderboard import load_trials
 from hypo.search.record import SearchRecord, read_search_record
 from hypo.storage import sha256_file
+
+if TYPE_CHECKING:
+    from hypo.evaluate.alarms.evaluation import AlarmOptions
 
 # The study's table (SEED.md): best of each model, loss -> metric -> model.
 PAPER_TABLE: dict[tuple[str, str], dict[str, float]] = {
@@ -119,8 +123,11 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
                          for r, c in zip(rows, checkpoints)])
     table = study_table(df) + "\n\n" + format_markdown(channel_loss)
     if alarms is not None:
-        table += "\n\n" + _alarm_table(exp_path, data_dir, [r["trial"] for r in rows if "rank" in r], fm, alarms,
-                                       alarm_cases, out_dir, log)
+        from hypo.evaluate.alarms.evaluation import AlarmOptions
+
+        options = AlarmOptions(cfg=alarms, feature_model=fm, max_cases=alarm_cases)
+        table += "\n\n" + _alarm_table(exp_path, data_dir, [r["trial"] for r in rows if "rank" in r], options,
+                                       out_dir, log)
     table += "\n\n" + describe_looks(looks)
     with open(os.path.join(out_dir, "test_table.md"), "w") as f:
         f.write(table + "\n")
@@ -128,24 +135,29 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
     return df
 
 
-def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], fm, cfg, max_cases: int | None, out_dir: str,
+def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options: AlarmOptions, out_dir: str,
                  log) -> str:
     """The trials and baselines as alarms on the test split (thresholds fixed on validation), as text.
 
-    The result is also written to ``test_alarms.json`` and the text to ``test_alarms.md``.
+    Args:
+        exp_path: The experiment folder.
+        data_dir: Its dataset.
+        trial_ids: The trials, in rank order.
+        options: The :class:`~hypo.evaluate.alarms.evaluation.AlarmOptions` (config, feature model, cases).
+        out_dir: Where ``test_alarms.json`` (the result) and ``test_alarms.md`` (the text) go.
+        log: Where progress lines go.
     """
-    import json
-
-    from hypo.evaluate.alarms.evaluation import evaluate_alarms, format_alarm_table, trial_predictors
+    from hypo.evaluate.alarms.evaluation import evaluate_alarms, trial_models
+    from hypo.evaluate.alarms.result import format_alarm_table
+    from hypo.evaluate.export_trial import trial_description
 
     try:
-        result, _ = evaluate_alarms(trial_predictors(exp_path, trial_ids), data_dir, "test", "val", cfg, fm,
-                                    max_cases, log=log)
+        result, _ = evaluate_alarms(trial_models(exp_path, trial_ids), data_dir, options,
+                                    describe=trial_description, log=log)
     except HypoError as exc:
         return f"alarm evaluation not possible: {exc}"
     text = format_alarm_table(result)
-    with open(os.path.join(out_dir, "test_alarms.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    result.write(os.path.join(out_dir, "test_alarms.json"), indent=1)
     with open(os.path.join(out_dir, "test_alarms.md"), "w") as f:
         f.write("```\n" + text + "\n```\n")
     return text

@@ -1,0 +1,87 @@
+"""The model object every caller shares: a TorchScript model and its sidecar, with scikit-learn's names.
+
+    model = ExportedModel.load("model.pt")            # a file written by hypo export
+    probs = model.predict_proba(windows)              # float32 [n, 3]: normal, hypotension, hypertension
+    classes = model.predict(windows)                  # int64 [n]: the class at the sidecar's operating point
+    print(model.describe())
+
+``hypo predict`` (:func:`hypo.infer.predict.predict_case`), the alarm replay and the external validation score
+this object, and a live server would too; a search's trial traced in memory without writing a file
+(:func:`hypo.evaluate.export_trial.trial_model`) is the same object with ``origin="run"``. Windows are
+``[n, window_s, 7]`` in physical units, signals in :data:`hypo.data.signals.SIGNALS` order; the train-split
+z-score and the softmax are inside the module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from hypo.data.signals import CLASSES
+from hypo.infer.sidecar import Sidecar
+
+BATCH = 8192  # windows per forward pass
+ORIGINS = ("export", "run")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedModel:
+    """A model that is applied, never trained: its TorchScript module and its typed sidecar.
+
+    Attributes:
+        module: Windows ``[n, window_s, 7]`` in physical units -> probabilities ``[n, 3]`` (softmax inside).
+        sidecar: What it is and how to feed it (:class:`~hypo.infer.sidecar.Sidecar`).
+        path: The ``model.pt`` it was loaded from, or the experiment folder of a trial traced in memory.
+        origin: ``"export"`` (a file) or ``"run"`` (a search's trial, traced in memory).
+    """
+
+    module: Any
+    sidecar: Sidecar
+    path: str = ""
+    origin: str = "export"
+
+    @classmethod
+    def load(cls, path: str) -> ExportedModel:
+        """The model of a ``model.pt`` written by ``hypo export`` (see :func:`hypo.infer.export.load_exported`)."""
+        from hypo.infer.export import load_exported
+
+        module, sidecar = load_exported(path)
+        return cls(module, sidecar, path, "export")
+
+    def predict_proba(self, windows) -> np.ndarray:
+        """Class probabilities float32 ``[n, 3]`` of ``windows`` ``[n, window_s, 7]`` (batched, no autograd).
+
+        NaN rows where a window holds NaN outside the groups the sidecar's ``tolerates_missing`` lists.
+        """
+        import torch
+
+        x = np.asarray(windows, np.float32)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(x), BATCH):
+                out.append(self.module(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH]))).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+
+    def predict(self, windows) -> np.ndarray:
+        """The class of each window at the sidecar's operating point, int64 ``[n]`` (hypotension first)."""
+        return self.decide(self.predict_proba(windows))
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """The class at the operating point of probabilities already computed (NaN rows give normal)."""
+        from hypo.learn.operating_point import decide
+
+        return decide(probs, self.sidecar.thresholds.operating_point())
+
+    def describe(self) -> str:
+        """One line: the model, where it came from, what it was trained on."""
+        s, t, src = self.sidecar, self.sidecar.trial, self.sidecar.source
+        tid = t.id if t else None
+        what = f"{s.model.name} k={s.model.k} {(t.loss if t else None) or ''}".strip()
+        where = (f"trial {tid} of {self.path}, epoch {t.epoch if t else None}" if self.origin == "run"
+                 else f"{self.path}, trial {tid}")
+        recal = s.recalibration
+        return (f"{what} ({where}); trained on {src.name if src else '?'}" + (" (simulated)" if s.simulated else "")
+                + f" data {s.fingerprints.dataset if s.fingerprints else '?'}"
+                + (f"; already recalibrated ({recal.method}) on {recal.fitted_on.data}" if recal else ""))
