@@ -31,7 +31,9 @@ from hypo.serve.protocol import PayloadRejected
 from hypo.serve.service import RESEARCH_NOTICE, LiveService
 
 VIEWER_COOKIE = "hypo_viewer"
-TRANSPORT_LIMIT = 64 << 20  # Engine.IO's own limit; above the service's, so the service can say why it refuses
+# Engine.IO's own limit, as uvicorn's (Ray Serve's proxy's) WebSocket frame limit: above the service's own limit, so
+# the service can say why it refuses a payload between the two; beyond it the connection is closed (code 1009).
+TRANSPORT_LIMIT = 16 << 20
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "connect-src 'self'; frame-ancestors 'none'",

@@ -93,6 +93,7 @@ class RoomData:
         dtend: End of the span (NaN when not given): data before it is complete.
         dtcase: Start of the case (unix seconds; NaN when not given or 0).
         tracks: The room's tracks.
+        dropped: The room's records dropped while parsing, by reason.
     """
 
     room: str
@@ -100,6 +101,7 @@ class RoomData:
     dtend: float
     dtcase: float
     tracks: tuple[TrackData, ...]
+    dropped: Counter = dataclasses.field(default_factory=Counter)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Payload:
         vrcode: The recorder's code ('' when none).
         rooms: Its rooms.
         nbytes: Size as received (compressed for Socket.IO).
-        dropped: Records dropped while parsing, by reason.
+        dropped: Records dropped while parsing, by reason (every room's, and rooms without a name).
     """
 
     vrcode: str
@@ -221,13 +223,14 @@ def _room(r: Any, dropped: Counter) -> RoomData | None:
         dropped["room without roomname"] += 1
         return None
     dtcase = _float(r.get("dtcase"))
-    tracks = []
+    tracks, own = [], Counter()
     for t in r.get("trks") or ():
-        trk = _track(t, dropped)
+        trk = _track(t, own)
         if trk is not None:
             tracks.append(trk)
+    dropped.update(own)
     return RoomData(r["roomname"].strip(), _float(r.get("dtstart")), _float(r.get("dtend")),
-                    dtcase if dtcase > 0 else math.nan, tuple(tracks))
+                    dtcase if dtcase > 0 else math.nan, tuple(tracks), own)
 
 
 def track_full_name(t: dict) -> str:

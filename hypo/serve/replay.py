@@ -259,7 +259,7 @@ class _SocketIOSender:
 
 async def stream_recording(rec: Recording, url: str, token: str, speed: float = 1.0, transport: str = "http",
                            eio: int = 4, keep_times: bool = False, first_s: int = 0, stop_s: int | None = None,
-                           session=None, t_start: float | None = None) -> SendResult:
+                           session=None, t_start: float | None = None, shift: float | None = None) -> SendResult:
     """Stream one recording to ``url`` (see the module docstring); returns what was sent and how it was answered.
 
     Args:
@@ -274,9 +274,11 @@ async def stream_recording(rec: Recording, url: str, token: str, speed: float = 
         stop_s: Stop before this second.
         session: An ``aiohttp.ClientSession`` to reuse (HTTP).
         t_start: Wall time of second ``first_s`` (default now), so that many streams share one clock.
+        shift: Seconds added to the file's times (default: live, :func:`live_shift`; 0 with ``keep_times``).
     """
     t_start = time.time() if t_start is None else t_start
-    shift = 0.0 if keep_times else live_shift(rec, speed if math.isfinite(speed) else 1e9, t_start, first_s)
+    if shift is None:
+        shift = 0.0 if keep_times else live_shift(rec, speed if math.isfinite(speed) else 1e9, t_start, first_s)
     res = SendResult(rec.room)
     own = None
     if transport == "http":

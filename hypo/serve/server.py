@@ -88,7 +88,10 @@ class LocalServer:
         from hypo.serve.app import build_app
 
         self.service.open()
-        sock = socket.socket()
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so (else small responses written in
+        # two parts wait for the client's delayed ACK, 40 ms each).
+        family = socket.AF_INET6 if ":" in self.cfg.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.cfg.host, self.cfg.port))
         self.port = sock.getsockname()[1]

@@ -28,8 +28,10 @@ from hypo.serve.scorer import AlarmPolicy, BedScorer, PreparedWindow
 from hypo.serve.trial_log import EVENTS, INPUTS, TrialLog, day_of, read_log
 
 RESEARCH_NOTICE = "Research software, not a medical device: for silent trials; do not use for clinical decisions."
-TIME_REASONS = {"late record", "far-future time", "too far ahead of the stream", "before the case start",
-                "out of order"}
+# A message none of whose records could be used for these reasons is answered 409: it came too late, too early, or
+# again (a recorder resending after a reconnection); nothing in it was used, nothing in it is used twice.
+UNUSABLE_NOW = {"late record", "far-future time", "too far ahead of the stream", "before the case start",
+                "out of order", "duplicate record", "duplicate samples"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +75,7 @@ class ServeConfig:
     scorers: int = 1
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
+        if not 0 <= self.port < 65536:  # 0: any free port (tests)
             raise ConfigError(f"--port must be in 1..65535, got {self.port}")
         if self.stale_after_s <= 0 or self.max_clock_skew_s < 0 or self.flush_s <= 0 or self.segment_s <= 0:
             raise ConfigError("--stale-after, --flush and the segment length must be > 0, --max-clock-skew >= 0")
@@ -157,7 +159,9 @@ class LiveService:
         self.rejected: Counter = Counter()
         self.dropped: Counter = Counter()
         self.n_payloads = 0
-        self._tasks: list[asyncio.Task] = []
+        self.in_flight = 0  # windows queued or being scored
+        self._tasks: list[asyncio.Task] = []  # the log's flusher and the page's ticker
+        self._workers: list[asyncio.Task] = []  # one per bed
         self._started = False
         self._restored: dict[str, Bed] = {}
         # What "missing" means per group on the overview: no value within the fill rule's reach.
@@ -184,16 +188,17 @@ class LiveService:
         """Finish queued windows, stop the tasks and close the log (written as Parquet)."""
         for q in list(self.queues.values()):
             await q.put(None)
+        await asyncio.gather(*self._workers, return_exceptions=True)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        self._tasks, self._workers = [], []
         self.log.close()
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.cfg.flush_s / 2)
-            self.log.flush()
+            await asyncio.sleep(self.cfg.flush_s)
+            await asyncio.to_thread(self.log.write_lines, self.log.take())  # fsync off the event loop
             if self.log.rotation_due():
                 path = self.log.rotate()
                 if path:
@@ -276,16 +281,18 @@ class LiveService:
         self.beds[bed.room] = bed
         q: asyncio.Queue = asyncio.Queue()
         self.queues[bed.room] = q
-        self._tasks.append(asyncio.ensure_future(self._worker(bed, q)))
+        self._workers = [t for t in self._workers if not t.done()]
+        self._workers.append(asyncio.ensure_future(self._worker(bed, q)))
 
     def _apply(self, payload, arrival: float, recorder: str, transport: str) -> dict[str, Any]:
-        used, dropped = 0, Counter(payload.dropped)
+        used, dropped, on_beds = 0, Counter(payload.dropped), Counter()
         max_time = arrival + self.cfg.max_clock_skew_s
         for msg in payload.rooms:
             bed = self._bed_for(msg.room, msg.dtcase, msg.dtstart, arrival)
             acc = bed.accept(msg, arrival, max_time)
             used += acc.used
             dropped.update(acc.dropped)
+            on_beds.update(acc.dropped)
             for name in acc.unknown:
                 self._note(msg.room, arrival, "unknown track", f"{name}: no signal of the track map uses it")
             for name, why in acc.refused.items():
@@ -293,16 +300,22 @@ class LiveService:
             for fin in acc.finals:
                 if len(fin.seconds):
                     self.log.append_inputs(msg.room, bed.origin, fin.seconds, fin.rows)
-            for reason, n in acc.dropped.items():
+            for reason, n in (acc.dropped + msg.dropped).items():
                 self.log.append(EVENTS, {"room": msg.room, "time": arrival, "kind": "dropped", "status": reason,
                                          "count": n, "recorder": recorder, "transport": transport,
                                          "logged_at": arrival})
             q = self.queues[msg.room]
             for end, rows in acc.due:
                 q.put_nowait((end, rows, arrival))
+                self.in_flight += 1
+        unnamed = payload.dropped.get("room without roomname")
+        if unnamed:
+            self.log.append(EVENTS, {"room": "", "time": arrival, "kind": "dropped", "status": "room without roomname",
+                                     "count": unnamed, "recorder": recorder, "transport": transport,
+                                     "logged_at": arrival})
         self.dropped.update(dropped)
-        if payload.rooms and used == 0 and dropped and set(dropped) <= TIME_REASONS:
-            raise PayloadRejected(max(dropped, key=dropped.get), "no record could be used: "
+        if payload.rooms and used == 0 and on_beds and set(on_beds) <= UNUSABLE_NOW:
+            raise PayloadRejected(max(on_beds, key=on_beds.get), "no record could be used: "
                                   + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())), 409)
         return {"ok": True, "rooms": len(payload.rooms), "used": used, "dropped": dict(dropped)}
 
@@ -323,7 +336,10 @@ class LiveService:
             except Exception as exc:  # noqa: BLE001 - a failing scorer gives no prediction, the bed goes on
                 res = {"end": end, "status": "error", "detail": f"{type(exc).__name__}: {exc}"[:300], "probs": None,
                        "availability": {}}
-            self._record(bed, res, arrival)
+            try:
+                self._record(bed, res, arrival)
+            finally:
+                self.in_flight -= 1
 
     def _record(self, bed: Bed, res: dict[str, Any], arrival: float) -> None:
         probs = res["probs"]
@@ -425,7 +441,7 @@ class LiveService:
     def health(self) -> dict[str, Any]:
         """Counts for monitoring: payloads, rejections and dropped records by reason, beds."""
         return {"payloads": self.n_payloads, "rejected": dict(self.rejected), "dropped": dict(self.dropped),
-                "beds": len(self.beds), "queued": sum(q.qsize() for q in self.queues.values())}
+                "beds": len(self.beds), "in_flight": self.in_flight}
 
 
 def _num(x: float) -> float | None:

@@ -80,7 +80,7 @@ class TrialLog:
         self._segment = ""
         self._segment_t0 = 0.0
         self._last_flush = 0.0
-        self._lock = threading.Lock()  # the segment writer may run in a thread; appends stay on the owner's
+        self._lock = threading.RLock()  # journal writes and segment writes may run in threads; appends do not
 
     # -- writing -----------------------------------------------------------------------------------------------
 
@@ -113,12 +113,21 @@ class TrialLog:
         if not force and now - self._last_flush < self.flush_s:
             return False
         self._last_flush = now
-        if self.pending and self._journal is not None:
-            lines, self.pending = self.pending, []
-            self._journal.write("\n".join(lines) + "\n")
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
+        self.write_lines(self.take())
         return True
+
+    def take(self) -> list[str]:
+        """The queued rows, taken (to write with :meth:`write_lines`, e.g. in a thread)."""
+        lines, self.pending = self.pending, []
+        return lines
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Append rows to the journal and fsync it (thread-safe: one writer at a time)."""
+        with self._lock:
+            if lines and self._journal is not None:
+                self._journal.write("\n".join(lines) + "\n")
+                self._journal.flush()
+                os.fsync(self._journal.fileno())
 
     def rotation_due(self) -> bool:
         """Whether the open segment is older than ``segment_s``."""
@@ -133,9 +142,10 @@ class TrialLog:
         self.flush(force=True)
         if self._journal is None:
             return None
-        path = self._journal.name
-        self._journal.close()
-        self._new_segment()
+        with self._lock:
+            path = self._journal.name
+            self._journal.close()
+            self._new_segment()
         return path
 
     def write_segment(self, journal: str | os.PathLike) -> int:
@@ -150,19 +160,18 @@ class TrialLog:
             table = r.pop("_t", EVENTS)
             groups.setdefault((table, r.get("room") or "", day_of(r.get("time", math.nan))), []).append(r)
         schemas = _schemas()
-        with self._lock:
-            for (table, room, day), part in groups.items():
-                folder = self.folder / table / room_folder(room) / f"day={day}"
-                folder.mkdir(parents=True, exist_ok=True)
-                schema = schemas[table]
-                cols = {f.name: [r.get(f.name) for r in part] for f in schema}
-                tbl = pa.table({k: pa.array(_clean(v, schema.field(k).type), type=schema.field(k).type)
-                                for k, v in cols.items()}, schema=schema)
-                final = folder / f"{journal.stem}.parquet"
-                tmp = folder / f".{journal.stem}.parquet.tmp"
-                pq.write_table(tbl, tmp)
-                os.replace(tmp, final)  # idempotent: a crash and a second write give the same file
-            journal.unlink(missing_ok=True)
+        for (table, room, day), part in groups.items():
+            folder = self.folder / table / room_folder(room) / f"day={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            schema = schemas[table]
+            cols = {f.name: [r.get(f.name) for r in part] for f in schema}
+            tbl = pa.table({k: pa.array(_clean(v, schema.field(k).type), type=schema.field(k).type)
+                            for k, v in cols.items()}, schema=schema)
+            final = folder / f"{journal.stem}.parquet"
+            tmp = folder / f".{journal.stem}.parquet.tmp"
+            pq.write_table(tbl, tmp)
+            os.replace(tmp, final)  # idempotent: a crash and a second write give the same file
+        journal.unlink(missing_ok=True)
         return len(rows)
 
     def recover(self) -> int:
@@ -179,9 +188,10 @@ class TrialLog:
         if self._journal is None:
             return
         self.flush(force=True)
-        path = self._journal.name
-        self._journal.close()
-        self._journal = None
+        with self._lock:
+            path = self._journal.name
+            self._journal.close()
+            self._journal = None
         self.write_segment(path)
 
 
