@@ -70,7 +70,7 @@ class SecondGrid:
         self.dropped: Counter = Counter()
         self._wave_next: dict[int, tuple[float, int]] = {}  # channel -> (srate, next sample index)
         self._num_last: dict[int, tuple[float, float]] = {}  # channel -> (dt, value) of the last record
-        self.last_value_s = np.full(N_SIGNALS, -1, np.int64)  # last second with a value, per channel
+        self.last_value_s = np.full(N_SIGNALS, -1, np.int64)  # last final second with a value, per channel
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -106,8 +106,6 @@ class SecondGrid:
             return False
         self.rows[s % self.capacity, ch] = value
         self._num_last[ch] = (dt, value)
-        if math.isfinite(value):
-            self.last_value_s[ch] = max(self.last_value_s[ch], s)
         return True
 
     def add_wave(self, ch: int, dt: float, srate: float, samples: np.ndarray) -> int:
@@ -147,9 +145,6 @@ class SecondGrid:
         vals = samples[first - j0].astype(np.float64)
         vals[np.isinf(vals) | (vals > WAVE_MISSING_ABOVE)] = np.nan
         self.rows[secs % self.capacity, ch] = vals.astype(np.float32)
-        fin = secs[np.isfinite(vals)]
-        if len(fin):
-            self.last_value_s[ch] = max(self.last_value_s[ch], int(fin.max()))
         return len(secs)
 
     # -- time ------------------------------------------------------------------------------------------------------
@@ -167,8 +162,11 @@ class SecondGrid:
         # Only seconds that were in the future window can hold values; take them before their slots are reused.
         secs = np.arange(first, min(new, first + self.ahead_s))
         rows = self.rows[secs % self.capacity]
-        has = np.isfinite(rows).any(axis=1)
+        fin = np.isfinite(rows)
+        has = fin.any(axis=1)
         out = FinalRows(first, new, secs[has], rows[has].copy())
+        for ch in np.flatnonzero(fin.any(axis=0)):
+            self.last_value_s[ch] = int(secs[np.flatnonzero(fin[:, ch])[-1]])
         # Ring slots that now come into the future window held seconds that left the past: clear them.
         old_end, new_end = first + self.ahead_s, new + self.ahead_s
         if new_end - old_end >= self.capacity:

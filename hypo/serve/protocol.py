@@ -189,12 +189,14 @@ def parse_json(text: str, nbytes: int | None = None) -> Payload:
     Raises:
         PayloadRejected: ``malformed json`` or ``not a vital recorder payload`` (no ``rooms`` list).
     """
-    text = _CONTROL.sub("", text)
     try:
-        obj = json.loads(_nan_tokens(text))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        msg = getattr(exc, "msg", type(exc).__name__)
-        raise PayloadRejected("malformed json", f"{msg} at character {getattr(exc, 'pos', '?')}") from None
+        obj = json.loads(text)  # most messages: plain JSON, read at once
+    except (json.JSONDecodeError, RecursionError):
+        try:  # the recorder's dialect: control characters and bare nan tokens
+            obj = json.loads(_nan_tokens(_CONTROL.sub("", text)))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            msg = getattr(exc, "msg", type(exc).__name__)
+            raise PayloadRejected("malformed json", f"{msg} at character {getattr(exc, 'pos', '?')}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("rooms"), list):
         raise PayloadRejected("not a vital recorder payload", "expected an object with a 'rooms' list "
                                                               "(VitalDB's Web Monitoring format)")

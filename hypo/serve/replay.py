@@ -136,7 +136,7 @@ def room_messages(rec: Recording, shift: float = 0.0, first_s: int = 0, stop_s: 
         cursors[i] = c
     for s in range(first_s, stop_s):
         t0, t1 = rec.dtstart + s, rec.dtstart + s + 1
-        if s == stop_s - 1:
+        if s == rec.duration_s - 1:
             t1 = max(t1, rec.dtend + 1)  # numbers stamped at the very end still go out
         trks = []
         for i, trk in enumerate(rec.tracks):
