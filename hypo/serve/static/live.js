@@ -92,7 +92,7 @@ function frame(svg, t0, t1, lo, hi, ticks, unit) {
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const W = 900, H = 220, L = 48, R = 12, T = 10, B = 26;
   const x = t => L + (W - L - R) * (t - t0) / (t1 - t0);
-  const y = v => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
+  const y = v => T + (H - T - B) * (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo));  // kept in the frame
   el(svg, "rect", {x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fbfcfd", stroke: "#d5d9e0"});
   ticks.forEach(v => {
     el(svg, "line", {x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#eceff3"});
