@@ -78,11 +78,12 @@ def test_the_page_shows_an_alarm_within_2_s_and_a_silent_bed_as_stale(browser, t
         feeder = threading.Thread(target=feed)
         feeder.start()
         t0 = time.monotonic()
+        alarm, stale = 'tr[data-room="OR-2"][data-alarm="on"]', 'tr[data-room="OR-5"][data-stale="yes"]'
         while time.monotonic() - t0 < 120 and not ("alarm" in shown and "stale" in shown):
-            if "alarm" not in shown and browser.find_elements(By.CSS_SELECTOR, 'tr[data-room="OR-2"][data-alarm="on"]'):
+            if "alarm" not in shown and browser.find_elements(By.CSS_SELECTOR, alarm):
                 shown["alarm"] = time.time()
                 shot(browser, tmp_path, "live-overview.png")
-            if "stale" not in shown and browser.find_elements(By.CSS_SELECTOR, 'tr[data-room="OR-5"][data-stale="yes"]'):
+            if "stale" not in shown and browser.find_elements(By.CSS_SELECTOR, stale):
                 shown["stale"] = time.time()
             time.sleep(0.05)
         feeder.join(120)
