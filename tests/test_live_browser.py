@@ -13,8 +13,6 @@ import time
 
 import pytest
 
-from hypo.serve.replay import read_recording
-
 from live_helpers import demo_recording, events, start_server, stream, tracker_model
 
 DRIVER, CHROMIUM = "/usr/bin/chromedriver", "/usr/bin/chromium"
@@ -91,9 +89,8 @@ def test_the_page_shows_an_alarm_within_2_s_and_a_silent_bed_as_stale(browser, t
         ev = events(srv, "OR-2")
         raised = ev[ev["kind"] == "alarm_on"]["logged_at"].min()
         assert raised <= shown["alarm"] + 0.1 and shown["alarm"] - raised < 2.0, (shown["alarm"] - raised)
-        last_data = ev["logged_at"].max()
         five = events(srv, "OR-5")
-        assert shown["stale"] - five["logged_at"].max() > 3.0 - 1.5  # stale once the stream had stopped
+        assert shown["stale"] > five["logged_at"].max() + 2.0  # stale once its stream had stopped, not before
         row = browser.find_element(By.CSS_SELECTOR, 'tr[data-room="OR-5"]')
         assert "STALE" in row.text
         shot(browser, tmp_path, "live-overview-stale.png")
@@ -105,9 +102,8 @@ def test_the_page_shows_an_alarm_within_2_s_and_a_silent_bed_as_stale(browser, t
         assert browser.find_elements(By.CSS_SELECTOR, "#risk path[d^='M']")  # the risk line is drawn
         assert browser.find_elements(By.CSS_SELECTOR, "#bp circle")  # cuff readings
         assert "not a medical device" in browser.find_element(By.CSS_SELECTOR, ".notice").text
-        assert browser.find_element(By.ID, "room").text == "OR-2" and last_data > 0
+        assert browser.find_element(By.ID, "room").text == "OR-2"
         time.sleep(0.5)
         shot(browser, tmp_path, "live-bed.png")
-        assert read_recording(hypo_rec).duration_s == 1000
     finally:
         srv.stop()

@@ -24,14 +24,16 @@ from hypo.serve.protocol import encode_payload
 from hypo.serve.replay import live_shift, read_recording, room_messages
 from hypo.serve.trial_log import read_log
 
-from live_helpers import RECORDER, VIEWER, demo_model, demo_recording, events, predictions, start_server, stream
+from live_helpers import RECORDER, VIEWER, demo_recording, events, predictions, start_server, stream, tracker_model
 
 PROBS = ["p_normal", "p_hypotension", "p_hypertension"]
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return demo_model(tmp_path_factory)
+    """The stand-in model that follows the cuff MAP (exported as hypo exports; no training, so the module stays
+    fast). A trained model's live predictions are checked against hypo predict in tests/test_live_ray.py."""
+    return tracker_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,7 @@ def test_http_stream_predicts_what_hypo_predict_predicts_offline(server, model, 
     assert live["t_end"].tolist() == off.t_end.tolist()  # a prediction every 10 s, at the same window ends
     got = live[PROBS].to_numpy(np.float64)
     assert (np.isnan(got) == np.isnan(off.probs)).all() and np.isfinite(got).all(axis=1).sum() > 100
+    assert live["alarm"].any() and not live["alarm"].all()  # the recording goes hypotensive, and recovers
     np.testing.assert_allclose(got, off.probs, atol=1e-5)
     want_alarm = alarm_on_loop(off.probs[:, 1], server.service.policy.threshold)
     assert live["alarm"].tolist() == want_alarm.tolist()
@@ -70,7 +73,7 @@ def test_http_stream_predicts_what_hypo_predict_predicts_offline(server, model, 
     on = ev[ev["kind"] == "alarm_on"]["t_end"].tolist()
     assert on == [int(t) for t, a, b in zip(off.t_end, want_alarm, np.r_[False, want_alarm[:-1]]) if a and not b]
     assert live["time"].tolist() == (live["case_start"] + live["t_end"]).tolist()
-    assert (live["delay_s"] < 5).all() and set(live["status"]) <= {"predicted", "incomplete", "waiting"}
+    assert (live["delay_s"] < 30).all() and set(live["status"]) <= {"predicted", "incomplete", "waiting"}
     avail = live[live["status"] == "predicted"][[f"avail_{g}" for g in ("ecg", "nibp", "pleth", "mac", "bis")]]
     assert (avail.to_numpy() == 1).all()  # a window the model scores has every value (after filling)
 
@@ -297,16 +300,16 @@ def test_restart_continues_every_bed_without_duplicates_or_gaps(model, recording
 
 
 def test_a_silent_bed_goes_stale_and_a_reconnecting_recorder_continues(model, recording, tmp_path):
-    srv = start_server(model, tmp_path / "log", stale_after_s=1.0)
+    srv = start_server(model, tmp_path / "log", stale_after_s=2.0)
     try:
         rec = read_recording(recording, "OR-s")
         shift = live_shift(rec, 1e9, time.time())
         stream(recording, srv.url, "OR-s", shift=shift, stop_s=700, transport="socketio")
         beds = {b["room"]: b for b in requests.get(srv.url + "/api/beds", timeout=10).json()["beds"]}
         assert not beds["OR-s"]["stale"]
-        time.sleep(1.5)
+        time.sleep(2.5)
         beds = {b["room"]: b for b in requests.get(srv.url + "/api/beds", timeout=10).json()["beds"]}
-        assert beds["OR-s"]["stale"] and beds["OR-s"]["data_age_s"] > 1
+        assert beds["OR-s"]["stale"] and beds["OR-s"]["data_age_s"] > 2
         # The recorder reconnects (a new Socket.IO session) and goes on: the same bed, the same case.
         stream(recording, srv.url, "OR-s", shift=shift, first_s=700, transport="socketio")
         p = predictions(srv, "OR-s")

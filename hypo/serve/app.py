@@ -66,14 +66,14 @@ def build_app(service: LiveService):
         if declared > limit:
             exc = PayloadRejected("payload too large", f"a request body of {declared:,} bytes exceeds the limit "
                                                        f"of {limit:,}", 413)
-            service._reject(exc, _now(), [""], None, "http", declared)
+            service.reject(exc, _now(), [""], None, "http", declared)
             return refusal(exc)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 exc = PayloadRejected("payload too large", f"a request body of more than {limit:,} bytes", 413)
-                service._reject(exc, _now(), [""], None, "http", size)
+                service.reject(exc, _now(), [""], None, "http", size)
                 return refusal(exc)
             chunks.append(chunk)
         auth = request.headers.get("authorization") or ""
@@ -170,7 +170,7 @@ def build_app(service: LiveService):
         try:
             service.authorize(token)
         except PayloadRejected as exc:
-            service._reject(exc, _now(), [""], None, "socketio", 0)
+            service.reject(exc, _now(), [""], None, "socketio", 0)
             raise socketio.exceptions.ConnectionRefusedError("unauthorized: unknown recorder token") from None
         await sio.save_session(sid, {"credential": token})
 
@@ -181,7 +181,7 @@ def build_app(service: LiveService):
                 state["credential"] = code
                 return {"ok": True}
             exc = PayloadRejected("unauthorized", "join_vr with an unregistered recorder code", 401)
-            service._reject(exc, _now(), [""], None, state.get("transport", "socketio"), 0)
+            service.reject(exc, _now(), [""], None, state.get("transport", "socketio"), 0)
             return {"ok": False, "reason": exc.reason, "detail": exc.detail, "status": exc.status}
         if event != "send_data":
             return {"ok": False, "reason": "unknown event", "detail": f"this server takes send_data and join_vr, "
@@ -227,7 +227,7 @@ def build_app(service: LiveService):
                     service.ensure_started()
                     service.authorize(token)
                 except PayloadRejected as exc:
-                    service._reject(exc, _now(), [""], None, "socketio-eio3", 0)
+                    service.reject(exc, _now(), [""], None, "socketio-eio3", 0)
                     await send_fixed({"type": "websocket.accept"})
                     await send_fixed({"type": "websocket.send", "text": '44"unauthorized: unknown recorder token"'})
                     await send_fixed({"type": "websocket.close", "code": 4401})

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from hypo.serve.service import ServeConfig, result_of
+from hypo.serve.service import ServeConfig, bed_scorer, load_track_map_of, result_of
 
 MAX_BATCH = 256
 BATCH_WAIT_S = 0.005
@@ -27,8 +27,6 @@ class Scorer:
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         import torch
-
-        from hypo.serve.server import bed_scorer
 
         torch.set_num_threads(1)  # beds are the parallelism; one thread per replica keeps latency predictable
         self.scorer = bed_scorer(ServeConfig(**cfg))
@@ -52,7 +50,6 @@ class Ingest:
 
     def __init__(self, cfg: dict[str, Any], scorer) -> None:
         from hypo.serve.auth import tokens_for
-        from hypo.serve.server import bed_scorer, load_track_map_of
         from hypo.serve.service import LiveService
 
         config = ServeConfig(**cfg)
@@ -76,7 +73,7 @@ class Ingest:
         return True
 
     async def __del__(self) -> None:
-        if self.service.log._journal is not None:
+        if self.service.log.is_open:  # Serve shut down without close_log: still finish and write the log
             await self.service.close()
 
 

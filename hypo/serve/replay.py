@@ -245,7 +245,13 @@ class _SocketIOSender:
         self.url, self.token = url, token
 
     async def open(self) -> None:
-        await self.sio.connect(self.url, transports=["websocket"], auth={"token": self.token}, wait_timeout=10)
+        try:
+            await self.sio.connect(self.url, transports=["websocket"], auth={"token": self.token}, wait_timeout=10)
+        except Exception:
+            http = getattr(self.sio.eio, "http", None)  # python-engineio leaves its HTTP session open on failure
+            if http is not None and not http.closed:
+                await http.close()
+            raise
 
     async def send(self, body: bytes) -> tuple[bool, str]:
         ack = await self.sio.call("send_data", body, timeout=30)
@@ -343,11 +349,13 @@ def replay(path: str, url: str, token: str, speed: float = 1.0, room: str | None
     total = sum(r.duration_s for r in recs)
     log(f"streaming {len(recs)} recording(s), {total / 3600:.1f} h in all, to {url} over {transport} at "
         f"{speed:g}x (about {max(r.duration_s for r in recs) / speed / 60:.1f} min)")
+    import socketio
+
     try:
         results = asyncio.run(stream_all(recs, url, token, speed=speed, transport=transport, eio=eio,
                                          keep_times=keep_times))
-    except OSError as exc:
-        raise HypoError(f"cannot reach {url}: {exc}") from None
+    except (OSError, socketio.exceptions.ConnectionError) as exc:
+        raise HypoError(f"cannot reach {url} ({transport}): {exc}") from None
     for r in results:
         errs = ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items()))
         log(f"  {r.room}: {r.ok}/{r.sent} messages accepted" + (f"; refused: {errs}" if errs else ""))

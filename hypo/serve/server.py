@@ -23,24 +23,9 @@ import time
 
 from hypo.errors import ConfigError, HypoError
 from hypo.serve.auth import is_loopback, tokens_for
-from hypo.serve.scorer import BedScorer
-from hypo.serve.service import LiveService, LocalScorer, ServeConfig
+from hypo.serve.service import LiveService, LocalScorer, ServeConfig, bed_scorer, load_track_map_of
 
 APP_NAME = "hypo-serve"
-
-
-def load_track_map_of(cfg: ServeConfig) -> dict | None:
-    """The track map a config names (None: VitalDB's names)."""
-    if not cfg.track_map:
-        return None
-    from hypo.data.sources.vital import load_track_map
-
-    return load_track_map(cfg.track_map)
-
-
-def bed_scorer(cfg: ServeConfig) -> BedScorer:
-    """The scorer a config describes (loads the model)."""
-    return BedScorer(cfg.model, cfg.stride_s, cfg.threshold, cfg.m, cfg.hysteresis)
 
 
 def local_service(cfg: ServeConfig) -> LiveService:
@@ -127,8 +112,8 @@ class LocalServer:
         self._server.should_exit = True
         self._thread.join(10)
         self._server = None
-        if not clean and self.service.log._journal is not None:
-            self.service.log._journal.close()  # what a killed process leaves: the journal as last flushed
+        if not clean:
+            self.service.log.abandon()  # what a killed process leaves: the journal as last flushed
 
 
 def run(cfg: ServeConfig, local: bool = False, address: str | None = None, log=print) -> None:

@@ -83,6 +83,20 @@ class ServeConfig:
             raise ConfigError(f"--scorers must be >= 1, got {self.scorers}")
 
 
+def load_track_map_of(cfg: ServeConfig) -> dict | None:
+    """The track map a config names (None: VitalDB's names)."""
+    if not cfg.track_map:
+        return None
+    from hypo.data.sources.vital import load_track_map
+
+    return load_track_map(cfg.track_map)
+
+
+def bed_scorer(cfg: ServeConfig) -> BedScorer:
+    """The scorer a config describes (loads the model)."""
+    return BedScorer(cfg.model, cfg.stride_s, cfg.threshold, cfg.m, cfg.hysteresis)
+
+
 class LocalScorer:
     """A :class:`BedScorer` in this process with a small batcher (what ``serve.batch`` does in the Scorer replicas).
 
@@ -247,13 +261,14 @@ class LiveService:
             out = self._apply(payload, arrival, recorder, transport)
         except PayloadRejected as exc:
             rooms = [r.room for r in payload.rooms] if payload is not None and recorder is not None else [""]
-            self._reject(exc, arrival, rooms or [""], recorder, transport, len(body))
+            self.reject(exc, arrival, rooms or [""], recorder, transport, len(body))
             raise
         self.n_payloads += 1
         return out
 
-    def _reject(self, exc: PayloadRejected, arrival: float, rooms: list[str], recorder: str | None, transport: str,
-                n_bytes: int) -> None:
+    def reject(self, exc: PayloadRejected, arrival: float, rooms: list[str], recorder: str | None, transport: str,
+               n_bytes: int) -> None:
+        """Count and log a refused payload (its reason, sender and size; never its content)."""
         self.rejected[exc.reason] += 1
         for room in rooms:
             self.log.append(EVENTS, {"room": room, "time": arrival, "kind": "rejected", "status": exc.reason,

@@ -183,6 +183,19 @@ class TrialLog:
             n += self.write_segment(j)
         return n
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a segment is open (between :meth:`open` and :meth:`close`)."""
+        return self._journal is not None
+
+    def abandon(self) -> None:
+        """Close the journal file as a killed process leaves it: rows not flushed are lost (tests of a crash)."""
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+        self.pending = []
+
     def close(self) -> None:
         """Flush, write the open segment as Parquet and close (a clean stop)."""
         if self._journal is None:
