@@ -125,7 +125,7 @@ class Bed:
         self.last_detail = "no window yet"
         self.last_end = -1
         self.risk: deque = deque(maxlen=DISPLAY_S // self.stride_s + 1)  # (end, p_hypotension, alarm)
-        self.cuff: deque = deque(maxlen=200)  # (second, sbp, map, dbp) as recorded
+        self.cuff: deque = deque(maxlen=DISPLAY_S)  # (second, sbp, map, dbp) as recorded (at most one a second)
         self.art: deque = deque(maxlen=DISPLAY_S)  # (second, ART MAP)
         self.counts: Counter = Counter()
 

@@ -145,6 +145,7 @@ def run(cfg: ServeConfig, local: bool = False, address: str | None = None, log=p
         server = LocalServer(cfg, LiveService(cfg, LocalScorer(scorer), d, tokens, load_track_map_of(cfg))).start()
         log(f"serving on {server.url} in this process (--local); Ctrl-C stops")
         _wait(stop)
+        log("stopping: finishing the windows in flight and writing the log...")
         server.stop()
         log("stopped; the log is written")
         return
@@ -152,11 +153,13 @@ def run(cfg: ServeConfig, local: bool = False, address: str | None = None, log=p
 
 
 def _wait(stop: threading.Event) -> None:
+    """Until Ctrl-C or SIGTERM; then further Ctrl-C are ignored while the log is written (seconds)."""
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_ray(cfg: ServeConfig, address: str | None, stop: threading.Event, log) -> None:

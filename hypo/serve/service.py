@@ -247,6 +247,7 @@ class LiveService:
         Raises:
             PayloadRejected: The payload as a whole was refused (counted and logged with its reason).
         """
+        self.ensure_started()
         arrival = time.time()
         recorder, payload = None, None
         try:
