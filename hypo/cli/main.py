@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a trial as TorchScript with its JSON sidecar"),
     "predict": ("predict", "predict hypotension along one .vital recording with an exported model"),
     "evaluate": ("evaluate", "score a frozen model on another source's windows (external validation); recalibrate"),
+    "serve": ("serve", "run a model live on Vital Recorder streams, in silent mode (Ray Serve; research screen)"),
+    "replay": ("replay", "stream .vital recordings to hypo serve in Vital Recorder's format (real time or faster)"),
 }
 
 

@@ -18,12 +18,19 @@ of its own, lasting until the next reading.
 
 :func:`alarm_on` evaluates many thresholds at once without a loop over time (a run of ``m`` is a difference of
 cumulative counts, and the alarm is on while the latest start is more recent than the latest stop);
-:func:`alarm_on_loop` is the plain state machine it is tested against.
+:func:`alarm_on_loop` is the plain state machine it is tested against. A live system sees one prediction at a
+time: :class:`AlarmState` and :func:`alarm_step` are that same machine one step at a time (``hypo serve`` keeps one
+state per bed and logs it, so a restart continues it), tested equal to :func:`alarm_on_loop`.
 
     on = alarm_on(p, thresholds=np.array([0.3, 0.5]), m=2, hysteresis=0.05)   # bool [2, n]
+    state = AlarmState()
+    state = alarm_step(state, 0.7, threshold=0.5)                              # live, per prediction
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 
@@ -97,6 +104,52 @@ def _alarm_on(scores, thresholds, m: int, hysteresis: float) -> np.ndarray:
         run[:, m - 1:] = misses[:, m:] == misses[:, :n - m + 1]  # the m predictions ending here all above
     # A stop is never above the threshold, so it also breaks every run: on = latest run end after latest stop.
     return _latest(run) > _latest(stop)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlarmState:
+    """A probability alarm between two predictions.
+
+    Attributes:
+        on: The alarm is on.
+        run: Consecutive predictions at or above the threshold up to now (a run of ``m`` starts the alarm).
+        seen: A prediction has been made (a gap before the first one holds nothing).
+        gap: Missing predictions since the last one.
+    """
+
+    on: bool = False
+    run: int = 0
+    seen: bool = False
+    gap: int = 0
+
+
+def alarm_step(state: AlarmState, p: float, threshold: float, m: int = M_DEFAULT,
+               hysteresis: float = HYSTERESIS_DEFAULT, max_gap: int = 0) -> AlarmState:
+    """The alarm after one more prediction (the state machine of :func:`alarm_on`, one step).
+
+    Args:
+        state: The state after the previous prediction (``AlarmState()`` before the first).
+        p: Probability of hypotension of this prediction; NaN: no prediction (held for the first ``max_gap`` of a
+            gap after a prediction, else it ends the alarm and breaks the run).
+        threshold: The alarm threshold.
+        m: Consecutive predictions at or above the threshold that start an alarm (>= 1).
+        hysteresis: The alarm ends below ``threshold - hysteresis`` (>= 0).
+        max_gap: Missing predictions held after a prediction (:func:`held_gaps`).
+
+    Returns:
+        The new state.
+    """
+    if m < 1 or hysteresis < 0 or max_gap < 0:
+        raise ValueError(f"need m >= 1, hysteresis >= 0 and max_gap >= 0, got {m}, {hysteresis} and {max_gap}")
+    p = float(p)
+    if not math.isfinite(p):
+        gap = state.gap + 1
+        if state.seen and gap <= max_gap:
+            return dataclasses.replace(state, gap=gap)
+        return AlarmState(False, 0, state.seen, gap)
+    on = state.on and not p < threshold - hysteresis
+    run = state.run + 1 if p >= threshold else 0
+    return AlarmState(on or run >= m, run, True, 0)
 
 
 def alarm_on_loop(scores, threshold: float, m: int = M_DEFAULT, hysteresis: float = HYSTERESIS_DEFAULT,
