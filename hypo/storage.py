@@ -159,11 +159,13 @@ def read_json(path: str) -> Any:
         return json.loads(f.read().decode())
 
 
-def write_parquet(path: str, table: pa.Table) -> None:
-    """Write a Parquet file atomically (zstd-compressed)."""
+def write_parquet(path: str, table: pa.Table) -> tuple[str, int]:
+    """Write a Parquet file atomically (zstd-compressed); returns the SHA-256 and the size of the bytes written."""
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    _atomic_write(path, buf.getvalue())
+    data = buf.getvalue()
+    _atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
 def sha256_file(path: str) -> str:

@@ -6,14 +6,16 @@ and writes one Parquet shard plus a small JSON summary. Grouping cases amortises
 which is several times the work of one case (``bench/preprocess.py``); a task still holds one case at a time.
 The driver only collects summaries, so memory stays flat however many cases stream through.
 A re-run skips cases already written (and final rejections); a killed run re-run finishes with no duplicate
-and no missing window. The manifest (``DIR/manifest.json``) is rebuilt from all summaries at the end.
+and no missing window. A re-run also repairs: a done case whose shard is missing or not what its summary says was
+written is built again, and named (:mod:`hypo.data.integrity`). The manifest (``DIR/manifest.json``) is rebuilt
+from all summaries at the end, so a re-run also rewrites a damaged or edited manifest.
 
 Layout of ``DIR``::
 
     config.json                      the WindowConfig and source fingerprint the folder was built with
     manifest.json                    signals, rules, counts, train-only z-score, rejections, fingerprints
     windows/{train,val,test}/case_<id>.parquet
-    cases/case_<id>.json             per-case summary (done marker)
+    cases/case_<id>.json             per-case summary (done marker), with its shard's rows, size and SHA-256
     rejected/case_<id>.json          per-case rejection with its reason
 """
 
@@ -33,6 +35,7 @@ from hypo import __version__, storage
 from hypo.config import LabelConfig, WindowConfig, fingerprint, from_dict, to_dict
 from hypo.data.art import ART_RULE_TEXT, ART_RULES, samples_needed
 from hypo.data.artefacts import RULES
+from hypo.data.integrity import check_done_cases, zscore_checksum
 from hypo.data.manifest import FORMAT, SCHEMA_VERSION, Manifest, write_manifest
 from hypo.data.moments import Moments
 from hypo.data.pipeline import TRANSIENT_REASONS, run_case, shard_name
@@ -162,7 +165,9 @@ def build_windows(
     refs = source.case_refs()
     _check_unique_shards(refs)
     ok, final_rej = _done_cases(out)
-    todo = [r for r in refs if shard_name(r["caseid"]) not in ok | final_rej]
+    # a done case counts only while its shard is what its summary says was written; the others are built again
+    intact = check_done_cases(out, ok & {shard_name(r["caseid"]) for r in refs}, log)
+    todo = [r for r in refs if shard_name(r["caseid"]) not in intact.keys() | final_rej]
     skipped = len(refs) - len(todo)
     if skipped:
         log(f"resuming: {skipped} of {len(refs)} cases already done in {out}")
@@ -184,8 +189,8 @@ def build_windows(
         name = shard_name(r["caseid"])
         if name in new:
             summaries.append(new[name])
-        elif name in ok:
-            summaries.append(storage.read_json(storage.join(out, "cases", name + ".json")))
+        elif name in intact:
+            summaries.append(intact[name])
         elif name in final_rej:
             summaries.append(storage.read_json(storage.join(out, "rejected", name + ".json")))
     manifest = make_manifest(summaries, cfg, source, wall_s=time.perf_counter() - start)
@@ -346,7 +351,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         "classes": list(CLASSES),
         "counts": t.counts,
         "zscore": {"mean": t.moments.mean.tolist(), "std": t.moments.std.tolist(), "fitted_on": "train",
-                   "n_values": t.moments.n_total},
+                   "n_values": t.moments.n_total, "checksum": zscore_checksum(t.moments.mean, t.moments.std)},
         "cases": {"listed": len(summaries), "ok": len(t.ok_cases), "rejected": len(t.rejected),
                   "case_hours": round(t.case_hours, 3)},
         "rejected_counts": dict(collections.Counter(r["reason"] for r in t.rejected).most_common()),

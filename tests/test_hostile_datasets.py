@@ -1,0 +1,168 @@
+"""Hostile datasets (issue 21, items 2, 3 and 8): a damaged folder is repaired by re-running its build, an edited
+z-score is refused, and a partial subjects file is said and a collision refused."""
+
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from test_hostile_inputs import one_line_error
+
+from hypo.cli.train import main as train_main
+from hypo.config import WindowConfig
+from hypo.data.dataset import load_split, read_manifest
+from hypo.data.integrity import check_done_cases
+from hypo.data.preprocess import build_windows
+from hypo.errors import DatasetError
+
+from fake_sources import FakeSource
+from synthetic_windows import write_synthetic_dataset
+
+N = 8
+
+
+def _rows(out):
+    tables = [pq.read_table(f, columns=["caseid", "t_end", "x"]) for f in _shards(out)]
+    return sorted((c, t, hash(np.asarray(x, np.float32).tobytes()))
+                  for tab in tables
+                  for c, t, x in zip(tab["caseid"].to_pylist(), tab["t_end"].to_pylist(), tab["x"].to_pylist()))
+
+
+def _shards(out):
+    return sorted(glob.glob(f"{out}/windows/*/*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def intact(ray_local, tmp_path_factory):
+    """One build left alone: what a repaired folder must equal."""
+    out = str(tmp_path_factory.mktemp("intact") / "w")
+    manifest = build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lambda s: None)
+    return out, manifest, _rows(out)
+
+
+def _damage(out):
+    """Delete one shard, cut another in half; returns their case names."""
+    shards = _shards(out)
+    os.remove(shards[0])
+    data = open(shards[1], "rb").read()
+    open(shards[1], "wb").write(data[: len(data) // 2])
+    return [os.path.basename(s)[: -len(".parquet")] for s in shards[:2]]
+
+
+# ------------------------------------------------------------------------------------------ item 2
+
+
+def test_a_rerun_repairs_a_damaged_dataset_to_the_intact_build(intact, tmp_path):
+    want_dir, want, want_rows = intact
+    out = str(tmp_path / "w")
+    build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lambda s: None)
+    gone, cut = _damage(out)
+    with pytest.raises(DatasetError, match="re-run the hypo windows command that built it"):
+        for split in ("train", "val", "test"):
+            load_split(out, split)
+    lines = []
+    m = build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lines.append)
+    repair = next(line for line in lines if line.startswith("repairing:"))
+    assert f"2 of {N} done cases have a missing or damaged shard and are built again" in repair, repair
+    assert f"{gone} (shard missing)" in repair and f"{cut} (shard damaged (" in repair, repair
+    assert any(f"resuming: {N - 2} of {N} cases already done" in line for line in lines), lines
+    assert m.fingerprint == want.fingerprint and m.counts == want.counts and m.zscore == want.zscore
+    assert _rows(out) == want_rows
+    for split in ("train", "val", "test"):
+        assert len(load_split(out, split)) == want.counts[split].windows
+    again = []  # a second re-run finds nothing to repair
+    build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=again.append)
+    assert not [line for line in again if line.startswith(("repairing", "note"))], again
+
+
+def test_a_shard_of_the_same_size_with_other_bytes_is_caught_by_its_checksum(intact, tmp_path):
+    out = str(tmp_path / "w")
+    shutil.copytree(intact[0], out)
+    a, b = _shards(out)[:2]
+    data = bytearray(open(a, "rb").read())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped: the size and perhaps the footer as written
+    open(a, "wb").write(bytes(data))
+    lines = []
+    names = [os.path.basename(p)[: -len(".json")] for p in glob.glob(f"{out}/cases/*.json")]
+    intact_cases = check_done_cases(out, names, lines.append)
+    name = os.path.basename(a)[: -len(".parquet")]
+    assert f"1 of {N} done cases" in lines[0] and f"{name} (shard damaged (its SHA-256 differs" in lines[0], lines
+    assert name not in intact_cases and len(intact_cases) == N - 1
+    assert not os.path.exists(a) and not os.path.exists(f"{out}/cases/{name}.json") and os.path.exists(b)
+
+
+def test_an_old_dataset_without_shard_checksums_is_checked_for_rows_and_says_so(intact, tmp_path):
+    want_dir, want, want_rows = intact
+    out = str(tmp_path / "w")
+    shutil.copytree(want_dir, out)
+    for path in glob.glob(f"{out}/cases/*.json"):  # as hypo wrote them before shards were recorded
+        summary = json.load(open(path))
+        summary.pop("shard")
+        json.dump(summary, open(path, "w"))
+    gone, cut = _damage(out)
+    lines = []
+    m = build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lines.append)
+    text = "\n".join(lines)
+    assert f"{gone} (shard missing)" in text and f"{cut} (shard damaged (unreadable" in text, text
+    assert f"note: {N} of {N} done cases were written before hypo recorded their shards' checksums" in text
+    assert "checked for their row count only" in text
+    assert m.fingerprint == want.fingerprint and _rows(out) == want_rows
+
+
+# ------------------------------------------------------------------------------------------ item 3
+
+
+@pytest.fixture()
+def synthetic(tmp_path):
+    data = str(tmp_path / "w")
+    write_synthetic_dataset(data, n_train=60, n_val=30, n_test=30, seed=2)
+    return data
+
+
+def _edit_zscore(data, **values):
+    path = os.path.join(data, "manifest.json")
+    raw = json.load(open(path))
+    for key, (i, v) in values.items():
+        raw["zscore"][key][i] = v
+    open(path, "w").write(json.dumps(raw))
+    return raw
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ({"std": (0, 0.0)}, "field zscore.std: every std must be finite and > 0, got 0 for ecg"),
+    ({"std": (3, -2.0)}, "every std must be finite and > 0, got -2 for nibp_dbp"),
+    ({"mean": (1, float("nan"))}, "field zscore.mean: every mean must be finite, got nan for nibp_sbp"),
+])
+def test_an_impossible_zscore_is_refused_in_one_line_new_or_old(synthetic, edit, needle):
+    _edit_zscore(synthetic, **edit)  # the synthetic manifest records no checksum: as an old build's
+    with pytest.raises(DatasetError) as exc:
+        read_manifest(synthetic)
+    msg = str(exc.value)
+    assert needle in msg and "\n" not in msg and "re-run the hypo windows command" in msg, msg
+
+
+def test_a_zscore_edited_in_a_new_manifest_is_refused_by_its_checksum(intact, tmp_path):
+    out = str(tmp_path / "w")
+    shutil.copytree(intact[0], out)
+    assert read_manifest(out).zscore.checksum  # a build records it (and the fingerprint stays the build's)
+    raw = _edit_zscore(out, std=(2, 5.0))
+    with pytest.raises(DatasetError, match="field zscore: its means and standard deviations do not match their "
+                                           "checksum") as exc:
+        read_manifest(out)
+    assert "\n" not in str(exc.value)
+    m = build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lambda s: None)  # the repair
+    assert m.zscore == intact[1].zscore and m.zscore.std[2] != raw["zscore"]["std"][2]
+    assert read_manifest(out).fingerprint == intact[1].fingerprint
+
+
+def test_a_zscore_edited_in_an_old_manifest_is_caught_against_the_train_windows(synthetic, capsys):
+    load_split(synthetic, "train")  # intact: its z-score is the train windows' own
+    _edit_zscore(synthetic, std=(2, 5.0))
+    read_manifest(synthetic)  # plausible values, no checksum to check them against
+    with pytest.raises(DatasetError, match="its z-score is not the train windows' own"):
+        load_split(synthetic, "train")
+    err = one_line_error(capsys, train_main, ["--data", synthetic, "--epochs", "1", "--device", "cpu"])
+    assert "its z-score is not the train windows' own (nibp_mbp: mean" in err and "std 5 in the manifest" in err
