@@ -166,3 +166,47 @@ def test_a_zscore_edited_in_an_old_manifest_is_caught_against_the_train_windows(
         load_split(synthetic, "train")
     err = one_line_error(capsys, train_main, ["--data", synthetic, "--epochs", "1", "--device", "cpu"])
     assert "its z-score is not the train windows' own (nibp_mbp: mean" in err and "std 5 in the manifest" in err
+
+
+# ------------------------------------------------------------------------------------------ item 8
+
+
+@pytest.fixture(scope="module")
+def vital_files(tmp_path_factory):
+    from hypo.data.sources.demo_files import write_demo_vital_files
+
+    folder = tmp_path_factory.mktemp("vital") / "files"
+    write_demo_vital_files(str(folder), 3)
+    return folder
+
+
+def test_a_partial_subjects_file_is_said_on_the_console_with_the_count(ray_local, vital_files, tmp_path):
+    from hypo.data.sources.vital import VitalDirSource
+
+    csv = tmp_path / "subjects.csv"
+    csv.write_text("caseid,subjectid\n1,patient-a\n")
+    src = VitalDirSource(vital_files, subjects=csv)
+    assert [r["subjectid"] for r in src.case_refs()] == ["patient-a", "2", "3"]  # as before: unlisted files own
+    lines = []
+    m = build_windows(src, WindowConfig(), str(tmp_path / "w"), progress=False, log=lines.append)
+    note = f"note: 2 of 3 .vital files are not in the subjects file {csv}: each is its own subject"
+    assert any(line.startswith(note) for line in lines), lines
+    assert m.source.report["n_own_subject"] == 2
+    assert VitalDirSource(vital_files).notes() == []  # no subjects file: every file its own subject, as documented
+    csv.write_text("caseid,subjectid\n1,p\n2,p\n3,q\n")
+    assert VitalDirSource(vital_files, subjects=csv).notes() == []  # every file listed
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ("1,2\n", "2.vital is not listed, so it would be its own subject '2', a subject the file gives to case 1"),
+    ("1,3\n2,3\n", "3.vital is not listed, so it would be its own subject '3', a subject the file gives to case 1, 2"),
+])
+def test_a_case_id_colliding_with_a_subject_id_is_refused_in_one_line(vital_files, tmp_path, capsys, rows, needle):
+    from hypo.cli.windows import main as windows_main
+
+    csv = tmp_path / "subjects.csv"
+    csv.write_text("caseid,subjectid\n" + rows)
+    err = one_line_error(capsys, windows_main, ["--source", "vital-dir", "--path", str(vital_files), "--subjects",
+                                                str(csv), "--out", str(tmp_path / "w")])
+    assert needle in err and "they would become one patient" in err, err
+    assert not (tmp_path / "w").exists()

@@ -118,6 +118,21 @@ def _cpu_slots(num_cpus_per_task: float) -> int:
     return max(1, int(cpus // num_cpus_per_task))
 
 
+def _check_request(source: Source, cfg: WindowConfig, cases_per_task: int, num_cpus_per_task: float) -> None:
+    """Refuse settings :func:`build_windows` cannot run with, and a source that cannot give what ``cfg`` asks."""
+    if cases_per_task < 1:
+        raise ConfigError(f"--cases-per-task must be >= 1, got {cases_per_task}")
+    if not num_cpus_per_task > 0:
+        raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
+    if cfg.label.source == "art" and getattr(source, "arterial", True) is False:
+        raise ConfigError(f"ART labels need a source that reads the arterial line; make it with arterial=True "
+                          f"({source!r})")
+    lacking = sorted(set(cfg.allow_missing) - set(getattr(source, "allow_missing", cfg.allow_missing)))
+    if lacking:
+        raise ConfigError(f"--allow-missing {','.join(cfg.allow_missing)}: the source still rejects files without "
+                          f"{' or '.join(lacking)}; make it with allow_missing={cfg.allow_missing!r}")
+
+
 def build_windows(
     source: Source,
     cfg: WindowConfig,
@@ -147,23 +162,15 @@ def build_windows(
 
     import ray
 
-    if cases_per_task < 1:
-        raise ConfigError(f"--cases-per-task must be >= 1, got {cases_per_task}")
-    if not num_cpus_per_task > 0:
-        raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
-    if cfg.label.source == "art" and getattr(source, "arterial", True) is False:
-        raise ConfigError(f"ART labels need a source that reads the arterial line; make it with arterial=True "
-                          f"({source!r})")
-    lacking = sorted(set(cfg.allow_missing) - set(getattr(source, "allow_missing", cfg.allow_missing)))
-    if lacking:
-        raise ConfigError(f"--allow-missing {','.join(cfg.allow_missing)}: the source still rejects files without "
-                          f"{' or '.join(lacking)}; make it with allow_missing={cfg.allow_missing!r}")
+    _check_request(source, cfg, cases_per_task, num_cpus_per_task)
     start = time.perf_counter()
     out = storage.absolute(out)
     storage.makedirs(out)
     _check_folder_config(out, cfg, source)
     refs = source.case_refs()
     _check_unique_shards(refs)
+    for line in getattr(source, "notes", list)():  # e.g. files a subjects file does not list
+        log(f"note: {line}")
     ok, final_rej = _done_cases(out)
     # a done case counts only while its shard is what its summary says was written; the others are built again
     intact = check_done_cases(out, ok & {shard_name(r["caseid"]) for r in refs}, log)
