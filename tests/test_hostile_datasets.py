@@ -51,13 +51,15 @@ def intact(ray_local, tmp_path_factory):
     return out, manifest, _rows(out)
 
 
-def _damage(out):
-    """Delete one shard, cut another in half; returns their case names."""
+def _damage(out, summary=False):
+    """Delete one shard, cut another in half (and, with ``summary``, a third case's summary); returns their names."""
     shards = _shards(out)
     os.remove(shards[0])
-    data = open(shards[1], "rb").read()
-    open(shards[1], "wb").write(data[: len(data) // 2])
-    return [os.path.basename(s)[: -len(".parquet")] for s in shards[:2]]
+    for path in [shards[1]] + ([f"{out}/cases/{os.path.basename(shards[2])[:-len('.parquet')]}.json"] if summary
+                               else []):
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 2])
+    return [os.path.basename(s)[: -len(".parquet")] for s in shards[: 3 if summary else 2]]
 
 
 # ------------------------------------------------------------------------------------------ item 2
@@ -67,16 +69,17 @@ def test_a_rerun_repairs_a_damaged_dataset_to_the_intact_build(intact, tmp_path)
     want_dir, want, want_rows = intact
     out = str(tmp_path / "w")
     build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lambda s: None)
-    gone, cut = _damage(out)
+    gone, cut, summary = _damage(out, summary=True)
     with pytest.raises(DatasetError, match="re-run the hypo windows command that built it"):
         for split in ("train", "val", "test"):
             load_split(out, split)
     lines = []
     m = build_windows(FakeSource(N), WindowConfig(), out, progress=False, log=lines.append)
     repair = next(line for line in lines if line.startswith("repairing:"))
-    assert f"2 of {N} done cases have a missing or damaged shard and are built again" in repair, repair
+    assert f"3 of {N} done cases are missing or damaged on disk and are built again" in repair, repair
     assert f"{gone} (shard missing)" in repair and f"{cut} (shard damaged (" in repair, repair
-    assert any(f"resuming: {N - 2} of {N} cases already done" in line for line in lines), lines
+    assert f"{summary} (summary unreadable)" in repair, repair
+    assert any(f"resuming: {N - 3} of {N} cases already done" in line for line in lines), lines
     assert m.fingerprint == want.fingerprint and m.counts == want.counts and m.zscore == want.zscore
     assert _rows(out) == want_rows
     for split in ("train", "val", "test"):

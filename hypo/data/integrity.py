@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from hypo import storage
 from hypo.config import fingerprint
 from hypo.data.moments import Moments
+from hypo.data.splits import SPLITS
 from hypo.errors import DatasetError
 
 REPAIR = "re-run the hypo windows command that built it: it rebuilds what is missing or damaged"
@@ -90,6 +91,8 @@ def shard_damage(out: str, summary: dict[str, Any], name: str, size: int | None)
     rec = summary.get("shard")
     path = storage.join(out, *shard_path(summary["split"], name).split("/"))
     if rec is not None:
+        if not (isinstance(rec, dict) and isinstance(rec.get("bytes"), int) and isinstance(rec.get("sha256"), str)):
+            return "summary damaged (its shard record)"
         if size != rec["bytes"]:
             return f"shard damaged ({size} bytes, {rec['bytes']} written)"
         return None if _sha256(path) == rec["sha256"] else "shard damaged (its SHA-256 differs from the one written)"
@@ -116,28 +119,41 @@ def check_done_cases(out: str, names: Iterable[str], log: Callable[[str], None] 
         Shard name -> summary of every intact done case.
     """
     names = sorted(names)
-    summaries = {n: storage.read_json(storage.join(out, "cases", n + ".json")) for n in names}
-    sizes = _sizes(out, {s.get("split", "") for s in summaries.values()} - {""})
+    summaries = {n: _read_summary(out, n) for n in names}
+    sizes = _sizes(out, SPLITS)
 
     def check(name: str) -> str | None:
         s = summaries[name]
+        if s is None:
+            return "summary unreadable"
         return shard_damage(out, s, name, sizes.get(shard_path(s["split"], name)))
 
     with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
         damage = {n: why for n, why in zip(names, pool.map(check, names)) if why is not None}
     for name in damage:
-        for path in (shard_path(summaries[name]["split"], name), f"cases/{name}.json"):
+        s = summaries[name]
+        for path in [shard_path(sp, name) for sp in ((s["split"],) if s else SPLITS)] + [f"cases/{name}.json"]:
             _remove(storage.join(out, *path.split("/")))
     if damage:
         named = ", ".join(f"{n} ({why})" for n, why in list(damage.items())[:SHOWN])
         more = f" and {len(damage) - SHOWN} more" if len(damage) > SHOWN else ""
-        log(f"repairing: {len(damage)} of {len(names)} done cases have a missing or damaged shard and are built "
+        log(f"repairing: {len(damage)} of {len(names)} done cases are missing or damaged on disk and are built "
             f"again: {named}{more}")
-    legacy = sum("shard" not in s for s in summaries.values())
+    legacy = sum(s is not None and "shard" not in s for s in summaries.values())
     if legacy:
         log(f"note: {legacy} of {len(names)} done cases were written before hypo recorded their shards' checksums: "
             "their shards were checked for their row count only (a build into a new --out records checksums)")
     return {n: s for n, s in summaries.items() if n not in damage}
+
+
+def _read_summary(out: str, name: str) -> dict[str, Any] | None:
+    """A done case's summary, or None when it is not readable JSON of a case written to a split."""
+    try:
+        s = storage.read_json(storage.join(out, "cases", name + ".json"))
+    except (ValueError, OSError):
+        return None
+    ok = isinstance(s, dict) and s.get("split") in SPLITS and isinstance(s.get("n_windows"), int)
+    return s if ok else None
 
 
 def _remove(path: str) -> None:

@@ -73,8 +73,11 @@ def _done_cases(out: str) -> tuple[set[str], set[str]]:
     ok = {n[: -len(".json")] for n in storage.list_files(storage.join(out, "cases"), ".json")}
     rejected = set()
     for n in storage.list_files(storage.join(out, "rejected"), ".json"):
-        s = storage.read_json(storage.join(out, "rejected", n))
-        if s.get("reason") not in TRANSIENT_REASONS:
+        try:
+            s = storage.read_json(storage.join(out, "rejected", n))
+        except (ValueError, OSError):  # damaged: tried again, and its summary written again
+            continue
+        if isinstance(s, dict) and s.get("reason") not in TRANSIENT_REASONS:
             rejected.add(n[: -len(".json")])
     return ok, rejected - ok
 
