@@ -119,17 +119,18 @@ def check_done_cases(out: str, names: Iterable[str], log: Callable[[str], None] 
         Shard name -> summary of every intact done case.
     """
     names = sorted(names)
-    summaries = {n: _read_summary(out, n) for n in names}
     sizes = _sizes(out, SPLITS)
 
-    def check(name: str) -> str | None:
-        s = summaries[name]
+    def check(name: str) -> tuple[dict[str, Any] | None, str | None]:
+        s = _read_summary(out, name)
         if s is None:
-            return "summary unreadable"
-        return shard_damage(out, s, name, sizes.get(shard_path(s["split"], name)))
+            return None, "summary unreadable"
+        return s, shard_damage(out, s, name, sizes.get(shard_path(s["split"], name)))
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
-        damage = {n: why for n, why in zip(names, pool.map(check, names)) if why is not None}
+    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:  # reads overlap on cloud storage
+        checked = dict(zip(names, pool.map(check, names)))
+    summaries = {n: s for n, (s, _) in checked.items()}
+    damage = {n: why for n, (_, why) in checked.items() if why is not None}
     for name in damage:
         s = summaries[name]
         for path in [shard_path(sp, name) for sp in ((s["split"],) if s else SPLITS)] + [f"cases/{name}.json"]:
