@@ -221,3 +221,39 @@ def test_a_case_id_colliding_with_a_subject_id_is_refused_in_one_line(vital_file
                                                 str(csv), "--out", str(tmp_path / "w")])
     assert needle in err and "they would become one patient" in err, err
     assert not (tmp_path / "w").exists()
+
+
+def test_damaged_shards_on_cloud_storage_are_found_and_removed(tmp_path):
+    import pyarrow.fs as pafs
+
+    from hypo import storage
+    from hypo.data.pipeline import run_case
+
+    from s3_server import new_bucket, s3_server
+
+    with s3_server():
+        out = new_bucket() + "/w"
+        src = FakeSource(3)
+        summaries = [run_case(ref, src, WindowConfig(), out) for ref in src.case_refs()]
+        shards = [storage.join(out, *s["shard"]["path"].split("/")) for s in summaries]
+        fs, first = storage.resolve(shards[0])
+        fs.delete_file(first)
+        with fs.open_output_stream(storage.resolve(shards[1])[1]) as f:
+            f.write(b"not a shard")
+        lines = []
+        intact_cases = check_done_cases(out, [f"case_{i}" for i in (1, 2, 3)], lines.append)
+        assert list(intact_cases) == ["case_3"] and intact_cases["case_3"] == summaries[2]
+        assert "case_1 (shard missing)" in lines[0] and "case_2 (shard damaged (11 bytes" in lines[0], lines
+        for name in ("case_1", "case_2"):
+            assert fs.get_file_info(storage.resolve(storage.join(out, "cases", name + ".json"))[1]).type == \
+                pafs.FileType.NotFound
+
+
+def test_a_damaged_folder_config_is_one_line(tmp_path):
+    from hypo.errors import ConfigError
+
+    out = tmp_path / "w"
+    out.mkdir()
+    (out / "config.json").write_text('{"config": {"window_s"')
+    with pytest.raises(ConfigError, match=r"config.json: unreadable \(JSONDecodeError: .*restore it, or build into"):
+        build_windows(FakeSource(2), WindowConfig(), str(out), progress=False, log=lambda s: None)

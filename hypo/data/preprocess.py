@@ -58,7 +58,12 @@ def _check_folder_config(out: str, cfg: WindowConfig, source: Source) -> None:
     want = {"config": to_dict(cfg), "source": source.name, "source_fingerprint": source.fingerprint()}
     path = storage.join(out, "config.json")
     if storage.exists(path):
-        have = storage.read_json(path)
+        try:
+            have = storage.read_json(path)
+        except (ValueError, OSError) as exc:
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise ConfigError(f"{path}: unreadable ({why}); it records what the folder was built with: restore it, "
+                              "or build into a new --out folder") from None
         if have != want:
             diff = sorted(k for k in want if have.get(k) != want[k])
             raise ConfigError(
