@@ -221,3 +221,23 @@ def test_the_alarm_table_says_why_a_row_has_no_usable_threshold():
 
     assert _threshold_text(result.rows[0], "fa_target") == "p>=1.000 (none usable: below)"
     assert alarm_table_cells(result)[0][0] == "model"
+
+
+def test_a_split_nothing_was_replayed_from_says_why(setup):
+    from hypo.data.dataset import read_manifest
+    from hypo.errors import HypoError
+    from hypo.evaluate.alarms.evaluation import require_replayed
+    from hypo.evaluate.alarms.replay import Recordings, ReplayedSplit
+
+    data = setup["b_no_test"]
+    rec = Recordings(data, read_manifest(data), None)
+    empty = ReplayedSplit("test", [], {}, {}, [], n_listed=0, n_chosen=0, timings={})
+    with pytest.raises(HypoError) as exc:
+        require_replayed(empty, rec)
+    assert str(exc.value) == (f"{data}: the test split is empty because the dataset was built with --split 0.5 0.5 0 "
+                              "(a test share of 0); rebuild it with a test share above 0")
+    failed = ReplayedSplit("val", [], {}, {}, [{"caseid": "3", "reason": "missing file", "detail": "gone"},
+                                               {"caseid": "4", "reason": "missing file", "detail": "gone"}],
+                           n_listed=2, n_chosen=2, timings={})
+    with pytest.raises(HypoError, match=r"no val case could be replayed: all 2 failed \(missing file 2; case 3: gone"):
+        require_replayed(failed, rec)
