@@ -95,7 +95,9 @@ def writable_folder(path: str, flag: str = "--out") -> str:
         The folder's absolute path.
 
     Raises:
-        HypoError: When ``path`` is a file, or the folder cannot be created or written.
+        HypoError: When ``path`` is a file, or the folder cannot be created or written: permissions (which do
+            not stop root) are asked first, then a file is made and removed there, as the kernel must allow (a
+            read-only filesystem, ``/sys``).
     """
     from hypo.errors import HypoError
 
@@ -108,6 +110,12 @@ def writable_folder(path: str, flag: str = "--out") -> str:
         raise HypoError(f"{flag}: cannot create {folder}: {exc.strerror}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise HypoError(f"{flag}: cannot write into {folder} (permission denied)")
+    probe = os.path.join(folder, f".hypo-write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.remove(probe)
+    except OSError as exc:
+        raise HypoError(f"{flag}: cannot write into {folder}: {exc.strerror or exc}") from None
     return folder
 
 
@@ -159,11 +167,13 @@ def read_json(path: str) -> Any:
         return json.loads(f.read().decode())
 
 
-def write_parquet(path: str, table: pa.Table) -> None:
-    """Write a Parquet file atomically (zstd-compressed)."""
+def write_parquet(path: str, table: pa.Table) -> tuple[str, int]:
+    """Write a Parquet file atomically (zstd-compressed); returns the SHA-256 and the size of the bytes written."""
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    _atomic_write(path, buf.getvalue())
+    data = buf.getvalue()
+    _atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest(), len(data)
 
 
 def sha256_file(path: str) -> str:

@@ -12,6 +12,7 @@ import shutil
 import pytest
 
 from hypo.config import WindowConfig, to_dict
+from hypo.data.integrity import zscore_checksum
 from hypo.data.manifest import SCHEMA_VERSION, Manifest, read_manifest, write_manifest
 from hypo.data.preprocess import summary_lines
 from hypo.data.sources.demo import DemoSource
@@ -80,7 +81,8 @@ def test_a_build_today_has_the_fingerprint_the_old_file_records(tmp_path):
         d.pop("created")
     new.pop("schema_version")
     new["source"].pop("spec")
-    assert new == raw  # the JSON is what it was, the schema version and the source's description aside
+    assert new["zscore"].pop("checksum") == zscore_checksum(raw["zscore"]["mean"], raw["zscore"]["std"])
+    assert new == raw  # the JSON is what it was; the schema version, source description and z-score checksum aside
 
 
 def test_old_folder_and_vitaldb_sources_migrate_to_their_descriptions(tmp_path):

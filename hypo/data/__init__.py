@@ -5,6 +5,7 @@ has artefacts removed (:mod:`~hypo.data.artefacts`), gaps filled (:mod:`~hypo.da
 labelled windows (:mod:`~hypo.data.windows`; labels from cuff readings or from the arterial line,
 :mod:`~hypo.data.art`) assigned to a subject split (:mod:`~hypo.data.splits`), by the Ray
 Data job in :mod:`~hypo.data.preprocess` (per case: :mod:`~hypo.data.pipeline`). :mod:`~hypo.data.manifest` is the
-dataset's typed record, :mod:`~hypo.data.dataset` reads the windows back. May import only hypo's top-level modules
+dataset's typed record, :mod:`~hypo.data.dataset` reads the windows back, and :mod:`~hypo.data.integrity` checks that
+a folder is what its build wrote (and lets a re-run repair it). May import only hypo's top-level modules
 (config, errors, storage, runtime, records, jsonio).
 """

@@ -22,6 +22,7 @@ import pyarrow.dataset as pads
 
 from hypo import storage
 from hypo.config import LabelConfig, to_dict
+from hypo.data.integrity import REPAIR, check_zscore_against
 from hypo.data.manifest import BUILD_HINT, FORMAT, Manifest, read_manifest
 from hypo.data.signals import N_SIGNALS
 from hypo.errors import DatasetError
@@ -138,7 +139,9 @@ def load_split(data_dir: str, split: str, manifest: Manifest | None = None) -> W
         The split's windows, shards in name order, rows in file order.
 
     Raises:
-        DatasetError: On a missing or malformed dataset, or when the shards disagree with the manifest's counts.
+        DatasetError: On a missing or malformed dataset, when the shards disagree with the manifest's counts, or
+            (the train split of a manifest without a z-score checksum) when the manifest's z-score is not the
+            train windows' own.
     """
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -154,16 +157,17 @@ def load_split(data_dir: str, split: str, manifest: Manifest | None = None) -> W
             art = [c for c in ART_COLUMNS if c in ds.schema.names]
             table = ds.to_table(columns=list(COLUMNS) + art)
         except (pa.ArrowInvalid, KeyError) as exc:
-            raise DatasetError(f"{split_dir}: unreadable window shards ({exc})".splitlines()[0]) from None
+            raise DatasetError(f"{split_dir}: unreadable window shards ({exc}".splitlines()[0][:300]
+                               + f"); {REPAIR}") from None
     else:
         table = None
     arrays = _to_arrays(table, window_s, split_dir)
     want = manifest.counts[split].windows if split in manifest.counts else None
     if want is not None and want != len(arrays):
-        raise DatasetError(
-            f"{split_dir}: {len(arrays)} windows on disk but the manifest lists {want}; "
-            "the dataset is incomplete, re-run build_windows.py on it"
-        )
+        raise DatasetError(f"{split_dir}: {len(arrays)} windows on disk but the manifest lists {want}; the dataset "
+                           f"is incomplete or damaged: {REPAIR}")
+    if split == "train" and manifest.zscore.checksum is None:  # a manifest written before the z-score's checksum
+        check_zscore_against(manifest.zscore, arrays.x, str(data_dir))
     return arrays
 
 

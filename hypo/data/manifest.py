@@ -19,13 +19,15 @@ from this record's layout, so it is the same for the same build whatever the sch
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from hypo import storage
 from hypo.config import LabelConfig, WindowConfig
+from hypo.data.integrity import REPAIR, zscore_checksum
 from hypo.data.signals import CLASSES, N_SIGNALS, SIGNALS
 from hypo.data.sources.base import SIMULATED_SOURCES
 from hypo.data.sources.spec import SourceSpec
@@ -58,19 +60,37 @@ class SplitCounts(Record):
 
 
 class ZScore(Record):
-    """The per-signal mean and standard deviation the models standardise with, fitted on the train split."""
+    """The per-signal mean and standard deviation the models standardise with, fitted on the train split.
+
+    ``checksum`` (:func:`hypo.data.integrity.zscore_checksum` of the means and standard deviations) is checked when
+    the manifest is read; manifests written before it have none (their z-score is checked against the train windows
+    when they are loaded). A non-finite mean or a standard deviation that is not finite and > 0 is refused either
+    way: the build never writes one (a constant signal's is 1), so the file was edited or damaged.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     fitted_on: str = "train"
     n_values: int | list[int] | None = None  # one count, or one per signal (cases lacking a group)
+    checksum: str | None = None
 
     @field_validator("mean", "std")
     @classmethod
-    def _one_per_signal(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+    def _one_per_signal(cls, v: tuple[float, ...], info: ValidationInfo) -> tuple[float, ...]:
         if len(v) != N_SIGNALS:
             raise ValueError(f"the manifest's zscore must hold {N_SIGNALS} means and stds, got {len(v)}")
+        bad = [(s, x) for s, x in zip(SIGNALS, v) if not math.isfinite(x) or (info.field_name == "std" and x <= 0)]
+        if bad:
+            what = "finite" if info.field_name == "mean" else "finite and > 0"
+            raise ValueError(f"every {info.field_name} must be {what}, got {bad[0][1]:g} for {bad[0][0]} (no build "
+                             "writes that: the file was edited or damaged; re-run the hypo windows command that "
+                             "built it to rewrite it)")
         return v
+
+    @property
+    def intact(self) -> bool:
+        """Whether the means and standard deviations are those the build wrote (True when it recorded no checksum)."""
+        return self.checksum is None or self.checksum == zscore_checksum(self.mean, self.std)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` as float32 arrays."""
@@ -257,6 +277,9 @@ def read_manifest(data_dir: str) -> Manifest:
         raise DatasetError(f"{data_dir}: dataset format {got!r}, expected {FORMAT!r}; {rebuild_hint(data_dir)}")
     manifest = parse_record(Manifest, migrate(raw, data_dir), path, hint=rebuild_hint(data_dir),
                             error=DatasetError)
+    if not manifest.zscore.intact:
+        raise DatasetError(f"{path}: field zscore: its means and standard deviations do not match their checksum "
+                           f"(edited after the build?); {REPAIR}")
     if manifest.signals != SIGNALS:
         raise DatasetError(
             f"{data_dir}: the dataset has signals {list(manifest.signals)} but hypo expects these {N_SIGNALS} in "

@@ -18,6 +18,7 @@ from hypo.config import WindowConfig
 from hypo.data.art import ArterialLine, clean_arterial
 from hypo.data.artefacts import NIBP_RULES, merge_cuff_values, remove_artefacts
 from hypo.data.filling import fill_gaps
+from hypo.data.integrity import shard_record
 from hypo.data.moments import Moments
 from hypo.data.signals import N_SIGNALS, NIBP, group_channels
 from hypo.data.sources.base import Case, Source
@@ -216,7 +217,8 @@ def run_case(ref: dict[str, Any], source: Source, cfg: WindowConfig, out: str) -
     """Load, process and write one case; never raises for a bad case.
 
     The shard is written before the summary, both atomically, so a case counts as done only when its
-    windows are complete on disk.
+    windows are complete on disk; the summary records the shard's rows, size and SHA-256
+    (:func:`hypo.data.integrity.shard_record`), which a resumed build checks.
 
     Returns:
         The summary; ``status`` is ``"ok"`` or ``"rejected"`` (with ``reason`` and ``detail``).
@@ -226,10 +228,11 @@ def run_case(ref: dict[str, Any], source: Source, cfg: WindowConfig, out: str) -
         case = source.load_case(ref)
         win, summary = process_case(case, cfg)
         name = shard_name(case.caseid)
-        storage.write_parquet(
+        sha, size = storage.write_parquet(
             storage.join(out, "windows", summary["split"], name + ".parquet"),
             windows_table(win, case.caseid, case.subjectid, summary["split"], cfg.window_s, summary.get("absent")),
         )
+        summary["shard"] = shard_record(summary["split"], name, len(win), sha, size)  # checked when a build resumes
         storage.write_json(storage.join(out, "cases", name + ".json"), summary)
         return summary
     except CaseRejected as exc:

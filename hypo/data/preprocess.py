@@ -6,14 +6,16 @@ and writes one Parquet shard plus a small JSON summary. Grouping cases amortises
 which is several times the work of one case (``bench/preprocess.py``); a task still holds one case at a time.
 The driver only collects summaries, so memory stays flat however many cases stream through.
 A re-run skips cases already written (and final rejections); a killed run re-run finishes with no duplicate
-and no missing window. The manifest (``DIR/manifest.json``) is rebuilt from all summaries at the end.
+and no missing window. A re-run also repairs: a done case whose shard is missing or not what its summary says was
+written is built again, and named (:mod:`hypo.data.integrity`). The manifest (``DIR/manifest.json``) is rebuilt
+from all summaries at the end, so a re-run also rewrites a damaged or edited manifest.
 
 Layout of ``DIR``::
 
     config.json                      the WindowConfig and source fingerprint the folder was built with
     manifest.json                    signals, rules, counts, train-only z-score, rejections, fingerprints
     windows/{train,val,test}/case_<id>.parquet
-    cases/case_<id>.json             per-case summary (done marker)
+    cases/case_<id>.json             per-case summary (done marker), with its shard's rows, size and SHA-256
     rejected/case_<id>.json          per-case rejection with its reason
 """
 
@@ -33,6 +35,7 @@ from hypo import __version__, storage
 from hypo.config import LabelConfig, WindowConfig, fingerprint, from_dict, to_dict
 from hypo.data.art import ART_RULE_TEXT, ART_RULES, samples_needed
 from hypo.data.artefacts import RULES
+from hypo.data.integrity import check_done_cases, zscore_checksum
 from hypo.data.manifest import FORMAT, SCHEMA_VERSION, Manifest, write_manifest
 from hypo.data.moments import Moments
 from hypo.data.pipeline import TRANSIENT_REASONS, run_case, shard_name
@@ -55,7 +58,12 @@ def _check_folder_config(out: str, cfg: WindowConfig, source: Source) -> None:
     want = {"config": to_dict(cfg), "source": source.name, "source_fingerprint": source.fingerprint()}
     path = storage.join(out, "config.json")
     if storage.exists(path):
-        have = storage.read_json(path)
+        try:
+            have = storage.read_json(path)
+        except (ValueError, OSError) as exc:
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise ConfigError(f"{path}: unreadable ({why}); it records what the folder was built with: restore it, "
+                              "or build into a new --out folder") from None
         if have != want:
             diff = sorted(k for k in want if have.get(k) != want[k])
             raise ConfigError(
@@ -70,8 +78,11 @@ def _done_cases(out: str) -> tuple[set[str], set[str]]:
     ok = {n[: -len(".json")] for n in storage.list_files(storage.join(out, "cases"), ".json")}
     rejected = set()
     for n in storage.list_files(storage.join(out, "rejected"), ".json"):
-        s = storage.read_json(storage.join(out, "rejected", n))
-        if s.get("reason") not in TRANSIENT_REASONS:
+        try:
+            s = storage.read_json(storage.join(out, "rejected", n))
+        except (ValueError, OSError):  # damaged: tried again, and its summary written again
+            continue
+        if isinstance(s, dict) and s.get("reason") not in TRANSIENT_REASONS:
             rejected.add(n[: -len(".json")])
     return ok, rejected - ok
 
@@ -115,6 +126,21 @@ def _cpu_slots(num_cpus_per_task: float) -> int:
     return max(1, int(cpus // num_cpus_per_task))
 
 
+def _check_request(source: Source, cfg: WindowConfig, cases_per_task: int, num_cpus_per_task: float) -> None:
+    """Refuse settings :func:`build_windows` cannot run with, and a source that cannot give what ``cfg`` asks."""
+    if cases_per_task < 1:
+        raise ConfigError(f"--cases-per-task must be >= 1, got {cases_per_task}")
+    if not num_cpus_per_task > 0:
+        raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
+    if cfg.label.source == "art" and getattr(source, "arterial", True) is False:
+        raise ConfigError(f"ART labels need a source that reads the arterial line; make it with arterial=True "
+                          f"({source!r})")
+    lacking = sorted(set(cfg.allow_missing) - set(getattr(source, "allow_missing", cfg.allow_missing)))
+    if lacking:
+        raise ConfigError(f"--allow-missing {','.join(cfg.allow_missing)}: the source still rejects files without "
+                          f"{' or '.join(lacking)}; make it with allow_missing={cfg.allow_missing!r}")
+
+
 def build_windows(
     source: Source,
     cfg: WindowConfig,
@@ -144,25 +170,19 @@ def build_windows(
 
     import ray
 
-    if cases_per_task < 1:
-        raise ConfigError(f"--cases-per-task must be >= 1, got {cases_per_task}")
-    if not num_cpus_per_task > 0:
-        raise ConfigError(f"--num-cpus-per-task must be > 0, got {num_cpus_per_task}")
-    if cfg.label.source == "art" and getattr(source, "arterial", True) is False:
-        raise ConfigError(f"ART labels need a source that reads the arterial line; make it with arterial=True "
-                          f"({source!r})")
-    lacking = sorted(set(cfg.allow_missing) - set(getattr(source, "allow_missing", cfg.allow_missing)))
-    if lacking:
-        raise ConfigError(f"--allow-missing {','.join(cfg.allow_missing)}: the source still rejects files without "
-                          f"{' or '.join(lacking)}; make it with allow_missing={cfg.allow_missing!r}")
+    _check_request(source, cfg, cases_per_task, num_cpus_per_task)
     start = time.perf_counter()
     out = storage.absolute(out)
     storage.makedirs(out)
     _check_folder_config(out, cfg, source)
     refs = source.case_refs()
     _check_unique_shards(refs)
+    for line in getattr(source, "notes", list)():  # e.g. files a subjects file does not list
+        log(f"note: {line}")
     ok, final_rej = _done_cases(out)
-    todo = [r for r in refs if shard_name(r["caseid"]) not in ok | final_rej]
+    # a done case counts only while its shard is what its summary says was written; the others are built again
+    intact = check_done_cases(out, ok & {shard_name(r["caseid"]) for r in refs}, log)
+    todo = [r for r in refs if shard_name(r["caseid"]) not in intact.keys() | final_rej]
     skipped = len(refs) - len(todo)
     if skipped:
         log(f"resuming: {skipped} of {len(refs)} cases already done in {out}")
@@ -184,8 +204,8 @@ def build_windows(
         name = shard_name(r["caseid"])
         if name in new:
             summaries.append(new[name])
-        elif name in ok:
-            summaries.append(storage.read_json(storage.join(out, "cases", name + ".json")))
+        elif name in intact:
+            summaries.append(intact[name])
         elif name in final_rej:
             summaries.append(storage.read_json(storage.join(out, "rejected", name + ".json")))
     manifest = make_manifest(summaries, cfg, source, wall_s=time.perf_counter() - start)
@@ -346,7 +366,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         "classes": list(CLASSES),
         "counts": t.counts,
         "zscore": {"mean": t.moments.mean.tolist(), "std": t.moments.std.tolist(), "fitted_on": "train",
-                   "n_values": t.moments.n_total},
+                   "n_values": t.moments.n_total, "checksum": zscore_checksum(t.moments.mean, t.moments.std)},
         "cases": {"listed": len(summaries), "ok": len(t.ok_cases), "rejected": len(t.rejected),
                   "case_hours": round(t.case_hours, 3)},
         "rejected_counts": dict(collections.Counter(r["reason"] for r in t.rejected).most_common()),

@@ -143,18 +143,22 @@ def write_exported(traced: torch.jit.ScriptModule, sidecar: Sidecar, out: str) -
     return out, written
 
 
-def check_out_file(out: str) -> str:
+def check_out_file(out: str, flag: str = "--out") -> str:
     """The absolute path of a model file to write, its folder created; refused early when it cannot be written.
 
+    Args:
+        out: The model file.
+        flag: The option that named it, for the messages.
+
     Raises:
-        HypoError: When ``out`` is a folder, or its folder cannot be created or written.
+        HypoError: When ``out`` is a folder, or its folder cannot be created or written (as the kernel says).
     """
     from hypo.storage import writable_folder
 
     out = os.path.abspath(os.path.expanduser(out))
     if os.path.isdir(out):
-        raise HypoError(f"--out {out} is a folder; give the model file's path, e.g. {os.path.join(out, 'model.pt')}")
-    writable_folder(os.path.dirname(out))
+        raise HypoError(f"{flag} {out} is a folder; give the model file's path, e.g. {os.path.join(out, 'model.pt')}")
+    writable_folder(os.path.dirname(out), flag)
     return out
 
 

@@ -481,8 +481,10 @@ class VitalDirSource:
     """A folder of ``.vital`` files, one case per file (searched recursively), caseid = file name stem, sorted.
 
     Every file is its own subject (subjectid = caseid) unless a ``subjects`` CSV (columns ``caseid,subjectid``)
-    is given; files it does not list stay their own subject and are counted in :meth:`report`. Give the mapping
-    whenever patients can have several files, or the subject-level split cannot keep them together.
+    is given; files it does not list stay their own subject, are counted in :meth:`report` and said on the console
+    (:meth:`notes`). Give the mapping whenever patients can have several files, or the subject-level split cannot
+    keep them together. Case ids and subject ids share one namespace, so a file the CSV does not list may not be
+    named as a subject the CSV gives to other files (they would silently become one patient): refused.
 
     Args:
         path: The folder.
@@ -494,7 +496,8 @@ class VitalDirSource:
             :func:`read_vital_case`.
 
     Raises:
-        ConfigError: When the folder is missing, holds no ``.vital`` file, or two files share a stem.
+        ConfigError: When the folder is missing, holds no ``.vital`` file, two files share a stem, or a file the
+            subjects file does not list is named as a subject it gives to other files.
     """
 
     name = "vital-dir"
@@ -514,7 +517,7 @@ class VitalDirSource:
         self.subjects_path = str(subjects) if subjects else None
         self.subjects = load_subjects(subjects) if subjects else {}
         self._digests: dict[tuple, str] = {}
-        self._files()  # fail early, in one line
+        self._check_subjects(self._files())  # fail early, in one line
 
     def _files(self) -> list[Path]:
         root = Path(self.path)
@@ -532,6 +535,32 @@ class VitalDirSource:
                 raise ConfigError(f"vital-dir: two files for case {p.stem}: {seen[p.stem]} and {p}")
             seen[p.stem] = p
         return files
+
+    def _check_subjects(self, files: list[Path]) -> None:
+        """Refuse a file the subjects file does not list whose own subject id is one the file gives to other cases."""
+        stems = {p.stem for p in files}
+        given: dict[str, list[str]] = {}
+        for cid, sid in self.subjects.items():
+            if cid in stems:
+                given.setdefault(sid, []).append(cid)
+        clash = sorted(stems.difference(self.subjects).intersection(given), key=lambda c: (len(c), c))
+        if clash:
+            c = clash[0]
+            also = f" (and {len(clash) - 1} more such files)" if len(clash) > 1 else ""
+            raise ConfigError(f"subjects file {self.subjects_path}: {c}.vital is not listed, so it would be its own "
+                              f"subject {c!r}, a subject the file gives to case {', '.join(sorted(given[c]))}: they "
+                              f"would become one patient{also}; list {c} in it with its subject")
+
+    def notes(self) -> list[str]:
+        """Console lines about the subjects: how many files a subjects file does not list (each its own subject)."""
+        if not self.subjects_path:
+            return []
+        files = self._files()
+        own = sum(p.stem not in self.subjects for p in files)
+        if not own:
+            return []
+        return [f"{own} of {len(files)} .vital files are not in the subjects file {self.subjects_path}: each is its "
+                "own subject (subject id = case id); list them there if a patient has several files"]
 
     def case_refs(self) -> list[dict[str, Any]]:
         """One ref per file: ``caseid`` (stem), ``subjectid`` and ``path`` relative to the folder."""

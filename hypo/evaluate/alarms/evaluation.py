@@ -28,6 +28,7 @@ The Python entry point (``hypo evaluate MODEL_OR_RUN --data DIR --alarms`` calls
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 from collections.abc import Callable
@@ -172,15 +173,36 @@ def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: Manifes
     out = {}
     for name, kind in val.kinds.items():
         fixed = fixed_threshold(name, manifest)
+        scores = _scores(val, name)
         grid = (np.array([fixed]) if fixed is not None
-                else threshold_grid(_scores(val, name), kind, cfg.n_thresholds, cfg.hysteresis))
+                else threshold_grid(scores, kind, cfg.n_thresholds, cfg.hysteresis))
         pooled = _pool(val, name, grid, cfg)
         chosen = select_thresholds(grid, curve(pooled), cfg)
-        if fixed is not None:
-            for op in chosen.values():
+        unusable = None if fixed is not None else no_usable_threshold(scores, kind, cfg)
+        for op in chosen.values():
+            if fixed is not None:
                 op["fixed"] = True
+            elif unusable:
+                op["unusable"] = unusable
         out[name] = {"thresholds": chosen, "pooled": pooled}
     return out
+
+
+def no_usable_threshold(scores: np.ndarray, kind: str, cfg: AlarmConfig) -> str | None:
+    """Why a row's validation scores leave it no threshold that can alarm (None when they leave one).
+
+    A probability threshold at or below the hysteresis is never used (an alarm on could never end), so a row whose
+    every validation score is at or below it keeps only the threshold above its maximum, which never alarms.
+    """
+    s = np.asarray(scores, np.float64)
+    s = s[np.isfinite(s)]
+    if not len(s):
+        return "it gave no score on the validation split, so only a threshold that never alarms is left"
+    if kind == PROBABILITY and s.max() <= cfg.hysteresis:
+        return (f"every validation p(hypotension) is at or below the hysteresis {cfg.hysteresis:g} (the highest is "
+                f"{s.max():.3f}), and a threshold there could never end an alarm, so only a threshold that never "
+                "alarms is left; lower --alarm-hysteresis")
+    return None
 
 
 def _row_meta(name: str, kind: str, descriptions: dict[str, str]) -> dict[str, Any]:
@@ -246,6 +268,27 @@ def _cases_summary(replay: ReplayedSplit) -> CasesSummary:
                   for k in ("scored", "induction", "under way")})
 
 
+def require_replayed(replay: ReplayedSplit, recordings: Recordings, purpose: str = "") -> None:
+    """Refuse a split of which no case was scored, saying why: an empty split, or every case failing (and how).
+
+    Raises:
+        HypoError: One line naming the dataset and the split.
+    """
+    from hypo.data.dataset import empty_split_reason
+
+    if replay.events:
+        return
+    where = f"{recordings.data_dir}: "
+    if not replay.n_listed:
+        raise HypoError(where + empty_split_reason(recordings.manifest, replay.split)
+                        + (f"; the alarm evaluation needs its recordings {purpose}" if purpose else ""))
+    reasons = ", ".join(f"{k} {v}" for k, v in collections.Counter(f["reason"] for f in replay.failures).items())
+    first = replay.failures[0]
+    raise HypoError(f"{where}no {replay.split} case could be replayed{' ' + purpose if purpose else ''}: all "
+                    f"{len(replay.failures)} failed ({reasons}; case {first['caseid']}: {first['detail']})"
+                    .splitlines()[0])
+
+
 def _given_thresholds(given: AlarmResult | dict[str, Any]) -> Thresholds:
     """Thresholds passed in: a previous result (its rows' thresholds) or ``{row: {op: threshold}}``."""
     if isinstance(given, AlarmResult):
@@ -276,9 +319,7 @@ def choose_thresholds(models: dict[str, ExportedModel], recordings: Recordings, 
         return {}, "none (curves only)", None
     vrec = recordings if given in ("val", recordings.data_dir) else Recordings.of(given)
     val = replay_split(vrec, "val", models, opts.cfg, feature_model, opts.max_cases, log)
-    if not val.events:
-        raise HypoError(f"{vrec.data_dir}: no validation case could be replayed to choose the alarm thresholds "
-                        f"({len(val.failures)} failed)")
+    require_replayed(val, vrec, "to choose the alarm thresholds")
     chosen = {name: v["thresholds"] for name, v in choose_on_validation(val, opts.cfg, vrec.manifest).items()}
     return chosen, f"the validation split of {vrec.data_dir}", _cases_summary(val)
 
@@ -319,9 +360,7 @@ def evaluate_alarms(models: dict[str, ExportedModel], data_dir: str, options: Al
     recordings = Recordings.of(data_dir, manifest)
     chosen, origin, val_cases = choose_thresholds(models, recordings, opts, feature_model, log)
     replay = replay_split(recordings, opts.split, models, opts.cfg, feature_model, opts.max_cases, log)
-    if not replay.events:
-        raise HypoError(f"{data_dir}: no {opts.split} case could be replayed ({len(replay.failures)} failed: "
-                        + ", ".join(sorted({f['reason'] for f in replay.failures})) + ")")
+    require_replayed(replay, recordings)
     rows, pooled = score_split(replay, chosen, opts.cfg, {name: describe(m) for name, m in models.items()},
                                manifest, opts.n_boot, opts.seed)
     result = alarm_result(recordings, opts, replay, rows, origin, val_cases)
@@ -408,9 +447,9 @@ def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | No
     train, val_windows = load_split(data_dir, "train", manifest), load_split(data_dir, "val", manifest)
     fm = feature_model_for(read_search_record(exp_path).baselines, train, val_windows)
     models = trial_models(exp_path, trial_ids, val=val_windows)
-    val = replay_split(Recordings.of(data_dir, manifest), "val", models, cfg, fm, max_cases, log=log)
-    if not val.events:
-        raise HypoError(f"{data_dir}: no validation case could be replayed ({len(val.failures)} failed)")
+    recordings = Recordings.of(data_dir, manifest)
+    val = replay_split(recordings, "val", models, cfg, fm, max_cases, log=log)
+    require_replayed(val, recordings)
     rows = {}
     for name, chosen in choose_on_validation(val, cfg, manifest).items():
         spec = chosen["thresholds"]["fa_target"]

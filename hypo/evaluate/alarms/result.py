@@ -146,6 +146,8 @@ def _threshold_text(row: AlarmRow, op: str) -> str:
     text = f"MAP<{t:.1f}" if row.kind == READING else f"p>={t:.3f}"
     if spec.get("fixed"):
         return text + " (fixed)"
+    if spec.get("unusable"):
+        return text + " (none usable: below)"
     return text + ("" if spec.get("met", True) else " (target not met on val)")
 
 
@@ -175,6 +177,16 @@ def alarm_table_lines(result: AlarmResult, op: str = "fa_target") -> list[str]:
     widths = [max(len(r[i]) for r in cells) for i in range(len(ALARM_COLUMNS))]
     return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
             for r in cells]
+
+
+def unusable_rows(result: AlarmResult) -> list[tuple[AlarmRow, str]]:
+    """The rows left no usable threshold on validation, and why (every score at or below the hysteresis, ...)."""
+    out = []
+    for row in result.rows:
+        why = next((spec["unusable"] for spec in row.thresholds.values() if spec.get("unusable")), None)
+        if why:
+            out.append((row, why))
+    return out
 
 
 def induction_line(result: AlarmResult, op: str = "fa_target") -> str:
@@ -211,6 +223,7 @@ def format_alarm_table(result: AlarmResult) -> str:
                       ("sens_target", f"at the threshold for >= {100 * cfg.sens_target:.0f}% sensitivity")):
         lines += ["", f"{result.split} split, {title} (chosen on validation):"] + alarm_table_lines(result, op)
     lines.append(induction_line(result))
+    lines += [f"no usable threshold for {row.name}: {why}" for row, why in unusable_rows(result)]
     lines.append("lead: median over caught episodes; detected: an alarm at any moment from onset - "
                  f"{cfg.lead_max_s / 60:g} min to the episode's end (its lead may be <= 0: after onset).")
     for f in c.failures[:5]:

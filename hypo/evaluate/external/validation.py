@@ -21,7 +21,10 @@ would refuse them (:func:`missing_groups`). What is reported, per evaluation set
 :func:`evaluate_external` takes the :class:`~hypo.evaluate.external.request.EvaluateRequest` of ``hypo evaluate`` and
 the list (default :func:`default_sections`), writes ``evaluation.json`` (the typed record
 :class:`~hypo.evaluate.external.result.ExternalResult`), ``evaluation.md`` and the figures, and returns an
-:class:`~hypo.evaluate.external.result.ExternalRun`.
+:class:`~hypo.evaluate.external.result.ExternalRun`. It runs in three steps, so that a command doing more (``hypo
+evaluate --alarms``) checks everything before any work and writes nothing unless all of it succeeded:
+:func:`prepare_external` (every check that needs no scoring), :func:`external_evaluation` (the scoring and the
+sections, nothing written) and :meth:`Evaluation.write` (the recalibrated export, then the results).
 
 With ``recalibrate`` (temperature, vector, isotonic: :mod:`hypo.learn.recalibration`), OTHER's subjects are split
 by a hash of (seed, subject) into a calibration share, on which the map is fitted, and the rest, on which every
@@ -162,9 +165,27 @@ def check_compatible(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> lis
     """Refuse a dataset whose windows or labels are not what the model predicts; return warnings for the rest.
 
     Raises:
-        HypoError: Another window length, horizon or threshold; the model's own training dataset; a dataset
-            drawn from the same cohort of subjects (not external); or, for a recalibrated export, the data (or
-            cohort) its map was fitted on.
+        HypoError: Another window length, horizon or threshold (:func:`check_labels`); the model's own training
+            dataset; a dataset drawn from the same cohort of subjects (not external); or, for a recalibrated
+            export, the data (or cohort) its map was fitted on.
+    """
+    notes = check_labels(sidecar, manifest, data_dir)
+    _check_not_its_own(sidecar, manifest, data_dir)
+    return notes
+
+
+def check_labels(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> list[str]:
+    """Refuse a dataset whose windows or labels are not what the model predicts; notes for the lesser differences.
+
+    The check of OTHER (:func:`check_compatible`) and of the dataset that fixes ``hypo evaluate --alarms``'s
+    thresholds (``--alarm-thresholds-from``), alike.
+
+    Returns:
+        One note per difference that does not stop the evaluation: the label source or cuff mode, the cuff merge
+        gap, the gap-filling rule.
+
+    Raises:
+        HypoError: Another window length, label horizon, hypotension or hypertension threshold.
     """
     want, got = sidecar.label, manifest.label
     if manifest.window_s != sidecar.window_s:
@@ -174,7 +195,6 @@ def check_compatible(sidecar: Sidecar, manifest: Manifest, data_dir: str) -> lis
         if not math.isclose(float(getattr(want, key)), float(getattr(got, key))):
             raise HypoError(f"{data_dir} is labelled with {key} {getattr(got, key)}, the model predicts {key} "
                             f"{getattr(want, key)}: rebuild it with {flag} {getattr(want, key):g}")
-    _check_not_its_own(sidecar, manifest, data_dir)
     notes = []
     want_text, got_text = label_source_text(want), label_source_text(got)
     if want_text != got_text:
@@ -347,6 +367,127 @@ def model_section(model: ExportedModel) -> ModelInfo:
                      source=s.source, label=s.label)
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What an external evaluation checked before any work (:func:`prepare_external`).
+
+    Attributes:
+        share: The calibration share.
+        manifest: OTHER's manifest.
+        model: The model.
+        notes: Differences between OTHER and the model's data that do not stop the evaluation.
+    """
+
+    share: float
+    manifest: Manifest
+    model: ExportedModel
+    notes: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """An external evaluation computed, nothing written yet: :meth:`write` writes it.
+
+    Attributes:
+        results: The record (its recalibration's ``export`` is filled in when the export is written).
+        model: The model evaluated.
+        export: Writes the recalibrated export and returns ``{"path", "model_sha256"}`` (None: no export asked).
+    """
+
+    results: ExternalResult
+    model: ExportedModel
+    export: Callable[[], dict[str, Any]] | None = None
+
+    def write(self, out: str, log=print) -> ExternalRun:
+        """Write the recalibrated export (if asked), then ``evaluation.json``, ``evaluation.md`` and the figures."""
+        results, written = self.results, None
+        if self.export is not None:
+            written = self.export()
+            results = results.model_copy(update={"recalibration": results.recalibration.model_copy(
+                update={"export": written})})
+        paths = write_results(results, out)
+        log(f"wrote {paths['json']}, {paths['md']}" + "".join(f", {os.path.basename(p)}" for k, p in paths.items()
+                                                              if k.endswith("_png")))
+        return ExternalRun(results, paths, written, self.model)
+
+
+def prepare_external(req: EvaluateRequest) -> Prepared:
+    """Everything checked before scoring: the options, the export's path, OTHER, the model, and that they fit.
+
+    OTHER and the model must go together (:func:`check_compatible`), and the export must not overwrite the model.
+
+    Raises:
+        ConfigError: Inconsistent options, or an export that would overwrite the model evaluated.
+        HypoError: Unusable model or dataset, an unwritable export path (one line each).
+    """
+    from hypo.evaluate.export_trial import load_model_or_trial
+    from hypo.infer.export import check_out_file
+
+    share = check_request(req)
+    if req.write_export:
+        check_out_file(req.write_export, "--write-export")
+        refuse_overwriting_the_model(req.model_or_run, req.write_export)
+    manifest = read_manifest(req.data)
+    model = load_model_or_trial(req.model_or_run, req.trial)
+    return Prepared(share, manifest, model, check_compatible(model.sidecar, manifest, req.data))
+
+
+def refuse_overwriting_the_model(model_or_run: str, export: str) -> None:
+    """Refuse a ``--write-export`` that is the model evaluated, or its sidecar (the same file, links resolved).
+
+    Raises:
+        ConfigError: Naming both.
+    """
+    from hypo.infer.export import sidecar_path
+
+    if not os.path.isfile(model_or_run):
+        return
+    sources = {os.path.abspath(model_or_run), os.path.realpath(model_or_run)}
+    targets = {os.path.abspath(os.path.expanduser(export)), os.path.realpath(os.path.expanduser(export))}
+    same = bool(sources & targets) or any(os.path.exists(t) and os.path.samefile(t, model_or_run) for t in targets)
+    if same:
+        raise ConfigError(f"--write-export {export} is the model being evaluated ({model_or_run}); write the "
+                          "recalibrated model to another file")
+    side = {sidecar_path(p) for p in sources}
+    if side & (targets | {sidecar_path(t) for t in targets}):
+        raise ConfigError(f"--write-export {export} would overwrite {sidecar_path(os.path.abspath(model_or_run))}, "
+                          "the sidecar of the model being evaluated; give the recalibrated model another name")
+
+
+def external_evaluation(req: EvaluateRequest, prepared: Prepared, sections: list[tuple[str, Section]] | None = None,
+                        log=print) -> Evaluation:
+    """Score the model on OTHER, recalibrate (if asked) and compute every section; nothing is written yet.
+
+    Args:
+        req: The request.
+        prepared: Its checks (:func:`prepare_external`).
+        sections: ``(name, function)`` pairs computed on each evaluation set (default :func:`default_sections`).
+        log: Where summary lines go.
+    """
+    manifest, model = prepared.manifest, prepared.model
+    sections = default_sections(req.n_boot, req.seed) if sections is None else sections
+    scored = score_windows(model, req.data, manifest)
+    notes = prepared.notes + missing_notes(scored.missing)
+    data_info = data_section(req.data, manifest, scored)
+    for line in [f"model {model.describe()}", f"data  {req.data}: {describe_dataset(manifest)}",
+                 f"      {data_info.n_windows:,} windows from {data_info.n_subjects} subjects "
+                 f"({data_info.n_cases} cases), all splits pooled; no retraining"
+                 + (f"; {scored.n_left_out:,} windows left out (below)" if scored.n_left_out else ""), *notes]:
+        log(line)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    sets, recal, export = evaluation_sets(req, prepared.share, scored, manifest, model, log)
+    results = ExternalResult(
+        created=created, model=model_section(model), data=data_info, notes=notes, recalibrate=req.recalibrate,
+        seed=req.seed, hypo_version=__version__, recalibration=recal,
+        evaluation_sets={es.stage: {"name": es.name, "n_windows": int(len(es.arrays)),
+                                    "n_subjects": int(len(np.unique(es.arrays.subjectid))),
+                                    "thresholds": es.thresholds} for es in sets},
+        sections={name: {es.stage: fn(es) for es in sets} for name, fn in sections})
+    for line in summary_lines(results):
+        log(line)
+    return Evaluation(results, model, export)
+
+
 def evaluate_external(req: EvaluateRequest, sections: list[tuple[str, Section]] | None = None,
                       log=print) -> ExternalRun:
     """Score a frozen model on another source's windows, optionally recalibrated there; write the results.
@@ -365,41 +506,11 @@ def evaluate_external(req: EvaluateRequest, sections: list[tuple[str, Section]] 
         ConfigError: Inconsistent options.
         HypoError: Unusable model or dataset (one line each).
     """
-    from hypo.evaluate.export_trial import load_model_or_trial
-    from hypo.infer.export import check_out_file
     from hypo.storage import writable_folder
 
-    share = check_request(req)
-    if req.write_export:
-        check_out_file(req.write_export)
+    prepared = prepare_external(req)
     out = writable_folder(req.out)
-    manifest = read_manifest(req.data)
-    model = load_model_or_trial(req.model_or_run, req.trial)
-    notes = check_compatible(model.sidecar, manifest, req.data)
-    sections = default_sections(req.n_boot, req.seed) if sections is None else sections
-    scored = score_windows(model, req.data, manifest)
-    notes += missing_notes(scored.missing)
-    data_info = data_section(req.data, manifest, scored)
-    for line in [f"model {model.describe()}", f"data  {req.data}: {describe_dataset(manifest)}",
-                 f"      {data_info.n_windows:,} windows from {data_info.n_subjects} subjects "
-                 f"({data_info.n_cases} cases), all splits pooled; no retraining"
-                 + (f"; {scored.n_left_out:,} windows left out (below)" if scored.n_left_out else ""), *notes]:
-        log(line)
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    sets, recal, written = evaluation_sets(req, share, scored, manifest, model, log)
-    results = ExternalResult(
-        created=created, model=model_section(model), data=data_info, notes=notes, recalibrate=req.recalibrate,
-        seed=req.seed, hypo_version=__version__, recalibration=recal,
-        evaluation_sets={es.stage: {"name": es.name, "n_windows": int(len(es.arrays)),
-                                    "n_subjects": int(len(np.unique(es.arrays.subjectid))),
-                                    "thresholds": es.thresholds} for es in sets},
-        sections={name: {es.stage: fn(es) for es in sets} for name, fn in sections})
-    paths = write_results(results, out)
-    for line in summary_lines(results):
-        log(line)
-    log(f"wrote {paths['json']}, {paths['md']}" + "".join(f", {os.path.basename(p)}" for k, p in paths.items()
-                                                          if k.endswith("_png")))
-    return ExternalRun(results, paths, written, model)
+    return external_evaluation(req, prepared, sections, log).write(out, log)
 
 
 def _nan(v) -> float:
@@ -407,22 +518,23 @@ def _nan(v) -> float:
 
 
 def evaluation_sets(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: Manifest,
-                    model: ExportedModel, log) -> tuple[list[EvalSet], Recalibration | None, dict[str, Any] | None]:
+                    model: ExportedModel, log) -> tuple[list[EvalSet], Recalibration | None, Callable | None]:
     """The sets every section is computed on: all subjects, or before and after the map on the held-out ones.
 
     Returns:
-        ``(sets, recalibration, export)``: the record of the map (None without one) and ``{"path",
-        "model_sha256"}`` of the recalibrated export when ``req.write_export`` asks for one.
+        ``(sets, recalibration, export)``: the record of the map (None without one) and, when
+        ``req.write_export`` asks for one, the function that writes the recalibrated export (returning ``{"path",
+        "model_sha256"}``), called once the whole command has succeeded.
     """
     if req.recalibrate == "none":
         return [EvalSet("all subjects", "model", scored.arrays, scored.probs, scored.thresholds, manifest,
                         model.sidecar)], None, None
     cal, sets, recal, calib = _recalibrate(req, share, scored, manifest, model, log)
-    written = None
+    export = None
     if req.write_export:
-        written = _write(model, calib, recal, scored.arrays.x[cal], sets[1].thresholds, req.write_export, log)
-        recal = recal.model_copy(update={"export": written})
-    return sets, recal, written
+        export = functools.partial(_write, model, calib, recal, scored.arrays.x[cal], sets[1].thresholds,
+                                   req.write_export, log)
+    return sets, recal, export
 
 
 def _recalibrate(req: EvaluateRequest, share: float, scored: ScoredWindows, manifest: Manifest,
