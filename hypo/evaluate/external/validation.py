@@ -105,7 +105,10 @@ def take(parts: list[WindowArrays], mask: np.ndarray | None) -> WindowArrays:
     """Concatenate ``parts`` (then keep the rows of ``mask``)."""
     fields = {}
     for f in dataclasses.fields(WindowArrays):
-        arr = np.concatenate([getattr(p, f.name) for p in parts])
+        values = [getattr(p, f.name) for p in parts]
+        if any(v is None for v in values):  # a column the dataset lacks (built before it existed)
+            continue
+        arr = np.concatenate(values)
         fields[f.name] = arr if mask is None else arr[mask]
     return WindowArrays(**fields)
 
