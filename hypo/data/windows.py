@@ -235,8 +235,10 @@ class _Last:
 
 
 def _last_readings(readings: Readings, ends_k: np.ndarray) -> _Last:
-    """The last cuff reading at or before each window end (NaN values, time -1 when none), and the
-    :data:`EARLIER_READINGS` before it, most recent first (NaN, -1 where there are fewer)."""
+    """The last cuff reading at or before each window end, and the :data:`EARLIER_READINGS` before it.
+
+    NaN values and time -1 where there is none; the earlier ones most recent first.
+    """
     last = np.searchsorted(readings.time, ends_k, side="right") - 1
     idx = last[:, None] - np.arange(EARLIER_READINGS + 1)[None, :]  # [n, 1 + earlier]: the last, then before
     has = idx >= 0

@@ -265,8 +265,11 @@ def hypotension_scores(positive, score, fixed: bool = False) -> dict[str, float]
 
 
 def comparator_metrics(y_true, comp: Comparator, last_map, hypo_map: float = 65.0) -> dict[str, float]:
-    """A comparator's hypotension figures: on every window, by the last cuff MAP, without the windows already in
-    hypotension (``excl_``), and (curve rows) the MAP-matched AUROC (:func:`hypo.learn.metrics.map_metrics`)."""
+    """A comparator's hypotension figures, also by the last cuff MAP, and MAP-matched.
+
+    On every window, by the last cuff MAP, without the windows already in hypotension (``excl_``), and (curve rows)
+    the MAP-matched AUROC (:func:`hypo.learn.metrics.map_metrics`).
+    """
     pos = np.asarray(y_true) == HYPOTENSION
     s = np.asarray(comp.p_hypo, np.float64)
     out = hypotension_scores(pos, s, comp.fixed)

@@ -87,8 +87,10 @@ def evaluate_scores(y_true, probs, last_class=None, where: str = "", warn: bool 
 
 
 def map_stratum(last_map, hypo_map: float = 65.0, top: float = GRAY_ZONE_TOP) -> np.ndarray:
-    """Each window's stratum of the last cuff MAP: 0 below ``hypo_map``, 1 the gray zone ``hypo_map``-``top``
-    (both ends included), 2 above ``top``, 3 no reading (indices into :data:`MAP_STRATA`)."""
+    """Each window's stratum of the last cuff MAP (indices into :data:`MAP_STRATA`).
+
+    0 below ``hypo_map``, 1 the gray zone ``hypo_map``-``top`` (both ends included), 2 above ``top``, 3 no reading.
+    """
     m = np.asarray(last_map, np.float64)
     out = np.full(len(m), 3, np.int64)
     with np.errstate(invalid="ignore"):

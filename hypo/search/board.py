@@ -14,8 +14,17 @@ import pandas as pd
 
 from hypo.data.dataset import label_source_text
 from hypo.errors import HypoError
+from hypo.learn.baselines import baseline_list
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.experiments import local_experiment
+from hypo.search.hypotension_board import (
+    NOTE,
+    comparator_rows,
+    description_lines,
+    display,
+    hypotension_frame,
+    markdown,
+)
 from hypo.search.leaderboard import (
     baseline_notes,
     format_table,
@@ -25,15 +34,6 @@ from hypo.search.leaderboard import (
     search_status,
     signal_importance,
     write_leaderboard,
-)
-from hypo.learn.baselines import baseline_list
-from hypo.search.hypotension_board import (
-    NOTE,
-    comparator_rows,
-    description_lines,
-    display,
-    hypotension_frame,
-    markdown,
 )
 from hypo.search.record import SearchRecord, read_search_record
 
