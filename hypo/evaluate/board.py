@@ -85,6 +85,8 @@ class LeaderboardRequest:
         test_alarms: With ``test``: include the alarm table of the test recordings.
         alarm_cfg: The alarm config (:class:`~hypo.evaluate.alarms.metrics.AlarmConfig`).
         alarm_cases: At most this many recordings for the alarms.
+        exclude_in_hypotension: With ``test``: the hypotension figures also without the windows whose last cuff
+            reading is already below the threshold, beside the full ones.
     """
 
     experiment: str | None = None
@@ -96,6 +98,7 @@ class LeaderboardRequest:
     test_alarms: bool = True
     alarm_cfg: Any = None
     alarm_cases: int | None = None
+    exclude_in_hypotension: bool = False
 
 
 def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboard") -> dict[str, Any]:
@@ -129,5 +132,6 @@ def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboar
             print(f"{prog}: warning: the search is partial; the test look ranks unfinished trials", file=sys.stderr)
         res["test"] = score_top_trials(exp, res["frame"], req.test, out_dir=req.out_dir,
                                        alarms=req.alarm_cfg if req.test_alarms else None,
-                                       alarm_cases=req.alarm_cases)
+                                       alarm_cases=req.alarm_cases,
+                                       exclude_in_hypotension=req.exclude_in_hypotension)
     return res
