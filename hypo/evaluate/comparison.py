@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hypo.learn.comparators import MODEL_INPUTS, comparator_records
+from hypo.learn.comparators import MODEL_INPUTS, comparator_metrics, split_comparators
 from hypo.learn.metrics import MAP_STRATA, evaluate_scores, stratum_titles
 
 HEADLINE = ("the headline figures are the full ones, over every window as a live monitor meets them; without the "
@@ -43,7 +43,8 @@ def model_row(name: str, probs, y, last_map, hypo_map: float, reads: str = MODEL
 
 
 def split_rows(split, manifest, models: dict[str, Any], baselines, fits, where: str = "the dataset",
-               reads: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+               reads: dict[str, str] | None = None, scores: dict[str, np.ndarray] | None = None,
+               ) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows of one split: the models, the baselines, the comparators; and the comparators' notes.
 
     Args:
@@ -54,6 +55,7 @@ def split_rows(split, manifest, models: dict[str, Any], baselines, fits, where: 
         fits: :func:`hypo.learn.comparators.fit_comparators` of the train split.
         where: The dataset, as a note names it.
         reads: Row name -> what it reads, for the baselines (default: :func:`hypo.learn.baselines.reads_of`).
+        scores: When a dict, filled with row name -> its score of hypotension (for :func:`add_intervals`).
     """
     from hypo.learn.baselines import ROW_PREFIX, reads_of
 
@@ -63,8 +65,14 @@ def split_rows(split, manifest, models: dict[str, Any], baselines, fits, where: 
     reads = reads or {}
     rows += [model_row(ROW_PREFIX + b.name, b.scores, y, last_map, hypo_map, reads.get(b.name, reads_of(b.name)))
              for b in baselines]
-    comps, notes = comparator_records(split, manifest, fits, where=where)
-    return rows + comps, notes
+    comps, notes = split_comparators(split, manifest, fits, where)
+    rows += [{"name": c.name, "reads": c.reads, "description": c.description, "fixed": c.fixed, "params": c.params,
+              "metrics": comparator_metrics(y, c, last_map, hypo_map)} for c in comps]
+    if scores is not None:
+        scores.update({name: np.asarray(p)[:, 1] for name, p in models.items()})
+        scores.update({ROW_PREFIX + b.name: np.asarray(b.scores)[:, 1] for b in baselines})
+        scores.update({c.name: c.p_hypo for c in comps})
+    return rows, notes
 
 
 # ------------------------------------------------------------------------------------------------ cells
@@ -141,6 +149,14 @@ def markdown(header: list[str], cells: list[list[str]]) -> list[str]:
     """A table as Markdown lines."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(c) + " |"
                                                                           for c in cells]
+
+
+def text_table(header: list[str], cells: list[list[str]]) -> list[str]:
+    """A table as aligned text lines (the console): the first column left, the others right."""
+    every = [header, *cells]
+    widths = [max(len(r[i]) for r in every) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in every]
 
 
 def notes(rows: list[dict[str, Any]], hypo_map: float = 65.0) -> list[str]:

@@ -122,6 +122,15 @@ class OneFeatureLogistic:
             p = 1.0 / (1.0 + np.exp(-(self.a + self.b * (v - self.mean) / self.std)))
         return np.where(np.isfinite(v), p, self.prior)
 
+    @classmethod
+    def ramp(cls, centre: float, prior: float, scale: float = 5.0) -> OneFeatureLogistic:
+        """No fit: p falls as the value rises past ``centre`` (``scale`` mmHg wide), as the last reading's ramp.
+
+        For an evaluation without the train split it was developed on (``hypo evaluate``): only ranking figures
+        are reported there, and they do not depend on the ramp.
+        """
+        return cls(0.0, -1.0, float(centre), float(scale), float(prior))
+
     def to_dict(self) -> dict[str, float]:
         """The fit as JSON."""
         return dataclasses.asdict(self)
@@ -199,7 +208,8 @@ def split_comparators(split, manifest: Manifest, fits: dict[str, OneFeatureLogis
     Args:
         split: A :class:`~hypo.data.dataset.WindowArrays`.
         manifest: The dataset's manifest (horizon, thresholds, label source).
-        fits: :func:`fit_comparators` of the train split.
+        fits: :func:`fit_comparators` of the train split; a row it lacks is scored through a fixed ramp
+            (:meth:`OneFeatureLogistic.ramp`: the same ranking, no fit).
         where: The dataset, as a note names it.
     """
     rows = [Comparator(fixed_name(t), CUFF, f"alarm when the last cuff MAP at or before the window end is below "
@@ -207,8 +217,9 @@ def split_comparators(split, manifest: Manifest, fits: dict[str, OneFeatureLogis
             for t in FIXED_MAP_THRESHOLDS]
     inputs = _inputs(split, manifest)
     horizon = manifest.label.horizon_s
+    fits = {name: fits.get(name) or _unfitted(name, manifest) for name in inputs}
     for name in (EXTRAPOLATION, LAST_DBP):
-        if name in inputs and name in fits:
+        if name in inputs:
             text = extrapolation_text(horizon) if name == EXTRAPOLATION else DESCRIPTIONS[name]
             rows.append(Comparator(name, CUFF, text, fits[name].predict(inputs[name][1]),
                                    params={"fit": fits[name].to_dict()}))
@@ -218,12 +229,20 @@ def split_comparators(split, manifest: Manifest, fits: dict[str, OneFeatureLogis
                             f"below {t:g} mmHg (a fixed rule on the invasive line)", _below(split.art_last_map, t),
                             True, {"threshold": t}) for t in FIXED_MAP_THRESHOLDS]
         for name in (ART_EXTRAPOLATION, LAST_ART_DBP):
-            if name in inputs and name in fits:
+            if name in inputs:
                 rows.append(Comparator(name, ART, DESCRIPTIONS[name], fits[name].predict(inputs[name][1]),
                                        params={"fit": fits[name].to_dict()}))
         if ART_EXTRAPOLATION not in inputs:
             notes.append(comparator_rebuild_note(where, "the ART extrapolation and last-ART-DBP rows"))
     return rows, notes
+
+
+def _unfitted(name: str, manifest: Manifest) -> OneFeatureLogistic:
+    """A comparator without a fit (``fits`` lacks it): the ramp around the threshold (DBP: 20 mmHg below it)."""
+    from hypo.learn.baseline import train_prior
+
+    centre = float(manifest.label.hypo_map) - (20.0 if name in (LAST_DBP, LAST_ART_DBP) else 0.0)
+    return OneFeatureLogistic.ramp(centre, float(train_prior(manifest)[HYPOTENSION]))
 
 
 def _below(values, threshold: float) -> np.ndarray:
