@@ -61,11 +61,13 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     lines = ["* " + res.note + "; the top rows only"]
     shown = set(df["trial"].astype(str))
     for name, r in res.rows.items():
-        if name not in shown and ROW_PREFIX + name not in shown:  # e.g. the simulated frequent cuff
+        if name not in shown and ROW_PREFIX + name not in shown:  # the simulated frequent cuff, the comparators
             sens = "n/a" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
             det = "n/a" if r.detection is None else f"{100 * r.detection:.0f}%"
-            lines.append(f"* baseline: {name} (validation): sensitivity {sens}, detected {det}, false alarms/h "
-                         f"{r.fa_per_h or 0:.2f} (a fixed threshold)")
+            ppv = "n/a" if r.ppv is None else f"{100 * r.ppv:.0f}%"
+            how = "a fixed threshold" if r.fixed else "its threshold read off its own validation curve"
+            lines.append(f"* {name} ({r.reads or 'cuff'}, validation): sensitivity {sens}, detected {det}, false "
+                         f"alarms/h {r.fa_per_h or 0:.2f}, PPV {ppv} ({how})")
     if res.cases.failed:
         lines.append(f"* {res.cases.failed} validation recordings could not be scored")
     return df, lines, {"alarms": res, "files": ["alarms_val.json"]}

@@ -311,3 +311,29 @@ def comparator_records(split, manifest: Manifest, fits: dict[str, OneFeatureLogi
              "metrics": {f"{prefix}{k}": v for k, v in comparator_metrics(split.label, c, split.last_map,
                                                                         hypo_map).items()}}
             for c in rows], notes
+
+
+def reading_extrapolation(times, values, horizon_s: int, max_age_s: int = MAX_AGE_S,
+                          earlier: int = EARLIER_READINGS) -> np.ndarray:
+    """At each reading of a series, the MAP extrapolated ``horizon_s`` ahead from it and the ``earlier`` before it.
+
+    The alarm replay's form of the extrapolation: the same line as the windows' (readings no older than
+    ``max_age_s`` before the newest; one reading: flat), read at ``time + horizon_s``.
+
+    Args:
+        times: int [r] reading times, increasing.
+        values: float [r] their MAP (NaN: none).
+        horizon_s: How far ahead.
+        max_age_s: Older readings are not used.
+        earlier: Readings used before each one.
+
+    Returns:
+        float [r].
+    """
+    t, v = np.asarray(times, np.float64), np.asarray(values, np.float64)
+    idx = np.arange(len(t))[:, None] - np.arange(earlier + 1)[None, :]
+    ok = idx >= 0
+    ic = np.clip(idx, 0, None)
+    pts_t = np.where(ok, t[ic] if len(t) else 0.0, np.nan)
+    pts_v = np.where(ok & (t[:, None] - pts_t <= max_age_s), v[ic] if len(t) else 0.0, np.nan)
+    return extrapolate(pts_v, pts_t, t + horizon_s) if len(t) else np.zeros(0)

@@ -428,11 +428,11 @@ def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
         f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
     if results.get("alarms") and "error" not in results["alarms"]:
         from hypo.evaluate.alarms.report import section_result
-        from hypo.evaluate.alarms.result import alarm_table_lines
+        from hypo.evaluate.alarms.result import alarm_table_lines, burden_text
 
         a = section_result(results["alarms"])
-        log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s; "
-            f"threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
+        log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s, "
+            f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
         for line in alarm_table_lines(a, "fa_target"):
             log(f"    {line}")
     log(f"  {results['test_looks']['note']}")
