@@ -83,7 +83,7 @@ def _v(m: dict[str, Any], key: str) -> float:
     return math.nan if v is None else float(v)
 
 
-def _text(row: dict[str, Any], key: str, prefix: str = "", digits: int = 3) -> str:
+def cell_text(row: dict[str, Any], key: str, prefix: str = "", digits: int = 3) -> str:
     """A cell: the bootstrap interval where the row has one, else the value; blank where undefined."""
     boot = (row.get("bootstrap") or {}).get(prefix + key)
     if boot and boot.get("value") is not None and math.isfinite(boot["value"]):
@@ -102,12 +102,12 @@ def hypotension_cells(rows: list[dict[str, Any]], exclude: bool = False) -> tupl
         header += ["AUROC excl.", "AUPRC excl.", "sens. / spec. excl."]
     out = []
     for r in rows:
-        cells = [r["name"], r["reads"], _text(r, "auroc_hypotension"), _text(r, "auprc_hypotension"),
-                 _text(r, "matched_auroc_hypotension"), _text(r, "sensitivity_hypotension"),
-                 _text(r, "specificity_hypotension"), _text(r, "ppv_hypotension")]
+        cells = [r["name"], r["reads"], cell_text(r, "auroc_hypotension"), cell_text(r, "auprc_hypotension"),
+                 cell_text(r, "matched_auroc_hypotension"), cell_text(r, "sensitivity_hypotension"),
+                 cell_text(r, "specificity_hypotension"), cell_text(r, "ppv_hypotension")]
         if exclude:
-            both = [_text(r, k, "excl_") for k in ("sensitivity_hypotension", "specificity_hypotension")]
-            cells += [_text(r, "auroc_hypotension", "excl_"), _text(r, "auprc_hypotension", "excl_"),
+            both = [cell_text(r, k, "excl_") for k in ("sensitivity_hypotension", "specificity_hypotension")]
+            cells += [cell_text(r, "auroc_hypotension", "excl_"), cell_text(r, "auprc_hypotension", "excl_"),
                       " / ".join(both) if any(both) else ""]
         out.append(cells)
     return header, out
@@ -133,10 +133,10 @@ def gray_zone_cells(rows: list[dict[str, Any]], hypo_map: float = 65.0) -> tuple
         cells = [r["name"], r["reads"]]
         for s in strata:
             if r["fixed"]:
-                both = [_text(r, k, f"bymap_{s}_") for k in ("sensitivity_hypotension", "specificity_hypotension")]
+                both = [cell_text(r, k, f"bymap_{s}_") for k in ("sensitivity_hypotension", "specificity_hypotension")]
                 cells.append(" / ".join(c or "n/a" for c in both) if any(both) else "")
             else:
-                cells.append(_text(r, "auroc_hypotension", f"bymap_{s}_"))
+                cells.append(cell_text(r, "auroc_hypotension", f"bymap_{s}_"))
         out.append(cells)
     return header, out
 

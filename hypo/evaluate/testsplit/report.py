@@ -27,13 +27,15 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__
-from hypo.data.manifest import Manifest
+from hypo.data.manifest import Manifest, read_manifest
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.errors import ConfigError, HypoError
+from hypo.evaluate.calibration import class_calibration
 from hypo.evaluate.calibration import reliability as calibration
 from hypo.evaluate.testsplit.channel_loss import CONDITIONS, channel_loss_rows, condition_title
 from hypo.evaluate.testsplit.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.testsplit.looks import describe_looks, record_look
+from hypo.evaluate.testsplit.report_card import write_report_card
 from hypo.evaluate.testsplit.report_html import ci, render_html
 from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: F401 - re-exported, as before
 from hypo.jsonio import jsonable
@@ -278,6 +280,7 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": ts.thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
+        "calibration_summary": calibration_summary(y, probs),
         "channel_loss": {"rows": channel_loss, "note": CHANNEL_LOSS_NOTE},
         "comparison": comparison_results(ts, chosen.data_dir, req),
         "provenance": prov,
@@ -294,6 +297,17 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         results["alarms"] = result.to_dict() if result is not None else {"error": error}
         figures["alarm_result"] = result
     return results, figures
+
+
+def calibration_summary(y, probs) -> dict[str, Any] | None:
+    """ECE, Brier, slope and intercept per abnormal class (the model card's).
+
+    None when they cannot be fitted (e.g. a model whose probabilities never vary).
+    """
+    try:
+        return {k: v for k, v in class_calibration(y, probs).items() if k in CLASSES}
+    except np.linalg.LinAlgError:
+        return None
 
 
 def comparison_results(ts: SplitScores, data_dir: str, req: ReportRequest) -> dict[str, Any]:
@@ -394,6 +408,8 @@ def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
     out_dir = writable_folder(req.out or os.path.join(chosen.exp_path, "report"))
     results, curves = evaluate_trial(chosen, req, log)
     paths = write_report(results, curves, out_dir)
+    paths["model_card"] = write_report_card(results, read_manifest(chosen.data_dir), chosen.meta, chosen.data_dir,
+                                            out_dir)
     for line in summary_lines(results, req.specificity):
         log(line)
     figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
