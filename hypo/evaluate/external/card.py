@@ -58,7 +58,8 @@ def performance_text(results: ExternalResult, alarms=None) -> str:
         if p:
             lines.append(f"- as an alarm on {alarms.cases.scored} test recordings (thresholds fixed on "
                          f"{alarms.thresholds_fixed_on or alarms.thresholds_from}): episode sensitivity "
-                         f"{ci(p['sensitivity'])}, false alarms per hour {ci(p['fa_per_h'])}, PPV {ci(p['ppv'])}")
+                         f"{ci(p['sensitivity'])}, false alarms per hour {ci(p['fa_per_h'])}, PPV {ci(p['ppv'])}, "
+                         f"time in alarm {ci(p['time_in_alarm'])}")
     return "\n".join(lines) or not_reported("the discrimination section was not computed")
 
 

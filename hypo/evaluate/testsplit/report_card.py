@@ -54,7 +54,8 @@ def performance_text(results: dict[str, Any]) -> str:
         p = alarms["rows"][0]["operating_points"].get("fa_target") or {}
         if p:
             lines.append(f"- as an alarm on {alarms['cases']['scored']} test recordings: episode sensitivity "
-                         f"{ci(p['sensitivity'])}, false alarms per hour {ci(p['fa_per_h'])}, PPV {ci(p['ppv'])}")
+                         f"{ci(p['sensitivity'])}, false alarms per hour {ci(p['fa_per_h'])}, PPV {ci(p['ppv'])}, "
+                         f"time in alarm {ci(p['time_in_alarm'])}")
     for row in results.get("baselines") or ():
         lines.append(f"- baseline {row['name']}: mean AUROC {ci(row['bootstrap']['mean_auroc'])}")
     return "\n".join(lines)
@@ -72,6 +73,11 @@ def limitations_text(results: dict[str, Any], manifest: Manifest) -> str:
         out.append("the outcome is a sparse cuff reading, not a continuous arterial pressure")
     if looks.get("look", 1) > 1:
         out.append(f"not the first look at the test split ({looks.get('note')})")
+    alarm = ((results.get("alarms") or {}).get("rows") or [{}])[0].get("operating_points", {}).get("fa_target")
+    if alarm and (alarm["time_in_alarm"].get("value") or 0) > 0.5:
+        out.append(f"as an alarm it is on {100 * alarm['time_in_alarm']['value']:.0f}% of the time at the false-alarm "
+                   "threshold: false alarms are counted per alarm, not per hour in alarm, so a near-permanent alarm "
+                   "meets the target")
     undefined = results.get("undefined") or {}
     out += [f"{k} undefined: {v}" for k, v in undefined.items()]
     out.append("windows of one subject overlap in time and are correlated: intervals come from a bootstrap over "
