@@ -16,8 +16,15 @@ from hypo.data.dataset import WindowArrays, load_split, read_manifest
 from hypo.data.signals import DBP, MBP, N_SIGNALS, SBP
 from hypo.data.windows import make_windows
 from hypo.evaluate.alarms.events import CaseEvents, classify_episodes
-from hypo.evaluate.alarms.metrics import PROBABILITY, READING, AlarmConfig, Track, case_counts, slots_of_readings, \
-    slots_on_grid
+from hypo.evaluate.alarms.metrics import (
+    PROBABILITY,
+    READING,
+    AlarmConfig,
+    Track,
+    case_counts,
+    slots_of_readings,
+    slots_on_grid,
+)
 from hypo.evaluate.alarms.strata import stratified
 from hypo.evaluate.comparison import gray_zone_cells, hypotension_cells, split_rows
 from hypo.learn.comparators import (
@@ -301,3 +308,13 @@ def test_one_feature_logistic_gives_the_prior_where_the_value_is_missing():
     fit = OneFeatureLogistic.fit(np.array([50, 60, 70, 80, np.nan]), np.array([1, 1, 0, 0, 1], bool))
     assert fit.prior == pytest.approx(0.6) and fit.predict([np.nan])[0] == pytest.approx(0.6)
     assert fit.predict([50])[0] > fit.predict([80])[0]
+
+
+def test_the_burden_is_hypotensive_minutes_per_scored_hour():
+    from hypo.evaluate.alarms.evaluation import _cases_summary
+    from hypo.evaluate.alarms.replay import ReplayedSplit
+
+    a = _events([[3600, 4200]], duration=7200, span=(59, 3659))  # 600 s of hypotension in a 3,600-s span
+    b = _events([], duration=3600, span=(0, 3600))
+    summary = _cases_summary(ReplayedSplit("test", [a, b], {}, {}, [], 2, 2, {}))
+    assert summary.scored_span_hours == 2.0 and summary.hypotension_min_per_h == pytest.approx(10 / 2)
