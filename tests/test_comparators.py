@@ -2,12 +2,9 @@
 built before them, the MAP-matched AUROC, the gray zone and the alarm rows."""
 
 import dataclasses
-import json
 import math
-import os
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -42,6 +39,7 @@ from hypo.learn.comparators import (
 )
 from hypo.learn.metrics import evaluate_scores, map_stratum, matched_auroc, reading_resolution
 
+from demo_experiment import as_schema_2
 from synthetic_windows import write_synthetic_dataset
 
 LABEL = LabelConfig()
@@ -218,24 +216,12 @@ def test_comparison_tables_name_what_each_row_reads(tmp_path):
 # ------------------------------------------------------------------------------------------ a dataset built before
 
 
-def _as_schema_2(data: str) -> None:
-    """Strip the comparator columns from every shard and mark the manifest schema 2, as an older hypo wrote them."""
-    for root, _, files in os.walk(os.path.join(data, "windows")):
-        for f in files:
-            path = os.path.join(root, f)
-            t = pq.read_table(path)
-            pq.write_table(t.drop([c for c in ("last_dbp", "earlier_map", "earlier_time") if c in t.column_names]),
-                           path)
-    m = json.load(open(os.path.join(data, "manifest.json")))
-    json.dump({**m, "schema_version": 2}, open(os.path.join(data, "manifest.json"), "w"))
-
-
 def test_a_dataset_built_before_says_in_one_line_that_these_rows_need_a_rebuild(tmp_path):
     from hypo.search.hypotension_board import comparator_rows
 
     data = str(tmp_path / "old")
     write_synthetic_dataset(data, n_train=400, n_val=200, n_test=200)
-    _as_schema_2(data)
+    as_schema_2(data)
     manifest = read_manifest(data)
     assert manifest.schema_version == 3  # migrated
     val = load_split(data, "val", manifest)

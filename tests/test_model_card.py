@@ -14,7 +14,7 @@ from hypo.evaluate.comparison import gray_zone_cells, hypotension_cells
 from hypo.evaluate.model_card import NOT_REPORTED, ci
 from hypo.learn.metrics import MetricWarning
 
-from demo_experiment import build_demo_dataset, exported_demo_model
+from demo_experiment import as_schema_2, build_demo_dataset, exported_demo_model
 
 TRIAL = ({"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0},)
 # The items the issue names, by the card's headings: each must be filled from the run's records.
@@ -118,3 +118,25 @@ def test_leaderboard_and_test_table_show_the_comparators(run, tmp_path):
     assert "By the last cuff MAP at prediction time" in table and "65-75 (n " in table
     saved = json.load(open(tmp_path / "test_comparison.json"))
     assert saved["rows"][0]["reads"] == "model inputs" and "matched_auroc_hypotension" in saved["rows"][0]["metrics"]
+
+
+def test_a_dataset_built_before_the_comparator_columns_still_reports(run, tmp_path):
+    import shutil
+
+    from hypo.cli.report import main as report_main
+
+    data, exp = str(tmp_path / "demo"), str(tmp_path / "exp")
+    shutil.copytree(run["data"], data)
+    shutil.copytree(run["exp"], exp)
+    record = json.load(open(os.path.join(exp, "hypo_search.json")))
+    json.dump({**record, "data": data}, open(os.path.join(exp, "hypo_search.json"), "w"))
+    as_schema_2(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        rep = report_main([exp, "--out", str(tmp_path / "report"), "--bootstrap", "10", "--no-alarms"])
+    section = rep["results"]["comparison"]
+    names = [r["name"] for r in section["rows"]]
+    assert names[-2:] == ["cuff MAP < 72", "cuff MAP < 73"] and "MAP extrapolation" not in names
+    (note,) = section["notes"]
+    assert "need a rebuild" in note and data in note
+    assert html.escape(note) in open(rep["paths"]["html"]).read() and note in open(rep["paths"]["model_card"]).read()
