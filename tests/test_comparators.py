@@ -132,6 +132,9 @@ def test_art_comparators_by_hand_and_named_as_reading_the_line():
     m = comparator_metrics(split.label, names["ART MAP < 72"], split.last_map)
     assert m["sensitivity_hypotension"] == 1.0 and m["specificity_hypotension"] == 1.0
     assert {"ART MAP extrapolation", "last ART DBP"} <= set(names) and not notes
+    dbp = comparator_metrics(split.label, names["last ART DBP"], split.last_map)  # ranks as the ART DBP itself
+    assert names["last ART DBP"].reads == ART
+    assert dbp["auroc_hypotension"] == roc_auc_score([1, 1, 0, 0], -(art_map - 20))
     from hypo.learn.comparators import art_extrapolation
 
     # minutes centred 30, 180, 330 s before the end: 60, 62, 64 mmHg, falling 2 mmHg per 150 s
