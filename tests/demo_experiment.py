@@ -150,3 +150,20 @@ def write_legacy_export(module, sidecar: dict, out: str) -> tuple[str, dict]:
     with open(sidecar_path(out), "w") as f:
         json.dump(beside, f, indent=2)
     return out, beside
+
+
+def as_schema_2(data: str) -> None:
+    """Make a dataset look as an older hypo built it (dataset schema 2): its shards without the comparator columns
+    (``last_dbp``, ``earlier_map``, ``earlier_time``), its manifest of schema 2."""
+    import pyarrow.parquet as pq
+
+    for root, _, files in os.walk(os.path.join(data, "windows")):
+        for f in files:
+            path = os.path.join(root, f)
+            t = pq.read_table(path)
+            pq.write_table(t.drop([c for c in ("last_dbp", "earlier_map", "earlier_time") if c in t.column_names]),
+                           path)
+    with open(os.path.join(data, "manifest.json")) as f:
+        m = json.load(f)
+    with open(os.path.join(data, "manifest.json"), "w") as f:
+        json.dump({**m, "schema_version": 2}, f)

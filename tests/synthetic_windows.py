@@ -62,6 +62,10 @@ def make_windows(n: int, rng: np.random.Generator, planted: bool = True, prior=P
         "last_map": np.where(none, np.nan, last_map).astype(np.float32),
         "last_sbp": np.where(none, np.nan, last_sbp).astype(np.float32),
         "last_time": last_time,
+        # what the comparators read, drawn from nothing random (the draws above stay as they were)
+        "last_dbp": np.where(none, np.nan, last_map - 15.0).astype(np.float32),
+        "earlier_map": np.where(none[:, None], np.nan, last_map[:, None] + np.array([2.0, 4.0])).astype(np.float32),
+        "earlier_time": np.where(none[:, None], -1, last_time[:, None] - np.array([180, 360])).astype(np.int32),
     }
 
 
@@ -73,8 +77,11 @@ def _table(cols: dict[str, np.ndarray], caseid: str, subjectid: str, split: str)
         "split": pa.array([split] * n, pa.string()),
         "x": pa.FixedSizeListArray.from_arrays(pa.array(cols["x"].reshape(-1), pa.float32()), WINDOW_S * N_SIGNALS),
     }
-    for name in ("t_end", "label", "label_time", "label_map", "label_sbp", "last_map", "last_sbp", "last_time"):
+    for name in ("t_end", "label", "label_time", "label_map", "label_sbp", "last_map", "last_sbp", "last_time",
+                 "last_dbp"):
         data[name] = pa.array(cols[name])
+    for name in ("earlier_map", "earlier_time"):
+        data[name] = pa.FixedSizeListArray.from_arrays(pa.array(cols[name].reshape(-1)), cols[name].shape[1])
     schema = window_schema(WINDOW_S)
     return pa.Table.from_pydict({f.name: data[f.name].cast(f.type) for f in schema}, schema=schema)
 

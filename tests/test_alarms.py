@@ -246,3 +246,31 @@ def test_the_result_is_a_record_written_and_read_back(cuff_result, tmp_path):
         AlarmResult.read(str(tmp_path / "bad.json"))
     msg = str(exc.value)
     assert msg.startswith(f"{tmp_path / 'bad.json'}: field rows.0.role: ") and "\n" not in msg
+
+
+def test_the_comparators_are_alarm_rows_beside_the_baselines(cuff_result):
+    names = [r.name for r in cuff_result.comparators]
+    assert names == ["cuff MAP < 72", "cuff MAP < 73", "MAP extrapolation", "last DBP"]
+    assert [r.reads for r in cuff_result.rows] == ["model inputs", "cuff", "model inputs"]
+    assert all(r.reads == "cuff" and r.kind == "reading" for r in cuff_result.comparators)
+    fixed = cuff_result.row("cuff MAP < 72")
+    assert all(s["threshold"] == 72.0 and s["fixed"] for s in fixed.thresholds.values())
+    for r in (*cuff_result.rows, *cuff_result.comparators):
+        for p in r.operating_points.values():
+            assert p["ppv"]["value"] is None or 0 <= p["ppv"]["value"] <= 1
+        assert set(r.strata) == set(r.operating_points)
+    assert cuff_result.cases.hypotension_min_per_h > 0
+    text = format_alarm_table(cuff_result)
+    assert "PPV" in text and "hypotension burden" in text and "censored: an alarm starting" in text
+    assert "cuff episodes: consecutive readings with MAP < 65" in text and "by the last cuff MAP" in text
+    assert "DBP<" in text and "MAP<72.0 (fixed)" in text
+
+
+def test_art_cases_replay_the_comparators_on_the_line_every_2_5_min(art):
+    manifest = read_manifest(art["data"])
+    info = split_cases(art["data"], "test")[0]
+    case = simulate_case(int(info["caseid"]), 0, arterial=True)
+    _, tracks = replay_case(case, info, {}, manifest, AlarmConfig(stride_s=60))
+    for name in ("ART MAP < 72 every 2.5 min", "ART MAP extrapolation every 2.5 min", "last ART DBP every 2.5 min"):
+        assert tracks[name].kind == "reading" and set(np.diff(tracks[name].t)) == {150}
+    np.testing.assert_array_equal(tracks["ART MAP < 72 every 2.5 min"].score, tracks[FREQUENT_CUFF].score)

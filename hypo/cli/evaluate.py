@@ -52,6 +52,9 @@ def build_parser(prog: str = PROG) -> OneLineParser:
                    help="where the alarm thresholds are fixed: model (default: the validation split of the dataset "
                         "the model was developed on, as deployed), other (OTHER's own validation split: a local "
                         "threshold, reported as such), or a dataset folder's validation split")
+    p.add_argument("--exclude-in-hypotension", action="store_true",
+                   help="also show the hypotension figures without the windows whose last cuff reading is already "
+                        "below the threshold, beside the full ones (the headline; evaluation.json always has both)")
     add_alarm_arguments(p)
     return p
 
@@ -69,5 +72,5 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> ExternalRun:
             calibration_share=args.calibration_share, seed=args.seed, n_boot=args.bootstrap,
             write_export=args.write_export, out=args.out, alarms=args.alarms,
             thresholds_from=args.alarm_thresholds_from or THRESHOLDS_FROM_MODEL, alarm=alarm_config(args),
-            alarm_cases=args.alarm_cases)
+            alarm_cases=args.alarm_cases, exclude_in_hypotension=args.exclude_in_hypotension)
         return evaluate_job(req)

@@ -56,10 +56,16 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
                         "look): episode sensitivity at the false-alarm target and median lead, selection-biased")
     p.add_argument("--no-alarms", action="store_true",
                    help="with --test: leave out the alarm table (the test recordings replayed end to end)")
+    p.add_argument("--exclude-in-hypotension", action="store_true",
+                   help="with --test: also the hypotension figures without the windows whose last cuff reading is "
+                        "already below the threshold, beside the full ones (the headline)")
     add_alarm_arguments(p)
     args = p.parse_args(argv)
     with one_line_errors(prog):
         check_alarm_flags(args)
+        if args.exclude_in_hypotension and args.test is None:
+            raise ConfigError("--exclude-in-hypotension adds figures to the --test table; add --test N")
         return leaderboard(LeaderboardRequest(args.experiment, tuple(args.rank_by.split(",")), args.out, test=args.test,
                                               yes=args.yes, alarms=args.alarms, test_alarms=not args.no_alarms,
-                                              alarm_cfg=alarm_config(args), alarm_cases=args.alarm_cases), prog=prog)
+                                              alarm_cfg=alarm_config(args), alarm_cases=args.alarm_cases,
+                                              exclude_in_hypotension=args.exclude_in_hypotension), prog=prog)

@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
                    help="specificity of the alarm thresholds (operating point) and of the reported sensitivity")
     p.add_argument("--no-alarms", action="store_true",
                    help="leave out the alarm section (the test recordings replayed end to end)")
+    p.add_argument("--exclude-in-hypotension", action="store_true",
+                   help="also show the hypotension figures without the windows whose last cuff reading is already "
+                        "below the threshold, beside the full ones (the headline; report.json always has both)")
     add_alarm_arguments(p)
     return p.parse_args(argv)
 
@@ -46,4 +49,5 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
             refuse_unused_alarm_flags(args, "--no-alarms leaves out")
         alarms = None if args.no_alarms else alarm_config(args)
         return make_report(ReportRequest(args.experiment, args.trial, args.out, args.bootstrap, args.seed,
-                                         args.specificity, alarms=alarms, alarm_cases=args.alarm_cases))
+                                         args.specificity, alarms=alarms, alarm_cases=args.alarm_cases,
+                                         exclude_in_hypotension=args.exclude_in_hypotension))

@@ -191,6 +191,7 @@ class StretchStats:
         label: int8 [m]: 0 normal, 1 hypotension, 2 hypertension, -1 too few samples (unclassified).
         map_median: float32 [m] median MAP of the stretch (NaN when unclassified).
         sbp_median: float32 [m] median SBP.
+        dbp_median: float32 [m] median DBP (the last-DBP comparator on the arterial line).
     """
 
     n_valid: np.ndarray
@@ -198,6 +199,7 @@ class StretchStats:
     label: np.ndarray
     map_median: np.ndarray
     sbp_median: np.ndarray
+    dbp_median: np.ndarray | None = None
 
 
 def samples_needed(interval_s: float, cfg: LabelConfig) -> int:
@@ -252,8 +254,9 @@ def stretch_stats(line: ArterialLine, centres: np.ndarray, cfg: LabelConfig) -> 
     if len(line):
         mbp = np.where(inside, line.mbp[idx].astype(np.float64), np.inf)
         sbp = np.where(inside, line.sbp[idx].astype(np.float64), np.inf)
+        dbp = np.where(inside, line.dbp[idx].astype(np.float64), np.inf)
     else:
-        mbp = sbp = np.full((len(centres), 0), np.inf)
+        mbp = sbp = dbp = np.full((len(centres), 0), np.inf)
     covered = n >= need
     map_max = np.where(inside, mbp, -np.inf).max(axis=1, initial=-np.inf)
     sbp_min = sbp.min(axis=1, initial=np.inf)
@@ -264,7 +267,9 @@ def stretch_stats(line: ArterialLine, centres: np.ndarray, cfg: LabelConfig) -> 
     nan = np.float32(np.nan)
     map_med = np.where(covered, _sorted_medians(mbp, n), nan).astype(np.float32)
     sbp_med = np.where(covered, _sorted_medians(sbp, n), nan).astype(np.float32)
-    return StretchStats(n_valid=n, n_needed=need, label=label, map_median=map_med, sbp_median=sbp_med)
+    dbp_med = np.where(covered, _sorted_medians(dbp, n), nan).astype(np.float32)
+    return StretchStats(n_valid=n, n_needed=need, label=label, map_median=map_med, sbp_median=sbp_med,
+                        dbp_median=dbp_med)
 
 
 def last_minute(line: ArterialLine, ends: np.ndarray, cfg: LabelConfig) -> StretchStats:

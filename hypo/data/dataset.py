@@ -27,12 +27,15 @@ from hypo.data.manifest import BUILD_HINT, FORMAT, Manifest, read_manifest
 from hypo.data.signals import N_SIGNALS
 from hypo.errors import DatasetError
 
-__all__ = ["BUILD_HINT", "FORMAT", "SPLITS", "Manifest", "WindowArrays", "absent_groups", "describe_dataset",
-           "empty_split_reason", "label_source_text", "load_split", "read_manifest"]
+__all__ = ["BUILD_HINT", "FORMAT", "SPLITS", "Manifest", "WindowArrays", "absent_groups", "comparator_rebuild_note",
+           "describe_dataset", "empty_split_reason", "label_source_text", "load_split", "read_manifest"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 COLUMNS = ("caseid", "subjectid", "t_end", "x", "label", "last_map", "last_sbp", "last_time")
 ART_COLUMNS = ("art_last_map", "art_last_sbp")  # ART-labelled datasets only
+# What the current-pressure comparators read (dataset schema 3); a dataset built before lacks them.
+COMPARATOR_COLUMNS = ("last_dbp", "earlier_map", "earlier_time")
+ART_COMPARATOR_COLUMNS = ("art_last_dbp", "art_earlier_map")  # ART-labelled datasets of schema 3
 
 
 @dataclasses.dataclass
@@ -51,6 +54,15 @@ class WindowArrays:
         art_last_map: float32 [n]: ART-labelled datasets: median invasive MAP of the window's last minute (the
             current invasive pressure); NaN when that minute lacks coverage, and for cuff-labelled datasets.
         art_last_sbp: float32 [n]: the same for SBP.
+        last_dbp: float32 [n]: DBP of the last cuff reading (NaN when none); None for a dataset built before
+            hypo recorded it (dataset schema 1-2: :func:`comparator_rebuild_note`).
+        earlier_map: float32 [n, 2]: MAP of the readings before the last one, most recent first (NaN: none);
+            None as ``last_dbp``.
+        earlier_time: int32 [n, 2]: their times (-1: none); None as ``last_dbp``.
+        art_last_dbp: float32 [n]: ART-labelled datasets: median invasive DBP of the window's last minute; None
+            otherwise.
+        art_earlier_map: float32 [n, 2]: ART-labelled datasets: median invasive MAP of the minutes ending 150 and
+            300 s before the window end; None otherwise.
     """
 
     x: np.ndarray
@@ -63,6 +75,16 @@ class WindowArrays:
     last_time: np.ndarray
     art_last_map: np.ndarray | None = None
     art_last_sbp: np.ndarray | None = None
+    last_dbp: np.ndarray | None = None
+    earlier_map: np.ndarray | None = None
+    earlier_time: np.ndarray | None = None
+    art_last_dbp: np.ndarray | None = None
+    art_earlier_map: np.ndarray | None = None
+
+    @property
+    def has_comparator_inputs(self) -> bool:
+        """Whether the windows carry the last DBP and the earlier readings (a dataset of schema 3 or later)."""
+        return self.last_dbp is not None and self.earlier_map is not None and self.earlier_time is not None
 
     def __post_init__(self) -> None:
         for name in ART_COLUMNS:
@@ -127,13 +149,21 @@ def label_source_text(label: LabelConfig | Mapping[str, Any] | None) -> str:
     return f"labels from cuff readings (mode {fields.get('mode', 'reading')})"
 
 
-def load_split(data_dir: str, split: str, manifest: Manifest | None = None) -> WindowArrays:
+def comparator_rebuild_note(data_dir: str, what: str = "the last-DBP and MAP-extrapolation rows") -> str:
+    """The one line a board prints for a dataset built before its windows carried the comparators' inputs."""
+    return (f"{what} need a rebuild of {data_dir}: it was built before the windows carried the last DBP and the "
+            "earlier cuff readings (dataset schema 3); rebuild it with hypo windows ... --out NEWDIR")
+
+
+def load_split(data_dir: str, split: str, manifest: Manifest | None = None, x: bool = True) -> WindowArrays:
     """Read every window of one split.
 
     Args:
         data_dir: Dataset folder (local path or URI).
         split: ``"train"``, ``"val"`` or ``"test"``.
         manifest: The manifest if already read (read and checked otherwise).
+        x: Read the windows' signals; False leaves ``x`` empty (``[n, 0, 7]``) for what reads only the cuff
+            columns (the comparators).
 
     Returns:
         The split's windows, shards in name order, rows in file order.
@@ -154,8 +184,8 @@ def load_split(data_dir: str, split: str, manifest: Manifest | None = None) -> W
         paths = [f"{inner.rstrip('/')}/{n}" for n in names]
         try:
             ds = pads.dataset(paths, format="parquet", filesystem=fs)
-            art = [c for c in ART_COLUMNS if c in ds.schema.names]
-            table = ds.to_table(columns=list(COLUMNS) + art)
+            extra = [c for c in (*ART_COLUMNS, *COMPARATOR_COLUMNS, *ART_COMPARATOR_COLUMNS) if c in ds.schema.names]
+            table = ds.to_table(columns=[c for c in COLUMNS if x or c != "x"] + extra)
         except (pa.ArrowInvalid, KeyError) as exc:
             raise DatasetError(f"{split_dir}: unreadable window shards ({exc}".splitlines()[0][:300]
                                + f"); {REPAIR}") from None
@@ -166,9 +196,16 @@ def load_split(data_dir: str, split: str, manifest: Manifest | None = None) -> W
     if want is not None and want != len(arrays):
         raise DatasetError(f"{split_dir}: {len(arrays)} windows on disk but the manifest lists {want}; the dataset "
                            f"is incomplete or damaged: {REPAIR}")
-    if split == "train" and manifest.zscore.checksum is None:  # a manifest written before the z-score's checksum
+    if split == "train" and x and manifest.zscore.checksum is None:  # written before the z-score's checksum
         check_zscore_against(manifest.zscore, arrays.x, str(data_dir))
     return arrays
+
+
+def _fixed_list_array(col: pa.ChunkedArray, dtype) -> np.ndarray:
+    """A fixed-size list column as a numpy array [n, k]."""
+    k = col.type.list_size
+    flat = pa.concat_arrays([c.flatten() for c in col.chunks]) if col.num_chunks else pa.array([], col.type.value_type)
+    return flat.to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(-1, k)
 
 
 def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArrays:
@@ -183,7 +220,10 @@ def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArray
             subjectid=np.zeros(0, str),
             t_end=np.zeros(0, np.int32),
             last_time=np.zeros(0, np.int32),
+            **(_extra_columns(table) if table is not None else {}),
         )
+    if "x" not in table.column_names:  # load_split(..., x=False)
+        return _without_x(table)
     xcol = table.column("x")
     if not pa.types.is_fixed_size_list(xcol.type) or xcol.type.list_size != width:
         raise DatasetError(
@@ -199,8 +239,6 @@ def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArray
     def num(name: str, dtype) -> np.ndarray:
         return table.column(name).to_numpy().astype(dtype, copy=False)
 
-    art = {c: num(c, np.float32) for c in ART_COLUMNS if c in table.column_names}
-
     return WindowArrays(
         x=x,
         label=num("label", np.int64),
@@ -210,5 +248,26 @@ def _to_arrays(table: pa.Table | None, window_s: int, where: str) -> WindowArray
         subjectid=table.column("subjectid").to_numpy().astype(str),
         t_end=num("t_end", np.int32),
         last_time=num("last_time", np.int32),
-        **art,
+        **_extra_columns(table),
     )
+
+
+def _without_x(table: pa.Table) -> WindowArrays:
+    def num(name: str, dtype) -> np.ndarray:
+        return table.column(name).to_numpy().astype(dtype, copy=False)
+
+    return WindowArrays(x=np.zeros((table.num_rows, 0, N_SIGNALS), np.float32), label=num("label", np.int64),
+                        last_map=num("last_map", np.float32), last_sbp=num("last_sbp", np.float32),
+                        caseid=table.column("caseid").to_numpy().astype(str),
+                        subjectid=table.column("subjectid").to_numpy().astype(str), t_end=num("t_end", np.int32),
+                        last_time=num("last_time", np.int32), **_extra_columns(table))
+
+
+def _extra_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The optional columns a table holds (ART, comparator inputs) as numpy arrays."""
+    out = {c: table.column(c).to_numpy().astype(np.float32, copy=False)
+           for c in (*ART_COLUMNS, "last_dbp", "art_last_dbp") if c in table.column_names}
+    for name, dtype in (("earlier_map", np.float32), ("earlier_time", np.int32), ("art_earlier_map", np.float32)):
+        if name in table.column_names:
+            out[name] = _fixed_list_array(table.column(name), dtype)
+    return out

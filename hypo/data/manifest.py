@@ -11,6 +11,11 @@ Schema versions (``schema_version``; the on-disk ``format`` stays ``hypo-windows
   the source's description (``source.spec``) is made from the source's report, as the alarm replay used to.
 - 2: ``schema_version`` and ``source.spec`` (:class:`~hypo.data.sources.spec.SourceSpec`), written by
   ``source.describe()``.
+- 3: the manifest's fields are those of 2; its window shards also carry what the current-pressure comparators read
+  (``last_dbp``, ``earlier_map``, ``earlier_time``; ART: ``art_last_dbp``, ``art_earlier_map``:
+  :func:`hypo.data.pipeline.window_schema`). A dataset of schema 1-2 migrates and reads as before; its windows lack
+  those columns, so the boards leave out the rows that need them and say, in one line, that they need a rebuild
+  (:func:`hypo.data.dataset.comparator_rebuild_note`).
 
 A newer schema, another format, or a version-1 file that does not validate is refused with how to rebuild it.
 The dataset's fingerprint is computed from the window config, the source's fingerprint and the cases used, never
@@ -35,7 +40,7 @@ from hypo.errors import DatasetError
 from hypo.records import Record, config_field, parse_record, schema_version_of
 
 FORMAT = "hypo-windows/1"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 BUILD_HINT = "build one with python preprocessing/build_windows.py --source demo --out DIR"
 
@@ -297,10 +302,12 @@ def migrate(raw: dict[str, Any], data_dir: str) -> dict[str, Any]:
     version = schema_version_of(raw)
     if version == SCHEMA_VERSION:
         return raw
-    if version != 1:
+    if version not in (1, 2):
         raise DatasetError(f"{storage.join(str(data_dir), MANIFEST)}: schema_version {raw.get('schema_version')!r} "
                            f"is not one this hypo reads (up to {SCHEMA_VERSION}); update hypo, or "
                            f"{rebuild_hint(data_dir)}")
+    if version == 2:  # 2 -> 3: the same fields; the windows' extra columns are read when there (dataset.py)
+        return {**raw, "schema_version": SCHEMA_VERSION}
     source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
     spec = legacy_source_spec(raw, source, data_dir)
     return {**raw, "schema_version": SCHEMA_VERSION,

@@ -23,7 +23,7 @@ from hypo.data.moments import Moments
 from hypo.data.signals import N_SIGNALS, NIBP, group_channels
 from hypo.data.sources.base import Case, Source
 from hypo.data.splits import assign_split
-from hypo.data.windows import Windows, make_windows
+from hypo.data.windows import ART_EARLIER_S, EARLIER_READINGS, Windows, make_windows
 from hypo.errors import CaseRejected, HypoError
 
 # Rejections that may pass on a re-run (network, unexpected errors); all others are final for the config.
@@ -33,10 +33,18 @@ TRANSIENT_REASONS = frozenset({"download failed", "error"})
 def window_schema(window_s: int, art: bool = False, absent: bool = False) -> pa.Schema:
     """Arrow schema of the window shards.
 
-    ART-labelled datasets add ``art_last_map`` and ``art_last_sbp``; datasets built with ``allow_missing`` add
-    ``absent``: the signal groups the window's case lacks (NaN in ``x``), ``+``-joined, ``""`` when none.
+    Every window carries what the current-pressure comparators read (dataset schema 3,
+    :mod:`hypo.data.manifest`): ``last_dbp``, and ``earlier_map`` / ``earlier_time``, the readings before the
+    last one (most recent first; NaN / -1 where there are fewer). ART-labelled datasets add ``art_last_map``,
+    ``art_last_sbp``, ``art_last_dbp`` and ``art_earlier_map`` (the minutes ending
+    :data:`~hypo.data.windows.ART_EARLIER_S` seconds before the window end); datasets built with ``allow_missing``
+    add ``absent``: the signal groups the window's case lacks (NaN in ``x``), ``+``-joined, ``""`` when none.
     """
-    extra = [("art_last_map", pa.float32()), ("art_last_sbp", pa.float32())] if art else []
+    extra = [("last_dbp", pa.float32()), ("earlier_map", pa.list_(pa.float32(), EARLIER_READINGS)),
+             ("earlier_time", pa.list_(pa.int32(), EARLIER_READINGS))]
+    if art:
+        extra += [("art_last_map", pa.float32()), ("art_last_sbp", pa.float32()), ("art_last_dbp", pa.float32()),
+                  ("art_earlier_map", pa.list_(pa.float32(), len(ART_EARLIER_S)))]
     extra += [("absent", pa.string())] if absent else []
     return pa.schema(
         [
@@ -198,14 +206,25 @@ def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_
         "last_map": pa.array(win.last_map, pa.float32()),
         "last_sbp": pa.array(win.last_sbp, pa.float32()),
         "last_time": pa.array(win.last_time, pa.int32()),
+        "last_dbp": pa.array(win.last_dbp, pa.float32()),
+        "earlier_map": _fixed_list(win.earlier_map, pa.float32()),
+        "earlier_time": _fixed_list(win.earlier_time, pa.int32()),
     }
     art = win.art_last_map is not None
     if art:
         cols["art_last_map"] = pa.array(win.art_last_map, pa.float32())
         cols["art_last_sbp"] = pa.array(win.art_last_sbp, pa.float32())
+        cols["art_last_dbp"] = pa.array(win.art_last_dbp, pa.float32())
+        cols["art_earlier_map"] = _fixed_list(win.art_earlier_map, pa.float32())
     if absent is not None:
         cols["absent"] = pa.array(["+".join(absent)] * n, pa.string())
     return pa.Table.from_pydict(cols, schema=window_schema(window_s, art, absent is not None))
+
+
+def _fixed_list(values: np.ndarray, type_: pa.DataType) -> pa.FixedSizeListArray:
+    """A [n, k] array as a fixed-size list column (NaN kept: a value, not a null)."""
+    values = np.asarray(values)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), type_), values.shape[1])
 
 
 def shard_name(caseid: str) -> str:

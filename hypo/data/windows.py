@@ -10,6 +10,11 @@ Label modes (PITFALLS.md 1):
 - ``ffill`` (the paper): the carried-forward cuff value at exactly ``t_end + horizon_s``; ``label_time`` is
   then the time of the reading that was carried, which may lie inside the window (the leak it exposes).
 
+Beside the label, each window carries what the current-pressure comparators read (PITFALLS.md 10): the last
+cuff reading at or before its end (MAP, SBP, DBP and its time) and the :data:`EARLIER_READINGS` readings before it
+(MAP and time, most recent first), for the MAP extrapolation; with ART labels also the arterial line's last minute
+(MAP, SBP, DBP) and the minutes that ended :data:`ART_EARLIER_S` seconds before the window end.
+
 With ``source == "art"`` the label is the class of the arterial line's stretch ``t_end + horizon_s +-
 event_s / 2`` (:func:`hypo.data.art.stretch_stats`); ``label_time`` is its centre, ``label_map`` /
 ``label_sbp`` its medians, and windows whose stretch lacks coverage are dropped as ``no_label``.
@@ -23,22 +28,27 @@ import numpy as np
 
 from hypo.config import LabelConfig, WindowConfig
 from hypo.data.art import ArterialLine, last_minute, stretch_stats
-from hypo.data.signals import HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
+from hypo.data.signals import DBP, HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NIBP, NORMAL, SBP, WAVEFORMS
+
+EARLIER_READINGS = 2  # cuff readings kept before the last one (the MAP extrapolation reads up to 3)
+ART_EARLIER_S: tuple[int, ...] = (150, 300)  # the ART minutes ending this long before the window end
 
 
 @dataclasses.dataclass
 class Readings:
-    """Cuff readings of one case: times (s) and the MAP and SBP measured then."""
+    """Cuff readings of one case: times (s) and the MAP, SBP and DBP measured then."""
 
     time: np.ndarray
     map: np.ndarray
     sbp: np.ndarray
+    dbp: np.ndarray | None = None
 
     @classmethod
     def from_signals(cls, cleaned: np.ndarray) -> Readings:
         """Collect the readings of an artefact-free (unfilled) case array."""
         t = np.flatnonzero(np.isfinite(cleaned[:, NIBP]).all(axis=1))
-        return cls(t.astype(np.int64), cleaned[t, MBP].astype(np.float32), cleaned[t, SBP].astype(np.float32))
+        return cls(t.astype(np.int64), cleaned[t, MBP].astype(np.float32), cleaned[t, SBP].astype(np.float32),
+                   cleaned[t, DBP].astype(np.float32))
 
 
 @dataclasses.dataclass
@@ -58,6 +68,11 @@ class Windows:
     dropped_no_label: int = 0
     art_last_map: np.ndarray | None = None  # ART labels: float32 [n] median MAP of the window's last minute
     art_last_sbp: np.ndarray | None = None  # (NaN when that minute lacks coverage); None for cuff labels
+    last_dbp: np.ndarray | None = None  # float32 [n] DBP of the last reading (NaN when none)
+    earlier_map: np.ndarray | None = None  # float32 [n, EARLIER_READINGS] the readings before it, latest first
+    earlier_time: np.ndarray | None = None  # int32 [n, EARLIER_READINGS] their times (-1: none)
+    art_last_dbp: np.ndarray | None = None  # ART labels: float32 [n] median DBP of the last minute
+    art_earlier_map: np.ndarray | None = None  # ART labels: float32 [n, len(ART_EARLIER_S)] earlier minutes' MAP
 
     def __len__(self) -> int:
         return len(self.t_end)
@@ -174,6 +189,8 @@ class _Labels:
     sbp: np.ndarray
     art_last_map: np.ndarray | None = None
     art_last_sbp: np.ndarray | None = None
+    art_last_dbp: np.ndarray | None = None
+    art_earlier_map: np.ndarray | None = None
 
 
 def _label_rule(ends: np.ndarray, readings: Readings, n_seconds: int, cfg: WindowConfig,
@@ -194,8 +211,10 @@ def _labels(target, keep: np.ndarray, ends_k: np.ndarray, readings: Readings, la
     """The kept windows' labels, from the ART stretches or the cuff readings :func:`_label_rule` found."""
     if label.source == "art":
         art_last = last_minute(art, ends_k, label)  # the current invasive pressure
+        earlier = np.stack([last_minute(art, ends_k - back, label).map_median for back in ART_EARLIER_S], axis=1)
         return _Labels(target.label[keep], ends_k + label.horizon_s, target.map_median[keep],
-                       target.sbp_median[keep], art_last.map_median, art_last.sbp_median)
+                       target.sbp_median[keep], art_last.map_median, art_last.sbp_median, art_last.dbp_median,
+                       earlier.astype(np.float32))
     li = target[keep]
     label_map = readings.map[li] if len(li) else np.zeros(0, np.float32)
     label_sbp = readings.sbp[li] if len(li) else np.zeros(0, np.float32)
@@ -203,16 +222,40 @@ def _labels(target, keep: np.ndarray, ends_k: np.ndarray, readings: Readings, la
                    label_map, label_sbp)
 
 
-def _last_readings(readings: Readings, ends_k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(map, sbp, time)`` of the last cuff reading at or before each window end (NaN, NaN, -1 when none)."""
+@dataclasses.dataclass
+class _Last:
+    """The last cuff reading at or before each window end, and the readings before it."""
+
+    map: np.ndarray
+    sbp: np.ndarray
+    dbp: np.ndarray
+    time: np.ndarray
+    earlier_map: np.ndarray
+    earlier_time: np.ndarray
+
+
+def _last_readings(readings: Readings, ends_k: np.ndarray) -> _Last:
+    """The last cuff reading at or before each window end, and the :data:`EARLIER_READINGS` before it.
+
+    NaN values and time -1 where there is none; the earlier ones most recent first.
+    """
     last = np.searchsorted(readings.time, ends_k, side="right") - 1
-    has_last = last >= 0
-    lc = np.clip(last, 0, None)
+    idx = last[:, None] - np.arange(EARLIER_READINGS + 1)[None, :]  # [n, 1 + earlier]: the last, then before
+    has = idx >= 0
     nan = np.float32(np.nan)
     if not len(readings.time):
-        return np.full(len(ends_k), nan), np.full(len(ends_k), nan), np.full(len(ends_k), -1)
-    return (np.where(has_last, readings.map[lc], nan), np.where(has_last, readings.sbp[lc], nan),
-            np.where(has_last, readings.time[lc], -1))
+        has = np.zeros_like(has)
+    ic = np.clip(idx, 0, max(len(readings.time) - 1, 0))
+
+    def pick(values, fill):
+        if not len(readings.time):
+            return np.full(idx.shape, fill)
+        return np.where(has, values[ic], fill)
+
+    maps, times = pick(readings.map, nan), pick(readings.time, -1)
+    dbp = readings.dbp if readings.dbp is not None else np.full(len(readings.time), nan)
+    return _Last(maps[:, 0], pick(readings.sbp, nan)[:, 0], pick(dbp, nan)[:, 0], times[:, 0],
+                 maps[:, 1:], times[:, 1:])
 
 
 def make_windows(cleaned: np.ndarray, filled: np.ndarray, cfg: WindowConfig, art: ArterialLine | None = None,
@@ -243,7 +286,7 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, cfg: WindowConfig, art
         if keep.any()
         else np.zeros((0, window_s, N_SIGNALS), np.float32)
     )
-    last_map, last_sbp, last_time = _last_readings(readings, ends_k)
+    last = _last_readings(readings, ends_k)
     lab = _labels(target, keep, ends_k, readings, cfg.label, art)
     return Windows(
         t_end=ends_k.astype(np.int32),
@@ -252,11 +295,16 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, cfg: WindowConfig, art
         label_time=lab.time.astype(np.int32),
         label_map=lab.map.astype(np.float32),
         label_sbp=lab.sbp.astype(np.float32),
-        last_time=last_time.astype(np.int32),
-        last_map=last_map.astype(np.float32),
-        last_sbp=last_sbp.astype(np.float32),
+        last_time=last.time.astype(np.int32),
+        last_map=last.map.astype(np.float32),
+        last_sbp=last.sbp.astype(np.float32),
         dropped_incomplete=int((~complete).sum()),
         dropped_no_label=int((complete & ~has_label).sum()),
         art_last_map=lab.art_last_map,
         art_last_sbp=lab.art_last_sbp,
+        last_dbp=last.dbp.astype(np.float32),
+        earlier_map=last.earlier_map.astype(np.float32).reshape(-1, EARLIER_READINGS),
+        earlier_time=last.earlier_time.astype(np.int32).reshape(-1, EARLIER_READINGS),
+        art_last_dbp=lab.art_last_dbp,
+        art_earlier_map=lab.art_earlier_map,
     )

@@ -8,7 +8,9 @@
 Shared by the three: the chosen trial (:mod:`~hypo.evaluate.trials`) and its export
 (:mod:`~hypo.evaluate.export_trial`: written, or held in memory as the infer layer's
 :class:`~hypo.infer.model.ExportedModel`, and ``load_model_or_trial`` for a model file or a run), the subject
-bootstrap (:mod:`~hypo.evaluate.bootstrap`) and calibration statistics (:mod:`~hypo.evaluate.calibration`). The
+bootstrap (:mod:`~hypo.evaluate.bootstrap`), calibration statistics (:mod:`~hypo.evaluate.calibration`), the
+comparators and the gray zone (:mod:`~hypo.evaluate.comparison`) and the TRIPOD+AI model card
+(:mod:`~hypo.evaluate.model_card`). The
 results the rooms write are typed records (``alarms/result``, ``external/result``, on the one record base of
 :mod:`hypo.records`). May import every layer below: search, infer, learn, data.
 """

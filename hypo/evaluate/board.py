@@ -61,11 +61,13 @@ def add_alarm_columns(df, exp_path: str, n: int, cfg, max_cases: int | None, out
     lines = ["* " + res.note + "; the top rows only"]
     shown = set(df["trial"].astype(str))
     for name, r in res.rows.items():
-        if name not in shown and ROW_PREFIX + name not in shown:  # e.g. the simulated frequent cuff
+        if name not in shown and ROW_PREFIX + name not in shown:  # the simulated frequent cuff, the comparators
             sens = "n/a" if r.sensitivity is None else f"{100 * r.sensitivity:.0f}%"
             det = "n/a" if r.detection is None else f"{100 * r.detection:.0f}%"
-            lines.append(f"* baseline: {name} (validation): sensitivity {sens}, detected {det}, false alarms/h "
-                         f"{r.fa_per_h or 0:.2f} (a fixed threshold)")
+            ppv = "n/a" if r.ppv is None else f"{100 * r.ppv:.0f}%"
+            how = "a fixed threshold" if r.fixed else "its threshold read off its own validation curve"
+            lines.append(f"* {name} ({r.reads or 'cuff'}, validation): sensitivity {sens}, detected {det}, false "
+                         f"alarms/h {r.fa_per_h or 0:.2f}, PPV {ppv} ({how})")
     if res.cases.failed:
         lines.append(f"* {res.cases.failed} validation recordings could not be scored")
     return df, lines, {"alarms": res, "files": ["alarms_val.json"]}
@@ -85,6 +87,8 @@ class LeaderboardRequest:
         test_alarms: With ``test``: include the alarm table of the test recordings.
         alarm_cfg: The alarm config (:class:`~hypo.evaluate.alarms.metrics.AlarmConfig`).
         alarm_cases: At most this many recordings for the alarms.
+        exclude_in_hypotension: With ``test``: the hypotension figures also without the windows whose last cuff
+            reading is already below the threshold, beside the full ones.
     """
 
     experiment: str | None = None
@@ -96,6 +100,7 @@ class LeaderboardRequest:
     test_alarms: bool = True
     alarm_cfg: Any = None
     alarm_cases: int | None = None
+    exclude_in_hypotension: bool = False
 
 
 def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboard") -> dict[str, Any]:
@@ -129,5 +134,6 @@ def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboar
             print(f"{prog}: warning: the search is partial; the test look ranks unfinished trials", file=sys.stderr)
         res["test"] = score_top_trials(exp, res["frame"], req.test, out_dir=req.out_dir,
                                        alarms=req.alarm_cfg if req.test_alarms else None,
-                                       alarm_cases=req.alarm_cases)
+                                       alarm_cases=req.alarm_cases,
+                                       exclude_in_hypotension=req.exclude_in_hypotension)
     return res

@@ -32,6 +32,16 @@ FEATURE_MODEL = "feature model"
 LAST_ART = "last ART minute"
 ROW_PREFIX = "baseline: "  # the trial column of a baseline row: "baseline: last reading"
 
+# What each row reads, in one word (PITFALLS.md 10); the trials read the model inputs too.
+READS = {LAST_READING: "cuff", FEATURE_MODEL: "model inputs", LAST_ART: "ART"}
+MODEL_READS = "model inputs"
+
+
+def reads_of(name: str) -> str:
+    """What a baseline row reads (``cuff``, ``ART`` or ``model inputs``)."""
+    return READS.get(name, MODEL_READS)
+
+
 LAST_READING_TEXT = "scores from the last cuff MAP / SBP at or before the window end, no learning"
 LAST_ART_TEXT = ("scores from the last valid arterial-line minute (MAP / SBP) before the window end, no learning: "
                  "the current invasive pressure")

@@ -9,7 +9,12 @@ Every function returns a flat dict of floats, ready for ``tune.report`` and JSON
 - ``auprc_<class>`` average precision (``average_precision_score``), ``sum_auprc`` = hypotension + hypertension;
 - ``prevalence_<class>`` and ``n``;
 - with ``last_class``: ``bylast_<stratum>_<metric>`` for strata ``normal``, ``hypotension``, ``hypertension``
-  (the last reading's class) and ``none`` (no reading yet).
+  (the last reading's class) and ``none`` (no reading yet);
+- with ``last_map`` (the last cuff MAP at prediction time, PITFALLS.md 10): ``bymap_<stratum>_<metric>`` for the
+  strata of :data:`MAP_STRATA` (``below`` hypo_map, the ``gray`` zone hypo_map-75 mmHg, ``above`` 75, ``none``),
+  ``excl_<metric>`` without the windows whose last reading is already below hypo_map (``--exclude-in-hypotension``),
+  and ``matched_auroc_hypotension``: the AUROC of p(hypotension) with positives and negatives compared only within
+  the same current-MAP bin (:func:`matched_auroc`).
 
 A class without positives or without negatives has no AUROC / AUPRC: NaN, never a crash, and one
 :class:`MetricWarning` per split or stratum naming the classes concerned (``warn=False`` silences it).
@@ -35,13 +40,16 @@ RANK_METRICS: tuple[str, ...] = ("val_mean_auroc", "val_sum_auprc")
 
 STRATA: tuple[str, ...] = (*CLASSES, "none")  # the last reading's class; "none" = no reading yet (code -1)
 NO_READING = -1
+GRAY_ZONE_TOP = 75.0  # mmHg: the gray zone of the current MAP runs from the hypotension threshold to here
+MAP_STRATA: tuple[str, ...] = ("below", "gray", "above", "none")  # by the last cuff MAP; codes 0..3
 
 
 class MetricWarning(UserWarning):
     """A metric is undefined on this data (e.g. a class is absent) and was set to NaN."""
 
 
-def evaluate_scores(y_true, probs, last_class=None, where: str = "", warn: bool = True) -> dict[str, float]:
+def evaluate_scores(y_true, probs, last_class=None, where: str = "", warn: bool = True, last_map=None,
+                    hypo_map: float = 65.0) -> dict[str, float]:
     """Score class probabilities against labels.
 
     Args:
@@ -51,6 +59,9 @@ def evaluate_scores(y_true, probs, last_class=None, where: str = "", warn: bool 
             stratified ``bylast_*`` metrics.
         where: Label for warnings (e.g. ``"val"``).
         warn: Warn about undefined metrics (training warns on its first epoch only).
+        last_map: Optional float [n]: the last cuff MAP at the window end (NaN when none); adds ``bymap_*``,
+            ``excl_*`` and the MAP-matched AUROC (:func:`map_metrics`).
+        hypo_map: The hypotension threshold (mmHg): the lower edge of the gray zone.
 
     Returns:
         Flat dict of metrics (see the module docstring).
@@ -69,7 +80,114 @@ def evaluate_scores(y_true, probs, last_class=None, where: str = "", warn: bool 
             label = f"{where} windows whose last reading is {stratum}".strip()
             for key, v in _scores(y[mask], p[mask], label, warn).items():
                 out[f"bylast_{stratum}_{key}"] = v
+    if last_map is not None:
+        out.update(map_metrics(y, p[:, HYPOTENSION], last_map, hypo_map,
+                               lambda mask: _scores(y[mask], p[mask], "", False)))
     return out
+
+
+def map_stratum(last_map, hypo_map: float = 65.0, top: float = GRAY_ZONE_TOP) -> np.ndarray:
+    """Each window's stratum of the last cuff MAP (indices into :data:`MAP_STRATA`).
+
+    0 below ``hypo_map``, 1 the gray zone ``hypo_map``-``top`` (both ends included), 2 above ``top``, 3 no reading.
+    """
+    m = np.asarray(last_map, np.float64)
+    out = np.full(len(m), 3, np.int64)
+    with np.errstate(invalid="ignore"):
+        out[m < hypo_map] = 0
+        out[(m >= hypo_map) & (m <= top)] = 1
+        out[m > top] = 2
+    return out
+
+
+def stratum_titles(hypo_map: float = 65.0, top: float = GRAY_ZONE_TOP) -> dict[str, str]:
+    """How each stratum of :data:`MAP_STRATA` reads in a table (``"< 65"``, ``"65-75"``, ``"> 75"``, ...)."""
+    return {"below": f"< {hypo_map:g}", "gray": f"{hypo_map:g}-{top:g}", "above": f"> {top:g}",
+            "none": "no reading"}
+
+
+def map_metrics(y: np.ndarray, p_hypo: np.ndarray | None, last_map, hypo_map: float, scores) -> dict[str, float]:
+    """Metrics by the last cuff MAP: per stratum, without the windows already in hypotension, and MAP-matched.
+
+    Args:
+        y: int [n] labels.
+        p_hypo: float [n] the score of hypotension (None: no matched AUROC, e.g. a fixed rule).
+        last_map: float [n] the last cuff MAP (NaN when none).
+        hypo_map: The hypotension threshold.
+        scores: ``mask -> dict`` of the metrics on the windows of ``mask``.
+
+    Returns:
+        ``bymap_<stratum>_<key>``, ``excl_<key>`` and (with ``p_hypo``) ``matched_auroc_hypotension``,
+        ``matched_pairs_hypotension`` and ``matched_bin_mmhg``.
+    """
+    m = np.asarray(last_map, np.float64)
+    strata = map_stratum(m, hypo_map)
+    out: dict[str, float] = {}
+    for code, stratum in enumerate(MAP_STRATA):
+        out.update({f"bymap_{stratum}_{k}": v for k, v in scores(strata == code).items()})
+    out.update({f"excl_{k}": v for k, v in scores(strata != 0).items()})
+    if p_hypo is not None:
+        width = reading_resolution(m)
+        value, pairs = matched_auroc(np.asarray(y) == HYPOTENSION, p_hypo, m, width)
+        out.update(matched_auroc_hypotension=float(value[0]), matched_pairs_hypotension=float(pairs[0]),
+                   matched_bin_mmhg=width)
+    return out
+
+
+def reading_resolution(values, lo: float = 1.0, hi: float = 2.0) -> float:
+    """The bin width of the MAP-matched AUROC: the readings' own resolution, kept within ``[lo, hi]`` mmHg.
+
+    The smallest step between distinct finite values (1 mmHg for a monitor that reports whole mmHg); finer
+    readings still share 1-mmHg bins, so a bin holds comparable windows.
+    """
+    v = np.unique(np.asarray(values, np.float64)[np.isfinite(np.asarray(values, np.float64))])
+    step = float(np.diff(v).min()) if len(v) > 1 else lo
+    return float(min(max(step, lo), hi))
+
+
+def matched_auroc(positive, score, covariate, width: float = 1.0, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """The covariate-adjusted AUROC (Janes & Pepe 2008): positives against negatives of the same covariate bin.
+
+    Every (positive, negative) pair whose covariates (the last cuff MAP) fall in the same ``width``-wide bin is
+    compared (concordant 1, tied 0.5), and the pairs of all bins are pooled. A score that is a function of the
+    covariate alone ties within a bin: 0.5; what lies above 0.5 is what the score knows beyond the covariate.
+
+    Args:
+        positive: bool [n].
+        score: float [n].
+        covariate: float [n] (NaN: left out).
+        width: Bin width; bin ``floor(covariate / width)``.
+        weights: Optional float [b, n] (bootstrap weights); a pair weighs the product of its two weights.
+
+    Returns:
+        ``(auroc, pairs)``, each [b] (b = 1 without weights); NaN where no bin holds both a positive and a negative.
+    """
+    pos = np.asarray(positive, bool)
+    s, c = np.asarray(score, np.float64), np.asarray(covariate, np.float64)
+    keep = np.isfinite(s) & np.isfinite(c)
+    w = np.ones((1, len(s))) if weights is None else np.atleast_2d(np.asarray(weights, np.float64))
+    pos, s, w, b = pos[keep], s[keep], w[:, keep], np.floor(c[keep] / width)
+    order = np.lexsort((s, b))  # by bin, then score
+    pos, s, w, b = pos[order], s[order], w[:, order], b[order]
+    n = len(s)
+    wn, wp = w * ~pos, w * pos
+    before = np.concatenate([np.zeros((len(w), 1)), np.cumsum(wn, axis=1)], axis=1)  # negatives before index i
+    new_bin = np.r_[True, b[1:] != b[:-1]] if n else np.zeros(0, bool)
+    new_tie = new_bin | (np.r_[True, s[1:] != s[:-1]] if n else np.zeros(0, bool))
+    idx = np.arange(n)
+    bin_start = np.maximum.accumulate(np.where(new_bin, idx, 0)) if n else idx
+    tie_start = np.maximum.accumulate(np.where(new_tie, idx, 0)) if n else idx
+    tie_end = np.r_[tie_start[1:][new_tie[1:]], n] if n else idx  # one past each tie group's end, per group
+    tie_end = tie_end[np.cumsum(new_tie) - 1] if n else idx
+    bin_end = np.r_[bin_start[1:][new_bin[1:]], n] if n else idx
+    bin_end = bin_end[np.cumsum(new_bin) - 1] if n else idx
+    lower = before[:, tie_start] - before[:, bin_start]
+    tied = before[:, tie_end] - before[:, tie_start]
+    in_bin = before[:, bin_end] - before[:, bin_start]
+    concordant = (wp * (lower + 0.5 * tied)).sum(axis=1)
+    pairs = (wp * in_bin).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, concordant / np.where(pairs > 0, pairs, 1), np.nan), pairs
 
 
 def _scores(y: np.ndarray, p: np.ndarray, where: str, warn: bool) -> dict[str, float]:

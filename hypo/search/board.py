@@ -14,8 +14,17 @@ import pandas as pd
 
 from hypo.data.dataset import label_source_text
 from hypo.errors import HypoError
+from hypo.learn.baselines import baseline_list
 from hypo.learn.metrics import RANK_METRICS
 from hypo.search.experiments import local_experiment
+from hypo.search.hypotension_board import (
+    NOTE,
+    comparator_rows,
+    description_lines,
+    display,
+    hypotension_frame,
+    markdown,
+)
 from hypo.search.leaderboard import (
     baseline_notes,
     format_table,
@@ -60,8 +69,9 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         decorate: Adds columns and note lines to the frame before it is written (``hypo leaderboard --alarms``).
 
     Returns:
-        ``{"frame": DataFrame, "paths": {csv, md, png}, "status": search_status(...), "importance": ...}``, and
-        what ``decorate`` returned.
+        ``{"frame": DataFrame, "paths": {csv, md, png, hypotension}, "status": search_status(...), "importance":
+        ..., "hypotension": the hypotension table (:mod:`hypo.search.hypotension_board`)}``, and what
+        ``decorate`` returned.
     """
     exp_path = local_experiment(exp_path, log=log)
     search = read_search_record(exp_path)
@@ -81,7 +91,13 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         os.makedirs(out, exist_ok=True)
         df, more_notes, extra = decorate(df, out)
         notes = notes + more_notes
-    paths = write_leaderboard(df, out, title, simulated, partial, notes, importance)
+    hypo_rows, hypo_notes = comparator_rows(search.data) if search is not None and search.data else \
+        ([], ["comparator rows left out: the search records no dataset"])
+    hypo_frame = hypotension_frame(df, {r.trial_id: r.best(rank_by) or {} for r in records}, baseline_list(baselines),
+                                   hypo_rows)
+    hypo_lines = [NOTE, *description_lines(hypo_rows), *hypo_notes]
+    paths = write_leaderboard(df, out, title, simulated, partial, notes, importance,
+                              hypotension=(hypo_frame, markdown(hypo_frame), hypo_lines))
     log(title)
     if search is not None:
         log(data_line(search))
@@ -93,9 +109,10 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     if simulated:
         log(f"simulated data ({search.source} source): these figures say nothing about clinical performance")
     log(f"ranked by {' then '.join(rank_by)} on the validation split; baseline rows on the same windows:"
-        + "".join(f"\n  {line}" for line in notes))
+        + "".join(f"\n  {line}" for line in notes)
+        + "\n" + display(hypo_frame).to_string(index=False) + "".join(f"\n  {line}" for line in hypo_lines))
     for line in importance_lines(importance):
         log(line)
     log("wrote " + ", ".join([*paths.values(), *extra.get("files", ())]))
-    return {"frame": df, "paths": paths, "status": status, "importance": importance,
+    return {"frame": df, "paths": paths, "status": status, "importance": importance, "hypotension": hypo_frame,
             **{k: v for k, v in extra.items() if k != "files"}}

@@ -22,7 +22,7 @@ import pandas as pd
 
 from hypo import storage
 from hypo.errors import ConfigError, HypoError
-from hypo.learn.baselines import ROW_PREFIX, BaselineRecord, baseline_list
+from hypo.learn.baselines import MODEL_READS, ROW_PREFIX, BaselineRecord, baseline_list, reads_of
 from hypo.learn.metrics import RANK_METRICS, undefined_reasons
 from hypo.search.record import SearchRecord
 from hypo.search.space import ALL_SIGNALS
@@ -258,6 +258,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
         row = {
             "trial": rec.trial_id,
             "model": p.get("model"),
+            "reads": MODEL_READS,
             "k": p.get("k"),
             "loss": p.get("loss"),
             "gamma": p.get("gamma") if p.get("loss") == "focal" else None,
@@ -286,7 +287,8 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
     base_rows = []
     for b in baseline_list(baselines):
         metrics = {k: (math.nan if v is None else v) for k, v in b.metrics.items()}
-        base = {"rank": None, "trial": ROW_PREFIX + b.name, "model": b.model, "pareto": False}
+        base = {"rank": None, "trial": ROW_PREFIX + b.name, "model": b.model, "reads": reads_of(b.name),
+                "pareto": False}
         for m in df.columns:
             if m.startswith("val_"):
                 base[m] = metrics.get(m, math.nan)
@@ -298,7 +300,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
 
 
 DISPLAY = {  # column -> header in the terminal and Markdown tables
-    "rank": "rank", "trial": "trial", "model": "model", "k": "k", "loss": "loss", "gamma": "gamma",
+    "rank": "rank", "trial": "trial", "model": "model", "reads": "reads", "k": "k", "loss": "loss", "gamma": "gamma",
     "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
     "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
@@ -476,7 +478,8 @@ def baseline_notes(baselines: Baselines) -> list[str]:
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated: bool = False,
                       partial: str | None = None, notes: list[str] | None = None,
-                      importance: pd.DataFrame | None = None) -> dict[str, str]:
+                      importance: pd.DataFrame | None = None,
+                      hypotension: tuple[pd.DataFrame, str, list[str]] | None = None) -> dict[str, str]:
     """Write ``leaderboard.csv``, ``leaderboard.md`` and ``leaderboard.png`` into ``out_dir``.
 
     Args:
@@ -489,9 +492,11 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         notes: Lines written under the table (what each baseline is: :func:`baseline_notes`).
         importance: The signal-importance summary (:func:`signal_importance`) of a search that chose signals:
             ``signal_importance.csv`` and a section of the Markdown.
+        hypotension: ``(frame, its Markdown, note lines)`` of the hypotension table beside the comparators
+            (:mod:`hypo.search.hypotension_board`): ``hypotension.csv`` and a section of the Markdown.
 
     Returns:
-        ``{"csv", "md", "png"}`` (and ``"importance"``) -> path.
+        ``{"csv", "md", "png"}`` (and ``"importance"``, ``"hypotension"``) -> path.
     """
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f"leaderboard.{k}") for k in ("csv", "md", "png")}
@@ -508,9 +513,15 @@ def write_leaderboard(df: pd.DataFrame, out_dir: str, title: str = "", simulated
         f.write("\n\n" + format_markdown(df) + "\n")
         if notes:
             f.write("\n" + "\n".join(f"- {line}" for line in notes) + "\n")
+        if hypotension is not None:
+            f.write("\n## Hypotension: the comparators beside the trials\n\n" + hypotension[1] + "\n\n"
+                    + "\n".join(f"- {line}" for line in hypotension[2]) + "\n")
         if importance is not None:
             lines = importance_lines(importance)
             f.write(f"\n## Which signals matter\n\n{lines[0]}.\n\n```\n" + "\n".join(lines[1:]) + "\n```\n")
+    if hypotension is not None:
+        paths["hypotension"] = os.path.join(out_dir, "hypotension.csv")
+        hypotension[0].to_csv(paths["hypotension"], index=False)
     if importance is not None:
         paths["importance"] = os.path.join(out_dir, "signal_importance.csv")
         importance.to_csv(paths["importance"], index=False)

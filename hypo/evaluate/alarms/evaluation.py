@@ -51,16 +51,23 @@ from hypo.evaluate.alarms.metrics import (
     threshold_grid,
 )
 from hypo.evaluate.alarms.replay import (
+    ART_EXTRAPOLATION_ALARM,
+    ART_FIXED,
+    COMPARATORS,
+    CUFF_FIXED,
     FEATURE_MODEL,
     FREQUENT_CUFF,
     LAST_ART,
+    LAST_ART_DBP_ALARM,
     LAST_READING,
+    READS,
     Recordings,
     ReplayedSplit,
     replay_split,
 )
 from hypo.evaluate.alarms.result import AlarmResult, CasesSummary, ValidationAlarms
 from hypo.infer.model import ExportedModel
+from hypo.learn.comparators import EXTRAPOLATION, LAST_DBP, MODEL_INPUTS
 
 if TYPE_CHECKING:
     from hypo.data.manifest import Manifest
@@ -76,6 +83,17 @@ BASELINE_TEXT = {
               "same alarm policy",
     FREQUENT_CUFF: "measure more often: a cuff simulated every 2.5 min reading the ART MAP, alarming below the "
                    "hypotension threshold; lead time <= 0 by construction, the bar a predictive alarm must clear",
+    **{name: f"each cuff reading with MAP below {t:g} mmHg is an alarm until the next (a fixed rule, not tuned)"
+       for name, t in CUFF_FIXED.items()},
+    EXTRAPOLATION: "at each cuff reading, a least-squares line through it and up to 2 earlier readings no older than "
+                   "15 min, extrapolated to the label's horizon; an alarm until the next reading when it is below "
+                   "the threshold (mmHg)",
+    LAST_DBP: "each cuff reading with DBP below the threshold (mmHg) is an alarm until the next reading",
+    **{name: f"the ART MAP read every 2.5 min (as the simulated cuff), below {t:g} mmHg: a fixed rule on the "
+             "invasive line" for name, t in ART_FIXED.items()},
+    ART_EXTRAPOLATION_ALARM: "the ART MAP read every 2.5 min, extrapolated as the cuff's to the horizon; below the "
+                             "threshold (mmHg)",
+    LAST_ART_DBP_ALARM: "the ART DBP read every 2.5 min, below the threshold (mmHg)",
 }
 Thresholds = dict[str, dict[str, Any]]  # row name -> operating point -> {"threshold", ...}
 
@@ -160,8 +178,13 @@ def _scores(replay: ReplayedSplit, name: str) -> np.ndarray:
 
 
 def fixed_threshold(name: str, manifest: Manifest) -> float | None:
-    """The rows whose threshold is a definition, not a choice: the simulated cuff alarms below ``hypo_map``."""
-    return float(manifest.label.hypo_map) if name == FREQUENT_CUFF else None
+    """The rows whose threshold is a definition, not a choice.
+
+    The simulated cuff alarms below ``hypo_map``; the fixed MAP rules below 72 and 73 mmHg.
+    """
+    if name == FREQUENT_CUFF:
+        return float(manifest.label.hypo_map)
+    return {**CUFF_FIXED, **ART_FIXED}.get(name)
 
 
 def choose_on_validation(val: ReplayedSplit, cfg: AlarmConfig, manifest: Manifest) -> dict[str, Any]:
@@ -207,9 +230,11 @@ def no_usable_threshold(scores: np.ndarray, kind: str, cfg: AlarmConfig) -> str 
 
 def _row_meta(name: str, kind: str, descriptions: dict[str, str]) -> dict[str, Any]:
     model = name in descriptions
+    unit = "mmHg (DBP below)" if name in (LAST_DBP, LAST_ART_DBP_ALARM) else "mmHg (MAP below)"
     return {"name": name, "role": "model" if model else "baseline", "kind": kind,
+            "reads": MODEL_INPUTS if model else READS.get(name, ""),
             "description": descriptions[name] if model else BASELINE_TEXT.get(name, ""),
-            "threshold_unit": "p(hypotension)" if kind == PROBABILITY else "mmHg (MAP below)"}
+            "threshold_unit": "p(hypotension)" if kind == PROBABILITY else unit}
 
 
 def _weights(replay: ReplayedSplit, n_boot: int, seed: int) -> np.ndarray | None:
@@ -238,10 +263,13 @@ def score_split(replay: ReplayedSplit, chosen: Thresholds, cfg: AlarmConfig, des
     Returns:
         ``(rows, pooled)``: JSON-ready rows in order (models, then baselines) and each row's pooled counts.
     """
+    from hypo.evaluate.alarms.strata import stratified
+
     weights = _weights(replay, n_boot, seed)
-    order = list(descriptions) + [n for n in (LAST_READING, FEATURE_MODEL, LAST_ART, FREQUENT_CUFF)
+    order = list(descriptions) + [n for n in (LAST_READING, FEATURE_MODEL, LAST_ART, FREQUENT_CUFF, *COMPARATORS)
                                   if n in replay.kinds]
     rows, pooled_all = [], {}
+    hypo_map = float(manifest.label.hypo_map)
     for name in order:
         kind = replay.kinds[name]
         ops = chosen.get(name) or {}
@@ -252,20 +280,25 @@ def score_split(replay: ReplayedSplit, chosen: Thresholds, cfg: AlarmConfig, des
         pooled = _pool(replay, name, grid, cfg)
         pooled_all[name] = pooled
         row = {**_row_meta(name, kind, descriptions), "thresholds": ops, "operating_points": {},
-               "curve": curve_summary(pooled, weights)}
+               "curve": curve_summary(pooled, weights), "strata": {}}
         for op, spec in ops.items():
             k = int(np.searchsorted(grid, spec["threshold"]))
             row["operating_points"][op] = operating_point(pooled, k, weights)
+            row["strata"][op] = stratified(replay.tracks[name], replay.events, replay.tracks[LAST_READING],
+                                           spec["threshold"], cfg, hypo_map)
         rows.append(row)
     return rows, pooled_all
 
 
 def _cases_summary(replay: ReplayedSplit) -> CasesSummary:
+    span_h = sum(e.span[1] - e.span[0] for e in replay.events) / 3600
     return CasesSummary(
         listed=replay.n_listed, chosen=replay.n_chosen, scored=len(replay.events), failed=len(replay.failures),
         failures=replay.failures, hours=replay.hours, subjects=len({e.subjectid for e in replay.events}),
         episodes={k: int(sum((e.kind == k).sum() for e in replay.events))
-                  for k in ("scored", "induction", "under way")})
+                  for k in ("scored", "induction", "under way")},
+        hypotension_min_per_h=(sum(e.hypo_s for e in replay.events) / 60 / span_h) if span_h > 0 else None,
+        scored_span_hours=span_h)
 
 
 def require_replayed(replay: ReplayedSplit, recordings: Recordings, purpose: str = "") -> None:
@@ -363,14 +396,17 @@ def evaluate_alarms(models: dict[str, ExportedModel], data_dir: str, options: Al
     require_replayed(replay, recordings)
     rows, pooled = score_split(replay, chosen, opts.cfg, {name: describe(m) for name, m in models.items()},
                                manifest, opts.n_boot, opts.seed)
-    result = alarm_result(recordings, opts, replay, rows, origin, val_cases)
+    comparators = [r for r in rows if r["name"] in COMPARATORS]
+    rows = [r for r in rows if r["name"] not in COMPARATORS]
+    result = alarm_result(recordings, opts, replay, rows, origin, val_cases, comparators)
     thresholds = {n: {op: s["threshold"] for op, s in ops.items()} for n, ops in chosen.items()}
     return result, AlarmDetail(replay, thresholds, pooled, opts.cfg)
 
 
 def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSplit, rows: list[dict[str, Any]],
-                 origin: str, val_cases: CasesSummary | None) -> AlarmResult:
-    """The record of a scored split: the dataset, the rules and settings, the cases and the rows."""
+                 origin: str, val_cases: CasesSummary | None,
+                 comparators: list[dict[str, Any]] | None = None) -> AlarmResult:
+    """The record of a scored split: the dataset, the rules and settings, the cases, the rows and comparators."""
     manifest, cfg = recordings.manifest, opts.cfg
     label = manifest.label
     return AlarmResult(
@@ -380,6 +416,7 @@ def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSpl
         events=event_rule_text(label, cfg.merge_gap_s, cfg.induction_s, cfg.cuff_hold_s), policy=cfg.policy_text(),
         scoring=cfg.scoring_text(), config=cfg, simulated=manifest.simulated, cases=_cases_summary(replay),
         validation_cases=val_cases, n_boot=int(opts.n_boot), seed=int(opts.seed), rows=rows,
+        comparators=comparators or [], hypo_map=float(label.hypo_map),
         timings={k: round(v, 3) for k, v in replay.timings.items()})
 
 
@@ -457,7 +494,8 @@ def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | No
         p = operating_point(pooled, int(np.searchsorted(pooled.thresholds, spec["threshold"])), None)
         rows[name] = {"threshold": spec["threshold"], "met": spec["met"], "sensitivity": p["sensitivity"]["value"],
                       "lead_median_s": p["lead_median_s"]["value"], "fa_per_h": p["fa_per_h"]["value"],
-                      "detection": p["detection"]["value"], "kind": val.kinds[name]}
+                      "detection": p["detection"]["value"], "kind": val.kinds[name], "ppv": p["ppv"]["value"],
+                      "reads": READS.get(name, MODEL_INPUTS), "fixed": bool(spec.get("fixed"))}
     return ValidationAlarms(
         rows=rows, cases=_cases_summary(val), config=cfg,
         note=(f"alarm columns: the validation split, selection-biased: episode sensitivity at <= "

@@ -190,8 +190,8 @@ class CaseCounts:
         fa_s: The same outside episodes (the false-alarm denominator).
         caught / detected / induction_caught: int [T].
         alarms / false: int [T].
-        catching / judged / censored: int [T] alarms that catch an episode; alarms judged (neither inside an
-            episode nor censored); censored alarms.
+        catching / judged / censored: int [T] judged alarms that catch an episode; alarms judged (neither inside
+            an episode nor censored); censored alarms.
         censored_s: float [T] seconds from the first censored alarm to the end (left out of ``fa_s``).
         alarm_s: float [T] seconds in alarm within ``scored_s``.
         lead / det_lead: float [T, e] per scored episode (NaN where not caught / detected).
@@ -335,7 +335,10 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
         n_episodes=len(scored), n_induction=len(induction), n_under_way=int((events.kind == UNDER_WAY).sum()),
         scored_s=scored_s, fa_s=max(scored_s - ep_s, 0.0),
         caught=caught.sum(axis=1), detected=detected.sum(axis=1), induction_caught=ind_caught.sum(axis=1),
-        alarms=counted.sum(axis=1), false=false.sum(axis=1), catching=(counted & catching).sum(axis=1),
+        # PPV's numerator among its denominator: an alarm starting inside an episode is not judged, even when it
+        # stays on into the next episode's warning window
+        alarms=counted.sum(axis=1), false=false.sum(axis=1),
+        catching=(counted & catching & ~in_episode[None, :] & ~censored).sum(axis=1),
         judged=(counted & ~in_episode[None, :] & ~censored).sum(axis=1), censored=censored.sum(axis=1),
         censored_s=np.maximum(hi_r - first_censored, 0).astype(np.float64),
         alarm_s=on.astype(np.float64) @ weight, lead=lead, det_lead=det_lead,
@@ -346,7 +349,8 @@ def case_story(track: Track, events: CaseEvents, threshold: float, cfg: AlarmCon
     """One recording at one threshold, alarm by alarm and episode by episode (for example timelines).
 
     Returns:
-        ``{"alarms": [{"start", "end", "status"}], "episodes": [{"onset", "end", "kind", "caught", "lead_s"}]}``;
+        ``{"alarms": [{"start", "end", "status", "catches"}], "episodes": [{"onset", "end", "kind", "caught",
+        "lead_s"}]}``; ``catches``: a counted alarm, outside every episode, on during an episode's warning window;
         an alarm's status is ``false``, ``true`` (it catches an episode, or an onset follows within
         ``lead_max``), ``in episode``, ``censored`` (too near the end to judge) or ``not counted`` (before the
         scored span or in induction).
@@ -368,8 +372,9 @@ def case_story(track: Track, events: CaseEvents, threshold: float, cfg: AlarmCon
             lead, _ = next(scored)
             entry.update(caught=bool(np.isfinite(lead)), lead_s=lead if np.isfinite(lead) else None)
         episodes.append(entry)
-    return {"alarms": [{"start": int(a), "end": int(b), "status": str(st)}
-                       for (a, b), st in zip(intervals.tolist(), status)], "episodes": episodes}
+    return {"alarms": [{"start": int(a), "end": int(b), "status": str(st), "catches": bool(hit and ok)}
+                       for (a, b), st, hit, ok in zip(intervals.tolist(), status, catches, eligible & ~in_episode)],
+            "episodes": episodes}
 
 
 # ----------------------------------------------------------------------------------------------- pooling

@@ -46,11 +46,34 @@ from hypo.evaluate.alarms.events import CaseEvents, case_events
 from hypo.evaluate.alarms.metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import WindowRules
+from hypo.learn.comparators import (
+    ART,
+    ART_EXTRAPOLATION,
+    CUFF,
+    EXTRAPOLATION,
+    FIXED_MAP_THRESHOLDS,
+    LAST_ART_DBP,
+    LAST_DBP,
+    MODEL_INPUTS,
+    fixed_name,
+    reading_extrapolation,
+)
 
 LAST_READING = "last reading"
 FEATURE_MODEL = "feature model"
 LAST_ART = "last ART minute"
 FREQUENT_CUFF = "cuff every 2.5 min (simulated)"
+# The comparators (hypo.learn.comparators) as alarms: on the cuff readings, and with ART labels on the ART MAP and
+# DBP read every 2.5 min as the simulated frequent cuff reads them.
+CUFF_FIXED = {fixed_name(t): t for t in FIXED_MAP_THRESHOLDS}
+ART_FIXED = {f"{fixed_name(t, ART)} every 2.5 min": t for t in FIXED_MAP_THRESHOLDS}
+ART_EXTRAPOLATION_ALARM = f"{ART_EXTRAPOLATION} every 2.5 min"
+LAST_ART_DBP_ALARM = f"{LAST_ART_DBP} every 2.5 min"
+COMPARATORS: tuple[str, ...] = (*CUFF_FIXED, EXTRAPOLATION, LAST_DBP, *ART_FIXED, ART_EXTRAPOLATION_ALARM,
+                                LAST_ART_DBP_ALARM)
+READS = {LAST_READING: CUFF, FEATURE_MODEL: MODEL_INPUTS, LAST_ART: ART, FREQUENT_CUFF: ART,
+         **{n: CUFF for n in (*CUFF_FIXED, EXTRAPOLATION, LAST_DBP)},
+         **{n: ART for n in (*ART_FIXED, ART_EXTRAPOLATION_ALARM, LAST_ART_DBP_ALARM)}}
 
 
 @dataclasses.dataclass
@@ -184,11 +207,11 @@ def dataset_rules(manifest: Manifest) -> WindowRules:
                        nibp_merge_s=wc.nibp_merge_s, tolerates_missing=list(wc.allow_missing))
 
 
-def frequent_cuff(line, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Simulated cuff readings of the ART MAP every ``cuff_cycle_s`` over the line's span.
+def frequent_cuff(line, cfg: AlarmConfig, channel: str = "mbp") -> tuple[np.ndarray, np.ndarray]:
+    """Simulated cuff readings of the ART MAP (or ``channel``: ``dbp``) every ``cuff_cycle_s`` over the line's span.
 
     Returns:
-        ``(times, map)``: reading times (int64) and the median valid ART MAP of the ``cuff_measure_s`` seconds
+        ``(times, values)``: reading times (int64) and the median valid ART value of the ``cuff_measure_s`` seconds
         before each (NaN when none).
     """
     if len(line) == 0:
@@ -197,9 +220,31 @@ def frequent_cuff(line, cfg: AlarmConfig) -> tuple[np.ndarray, np.ndarray]:
     times = np.arange(start, int(math.floor(line.time[-1])) + 1, cfg.cuff_cycle_s, dtype=np.int64)
     lo = np.searchsorted(line.time, times - cfg.cuff_measure_s, side="left")
     hi = np.searchsorted(line.time, times, side="left")
-    mbp = line.mbp.astype(np.float64)
-    values = np.array([np.median(mbp[a:b]) if b > a else np.nan for a, b in zip(lo, hi)])
+    v = getattr(line, channel).astype(np.float64)
+    values = np.array([np.median(v[a:b]) if b > a else np.nan for a, b in zip(lo, hi)])
     return times, values
+
+
+def comparator_tracks(readings, line, duration: int, max_carry_s: int, horizon_s: int,
+                      cfg: AlarmConfig) -> dict[str, Track]:
+    """The comparators as reading alarms (each value an alarm until the next).
+
+    On the cuff's readings: the fixed MAP rules, the extrapolation, the DBP; with an arterial line, the same on its
+    MAP and DBP read every ``cuff_cycle_s``.
+    """
+    t, u = slots_of_readings(readings.time, duration, max_carry_s)
+    cuff_map = readings.map.astype(np.float64)
+    out = {name: Track(t, u, cuff_map, READING) for name in CUFF_FIXED}
+    out[EXTRAPOLATION] = Track(t, u, reading_extrapolation(readings.time, cuff_map, horizon_s), READING)
+    dbp = readings.dbp if readings.dbp is not None else np.full(len(readings.time), np.nan)
+    out[LAST_DBP] = Track(t, u, dbp.astype(np.float64), READING)
+    if line is not None:
+        times, values = frequent_cuff(line, cfg)
+        t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
+        out.update({name: Track(t, u, values, READING) for name in ART_FIXED})
+        out[ART_EXTRAPOLATION_ALARM] = Track(t, u, reading_extrapolation(times, values, horizon_s), READING)
+        out[LAST_ART_DBP_ALARM] = Track(t, u, frequent_cuff(line, cfg, "dbp")[1], READING)
+    return out
 
 
 def _probability_track(ends, probs, duration_s: int, stride_s: int) -> Track:
@@ -276,6 +321,7 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
         times, values = frequent_cuff(line, cfg)
         t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
         tracks[FREQUENT_CUFF] = Track(t, u, values, READING)
+    tracks.update(comparator_tracks(readings, line, duration, prep.cfg.fill.nibp_max_carry_s, label.horizon_s, cfg))
     tick("baselines_s", t0)
     return events, tracks
 

@@ -21,7 +21,15 @@ from hypo.errors import HypoError
 from hypo.evaluate.alarms.evaluation import AlarmDetail, AlarmOptions, evaluate_alarms
 from hypo.evaluate.alarms.metrics import case_story
 from hypo.evaluate.alarms.replay import FREQUENT_CUFF, LAST_READING
-from hypo.evaluate.alarms.result import ALARM_COLUMNS, AlarmResult, alarm_table_cells, induction_line
+from hypo.evaluate.alarms.result import (
+    ALARM_COLUMNS,
+    AlarmResult,
+    alarm_table_cells,
+    burden_text,
+    footnotes,
+    gray_zone_cells,
+    induction_line,
+)
 
 MODEL_ROW = "model"
 FIGURES = ("alarm_aoc", "alarm_leads", "alarm_examples")
@@ -182,6 +190,11 @@ def alarm_section_html(alarms: dict[str, Any] | None, images: dict[str, str], im
         rows = [[e(x) for x in r] for r in alarm_table_cells(result, op)]
         rows = [[f"<b>{r[0]}</b>" if i == 0 else r[0], *r[1:]] for i, r in enumerate(rows)]
         parts += [f"<h3>{title} (fixed on validation)</h3>", table(list(ALARM_COLUMNS), rows)]
+    header, cells = gray_zone_cells(result)
+    if header:
+        parts += ["<h3>By the last cuff MAP, at the false-alarm threshold</h3>",
+                  table(header, [[e(c) for c in r] for r in cells])]
+    parts.append("<ul class='note'>" + "".join(f"<li>{e(line)}</li>" for line in footnotes(result)) + "</ul>")
     parts.append("<p class='note'>Lead: median over caught episodes (minutes before onset, capped at "
                  f"{cfg.lead_max_s / 60:g}). Detected: an alarm at any moment from onset - "
                  f"{cfg.lead_max_s / 60:g} min to the episode's end, its lead possibly &le; 0 (after onset): "
@@ -210,7 +223,8 @@ def _alarm_intro_html(result: AlarmResult) -> list[str]:
             f"{c.subjects} subjects{sub}"
             + (f"; <b>{c.failed} could not be scored</b> (listed below)" if c.failed else "")
             + f". Episodes: {c.episodes['scored']} scored, {c.episodes['induction']} in induction "
-            f"(reported apart), {c.episodes['under way']} under way when scoring began (left out).</p>",
+            f"(reported apart), {c.episodes['under way']} under way when scoring began (left out); "
+            f"{e(burden_text(result))}.</p>",
             f"<ul class='note'><li><b>Events</b>: {e(result.events)}.</li><li><b>Alarm</b>: "
             f"{e(result.policy)}.</li><li><b>Scoring</b>: {e(result.scoring)}.</li><li><b>Thresholds</b>: "
             f"chosen on {e(result.thresholds_from)}, never on test: one for at most "

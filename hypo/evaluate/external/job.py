@@ -172,4 +172,14 @@ def evaluate_job(req: EvaluateRequest, log=print) -> ExternalRun:
     if alarms is not None:
         alarms.write(os.path.join(out, "alarms.json"), indent=1)
         run = dataclasses.replace(run, alarms=alarms)
-    return run
+    return with_model_card(req, run, log)
+
+
+def with_model_card(req: EvaluateRequest, run: ExternalRun, log=print) -> ExternalRun:
+    """Write ``model_card.md`` (:mod:`hypo.evaluate.external.card`) into ``req.out``; the run with its path."""
+    from hypo.data.dataset import read_manifest
+    from hypo.evaluate.external.card import write_external_card
+
+    card = write_external_card(run.results, read_manifest(req.data), run.model.sidecar, req.out, run.alarms)
+    log(f"wrote {card}")
+    return dataclasses.replace(run, paths={**run.paths, "model_card": card})

@@ -30,6 +30,8 @@ class EvaluateRequest:
             dataset folder, whose validation split fixes the alarm thresholds.
         alarm: The alarm policy and scoring.
         alarm_cases: At most this many test recordings.
+        exclude_in_hypotension: Also show the hypotension figures without the windows whose last cuff reading is
+            already below the threshold, beside the full ones (``evaluation.json`` always has both).
     """
 
     model_or_run: str
@@ -45,3 +47,4 @@ class EvaluateRequest:
     thresholds_from: str = THRESHOLDS_FROM_MODEL
     alarm: AlarmConfig = dataclasses.field(default_factory=AlarmConfig)
     alarm_cases: int | None = None
+    exclude_in_hypotension: bool = False

@@ -79,6 +79,7 @@ class ExternalResult(Record):
     recalibration: Recalibration | None = None
     evaluation_sets: dict[str, EvaluationSet]
     sections: dict[str, dict[str, Any]]
+    exclude_in_hypotension: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,7 +108,10 @@ def take(parts: list[WindowArrays], mask: np.ndarray | None) -> WindowArrays:
     """Concatenate ``parts`` (then keep the rows of ``mask``)."""
     fields = {}
     for f in dataclasses.fields(WindowArrays):
-        arr = np.concatenate([getattr(p, f.name) for p in parts])
+        values = [getattr(p, f.name) for p in parts]
+        if any(v is None for v in values):  # a column the dataset lacks (built before it existed)
+            continue
+        arr = np.concatenate(values)
         fields[f.name] = arr if mask is None else arr[mask]
     return WindowArrays(**fields)
 
@@ -268,10 +271,28 @@ def decision_curve(es: EvalSet) -> dict[str, Any]:
     return curve(es.y == HYPOTENSION, es.probs[:, HYPOTENSION])
 
 
+def comparison(es: EvalSet, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+    """The model beside the comparators on hypotension, and by the last cuff MAP (:mod:`hypo.evaluate.comparison`).
+
+    The extrapolation and DBP rows are not fitted here (the development train split is not OTHER's): they are
+    ranked through a fixed ramp, and only ranking figures are reported.
+    """
+    from hypo.evaluate.comparison import add_intervals, split_rows
+    from hypo.learn.baselines import split_baselines
+
+    a = es.arrays
+    scores: dict[str, np.ndarray] = {}
+    rows, notes = split_rows(a, es.manifest, {"model": es.probs}, split_baselines(a, es.manifest), {},
+                             where="this dataset", scores=scores)
+    add_intervals(rows, scores, es.y, a.subjectid, a.last_map, n_boot, seed)
+    return {"rows": rows, "notes": notes, "hypo_map": float(es.manifest.label.hypo_map)}
+
+
 def default_sections(n_boot: int = N_BOOT, seed: int = 0) -> list[tuple[str, Section]]:
-    """The sections every external evaluation reports: discrimination, calibration, decision curve."""
+    """The sections every external evaluation reports: discrimination, calibration, decision curve, comparison."""
     return [("discrimination", functools.partial(discrimination, n_boot=n_boot, seed=seed)),
-            ("calibration", calibration), ("decision_curve", decision_curve)]
+            ("calibration", calibration), ("decision_curve", decision_curve),
+            ("comparison", functools.partial(comparison, n_boot=n_boot, seed=seed))]
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -479,6 +500,7 @@ def external_evaluation(req: EvaluateRequest, prepared: Prepared, sections: list
     results = ExternalResult(
         created=created, model=model_section(model), data=data_info, notes=notes, recalibrate=req.recalibrate,
         seed=req.seed, hypo_version=__version__, recalibration=recal,
+        exclude_in_hypotension=req.exclude_in_hypotension,
         evaluation_sets={es.stage: {"name": es.name, "n_windows": int(len(es.arrays)),
                                     "n_subjects": int(len(np.unique(es.arrays.subjectid))),
                                     "thresholds": es.thresholds} for es in sets},
@@ -636,8 +658,26 @@ def summary_lines(results: ExternalResult) -> list[str]:
                 return f"{dc[s]['model'][i]:+.4f} (all {dc[s]['all'][i]:+.4f})"
             row(f"net benefit, alarm at p(hypotension) >= {t:g}", nb)
     for name in secs:
-        if name not in ("discrimination", "calibration", "decision_curve"):
+        if name not in ("discrimination", "calibration", "decision_curve", "comparison"):
             lines.append(f"  {name}: see evaluation.json")
+    if "comparison" in secs:
+        lines += comparison_summary(secs["comparison"], results.exclude_in_hypotension)
+    return lines
+
+
+def comparison_summary(section: dict[str, Any], exclude: bool = False) -> list[str]:
+    """The comparison section of each evaluation set as text tables (:mod:`hypo.evaluate.comparison`)."""
+    from hypo.evaluate.comparison import gray_zone_cells, hypotension_cells, notes, text_table
+
+    lines = []
+    for stage, sec in section.items():
+        lines += [f"  hypotension, the comparators beside ({stage}; 95% CI over subjects):",
+                  *(f"    {x}" for x in text_table(*hypotension_cells(sec["rows"], exclude))),
+                  f"  by the last cuff MAP ({stage}; hypotension AUROC; fixed rules: sensitivity / specificity):",
+                  *(f"    {x}" for x in text_table(*gray_zone_cells(sec["rows"], sec["hypo_map"])))]
+    first = next(iter(section.values()), None)
+    if first is not None:
+        lines += [f"  {x}" for x in (*notes(first["rows"], first["hypo_map"]), *first["notes"])]
     return lines
 
 

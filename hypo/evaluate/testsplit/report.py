@@ -27,13 +27,15 @@ from typing import Any
 import numpy as np
 
 from hypo import __version__
-from hypo.data.manifest import Manifest
+from hypo.data.manifest import Manifest, read_manifest
 from hypo.data.signals import CLASSES, HYPERTENSION, HYPOTENSION
 from hypo.errors import ConfigError, HypoError
+from hypo.evaluate.calibration import class_calibration
 from hypo.evaluate.calibration import reliability as calibration
 from hypo.evaluate.testsplit.channel_loss import CONDITIONS, channel_loss_rows, condition_title
 from hypo.evaluate.testsplit.channel_loss import NOTE as CHANNEL_LOSS_NOTE
 from hypo.evaluate.testsplit.looks import describe_looks, record_look
+from hypo.evaluate.testsplit.report_card import write_report_card
 from hypo.evaluate.testsplit.report_html import ci, render_html
 from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: F401 - re-exported, as before
 from hypo.jsonio import jsonable
@@ -43,6 +45,7 @@ from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
+THIS_TRIAL = "this trial"  # the model's row among the comparators
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +62,8 @@ class ReportRequest:
         alarms: An :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` to score the trial as an alarm on the whole
             test recordings too (:mod:`hypo.evaluate.alarms.report`), or None to leave the section out.
         alarm_cases: At most this many recordings per split for the alarm evaluation.
+        exclude_in_hypotension: Also show the hypotension figures without the windows whose last cuff reading is
+            already below the threshold, beside the full ones (always in ``report.json``).
     """
 
     experiment: str
@@ -69,6 +74,7 @@ class ReportRequest:
     specificity: float = SPECIFICITY
     alarms: Any = None
     alarm_cases: int | None = None
+    exclude_in_hypotension: bool = False
 
 
 def provenance(chosen: ChosenTrial, manifest: Manifest, ckpt: dict, cfg) -> dict[str, Any]:
@@ -240,7 +246,8 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
     test, probs, y, baselines = ts.test, ts.probs, ts.y, ts.baselines
     base = baselines[0].scores  # the last reading: the reference of the paired difference and the curves
     last = last_reading_class(test.last_map, test.last_sbp, label_config(ts.manifest))
-    metrics = evaluate_scores(y, probs, last, where="test", warn=False)
+    hypo_map = float(ts.manifest.label.hypo_map)
+    metrics = evaluate_scores(y, probs, last, where="test", warn=False, last_map=test.last_map, hypo_map=hypo_map)
     base_metrics = evaluate_scores(y, base, last, where="test", warn=False)
     boot = bootstrap_scores(y, probs, test.subjectid, n_boot, seed, specificity=specificity, reference=base,
                             references={b.name: b.scores for b in baselines[1:]})
@@ -273,7 +280,9 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         "operating_point": {"rule": describe(specificity), "specificity": specificity, "thresholds": ts.thresholds,
                             "classes": list(CLASSES), "confusion": cm.tolist(), "per_class": op},
         "calibration": calib,
+        "calibration_summary": calibration_summary(y, probs),
         "channel_loss": {"rows": channel_loss, "note": CHANNEL_LOSS_NOTE},
+        "comparison": comparison_results(ts, chosen.data_dir, req),
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
@@ -288,6 +297,52 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         results["alarms"] = result.to_dict() if result is not None else {"error": error}
         figures["alarm_result"] = result
     return results, figures
+
+
+def calibration_summary(y, probs) -> dict[str, Any] | None:
+    """ECE, Brier, slope and intercept per abnormal class (the model card's).
+
+    None when they cannot be fitted (e.g. a model whose probabilities never vary).
+    """
+    try:
+        return {k: v for k, v in class_calibration(y, probs).items() if k in CLASSES}
+    except np.linalg.LinAlgError:
+        return None
+
+
+def comparison_results(ts: SplitScores, data_dir: str, req: ReportRequest) -> dict[str, Any]:
+    """The trial, the baselines and the comparators on hypotension, also by the last cuff MAP, with intervals.
+
+    Returns:
+        ``{"rows", "notes", "exclude_in_hypotension", "hypo_map"}``: the rows of :mod:`hypo.evaluate.comparison`
+        (the comparators fitted on the train split), each with its subject-bootstrap intervals (the report's
+        replicates), and the notes saying which comparators the dataset cannot give.
+    """
+    from hypo.data.dataset import load_split
+    from hypo.evaluate.comparison import add_intervals, split_rows
+    from hypo.learn.comparators import fit_comparators
+
+    fits = fit_comparators(load_split(data_dir, "train", ts.manifest, x=False), ts.manifest)
+    scores: dict[str, np.ndarray] = {}
+    rows, notes = split_rows(ts.test, ts.manifest, {THIS_TRIAL: ts.probs}, ts.baselines, fits, where=data_dir,
+                             scores=scores)
+    add_intervals(rows, scores, ts.y, ts.test.subjectid, ts.test.last_map, req.n_boot, req.seed)
+    return {"rows": rows, "notes": notes, "exclude_in_hypotension": req.exclude_in_hypotension,
+            "hypo_map": float(ts.manifest.label.hypo_map)}
+
+
+def comparison_lines(results: dict[str, Any]) -> list[str]:
+    """The hypotension rows and the gray zone, as console lines (the comparators' notes after them)."""
+    from hypo.evaluate.comparison import gray_zone_cells, hypotension_cells, text_table
+
+    section = results.get("comparison")
+    if not section:
+        return []
+    rows = section["rows"]
+    return (["hypotension, the comparators beside (95% CI over subjects):",
+             *text_table(*hypotension_cells(rows, section["exclude_in_hypotension"])),
+             "by the last cuff MAP (hypotension AUROC; fixed rules: sensitivity / specificity):",
+             *text_table(*gray_zone_cells(rows, section["hypo_map"])), *section["notes"]])
 
 
 def trial_summary(chosen: ChosenTrial) -> dict[str, Any]:
@@ -353,6 +408,8 @@ def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
     out_dir = writable_folder(req.out or os.path.join(chosen.exp_path, "report"))
     results, curves = evaluate_trial(chosen, req, log)
     paths = write_report(results, curves, out_dir)
+    paths["model_card"] = write_report_card(results, read_manifest(chosen.data_dir), chosen.meta, chosen.data_dir,
+                                            out_dir)
     for line in summary_lines(results, req.specificity):
         log(line)
     figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
@@ -380,16 +437,18 @@ def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
         log(f"  {name}: AUROC {ci(b[name]['auroc'])}, AUPRC {ci(b[name]['auprc'])} (prevalence "
             f"{b[name]['prevalence']:.3f}), sensitivity at {100 * specificity:.0f}% specificity "
             f"{ci(b[name]['sens_at_spec'])}")
+    for line in comparison_lines(results):
+        log(f"  {line}")
     model_row = results["channel_loss"]["rows"][0]["metrics"]
     log("  under channel loss, mean AUROC: " + ", ".join(
         f"{condition_title(c)} {ci({'value': model_row[c]['mean_auroc']})}" for c in CONDITIONS))
     if results.get("alarms") and "error" not in results["alarms"]:
         from hypo.evaluate.alarms.report import section_result
-        from hypo.evaluate.alarms.result import alarm_table_lines
+        from hypo.evaluate.alarms.result import alarm_table_lines, burden_text
 
         a = section_result(results["alarms"])
-        log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s; "
-            f"threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
+        log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s, "
+            f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
         for line in alarm_table_lines(a, "fa_target"):
             log(f"    {line}")
     log(f"  {results['test_looks']['note']}")

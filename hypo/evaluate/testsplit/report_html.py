@@ -83,6 +83,33 @@ def baselines_section(results: dict[str, Any]) -> str:
             "deep model adds nothing a window's summary statistics did not already say.</p>")
 
 
+def comparison_section(results: dict[str, Any]) -> str:
+    """The comparators beside the trial on hypotension, and every row by the last cuff MAP (the gray zone)."""
+    from hypo.evaluate.comparison import gray_zone_cells, hypotension_cells, notes
+
+    section = results.get("comparison")
+    if not section:
+        return ""
+    rows, e, hypo_map = section["rows"], html.escape, section["hypo_map"]
+
+    def table(header_cells) -> str:
+        header, cells = header_cells
+        return _table(header, [[e(c) for c in r] for r in cells])
+
+    what = "".join(f"<li><b>{e(r['name'])}</b> ({e(r['reads'])}): {e(r['description'])}</li>"
+                   for r in rows if r.get("description"))
+    lines = "".join(f"<li>{e(line)}</li>" for line in (*notes(rows, hypo_map), *section["notes"]))
+    return ("<h2>Comparators: what the current pressure alone says</h2><p>Hypotension on the same test windows: "
+            "this trial and the baselines beside fixed cuff-MAP rules, MAP extrapolation and the last DBP (each row "
+            "says what it reads; 95% intervals over subjects, the report's replicates). A fixed rule is one "
+            "operating point: its sensitivity, specificity and PPV.</p>"
+            + table(hypotension_cells(rows, section["exclude_in_hypotension"]))
+            + "<h2>By the current MAP: the gray zone</h2><p>Each row within the strata of the last cuff MAP at "
+            "prediction time (hypotension AUROC; a fixed rule: sensitivity / specificity), with each stratum's "
+            "windows and prevalence.</p>" + table(gray_zone_cells(rows, hypo_map))
+            + f"<ul class='note'>{what}{lines}</ul>")
+
+
 def channel_loss_section(results: dict[str, Any]) -> str:
     """The trial and the baselines with each signal group absent in turn (:mod:`.channel_loss`)."""
     from hypo.evaluate.testsplit.channel_loss import table_cells
@@ -103,6 +130,7 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     """The self-contained report page: its sections in order, figures embedded."""
     parts = header_section(results) + summary_section(results)
     parts.append(baselines_section(results))
+    parts.append(comparison_section(results))
     parts.append(channel_loss_section(results))
     if results.get("alarms"):
         from hypo.evaluate.alarms.report import alarm_section_html

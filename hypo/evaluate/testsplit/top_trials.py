@@ -12,6 +12,7 @@ Each trial and baseline is also scored with each signal group absent in turn
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from hypo.errors import HypoError
 from hypo.evaluate.testsplit.channel_loss import baseline_channel_loss, format_markdown, long_rows
 from hypo.evaluate.testsplit.looks import describe_looks, record_look
 from hypo.jsonio import metric_text
-from hypo.learn.baselines import ROW_PREFIX
+from hypo.learn.baselines import MODEL_READS, ROW_PREFIX, reads_of
 from hypo.learn.metrics import undefined_reasons
 from hypo.search.experiments import experiment_dataset
 from hypo.search.leaderboard import load_trials
@@ -46,7 +47,7 @@ MODEL_TITLES = {"cnn": "CNN", "lstm": "LSTM", "cnn_lstm": "CNN*LSTM", "cnn_cnn":
 
 def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
                         channel_loss: list | None = None, name: str = "") -> dict[str, float]:
-    """Metrics of a checkpoint's model on one split (stratified by the last reading's class).
+    """Metrics of a checkpoint's model on one split (stratified by the last reading's class and the last cuff MAP).
 
     Args:
         checkpoint: The ``checkpoint.pt`` (or its folder).
@@ -69,11 +70,13 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, split: str = "test",
     last = last_reading_class(arrays.last_map, arrays.last_sbp, label_config(manifest))
     if channel_loss is not None:
         channel_loss += channel_loss_rows(model, cfg.model, arrays, manifest, name=name)
-    return evaluate_scores(arrays.label, probs, last, where=split)
+    return evaluate_scores(arrays.label, probs, last, where=split, last_map=arrays.last_map,
+                           hypo_map=float(manifest.label.hypo_map))
 
 
 def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: str | None = None,
-                    log=print, alarms=None, alarm_cases: int | None = None) -> pd.DataFrame:
+                    log=print, alarms=None, alarm_cases: int | None = None,
+                    exclude_in_hypotension: bool = False) -> pd.DataFrame:
     """Evaluate the top ``n`` ranked trials once on the test split and print the study-layout table.
 
     Args:
@@ -86,10 +89,13 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
             on the whole test recordings, thresholds fixed on validation (``test_alarms.md``, ``test_alarms.json``,
             and a table in ``test_table.md``); None to leave that out.
         alarm_cases: At most this many recordings per split for the alarms.
+        exclude_in_hypotension: Also show the hypotension figures without the windows whose last cuff reading is
+            already below the threshold (``--exclude-in-hypotension``), beside the full ones.
 
     Returns:
         One row per evaluated trial (test metrics), plus one per baseline; also written to ``test_results.csv``
-        and ``test_table.md``.
+        and ``test_table.md``, where the comparators and the gray zone follow (:mod:`hypo.evaluate.comparison`;
+        every row also in ``test_comparison.json``).
     """
     data_dir = experiment_dataset(exp_path)
     meta = read_search_record(exp_path)
@@ -121,7 +127,8 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
     looks = record_look(exp_path, f"leaderboard --test {n}",
                         [{"trial": r["trial"], "rank": r["rank"], "checkpoint_sha256": sha256_file(c)}
                          for r, c in zip(rows, checkpoints)])
-    table = study_table(df) + "\n\n" + format_markdown(channel_loss)
+    table = study_table(df) + "\n\n" + comparison_section(data_dir, rows, fm, exclude_in_hypotension, out_dir)
+    table += "\n\n" + format_markdown(channel_loss)
     if alarms is not None:
         from hypo.evaluate.alarms.evaluation import AlarmOptions
 
@@ -161,6 +168,40 @@ def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options: Al
     with open(os.path.join(out_dir, "test_alarms.md"), "w") as f:
         f.write("```\n" + text + "\n```\n")
     return text
+
+
+def comparison_section(data_dir: str, rows: list[dict], fm, exclude: bool, out_dir: str) -> str:
+    """The trials, the baselines and the comparators on hypotension, and by the last cuff MAP, as Markdown.
+
+    Args:
+        data_dir: The dataset.
+        rows: The trials' rows of the test table (their ``test_*`` metrics, with the MAP strata).
+        fm: The feature model.
+        exclude: Add the figures without the windows already in hypotension.
+        out_dir: Where ``test_comparison.json`` goes.
+    """
+    from hypo.data.dataset import load_split, read_manifest
+    from hypo.evaluate.comparison import gray_zone_cells, hypotension_cells, markdown, notes, split_rows
+    from hypo.jsonio import jsonable
+    from hypo.learn.baselines import split_baselines
+    from hypo.learn.comparators import MODEL_INPUTS, fit_comparators
+
+    manifest = read_manifest(data_dir)
+    test = load_split(data_dir, "test", manifest)
+    fits = fit_comparators(load_split(data_dir, "train", manifest, x=False), manifest)
+    trials = [{"name": f"#{r['rank']} {r['trial']}", "reads": MODEL_INPUTS, "fixed": False,
+               "metrics": {k.removeprefix("test_"): v for k, v in r.items() if k.startswith("test_")}}
+              for r in rows if "rank" in r]
+    more, comp_notes = split_rows(test, manifest, {}, split_baselines(test, manifest, fm), fits, where=data_dir)
+    every, hypo_map = trials + more, float(manifest.label.hypo_map)
+    with open(os.path.join(out_dir, "test_comparison.json"), "w") as f:
+        json.dump(jsonable({"rows": every, "notes": comp_notes}), f, indent=1)
+    lines = ["Hypotension on the same test windows: the trials and baselines beside the comparators", "",
+             *markdown(*hypotension_cells(every, exclude)), "",
+             "By the last cuff MAP at prediction time (hypotension AUROC; a fixed rule: sensitivity / specificity)",
+             "", *markdown(*gray_zone_cells(every, hypo_map)), ""]
+    lines += [f"- {line}" for line in (*notes(every, hypo_map), *comp_notes)]
+    return "\n".join(lines)
 
 
 def _feature_model(data_dir: str, meta: SearchRecord):
@@ -219,13 +260,15 @@ def study_table(df: pd.DataFrame) -> str:
             lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
     lines.append("cells: ours / paper. Ours come from the top trials only; '-' = no such trial among them.")
     lines += ["", "| row (test split, same windows) | model | mean AUROC | AUPRC hypo+hyper | AUPRC hypo | "
-              "AUPRC hyper |", "|---|---|---|---|---|---|"]
+              "AUPRC hyper | reads |", "|---|---|---|---|---|---|---|"]
     notes = []
     for _, r in df.iterrows():
         name = r["trial"] if str(r["trial"]).startswith(ROW_PREFIX) else f"#{int(r['rank'])} {r['trial']}"
         cells = [metric_text(r.get(f"test_{m}")) for m in ("mean_auroc", "sum_auprc", "auprc_hypotension",
                                                              "auprc_hypertension")]
-        lines.append(f"| {name} | {r['model']} | " + " | ".join(cells) + " |")
+        reads = reads_of(str(r["trial"]).removeprefix(ROW_PREFIX)) if str(r["trial"]).startswith(ROW_PREFIX) \
+            else MODEL_READS
+        lines.append(f"| {name} | {r['model']} | " + " | ".join(cells) + f" | {reads} |")
         note = undefined_note(r.to_dict())
         if note and note not in notes:
             notes.append(note)
