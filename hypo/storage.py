@@ -1,22 +1,55 @@
-"""Local folders and cloud storage (``s3://``, ``gs://``, ...) through pyarrow's filesystems.
+"""Local folders and object stores (``s3://``, ``gs://``, ...) through pyarrow's filesystems.
 
-Writes are atomic: data goes to a hidden temporary name beside the target, then is moved into place, so a
-killed job never leaves a half-written shard under a real name (readers skip names starting with '.').
+Every path a command takes may be a local folder or a URI. For ``s3://`` pyarrow finds the server and the
+credentials as the AWS tools do: the endpoint from ``AWS_ENDPOINT_URL`` (a MinIO, a local test server; unset: AWS
+itself), the credentials from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, ``~/.aws`` or the instance's role.
+hypo never takes credentials as arguments and never writes them anywhere.
+
+What a reader may trust, on a disk and on an object store alike:
+
+- **Whole files only.** Locally a file is written to a hidden temporary name beside the target (``.NAME.tmp-HOST-PID-
+  RANDOM``), flushed, then renamed over the target. An object store has no rename; there each file is one upload
+  under its final name, from bytes already complete in memory or on disk: an object appears whole when its upload
+  completes, and a killed upload leaves none (only an incomplete multipart upload, which no listing shows; a bucket
+  lifecycle rule ``AbortIncompleteMultipartUpload`` removes those). So no temporary name is ever written there.
+- **Listings never see half-written names**: :func:`list_files` and :func:`list_dirs` skip names starting with ``.``
+  or ``_``, which is where local temporaries live.
+- **Final name last: a set of files counts as complete only when its completion marker is there**, written after
+  every file it vouches for: a case's shard, then its summary ``cases/case_ID.json``; a dataset's shards, then
+  ``manifest.json``; a model ``model.pt`` (its sidecar embedded), then ``model.json``; the files of a report, a
+  leaderboard or an evaluation, then their JSON record (:func:`push` uploads JSON files last).
+- **Claims are exclusive** (:func:`create_exclusive`): ``O_CREAT | O_EXCL`` on a disk, a conditional put
+  (``If-None-Match: *``) on S3, so two processes can never both believe they created the same file.
+
+Readers on this machine work on local copies of what they read from an object store (:func:`mirror`, a cache
+under ``~/.cache/hypo`` kept in step with the store, which may be deleted at any time; :func:`local_copy` for one
+file); what they write goes back to the store (:func:`push`, :func:`staged_folder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import posixpath
+import shutil
+import socket
+import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+CACHE = "~/.cache/hypo"
+_TMP = ".tmp-"  # in every local temporary's name: .NAME.tmp-HOST-PID-RANDOM
+
+# A file's state as a mirror records it: (size, mtime in ns)
+State = tuple[int, int]
 
 
 def is_uri(path: str) -> bool:
@@ -25,7 +58,10 @@ def is_uri(path: str) -> bool:
 
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
-    """Return the filesystem and the path inside it; local paths are made absolute."""
+    """Return the filesystem and the path inside it; local paths are made absolute.
+
+    ``s3://`` URIs reach the endpoint ``AWS_ENDPOINT_URL`` names (pyarrow's ``from_uri`` reads it, since pyarrow 13).
+    """
     path = str(path)
     if is_uri(path):
         fs, inner = pafs.FileSystem.from_uri(path)
@@ -47,41 +83,391 @@ def join(base: str, *parts: str) -> str:
     return os.path.join(base, *parts)
 
 
+def parent(path: str) -> str:
+    """The folder holding ``path`` (a local path or a URI)."""
+    return posixpath.dirname(str(path).rstrip("/")) if is_uri(path) else os.path.dirname(absolute(path))
+
+
 def exists(path: str) -> bool:
     """Whether a file or folder exists."""
     fs, p = resolve(path)
     return fs.get_file_info(p).type != pafs.FileType.NotFound
 
 
+def is_file(path: str) -> bool:
+    """Whether ``path`` is a file (an object, on an object store)."""
+    fs, p = resolve(path)
+    return fs.get_file_info(p).type == pafs.FileType.File
+
+
 def makedirs(path: str) -> None:
-    """Create a folder and its parents (no-op on object stores)."""
+    """Create a folder and its parents; on an object store, check that the bucket exists (there are no folders).
+
+    Raises:
+        HypoError: The bucket does not exist (one line).
+    """
+    if is_uri(path):
+        check_bucket(path)
+        return
     fs, p = resolve(path)
     fs.create_dir(p, recursive=True)
 
 
-def mirror_to_local(uri: str, local_dir: str) -> int:
-    """Copy every file under ``uri`` (cloud storage) into ``local_dir``, skipping files already there unchanged.
+def check_bucket(uri: str, flag: str = "") -> None:
+    """Refuse a URI whose bucket is missing, in one line, before any work.
+
+    Raises:
+        HypoError: No such bucket (or the server cannot be reached).
+    """
+    from hypo.errors import HypoError
+
+    fs, p = resolve(uri)
+    bucket = p.split("/", 1)[0]
+    try:
+        found = fs.get_file_info(bucket).type != pafs.FileType.NotFound
+    except OSError as exc:
+        raise HypoError(f"{flag + ' ' if flag else ''}{uri}: {str(exc).splitlines()[0]}") from None
+    if not found:
+        raise HypoError(f"{flag + ' ' if flag else ''}{uri}: no bucket {bucket!r} there (create it first)")
+
+
+def list_files(path: str, suffix: str = "") -> list[str]:
+    """Base names of the files directly under ``path`` ending with ``suffix`` (hidden files skipped)."""
+    fs, p = resolve(path)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    names = [posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File]
+    return sorted(n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
+
+
+def list_dirs(path: str) -> list[str]:
+    """Base names of the folders directly under ``path`` (hidden ones skipped); on object stores, the prefixes."""
+    fs, p = resolve(path)
+    if fs.get_file_info(p).type == pafs.FileType.NotFound:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    return sorted(n for n in (posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
+                  if not n.startswith((".", "_")))
+
+
+def temporary_name(path: str) -> str:
+    """The hidden temporary a local write of ``path`` goes through: ``.NAME.tmp-HOST-PID-RANDOM`` beside it."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}{_TMP}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def write_bytes(path: str, data: bytes, on_step: Callable[[str], None] | None = None) -> None:
+    """Write ``data`` to ``path`` whole or not at all (see the module docstring).
 
     Args:
-        uri: A folder on cloud storage (``s3://...``).
-        local_dir: The local folder to mirror it into (created).
+        path: A local path (written through :func:`temporary_name`, fsynced, renamed) or a URI (one upload).
+        data: The file's whole content.
+        on_step: Called with ``"partial"`` (half the temporary written) and ``"written"`` (the temporary complete,
+            not yet renamed) on a local write; tests kill the process there.
+    """
+    fs, p = resolve(path)
+    if is_uri(path):  # an object appears whole when its upload completes; no folders to create
+        with fs.open_output_stream(p) as f:
+            f.write(data)
+        return
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    tmp = temporary_name(p)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data[: len(data) // 2])
+            if on_step is not None:
+                f.flush()
+                on_step("partial")
+            f.write(data[len(data) // 2 :])
+            f.flush()
+            os.fsync(f.fileno())
+        if on_step is not None:
+            on_step("written")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _fsync_folder(os.path.dirname(p))
 
-    Returns:
-        The number of files copied.
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole content of a file or object."""
+    fs, p = resolve(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, whole or not at all."""
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: str) -> Any:
+    """Read a JSON file."""
+    return json.loads(read_bytes(path).decode())
+
+
+def write_parquet(path: str, table: pa.Table) -> None:
+    """Write a Parquet file whole or not at all (zstd-compressed)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes(path, buf.getvalue())
+
+
+def remove(path: str) -> None:
+    """Delete a file or object if it is there."""
+    fs, p = resolve(path)
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_file(p)
+
+
+def create_exclusive(path: str, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` only if nothing is there yet, atomically; False when something is.
+
+    Locally an exclusive create (``O_CREAT | O_EXCL``, also on NFS v3 and later); on S3 a conditional put
+    (``If-None-Match: *``, through boto3, which reads the same ``AWS_ENDPOINT_URL`` and credentials), which the
+    store refuses (``PreconditionFailed``) when the key exists. Of two processes racing, exactly one gets True.
+    Other object stores have no such put here: they check, then write (not atomic).
+    """
+    if not is_uri(path):
+        local = absolute(path)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        try:
+            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    if not str(path).startswith("s3://"):
+        if exists(path):
+            return False
+        write_bytes(path, data)
+        return True
+    return _s3_put_if_absent(path, data)
+
+
+def _s3_put_if_absent(uri: str, data: bytes) -> bool:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    try:
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise OSError(f"{uri}: {exc}") from None
+    return True
+
+
+def _files(fs: pafs.FileSystem, root: str) -> dict[str, pafs.FileInfo]:
+    """Files under ``root`` (recursively) by path relative to it, '/'-separated; hidden names skipped."""
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+        return {}
+    found = {}
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        rel = posixpath.relpath(info.path, root)
+        if info.type == pafs.FileType.File and not any(part.startswith(".") for part in rel.split("/")):
+            found[rel] = info
+    return found
+
+
+def _state(info: pafs.FileInfo) -> State:
+    return int(info.size), int(info.mtime_ns or 0)
+
+
+def _local_state(path: str) -> State:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+# local mirror folder -> its files' states as this process last mirrored or pushed them
+_MIRRORED: dict[str, dict[str, State]] = {}
+
+
+def mirror(uri: str, local_dir: str) -> int:
+    """Bring the local copy ``local_dir`` of the folder ``uri`` in step with it; returns the files copied.
+
+    Files new or changed on the store (size or time) are copied (each to a temporary, then renamed); files the store
+    no longer holds are deleted here, so nothing stale is read. Files this process wrote into the copy since it
+    first mirrored it, and has not pushed yet (:func:`push`), are left as they are.
     """
     fs, root = resolve(uri)
-    local = pafs.LocalFileSystem()
+    remote = {rel: _state(info) for rel, info in _files(fs, root).items()}
+    first = os.path.abspath(local_dir) not in _MIRRORED
+    known = _MIRRORED.setdefault(os.path.abspath(local_dir), {})
+
+    def ours(rel: str, path: str) -> bool:  # written here by this process, not pushed
+        return not first and (rel not in known or _local_state(path) != known[rel])
+
+    for rel in _local_files(local_dir):
+        path = os.path.join(local_dir, *rel.split("/"))
+        if rel not in remote and not ours(rel, path):
+            os.remove(path)
+            known.pop(rel, None)
     copied = 0
-    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
-        if info.type != pafs.FileType.File:
-            continue
-        dest = os.path.join(local_dir, *posixpath.relpath(info.path, root).split("/"))
-        if os.path.exists(dest) and os.path.getsize(dest) == info.size:
+    for rel, state in remote.items():
+        dest = os.path.join(local_dir, *rel.split("/"))
+        if os.path.exists(dest) and (_local_state(dest) == state or ours(rel, dest)):
+            if _local_state(dest) == state:
+                known[rel] = state
             continue
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        pafs.copy_files(info.path, dest, source_filesystem=fs, destination_filesystem=local)
+        tmp = temporary_name(dest)
+        try:
+            pafs.copy_files(posixpath.join(root, rel), tmp, source_filesystem=fs,
+                            destination_filesystem=pafs.LocalFileSystem())
+            os.utime(tmp, ns=(state[1], state[1]))
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        known[rel] = state
         copied += 1
     return copied
+
+
+def _local_files(local_dir: str) -> list[str]:
+    return sorted(_files(pafs.LocalFileSystem(), os.path.abspath(local_dir))) if os.path.isdir(local_dir) else []
+
+
+def push(local_dir: str, uri: str) -> list[str]:
+    """Upload the files of ``local_dir`` that are new or changed since it was mirrored (all, if never) to ``uri``.
+
+    JSON files go last: they are the completion markers of what they describe (the module docstring).
+
+    Returns:
+        The URIs written.
+    """
+    local_dir = os.path.abspath(local_dir)
+    known = _MIRRORED.setdefault(local_dir, {})
+    todo = [rel for rel in _local_files(local_dir) if known.get(rel) != _local_state(os.path.join(local_dir, rel))]
+    todo.sort(key=lambda rel: (rel.endswith(".json"), rel))
+    fs, root = resolve(uri)
+    written = []
+    for rel in todo:
+        path = os.path.join(local_dir, *rel.split("/"))
+        with open(path, "rb") as f:
+            write_bytes(join(uri, rel), f.read())
+        info = fs.get_file_info(posixpath.join(root, rel))
+        state = _state(info)
+        os.utime(path, ns=(state[1], state[1]))  # the copy now matches the store's object
+        known[rel] = state
+        written.append(join(uri, rel))
+    return written
+
+
+@contextlib.contextmanager
+def staged_folder(path: str, flag: str = "--out") -> Iterator[str]:
+    """A local folder to write a command's outputs into: ``path`` itself, or for a URI a staging folder.
+
+    A staging folder is uploaded to ``path`` when the block ends without an error (:func:`push`: JSON records
+    last), and removed either way; a failed or killed command leaves nothing on the store.
+
+    Raises:
+        HypoError: ``path`` cannot be written (:func:`writable_folder`), or its bucket does not exist.
+    """
+    if not is_uri(path):
+        yield writable_folder(path, flag)
+        return
+    check_bucket(path, flag)
+    stage = tempfile.mkdtemp(prefix=f"hypo-out-{socket.gethostname()}-{os.getpid()}-")
+    try:
+        yield stage
+        push(stage, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        _MIRRORED.pop(os.path.abspath(stage), None)
+
+
+@contextlib.contextmanager
+def staged_out(out_dir: str | None, log: Callable[[str], None] = print,
+               flag: str = "--out") -> Iterator[tuple[str | None, Callable[[str], None]]]:
+    """An output folder as a local one for a block of work, and a ``log`` that names the folder as the user did.
+
+    Yields ``(folder, log)``: ``out_dir`` itself when local (None when None; not created here), or for a URI a
+    :func:`staged_folder` uploaded when the block ends without an error, ``log`` naming the URI instead.
+    """
+    if out_dir is None or not is_uri(out_dir):
+        yield out_dir, log
+        return
+    with staged_folder(out_dir, flag) as stage:
+        yield stage, lambda line: log(line.replace(stage, out_dir.rstrip("/")))
+
+
+def local_copy(uri: str) -> str:
+    """A local copy of one file on an object store, refreshed when the object changed; a local path as it is.
+
+    The copy lives in ``~/.cache/hypo/objects`` under the object's own base name.
+    """
+    if not is_uri(uri):
+        return absolute(uri)
+    fs, p = resolve(uri)
+    info = fs.get_file_info(p)
+    folder = os.path.join(os.path.expanduser(CACHE), "objects", hashlib.sha256(str(uri).encode()).hexdigest()[:16])
+    dest = os.path.join(folder, posixpath.basename(p))
+    if info.type != pafs.FileType.File:
+        raise FileNotFoundError(f"{uri}: no such object")
+    if os.path.exists(dest) and _local_state(dest) == _state(info):
+        return dest
+    os.makedirs(folder, exist_ok=True)
+    tmp = temporary_name(dest)
+    try:
+        pafs.copy_files(p, tmp, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        os.utime(tmp, ns=(_state(info)[1], _state(info)[1]))
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+def stale_temporaries(path: str) -> list[str]:
+    """Temporaries of ``path`` (a local file) left by killed processes of this machine, to be removed.
+
+    Those :func:`temporary_name` makes (``.NAME.tmp-HOST-PID-*``), and ``NAME.tmp-PID`` as ``hypo export`` named them
+    before; only of this host and only when that process is gone, so a write in progress is never touched.
+    """
+    folder, name = os.path.split(absolute(path))
+    if not os.path.isdir(folder):
+        return []
+    host, stale = socket.gethostname(), []
+    for entry in os.listdir(folder):
+        if entry.startswith(f".{name}{_TMP}{host}-"):
+            pid = entry[len(f".{name}{_TMP}{host}-") :].split("-", 1)[0]
+        elif entry.startswith(f"{name}{_TMP}"):
+            pid = entry[len(f"{name}{_TMP}") :]
+        else:
+            continue
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.append(os.path.join(folder, entry))
+    return sorted(stale)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def writable_folder(path: str, flag: str = "--out") -> str:
@@ -109,61 +495,6 @@ def writable_folder(path: str, flag: str = "--out") -> str:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise HypoError(f"{flag}: cannot write into {folder} (permission denied)")
     return folder
-
-
-def list_files(path: str, suffix: str = "") -> list[str]:
-    """Base names of the files directly under ``path`` ending with ``suffix`` (hidden files skipped)."""
-    fs, p = resolve(path)
-    if fs.get_file_info(p).type == pafs.FileType.NotFound:
-        return []
-    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-    names = [posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File]
-    return sorted(n for n in names if n.endswith(suffix) and not n.startswith((".", "_")))
-
-
-def list_dirs(path: str) -> list[str]:
-    """Base names of the folders directly under ``path`` (hidden ones skipped); on object stores, the prefixes."""
-    fs, p = resolve(path)
-    if fs.get_file_info(p).type == pafs.FileType.NotFound:
-        return []
-    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-    return sorted(n for n in (posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
-                  if not n.startswith((".", "_")))
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    fs, p = resolve(path)
-    parent = posixpath.dirname(p) if is_uri(path) else os.path.dirname(p)
-    fs.create_dir(parent, recursive=True)
-    if is_uri(path):  # object stores publish an object atomically on close
-        with fs.open_output_stream(p) as f:
-            f.write(data)
-        return
-    tmp = os.path.join(parent, f".{os.path.basename(p)}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
-
-
-def write_json(path: str, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-def read_json(path: str) -> Any:
-    """Read a JSON file."""
-    fs, p = resolve(path)
-    with fs.open_input_stream(p) as f:
-        return json.loads(f.read().decode())
-
-
-def write_parquet(path: str, table: pa.Table) -> None:
-    """Write a Parquet file atomically (zstd-compressed)."""
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    _atomic_write(path, buf.getvalue())
 
 
 def sha256_file(path: str) -> str:

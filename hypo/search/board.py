@@ -15,7 +15,7 @@ import pandas as pd
 from hypo.data.dataset import label_source_text
 from hypo.errors import HypoError
 from hypo.learn.metrics import RANK_METRICS
-from hypo.search.experiments import local_experiment
+from hypo.search.experiments import experiment_folder
 from hypo.search.leaderboard import (
     baseline_notes,
     format_table,
@@ -27,6 +27,7 @@ from hypo.search.leaderboard import (
     write_leaderboard,
 )
 from hypo.search.record import SearchRecord, read_search_record
+from hypo.storage import staged_out
 
 # decorate(frame, out_dir) -> (frame with more columns, more note lines, extra result entries)
 Decorate = Callable[[pd.DataFrame, str], tuple[pd.DataFrame, list[str], dict[str, Any]]]
@@ -63,7 +64,12 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         ``{"frame": DataFrame, "paths": {csv, md, png}, "status": search_status(...), "importance": ...}``, and
         what ``decorate`` returned.
     """
-    exp_path = local_experiment(exp_path, log=log)
+    with experiment_folder(exp_path, log) as (exp_path, log), staged_out(out_dir, log) as (out, log):
+        return _show(exp_path, rank_by, out or exp_path, log, decorate)
+
+
+def _show(exp_path: str, rank_by: tuple[str, ...], out: str, log, decorate: Decorate | None) -> dict[str, Any]:
+    """:func:`show_leaderboard` on a local experiment folder, its files into the local folder ``out``."""
     search = read_search_record(exp_path)
     records = load_trials(exp_path)
     status = search_status(records, search)
@@ -76,7 +82,6 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     notes = baseline_notes(baselines)
     importance = signal_importance(df)
     extra: dict[str, Any] = {}
-    out = out_dir or exp_path
     if decorate is not None:
         os.makedirs(out, exist_ok=True)
         df, more_notes, extra = decorate(df, out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from hypo import storage
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.alarms.result import AlarmResult
 from hypo.evaluate.external.request import THRESHOLDS_FROM_MODEL, THRESHOLDS_FROM_OTHER, EvaluateRequest
@@ -25,11 +26,11 @@ def development_data(model_or_run: str) -> str:
     from hypo.search.experiments import experiment_dataset
 
     exp = model_or_run
-    if os.path.isfile(model_or_run):
+    if storage.is_file(model_or_run):
         trial = ExportedModel.load(model_or_run).sidecar.trial
         exp = (trial.experiment if trial else None) or ""
-    data = experiment_dataset(exp, required=False) if exp and os.path.isdir(exp) else None
-    if not data or not os.path.exists(os.path.join(data, "manifest.json")):
+    data = experiment_dataset(exp, required=False) if exp and storage.exists(exp) else None
+    if not data or not storage.exists(storage.join(data, "manifest.json")):
         raise HypoError("--alarms: the dataset this model was developed on is not readable here (its validation "
                         "split fixes the alarm thresholds as deployed); pass --alarm-thresholds-from DIR, or "
                         "--alarm-thresholds-from other for thresholds fixed on OTHER's validation split")
@@ -93,11 +94,17 @@ def evaluate_job(req: EvaluateRequest, log=print) -> ExternalRun:
     Returns:
         What :func:`~hypo.evaluate.external.validation.evaluate_external` returns, with ``alarms``.
     """
+    with storage.staged_out(req.out, log) as (out, log):  # on an object store: uploaded once every result is written
+        return _evaluate_job(dataclasses.replace(req, out=out), log)
+
+
+def _evaluate_job(req: EvaluateRequest, log) -> ExternalRun:
+    """:func:`evaluate_job` into the local folder ``req.out``."""
     thresholds = None
     # checked before any work (a missing model is the evaluation's own one-line error)
-    if req.alarms and (req.thresholds_from != THRESHOLDS_FROM_MODEL or os.path.exists(req.model_or_run)):
+    if req.alarms and (req.thresholds_from != THRESHOLDS_FROM_MODEL or storage.exists(req.model_or_run)):
         thresholds = alarm_thresholds_source(req)
-    run = evaluate_external(req, sections=default_sections(n_boot=req.n_boot, seed=req.seed))
+    run = evaluate_external(req, sections=default_sections(n_boot=req.n_boot, seed=req.seed), log=log)
     if req.alarms:
         run = dataclasses.replace(run, alarms=alarm_section(req, run.model, thresholds, log=log))
     return run
