@@ -163,27 +163,29 @@ def write_bytes(path: str, data: bytes, on_step: Callable[[str], None] | None = 
     Args:
         path: A local path (written through :func:`temporary_name`, fsynced, renamed) or a URI (one upload).
         data: The file's whole content.
-        on_step: Called with ``"partial"`` (half the temporary written) and ``"written"`` (the temporary complete,
-            not yet renamed) on a local write; tests kill the process there.
+        on_step: Called with ``"partial"`` (half the data written) and ``"written"`` (all of it, the temporary not
+            yet renamed, the upload not yet completed); tests kill the process there.
     """
+    step = on_step or (lambda _: None)
     fs, p = resolve(path)
-    if is_uri(path):  # an object appears whole when its upload completes; no folders to create
+    if is_uri(path):  # an object appears whole when its upload completes (on close); no folders to create
         with fs.open_output_stream(p) as f:
-            f.write(data)
+            f.write(data[: len(data) // 2])
+            step("partial")
+            f.write(data[len(data) // 2 :])
+            step("written")
         return
     os.makedirs(os.path.dirname(p), exist_ok=True)
     tmp = temporary_name(p)
     try:
         with open(tmp, "wb") as f:
             f.write(data[: len(data) // 2])
-            if on_step is not None:
-                f.flush()
-                on_step("partial")
+            f.flush()
+            step("partial")
             f.write(data[len(data) // 2 :])
             f.flush()
             os.fsync(f.fileno())
-        if on_step is not None:
-            on_step("written")
+        step("written")
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

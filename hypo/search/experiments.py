@@ -74,6 +74,8 @@ def local_experiment(exp_path: str, log=print) -> str:
         copied = storage.mirror(uri, local)
     except OSError as exc:
         raise HypoError(f"cannot read {uri}: {str(exc).splitlines()[0]}") from None
+    if not os.path.isdir(local):
+        raise HypoError(f"no experiment folder at {uri}")
     _ORIGINS[local] = uri
     log(f"{uri}: read through its local mirror {local} ({copied} new or changed files)")
     return local
@@ -113,7 +115,11 @@ def experiment_folder(exp_path: str, log=print) -> Iterator[tuple[str, Callable[
     def say(line: str) -> None:
         log(show_paths(line))
 
-    yield local, say
+    try:
+        yield local, say
+    except HypoError as exc:  # its message names the store, as the user does
+        exc.args = tuple(show_paths(a) if isinstance(a, str) else a for a in exc.args)
+        raise
     storage.push(local, _ORIGINS[local])
 
 
