@@ -228,7 +228,17 @@ def write_parquet(path: str, table: pa.Table) -> None:
 
 
 def remove(path: str) -> None:
-    """Delete a file or object if it is there."""
+    """Delete a file or object if it is there.
+
+    On S3 through boto3: pyarrow's delete leaves an empty marker object for the folder, which would then seem to
+    exist.
+    """
+    if str(path).startswith("s3://"):
+        import boto3
+
+        bucket, _, key = str(path)[len("s3://") :].partition("/")
+        boto3.client("s3").delete_object(Bucket=bucket, Key=key)
+        return
     fs, p = resolve(path)
     with contextlib.suppress(FileNotFoundError):
         fs.delete_file(p)
