@@ -21,6 +21,7 @@ from hypo.cli.export import main as export_main
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.testsplit.report import ReportRequest, make_report
 from hypo.infer.model import ExportedModel
+from hypo.mirror import push
 from hypo.search.board import show_leaderboard
 from hypo.search.claim import CLAIM, claim_experiment, unrecorded_claim
 from hypo.search.experiments import latest_search, local_experiment, resolve_experiment
@@ -48,7 +49,7 @@ def cloud(s3_endpoint, tmp_path_factory):
     build_demo_dataset(data, n_cases=30)  # straight to the store, through the pipeline's own writes
     search = tmp_path_factory.mktemp("search") / "exp"
     fake_search(data, str(search), trials=({"model": "cnn", "k": 4, "loss": "ce"},), epochs=1)
-    storage.push(str(search), f"{bucket}/runs/exp")  # what a search with --storage s3://.../runs leaves
+    push(str(search), f"{bucket}/runs/exp")  # what a search with --storage s3://.../runs leaves
     shutil.rmtree(search)
     lines = []
     yield {"bucket": bucket, "data": data, "exp": f"{bucket}/runs/exp", "home": home, "work": work, "lines": lines}

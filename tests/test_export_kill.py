@@ -18,6 +18,7 @@ from hypo import storage
 from hypo.cli.export import main as export_main
 from hypo.infer.export import KILL_AT_ENV, load_exported, sidecar_path, write_exported
 from hypo.infer.model import ExportedModel
+from hypo.mirror import local_copy
 
 from demo_experiment import build_demo_dataset, fake_search
 
@@ -121,7 +122,7 @@ def test_an_export_to_the_object_store_killed_at_each_step_leaves_a_loadable_mod
     _kill_at(step, exports["new"], target)
     assert storage.list_files(f"{bucket}/models") == ["model.json", "model.pt"]  # no other name, ever
     assert _thresholds(target) == _thresholds(exports[left])
-    assert _beside_matches(target, storage.local_copy(target))  # a stale sidecar on the store rewritten there
+    assert _beside_matches(target, local_copy(target))  # a stale sidecar on the store rewritten there
     write_exported(*load_exported(exports["new"], log=lambda s: None), target)
     assert storage.list_files(f"{bucket}/models") == ["model.json", "model.pt"]
     assert _thresholds(target) == _thresholds(exports["new"])

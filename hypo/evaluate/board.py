@@ -14,10 +14,10 @@ from typing import Any
 
 from hypo.errors import ConfigError
 from hypo.learn.metrics import RANK_METRICS
+from hypo.mirror import staged_out
 from hypo.search.board import show_leaderboard
 from hypo.search.experiments import experiment_folder, resolve_experiment
 from hypo.search.leaderboard import load_trials
-from hypo.storage import staged_out
 
 MAX_TEST_WITHOUT_YES = 5  # looking at more trials on test is selecting on test
 

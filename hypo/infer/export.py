@@ -43,6 +43,7 @@ from hypo.data.manifest import Manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
 from hypo.infer.sidecar import Sidecar, read_sidecar
+from hypo.mirror import local_copy
 
 EXTRA_FILE = "hypo_model.json"
 TOLERANCE = 1e-5  # largest |probability difference| allowed between the trace and the eager model
@@ -202,7 +203,7 @@ def load_exported(model_path: str, log=None) -> tuple[torch.jit.ScriptModule, Si
     """Load an exported model and its sidecar (the copy embedded in the model file), migrated and validated.
 
     Most callers want :meth:`hypo.infer.model.ExportedModel.load`, which wraps this. ``model_path`` may be a URI
-    (read through a local copy, :func:`hypo.storage.local_copy`). The embedded sidecar is the one used; a sidecar
+    (read through a local copy, :func:`hypo.mirror.local_copy`). The embedded sidecar is the one used; a sidecar
     file beside the model that does not match it (cut short, or left by an export killed between its two files)
     is rewritten from it, and temporaries of killed exports of this file are removed (both when the folder is
     writable), with a line to ``log`` (default: standard error).
@@ -213,7 +214,7 @@ def load_exported(model_path: str, log=None) -> tuple[torch.jit.ScriptModule, Si
             hypo's.
     """
     try:
-        local = storage.local_copy(model_path) if storage.is_uri(model_path) else model_path
+        local = local_copy(model_path) if storage.is_uri(model_path) else model_path
     except OSError:
         local = None
     if local is None or not os.path.isfile(local):

@@ -324,7 +324,7 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
     Returns:
         ``{"prediction", "csv", "png", "timings"}``.
     """
-    from hypo.storage import staged_out
+    from hypo.mirror import staged_out
 
     with staged_out(out_dir, log) as (out, log):  # on an object store: uploaded once both files are written
         return _predict_file(path, model, stride_s, track_map, out, plot, log)

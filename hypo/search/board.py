@@ -15,6 +15,7 @@ import pandas as pd
 from hypo.data.dataset import label_source_text
 from hypo.errors import HypoError
 from hypo.learn.metrics import RANK_METRICS
+from hypo.mirror import staged_out
 from hypo.search.experiments import experiment_folder
 from hypo.search.leaderboard import (
     baseline_notes,
@@ -27,7 +28,6 @@ from hypo.search.leaderboard import (
     write_leaderboard,
 )
 from hypo.search.record import SearchRecord, read_search_record
-from hypo.storage import staged_out
 
 # decorate(frame, out_dir) -> (frame with more columns, more note lines, extra result entries)
 Decorate = Callable[[pd.DataFrame, str], tuple[pd.DataFrame, list[str], dict[str, Any]]]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pyarrow.fs as pafs
 
-from hypo import storage
+from hypo import mirror, storage
 from hypo.errors import ConfigError, HypoError
 from hypo.search.record import SEARCH_META, read_search_record
 
@@ -48,7 +48,7 @@ def _mirror_folder(exp_uri: str) -> str:
     """Where an experiment on an object store is mirrored: ``~/.cache/hypo/experiments/HASH/NAME``."""
     name = exp_uri.rstrip("/").rsplit("/", 1)[-1]
     tag = hashlib.sha256(exp_uri.rstrip("/").encode()).hexdigest()[:12]
-    return os.path.join(os.path.expanduser(storage.CACHE), "experiments", tag, name)
+    return os.path.join(os.path.expanduser(mirror.CACHE), "experiments", tag, name)
 
 
 # local mirror -> the experiment URI it mirrors (this process's)
@@ -60,7 +60,7 @@ def local_experiment(exp_path: str, log=print) -> str:
 
     Searches on a cluster write to ``--storage s3://...``; the leaderboard, report and export read a local mirror
     in ``~/.cache/hypo/experiments`` (brought in step on each call: new or changed files copied, files gone from the
-    store deleted; :func:`hypo.storage.mirror`). What they write there goes back to the store when their
+    store deleted; :func:`hypo.mirror.mirror`). What they write there goes back to the store when their
     :func:`experiment_folder` block ends. The mirror is a cache: delete it at any time.
 
     Raises:
@@ -71,7 +71,7 @@ def local_experiment(exp_path: str, log=print) -> str:
     uri = exp_path.rstrip("/")
     local = _mirror_folder(uri)
     try:
-        copied = storage.mirror(uri, local)
+        copied = mirror.mirror(uri, local)
     except OSError as exc:
         raise HypoError(f"cannot read {uri}: {str(exc).splitlines()[0]}") from None
     if not os.path.isdir(local):
@@ -102,7 +102,7 @@ def experiment_folder(exp_path: str, log=print) -> Iterator[tuple[str, Callable[
 
     Yields ``(folder, log)``: the folder (the experiment itself, or its mirror), and ``log`` naming the store's
     URIs instead of the mirror's paths. When the block ends without an error, the files it wrote into a mirror are
-    uploaded (:func:`hypo.storage.push`, JSON records last).
+    uploaded (:func:`hypo.mirror.push`, JSON records last).
 
     Raises:
         HypoError: When the experiment on the store cannot be read.
@@ -120,7 +120,7 @@ def experiment_folder(exp_path: str, log=print) -> Iterator[tuple[str, Callable[
     except HypoError as exc:  # its message names the store, as the user does
         exc.args = tuple(show_paths(a) if isinstance(a, str) else a for a in exc.args)
         raise
-    storage.push(local, _ORIGINS[local])
+    mirror.push(local, _ORIGINS[local])
 
 
 def _is_experiment(path: str) -> bool:

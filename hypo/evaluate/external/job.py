@@ -15,6 +15,7 @@ from hypo.evaluate.external.request import THRESHOLDS_FROM_MODEL, THRESHOLDS_FRO
 from hypo.evaluate.external.result import ExternalRun
 from hypo.evaluate.external.validation import default_sections, evaluate_external
 from hypo.infer.model import ExportedModel
+from hypo.mirror import staged_out
 
 
 def development_data(model_or_run: str) -> str:
@@ -94,7 +95,7 @@ def evaluate_job(req: EvaluateRequest, log=print) -> ExternalRun:
     Returns:
         What :func:`~hypo.evaluate.external.validation.evaluate_external` returns, with ``alarms``.
     """
-    with storage.staged_out(req.out, log) as (out, log):  # on an object store: uploaded once every result is written
+    with staged_out(req.out, log) as (out, log):  # on an object store: uploaded once every result is written
         return _evaluate_job(dataclasses.replace(req, out=out), log)
 
 

@@ -39,8 +39,9 @@ from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: 
 from hypo.jsonio import jsonable
 from hypo.learn.metrics import undefined_reasons
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
+from hypo.mirror import staged_out
 from hypo.search.experiments import experiment_folder, shown
-from hypo.storage import sha256_file, staged_out, writable_folder
+from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
 N_BOOT = 1000
