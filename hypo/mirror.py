@@ -112,18 +112,17 @@ def push(local_dir: str, uri: str) -> list[str]:
     known = _MIRRORED.setdefault(local_dir, {})
     todo = [rel for rel in _local_files(local_dir) if known.get(rel) != _local_state(os.path.join(local_dir, rel))]
     todo.sort(key=lambda rel: (rel.endswith(".json"), rel))
-    fs, root = resolve(uri)
-    written = []
     for rel in todo:
-        path = os.path.join(local_dir, *rel.split("/"))
-        with open(path, "rb") as f:
+        with open(os.path.join(local_dir, *rel.split("/")), "rb") as f:
             write_bytes(join(uri, rel), f.read())
-        info = fs.get_file_info(posixpath.join(root, rel))
-        state = _state(info)
-        os.utime(path, ns=(state[1], state[1]))  # the copy now matches the store's object
-        known[rel] = state
-        written.append(join(uri, rel))
-    return written
+    if todo:  # the copies now match the store's objects, as a listing (what mirror() compares) shows them
+        fs, root = resolve(uri)
+        stored = _files(fs, root)
+        for rel in todo:
+            state = _state(stored[rel])
+            os.utime(os.path.join(local_dir, *rel.split("/")), ns=(state[1], state[1]))
+            known[rel] = state
+    return [join(uri, rel) for rel in todo]
 
 
 @contextlib.contextmanager

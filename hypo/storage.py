@@ -240,29 +240,52 @@ def remove(path: str) -> None:
 def create_exclusive(path: str, data: bytes) -> bool:
     """Create ``path`` holding ``data`` only if nothing is there yet, atomically; False when something is.
 
-    Locally an exclusive create (``O_CREAT | O_EXCL``, also on NFS v3 and later); on S3 a conditional put
+    Locally an exclusive create (a hard link of a complete temporary, which fails when the name exists, like
+    ``O_CREAT | O_EXCL``; both hold on NFS v3 and later); on S3 a conditional put
     (``If-None-Match: *``, through boto3, which reads the same ``AWS_ENDPOINT_URL`` and credentials), which the
     store refuses (``PreconditionFailed``) when the key exists. Of two processes racing, exactly one gets True.
     Other object stores have no such put here: they check, then write (not atomic).
     """
     if not is_uri(path):
-        local = absolute(path)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        try:
-            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return True
+        return _create_exclusive_local(absolute(path), data)
     if not str(path).startswith("s3://"):
         if exists(path):
             return False
         write_bytes(path, data)
         return True
     return _s3_put_if_absent(path, data)
+
+
+def _create_exclusive_local(path: str, data: bytes) -> bool:
+    """Create ``path`` exclusively, its content whole from the start: a hard link of a complete temporary.
+
+    ``link`` fails when the name exists, as ``O_CREAT | O_EXCL`` does, and the file never shows half its content;
+    where the filesystem has no hard links, ``O_CREAT | O_EXCL``.
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        os.remove(tmp)
+    _fsync_folder(os.path.dirname(path))
+    return True
 
 
 def _s3_put_if_absent(uri: str, data: bytes) -> bool:
