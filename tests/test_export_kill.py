@@ -113,9 +113,11 @@ def test_an_export_killed_at_each_step_leaves_a_loadable_model_and_no_debris_aft
 
 @pytest.mark.slow
 @pytest.mark.parametrize("step, left", [s for s in STEPS if s[0] != "model"])
-def test_an_export_to_the_object_store_killed_at_each_step_leaves_a_loadable_model(s3_endpoint, exports, step, left):
+def test_an_export_to_the_object_store_killed_at_each_step_leaves_a_loadable_model(s3_endpoint, exports, step, left,
+                                                                                    tmp_path, monkeypatch):
     from s3_server import new_bucket
 
+    monkeypatch.setenv("HOME", str(tmp_path))  # the local copies of the model on the store go there
     bucket = new_bucket()
     target = f"{bucket}/models/model.pt"
     write_exported(*load_exported(exports["old"], log=lambda s: None), target)

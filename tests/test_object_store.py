@@ -37,11 +37,17 @@ N_FILES = 16
 
 @pytest.fixture(scope="module")
 def user(s3_endpoint, tmp_path_factory):
-    """A user's shell: a fresh HOME and working folder; the store's address and credentials in the environment."""
+    """A user's shell: a fresh HOME and working folder; the store's address and credentials in the environment.
+
+    The test process takes that HOME too: its reads of the store leave their cache there.
+    """
     home, cwd = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("cwd")
-    env = dict(os.environ, HOME=str(home), PYTHONPATH=ROOT, RAY_DEDUP_LOGS="0")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOME", str(home))
+    env = dict(os.environ, PYTHONPATH=ROOT, RAY_DEDUP_LOGS="0")
     env.pop("RAY_ADDRESS", None)
-    return {"env": env, "home": home, "cwd": cwd, "endpoint": s3_endpoint}
+    yield {"env": env, "home": home, "cwd": cwd, "endpoint": s3_endpoint}
+    mp.undo()
 
 
 def hypo(user, *args, timeout=600, check=True):
