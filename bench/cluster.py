@@ -2,7 +2,7 @@
 
     python bench/cluster.py                 # 4 trials, 2 at a time, 2 epochs, --gpus-per-trial 1, up to 2 GPU nodes
     python bench/cluster.py --quick         # 2 trials, 1 epoch
-    python bench/cluster.py --object-store  # shard throughput against S3: part 1 of issue 20, not yet here
+    python bench/cluster.py --object-store  # shard write and read throughput: a local S3 server against the disk
 
 Ray's fake multi-node provider (``tests/fake_cluster.py``) plays a cluster like ``cluster.yaml``: a head with no
 GPU and ``gpu_worker`` nodes the autoscaler starts for pending trials and removes when idle (their GPUs have no
@@ -16,6 +16,12 @@ CUDA: the trials train on the CPU, ``HYPO_ALLOW_CPU_FALLBACK=1``). The search is
   folder name, to the second) to its training function starting on a node, over its creation to its last
   epoch; summed over trials;
 - seconds after the search until the autoscaler removed the idle nodes.
+
+With ``--object-store`` it measures the object store instead: window shards as the preprocessing job writes them
+(Parquet, zstd; :func:`hypo.storage.write_bytes`: a whole object per shard on the store, a temporary renamed and
+fsynced on the disk) and reads them back as a search does (one Arrow dataset over a split's shards), on a local S3
+API server (moto, ``tests/s3_server.py``, on 127.0.0.1) against a local folder: MB/s each way and the ratio. The
+local server has no network in between: it is the cost of the S3 protocol and of the server, not of a real link.
 
 The figures move with the machine's load (a fake node is a raylet and Python workers on the same 2 cores).
 """
@@ -53,10 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=2000, help="training windows of the synthetic dataset")
     p.add_argument("--quick", action="store_true", help="2 trials, 1 epoch: the benchmark end to end, fast")
     p.add_argument("--object-store", action="store_true",
-                   help="shard write and read throughput on S3 against the local disk (part 1 of issue 20)")
+                   help="shard write and read throughput on a local S3 server against the local disk")
+    p.add_argument("--shards", type=int, default=40, help="--object-store: shards written and read")
+    p.add_argument("--repeats", type=int, default=3, help="--object-store: runs of each; the median is shown")
     args = p.parse_args(argv)
     if args.quick:
-        args.samples, args.epochs, args.windows = 2, 1, 600
+        args.samples, args.epochs, args.windows, args.shards, args.repeats = 2, 1, 600, 12, 1
     if args.samples < 1 or args.max_concurrent < 1 or args.epochs < 1 or args.max_workers < 1:
         p.error("--samples, --max-concurrent, --epochs and --max-workers must be >= 1")
     if not args.gpus_per_trial > 0:
@@ -100,12 +108,80 @@ def first_on_a_worker(trials: list[TrialRecord], head: set[str]) -> float | None
     return min(starts) if starts else None
 
 
+def shard_bytes(n_shards: int, windows_per_shard: int = 400) -> list[bytes]:
+    """``n_shards`` window shards as the preprocessing job writes them: Parquet, zstd, synthetic windows."""
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from synthetic_windows import _table, make_windows
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n_shards):
+        buf = io.BytesIO()
+        pq.write_table(_table(make_windows(windows_per_shard, rng), f"c{i}", f"s{i}", "train"), buf,
+                       compression="zstd")
+        out.append(buf.getvalue())
+    return out
+
+
+def shard_throughput(root: str, shards: list[bytes]) -> tuple[float, float]:
+    """Seconds to write ``shards`` under ``root/windows/train`` (whole files, as the job does) and to read them back."""
+    import pyarrow.dataset as pads
+
+    from hypo import storage
+
+    folder = storage.join(root, "windows", "train")
+    start = time.perf_counter()
+    for i, data in enumerate(shards):
+        storage.write_bytes(storage.join(folder, f"case_{i:05d}.parquet"), data)
+    wrote = time.perf_counter() - start
+    start = time.perf_counter()
+    fs, inner = storage.resolve(folder)
+    names = storage.list_files(folder, ".parquet")
+    table = pads.dataset([f"{inner.rstrip('/')}/{n}" for n in names], format="parquet", filesystem=fs).to_table()
+    read = time.perf_counter() - start
+    assert table.num_rows == 400 * len(shards)
+    return wrote, read
+
+
+def object_store(n_shards: int, repeats: int) -> dict[str, Any]:
+    """``--object-store``: shard write and read MB/s on a local S3 server and on the local disk; prints them."""
+    import statistics
+
+    from s3_server import new_bucket, s3_server
+
+    shards = shard_bytes(n_shards)
+    mb = sum(len(s) for s in shards) / 1e6
+    times: dict[str, list[tuple[float, float]]] = {"disk": [], "s3": []}
+    work = tempfile.mkdtemp(prefix="hypo-bench-store-")
+    try:
+        with s3_server() as endpoint:
+            for r in range(repeats):
+                times["disk"].append(shard_throughput(os.path.join(work, f"run{r}"), shards))
+                times["s3"].append(shard_throughput(f"{new_bucket()}/run{r}", shards))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    figures: dict[str, Any] = {"shards": n_shards, "mb": mb, "endpoint": endpoint}
+    for where, runs in times.items():
+        figures[where] = {"write_mb_s": mb / statistics.median(w for w, _ in runs),
+                          "read_mb_s": mb / statistics.median(r for _, r in runs)}
+    d, s = figures["disk"], figures["s3"]
+    print(f"{n_shards} window shards, {mb:.1f} MB (Parquet, zstd, 400 windows each); median of {repeats} run(s)")
+    print(f"{'':<40}{'write MB/s':>12}{'read MB/s':>12}")
+    print(f"{'local disk (temporary, fsync, rename)':<40}{d['write_mb_s']:>12.1f}{d['read_mb_s']:>12.1f}")
+    print(f"{'S3 API server on 127.0.0.1 (moto)':<40}{s['write_mb_s']:>12.1f}{s['read_mb_s']:>12.1f}")
+    print(f"{'store / disk':<40}{s['write_mb_s'] / d['write_mb_s']:>11.2f}x{s['read_mb_s'] / d['read_mb_s']:>11.2f}x")
+    return figures
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; print its figures and return them."""
     args = parse_args(argv)
     if args.object_store:
-        raise SystemExit("bench/cluster.py --object-store: shard throughput on S3 comes with part 1 of issue 20 (a "
-                         "local S3 API server); not measured yet")
+        return object_store(args.shards, args.repeats)
     from fake_cluster import FakeCluster, wait_for
     from synthetic_windows import write_synthetic_dataset
 

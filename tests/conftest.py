@@ -71,3 +71,15 @@ def ray_local():
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A real S3 API server (moto) for the tests of one module, the environment pointed at it (:mod:`s3_server`).
+
+    Start it before a module's Ray, whose workers take the endpoint and the credentials from the environment.
+    """
+    from s3_server import s3_server
+
+    with s3_server() as endpoint:
+        yield endpoint

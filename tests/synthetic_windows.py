@@ -8,12 +8,10 @@ With ``planted=False`` the windows carry no information about the label.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from hypo import storage
 from hypo.config import LabelConfig, WindowConfig, fingerprint, to_dict
 from hypo.data.manifest import Manifest, write_manifest
 from hypo.data.pipeline import shard_name, window_schema
@@ -99,7 +97,7 @@ def write_synthetic_dataset(
     """Write a synthetic window dataset (manifest plus one Parquet shard per case of 40 windows).
 
     Args:
-        data_dir: Folder to create.
+        data_dir: Folder to create (local, or ``s3://...``).
         n_train: Training windows.
         n_val: Validation windows.
         n_test: Test windows.
@@ -119,13 +117,12 @@ def write_synthetic_dataset(
         cols = make_windows(n, rng, planted, prior=(priors or {}).get(split, PRIOR))
         if split == "train":
             train_x = cols["x"]
-        os.makedirs(os.path.join(data_dir, "windows", split), exist_ok=True)
         n_cases = 0
         for i, start in enumerate(range(0, n, WINDOWS_PER_CASE)):
             part = {k: v[start : start + WINDOWS_PER_CASE] for k, v in cols.items()}
             caseid = f"{split}{i:04d}"
-            pq.write_table(_table(part, caseid, f"s{caseid}", split),
-                           os.path.join(data_dir, "windows", split, shard_name(caseid) + ".parquet"))
+            storage.write_parquet(storage.join(data_dir, "windows", split, shard_name(caseid) + ".parquet"),
+                                  _table(part, caseid, f"s{caseid}", split))
             n_cases += 1
         c = {"windows": n, "cases": n_cases, "subjects": n_cases}
         c.update({name: int((cols["label"] == k).sum()) for k, name in enumerate(CLASSES)})

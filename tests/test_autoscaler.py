@@ -5,9 +5,10 @@ one fake cluster shared by the module (:mod:`fake_cluster`): a head with no GPU 
 ``{"CPU": 1, "GPU": 1}``, from 0 up to 2, removed after 10 idle seconds. The fake GPUs have no CUDA, so the trials
 train on the CPU only under ``HYPO_ALLOW_CPU_FALLBACK=1``.
 
-TODO(issue 20, part 1): the datasets and experiments here live in local folders, which the fake nodes share
-with the head because they run on one machine. Part 1 (a real S3 API server, moto) switches ``storage_root`` to
-``s3://`` so that nothing can rely on a shared disk.
+Datasets and experiments live on an S3 API server (moto, :mod:`s3_server`) only: datasets are built straight to
+``s3://``, searches keep their experiments and checkpoints there, and no local dataset or experiment folder exists,
+so nothing can rely on the disk the fake nodes share with the head. The cluster is started after the server: its
+nodes, like a real cluster's, find the endpoint and the credentials in their own environment.
 """
 
 import csv
@@ -19,12 +20,16 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.dataset as pads
 import pytest
 
+from hypo import storage
+from hypo.search.experiments import local_experiment
 from hypo.search.leaderboard import load_trials, search_status
 from hypo.search.record import read_search_record
 
 from fake_cluster import FakeCluster, wait_for
+from s3_server import new_bucket
 from synthetic_windows import write_synthetic_dataset
 
 pytestmark = pytest.mark.slow  # an autoscaling Ray cluster on this machine
@@ -35,20 +40,27 @@ SEARCH = str(ROOT / "tune" / "search.py")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(s3_endpoint, tmp_path_factory):
     with FakeCluster(tmp_path_factory.mktemp("fake-cluster"), max_workers=2, idle_timeout_s=IDLE_TIMEOUT_S) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def storage_root(tmp_path_factory):
-    """Where datasets and experiments go: a local folder for now (part 1 of issue 20 makes it ``s3://``)."""
-    return str(tmp_path_factory.mktemp("store"))
+def storage_root(cluster, tmp_path_factory):
+    """Where datasets and experiments go: a bucket of the S3 server, nothing local.
+
+    ``HOME`` (of this process and of the drivers it starts) is a scratch folder: the leaderboard's mirror of an
+    experiment, a cache, goes there.
+    """
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    yield new_bucket()
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
 def data_dir(storage_root):
-    d = os.path.join(storage_root, "windows")
+    d = storage.join(storage_root, "windows")
     write_synthetic_dataset(d, n_train=600, n_val=300, n_test=100, seed=3)
     return d
 
@@ -67,8 +79,13 @@ def _search(cluster, data_dir, storage, name, *args, fallback=True, timeout=480)
 
 
 def _leaderboard_rows(exp):
-    with open(os.path.join(exp, "leaderboard.csv")) as f:
-        return [r for r in csv.DictReader(f) if r["rank"]]
+    text = storage.read_bytes(storage.join(exp, "leaderboard.csv")).decode()
+    return [r for r in csv.DictReader(text.splitlines()) if r["rank"]]
+
+
+def _trials(exp):
+    """The trials of an experiment on the store (read through its local mirror)."""
+    return load_trials(local_experiment(exp, log=lambda s: None))
 
 
 @pytest.mark.parametrize("gpus, cpus", [("1", "1"), ("0.5", "0.5")])
@@ -82,8 +99,8 @@ def test_a_gpu_search_starts_gpu_nodes_runs_its_trials_there_and_they_go_when_id
     assert done.returncode == 0, done.stderr[-3000:]
     # The resource check saw no node able to hold a trial now, and a node type the autoscaler can add.
     assert "waiting for the autoscaler to add a gpu_worker node" in done.stdout
-    exp = os.path.join(storage_root, name)
-    trials = load_trials(exp)
+    exp = storage.join(storage_root, name)
+    trials = _trials(exp)
     assert len(trials) == 2 and all(t.finished for t in trials)
     head = {n["NodeID"] for n in cluster.nodes() if "node:__internal_head__" in n["Resources"]}
     ran_on = {r["node_id"] for t in trials for r in t.history}
@@ -108,7 +125,7 @@ def test_a_gpu_without_cuda_refuses_the_trial_by_default(cluster, data_dir, stor
     assert last.startswith("tune/search.py: error: 1 of 1 trials refused: Ray gave a trial GPU 0 on node ")
     assert "CUDA is not available" in last
     assert "HYPO_ALLOW_CPU_FALLBACK=1" in last
-    assert not any(r.get("epoch") for t in load_trials(os.path.join(storage_root, "no-cuda")) for r in t.history)
+    assert not any(r.get("epoch") for t in _trials(storage.join(storage_root, "no-cuda")) for r in t.history)
 
 
 def test_a_request_no_node_type_can_hold_is_refused_in_one_line_before_anything_starts(cluster, data_dir,
@@ -119,32 +136,35 @@ def test_a_request_no_node_type_can_hold_is_refused_in_one_line_before_anything_
     (error,) = [line for line in done.stderr.splitlines() if "error" in line]  # one line says why
     assert error.startswith("tune/search.py: error: each trial asks for 1 CPU and 2 GPU")
     assert "the autoscaler's node types cannot either" in error
-    assert not os.path.exists(os.path.join(storage_root, "too-big"))  # nothing started, nothing written
+    assert not storage.exists(storage.join(storage_root, "too-big"))  # nothing started, nothing written
     assert {n["NodeID"] for n in cluster.workers()} <= before  # no node was started for it
     print(f"\nrefused in {time.monotonic() - started:.1f} s")
 
 
 def _rows(exp):
-    """Every trial's reported rows as its result file holds them now (a line being written is left out)."""
+    """Every trial's reported rows as its result file on the store holds them now (Tune copies it there)."""
     out = {}
-    for f in Path(exp).glob("*/result.json"):
+    for name in storage.list_dirs(exp):
+        path = storage.join(exp, name, "result.json")
+        if not storage.is_file(path):
+            continue
         rows = []
-        for line in f.read_text().splitlines():
+        for line in storage.read_bytes(path).decode().splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 break
-        out[f.parent.name] = rows
+        out[name] = rows
     return out
 
 
 def test_a_lost_gpu_node_sends_its_trials_to_another_node_from_their_last_checkpoint(cluster, storage_root):
     _no_workers(cluster)
-    data = os.path.join(storage_root, "windows-long")
+    data = storage.join(storage_root, "windows-long")
     # Enough windows that a trial is still running when its node goes.
     write_synthetic_dataset(data, n_train=20000, n_val=300, n_test=100, seed=4)
     name = "lose-node"
-    exp = os.path.join(storage_root, name)
+    exp = storage.join(storage_root, name)
     cmd = [sys.executable, SEARCH, "--data", data, "--storage", storage_root, "--name", name, "--address",
            cluster.address, "--cluster-config", cluster.config_path, "--gpus-per-trial", "1", "--samples", "2",
            "--epochs", "8", "--batch-size", "256", "--grace-period", "8"]
@@ -161,7 +181,7 @@ def test_a_lost_gpu_node_sends_its_trials_to_another_node_from_their_last_checkp
     finally:
         proc.kill()
     assert proc.returncode == 0, out[-3000:]
-    trials = load_trials(exp)
+    trials = _trials(exp)
     assert len(trials) == 2
     for t in trials:  # every trial finished, each epoch on its record once
         assert [r["epoch"] for r in t.history] == list(range(1, 9)) and t.finished
@@ -176,7 +196,7 @@ def test_a_lost_gpu_node_sends_its_trials_to_another_node_from_their_last_checkp
 def test_a_killed_driver_is_resumed_from_another_process(cluster, data_dir, storage_root):
     _no_workers(cluster)
     name = "killed-driver"
-    exp = os.path.join(storage_root, name)
+    exp = storage.join(storage_root, name)
     args = ["--gpus-per-trial", "1", "--samples", "3", "--max-concurrent", "2", "--epochs", "3",
             "--batch-size", "256", "--grace-period", "3"]
     cmd = [sys.executable, SEARCH, "--data", data_dir, "--storage", storage_root, "--name", name, "--address",
@@ -189,19 +209,25 @@ def test_a_killed_driver_is_resumed_from_another_process(cluster, data_dir, stor
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver dies at once; the cluster stays
         proc.wait()
-    before = load_trials(exp)
+    before = _trials(exp)
     assert not all(t.finished for t in before) or len(before) < 3
     resume = [sys.executable, SEARCH, "--storage", storage_root, "--name", name, "--resume", "--address",
               cluster.address, "--cluster-config", cluster.config_path]
     done = subprocess.run(resume, env=cluster.env(HYPO_ALLOW_CPU_FALLBACK="1"), capture_output=True, text=True,
                           timeout=480)
     assert done.returncode == 0, done.stderr[-3000:]
-    trials = load_trials(exp)  # a trial the killed run started after its last snapshot ran again, under a new id
+    trials = _trials(exp)  # a trial the killed run started after its last snapshot ran again, under a new id
     assert len(trials) == 3 and all(t.finished for t in trials)
     for t in trials:
         assert [r["epoch"] for r in t.history] == [1, 2, 3]
     assert len(_leaderboard_rows(exp)) == 3
     assert not search_status(trials, read_search_record(exp))["partial"]  # nothing left that reads as unfinished
+    # ... and a later `hypo leaderboard` of the experiment on the store, from another process, reads it whole.
+    board = subprocess.run([sys.executable, "-m", "hypo", "leaderboard", exp], env=cluster.env(), capture_output=True,
+                           text=True, timeout=300)
+    assert board.returncode == 0, board.stderr[-3000:]
+    assert "PARTIAL" not in board.stdout and board.stdout.count(" finished ") == 3
+    assert f"wrote {exp}/leaderboard.csv" in board.stdout
 
 
 def _build(cluster, out, trace=None, delay_s=0.0, cases=24):
@@ -218,16 +244,15 @@ print(json.dumps({{"fingerprint": m.fingerprint, "windows": sum(c.windows for c 
 
 
 def _shard_rows(out):
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in Path(out).glob("windows/*/*.parquet"))
+    fs, inner = storage.resolve(storage.join(out, "windows"))
+    return pads.dataset(inner, format="parquet", filesystem=fs).count_rows()
 
 
 def test_a_node_lost_during_the_preprocessing_job_leaves_the_same_windows(cluster, storage_root, tmp_path):
     _no_workers(cluster)
     trace = tmp_path / "trace"
     trace.mkdir()
-    out = os.path.join(storage_root, "windows-node-lost")
+    out = storage.join(storage_root, "windows-node-lost")
     head = {n["NodeID"] for n in cluster.nodes() if "node:__internal_head__" in n["Resources"]}
     job = _build(cluster, out, str(trace), delay_s=1.0)
     try:
@@ -243,7 +268,7 @@ def test_a_node_lost_during_the_preprocessing_job_leaves_the_same_windows(cluste
     assert job.returncode == 0, stderr[-3000:]
     lost = json.loads(stdout.strip().splitlines()[-1])
     assert node in {n["NodeID"] for n in cluster.nodes() if not n["Alive"]}
-    clean_out = os.path.join(storage_root, "windows-undisturbed")
+    clean_out = storage.join(storage_root, "windows-undisturbed")
     clean = _build(cluster, clean_out)
     stdout, stderr = clean.communicate(timeout=480)
     assert clean.returncode == 0, stderr[-3000:]

@@ -1,5 +1,5 @@
-"""``bench/cluster.py``: its arguments and the figures it reads from a search's trials (the run itself needs the
-fake autoscaling cluster: ``python bench/cluster.py --quick``)."""
+"""``bench/cluster.py``: its arguments, the figures it reads from a search's trials (the run itself needs the
+fake autoscaling cluster: ``python bench/cluster.py --quick``), and its object-store figures."""
 
 import os
 import sys
@@ -22,8 +22,16 @@ def test_arguments():
     for bad in (["--gpus-per-trial", "0"], ["--samples", "0"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
-    with pytest.raises(SystemExit, match="part 1 of issue 20"):
-        bench.main(["--object-store"])
+
+
+
+def test_the_object_store_figures(capsys):
+    figures = bench.main(["--object-store", "--quick"])  # 12 shards on a local S3 API server and on the disk, once
+    assert figures["shards"] == 12 and figures["mb"] > 5
+    for where in ("disk", "s3"):
+        assert figures[where]["write_mb_s"] > 0 and figures[where]["read_mb_s"] > 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("store / disk") and lines[-1].endswith("x")
 
 
 def _trial(tid, created, rows):

@@ -145,19 +145,24 @@ def test_every_model_type_exports_behind_an_input_guard(name):
             scripted(bad)
 
 
-def test_a_sidecar_left_from_another_export_is_refused(exp, exported, tmp_path):
+def test_a_sidecar_beside_that_is_not_the_models_is_rewritten_from_the_embedded_copy(exp, exported, tmp_path):
     out, sidecar = exported
     model = tmp_path / "model.pt"
     model.write_bytes(open(out, "rb").read())
+    side = tmp_path / "model.json"
+    fresh = open(out.replace(".pt", ".json")).read()  # what the export wrote beside it
     stale = dict(sidecar.to_dict(), thresholds=dict(sidecar.to_dict()["thresholds"], p_hypotension=0.5))
-    (tmp_path / "model.json").write_text(json.dumps(stale))
-    with pytest.raises(HypoError, match="does not belong to"):
-        load_exported(str(model))
-    (tmp_path / "model.json").write_text(json.dumps(dict(sidecar.to_dict(), model_sha256="0" * 64)))
-    with pytest.raises(HypoError, match="does not belong to"):
-        load_exported(str(model))
-    (tmp_path / "model.json").write_text(json.dumps(dict(sidecar.to_dict(), model_sha256=sha256_file(str(model)))))
-    assert load_exported(str(model))[1].thresholds == sidecar.thresholds
+    for damaged in (json.dumps(stale), json.dumps(dict(sidecar.to_dict(), model_sha256="0" * 64)), "", "{\"form"):
+        side.write_text(damaged)  # another export's, a wrong hash, emptied or cut short by a kill
+        lines = []
+        assert load_exported(str(model), log=lines.append)[1].thresholds == sidecar.thresholds  # the embedded copy
+        assert side.read_text() == fresh and len(lines) == 1 and "rewritten from the sidecar embedded in" in lines[0]
+    lines = []
+    load_exported(str(model), log=lines.append)
+    assert lines == [] and side.read_text() == fresh  # a matching sidecar is left alone
+    side.unlink()
+    load_exported(str(model), log=lines.append)
+    assert not side.exists() and lines == []  # none is left none: the model alone is a whole export
 
 
 def test_out_is_checked_before_any_work_and_leaves_nothing_behind(exp, tmp_path, capsys):

@@ -184,15 +184,24 @@ def test_fingerprint_follows_content_not_url(api_files, tmp_path):
         assert source(c, tmp_path / "c", n_cases=3).fingerprint() != fa
 
 
-def test_uri_cache_goes_through_pyarrow(api, api_files, tmp_path, monkeypatch):
+@pytest.mark.parametrize("scheme", ["file", "s3"])
+def test_uri_cache_goes_through_pyarrow(api, api_files, tmp_path, monkeypatch, request, scheme):
+    from hypo import storage
+
     _, cases = api_files
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the local copies go
     (tmp_path / "tmp").mkdir()
-    uri = (tmp_path / "bucket").as_uri()  # file:// is handled like s3:// (copy in and out)
+    if scheme == "s3":  # --cache s3://... on a real S3 API server (moto)
+        request.getfixturevalue("s3_endpoint")
+        from s3_server import new_bucket
+
+        uri = new_bucket() + "/vitaldb"
+    else:
+        uri = (tmp_path / "bucket").as_uri()  # file:// goes the same way (copy in and out)
     src = source(api, tmp_path, cache=uri, n_cases=1)
     ref = src.case_refs()[0]
     src.load_case(ref)
-    assert (tmp_path / "bucket" / V / "1.vital").is_file() and (tmp_path / "bucket" / "cases.csv").is_file()
+    assert storage.is_file(f"{uri}/{V}/1.vital") and storage.is_file(f"{uri}/cases.csv")
     for p in (tmp_path / "tmp").rglob("*.vital"):  # lose the local copies: they come back from the "bucket"
         p.unlink()
     case = source(api, tmp_path, cache=uri, n_cases=1).load_case(ref)

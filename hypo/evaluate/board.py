@@ -14,8 +14,9 @@ from typing import Any
 
 from hypo.errors import ConfigError
 from hypo.learn.metrics import RANK_METRICS
+from hypo.mirror import staged_out
 from hypo.search.board import show_leaderboard
-from hypo.search.experiments import local_experiment, resolve_experiment
+from hypo.search.experiments import experiment_folder, resolve_experiment
 from hypo.search.leaderboard import load_trials
 
 MAX_TEST_WITHOUT_YES = 5  # looking at more trials on test is selecting on test
@@ -117,7 +118,13 @@ def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboar
     Raises:
         ConfigError: A count out of range, before anything is written or looked at.
     """
-    exp = local_experiment(resolve_experiment(req.experiment, log=log), log=log)
+    with experiment_folder(resolve_experiment(req.experiment, log=log), log) as (exp, log), \
+            staged_out(req.out_dir, log) as (out_dir, log):
+        return _leaderboard(exp, dataclasses.replace(req, out_dir=out_dir), log, prog)
+
+
+def _leaderboard(exp: str, req: LeaderboardRequest, log, prog: str) -> dict[str, Any]:
+    """:func:`leaderboard` of a local experiment folder, its files into the local ``req.out_dir``."""
     n_trials = len(load_trials(exp))
     check_test_count(req.test, n_trials, req.yes)
     if req.alarms is not None and not 1 <= req.alarms <= max(n_trials, 1):

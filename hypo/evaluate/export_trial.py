@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypo import __version__
+from hypo import __version__, storage
 from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
@@ -47,6 +47,7 @@ from hypo.infer.sidecar import (
 )
 from hypo.jsonio import finite
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
+from hypo.search.experiments import shown
 
 
 def _metric_subset(row: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def _test_metrics(chosen, sha: str) -> dict[str, Any] | None:
     if rep.get("provenance", {}).get("checkpoint_sha256") != sha:
         return None
     b = rep["bootstrap"]
-    out = {"source": path, "n_windows": rep["n_windows"], "n_subjects": rep["n_subjects"],
+    out = {"source": shown(path), "n_windows": rep["n_windows"], "n_subjects": rep["n_subjects"],
            "mean_auroc": b["mean_auroc"], "sum_auprc": b["sum_auprc"]}
     for c in ("hypotension", "hypertension"):
         out[c] = {k: b[c][k] for k in ("auroc", "auprc", "sens_at_spec", "prevalence")}
@@ -121,8 +122,8 @@ def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thres
         label=manifest.label, thresholds=thresholds, fill=wc.fill, nibp_merge_s=int(wc.nibp_merge_s),
         min_case_s=int(wc.min_case_s), zscore=ckpt["zscore"], model=cfg.model,
         trial=TrialInfo(id=chosen.trial_id, rank=chosen.rank, epoch=chosen.epoch, loss=cfg.loss, gamma=cfg.gamma,
-                        channel_dropout=cfg.channel_dropout, experiment=chosen.exp_path,
-                        checkpoint=chosen.checkpoint),
+                        channel_dropout=cfg.channel_dropout, experiment=shown(chosen.exp_path),
+                        checkpoint=shown(chosen.checkpoint)),
         metrics=Metrics(val=_metric_subset(best, "val_"),
                         val_baseline=_metric_subset(baselines[0].metrics if baselines else {}, "val_"),
                         val_baselines={b.name: _metric_subset(b.metrics, "val_") for b in baselines},
@@ -201,11 +202,11 @@ def load_model_or_trial(model_or_run: str, trial: str | None = None,
         HypoError: Nothing there, not a hypo export, or anything ``hypo export`` refuses.
         ConfigError: ``trial`` given with a model file.
     """
-    if os.path.isfile(model_or_run):
+    if storage.is_file(model_or_run):
         if trial is not None:
             raise ConfigError(f"--trial chooses a trial of an experiment folder; {model_or_run} is a model file")
         return ExportedModel.load(model_or_run)
-    if not (os.path.isdir(model_or_run) or "://" in model_or_run):
+    if not (os.path.isdir(model_or_run) or storage.is_uri(model_or_run)):
         raise HypoError(f"no model file or experiment folder at {model_or_run}; give a model.pt written by hypo "
                         "export, or a search's experiment folder (runs/NAME)")
     return trial_model(model_or_run, trial, specificity)[0]

@@ -38,7 +38,7 @@ def choose_trial(exp_path: str, trial_id: str | None = None) -> ChosenTrial:
     Raises:
         HypoError: No experiment, no dataset recorded, unknown trial, or the best epoch's checkpoint not kept.
     """
-    exp_path = local_experiment(exp_path)
+    exp_path = local_experiment(exp_path, log=lambda _: None)
     meta = read_search_record(exp_path)
     records = load_trials(exp_path)
     data_dir = experiment_dataset(exp_path)

@@ -24,8 +24,12 @@ that writes and reads an export (most callers load :class:`hypo.infer.model.Expo
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
+import signal
+import sys
 import warnings
 from typing import Any
 
@@ -33,15 +37,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from hypo import storage
 from hypo.config import WindowConfig
 from hypo.data.manifest import Manifest
 from hypo.data.signals import SIGNALS
 from hypo.errors import HypoError
 from hypo.infer.sidecar import Sidecar, read_sidecar
+from hypo.mirror import local_copy
 
 EXTRA_FILE = "hypo_model.json"
 TOLERANCE = 1e-5  # largest |probability difference| allowed between the trace and the eager model
 VERIFY_WINDOWS = 512
+KILL_AT_ENV = "HYPO_TEST_KILL_AT"  # tests: the export step at which the process kills itself (:func:`_step`)
 
 
 class ProbabilityModel(nn.Module):
@@ -118,47 +125,76 @@ def dataset_window_config(manifest: Manifest) -> WindowConfig:
 
 
 def write_exported(traced: torch.jit.ScriptModule, sidecar: Sidecar, out: str) -> tuple[str, Sidecar]:
-    """Write the TorchScript file (sidecar embedded) atomically, then the sidecar beside it with the file's hash.
+    """Write the TorchScript file (sidecar embedded), then the sidecar beside it with the file's hash.
 
-    With :func:`load_exported`, the one pair that writes and reads an export.
+    With :func:`load_exported`, the one pair that writes and reads an export. ``out`` is a local path or a URI
+    (``s3://bucket/model.pt``). The steps, each whole or not at all (:func:`hypo.storage.write_bytes`): the stale
+    temporaries of earlier exports killed here are removed; the model is written (locally a temporary renamed
+    over ``out``, on an object store one upload); then the sidecar beside it. A kill at any moment leaves the
+    previous model (or none) or the new one, loadable as it is: a sidecar beside it that the kill left behind
+    (the previous one, or none) is rewritten from the embedded copy when it is loaded (:func:`load_exported`).
 
     Returns:
         ``(model_path, sidecar)``: the sidecar as written beside the model, its ``model_sha256`` set (the copy
         embedded in the model has none).
     """
-    from hypo.storage import sha256_file
-
     out = check_out_file(out)
     embedded = sidecar.model_copy(update={"model_sha256": None})
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
-        with _quiet_jit():
-            torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: embedded.dumps()})
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    written = sidecar.model_copy(update={"model_sha256": sha256_file(out)})
-    written.write(sidecar_path(out))
+    buf = io.BytesIO()
+    with _quiet_jit():
+        torch.jit.save(traced, buf, _extra_files={EXTRA_FILE: embedded.dumps()})
+    data = buf.getvalue()
+    written = sidecar.model_copy(update={"model_sha256": hashlib.sha256(data).hexdigest()})
+    remove_stale_temporaries(out)
+    _step("model")
+    storage.write_bytes(out, data, on_step=lambda s: _step(f"model-{s}"))
+    _step("model-replaced")
+    storage.write_bytes(sidecar_path(out), written.dumps().encode(), on_step=lambda s: _step(f"sidecar-{s}"))
     return out, written
 
 
+def _step(name: str) -> None:
+    """Tests: end this process (SIGKILL) at the export step ``$HYPO_TEST_KILL_AT`` names."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_stale_temporaries(model_path: str) -> list[str]:
+    """Remove the temporaries that exports of ``model_path`` killed on this machine left beside it.
+
+    The model's and its sidecar's (:func:`hypo.storage.stale_temporaries`); nothing on an object store, where a
+    killed upload leaves no object. Returns the paths removed.
+    """
+    if storage.is_uri(model_path):
+        return []
+    removed = []
+    for path in storage.stale_temporaries(model_path) + storage.stale_temporaries(sidecar_path(model_path)):
+        with contextlib.suppress(OSError):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
 def check_out_file(out: str, flag: str = "--out") -> str:
-    """The absolute path of a model file to write, its folder created; refused early when it cannot be written.
+    """The absolute path (or URI) of a model file to write, its folder created; refused early when it cannot be.
 
     Args:
         out: The model file.
         flag: The option that named it, for the messages.
 
     Raises:
-        HypoError: When ``out`` is a folder, or its folder cannot be created or written (as the kernel says).
+        HypoError: When ``out`` is a folder, or its folder cannot be created or written (as the kernel says; on
+            an object store, its bucket is missing).
     """
-    from hypo.storage import writable_folder
-
+    if storage.is_uri(out):
+        storage.check_bucket(out, flag)
+        if storage.exists(out) and not storage.is_file(out):
+            raise HypoError(f"{flag} {out} is a folder; give the model file's path, e.g. {out.rstrip('/')}/model.pt")
+        return out
     out = os.path.abspath(os.path.expanduser(out))
     if os.path.isdir(out):
         raise HypoError(f"{flag} {out} is a folder; give the model file's path, e.g. {os.path.join(out, 'model.pt')}")
-    writable_folder(os.path.dirname(out), flag)
+    storage.writable_folder(os.path.dirname(out), flag)
     return out
 
 
@@ -168,22 +204,30 @@ def sidecar_path(model_path: str) -> str:
     return root + ".json"
 
 
-def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, Sidecar]:
+def load_exported(model_path: str, log=None) -> tuple[torch.jit.ScriptModule, Sidecar]:
     """Load an exported model and its sidecar (the copy embedded in the model file), migrated and validated.
 
-    Most callers want :meth:`hypo.infer.model.ExportedModel.load`, which wraps this.
+    Most callers want :meth:`hypo.infer.model.ExportedModel.load`, which wraps this. ``model_path`` may be a URI
+    (read through a local copy, :func:`hypo.mirror.local_copy`). The embedded sidecar is the one used; a sidecar
+    file beside the model that does not match it (cut short, or left by an export killed between its two files)
+    is rewritten from it, and temporaries of killed exports of this file are removed (both when the folder is
+    writable), with a line to ``log`` (default: standard error).
 
     Raises:
         HypoError: When the file is missing or not a hypo export, its sidecar is invalid or of an unreadable
-            schema (one line naming the file and the field, saying how to re-export), its signals differ from
-            hypo's, or a sidecar file beside it belongs to another export.
+            schema (one line naming the file and the field, saying how to re-export), or its signals differ from
+            hypo's.
     """
-    if not os.path.isfile(model_path):
+    try:
+        local = local_copy(model_path) if storage.is_uri(model_path) else model_path
+    except OSError:
+        local = None
+    if local is None or not os.path.isfile(local):
         raise HypoError(f"no model at {model_path}; make one with hypo export EXPERIMENT --out model.pt")
     extra = {EXTRA_FILE: ""}
     try:
         with _quiet_jit():
-            module = torch.jit.load(model_path, map_location="cpu", _extra_files=extra)
+            module = torch.jit.load(local, map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise HypoError(f"{model_path}: not a TorchScript model ({type(exc).__name__})") from None
     try:
@@ -191,28 +235,37 @@ def load_exported(model_path: str) -> tuple[torch.jit.ScriptModule, Sidecar]:
     except json.JSONDecodeError:
         raw = None
     sidecar = read_sidecar(raw, model_path)
-    _check_beside(model_path, raw)
     if sidecar.signals != list(SIGNALS):
         raise HypoError(f"{model_path}: the model takes signals {sidecar.signals}, hypo has {list(SIGNALS)}")
+    say = log or (lambda line: print(line, file=sys.stderr))
+    with contextlib.suppress(OSError):  # a read-only place: the embedded copy rules all the same
+        repair_beside(model_path, storage.sha256_file(local), raw, say)
+        for path in remove_stale_temporaries(model_path):
+            say(f"removed {path}, left by an export killed while writing")
     return module.eval(), sidecar
 
 
-def _check_beside(model_path: str, embedded: dict[str, Any]) -> None:
-    """Refuse a sidecar file beside the model that is not this model's (a copy left from another export).
+def repair_beside(model_path: str, sha: str, embedded: dict[str, Any], log) -> bool:
+    """Rewrite the sidecar file beside a model from its embedded copy when the two differ; True when rewritten.
 
-    The copy embedded in the model is the one used; the file beside it is for people and other tools, so it
-    must say the same (its ``model_sha256`` must also be this file's hash).
+    The file beside is for people and other tools, so it must say what the embedded copy says, with the model
+    file's hash ``sha`` as ``model_sha256``. One that does not (empty or cut short by a kill, the previous export's
+    left by a kill between the model and its sidecar, or another export's copy) is replaced; none is left none.
+
+    Raises:
+        OSError: When the file cannot be read or written.
     """
-    from hypo.storage import sha256_file
-
     side = sidecar_path(model_path)
-    if not os.path.exists(side):
-        return
+    if not storage.exists(side):
+        return False
     try:
-        with open(side) as f:
-            beside = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HypoError(f"{side}: not readable JSON ({exc}); delete it or re-export the model") from None
-    sha = beside.pop("model_sha256", None) if isinstance(beside, dict) else None
-    if beside != embedded or (sha is not None and sha != sha256_file(model_path)):
-        raise HypoError(f"{side} does not belong to {model_path} (another export's sidecar?); delete it or re-export")
+        beside = json.loads(storage.read_bytes(side).decode())
+    except (UnicodeDecodeError, ValueError):
+        beside, why = None, "not readable JSON (an export killed while writing it?)"
+    else:
+        why = "did not match the model (an export killed between the model and its sidecar, or another export's)"
+    if isinstance(beside, dict) and beside.pop("model_sha256", sha) == sha and beside == embedded:
+        return False
+    storage.write_bytes(side, json.dumps({**embedded, "model_sha256": sha}, indent=2).encode())
+    log(f"{side} {why}: rewritten from the sidecar embedded in {model_path}")
+    return True

@@ -314,16 +314,25 @@ def predict_file(path: str, model: str, stride_s: int = 60, track_map: str | Non
 
     Args:
         path: The recording.
-        model: The exported TorchScript model (its sidecar embedded in it).
+        model: The exported TorchScript model (its sidecar embedded in it), a local path or a URI.
         stride_s: Seconds between window ends.
         track_map: Optional JSON file mapping signal names to track names.
-        out_dir: Output folder.
+        out_dir: Output folder (local or a URI).
         plot: Also draw the timeline PNG.
         log: Where summary lines go.
 
     Returns:
         ``{"prediction", "csv", "png", "timings"}``.
     """
+    from hypo.mirror import staged_out
+
+    with staged_out(out_dir, log) as (out, log):  # on an object store: uploaded once both files are written
+        return _predict_file(path, model, stride_s, track_map, out, plot, log)
+
+
+def _predict_file(path: str, model: str, stride_s: int, track_map: str | None, out_dir: str, plot: bool,
+                  log) -> dict[str, Any]:
+    """:func:`predict_file` into the local folder ``out_dir``."""
     from hypo.data.sources.vital import load_track_map, read_vital_case
     from hypo.storage import writable_folder
 

@@ -16,7 +16,8 @@ from hypo.data.dataset import label_source_text
 from hypo.errors import HypoError
 from hypo.learn.baselines import baseline_list
 from hypo.learn.metrics import RANK_METRICS
-from hypo.search.experiments import local_experiment
+from hypo.mirror import staged_out
+from hypo.search.experiments import experiment_folder
 from hypo.search.hypotension_board import (
     NOTE,
     comparator_rows,
@@ -73,7 +74,12 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
         ..., "hypotension": the hypotension table (:mod:`hypo.search.hypotension_board`)}``, and what
         ``decorate`` returned.
     """
-    exp_path = local_experiment(exp_path, log=log)
+    with experiment_folder(exp_path, log) as (exp_path, log), staged_out(out_dir, log) as (out, log):
+        return _show(exp_path, rank_by, out or exp_path, log, decorate)
+
+
+def _show(exp_path: str, rank_by: tuple[str, ...], out: str, log, decorate: Decorate | None) -> dict[str, Any]:
+    """:func:`show_leaderboard` on a local experiment folder, its files into the local folder ``out``."""
     search = read_search_record(exp_path)
     records = load_trials(exp_path)
     status = search_status(records, search)
@@ -86,7 +92,6 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
     notes = baseline_notes(baselines)
     importance = signal_importance(df)
     extra: dict[str, Any] = {}
-    out = out_dir or exp_path
     if decorate is not None:
         os.makedirs(out, exist_ok=True)
         df, more_notes, extra = decorate(df, out)

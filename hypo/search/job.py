@@ -48,7 +48,8 @@ class SearchRequest:
 def search_job(req: SearchRequest, log=print) -> dict[str, Any]:
     """Run (or resume) the search and show its leaderboard.
 
-    Every check that needs no Ray (flags, the name, the dataset's manifest) comes before Ray starts.
+    Every check that needs no Ray (flags, the name, the dataset's manifest) comes before Ray starts, and so does the
+    new search's claim on its name (:mod:`hypo.search.claim`).
 
     Returns:
         What :func:`hypo.search.board.show_leaderboard` returns.
@@ -58,6 +59,7 @@ def search_job(req: SearchRequest, log=print) -> dict[str, Any]:
     """
     from hypo.data.dataset import describe_dataset, read_manifest
     from hypo.runtime import init_ray
+    from hypo.search.claim import claim_experiment
     from hypo.search.resources import plan_trial_resources
     from hypo.search.tuner import check_name_free, preflight, resumed_config
 
@@ -70,11 +72,13 @@ def search_job(req: SearchRequest, log=print) -> dict[str, Any]:
         init_ray(req.address, quiet=not req.verbose)
         log(f"data {cfg.data}: {describe_dataset(read_manifest(cfg.data))}")
         cfg = with_resources(cfg, cfg.gpus_per_trial)
-    else:
-        cfg = req.config
-        check_name_free(cfg)  # --name too: a search already there is refused before any work
-        if not req.demo:
-            preflight(cfg.data)  # the dataset too, when it exists already
+        return _run(cfg, req, log)
+    cfg = req.config
+    check_name_free(cfg)  # --name too: a search already there is refused before any work
+    if not req.demo:
+        preflight(cfg.data)  # the dataset too, when it exists already
+    claim = claim_experiment(cfg.experiment_path)  # atomic: of two searches started at once, one goes on
+    try:
         init_ray(req.address, quiet=not req.verbose)
         cfg = with_resources(cfg, req.gpus_per_trial)
         if req.demo:
@@ -82,16 +86,19 @@ def search_job(req: SearchRequest, log=print) -> dict[str, Any]:
 
             ensure_demo_dataset(cfg.data, req.demo_cases, log=log)
         log(f"data {cfg.data}: {describe_dataset(read_manifest(cfg.data))}")
-    return _run(cfg, req, log)
+    except BaseException:
+        claim.release()
+        raise
+    return _run(cfg, req, log, claim)
 
 
-def _run(cfg: SearchConfig, req: SearchRequest, log) -> dict[str, Any]:
+def _run(cfg: SearchConfig, req: SearchRequest, log, claim=None) -> dict[str, Any]:
     """Run or resume the search; on Ctrl-C show the partial leaderboard and say how to resume."""
     from hypo.search.board import show_leaderboard
     from hypo.search.tuner import SearchInterrupted, run_search
 
     try:
-        exp_path = run_search(cfg, resume=req.resume, verbose=req.verbose)
+        exp_path = run_search(cfg, resume=req.resume, verbose=req.verbose, claim=claim)
     except SearchInterrupted as exc:
         show_leaderboard(exc.exp_path, log=log)
         storage_flag = "" if cfg.storage == "runs" else f" --storage {cfg.storage}"

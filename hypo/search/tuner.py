@@ -34,6 +34,7 @@ from hypo.search.resources import CPU_FALLBACK_ENV, NoCudaError
 
 if TYPE_CHECKING:
     from hypo.learn.train import TrainingData
+    from hypo.search.claim import Claim
 
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
@@ -304,16 +305,24 @@ def preflight(data_dir: str) -> None:
 
 
 def check_name_free(cfg: SearchConfig) -> None:
-    """Refuse to start a new search where one is already (its ``hypo_search.json``, or a Tune experiment).
+    """Refuse to start a new search where one is already (its ``hypo_search.json``, a Tune experiment, or a claim).
+
+    Searches started one after the other meet here; two started at the same moment meet at the atomic claim
+    (:func:`hypo.search.claim.claim_experiment`).
 
     Raises:
         ConfigError: Saying to pass ``--resume`` or another ``--name``.
     """
     from ray import tune
 
+    from hypo.search.claim import unrecorded_claim
+
     exp_path = cfg.experiment_path
     if storage.exists(storage.join(exp_path, SEARCH_META)) or tune.Tuner.can_restore(exp_path):
         raise ConfigError(f"{exp_path} already holds a search: pass --resume, or choose another --name")
+    claimed = unrecorded_claim(exp_path)
+    if claimed:
+        raise ConfigError(claimed)
 
 
 def load_search_data(data_dir: str, seed: int = 0, log=None, feature_model: bool = True) -> TrainingData:
@@ -383,10 +392,9 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
     from hypo.search.space import ablation_points, define_paper_space, define_space
 
     url = cfg.optuna_storage
-    if url is None:
-        local = exp_path if not storage.is_uri(exp_path) else os.path.abspath(os.path.join("runs", cfg.name))
-        os.makedirs(local, exist_ok=True)
-        url = f"sqlite:///{os.path.join(local, 'optuna.db')}"
+    if url is None and not storage.is_uri(exp_path):
+        os.makedirs(exp_path, exist_ok=True)
+        url = f"sqlite:///{os.path.join(exp_path, 'optuna.db')}"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if cfg.space == "paper":
         space = functools.partial(define_paper_space, models=cfg.models, ks=cfg.paper_ks)
@@ -407,7 +415,9 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         mode=["max", "max"],
         sampler=sampler,
         study_name=cfg.name,
-        storage=_optuna_storage(url, given=cfg.optuna_storage is not None),
+        # On an object store (no SQLite file there) the study lives in memory and in Tune's searcher state, which
+        # Tune saves in the experiment; --resume restores it from there.
+        storage=_optuna_storage(url, given=cfg.optuna_storage is not None) if url is not None else None,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=cfg.max_concurrent)
 
@@ -663,8 +673,49 @@ def set_console(verbose: bool) -> None:
     os.environ["RAY_AIR_NEW_OUTPUT"] = "1" if verbose else "0"
 
 
+def _restored_tuner(cfg: SearchConfig, data: TrainingData):
+    """``Tuner.restore`` of the stopped search at ``cfg.experiment_path``, on the dataset it started on.
+
+    Raises:
+        HypoError: No Tune experiment there, or one started before the layered layout.
+        DatasetError: ``data`` is not the dataset the search started on.
+    """
+    from ray import tune
+
+    exp_path = cfg.experiment_path
+    if not tune.Tuner.can_restore(exp_path):
+        raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
+    started = read_search_record(exp_path) or SearchRecord()
+    check_layout(started, cfg.name)
+    started_on = started.dataset_fingerprint
+    if started_on is not None and started_on != data.fingerprint:
+        raise DatasetError(f"--resume: {cfg.data} holds dataset {data.fingerprint}, but the search started on "
+                           f"{started_on}; rebuild that dataset or start a new search")
+    return tune.Tuner.restore(exp_path, trainable=_trainable(cfg, data), resume_unfinished=True,
+                              resume_errored=True)
+
+
+def _new_tuner(cfg: SearchConfig, claim: Claim | None, extra_params: dict[str, Any] | None, log, verbose: bool):
+    """A new search's tuner, its name claimed and its record written; the claim given back if it cannot start."""
+    from hypo.search.claim import claim_experiment
+
+    if claim is None:
+        check_name_free(cfg)  # before the data work (the command line checks it before Ray starts too)
+        claim = claim_experiment(cfg.experiment_path)
+    try:
+        data = load_search_data(cfg.data, cfg.seed, log)
+        # The record last: a tuner that cannot be built (a bad --optuna-storage, --mlflow without the package)
+        # must leave no hypo_search.json, or the folder could be neither started again nor resumed.
+        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
+        write_search_record(cfg.experiment_path, search_record(cfg, data))
+    except BaseException:
+        claim.release()
+        raise
+    return tuner
+
+
 def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, Any] | None = None,
-               log=print, verbose: bool = True) -> str:
+               log=print, verbose: bool = True, claim: Claim | None = None) -> str:
     """Run (or resume) a search and write its leaderboard.
 
     Args:
@@ -674,36 +725,22 @@ def run_search(cfg: SearchConfig, resume: bool = False, extra_params: dict[str, 
         extra_params: Extra constants for every trial (tests use it for failure injection).
         log: Where summary lines go.
         verbose: Tune's per-trial boxes (True) or only its progress table (False).
+        claim: The claim on a new search's name, taken before Ray started (:func:`hypo.search.claim.claim_experiment`;
+            taken here when None).
 
     Returns:
         The experiment path.
 
     Raises:
+        ConfigError: The name is taken, or another search claimed it at the same moment.
         SearchInterrupted: When the search stopped before all its trials finished (Ctrl-C).
         PendingTimeout: When no trial could start within ``cfg.pending_timeout_s``.
     """
-    from ray import tune
-
     exp_path = cfg.experiment_path
-    if not resume:
-        check_name_free(cfg)  # before the data work (the command line checks it before Ray starts too)
-    data = load_search_data(cfg.data, cfg.seed, log, feature_model=not resume)
     if resume:
-        if not tune.Tuner.can_restore(exp_path):
-            raise HypoError(f"nothing to resume at {exp_path} (no Tune experiment there)")
-        started = read_search_record(exp_path) or SearchRecord()
-        check_layout(started, cfg.name)
-        started_on = started.dataset_fingerprint
-        if started_on is not None and started_on != data.fingerprint:
-            raise DatasetError(f"--resume: {cfg.data} holds dataset {data.fingerprint}, but the search started on "
-                               f"{started_on}; rebuild that dataset or start a new search")
-        tuner = tune.Tuner.restore(exp_path, trainable=_trainable(cfg, data), resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = _restored_tuner(cfg, load_search_data(cfg.data, cfg.seed, log, feature_model=False))
     else:
-        # The record last: a tuner that cannot be built (a bad --optuna-storage, --mlflow without the package)
-        # must leave no hypo_search.json, or the folder could be neither started again nor resumed.
-        tuner = build_tuner(cfg, data, extra_params, verbose=verbose)
-        write_search_record(exp_path, search_record(cfg, data))
+        tuner = _new_tuner(cfg, claim, extra_params, log, verbose)
     set_console(verbose)
     # On Ctrl-C Tune logs how to resume with its Python API; the command line says how with ours instead.
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from hypo import storage
 from hypo.data.manifest import Manifest
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.alarms.result import AlarmResult
@@ -15,6 +16,7 @@ from hypo.evaluate.external.request import THRESHOLDS_FROM_MODEL, THRESHOLDS_FRO
 from hypo.evaluate.external.result import ExternalRun
 from hypo.evaluate.external.validation import Prepared, default_sections, external_evaluation, prepare_external
 from hypo.infer.model import ExportedModel
+from hypo.mirror import staged_out
 
 
 def development_data(model_or_run: str, model: ExportedModel | None = None) -> str:
@@ -30,11 +32,11 @@ def development_data(model_or_run: str, model: ExportedModel | None = None) -> s
     from hypo.search.experiments import experiment_dataset
 
     exp = model_or_run
-    if os.path.isfile(model_or_run):
+    if storage.is_file(model_or_run):
         trial = (model if model is not None else ExportedModel.load(model_or_run)).sidecar.trial
         exp = (trial.experiment if trial else None) or ""
-    data = experiment_dataset(exp, required=False) if exp and os.path.isdir(exp) else None
-    if not data or not os.path.exists(os.path.join(data, "manifest.json")):
+    data = experiment_dataset(exp, required=False) if exp and storage.exists(exp) else None
+    if not data or not storage.exists(storage.join(data, "manifest.json")):
         raise HypoError("--alarms: the dataset this model was developed on is not readable here (its validation "
                         "split fixes the alarm thresholds as deployed); pass --alarm-thresholds-from DIR, or "
                         "--alarm-thresholds-from other for thresholds fixed on OTHER's validation split")
@@ -155,6 +157,12 @@ def evaluate_job(req: EvaluateRequest, log=print) -> ExternalRun:
     Returns:
         What :func:`~hypo.evaluate.external.validation.evaluate_external` returns, with ``alarms``.
     """
+    with staged_out(req.out, log) as (out, log):  # on an object store: uploaded once every result is written
+        return _evaluate_job(dataclasses.replace(req, out=out), log)
+
+
+def _evaluate_job(req: EvaluateRequest, log) -> ExternalRun:
+    """:func:`evaluate_job` into the local folder ``req.out``."""
     from hypo.storage import writable_folder
 
     thresholds = None

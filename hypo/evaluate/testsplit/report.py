@@ -41,6 +41,8 @@ from hypo.evaluate.trials import ChosenTrial, choose_trial, load_trial  # noqa: 
 from hypo.jsonio import jsonable
 from hypo.learn.metrics import undefined_reasons
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, confusion, decide, describe
+from hypo.mirror import staged_out
+from hypo.search.experiments import experiment_folder, shown
 from hypo.storage import sha256_file, writable_folder
 
 ABNORMAL = (HYPOTENSION, HYPERTENSION)
@@ -83,11 +85,11 @@ def provenance(chosen: ChosenTrial, manifest: Manifest, ckpt: dict, cfg) -> dict
 
     ckpt_file = os.path.join(chosen.checkpoint, "checkpoint.pt")
     return {
-        "experiment": chosen.exp_path,
+        "experiment": shown(chosen.exp_path),
         "trial": chosen.trial_id,
         "rank": chosen.rank,
         "epoch": chosen.epoch,
-        "checkpoint": ckpt_file,
+        "checkpoint": shown(ckpt_file),
         "checkpoint_sha256": sha256_file(ckpt_file),
         "data": chosen.data_dir,
         "dataset_fingerprint": manifest.fingerprint,
@@ -404,16 +406,18 @@ def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
         raise ConfigError(f"--bootstrap must be >= 1, got {req.n_boot}")
     if not 0 < req.specificity < 1:
         raise ConfigError(f"--specificity must be in (0, 1), got {req.specificity}")
-    chosen = choose_trial(req.experiment, req.trial)
-    out_dir = writable_folder(req.out or os.path.join(chosen.exp_path, "report"))
-    results, curves = evaluate_trial(chosen, req, log)
-    paths = write_report(results, curves, out_dir)
-    paths["model_card"] = write_report_card(results, read_manifest(chosen.data_dir), chosen.meta, chosen.data_dir,
-                                            out_dir)
-    for line in summary_lines(results, req.specificity):
-        log(line)
-    figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
-    log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
+    with experiment_folder(req.experiment, log) as (exp, log):
+        chosen = choose_trial(exp, req.trial)
+        with staged_out(req.out, log) as (out, log):  # on an object store: uploaded when the report is whole
+            out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
+            results, curves = evaluate_trial(chosen, req, log)
+            paths = write_report(results, curves, out_dir)
+            paths["model_card"] = write_report_card(results, read_manifest(chosen.data_dir), chosen.meta,
+                                                    chosen.data_dir, out_dir)
+            for line in summary_lines(results, req.specificity):
+                log(line)
+            figures = [os.path.basename(v) for k, v in paths.items() if k not in ("html", "json")]
+            log(f"wrote {paths['html']} (+ {', '.join(figures)}, report.json)")
     return {"results": results, "paths": paths}
 
 
