@@ -44,7 +44,31 @@ def recordings(tmp_path_factory):
     case.signals, case.art = case.signals[:900], None
     fast = write_vital_case(case, root / "100hz.vital", wave_srate=100)
     odd = write_vital_case(case, root / "7hz.vital", wave_srate=7, dtstart=4102444800.25)  # a start off the second
-    return {"a": a, "b": b, "b_map": str(root / "b" / TRACK_MAP_FILE), "fast": str(fast), "odd": str(odd)}
+    monitor = monitor_rate_vital(case, root / "monitor.vital")
+    return {"a": a, "b": b, "b_map": str(root / "b" / TRACK_MAP_FILE), "fast": str(fast), "odd": str(odd),
+            "monitor": monitor}
+
+
+def monitor_rate_vital(case, path, dtstart=4102444800.4):
+    """The case as a monitor records it: ECG at 500 Hz and pleth at 100 Hz, samples varying within each second
+    (so which sample of a second is taken matters), a record per second starting off the second, integer
+    storage for the pleth (gain and offset), and a few samples missing."""
+    import vitaldb
+
+    from hypo.data.signals import PLETH, UNITS, VITALDB_TRACKS, WAVEFORMS
+
+    tracks = [None if i in WAVEFORMS else name for i, name in enumerate(VITALDB_TRACKS)]
+    write_vital_case(case, path, tracks=tracks, dtstart=dtstart)
+    vf = vitaldb.VitalFile(str(path))
+    rng = np.random.default_rng(1)
+    for i, srate in ((ECG, 500), (PLETH, 100)):
+        held = np.repeat(case.signals[:, i].astype(np.float32), srate).reshape(-1, srate)
+        held = held + rng.normal(0, 0.05 if i == ECG else 2.0, held.shape).astype(np.float32)
+        held[rng.uniform(size=held.shape) < 0.002] = np.nan
+        recs = [{"dt": dtstart + s, "val": held[s]} for s in range(len(held))]
+        vf.add_track(VITALDB_TRACKS[i], recs, srate=srate, unit=UNITS["ecg" if i == ECG else "pleth"])
+    vf.to_vital(str(path))
+    return str(path)
 
 
 def test_demo_recording_streamed_gives_read_vital_case_exactly(recordings):
@@ -63,11 +87,14 @@ def test_other_site_with_its_track_map_and_no_mac_track(recordings):
     assert "mac" not in bed.tracks.chosen and bed.tracks.chosen["nibp_mbp"] == "Intellivue/NIBP_MEAN"
 
 
-@pytest.mark.parametrize("which", ["fast", "odd"])
+@pytest.mark.parametrize("which", ["fast", "odd", "monitor"])
 def test_faster_waves_and_a_start_off_the_second(recordings, which):
     ref = read_vital_case(recordings[which], "x", "x").signals
     got, _, _ = stream_into_bed(recordings[which], shift=86400 * 365)  # a live shift keeps the grid
     np.testing.assert_array_equal(got[:len(ref)], ref)
+    if which == "monitor":  # each second's first sample: the one a live stream knows as soon as the second begins
+        held = simulate_case(5).signals[:900, ECG]
+        assert np.isfinite(ref[:, ECG]).mean() > 0.99 and not np.array_equal(ref[:, ECG], held)
 
 
 def test_late_duplicate_out_of_order_and_far_ahead_records_are_refused():
