@@ -19,6 +19,8 @@ from hypo.serve.grid import SecondGrid
 from hypo.serve.protocol import parse_json
 from hypo.serve.replay import encode_payload, read_recording, room_messages
 
+from live_helpers import monitor_rate_vital
+
 
 def stream_into_bed(path, track_map=None, shift=0.0):
     """Stream a .vital file as the recorder's JSON into a Bed; return the final rows [seconds, 7] and the bed."""
@@ -47,28 +49,6 @@ def recordings(tmp_path_factory):
     monitor = monitor_rate_vital(case, root / "monitor.vital")
     return {"a": a, "b": b, "b_map": str(root / "b" / TRACK_MAP_FILE), "fast": str(fast), "odd": str(odd),
             "monitor": monitor}
-
-
-def monitor_rate_vital(case, path, dtstart=4102444800.4):
-    """The case as a monitor records it: ECG at 500 Hz and pleth at 100 Hz, samples varying within each second
-    (so which sample of a second is taken matters), a record per second starting off the second, integer
-    storage for the pleth (gain and offset), and a few samples missing."""
-    import vitaldb
-
-    from hypo.data.signals import PLETH, UNITS, VITALDB_TRACKS, WAVEFORMS
-
-    tracks = [None if i in WAVEFORMS else name for i, name in enumerate(VITALDB_TRACKS)]
-    write_vital_case(case, path, tracks=tracks, dtstart=dtstart)
-    vf = vitaldb.VitalFile(str(path))
-    rng = np.random.default_rng(1)
-    for i, srate in ((ECG, 500), (PLETH, 100)):
-        held = np.repeat(case.signals[:, i].astype(np.float32), srate).reshape(-1, srate)
-        held = held + rng.normal(0, 0.05 if i == ECG else 2.0, held.shape).astype(np.float32)
-        held[rng.uniform(size=held.shape) < 0.002] = np.nan
-        recs = [{"dt": dtstart + s, "val": held[s]} for s in range(len(held))]
-        vf.add_track(VITALDB_TRACKS[i], recs, srate=srate, unit=UNITS["ecg" if i == ECG else "pleth"])
-    vf.to_vital(str(path))
-    return str(path)
 
 
 def test_demo_recording_streamed_gives_read_vital_case_exactly(recordings):

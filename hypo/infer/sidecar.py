@@ -303,8 +303,8 @@ def migrate(data: Any, where: str) -> dict[str, Any]:
                         "upgrade hypo (or re-export the model with this one)")
     if version == 1:  # the fields added since keep their defaults: what those models did
         data = {k: v for k, v in data.items() if k not in DROPPED_V1}
-    if version < 3:  # no alarm policy was validated with the model (alarm_policy stays absent)
-        data = {**data, "schema_version": SCHEMA_VERSION}
+    if version < 3:  # no alarm policy was validated with the model
+        data = {**{k: v for k, v in data.items() if k != "alarm_policy"}, "schema_version": SCHEMA_VERSION}
     return data
 
 

@@ -102,6 +102,7 @@ class BedScorer:
         p = self.policy
         return {"model": self.model_path, "name": model.name, "k": model.k,
                 "window_s": self.window_s, "stride_s": self.stride_s, "history_s": self.history_s,
+                "nibp_merge_s": self.cfg.nibp_merge_s,
                 "horizon_s": self.sidecar.horizon_s, "threshold": p.threshold, "m": p.m,
                 "hysteresis": p.hysteresis, "max_gap_s": p.max_gap_s, "policy_notes": list(self.notes),
                 "label": dataclasses.asdict(self.sidecar.label), "sha256": self.sidecar.model_sha256,
