@@ -242,7 +242,8 @@ def test_the_export_carries_the_alarm_policy_the_evaluation_validates(exp, expor
     model = trial_model(exp)[0]
     chosen, _, val = choose_thresholds({"model": model}, Recordings.of(choose_trial(exp).data_dir),
                                        AlarmOptions(feature_model=None), None)
-    assert policy.threshold == chosen["model"]["fa_target"]["threshold"] and policy.validation["recordings"] == val.scored
+    assert policy.threshold == chosen["model"]["fa_target"]["threshold"]
+    assert policy.validation["recordings"] == val.scored
     assert policy.chosen_on["split"] == "val" and policy.operating_point == "fa_target"
     run, notes = deployed_policy(sidecar)
     assert (run.threshold, run.m, run.max_gap) == (policy.threshold, 2, 3) and "validated with the model" in notes[0]
