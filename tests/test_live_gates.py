@@ -110,11 +110,11 @@ def test_gate_a_live_equals_the_offline_causal_replay(gate, offline, tmp_path, t
     assert (live["threshold"] == np.float32(offline["policy"].threshold)).all()  # the policy the model carries
 
 
-def test_shadow_scores_the_logged_alarms_as_the_offline_scoring_does(gate, offline, tmp_path):
+def test_shadow_scores_the_logged_alarms_as_the_offline_scoring_does(gate, offline, tmp_path, capsys):
+    from hypo.cli.evaluate import main
     from hypo.evaluate.alarms.events import case_events
     from hypo.evaluate.alarms.metrics import case_counts
-    from hypo.evaluate.alarms.result import format_alarm_table
-    from hypo.evaluate.alarms.shadow import shadow_evaluation
+    from hypo.evaluate.alarms.result import AlarmResult
 
     srv = start_server(gate["model"], tmp_path / "log")
     try:
@@ -122,7 +122,11 @@ def test_shadow_scores_the_logged_alarms_as_the_offline_scoring_does(gate, offli
     finally:
         srv.stop()
     folder = str(Path(gate["recording"]).parent)  # OR-gate.vital: the room's recording
-    result = shadow_evaluation(str(tmp_path / "log"), folder, n_boot=50, log=lambda s: None)
+    log, out = str(tmp_path / "log"), str(tmp_path / "shadow")
+    main(["--shadow", log, "--recordings", folder, "--out", out, "--bootstrap", "50"])
+    printed = capsys.readouterr().out
+    assert "silent trial split" in printed and "alarms as logged" in printed and "model (logged)" in printed
+    result = AlarmResult.read(str(tmp_path / "shadow" / "alarms_shadow.json"))
     op = result.rows[0].operating_points["logged"]
     pred, cfg = offline["pred"], offline["cfg"]
     r = pred.readings
@@ -131,7 +135,12 @@ def test_shadow_scores_the_logged_alarms_as_the_offline_scoring_does(gate, offli
     want = case_counts(offline["track"], ev, [offline["policy"].threshold], cfg)
     assert op["episodes"] == want.n_episodes and op["caught"] == int(want.caught[0]) > 0
     assert op["alarms"] == int(want.alarms[0]) and op["false_alarms"] == int(want.false[0])
-    assert result.cases.scored == 1 and "alarms as logged" in format_alarm_table(result)
+    assert result.cases.scored == 1 and result.config.max_gap_s == 30 and result.simulated
+    for argv, needle in ((["model.pt", "--shadow", log, "--recordings", folder], "MODEL_OR_RUN"),
+                         (["--shadow", log], "needs --recordings"), (["--recordings", folder], "go with --shadow")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert needle in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- gate (b)

@@ -13,7 +13,7 @@ scored under (``--alarm-*``, defaults as ``hypo report``'s; ``--no-alarm-policy`
 from __future__ import annotations
 
 from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
-from hypo.evaluate.export_trial import export_model
+from hypo.evaluate.export_job import export_model
 from hypo.infer.sidecar import Sidecar
 from hypo.learn.operating_point import SPECIFICITY
 from hypo.runtime import OneLineParser, one_line_errors

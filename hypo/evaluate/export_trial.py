@@ -1,11 +1,12 @@
-"""Export a search's trial (by default the leaderboard's first) with the sidecar that says what it was.
+"""A search's trial (by default the leaderboard's first) as an exported model, with the sidecar that says what it was.
 
 The format itself (trace, input guard, write, load) is :mod:`hypo.infer.export` and the sidecar's record
-:mod:`hypo.infer.sidecar`; this module is the orchestration above them: choose the trial, fix the alarm thresholds
-on its validation split, collect its metrics (and the test metrics of a report of the same checkpoint), and write
-it (:func:`export_model`) or hold it in memory (:func:`trial_model`: the same
-:class:`~hypo.infer.model.ExportedModel` with ``origin="run"``). :func:`load_model_or_trial` is what ``hypo
-evaluate`` and the alarm evaluation take: a ``model.pt`` or an experiment folder.
+:mod:`hypo.infer.sidecar`; this module is the orchestration above them: choose the trial, fix the window operating
+point's thresholds on its validation split, collect its metrics (and the test metrics of a report of the same
+checkpoint), and hold it in memory (:func:`trial_model`: the same :class:`~hypo.infer.model.ExportedModel` with
+``origin="run"``); :func:`hypo.evaluate.export_job.export_model` adds the alarm policy validated with it and
+writes it. :func:`load_model_or_trial` is what ``hypo evaluate`` and the alarm evaluation take: a ``model.pt`` or an
+experiment folder.
 """
 
 from __future__ import annotations
@@ -23,20 +24,15 @@ from hypo.data.manifest import Manifest
 from hypo.data.signals import CLASSES, GROUPS, SIGNALS, UNITS
 from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.trials import ChosenTrial
-from hypo.infer.alarm_policy import Policy
 from hypo.infer.export import (
     TOLERANCE,
     VERIFY_WINDOWS,
-    check_out_file,
     dataset_window_config,
     max_difference,
-    sidecar_path,
     trace_model,
-    write_exported,
 )
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import (
-    AlarmPolicy,
     Fingerprints,
     InputSpec,
     Metrics,
@@ -49,8 +45,6 @@ from hypo.infer.sidecar import (
 )
 from hypo.jsonio import finite
 from hypo.learn.operating_point import SPECIFICITY, alarm_thresholds, describe
-
-DEFAULT_ALARM = "default"  # export_model's alarm=: the default AlarmConfig (the alarm evaluation's defaults)
 
 
 def _metric_subset(row: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -142,7 +136,7 @@ def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thres
 
 def trial_model(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY,
                 val=None) -> tuple[ExportedModel, ChosenTrial, Any]:
-    """The chosen trial as :func:`export_model` would write it, in memory: its checked trace and its sidecar.
+    """The chosen trial as ``hypo export`` would write it, in memory: its checked trace and its sidecar.
 
     The alarm evaluation and the external validation score a trial through this, so what they evaluate is exactly
     what ``hypo export`` deploys, without writing a file.
@@ -213,87 +207,3 @@ def load_model_or_trial(model_or_run: str, trial: str | None = None,
         raise HypoError(f"no model file or experiment folder at {model_or_run}; give a model.pt written by hypo "
                         "export, or a search's experiment folder (runs/NAME)")
     return trial_model(model_or_run, trial, specificity)[0]
-
-
-def validated_policy(model: ExportedModel, data_dir: str, cfg, max_cases: int | None = None,
-                     log=print) -> AlarmPolicy | None:
-    """The alarm policy to store with a model: its threshold fixed on its dataset's validation recordings.
-
-    The validation split's recordings are replayed through the causal pipeline exactly as the alarm evaluation
-    replays them (:func:`hypo.evaluate.alarms.evaluation.choose_thresholds`), and the threshold for ``cfg``'s
-    false-alarm target is kept with the policy it was scored under (``m``, hysteresis, max gap, stride).
-
-    Args:
-        model: The model (a trial traced in memory).
-        data_dir: Its window dataset.
-        cfg: The :class:`~hypo.evaluate.alarms.metrics.AlarmConfig` (policy, stride, targets, scoring).
-        max_cases: At most this many validation recordings (a deterministic subsample).
-        log: Where progress lines go.
-
-    Returns:
-        The sidecar's :class:`~hypo.infer.sidecar.AlarmPolicy`, or None when the recordings cannot be replayed
-        (said in one line: a source that cannot be rebuilt, or no validation case scored).
-    """
-    from hypo.evaluate.alarms.evaluation import AlarmOptions, choose_thresholds
-    from hypo.evaluate.alarms.replay import Recordings
-
-    try:
-        recordings = Recordings.of(data_dir)
-        opts = AlarmOptions(thresholds_from="val", cfg=cfg, feature_model=None, max_cases=max_cases)
-        chosen, _, val = choose_thresholds({"model": model}, recordings, opts, None, log)
-    except HypoError as exc:
-        log(f"  no alarm policy stored with the model: {exc}")
-        return None
-    spec = chosen["model"]["fa_target"]
-    return AlarmPolicy(
-        threshold=float(spec["threshold"]), m=cfg.m, hysteresis=cfg.hysteresis, max_gap_s=cfg.max_gap_s,
-        stride_s=cfg.stride_s, operating_point="fa_target", target=cfg.fa_target_per_h, met=bool(spec["met"]),
-        validation={**spec["validation"], "recordings": val.scored, "hours": round(val.hours, 2)},
-        chosen_on={"data": data_dir, "dataset_fingerprint": recordings.manifest.fingerprint, "split": "val"})
-
-
-def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
-                 log=print, alarm=DEFAULT_ALARM, alarm_cases: int | None = None) -> Sidecar:
-    """Export the chosen trial's best checkpoint as TorchScript plus sidecar.
-
-    Args:
-        exp_path: Experiment folder of a search.
-        out: Path of the TorchScript file (the sidecar goes beside it, suffix ``.json``).
-        trial: Trial id (default: the leaderboard's first).
-        specificity: Specificity of the window operating point's thresholds, fixed on the validation split.
-        log: Where summary lines go.
-        alarm: The alarm policy and scoring (:class:`~hypo.evaluate.alarms.metrics.AlarmConfig`) under which the
-            alarm threshold is fixed on the validation recordings and stored (:func:`validated_policy`); None:
-            store no alarm policy.
-        alarm_cases: At most this many validation recordings for it.
-
-    Returns:
-        The sidecar (with ``model_sha256``), as written.
-
-    Raises:
-        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.trials.choose_trial`
-            and :func:`hypo.evaluate.trials.load_trial` refuse.
-    """
-    if not 0 < specificity < 1:
-        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
-    if alarm == DEFAULT_ALARM:
-        from hypo.evaluate.alarms.metrics import AlarmConfig
-
-        alarm = AlarmConfig()
-    check_out_file(out)
-    model, chosen, cfg = trial_model(exp_path, trial, specificity)
-    policy = validated_policy(model, chosen.data_dir, alarm, alarm_cases, log) if alarm is not None else None
-    out, sidecar = write_exported(model.module, model.sidecar.model_copy(update={"alarm_policy": policy}), out)
-    t = sidecar.thresholds
-    log(f"trial {chosen.trial_id} (rank {chosen.rank}: {cfg.model.name} k={cfg.model.k} {cfg.loss}), epoch "
-        f"{chosen.epoch}; trace matches the model within {sidecar.verification.max_abs_difference:.1e}"
-        + ("  [trained on simulated data]" if sidecar.simulated else ""))
-    log(f"  window operating point (validation, {100 * specificity:.0f}% specificity): p(hypotension) >= "
-        f"{t.p_hypotension:.4f}, p(hypertension) >= {t.p_hypertension:.4f}")
-    if policy is not None:
-        runs = Policy(policy.threshold, policy.m, policy.hysteresis, policy.max_gap_s, policy.stride_s)
-        log(f"  alarm policy (hypo serve runs it): {runs.text()}; {policy.describe()}")
-    if sidecar.tolerates_missing:
-        log(f"  takes these signal groups as missing (NaN): {', '.join(sidecar.tolerates_missing)}")
-    log(f"wrote {out} and {sidecar_path(out)}")
-    return sidecar

@@ -99,11 +99,6 @@ def known_at(rows: np.ndarray, ends: np.ndarray, before: np.ndarray | None = Non
     return out + (0 if before is None else np.asarray(before, np.int64))
 
 
-def absent_groups(known: np.ndarray, allowed) -> tuple[str, ...]:
-    """The groups of ``allowed`` (those a model may lack) without a valid value yet, as known at one moment."""
-    return tuple(g for g in MAY_BE_MISSING if g in set(allowed) and known[_VALID.index(f"valid_{g}")] == 0)
-
-
 def units_problem(known: np.ndarray) -> str:
     """Why the values recorded so far are implausible for their units (:data:`UNIT_RULES`), or ``""``."""
     k = dict(zip(KNOWN_COLUMNS, np.asarray(known).tolist()))
