@@ -200,8 +200,9 @@ def test_a_legacy_export_is_migrated_and_predicts_the_same(exported, tmp_path):
     legacy, _ = write_legacy_export(module, schema_1(sidecar), str(tmp_path / "legacy" / "model.pt"))
     model = ExportedModel.load(legacy)
     s = model.sidecar
-    assert s.schema_version == SCHEMA_VERSION == sidecar.schema_version == 2
+    assert s.schema_version == SCHEMA_VERSION == sidecar.schema_version == 3  # 3: the alarm policy with the model
     assert s.tolerates_missing == [] and "tolerates_missing" not in s.model_fields_set  # what those models did
+    assert s.alarm_policy is None and sidecar.alarm_policy is not None  # no policy was validated with those
     assert s.nibp_merge_s == 3 and s.input.missing_values is None and s.trial.channel_dropout is None
     assert (s.thresholds, s.label, s.fill, s.window_s) == (sidecar.thresholds, sidecar.label, sidecar.fill, 60)
     x = np.random.default_rng(0).normal(80, 20, size=(16, 60, 7)).astype(np.float32)
@@ -216,7 +217,7 @@ def test_a_legacy_export_is_migrated_and_predicts_the_same(exported, tmp_path):
     ("a wrong value", lambda d: {**d, "schema_version": 2, "window_s": "sixty"}, "field window_s: "),
     ("a wrong nested value", lambda d: {**d, "schema_version": 2, "thresholds": {**d["thresholds"], "hypo_map": []}},
      "field thresholds.hypo_map: "),
-    ("a newer schema", lambda d: {**d, "schema_version": 99}, "its sidecar has schema 99, this hypo reads up to 2"),
+    ("a newer schema", lambda d: {**d, "schema_version": 99}, "its sidecar has schema 99, this hypo reads up to 3"),
 ], ids=lambda c: c[0] if isinstance(c, tuple) else None)
 def test_a_sidecar_that_cannot_be_read_is_refused_in_one_line(exported, tmp_path, case):
     _, how, needle = case
@@ -227,3 +228,30 @@ def test_a_sidecar_that_cannot_be_read_is_refused_in_one_line(exported, tmp_path
         ExportedModel.load(bad)
     msg = str(exc.value)
     assert msg.startswith(f"{bad}: ") and needle in msg and "\n" not in msg, msg
+
+
+def test_the_export_carries_the_alarm_policy_the_evaluation_validates(exp, exported):
+    """The policy stored with the model is the one the alarm evaluation scores on validation, and hypo serve runs
+    it (flags override it and say so)."""
+    from hypo.evaluate.alarms.evaluation import AlarmOptions, choose_thresholds
+    from hypo.evaluate.alarms.metrics import AlarmConfig
+    from hypo.evaluate.alarms.replay import Recordings
+    from hypo.evaluate.export_trial import trial_model
+    from hypo.infer.alarm_policy import deployed_policy
+
+    out, sidecar = exported
+    policy = ExportedModel.load(out).sidecar.alarm_policy
+    cfg = AlarmConfig()
+    assert (policy.m, policy.hysteresis, policy.max_gap_s, policy.stride_s) == (cfg.m, cfg.hysteresis, cfg.max_gap_s,
+                                                                                 cfg.stride_s)
+    model = trial_model(exp)[0]
+    chosen, _, val = choose_thresholds({"model": model}, Recordings.of(choose_trial(exp).data_dir),
+                                       AlarmOptions(feature_model=None), None)
+    assert policy.threshold == chosen["model"]["fa_target"]["threshold"]
+    assert policy.validation["recordings"] == val.scored
+    assert policy.chosen_on["split"] == "val" and policy.operating_point == "fa_target"
+    run, notes = deployed_policy(sidecar)
+    assert (run.threshold, run.m, run.max_gap) == (policy.threshold, 2, 3) and "validated with the model" in notes[0]
+    run, notes = deployed_policy(sidecar, threshold=0.9, stride_s=30)
+    assert run.threshold == 0.9 and run.max_gap == 1
+    assert any("overrides the validated" in n for n in notes) and any("validated at 10 s" in n for n in notes)

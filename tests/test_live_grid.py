@@ -19,6 +19,8 @@ from hypo.serve.grid import SecondGrid
 from hypo.serve.protocol import parse_json
 from hypo.serve.replay import encode_payload, read_recording, room_messages
 
+from live_helpers import monitor_rate_vital
+
 
 def stream_into_bed(path, track_map=None, shift=0.0):
     """Stream a .vital file as the recorder's JSON into a Bed; return the final rows [seconds, 7] and the bed."""
@@ -44,7 +46,9 @@ def recordings(tmp_path_factory):
     case.signals, case.art = case.signals[:900], None
     fast = write_vital_case(case, root / "100hz.vital", wave_srate=100)
     odd = write_vital_case(case, root / "7hz.vital", wave_srate=7, dtstart=4102444800.25)  # a start off the second
-    return {"a": a, "b": b, "b_map": str(root / "b" / TRACK_MAP_FILE), "fast": str(fast), "odd": str(odd)}
+    monitor = monitor_rate_vital(case, root / "monitor.vital")
+    return {"a": a, "b": b, "b_map": str(root / "b" / TRACK_MAP_FILE), "fast": str(fast), "odd": str(odd),
+            "monitor": monitor}
 
 
 def test_demo_recording_streamed_gives_read_vital_case_exactly(recordings):
@@ -63,11 +67,14 @@ def test_other_site_with_its_track_map_and_no_mac_track(recordings):
     assert "mac" not in bed.tracks.chosen and bed.tracks.chosen["nibp_mbp"] == "Intellivue/NIBP_MEAN"
 
 
-@pytest.mark.parametrize("which", ["fast", "odd"])
+@pytest.mark.parametrize("which", ["fast", "odd", "monitor"])
 def test_faster_waves_and_a_start_off_the_second(recordings, which):
     ref = read_vital_case(recordings[which], "x", "x").signals
     got, _, _ = stream_into_bed(recordings[which], shift=86400 * 365)  # a live shift keeps the grid
     np.testing.assert_array_equal(got[:len(ref)], ref)
+    if which == "monitor":  # each second's first sample: the one a live stream knows as soon as the second begins
+        held = simulate_case(5).signals[:900, ECG]
+        assert np.isfinite(ref[:, ECG]).mean() > 0.99 and not np.array_equal(ref[:, ECG], held)
 
 
 def test_late_duplicate_out_of_order_and_far_ahead_records_are_refused():

@@ -1,5 +1,6 @@
 """``hypo serve`` as users run it: the Ray Serve application (a local Ray), fed by ``hypo replay`` over HTTP, Socket.IO
-and the older Engine.IO 3, stopped with Ctrl-C: the log holds what hypo predict gives offline."""
+and the older Engine.IO 3, stopped with Ctrl-C: the log holds the predictions and alarms of the offline causal replay,
+under the alarm policy the export carries."""
 
 import os
 import signal
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 from hypo.data.sources.vital import read_vital_case
+from hypo.evaluate.alarms.replay import recording_track
+from hypo.infer.alarm_policy import deployed_policy
 from hypo.infer.model import ExportedModel
-from hypo.infer.predict import predict_case
 from hypo.serve.trial_log import read_log
 
 from live_helpers import demo_model, demo_recording, tokens_file
@@ -65,13 +67,20 @@ def test_hypo_serve_on_ray_serve_fed_by_hypo_replay(tmp_path_factory, tmp_path):
     finally:
         if server.poll() is None:
             server.kill()
-    off = predict_case(read_vital_case(rec, "x", "x"), ExportedModel.load(model), 10)
+    exported = ExportedModel.load(model)
+    policy, _ = deployed_policy(exported.sidecar)  # the policy the export carries, as the server ran it
+    off, _ = recording_track(read_vital_case(rec, "x", "x"), exported, policy.stride_s)  # the offline causal replay
+    on = policy.on(off.probs[:, 1])
     ev = read_log(log)
     assert not list((log / "journal").glob("*.jsonl"))
+    assert exported.sidecar.alarm_policy is not None and "validated with the model" in "".join(lines)
     for room in ("OR-http", "OR-sio", "OR-eio3"):
         p = ev[(ev["room"] == room) & (ev["kind"] == "prediction")].sort_values("t_end")
         assert p["t_end"].tolist() == off.t_end.tolist(), room
         got = p[["p_normal", "p_hypotension", "p_hypertension"]].to_numpy(np.float64)
         assert (np.isnan(got) == np.isnan(off.probs)).all()
         np.testing.assert_allclose(got, off.probs, atol=1e-5)
+        assert p["alarm"].tolist() == on.tolist()
+        starts = ev[(ev["room"] == room) & (ev["kind"] == "alarm_on")]["t_end"].tolist()
+        assert starts == [int(t) for t, a, b in zip(off.t_end, on, np.r_[False, on[:-1]]) if a and not b]
         assert p["delay_s"].max() < 10

@@ -2,13 +2,18 @@
 
     hypo export runs/hypo-search --out model.pt               # the leaderboard's first trial
     hypo export runs/hypo-search --out model.pt --trial 3f2a_00001
+    hypo export runs/hypo-search --out model.pt --alarm-m 3 --alarm-fa-target 0.5   # another alarm policy
 
-The format is :mod:`hypo.infer.export`; choosing and exporting a trial is :mod:`hypo.evaluate.export_trial`.
+The export stores the alarm policy ``hypo serve`` runs: the threshold fixed on the validation recordings (the alarm
+evaluation's replay) at the false-alarm target, with ``m``, the hysteresis, the max gap and the stride it was
+scored under (``--alarm-*``, defaults as ``hypo report``'s; ``--no-alarm-policy`` stores none). The format is
+:mod:`hypo.infer.export`; choosing and exporting a trial is :mod:`hypo.evaluate.export_trial`.
 """
 
 from __future__ import annotations
 
-from hypo.evaluate.export_trial import export_model
+from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, refuse_unused_alarm_flags
+from hypo.evaluate.export_job import export_model
 from hypo.infer.sidecar import Sidecar
 from hypo.learn.operating_point import SPECIFICITY
 from hypo.runtime import OneLineParser, one_line_errors
@@ -23,7 +28,15 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> Sidecar:
     p.add_argument("--out", default="model.pt", help="TorchScript file to write (sidecar: same name, .json)")
     p.add_argument("--trial", default=None, help="trial id (default: the leaderboard's first)")
     p.add_argument("--specificity", type=float, default=SPECIFICITY,
-                   help="specificity of the alarm thresholds, fixed on the validation split")
+                   help="specificity of the window operating point's thresholds, fixed on the validation split")
+    p.add_argument("--no-alarm-policy", action="store_true",
+                   help="store no alarm policy (hypo serve then needs --threshold, or runs the window operating "
+                        "point's threshold with the default policy, and says so)")
+    add_alarm_arguments(p)
     args = p.parse_args(argv)
     with one_line_errors(prog):
-        return export_model(args.experiment, args.out, args.trial, args.specificity)
+        if args.no_alarm_policy:
+            refuse_unused_alarm_flags(args, "--no-alarm-policy leaves out")
+        alarm = None if args.no_alarm_policy else alarm_config(args)
+        return export_model(args.experiment, args.out, args.trial, args.specificity, alarm=alarm,
+                            alarm_cases=args.alarm_cases)

@@ -24,16 +24,20 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only; any "
                                                        "other needs viewer tokens for the page)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    p.add_argument("--stride", type=int, default=10, help="seconds between a bed's predictions (default 10)")
+    p.add_argument("--stride", type=int, default=None, help="seconds between a bed's predictions (default: the "
+                                                             "stride the model's alarm policy was validated at, "
+                                                             "else 10)")
     p.add_argument("--track-map", default=None, help="JSON track map, as for .vital folders")
     p.add_argument("--tokens", default=None, help="tokens file {recorders: {name: token}, viewers: {...}} "
                                                   "(default LOG/tokens.json, created when missing)")
-    p.add_argument("--threshold", type=float, default=None, help="alarm threshold on p(hypotension) (default: "
-                                                                 "the model's, fixed on validation)")
-    p.add_argument("--alarm-m", type=int, default=2, help="consecutive predictions >= threshold that start an "
-                                                           "alarm (default 2)")
-    p.add_argument("--alarm-hysteresis", type=float, default=0.05, help="the alarm ends below threshold - H "
-                                                                        "(default 0.05)")
+    g = p.add_argument_group("alarm policy (default: the one validated with the model, stored in its sidecar by "
+                             "hypo export; a value given here overrides it, and the server says so)")
+    g.add_argument("--threshold", type=float, default=None, help="alarm threshold on p(hypotension)")
+    g.add_argument("--alarm-m", type=int, default=None, help="consecutive predictions >= threshold that start an "
+                                                              "alarm")
+    g.add_argument("--alarm-hysteresis", type=float, default=None, help="the alarm ends below threshold - H")
+    g.add_argument("--alarm-max-gap", type=int, default=None, metavar="S",
+                   help="missing predictions for up to S seconds hold the alarm's state")
     p.add_argument("--stale-after", type=float, default=30.0, help="seconds without data before a bed shows "
                                                                    "stale (default 30)")
     p.add_argument("--max-clock-skew", type=float, default=300.0, help="records stamped more than this many "
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> None:
         cfg = config_from_args(model=args.model, log_dir=args.log, host=args.host, port=args.port,
                                stride_s=args.stride, track_map=args.track_map, tokens=args.tokens,
                                threshold=args.threshold, m=args.alarm_m, hysteresis=args.alarm_hysteresis,
+                               max_gap_s=args.alarm_max_gap,
                                stale_after_s=args.stale_after, max_clock_skew_s=args.max_clock_skew,
                                scorers=args.scorers)
         run(cfg, local=args.local, address=args.address)

@@ -131,9 +131,14 @@ class ArterialLine:
 
 
 def _spikes(time: np.ndarray, mbp: np.ndarray) -> np.ndarray:
-    """Samples in a short excursion of MAP that leaves and comes back (see the module docstring)."""
+    """When each sample is found to lie in a short excursion of MAP that leaves and comes back (module docstring).
+
+    Returns:
+        float64 [n]: the time of the sample at which MAP came back (the excursion is known from then on), ``inf``
+        for a sample in no excursion.
+    """
     n = len(mbp)
-    hit = np.zeros(n, dtype=bool)
+    found = np.full(n, np.inf)
     for j in np.flatnonzero(np.abs(np.diff(mbp)) > SPIKE_MMHG):  # j: the last sample before a jump
         pre = mbp[j]
         for post in range(j + 2, min(j + 2 + SPIKE_MAX_SAMPLES, n)):  # a run j+1 .. post-1, back at post
@@ -143,9 +148,9 @@ def _spikes(time: np.ndarray, mbp: np.ndarray) -> np.ndarray:
             if abs(back - pre) > SPIKE_RETURN_MMHG:
                 continue
             if run.min() - max(pre, back) > SPIKE_MMHG or min(pre, back) - run.max() > SPIKE_MMHG:
-                hit[j + 1: post] = True
+                found[j + 1: post] = np.minimum(found[j + 1: post], time[post])
                 break
-    return hit
+    return found
 
 
 def clean_arterial(line: ArterialLine) -> tuple[ArterialLine, dict[str, int]]:
@@ -157,6 +162,19 @@ def clean_arterial(line: ArterialLine) -> tuple[ArterialLine, dict[str, int]]:
     Returns:
         ``(clean, counts)``: the valid samples only (keeping the raw line's ``interval_s``), and rule -> samples
         removed, every rule of :data:`ART_RULES` listed.
+    """
+    keep, spike, counts = _artefacts(line)
+    keep = keep[~np.isfinite(spike)]
+    clean = ArterialLine(line.time[keep], line.sbp[keep], line.mbp[keep], line.dbp[keep], line.interval_s)
+    return clean, counts
+
+
+def _artefacts(line: ArterialLine) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The samples that pass the sample-wise rules, when each of them is found to be a spike, and the counts.
+
+    Returns:
+        ``(keep, spike, counts)``: int indices into ``line``; float64 per kept sample, the time the spike rule
+        removes it (``inf``: never); rule -> samples removed.
     """
     counts = dict.fromkeys(ART_RULES, 0)
     sbp, mbp, dbp = (a.astype(np.float64) for a in (line.sbp, line.mbp, line.dbp))
@@ -175,10 +193,8 @@ def clean_arterial(line: ArterialLine) -> tuple[ArterialLine, dict[str, int]]:
         bad |= new
     keep = np.flatnonzero(~bad)
     spike = _spikes(line.time[keep], mbp[keep])
-    counts["art_spike"] = int(spike.sum())
-    keep = keep[~spike]
-    clean = ArterialLine(line.time[keep], line.sbp[keep], line.mbp[keep], line.dbp[keep], line.interval_s)
-    return clean, counts
+    counts["art_spike"] = int(np.isfinite(spike).sum())
+    return keep, spike, counts
 
 
 @dataclasses.dataclass
@@ -351,3 +367,116 @@ def hypotension_episodes(line: ArterialLine, duration_s: int, cfg: LabelConfig) 
     inside = np.cumsum(cover)[:duration_s] > 0
     edges = np.flatnonzero(np.diff(np.concatenate(([0], inside.astype(np.int8), [0]))))
     return edges.reshape(-1, 2).astype(np.int64)
+
+
+@dataclasses.dataclass
+class KnownLine:
+    """An arterial line as a streaming system knows it at each moment (PITFALLS.md 9).
+
+    At time ``t`` it knows the samples before ``t``, the spikes the spike rule has found by then (the rule needs the
+    sample at which MAP comes back, up to :data:`SPIKE_MAX_S` later, so a spike near ``t`` is not known yet) and
+    the sampling interval of the line's gaps so far (the coverage rule's). The alarm replay's baselines read the
+    line this way (:meth:`last_minute`, :meth:`valid_before`); labels and episodes, judged in hindsight, read the
+    whole cleaned line (:func:`clean_arterial`).
+
+    Attributes:
+        valid: The samples that pass the sample-wise rules (spikes still in).
+        spike: float64 per sample of ``valid``: the time the spike rule removes it (``inf``: never).
+        raw_time: float64 the raw line's sample times (its interval so far).
+    """
+
+    valid: ArterialLine
+    spike: np.ndarray
+    raw_time: np.ndarray
+
+    @classmethod
+    def of(cls, raw: ArterialLine) -> KnownLine:
+        """The line of raw samples, as it becomes known."""
+        keep, spike, _ = _artefacts(raw)
+        valid = ArterialLine(raw.time[keep], raw.sbp[keep], raw.mbp[keep], raw.dbp[keep], raw.interval_s)
+        return cls(valid, spike, raw.time)
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+    def interval_at(self, t) -> np.ndarray:
+        """The line's sampling interval as known before each time ``t``: the median of its gaps so far (NaN: none)."""
+        t = np.asarray(t, np.float64).reshape(-1)
+        gaps = np.diff(self.raw_time)
+        later = self.raw_time[1:][gaps > 0]
+        medians = _running_medians(gaps[gaps > 0])
+        k = np.searchsorted(later, t, side="left")  # gaps whose later sample lies before t
+        return np.where(k > 0, medians[np.maximum(k - 1, 0)] if len(medians) else np.nan, np.nan)
+
+    def valid_before(self, t: float) -> np.ndarray:
+        """Which samples of ``valid`` are known before ``t`` and not found to be spikes by then (bool)."""
+        return (self.valid.time < t) & (self.spike >= t)
+
+    def at(self, t: float) -> ArterialLine:
+        """The cleaned line as known just before ``t`` (its samples, spikes and interval then)."""
+        ok = self.valid_before(t)
+        v = self.valid
+        return ArterialLine(v.time[ok], v.sbp[ok], v.mbp[ok], v.dbp[ok], float(self.interval_at([t])[0]))
+
+    def last_minute(self, ends, cfg: LabelConfig) -> StretchStats:
+        """:func:`last_minute` at each window end with only what was known at its end (second ``end`` over)."""
+        ends = np.asarray(ends, np.int64).reshape(-1)
+        stop = ends + 1.0
+        centres = ends + 1 - cfg.event_s // 2
+        v = self.valid
+        found = np.isfinite(self.spike)
+        interval = self.interval_at(stop)
+        pieces = []
+        for iv in np.unique(interval):  # the interval changes rarely: one pass per value (NaN: no gap yet)
+            sel = np.isnan(interval) if np.isnan(iv) else interval == iv
+            line = ArterialLine(v.time[~found], v.sbp[~found], v.mbp[~found], v.dbp[~found], float(iv))
+            pieces.append((np.flatnonzero(sel), stretch_stats(line, centres[sel], cfg)))
+        for i in self._unfound(stop, cfg.event_s):  # a spike in the stretch the rule had not found by its end
+            pieces.append((np.array([i]), stretch_stats(self.at(stop[i]), centres[i:i + 1], cfg)))
+        if not pieces:
+            return stretch_stats(v, centres, cfg)
+        return _assemble(len(ends), pieces)
+
+    def _unfound(self, stop: np.ndarray, event_s: int) -> np.ndarray:
+        """Indices of stretches ``[stop - event_s, stop)`` holding a spike found at or after ``stop``."""
+        hit = np.zeros(len(stop), bool)
+        for ts, found in zip(self.valid.time[np.isfinite(self.spike)], self.spike[np.isfinite(self.spike)]):
+            lo = np.searchsorted(stop, ts, side="right")  # stop > ts
+            hi = np.searchsorted(stop, min(ts + event_s, found), side="right")  # stop <= ts + event_s, <= found
+            hit[lo:hi] = True
+        return np.flatnonzero(hit)
+
+
+def _running_medians(x: np.ndarray) -> np.ndarray:
+    """float64 [n]: the median of ``x[:k + 1]`` for each ``k`` (as ``np.median``), by two heaps."""
+    import heapq
+
+    lo: list[float] = []  # the lower half, negated (a max-heap)
+    hi: list[float] = []
+    out = np.empty(len(x))
+    for i, v in enumerate(np.asarray(x, np.float64).tolist()):
+        if not lo or v <= -lo[0]:
+            heapq.heappush(lo, -v)
+        else:
+            heapq.heappush(hi, v)
+        if len(lo) > len(hi) + 1:
+            heapq.heappush(hi, -heapq.heappop(lo))
+        elif len(hi) > len(lo):
+            heapq.heappush(lo, -heapq.heappop(hi))
+        out[i] = -lo[0] if len(lo) > len(hi) else (-lo[0] + hi[0]) / 2
+    return out
+
+
+def _assemble(m: int, pieces: list[tuple[np.ndarray, StretchStats]]) -> StretchStats:
+    """One :class:`StretchStats` of ``m`` stretches from pieces computed for some of them (later pieces win)."""
+    kw = {}
+    for f in dataclasses.fields(StretchStats):
+        first = getattr(pieces[0][1], f.name)
+        if isinstance(first, np.ndarray):
+            arr = np.zeros(m, first.dtype)
+            for idx, st in pieces:
+                arr[idx] = getattr(st, f.name)
+            kw[f.name] = arr
+        else:  # the samples a stretch needs: that of the last piece (per stretch it follows the interval then)
+            kw[f.name] = getattr(pieces[-1][1], f.name)
+    return StretchStats(**kw)

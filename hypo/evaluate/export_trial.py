@@ -1,11 +1,12 @@
-"""Export a search's trial (by default the leaderboard's first) with the sidecar that says what it was.
+"""A search's trial (by default the leaderboard's first) as an exported model, with the sidecar that says what it was.
 
 The format itself (trace, input guard, write, load) is :mod:`hypo.infer.export` and the sidecar's record
-:mod:`hypo.infer.sidecar`; this module is the orchestration above them: choose the trial, fix the alarm thresholds
-on its validation split, collect its metrics (and the test metrics of a report of the same checkpoint), and write
-it (:func:`export_model`) or hold it in memory (:func:`trial_model`: the same
-:class:`~hypo.infer.model.ExportedModel` with ``origin="run"``). :func:`load_model_or_trial` is what ``hypo
-evaluate`` and the alarm evaluation take: a ``model.pt`` or an experiment folder.
+:mod:`hypo.infer.sidecar`; this module is the orchestration above them: choose the trial, fix the window operating
+point's thresholds on its validation split, collect its metrics (and the test metrics of a report of the same
+checkpoint), and hold it in memory (:func:`trial_model`: the same :class:`~hypo.infer.model.ExportedModel` with
+``origin="run"``); :func:`hypo.evaluate.export_job.export_model` adds the alarm policy validated with it and
+writes it. :func:`load_model_or_trial` is what ``hypo evaluate`` and the alarm evaluation take: a ``model.pt`` or an
+experiment folder.
 """
 
 from __future__ import annotations
@@ -26,12 +27,9 @@ from hypo.evaluate.trials import ChosenTrial
 from hypo.infer.export import (
     TOLERANCE,
     VERIFY_WINDOWS,
-    check_out_file,
     dataset_window_config,
     max_difference,
-    sidecar_path,
     trace_model,
-    write_exported,
 )
 from hypo.infer.model import ExportedModel
 from hypo.infer.sidecar import (
@@ -139,7 +137,7 @@ def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thres
 
 def trial_model(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY,
                 val=None) -> tuple[ExportedModel, ChosenTrial, Any]:
-    """The chosen trial as :func:`export_model` would write it, in memory: its checked trace and its sidecar.
+    """The chosen trial as ``hypo export`` would write it, in memory: its checked trace and its sidecar.
 
     The alarm evaluation and the external validation score a trial through this, so what they evaluate is exactly
     what ``hypo export`` deploys, without writing a file.
@@ -210,38 +208,3 @@ def load_model_or_trial(model_or_run: str, trial: str | None = None,
         raise HypoError(f"no model file or experiment folder at {model_or_run}; give a model.pt written by hypo "
                         "export, or a search's experiment folder (runs/NAME)")
     return trial_model(model_or_run, trial, specificity)[0]
-
-
-def export_model(exp_path: str, out: str, trial: str | None = None, specificity: float = SPECIFICITY,
-                 log=print) -> Sidecar:
-    """Export the chosen trial's best checkpoint as TorchScript plus sidecar.
-
-    Args:
-        exp_path: Experiment folder of a search.
-        out: Path of the TorchScript file (the sidecar goes beside it, suffix ``.json``).
-        trial: Trial id (default: the leaderboard's first).
-        specificity: Specificity of the alarm thresholds, fixed on the validation split.
-        log: Where summary lines go.
-
-    Returns:
-        The sidecar (with ``model_sha256``), as written.
-
-    Raises:
-        HypoError: When the trace disagrees with the eager model, or anything :func:`hypo.evaluate.trials.choose_trial`
-            and :func:`hypo.evaluate.trials.load_trial` refuse.
-    """
-    if not 0 < specificity < 1:
-        raise ConfigError(f"--specificity must be in (0, 1), got {specificity}")
-    check_out_file(out)
-    model, chosen, cfg = trial_model(exp_path, trial, specificity)
-    out, sidecar = write_exported(model.module, model.sidecar, out)
-    t = sidecar.thresholds
-    log(f"trial {chosen.trial_id} (rank {chosen.rank}: {cfg.model.name} k={cfg.model.k} {cfg.loss}), epoch "
-        f"{chosen.epoch}; trace matches the model within {sidecar.verification.max_abs_difference:.1e}"
-        + ("  [trained on simulated data]" if sidecar.simulated else ""))
-    log(f"  alarm thresholds (validation, {100 * specificity:.0f}% specificity): p(hypotension) >= "
-        f"{t.p_hypotension:.4f}, p(hypertension) >= {t.p_hypertension:.4f}")
-    if sidecar.tolerates_missing:
-        log(f"  takes these signal groups as missing (NaN): {', '.join(sidecar.tolerates_missing)}")
-    log(f"wrote {out} and {sidecar_path(out)}")
-    return sidecar

@@ -25,6 +25,11 @@ state per bed and logs it, so a restart continues it), tested equal to :func:`al
     on = alarm_on(p, thresholds=np.array([0.3, 0.5]), m=2, hysteresis=0.05)   # bool [2, n]
     state = AlarmState()
     state = alarm_step(state, 0.7, threshold=0.5)                              # live, per prediction
+
+The policy a deployed model runs is a :class:`Policy` (threshold, ``m``, hysteresis, max gap, the stride it was
+validated at): :func:`deployed_policy` reads it from the model's sidecar, where ``hypo export`` stores the policy
+the alarm evaluation validated (:class:`hypo.infer.sidecar.AlarmPolicy`), so the policy that was scored is the one
+``hypo serve`` runs.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import numpy as np
 
 M_DEFAULT = 2
 HYSTERESIS_DEFAULT = 0.05
+MAX_GAP_S_DEFAULT = 30
+STRIDE_S_DEFAULT = 10
 
 
 def _latest(mask: np.ndarray) -> np.ndarray:
@@ -226,3 +233,94 @@ def alarm_intervals(t, u, on: np.ndarray, restart_each_slot: bool = False) -> np
     edges = np.flatnonzero(np.diff(np.r_[0, on.astype(np.int8), 0]))
     first, stop = edges[0::2], edges[1::2] - 1
     return np.stack([t[first], u[stop]], axis=1).astype(np.int64) if len(first) else np.zeros((0, 2), np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The alarm a deployed model runs (the state machine above, with its settings).
+
+    Attributes:
+        threshold: Threshold on p(hypotension).
+        m: Consecutive predictions at or above it that start an alarm.
+        hysteresis: The alarm ends below ``threshold - hysteresis``.
+        max_gap_s: Missing predictions for at most this long after a prediction hold the state.
+        stride_s: Seconds between predictions (``max_gap_s // stride_s`` predictions are held).
+    """
+
+    threshold: float
+    m: int = M_DEFAULT
+    hysteresis: float = HYSTERESIS_DEFAULT
+    max_gap_s: int = MAX_GAP_S_DEFAULT
+    stride_s: int = STRIDE_S_DEFAULT
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.threshold) and self.m >= 1 and self.hysteresis >= 0 and self.max_gap_s >= 0
+                and self.stride_s >= 1):
+            raise ValueError(f"alarm policy: need a finite threshold, m >= 1, hysteresis >= 0, max gap >= 0 and "
+                             f"stride >= 1, got {self}")
+
+    @property
+    def max_gap(self) -> int:
+        """Missing predictions held after a prediction."""
+        return self.max_gap_s // self.stride_s
+
+    def step(self, state: AlarmState, p: float) -> AlarmState:
+        """The alarm after one more prediction (:func:`alarm_step`)."""
+        return alarm_step(state, p, self.threshold, self.m, self.hysteresis, self.max_gap)
+
+    def on(self, scores) -> np.ndarray:
+        """Whether the alarm is on after each prediction of a series, bool [n] (:func:`alarm_on`)."""
+        return alarm_on(scores, [self.threshold], self.m, self.hysteresis, self.max_gap)[0]
+
+    def text(self) -> str:
+        """One line: the policy."""
+        return (f"p(hypotension) >= {self.threshold:.4g} for {self.m} consecutive predictions (every "
+                f"{self.stride_s} s), off below {self.threshold - self.hysteresis:.4g} (hysteresis "
+                f"{self.hysteresis:g}), gaps of up to {self.max_gap_s} s held")
+
+
+def deployed_policy(sidecar, stride_s: int | None = None, threshold: float | None = None, m: int | None = None,
+                    hysteresis: float | None = None, max_gap_s: int | None = None) -> tuple[Policy, list[str]]:
+    """The alarm policy a model runs: the one validated with it (its sidecar's ``alarm_policy``), overrides said.
+
+    Args:
+        sidecar: The model's :class:`~hypo.infer.sidecar.Sidecar`.
+        stride_s: Seconds between predictions (default: the stride the policy was validated at).
+        threshold: Override of the threshold (None: the validated one; so for the others).
+        m: Override of ``m``.
+        hysteresis: Override of the hysteresis.
+        max_gap_s: Override of the max gap.
+
+    Returns:
+        ``(policy, notes)``: the policy and one line per thing to say about it (where it comes from, what was
+        overridden, a stride other than the validated one).
+
+    Raises:
+        ValueError: No threshold at all (an export without a policy or an operating point) and none given, or a
+            setting out of range.
+    """
+    valid = getattr(sidecar, "alarm_policy", None)
+    notes = []
+    if valid is not None:
+        base = Policy(valid.threshold, valid.m, valid.hysteresis, valid.max_gap_s, valid.stride_s)
+        notes.append(f"alarm policy validated with the model ({valid.describe()}): {base.text()}")
+    else:
+        op = sidecar.thresholds.p_hypotension if sidecar.thresholds is not None else None
+        if op is None and threshold is None:
+            raise ValueError("the model holds no alarm threshold for hypotension; give --threshold")
+        base = Policy(float(op if op is not None else threshold), stride_s=stride_s or STRIDE_S_DEFAULT)
+        notes.append("this export carries no validated alarm policy (exported before sidecar schema 3, or without "
+                     "one): the threshold of its window operating point"
+                     + (f" ({sidecar.thresholds.rule})" if op is not None and sidecar.thresholds.rule else "")
+                     + f" with the default m {M_DEFAULT}, hysteresis {HYSTERESIS_DEFAULT:g} and max gap "
+                       f"{MAX_GAP_S_DEFAULT} s; re-export the model to carry the policy the alarm evaluation validates")
+    given = {"threshold": threshold, "m": m, "hysteresis": hysteresis, "max_gap_s": max_gap_s, "stride_s": stride_s}
+    changed = {k: v for k, v in given.items() if v is not None and v != getattr(base, k)}
+    for k, v in changed.items():
+        if k == "stride_s" and valid is not None:
+            notes.append(f"predictions every {v} s, the policy was validated at {valid.stride_s} s: m and the max "
+                         "gap count predictions, so the alarm is not the one validated")
+        elif k != "stride_s":
+            notes.append(f"{k} {v:g} given: overrides the {'validated ' if valid is not None else ''}"
+                         f"{getattr(base, k):g}")
+    return dataclasses.replace(base, **changed), notes

@@ -4,10 +4,11 @@
     hypo predict case.vital --model model.pt --stride 10 --track-map map.json --out predictions/
 
 The recording is read with :func:`hypo.data.sources.vital.read_vital_case` (any track naming a ``--track-map``
-supports), checked for plausible units, cleaned of artefacts and gap-filled exactly as the training data were
-(the fill rule and minimum length come from the model's sidecar), then cut into windows ending every
-``--stride`` seconds and scored in a few batched forward passes. A window that still holds a gap after filling
-gets **no** prediction (an empty row in the CSV, a grey band in the timeline): nothing is invented.
+supports), then goes through the causal pipeline (:mod:`hypo.infer.causal`, the one the alarm evaluation and
+``hypo serve`` run): cleaned of artefacts and gap-filled exactly as the training data were (the fill rule comes
+from the model's sidecar), cut into windows ending every ``--stride`` seconds, each judged with what was known at
+its end, and scored in a few batched forward passes. A window that still holds a gap after filling gets **no**
+prediction (an empty row in the CSV, a grey band in the timeline): nothing is invented.
 
 CSV columns: ``time_s`` (window end, seconds from the start of the recording), ``time`` (the same as h:mm:ss),
 ``p_normal``, ``p_hypotension``, ``p_hypertension``, ``alarm`` (the class at the model's operating point),
@@ -15,10 +16,10 @@ the last cuff reading at the window end (``last_reading_s``, ``last_sbp``, ``las
 in hindsight only (unknown when the prediction is made), the cuff reading ``horizon`` later that labels it as
 the training data were labelled (``outcome_s``, ``outcome_map``, ``outcome_sbp``, ``outcome``).
 
-A recording too short, missing a track, in the wrong units or without a usable signal stops with one line on
-stderr and exit status 2. The exception: a model whose sidecar lists MAC or BIS in ``tolerates_missing`` (trained
-with channel dropout, or not reading them) accepts a recording without that track (TIVA, no BIS sensor) and gets
-the group as NaN.
+A recording too short, missing a track, in the wrong units as a whole (:func:`check_file`) or without a usable
+signal stops with one line on stderr and exit status 2. The exception: a model whose sidecar lists MAC or BIS in
+``tolerates_missing`` (trained with channel dropout, or not reading them) accepts a recording without that track
+(TIVA, no BIS sensor) and gets the group as NaN.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from hypo.config import WindowConfig
-from hypo.data.signals import CLASSES, DBP, ECG, GROUP_NAMES, HYPOTENSION, SIGNALS, group_channels
-from hypo.errors import ConfigError, HypoError
+from hypo.data.signals import CLASSES, DBP, ECG, HYPOTENSION, SIGNALS
+from hypo.errors import HypoError
+from hypo.infer.causal import PreparedCase, check_stride, prepare_case
 from hypo.infer.model import ExportedModel
-from hypo.infer.sidecar import Sidecar, WindowRules, may_lack, window_config
+from hypo.infer.sidecar import Sidecar, may_lack, window_config
+
+__all__ = ["PreparedCase", "Prediction", "predict_case", "predict_file", "prepare_case", "window_config"]
 
 # Plausible medians of the recorded values, per signal (lo, hi, unit): far outside means another unit or scale.
 PLAUSIBLE_MEDIAN: dict[str, tuple[float, float, str]] = {
@@ -85,6 +88,23 @@ def check_units(signals: np.ndarray, where: str = "") -> None:
                                  "wrong units (microvolts?)")
 
 
+def check_file(case, rules, where: str = "") -> None:
+    """``hypo predict``'s refusals of a whole file: too short, or in units its values as a whole rule out.
+
+    Shorter than the training data's shortest recording, or implausible by :func:`check_units`.
+
+    They decide whether the command runs on a file, never which of its windows are scored: that is the causal
+    pipeline's (:mod:`hypo.infer.causal`), which the evaluation and ``hypo serve`` run too.
+
+    Raises:
+        HypoError: Too short; UnitsError: implausible units.
+    """
+    if case.duration_s < rules.min_case_s:
+        raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
+                        f"{rules.min_case_s} s (the training data's minimum case length)")
+    check_units(case.signals, where)
+
+
 @dataclasses.dataclass
 class Prediction:
     """Predictions along one recording (one row per window end) and its cuff readings."""
@@ -109,84 +129,6 @@ class Prediction:
     def confirmed_hypotension(self) -> np.ndarray:
         """Window ends whose label reading ``horizon`` later (the training data's rule) was hypotensive."""
         return self.t_end[self.outcome["class"] == HYPOTENSION]
-
-
-@dataclasses.dataclass
-class PreparedCase:
-    """A recording cleaned, gap-filled and cut into windows ending every ``stride_s`` seconds, ready to score.
-
-    Prepared once, it can be scored by any number of models with :func:`predict_case` (``prepared=``) and read
-    by other scorers (the alarm evaluation's baselines) without cleaning or filling it again.
-
-    Attributes:
-        cfg: The window rules it was prepared with (from the model's sidecar, with this stride).
-        cleaned: float32 [seconds, 7] after artefact removal, before filling (NaN where nothing was recorded).
-        filled: float32 [seconds, 7] after gap filling (the model input).
-        ends: int64 [w] window end seconds.
-        windows: float32 [w, 7, window_s] a read-only view of ``filled`` (no copy); transpose to feed a model.
-        complete: bool [w] the windows a model reading every signal group may see
-            (:func:`hypo.data.windows.complete_windows`; groups the recording lacks excepted).
-        clean_s: Seconds spent cleaning and filling.
-        absent: Signal groups the recording lacks for its whole length (kept NaN, for models that tolerate it).
-    """
-
-    cfg: WindowConfig
-    cleaned: np.ndarray
-    filled: np.ndarray
-    ends: np.ndarray
-    windows: np.ndarray
-    complete: np.ndarray
-    clean_s: float = 0.0
-    absent: tuple[str, ...] = ()
-
-    def complete_for(self, rules: WindowRules) -> np.ndarray:
-        """The windows a model with these rules may see: gaps in groups it does not read do not count."""
-        unread = {g for g in GROUP_NAMES if g not in (rules.signals_read or GROUP_NAMES)}
-        if not unread:
-            return self.complete
-        from hypo.data.windows import complete_windows
-
-        w = self.cfg.window_s
-        return complete_windows(self.cleaned, self.filled, self.ends, w, group_channels(unread | set(self.absent)))
-
-    def model_input(self) -> np.ndarray:
-        """The complete windows as a model takes them, float32 [n, window_s, 7] (a copy)."""
-        return np.ascontiguousarray(self.windows[self.complete].transpose(0, 2, 1))
-
-
-def prepare_case(case, rules: WindowRules, stride_s: int = 60, where: str = "") -> PreparedCase:
-    """Check, clean, fill and cut a recording exactly as the model's training data were (see the module docstring).
-
-    Args:
-        case: A :class:`~hypo.data.sources.base.Case` as read (physical units, NaN where nothing was recorded).
-        rules: The training data's window rules: a model's sidecar, or a dataset's
-            (:func:`hypo.evaluate.alarms.replay.dataset_rules`).
-        stride_s: Seconds between window ends.
-        where: Prefix for error messages (the file).
-
-    Raises:
-        ConfigError: A stride that is not a positive whole number of seconds.
-        HypoError: Too short, wrong units, or a signal without any usable value.
-    """
-    from hypo.data.pipeline import clean_case
-    from hypo.data.windows import complete_windows, window_ends
-
-    if isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1:
-        raise ConfigError(f"--stride must be a positive whole number of seconds, got {stride_s}")
-    cfg = window_config(rules, int(stride_s))
-    t0 = time.perf_counter()
-    if case.duration_s < cfg.min_case_s:
-        raise HypoError(f"{where}recording too short: {case.duration_s} s, the model needs at least "
-                        f"{cfg.min_case_s} s (the training data's minimum case length)")
-    check_units(case.signals, where)
-    clean = clean_case(case, cfg)
-    cleaned, filled = clean.cleaned, clean.filled
-    w = cfg.window_s
-    ends = window_ends(len(filled), w, cfg.stride_s)
-    view = np.lib.stride_tricks.sliding_window_view(filled, w, axis=0)[ends - w + 1]  # [n, 7, w], no copy
-    # A group the recording lacks (allowed for models that tolerate it) may hold gaps; the model gets it as NaN.
-    complete = complete_windows(cleaned, filled, ends, w, group_channels(set(clean.absent)))
-    return PreparedCase(cfg, cleaned, filled, ends, view, complete, time.perf_counter() - t0, tuple(clean.absent))
 
 
 def predict_case(case, model: ExportedModel, stride_s: int = 60, where: str = "",
@@ -345,6 +287,8 @@ def _predict_file(path: str, model: str, stride_s: int, track_map: str | None, o
     stem = os.path.splitext(os.path.basename(path))[0]
     case = read_vital_case(path, stem, stem, tmap, allow_missing=may_lack(sidecar))
     read_s = time.perf_counter() - t0
+    check_stride(stride_s)
+    check_file(case, sidecar, f"{path}: ")
     pred = predict_case(case, exported, stride_s, where=f"{path}: ")
     pred.timings["read_s"] = read_s
     t0 = time.perf_counter()

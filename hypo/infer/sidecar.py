@@ -6,14 +6,17 @@ sections:
 
 - how to feed it: ``input``, ``signals``, ``units``, and the training data's window rules (:class:`WindowRules`:
   window, fill rule, minimum length, cuff-reading merge gap, the groups it takes as missing, the groups it reads);
-- what it returns and how to decide: ``output``, ``horizon_s``, ``label``, ``thresholds`` (:class:`Thresholds`);
+- what it returns and how to decide: ``output``, ``horizon_s``, ``label``, ``thresholds`` (:class:`Thresholds`: the
+  window operating point), ``alarm_policy`` (:class:`AlarmPolicy`: the alarm the evaluation validated, which
+  ``hypo serve`` runs);
 - what produced it: ``zscore``, ``model``, ``trial``, ``metrics``, ``fingerprints``, ``source``, ``verification``,
   versions and time, and for a recalibrated export ``recalibration``; ``model_sha256`` in the file beside only.
 
-Versions: ``schema_version`` is :data:`SCHEMA_VERSION`. Sidecars written before it existed (schema 1) are
-migrated as they are read (:func:`migrate`): the fields added since take the values those models had (no group
-taken as missing, every group read, cuff values merged 3 s apart). One too old for that, or written by a newer
-hypo, is refused in one line that says to re-export it (:data:`REEXPORT`).
+Versions: ``schema_version`` is :data:`SCHEMA_VERSION`. Older sidecars are migrated as they are read
+(:func:`migrate`): the fields added since take the values those models had (schema 1: no group taken as missing,
+every group read, cuff values merged 3 s apart; schemas 1 and 2: no validated alarm policy, so ``hypo serve`` runs
+the window operating point's threshold with the default policy and says so). One too old for that, or written by a
+newer hypo, is refused in one line that says to re-export it (:data:`REEXPORT`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from hypo.learn.models import ModelConfig
 from hypo.records import Record, config_field, parse_record, schema_version_of
 
 FORMAT = "hypo-model/1"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 REEXPORT = "re-export it: hypo export RUN --out model.pt"
 DROPPED_V1 = ("window_config_from",)  # schema-1 keys no longer written (the window config is required now)
 
@@ -97,6 +100,49 @@ class Thresholds(Record):
     def operating_point(self) -> dict[str, float]:
         """``{"hypotension": t1, "hypertension": t2}`` for :func:`hypo.learn.operating_point.decide` (NaN: none)."""
         return {"hypotension": _nan(self.p_hypotension), "hypertension": _nan(self.p_hypertension)}
+
+
+class AlarmPolicy(Record):
+    """The ``alarm_policy`` section: the alarm the model was validated as, which ``hypo serve`` runs.
+
+    ``hypo export`` replays the validation split's recordings (the alarm evaluation's replay, through the causal
+    pipeline) and fixes the threshold there at the false-alarm target, with the policy it was scored under.
+
+    Attributes:
+        threshold: Threshold on p(hypotension), fixed on the validation split.
+        m: Consecutive predictions at or above it that start an alarm.
+        hysteresis: The alarm ends below ``threshold - hysteresis``.
+        max_gap_s: Missing predictions for up to this long after a prediction hold the alarm's state.
+        stride_s: Seconds between predictions it was scored at.
+        operating_point: ``fa_target`` (at most ``target`` false alarms per hour) or ``sens_target``.
+        target: The operating point's target.
+        met: Whether the validation split met it.
+        validation: The validation figures there (``sensitivity``, ``fa_per_h``, ``recordings``, ``hours``).
+        chosen_on: Where: ``data`` (the dataset), ``dataset_fingerprint``, ``split``.
+    """
+
+    threshold: float
+    m: int
+    hysteresis: float
+    max_gap_s: int
+    stride_s: int
+    operating_point: str = "fa_target"
+    target: float | None = None
+    met: bool | None = None
+    validation: dict[str, Any] | None = None
+    chosen_on: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        """Where and how the threshold was fixed, in a few words."""
+        v, on = self.validation or {}, self.chosen_on or {}
+        what = (f"<= {self.target:g} false alarm/h" if self.operating_point == "fa_target" and self.target
+                else f">= {100 * self.target:.0f}% sensitivity" if self.target else self.operating_point)
+        figures = ", ".join(x for x in (
+            f"sensitivity {100 * v['sensitivity']:.0f}%" if v.get("sensitivity") is not None else "",
+            f"{v['fa_per_h']:.2f} false alarms/h" if v.get("fa_per_h") is not None else "",
+            f"{v['recordings']} recordings" if v.get("recordings") is not None else "") if x)
+        return (f"fixed on the {on.get('split', 'validation')} split of {on.get('data', '?')} for {what}"
+                + ("" if self.met is None or self.met else ", target not met") + (f": {figures}" if figures else ""))
 
 
 class ZScore(Record):
@@ -192,7 +238,8 @@ class Sidecar(WindowRules):
 
     ORDER: ClassVar[tuple[str, ...]] = (
         "format", "schema_version", "input", "tolerates_missing", "signals_read", "output", "signals", "units",
-        "window_s", "stride_s", "horizon_s", "label", "thresholds", "fill", "nibp_merge_s", "min_case_s", "zscore",
+        "window_s", "stride_s", "horizon_s", "label", "thresholds", "alarm_policy", "fill", "nibp_merge_s",
+        "min_case_s", "zscore",
         "model", "trial", "metrics", "fingerprints", "source", "verification", "hypo_version", "torch_version",
         "created", "recalibration", "model_sha256")
 
@@ -205,6 +252,7 @@ class Sidecar(WindowRules):
     stride_s: int | None = None
     horizon_s: int
     thresholds: Thresholds
+    alarm_policy: AlarmPolicy | None = None
     zscore: ZScore | None = None
     model: Model
     trial: TrialInfo | None = None
@@ -255,7 +303,8 @@ def migrate(data: Any, where: str) -> dict[str, Any]:
                         "upgrade hypo (or re-export the model with this one)")
     if version == 1:  # the fields added since keep their defaults: what those models did
         data = {k: v for k, v in data.items() if k not in DROPPED_V1}
-        data["schema_version"] = SCHEMA_VERSION
+    if version < 3:  # no alarm policy was validated with the model
+        data = {**{k: v for k, v in data.items() if k != "alarm_policy"}, "schema_version": SCHEMA_VERSION}
     return data
 
 

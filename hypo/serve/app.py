@@ -51,9 +51,19 @@ def build_app(service: LiveService):
 
     api = FastAPI(title="hypo serve", docs_url=None, redoc_url=None, openapi_url=None)
     pages = {name: _static(name) for name in ("index.html", "bed.html", "live.js", "style.css")}
+    _ingest_route(api, service)
+    _page_routes(api, service, pages)
+    _events_route(api, service)
+    sio, handle = _socketio_server(service)
+    return _asgi_app(service, socketio.ASGIApp(sio, other_asgi_app=api), handle)
 
-    def refusal(exc: PayloadRejected) -> JSONResponse:
-        return JSONResponse({"ok": False, "reason": exc.reason, "detail": exc.detail}, status_code=exc.status)
+
+def _refusal(exc: PayloadRejected) -> JSONResponse:
+    return JSONResponse({"ok": False, "reason": exc.reason, "detail": exc.detail}, status_code=exc.status)
+
+
+def _ingest_route(api: FastAPI, service: LiveService) -> None:
+    """``POST /api/send``: VitalDB's Web Monitoring API (the form field ``data``), its size checked as it streams."""
 
     @api.post("/api/send")
     async def send(request: Request):
@@ -67,32 +77,38 @@ def build_app(service: LiveService):
             exc = PayloadRejected("payload too large", f"a request body of {declared:,} bytes exceeds the limit "
                                                        f"of {limit:,}", 413)
             service.reject(exc, _now(), [""], None, "http", declared)
-            return refusal(exc)
+            return _refusal(exc)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 exc = PayloadRejected("payload too large", f"a request body of more than {limit:,} bytes", 413)
                 service.reject(exc, _now(), [""], None, "http", size)
-                return refusal(exc)
+                return _refusal(exc)
             chunks.append(chunk)
         auth = request.headers.get("authorization") or ""
         credential = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         try:
             return service.ingest(b"".join(chunks), "http", credential)
         except PayloadRejected as exc:
-            return refusal(exc)
+            return _refusal(exc)
 
-    def viewer_ok(request: Request) -> tuple[bool, str | None]:
-        if service.open_page:
-            return True, None
-        token = request.query_params.get("token")
-        if token and service.tokens.viewer(token):
-            return True, token
-        return bool(service.tokens.viewer(request.cookies.get(VIEWER_COOKIE))), None
+
+def _viewer_ok(service: LiveService, request: Request) -> tuple[bool, str | None]:
+    """Whether the page may be shown (loopback, or a viewer token), and a token to set as a cookie."""
+    if service.open_page:
+        return True, None
+    token = request.query_params.get("token")
+    if token and service.tokens.viewer(token):
+        return True, token
+    return bool(service.tokens.viewer(request.cookies.get(VIEWER_COOKIE))), None
+
+
+def _page_routes(api: FastAPI, service: LiveService, pages: dict[str, str]) -> None:
+    """The research screen's pages, script and JSON, behind the viewer check."""
 
     def guarded(body, media: str = "text/html", status: int = 200, request: Request | None = None):
-        ok, new = viewer_ok(request)
+        ok, new = _viewer_ok(service, request)
         if not ok:
             msg = ("<!doctype html><title>hypo serve</title><p>" + RESEARCH_NOTICE + "</p><p>This screen needs a "
                    "viewer token: open it as <code>/?token=...</code> (see the server's tokens file).</p>")
@@ -135,10 +151,14 @@ def build_app(service: LiveService):
     async def health(request: Request):
         return guarded(service.health(), "application/json", request=request)
 
+
+def _events_route(api: FastAPI, service: LiveService) -> None:
+    """``GET /events``: server-sent events for live pages."""
+
     @api.get("/events")
     async def events(request: Request):
         service.ensure_started()
-        if not viewer_ok(request)[0]:
+        if not _viewer_ok(service, request)[0]:
             return JSONResponse({"error": "viewer token required"}, status_code=401)
         q = service.subscribe()
 
@@ -157,6 +177,15 @@ def build_app(service: LiveService):
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _socketio_server(service: LiveService):
+    """The Engine.IO 4 Socket.IO server and the event handler it shares with Engine.IO 3 sessions.
+
+    Returns:
+        ``(sio, handle)``: the python-socketio server and ``await handle(event, args, state)`` -> the ack.
+    """
+    import socketio
 
     sio = socketio.AsyncServer(async_mode="asgi", max_http_buffer_size=TRANSPORT_LIMIT, logger=False,
                                engineio_logger=False)
@@ -206,7 +235,11 @@ def build_app(service: LiveService):
         await sio.save_session(sid, state)
         return ack
 
-    inner = socketio.ASGIApp(sio, other_asgi_app=api)
+    return sio, handle
+
+
+def _asgi_app(service: LiveService, inner, handle):
+    """The outer ASGI app: Engine.IO 3 WebSockets to :mod:`hypo.serve.eio3`, everything else to ``inner``."""
 
     async def app(scope, receive, send):
         async def send_fixed(message):

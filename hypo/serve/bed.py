@@ -21,10 +21,10 @@ import numpy as np
 from hypo.data.art import ART_SIGNALS
 from hypo.data.signals import GROUP_NAMES, GROUPS, MBP, NIBP, SIGNALS
 from hypo.errors import CaseRejected
-from hypo.infer.alarm_policy import AlarmState, alarm_step
+from hypo.infer.alarm_policy import AlarmState, Policy
+from hypo.infer.causal import KNOWN_COLUMNS, tally_rows
 from hypo.serve.grid import FinalRows, SecondGrid
 from hypo.serve.protocol import RoomData
-from hypo.serve.scorer import AlarmPolicy
 
 DISPLAY_S = 3600  # the bed view shows the last hour
 ART_MBP = "art_mbp"
@@ -91,7 +91,8 @@ class Accepted:
     unknown: list[str] = dataclasses.field(default_factory=list)  # tracks seen for the first time, used by nothing
     refused: dict[str, str] = dataclasses.field(default_factory=dict)  # tracks refused now, and why
     finals: list[FinalRows] = dataclasses.field(default_factory=list)
-    due: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)  # (end, rows) of windows to score
+    # (end, rows, known) of each window to score: its last history_s seconds and what is known of the case then
+    due: list[tuple[int, np.ndarray, np.ndarray]] = dataclasses.field(default_factory=list)
 
 
 class Bed:
@@ -128,6 +129,9 @@ class Bed:
         self.cuff: deque = deque(maxlen=DISPLAY_S)  # (second, sbp, map, dbp) as recorded (at most one a second)
         self.art: deque = deque(maxlen=DISPLAY_S)  # (second, ART MAP)
         self.counts: Counter = Counter()
+        # What is known of the case up to the completion point: the causal pipeline's counts (hypo.infer.causal),
+        # added up from every final second, so a window is judged as the offline replay judges it.
+        self.known = np.zeros(len(KNOWN_COLUMNS), np.int64)
 
     @property
     def now_s(self) -> int:
@@ -198,22 +202,36 @@ class Bed:
         for s, row in zip(fin.seconds, nibp):
             if np.isfinite(row).any():
                 self.cuff.append((int(s), *(float(v) for v in row)))
+        before = self.known
+        counts = np.cumsum(tally_rows(fin.rows), axis=0)  # at fin.seconds (seconds without a value add nothing)
+        if len(counts):
+            self.known = before + counts[-1]
         while self.next_end < self.grid.done:
-            out.due.append((self.next_end, self.grid.window(self.next_end, self.history_s)))
+            k = int(np.searchsorted(fin.seconds, self.next_end, side="right"))
+            known = before + counts[k - 1] if k else before.copy()
+            if self.next_end < fin.first - 1:  # a window left from before a restart: take away the seconds after it
+                later = self.grid.window(fin.first - 1, fin.first - 1 - self.next_end)
+                known = known - tally_rows(later).sum(axis=0)
+            out.due.append((self.next_end, self.grid.window(self.next_end, self.history_s), known))
             self.next_end += self.stride_s
 
-    def apply(self, end: int, p_hypotension: float, policy: AlarmPolicy, status: str, detail: str = "") -> bool:
+    def apply(self, end: int, p_hypotension: float, policy: Policy, status: str, detail: str = "") -> bool:
         """Step the alarm with one prediction (NaN: none); returns whether the alarm changed."""
         before = self.alarm.on
-        self.alarm = alarm_step(self.alarm, p_hypotension, policy.threshold, policy.m, policy.hysteresis)
+        self.alarm = policy.step(self.alarm, p_hypotension)
         self.last_p, self.last_end, self.last_status, self.last_detail = p_hypotension, end, status, detail
         self.risk.append((end, p_hypotension, self.alarm.on))
         return self.alarm.on != before
 
     def restore(self, end: int, alarm: AlarmState, seconds: np.ndarray, rows: np.ndarray, done: int,
-                risk: list[tuple[int, float, bool]]) -> None:
-        """Continue from the log: the last scored window, the alarm, the recent seconds and the risk shown."""
+                risk: list[tuple[int, float, bool]], known: np.ndarray | None = None) -> None:
+        """Continue from the log: the last scored window, the alarm, the recent seconds and the risk shown.
+
+        ``known``: what is known of the case, the counts of every logged second before ``done``.
+        """
         self.grid.restore(seconds, rows, done)
+        if known is not None:
+            self.known = np.asarray(known, np.int64).copy()
         self.next_end = end + self.stride_s
         self.last_end, self.alarm = end, alarm
         for r in risk:

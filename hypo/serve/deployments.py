@@ -31,9 +31,12 @@ class Scorer:
         torch.set_num_threads(1)  # beds are the parallelism; one thread per replica keeps latency predictable
         self.scorer = bed_scorer(ServeConfig(**cfg))
 
-    async def score(self, rows: np.ndarray, end: int) -> dict[str, Any]:
-        """One bed's window ending at ``end`` (rows: its last ``history_s`` seconds) -> a result dict."""
-        prep = self.scorer.prepare(rows, end)
+    async def score(self, rows: np.ndarray, end: int, known: np.ndarray | None = None) -> dict[str, Any]:
+        """One bed's window ending at ``end`` -> a result dict.
+
+        ``rows``: its last ``history_s`` seconds; ``known``: what is known of the case then.
+        """
+        prep = self.scorer.prepare(rows, end, known)
         if prep.x is None:
             return result_of(prep, None)
         return result_of(prep, await self._forward(prep.x))
@@ -59,8 +62,8 @@ class Ingest:
         self.service = LiveService(config, self._score, describe, tokens, load_track_map_of(config))
         self.service.open()
 
-    async def _score(self, rows: np.ndarray, end: int) -> dict[str, Any]:
-        return await self.scorer.score.remote(rows, end)
+    async def _score(self, rows: np.ndarray, end: int, known: np.ndarray | None = None) -> dict[str, Any]:
+        return await self.scorer.score.remote(rows, end, known)
 
     def __serve_build_asgi_app__(self):
         from hypo.serve.app import build_app

@@ -1,27 +1,18 @@
-"""One bed's signals on the model's 1-second grid, built record by record exactly as the ``.vital`` reader builds it.
+"""One bed's signals on the model's 1-second grid, built record by record by the rule the ``.vital`` reader applies.
 
-The training data were read by :func:`hypo.data.sources.vital.read_vital_case`, which asks ``vitaldb`` for one row
-per second (``VitalFile.to_numpy(tracks, 1)``). ``vitaldb`` reduces a track to that grid like this (second ``i``
-covers ``[dtstart + i, dtstart + i + 1)``):
+The rule is :mod:`hypo.data.seconds`, shared with :func:`hypo.data.sources.vital.read_vital_case`: a number lands
+in second ``int(dt - start)`` (the last in a second wins); a wave record's ``k``-th sample is sample
+``ceil((dt - start) * srate) + k`` of the track and each second takes its **first** sample (at 1 Hz: sample ``i``,
+as ``vitaldb``'s ``to_numpy(..., 1)``; above 1 Hz the first sample of the second, which is known as soon as the
+second has begun, where ``vitaldb`` would pick one whose position depends on the recording's total length). A
+recording streamed live therefore gives exactly the rows the reader gives for the file, at any wave rate.
 
-- **numbers**: a record at ``dt`` lands in row ``int(dt - dtstart)``; a later record in the same second overwrites
-  an earlier one (a NaN record too);
-- **waves**: a record's ``k``-th sample is sample ``ceil((dt - dtstart) * srate) + k`` of the track; samples that
-  are infinite or above 4e9 are missing; at 1 Hz row ``i`` is sample ``i``. Above 1 Hz ``vitaldb`` picks one sample
-  per second, at ``floor(i * (nsamp - 1) / (nret - 1))``: a position inside second ``i`` that slides from its first
-  sample (at the start of the file) to its last (at the end), because it depends on the recording's total length.
-
-:class:`SecondGrid` does the same one record at a time. Numbers and 1-Hz waves give exactly ``vitaldb``'s rows. For
-faster waves no live system can know the recording's end, so the grid takes the **first sample of each second**
-(``vitaldb``'s own choice for the first second): equal to the file's rows wherever a wave is constant within a second
-(the demo recordings, written at 1 Hz or with each second's value held), and otherwise a sample up to one second
-apart. Which sample the offline reader should take is a decision for the shared causal pipeline (phase 2).
-
-Time moves forward in one way only: :meth:`SecondGrid.complete` declares every second before a time final (the
-recorder's message covering it has ended). A record for a final second is refused (``late record``): nothing the
-model has seen is rewritten, and no sample is used twice. Wave samples already received are refused as
-``duplicate samples``; number records older than the track's last are ``out of order``, a repeat of the last is a
-``duplicate record``.
+:class:`SecondGrid` applies the rule one record at a time. Time moves forward in one way only:
+:meth:`SecondGrid.complete` declares every second before a time final (the recorder's message covering it has
+ended). A record for a final second is refused (``late record``): nothing the model has seen is rewritten, and no
+sample is used twice. Wave samples already received are refused as ``duplicate samples`` (the reader, too, takes a
+sample from the first record that holds it); number records older than the track's last are ``out of order``, a
+repeat of the last is a ``duplicate record``.
 """
 
 from __future__ import annotations
@@ -32,10 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hypo.data.seconds import TIME_TOL, first_sample_index, missing_to_nan, number_second, record_start_index
 from hypo.data.signals import N_SIGNALS, WAVEFORMS
-
-WAVE_MISSING_ABOVE = 4e9  # vitaldb: wave samples above this are missing values
-INDEX_TOL = 1e-6  # a sample time within this many samples of a whole sample index is on it (float noise in dt)
 
 
 class FinalRows(NamedTuple):
@@ -89,8 +78,8 @@ class SecondGrid:
         Returns:
             Whether it was used.
         """
-        x = dt - self.origin
-        if x <= -1:
+        s = number_second(dt, self.origin)  # floor, within TIME_TOL (a record just before the start: second 0)
+        if s < 0:
             self.dropped["before the case start"] += 1
             return False
         last = self._num_last.get(ch)
@@ -101,7 +90,6 @@ class SecondGrid:
             if dt == last[0] and (value == last[1] or (math.isnan(value) and math.isnan(last[1]))):
                 self.dropped["duplicate record"] += 1
                 return False
-        s = int(x)  # truncation toward zero, as vitaldb (a record just before the start lands in second 0)
         if not self._writable(s):
             return False
         self.rows[s % self.capacity, ch] = value
@@ -117,7 +105,7 @@ class SecondGrid:
         n = len(samples)
         if n == 0:
             return 0
-        j0 = math.ceil((dt - self.origin) * srate - INDEX_TOL)
+        j0 = record_start_index(dt, self.origin, srate)
         prev = self._wave_next.get(ch)
         nxt = prev[1] if prev is not None and prev[0] == srate else -(1 << 62)
         lo = max(j0, nxt, 0)  # samples before the case start are dropped (vitaldb) as are those already received
@@ -129,7 +117,7 @@ class SecondGrid:
             return 0
         s_lo, s_hi = int(math.floor(lo / srate)), int(math.floor((hi - 1) / srate))
         secs = np.arange(s_lo, s_hi + 1, dtype=np.int64)
-        first = np.ceil(secs * srate - INDEX_TOL).astype(np.int64)  # each second's first sample
+        first = first_sample_index(secs, srate)  # each second's first sample
         keep = (first >= lo) & (first < hi)
         secs, first = secs[keep], first[keep]
         if not len(secs):
@@ -142,9 +130,7 @@ class SecondGrid:
             self.dropped["too far ahead of the stream"] += int(ahead.sum())
         ok = ~late & ~ahead
         secs, first = secs[ok], first[ok]
-        vals = samples[first - j0].astype(np.float64)
-        vals[np.isinf(vals) | (vals > WAVE_MISSING_ABOVE)] = np.nan
-        self.rows[secs % self.capacity, ch] = vals.astype(np.float32)
+        self.rows[secs % self.capacity, ch] = missing_to_nan(np.asarray(samples, np.float32)[first - j0])
         return len(secs)
 
     # -- time ------------------------------------------------------------------------------------------------------
@@ -155,7 +141,7 @@ class SecondGrid:
         Returns:
             The seconds made final now, and those of them that hold any value (with their rows), for the log.
         """
-        new = int(math.floor(until - self.origin + INDEX_TOL))
+        new = int(math.floor(until - self.origin + TIME_TOL))
         first = self.done
         if new <= first:
             return FinalRows(first, first, np.zeros(0, np.int64), np.zeros((0, N_SIGNALS), np.float32))

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from hypo.data.seconds import physical_samples
 from hypo.errors import ConfigError, HypoError
 from hypo.serve.protocol import encode_payload
 
@@ -79,10 +80,8 @@ def read_recording(path: str | os.PathLike, room: str | None = None) -> Recordin
         recs = []
         for r in trk.recs:
             val = r["val"]
-            if kind == "wav":
-                val = np.asarray(val, np.float64)
-                if trk.fmt > 2:  # integer storage: physical value = raw * gain + offset (vitaldb)
-                    val = val * trk.gain + trk.offset
+            if kind == "wav":  # physical units as the reader computes them (integer storage: gain and offset)
+                val = physical_samples(val, int(trk.fmt or 1), float(trk.gain), float(trk.offset))
             recs.append((float(r["dt"]), val))
         recs.sort(key=lambda r: r[0])
         tracks.append({"name": full, "kind": kind, "srate": float(trk.srate or 0), "unit": str(trk.unit or ""),

@@ -131,8 +131,9 @@ def run(cfg: ServeConfig, local: bool = False, address: str | None = None, log=p
     check_port(cfg.host, cfg.port)
     d = scorer.describe()
     log(f"hypo serve: model {d['name']} k={d['k']} ({cfg.model}), a window of {d['window_s']} s every "
-        f"{d['stride_s']} s; alarm at p(hypotension) >= {d['threshold']:.4f} {d['m']} times in a row, off below "
-        f"{d['threshold'] - d['hysteresis']:.4f}" + ("  [model trained on simulated data]" if d["simulated"] else ""))
+        f"{d['stride_s']} s" + ("  [model trained on simulated data]" if d["simulated"] else ""))
+    for note in scorer.notes:  # the alarm policy: validated with the model, and anything given on the command line
+        log(f"  {note}")
     log(f"  tokens: {tokens_path}" + (" (created: one recorder and one viewer token)" if created else "")
         + f"; {len(tokens.recorders)} recorder(s)")
     page = "open to this machine only" if is_loopback(cfg.host) else "viewer token required (?token=...)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import time
 from collections import Counter
@@ -20,13 +21,15 @@ import numpy as np
 
 from hypo.data.signals import GROUP_NAMES
 from hypo.errors import ConfigError
-from hypo.infer.alarm_policy import AlarmState
+from hypo.infer.alarm_policy import AlarmState, Policy
 from hypo.serve.auth import Tokens, is_loopback
 from hypo.serve.bed import Bed, full_track_map
 from hypo.serve.protocol import MAX_PAYLOAD_BYTES, PayloadRejected, decode_deflated, decode_form
-from hypo.serve.scorer import AlarmPolicy, BedScorer, PreparedWindow
+from hypo.serve.scorer import BedScorer, PreparedWindow
 from hypo.serve.trial_log import EVENTS, INPUTS, TrialLog, day_of, read_log
 
+SERVING_KEYS = ("model", "sha256", "name", "k", "window_s", "stride_s", "horizon_s", "label", "nibp_merge_s",
+                "threshold", "m", "hysteresis", "max_gap_s", "policy_notes", "simulated")
 RESEARCH_NOTICE = "Research software, not a medical device: for silent trials; do not use for clinical decisions."
 # A message none of whose records could be used for these reasons is answered 409: it came too late, too early, or
 # again (a recorder resending after a reconnection); nothing in it was used, nothing in it is used twice.
@@ -43,12 +46,14 @@ class ServeConfig:
         log_dir: The silent-trial log folder.
         host: Bind address (the page needs a viewer token unless it is loopback).
         port: HTTP port.
-        stride_s: Seconds between a bed's predictions.
+        stride_s: Seconds between a bed's predictions (default: the stride the model's alarm policy was validated
+            at, else 10).
         track_map: JSON track map (as for ``.vital`` folders), or None for VitalDB's names.
         tokens: Tokens file, or None for ``LOG/tokens.json``.
         threshold: Alarm threshold (default: the model's, fixed on validation).
-        m: Consecutive predictions at or above it that start an alarm.
-        hysteresis: The alarm ends below threshold - hysteresis.
+        m: Consecutive predictions at or above it that start an alarm (default: the model's policy).
+        hysteresis: The alarm ends below threshold - hysteresis (default: the model's policy).
+        max_gap_s: Missing predictions for up to this long hold the alarm state (default: the model's policy).
         stale_after_s: A bed without data for this long is shown stale.
         max_clock_skew_s: Records stamped later than the server's clock plus this are refused.
         max_payload_bytes: Largest payload accepted (bytes as received).
@@ -61,12 +66,13 @@ class ServeConfig:
     log_dir: str
     host: str = "127.0.0.1"
     port: int = 8000
-    stride_s: int = 10
+    stride_s: int | None = None
     track_map: str | None = None
     tokens: str | None = None
     threshold: float | None = None
-    m: int = 2
-    hysteresis: float = 0.05
+    m: int | None = None
+    hysteresis: float | None = None
+    max_gap_s: int | None = None
     stale_after_s: float = 30.0
     max_clock_skew_s: float = 300.0
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
@@ -94,7 +100,7 @@ def load_track_map_of(cfg: ServeConfig) -> dict | None:
 
 def bed_scorer(cfg: ServeConfig) -> BedScorer:
     """The scorer a config describes (loads the model)."""
-    return BedScorer(cfg.model, cfg.stride_s, cfg.threshold, cfg.m, cfg.hysteresis)
+    return BedScorer(cfg.model, cfg.stride_s, cfg.threshold, cfg.m, cfg.hysteresis, cfg.max_gap_s)
 
 
 class LocalScorer:
@@ -108,9 +114,9 @@ class LocalScorer:
         self._queue: list[tuple[np.ndarray, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
 
-    async def __call__(self, rows: np.ndarray, end: int) -> dict[str, Any]:
+    async def __call__(self, rows: np.ndarray, end: int, known: np.ndarray | None = None) -> dict[str, Any]:
         """Prepare the window ending at ``end`` and score it with whatever else arrives meanwhile."""
-        prep = self.scorer.prepare(rows, end)
+        prep = self.scorer.prepare(rows, end, known)
         if prep.x is None:
             return result_of(prep, None)
         fut = asyncio.get_running_loop().create_future()
@@ -150,7 +156,7 @@ class LiveService:
 
     Args:
         cfg: The options.
-        score: ``await score(rows, end)`` -> :func:`result_of` dict.
+        score: ``await score(rows, end, known)`` -> :func:`result_of` dict.
         describe: What the scorer runs (:meth:`BedScorer.describe`).
         tokens: Who may post and look.
         track_map: The track map (loaded).
@@ -161,7 +167,8 @@ class LiveService:
         self.cfg = cfg
         self.score = score
         self.model = describe
-        self.policy = AlarmPolicy(describe["threshold"], describe["m"], describe["hysteresis"])
+        self.policy = Policy(describe["threshold"], describe["m"], describe["hysteresis"], describe["max_gap_s"],
+                             describe["stride_s"])
         self.window_s, self.stride_s, self.history_s = describe["window_s"], describe["stride_s"], describe["history_s"]
         self.tokens = tokens
         self.open_page = is_loopback(cfg.host)
@@ -184,9 +191,18 @@ class LiveService:
     # -- life cycle ----------------------------------------------------------------------------------------------
 
     def open(self) -> dict[str, int]:
-        """Open the log (writing leftovers of a crash) and restore each bed's state from it; returns counts."""
+        """Open the log (writing leftovers of a crash) and restore each bed's state from it; returns counts.
+
+        The log's first row of each run is a note ``serving`` (room ``""``) saying what runs: the model, its
+        hash, its label rule and the alarm policy, with where the policy comes from (``hypo evaluate --shadow``
+        reads it).
+        """
         self.log.open()
         n = self._restore()
+        t = time.time()
+        self.log.append(EVENTS, {"room": "", "time": t, "kind": "note", "status": "serving", "logged_at": t,
+                                 "detail": json.dumps({k: self.model.get(k) for k in SERVING_KEYS}),
+                                 "threshold": self.policy.threshold})
         return {"beds_restored": n}
 
     def ensure_started(self) -> None:
@@ -321,8 +337,8 @@ class LiveService:
                                          "count": n, "recorder": recorder, "transport": transport,
                                          "logged_at": arrival})
             q = self.queues[msg.room]
-            for end, rows in acc.due:
-                q.put_nowait((end, rows, arrival))
+            for end, rows, known in acc.due:
+                q.put_nowait((end, rows, known, arrival))
                 self.in_flight += 1
         unnamed = payload.dropped.get("room without roomname")
         if unnamed:
@@ -346,9 +362,9 @@ class LiveService:
             item = await q.get()
             if item is None:
                 return
-            end, rows, arrival = item
+            end, rows, known, arrival = item
             try:
-                res = await self.score(rows, end)
+                res = await self.score(rows, end, known)
             except Exception as exc:  # noqa: BLE001 - a failing scorer gives no prediction, the bed goes on
                 res = {"end": end, "status": "error", "detail": f"{type(exc).__name__}: {exc}"[:300], "probs": None,
                        "availability": {}}
@@ -386,7 +402,13 @@ class LiveService:
     # -- restart -------------------------------------------------------------------------------------------------
 
     def _restore(self) -> int:
-        """Rebuild each bed from the log's recent days: its last scored window, its alarm and its recent seconds."""
+        """Rebuild each bed from the log's recent days: its last scored window, alarm and recent seconds.
+
+        And what is known of its case: the causal pipeline's counts of every logged second.
+        """
+        from hypo.data.signals import SIGNALS
+        from hypo.infer.causal import tally_rows
+
         today = time.time()
         days = [day_of(today - 86400 * k) for k in range(3)]
         ev = read_log(self.cfg.log_dir, EVENTS, days=days)
@@ -404,15 +426,19 @@ class LiveService:
             bed = Bed(str(room), origin, self.track_map, self.window_s, self.stride_s, self.history_s,
                       start_s=end + 1 - self.window_s)
             rows = inputs[(inputs["room"] == room) & np.isclose(inputs["case_start"].astype(float), origin)]
-            rows = rows[rows["t"] > end - self.history_s].sort_values("t").drop_duplicates("t", keep="last")
-            from hypo.data.signals import SIGNALS
-
+            rows = rows.sort_values("t").drop_duplicates("t", keep="last")
             secs = rows["t"].to_numpy(np.int64)
             vals = rows[list(SIGNALS)].to_numpy(np.float32)
             done = max(end + 1, int(secs.max()) + 1 if len(secs) else 0)
+            known = tally_rows(vals[secs < done]).sum(axis=0)
+            recent = secs > end - self.history_s
             risk = [(int(e), float(p), bool(a)) for e, p, a in
                     zip(g["t_end"], g["p_hypotension"], g["alarm"]) if e > end - 3600]
-            bed.restore(end, AlarmState(bool(last["alarm"]), int(last["alarm_run"])), secs, vals, done, risk)
+            p = g["p_hypotension"].to_numpy(np.float64)
+            seen = np.isfinite(p)
+            gap = len(p) - 1 - int(np.flatnonzero(seen)[-1]) if seen.any() else len(p)
+            state = AlarmState(bool(last["alarm"]), int(last["alarm_run"]), bool(seen.any()), gap)
+            bed.restore(end, state, secs[recent], vals[recent], done, risk, known)
             self._restored[bed.room] = bed
             self.beds[bed.room] = bed
             n += 1

@@ -11,8 +11,9 @@ Writing a segment is idempotent (its files are overwritten whole), so a crash at
 :meth:`TrialLog.recover` at the next start, neither loses nor duplicates rows. The key of an event row is
 ``(room, time, kind)``; of an input row ``(room, case_start, t)``. Room names are percent-encoded in folder names.
 
-No patient identifier is written: rows hold the room name the recorder sends, times, values and reasons, never a
-payload's content.
+The format and the reader (:func:`read_log`) are :mod:`hypo.infer.silent_log`, shared with ``hypo evaluate
+--shadow``. No patient identifier is written: rows hold the room name the recorder sends, times, values and reasons,
+never a payload's content.
 """
 
 from __future__ import annotations
@@ -23,44 +24,25 @@ import os
 import secrets
 import threading
 import time
-import urllib.parse
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hypo.data.signals import GROUP_NAMES, SIGNALS
+from hypo.data.signals import SIGNALS
+from hypo.infer.silent_log import (
+    EVENT_KINDS,
+    EVENTS,
+    INPUTS,
+    clean_column,
+    day_of,
+    read_journal,
+    read_log,
+    room_folder,
+    schemas,
+)
 
-EVENTS, INPUTS = "events", "inputs"
-EVENT_KINDS = ("prediction", "alarm_on", "alarm_off", "rejected", "note")
-_F32 = ["p_normal", "p_hypotension", "p_hypertension", "threshold", *(f"avail_{g}" for g in GROUP_NAMES),
-        "last_map", "last_map_age_s", "delay_s"]
-
-
-def _schemas():
-    import pyarrow as pa
-
-    events = pa.schema([
-        ("room", pa.string()), ("time", pa.float64()), ("kind", pa.string()), ("case_start", pa.float64()),
-        ("t_end", pa.int64()), ("status", pa.string()), ("detail", pa.string()),
-        *((c, pa.float32()) for c in _F32),
-        ("alarm", pa.bool_()), ("alarm_run", pa.int32()), ("logged_at", pa.float64()), ("recorder", pa.string()),
-        ("transport", pa.string()), ("n_bytes", pa.int64()), ("count", pa.int64()),
-    ])
-    inputs = pa.schema([("room", pa.string()), ("case_start", pa.float64()), ("t", pa.int64()),
-                        ("time", pa.float64()), *((s, pa.float32()) for s in SIGNALS)])
-    return {EVENTS: events, INPUTS: inputs}
-
-
-def room_folder(room: str) -> str:
-    """The partition folder name of a room (percent-encoded; ``_unknown`` for a payload without one)."""
-    return "room=" + (urllib.parse.quote(room, safe="") if room else "_unknown")
-
-
-def day_of(t: float) -> str:
-    """The UTC day of a unix time, ``YYYY-MM-DD``."""
-    return time.strftime("%Y-%m-%d", time.gmtime(t if math.isfinite(t) else 0))
+__all__ = ["EVENTS", "EVENT_KINDS", "INPUTS", "TrialLog", "day_of", "read_log", "room_folder"]
 
 
 class TrialLog:
@@ -154,18 +136,18 @@ class TrialLog:
         import pyarrow.parquet as pq
 
         journal = Path(journal)
-        rows = list(_read_journal(journal))
+        rows = list(read_journal(journal))
         groups: dict[tuple[str, str, str], list[dict]] = {}
         for r in rows:
             table = r.pop("_t", EVENTS)
             groups.setdefault((table, r.get("room") or "", day_of(r.get("time", math.nan))), []).append(r)
-        schemas = _schemas()
+        tables = schemas()
         for (table, room, day), part in groups.items():
             folder = self.folder / table / room_folder(room) / f"day={day}"
             folder.mkdir(parents=True, exist_ok=True)
-            schema = schemas[table]
+            schema = tables[table]
             cols = {f.name: [r.get(f.name) for r in part] for f in schema}
-            tbl = pa.table({k: pa.array(_clean(v, schema.field(k).type), type=schema.field(k).type)
+            tbl = pa.table({k: pa.array(clean_column(v, schema.field(k).type), type=schema.field(k).type)
                             for k, v in cols.items()}, schema=schema)
             final = folder / f"{journal.stem}.parquet"
             tmp = folder / f".{journal.stem}.parquet.tmp"
@@ -206,67 +188,3 @@ class TrialLog:
             self._journal.close()
             self._journal = None
         self.write_segment(path)
-
-
-def _clean(values: list, typ) -> list:
-    import pyarrow as pa
-
-    if pa.types.is_floating(typ):
-        return [math.nan if v is None else float(v) for v in values]
-    if pa.types.is_integer(typ):
-        return [None if v is None or (isinstance(v, float) and not math.isfinite(v)) else int(v) for v in values]
-    if pa.types.is_boolean(typ):
-        return [None if v is None else bool(v) for v in values]
-    return [None if v is None else str(v) for v in values]
-
-
-def _read_journal(path: Path) -> Iterable[dict]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-
-
-def read_log(folder: str | os.PathLike, table: str = EVENTS, rooms: Iterable[str] | None = None,
-             days: Iterable[str] | None = None):
-    """The rows of a log as a DataFrame: its Parquet files plus any journal not yet written as Parquet.
-
-    Args:
-        folder: The log folder.
-        table: ``events`` or ``inputs``.
-        rooms: Only these rooms (default all).
-        days: Only these UTC days' Parquet files, ``YYYY-MM-DD`` (default all; journals are always read).
-    """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder = Path(folder)
-    wanted = None if rooms is None else {room_folder(r) for r in rooms}
-    frames = []
-    base = folder / table
-    if base.is_dir():
-        for rdir in sorted(base.iterdir()):
-            if wanted is not None and rdir.name not in wanted:
-                continue
-            for f in sorted(rdir.glob("day=*/*.parquet")):
-                if days is not None and f.parent.name[4:] not in set(days):
-                    continue
-                frames.append(pq.read_table(f).to_pandas())
-    rows = [r for j in sorted((folder / "journal").glob("*.jsonl")) for r in _read_journal(j)
-            if r.get("_t", EVENTS) == table and (rooms is None or r.get("room") in set(rooms))]
-    if rows:
-        schema = _schemas()[table]
-        for r in rows:
-            r.pop("_t", None)
-        tbl = pa.table({f.name: pa.array(_clean([r.get(f.name) for r in rows], f.type), type=f.type)
-                        for f in schema}, schema=schema)
-        frames.append(tbl.to_pandas())
-    if not frames:
-        return pd.DataFrame({f.name: pd.Series(dtype=object) for f in _schemas()[table]})
-    return pd.concat(frames, ignore_index=True)

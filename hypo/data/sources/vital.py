@@ -32,6 +32,7 @@ import numpy as np
 
 from hypo.config import fingerprint as hash_obj
 from hypo.data.art import ART_SIGNALS, ART_UNIT, ART_VITALDB_TRACKS, ArterialLine
+from hypo.data.seconds import numbers_on_seconds, physical_samples, wave_on_seconds
 from hypo.data.signals import SIGNALS, UNITS, VITALDB_TRACKS, WAVEFORMS, group_channels
 from hypo.data.sources.base import Case
 from hypo.data.sources.spec import SourceSpec
@@ -314,23 +315,47 @@ def choose_tracks(vf, tmap: Mapping[str, tuple[str, ...]], allow_missing: Sequen
 def _signals_on_grid(vf, chosen: Mapping[str, str], path: str, caseid: str) -> np.ndarray:
     """float32 [seconds, 7]: the chosen tracks on a 1-second grid, NaN columns for signals without a track.
 
+    The rule is :mod:`hypo.data.seconds` (``vitaldb``'s ``to_numpy(tracks, 1)`` for numbers and 1-Hz waves; each
+    second's first sample for faster waves), the one the live server's grid applies to a stream.
+
     Raises:
-        CaseRejected: ``corrupt file`` when vitaldb cannot put the tracks on one grid.
+        CaseRejected: ``corrupt file`` when a track cannot be put on the grid.
     """
-    columns = list(dict.fromkeys(chosen.values()))  # vitaldb drops repeated names: read each track once
+    n = int(np.ceil(vf.dtend - vf.dtstart)) if vf.dtend > vf.dtstart else 0
+    signals = np.full((n, len(SIGNALS)), np.nan, dtype=np.float32)
+    done: dict[str, np.ndarray] = {}
     try:
-        values = np.asarray(vf.to_numpy(columns, 1), dtype=np.float32)
-    except Exception as exc:  # noqa: BLE001 - e.g. tracks of inconsistent length
+        for i, sig in enumerate(SIGNALS):
+            name = chosen.get(sig)
+            if name is None:
+                continue
+            if name not in done:
+                trk = vf.find_track(name)
+                if int(getattr(trk, "type", 2)) == 1:
+                    done[name] = wave_on_seconds(_wave_records(trk), float(trk.srate), float(vf.dtstart), n)
+                else:
+                    recs = sorted(((float(r["dt"]), _number(r["val"])) for r in trk.recs), key=lambda r: r[0])
+                    done[name] = numbers_on_seconds(recs, float(vf.dtstart), n)
+            signals[:, i] = done[name]
+    except Exception as exc:  # noqa: BLE001 - a damaged track
         raise _reject("corrupt file", f"case {caseid}: {path}: {type(exc).__name__}: {exc}") from None
-    if values.size == 0:  # the file spans no time
-        values = np.empty((0, len(columns)), dtype=np.float32)
-    if values.ndim != 2 or values.shape[1] != len(columns):
-        raise _reject("corrupt file", f"case {caseid}: {path}: tracks of unequal length {values.shape}")
-    signals = np.full((len(values), len(SIGNALS)), np.nan, dtype=np.float32)
-    for i, sig in enumerate(SIGNALS):
-        if sig in chosen:
-            signals[:, i] = values[:, columns.index(chosen[sig])]
     return signals
+
+
+def _number(val) -> float:
+    """A number record's value as a float (NaN for none or text)."""
+    try:
+        return float(val)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _wave_records(trk) -> list[tuple[float, np.ndarray]]:
+    """A wave track's records as ``(dt, physical samples)`` in time order (``vitaldb``'s gain and offset)."""
+    fmt = int(getattr(trk, "fmt", 1) or 1)
+    gain, offset = float(getattr(trk, "gain", 1.0)), float(getattr(trk, "offset", 0.0))
+    recs = sorted(((float(r["dt"]), r["val"]) for r in trk.recs), key=lambda r: r[0])
+    return [(dt, physical_samples(val, fmt, gain, offset)) for dt, val in recs]
 
 
 def read_arterial_line(path: str, caseid: str, candidates: Mapping[str, Sequence[str]],

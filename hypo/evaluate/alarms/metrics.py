@@ -40,6 +40,8 @@ from hypo.evaluate.alarms.events import INDUCTION, SCORED, UNDER_WAY, CaseEvents
 from hypo.infer.alarm_policy import (
     HYSTERESIS_DEFAULT,
     M_DEFAULT,
+    MAX_GAP_S_DEFAULT,
+    STRIDE_S_DEFAULT,
     alarm_intervals,
     alarm_on,
     alarm_starts,
@@ -76,7 +78,7 @@ class AlarmConfig:
             reading, whichever comes first (one usual cuff interval: readings every 2.5-5 min).
     """
 
-    stride_s: int = 10
+    stride_s: int = STRIDE_S_DEFAULT
     m: int = M_DEFAULT
     hysteresis: float = HYSTERESIS_DEFAULT
     lead_max_s: int = 900
@@ -88,7 +90,7 @@ class AlarmConfig:
     cuff_cycle_s: int = 150
     cuff_measure_s: int = 30
     n_thresholds: int = 150
-    max_gap_s: int = 30
+    max_gap_s: int = MAX_GAP_S_DEFAULT
     cuff_hold_s: int = 300
 
     @property
@@ -147,12 +149,16 @@ class Track:
         u: int64 [n] slot ends: the next prediction or reading (an alarm on in slot i is on over ``[t_i, u_i)``).
         score: float64 [n] p(hypotension) (probability tracks) or MAP in mmHg (reading tracks); NaN: none.
         kind: :data:`PROBABILITY` or :data:`READING`.
+        logged: bool [n] the alarm state as a live system logged it after each prediction (a silent trial's
+            log: ``hypo evaluate --shadow``), taken as it is at its own threshold instead of recomputed; None:
+            computed by the policy at every threshold.
     """
 
     t: np.ndarray
     u: np.ndarray
     score: np.ndarray
     kind: str
+    logged: np.ndarray | None = None
 
     @classmethod
     def empty(cls, kind: str) -> Track:
@@ -161,7 +167,9 @@ class Track:
         return cls(z, z, np.zeros(0), kind)
 
     def on(self, thresholds, cfg: AlarmConfig) -> np.ndarray:
-        """The alarm state per threshold, bool [T, n] (:mod:`hypo.infer.alarm_policy`)."""
+        """The alarm state per threshold, bool [T, n] (:mod:`hypo.infer.alarm_policy`; a logged track: as logged)."""
+        if self.logged is not None:
+            return np.broadcast_to(np.asarray(self.logged, bool), (len(np.atleast_1d(thresholds)), len(self.t))).copy()
         if self.kind == PROBABILITY:
             return alarm_on(self.score, thresholds, cfg.m, cfg.hysteresis, cfg.max_gap)
         return reading_alarm_on(self.score, thresholds)

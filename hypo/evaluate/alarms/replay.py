@@ -9,10 +9,13 @@ fingerprint):
 - ``vital-dir``: the recorded folder, track map and subjects file;
 - ``vitaldb``: the recorded API address, cache (which must hold the files, or they are downloaded again) and cases.
 
-A case's split comes from ``DIR/cases/case_<id>.json``. Each recording is loaded once, prepared once
-(:func:`hypo.infer.predict.prepare_case`: the same cleaning and filling as preprocessing) and scored by every
-model with the infer layer's own :func:`hypo.infer.predict.predict_case` at ``stride_s``: what is evaluated is
-what is deployed. The same filled signals feed the baselines:
+A case's split comes from ``DIR/cases/case_<id>.json``. Each recording is loaded once, prepared once by the causal
+pipeline (:func:`hypo.infer.causal.prepare_case`: the cleaning and filling of preprocessing, every decision taken
+with what is known at each window's end, as ``hypo serve`` takes it live) and scored by every model with the infer
+layer's own :func:`hypo.infer.predict.predict_case` at ``stride_s``: what is evaluated is what is deployed. The
+same filled signals feed the baselines, and the arterial line is read as it was known at each moment
+(:class:`hypo.data.art.KnownLine`: a spike is removed only once the sample that ends it has come, the coverage
+rule uses the line's interval so far); episodes, judged in hindsight, use whole recordings:
 
 - **last reading**: every cuff reading (artefacts removed) is an alarm when its MAP is below the threshold, until
   the next reading (at most the carry-forward limit);
@@ -210,18 +213,29 @@ def dataset_rules(manifest: Manifest) -> WindowRules:
 def frequent_cuff(line, cfg: AlarmConfig, channel: str = "mbp") -> tuple[np.ndarray, np.ndarray]:
     """Simulated cuff readings of the ART MAP (or ``channel``: ``dbp``) every ``cuff_cycle_s`` over the line's span.
 
+    Args:
+        line: The arterial line as it becomes known (:class:`hypo.data.art.KnownLine`): a reading at ``T`` reads
+            the samples before ``T`` less the spikes found by then.
+        cfg: The simulated cuff's cycle and measurement.
+        channel: The line's channel read (``mbp``, ``dbp``).
+
     Returns:
         ``(times, values)``: reading times (int64) and the median valid ART value of the ``cuff_measure_s`` seconds
         before each (NaN when none).
     """
-    if len(line) == 0:
+    v = line.valid
+    if len(v) == 0:
         return np.zeros(0, np.int64), np.zeros(0)
-    start = int(math.ceil(line.time[0])) + cfg.cuff_measure_s
-    times = np.arange(start, int(math.floor(line.time[-1])) + 1, cfg.cuff_cycle_s, dtype=np.int64)
-    lo = np.searchsorted(line.time, times - cfg.cuff_measure_s, side="left")
-    hi = np.searchsorted(line.time, times, side="left")
-    v = getattr(line, channel).astype(np.float64)
-    values = np.array([np.median(v[a:b]) if b > a else np.nan for a, b in zip(lo, hi)])
+    start = int(math.ceil(v.time[0])) + cfg.cuff_measure_s
+    times = np.arange(start, int(math.floor(v.time[-1])) + 1, cfg.cuff_cycle_s, dtype=np.int64)
+    lo = np.searchsorted(v.time, times - cfg.cuff_measure_s, side="left")
+    hi = np.searchsorted(v.time, times, side="left")
+    x = getattr(v, channel).astype(np.float64)
+    values = np.full(len(times), np.nan)
+    for i, (a, b, t) in enumerate(zip(lo, hi, times)):
+        ok = x[a:b][line.spike[a:b] >= t]  # spikes found only after the reading are in it, as they were then
+        if len(ok):
+            values[i] = np.median(ok)
     return times, values
 
 
@@ -230,7 +244,7 @@ def comparator_tracks(readings, line, duration: int, max_carry_s: int, horizon_s
     """The comparators as reading alarms (each value an alarm until the next).
 
     On the cuff's readings: the fixed MAP rules, the extrapolation, the DBP; with an arterial line, the same on its
-    MAP and DBP read every ``cuff_cycle_s``.
+    MAP and DBP read every ``cuff_cycle_s`` (``line``: a :class:`hypo.data.art.KnownLine`, as it was known).
     """
     t, u = slots_of_readings(readings.time, duration, max_carry_s)
     cuff_map = readings.map.astype(np.float64)
@@ -252,6 +266,23 @@ def _probability_track(ends, probs, duration_s: int, stride_s: int) -> Track:
     return Track(t, u, np.asarray(probs, np.float64), PROBABILITY)
 
 
+def recording_track(case, model: ExportedModel, stride_s: int, prepared=None):
+    """One model along one recording as the replay scores it: its predictions and its alarm slots.
+
+    The recording goes through the causal pipeline (:func:`hypo.infer.causal.prepare_case`, unless ``prepared``
+    with the model's rules) and the model's :func:`~hypo.infer.predict.predict_case`; ``track.on(thresholds, cfg)``
+    is the alarm the policy raises. This is what ``hypo serve`` must reproduce live (the equality gate).
+
+    Returns:
+        ``(prediction, track)``: the :class:`~hypo.infer.predict.Prediction` and the p(hypotension)
+        :class:`~hypo.evaluate.alarms.metrics.Track`.
+    """
+    from hypo.infer.predict import predict_case
+
+    pred = predict_case(case, model, stride_s, prepared=prepared)
+    return pred, _probability_track(pred.t_end, pred.probs[:, 1], int(case.duration_s), stride_s)
+
+
 def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], manifest: Manifest,
                 cfg: AlarmConfig, feature_model=None, timings: dict[str, float] | None = None
                 ) -> tuple[CaseEvents, dict[str, Track]]:
@@ -269,10 +300,10 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
     Raises:
         HypoError, CaseRejected: When the case cannot be prepared, predicted or (ART) has no usable line.
     """
-    from hypo.data.art import last_minute
+    from hypo.data.art import KnownLine
     from hypo.data.pipeline import usable_arterial_line
     from hypo.data.windows import Readings
-    from hypo.infer.predict import predict_case, prepare_case, window_config
+    from hypo.infer.predict import prepare_case, window_config
     from hypo.learn.baseline import label_config, last_reading_scores, train_prior
 
     timings = timings if timings is not None else {}
@@ -301,8 +332,7 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
             prepared[key] = prepare_case(case, model.sidecar, stride)
         tick("prepare_s", t0)
         t0 = time.perf_counter()
-        pred = predict_case(case, model, stride, prepared=prepared[key])
-        tracks[name] = _probability_track(pred.t_end, pred.probs[:, 1], duration, stride)
+        tracks[name] = recording_track(case, model, stride, prepared[key])[1]
         tick("predict_s", t0)
 
     t0 = time.perf_counter()
@@ -313,15 +343,17 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
         if prep.complete.any():
             p_hypo[prep.complete] = feature_model.scores(prep.model_input())[:, 1]
         tracks[FEATURE_MODEL] = _probability_track(prep.ends, p_hypo, duration, stride)
-    if line is not None:
-        last = last_minute(line, prep.ends, label)
+    known = None
+    if line is not None:  # the baselines read the line as it was known at each moment; the events, whole
+        known = KnownLine.of(case.art.crop(duration))
+        last = known.last_minute(prep.ends, label)
         p_art = last_reading_scores(last.map_median, last.sbp_median, label, train_prior(manifest))[:, 1]
         p_art[~np.isfinite(last.map_median)] = np.nan  # no invasive minute, no score (not the prior)
         tracks[LAST_ART] = _probability_track(prep.ends, p_art, duration, stride)
-        times, values = frequent_cuff(line, cfg)
+        times, values = frequent_cuff(known, cfg)
         t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
         tracks[FREQUENT_CUFF] = Track(t, u, values, READING)
-    tracks.update(comparator_tracks(readings, line, duration, prep.cfg.fill.nibp_max_carry_s, label.horizon_s, cfg))
+    tracks.update(comparator_tracks(readings, known, duration, prep.cfg.fill.nibp_max_carry_s, label.horizon_s, cfg))
     tick("baselines_s", t0)
     return events, tracks
 

@@ -112,6 +112,7 @@ class AlarmResult(Record):
     thresholds_fixed_on: str | None = None
     comparators: list[AlarmRow] = []
     hypo_map: float = 65.0
+    operating_point_titles: dict[str, str] | None = None  # op -> table title (default: the two validation targets)
 
     def row(self, name: str) -> AlarmRow:
         """The row called ``name`` (a comparator too)."""
@@ -301,14 +302,16 @@ def format_alarm_table(result: AlarmResult) -> str:
              f"  scoring: {result.scoring}",
              f"  thresholds chosen on {result.thresholds_from}; intervals: 95% bootstrap over subjects "
              f"({result.n_boot} replicates)"]
-    for op, title in (("fa_target", f"at the threshold for <= {cfg.fa_target_per_h:g} false alarm/h"),
-                      ("sens_target", f"at the threshold for >= {100 * cfg.sens_target:.0f}% sensitivity")):
-        lines += ["", f"{result.split} split, {title} (chosen on validation):"] + alarm_table_lines(result, op)
+    titles = result.operating_point_titles or {
+        "fa_target": f"at the threshold for <= {cfg.fa_target_per_h:g} false alarm/h (chosen on validation)",
+        "sens_target": f"at the threshold for >= {100 * cfg.sens_target:.0f}% sensitivity (chosen on validation)"}
+    for op, title in titles.items():
+        lines += ["", f"{result.split} split, {title}:"] + alarm_table_lines(result, op)
     header, cells = gray_zone_cells(result)
     if header:
         lines += ["", f"{result.split} split by the last cuff MAP, at the false-alarm threshold (sensitivity / false "
                   "alarms per h / PPV):", *_aligned([header, *cells])]
-    lines.append(induction_line(result))
+    lines.append(induction_line(result, next(iter(titles))))
     lines += [f"no usable threshold for {row.name}: {why}" for row, why in unusable_rows(result)]
     lines.append("lead: median over caught episodes; detected: an alarm at any moment from onset - "
                  f"{cfg.lead_max_s / 60:g} min to the episode's end (its lead may be <= 0: after onset).")

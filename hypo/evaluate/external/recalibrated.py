@@ -53,6 +53,7 @@ def recalibrated_sidecar(model: ExportedModel, recalibration: Recalibration, thr
         "model_sha256": None,
         "output": s.output.model_copy(update={"meaning": meaning}) if s.output is not None else None,
         "thresholds": thresholds,
+        "alarm_policy": None,  # validated on the probabilities before the map: not the recalibrated model's
         "recalibration": recalibration.model_copy(update={"base_model": base}),
         "verification": verification.model_copy(update={"recalibrated_max_abs_difference": diff})})
 
