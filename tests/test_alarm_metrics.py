@@ -319,12 +319,32 @@ def test_an_alarm_on_in_the_warning_window_that_began_earlier_is_true_not_false(
     ev = events([[3600, 3900]])
     c = counts(track_with_alarm(3600 - 915, 3700), ev)  # starts 905 s before onset (m = 2), stays on into it
     assert c.caught.tolist() == [1] and c.lead.tolist() == [[900.0]]
-    assert c.alarms.tolist() == [1] and c.false.tolist() == [0]  # no onset within 15 min of its start, yet true
+    # no onset within 15 min of its start, yet true; still on 15 min after its start (by then inside the episode),
+    # it counts again, neither true nor false
+    assert c.alarms.tolist() == [2] and c.false.tolist() == [0]
     assert c.catching.tolist() == [1] and c.judged.tolist() == [1]
     far = counts(track_with_alarm(3600 - 1210, 3600 - 1080), ev)  # ends before the warning window: still false
     assert far.false.tolist() == [1] and far.catching.tolist() == [0]
     story = case_story(track_with_alarm(3600 - 915, 3700), ev, 0.5, CFG)
-    assert [a["status"] for a in story["alarms"]] == ["true"]
+    assert [a["status"] for a in story["alarms"]] == ["true", "in episode"]
+
+
+def test_an_alarm_that_stays_on_is_judged_again_every_lead_max():
+    ev = events([[3600, 3900]])
+    # on from 600 s to the end of a 2-hour recording: judged at its start and every 15 min after
+    c = counts(track_with_alarm(600, DURATION), ev)
+    story = case_story(track_with_alarm(600, DURATION), ev, 0.5, CFG)
+    starts = [a["start"] for a in story["alarms"]]
+    assert np.all(np.diff(starts) == CFG.lead_max_s) and len(starts) == c.alarms[0]
+    statuses = [a["status"] for a in story["alarms"]]
+    # judged at 610, 1510, ... s: those on during the warning window [2700, 3540] are true (2410 and 3310), the
+    # others false, but the last (6910 s: within 15 min of the end, no onset after it), censored
+    assert statuses == ["false", "false", "true", "true", "false", "false", "false", "censored"]
+    assert c.false.tolist() == [5] and c.censored.tolist() == [1]
+    assert c.caught.tolist() == [1] and c.lead.tolist() == [[900.0]]  # the lead still from the alarm's first start
+    # a permanent alarm cannot meet a target of 1 false alarm per hour any more
+    fa_h = c.false[0] / ((c.fa_s - c.censored_s[0]) / 3600)
+    assert fa_h > 1.0
 
 
 def test_an_alarm_too_near_the_end_to_judge_is_censored_and_its_time_left_out():

@@ -20,6 +20,14 @@ config's ``lead_max_s`` / ``lead_min_s``):
 - **detection** (beside, for the frequent-cuff bar): an alarm on at any moment from ``onset - lead_max`` to the
   episode's end; its lead may be negative (after onset).
 
+**An alarm that stays on is judged again every** ``lead_max``: an alarm says "an episode within ``lead_max``", so
+one still on ``lead_max`` after it began (or after it was last judged) is judged as a new alarm from then on, by the
+same rules. An alarm that never ends thus costs a false alarm for every ``lead_max`` it stays on outside the episodes'
+warning windows, instead of counting once; without this rule a near-permanent alarm at the lowest threshold meets
+any false-alarm target (it rarely *starts*) and catches every episode (the validation choice collapses onto it).
+Reading alarms (each reading an alarm of its own) are judged reading by reading already. The counts above (alarms,
+false alarms, PPV) are of judged alarms; the lead time is measured from the alarm's first start.
+
 Alarms that start inside an episode are neither true nor false. Pooled over recordings, the counts give the
 **alarm operating characteristic** (episode sensitivity against false alarms per hour over all thresholds), and
 with subject bootstrap weights (:func:`hypo.evaluate.bootstrap.subject_weights`) their intervals. Thresholds are
@@ -132,7 +140,8 @@ class AlarmConfig:
         lead = f"{self.lead_max_s / 60:g} min"
         return (f"an episode is caught when an alarm is on at any moment in [onset - {lead}, "
                 f"onset - {self.lead_min_s / 60:g} min]; lead time = onset - start of the earliest such alarm, "
-                f"capped at {lead}; an alarm is true when it catches an episode or an onset follows within {lead} "
+                f"capped at {lead}; an alarm still on {lead} after it began (or was last judged) is judged again "
+                f"as a new alarm; an alarm is true when it catches an episode or an onset follows within {lead} "
                 f"of its start, false when it starts outside every episode and is neither, and censored (neither) "
                 f"when it starts in the last {lead} of a recording with no onset after it (its remaining time is "
                 f"left out of the false-alarm hours); false alarms are counted per hour of scored recording outside "
@@ -279,12 +288,38 @@ def slot_context(t, events: CaseEvents, cfg: AlarmConfig) -> tuple[np.ndarray, n
     return eligible, in_episode, followed, censored
 
 
+def run_starts(on: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Index of the slot at which the alarm on at each slot started, int [..., n] (meaningless where off)."""
+    idx = np.arange(on.shape[-1])
+    return np.maximum.accumulate(np.where(starts, idx, 0), axis=-1)
+
+
+def judged_starts(t, on: np.ndarray, starts: np.ndarray, lead_max_s: int) -> np.ndarray:
+    """Where alarms are judged: each start, and each ``lead_max_s`` an alarm has stayed on since, bool [..., n].
+
+    Args:
+        t: int [n] slot starts.
+        on: bool [..., n] probability alarms (not reading alarms: those restart at each reading).
+        starts: bool [..., n] their starts (:func:`hypo.infer.alarm_policy.alarm_starts`).
+        lead_max_s: The warning horizon: an alarm still on this long after it was last judged is judged again.
+    """
+    t = np.asarray(t, np.int64)
+    if on.shape[-1] == 0:
+        return starts.copy()
+    rs = run_starts(on, starts)
+    period = (t - t[rs]) // max(int(lead_max_s), 1)
+    again = np.zeros_like(on)
+    again[..., 1:] = on[..., 1:] & on[..., :-1] & (period[..., 1:] != period[..., :-1])
+    return starts | again
+
+
 def _catching_starts(t, u, on: np.ndarray, starts: np.ndarray, onsets, cfg: AlarmConfig,
                      restart: bool) -> np.ndarray:
-    """Which alarm starts begin an alarm that is on during some episode's warning window, bool [T, n].
+    """Which judged alarm starts begin an alarm that is on during some episode's warning window, bool [T, n].
 
     The warning window of an onset ``o`` is ``[o - lead_max, o - lead_min]``: an alarm on at any moment of it
-    catches the episode, however long before it began.
+    catches the episode, however long before it began. A judged alarm lasts until the alarm ends or is judged
+    again (``starts`` are :func:`judged_starts`).
     """
     n = len(t)
     covered = np.zeros(n + 1, np.int64)
@@ -298,7 +333,7 @@ def _catching_starts(t, u, on: np.ndarray, starts: np.ndarray, onsets, cfg: Alar
     if restart:  # each reading is an alarm of its own
         return starts & mark
     cum = np.concatenate([np.zeros((on.shape[0], 1), np.int64), np.cumsum(mark, axis=1)], axis=1)
-    end = _first_on(~on)[:, :n]  # the first slot that is off at or after each slot: the run's end
+    end = _first_on(~on | starts)[:, 1:]  # the first slot after each that is off or judged anew: the alarm's end
     idx = np.broadcast_to(np.arange(n), on.shape)
     return starts & (np.take_along_axis(cum, end, axis=1) - np.take_along_axis(cum, idx, axis=1) > 0)
 
@@ -316,7 +351,8 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
     t, u = np.asarray(track.t, np.int64), np.asarray(track.u, np.int64)
     on = track.on(th, cfg)
     restart = track.kind == READING
-    starts = alarm_starts(on, restart)
+    first_starts = alarm_starts(on, restart)
+    starts = first_starts if restart else judged_starts(t, on, first_starts, cfg.lead_max_s)
     lo_r, hi_r = max(events.span[0], cfg.induction_s), events.span[1]
     scored_s = float(max(hi_r - lo_r, 0))
     ep = events.episodes
@@ -331,8 +367,7 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
 
     first_on = _first_on(on)
     idx = np.arange(len(t))
-    run_start = np.broadcast_to(idx, on.shape) if restart else np.maximum.accumulate(
-        np.where(starts, idx, 0), axis=1)
+    run_start = np.broadcast_to(idx, on.shape) if restart else run_starts(on, first_starts)  # leads: first start
     scored = ep[events.kind == SCORED]
     induction = ep[events.kind == INDUCTION]
     caught, lead = _episode_hits(t, u, first_on, run_start, scored[:, 0], cfg.lead_max_s, cfg.lead_min_s)
@@ -353,6 +388,20 @@ def case_counts(track: Track, events: CaseEvents, thresholds, cfg: AlarmConfig) 
     )
 
 
+def judged_intervals(track: Track, on: np.ndarray, cfg: AlarmConfig) -> np.ndarray:
+    """The judged alarms of one threshold as ``[start, end)`` intervals, int64 [k, 2] (see :func:`judged_starts`)."""
+    restart = track.kind == READING
+    if restart:
+        return alarm_intervals(track.t, track.u, on, True)
+    t, u = np.asarray(track.t, np.int64), np.asarray(track.u, np.int64)
+    js = judged_starts(t, on, alarm_starts(on), cfg.lead_max_s)
+    first = np.flatnonzero(js)
+    if not len(first):
+        return np.zeros((0, 2), np.int64)
+    end = _first_on((~on | js)[None, :])[0, first + 1]  # the slot after each judged alarm's last
+    return np.stack([t[first], u[end - 1]], axis=1).astype(np.int64)
+
+
 def case_story(track: Track, events: CaseEvents, threshold: float, cfg: AlarmConfig) -> dict[str, Any]:
     """One recording at one threshold, alarm by alarm and episode by episode (for example timelines).
 
@@ -364,7 +413,7 @@ def case_story(track: Track, events: CaseEvents, threshold: float, cfg: AlarmCon
         scored span or in induction).
     """
     on = track.on([threshold], cfg)[0]
-    intervals = alarm_intervals(track.t, track.u, on, track.kind == READING)
+    intervals = judged_intervals(track, on, cfg)
     eligible, in_episode, followed, censored = slot_context(intervals[:, 0], events, cfg)
     onsets = events.episodes[:, 0]
     catches = np.array([bool(((b > onsets - cfg.lead_max_s) & (a <= onsets - cfg.lead_min_s)).any())

@@ -262,7 +262,8 @@ def footnotes(result: AlarmResult) -> list[str]:
            "such alarms among the rows above at the false-alarm threshold",
            f"true: an alarm on during an episode's warning window [onset - {lead}, onset - "
            f"{cfg.lead_min_s / 60:g} min], however early it began, or followed by an onset within {lead} of its "
-           "start; never counted also as false. PPV: the share of judged alarms that catch an episode"]
+           f"start; never counted also as false. An alarm still on {lead} after it began (or was last judged) is "
+           "judged again as a new alarm. PPV: the share of judged alarms that catch an episode"]
     if result.label_source != "art":
         out.append(f"cuff episodes: consecutive readings with MAP < {result.hypo_map:g}, ending at the next reading "
                    f"that is not low or {cfg.cuff_hold_s / 60:g} min after the last low one, whichever is first")
