@@ -210,33 +210,32 @@ def dataset_rules(manifest: Manifest) -> WindowRules:
                        nibp_merge_s=wc.nibp_merge_s, tolerates_missing=list(wc.allow_missing))
 
 
-def frequent_cuff(line, cfg: AlarmConfig, channel: str = "mbp") -> tuple[np.ndarray, np.ndarray]:
-    """Simulated cuff readings of the ART MAP (or ``channel``: ``dbp``) every ``cuff_cycle_s`` over the line's span.
+def frequent_cuff(line, cfg: AlarmConfig):
+    """Simulated cuff readings of the arterial line every ``cuff_cycle_s`` over the line's span.
+
+    The one cuff simulation (:func:`hypo.data.cuff.simulate_readings`), ideal (no error model): inflations of
+    ``cuff_measure_s`` seconds requested every ``cuff_cycle_s`` from the line's first sample, each reporting at its
+    end the median valid ART pressure over it, as the line was known then.
 
     Args:
         line: The arterial line as it becomes known (:class:`hypo.data.art.KnownLine`): a reading at ``T`` reads
             the samples before ``T`` less the spikes found by then.
         cfg: The simulated cuff's cycle and measurement.
-        channel: The line's channel read (``mbp``, ``dbp``).
 
     Returns:
-        ``(times, values)``: reading times (int64) and the median valid ART value of the ``cuff_measure_s`` seconds
-        before each (NaN when none).
+        :class:`~hypo.data.windows.Readings`: report times (int64) and MAP / SBP / DBP (NaN where an inflation
+        saw no valid sample).
     """
+    from hypo.config import CuffModel
+    from hypo.data.cuff import schedule_times, simulate_readings
+
     v = line.valid
     if len(v) == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    start = int(math.ceil(v.time[0])) + cfg.cuff_measure_s
-    times = np.arange(start, int(math.floor(v.time[-1])) + 1, cfg.cuff_cycle_s, dtype=np.int64)
-    lo = np.searchsorted(v.time, times - cfg.cuff_measure_s, side="left")
-    hi = np.searchsorted(v.time, times, side="left")
-    x = getattr(v, channel).astype(np.float64)
-    values = np.full(len(times), np.nan)
-    for i, (a, b, t) in enumerate(zip(lo, hi, times)):
-        ok = x[a:b][line.spike[a:b] >= t]  # spikes found only after the reading are in it, as they were then
-        if len(ok):
-            values[i] = np.median(ok)
-    return times, values
+        requests = np.zeros(0, np.int64)
+    else:
+        last = int(math.floor(v.time[-1])) + 1  # reports at or before the line's last sample second
+        requests = schedule_times(int(math.ceil(v.time[0])), last - cfg.cuff_measure_s, cfg.cuff_cycle_s)
+    return simulate_readings(line, requests, CuffModel(inflation_s=cfg.cuff_measure_s, error="none"))
 
 
 def comparator_tracks(readings, line, duration: int, max_carry_s: int, horizon_s: int,
@@ -253,11 +252,12 @@ def comparator_tracks(readings, line, duration: int, max_carry_s: int, horizon_s
     dbp = readings.dbp if readings.dbp is not None else np.full(len(readings.time), np.nan)
     out[LAST_DBP] = Track(t, u, dbp.astype(np.float64), READING)
     if line is not None:
-        times, values = frequent_cuff(line, cfg)
-        t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
+        cuff = frequent_cuff(line, cfg)
+        values = cuff.map.astype(np.float64)
+        t, u = slots_of_readings(cuff.time, duration, cfg.cuff_cycle_s)
         out.update({name: Track(t, u, values, READING) for name in ART_FIXED})
-        out[ART_EXTRAPOLATION_ALARM] = Track(t, u, reading_extrapolation(times, values, horizon_s), READING)
-        out[LAST_ART_DBP_ALARM] = Track(t, u, frequent_cuff(line, cfg, "dbp")[1], READING)
+        out[ART_EXTRAPOLATION_ALARM] = Track(t, u, reading_extrapolation(cuff.time, values, horizon_s), READING)
+        out[LAST_ART_DBP_ALARM] = Track(t, u, cuff.dbp.astype(np.float64), READING)
     return out
 
 
@@ -350,9 +350,9 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
         p_art = last_reading_scores(last.map_median, last.sbp_median, label, train_prior(manifest))[:, 1]
         p_art[~np.isfinite(last.map_median)] = np.nan  # no invasive minute, no score (not the prior)
         tracks[LAST_ART] = _probability_track(prep.ends, p_art, duration, stride)
-        times, values = frequent_cuff(known, cfg)
-        t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
-        tracks[FREQUENT_CUFF] = Track(t, u, values, READING)
+        cuff = frequent_cuff(known, cfg)
+        t, u = slots_of_readings(cuff.time, duration, cfg.cuff_cycle_s)
+        tracks[FREQUENT_CUFF] = Track(t, u, cuff.map.astype(np.float64), READING)
     tracks.update(comparator_tracks(readings, known, duration, prep.cfg.fill.nibp_max_carry_s, label.horizon_s, cfg))
     tick("baselines_s", t0)
     return events, tracks

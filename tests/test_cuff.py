@@ -1,0 +1,144 @@
+"""The cuff simulated from the arterial line: readings computed by hand on synthetic lines (timing, inflation,
+spikes as known then, failed inflations), the published error model's bias and SD over many readings, the
+schedule config, and the case whose cuff it replaces."""
+
+import numpy as np
+import pytest
+
+from hypo.config import CuffModel, CuffSchedule, LabelConfig, WindowConfig, fingerprint, from_dict, to_dict
+from hypo.data.art import ArterialLine, KnownLine
+from hypo.data.cuff import PUBLISHED_ERROR, case_rng, schedule_times, simulate_readings, with_simulated_cuff
+from hypo.data.signals import DBP, MBP, N_SIGNALS, SBP
+from hypo.data.sources.base import Case
+from hypo.errors import CaseRejected, ConfigError
+from hypo.evaluate.alarms.metrics import AlarmConfig
+from hypo.evaluate.alarms.replay import frequent_cuff
+
+IDEAL = CuffModel(inflation_s=40, error="none")
+
+
+def ramp_line(duration=600, step=2.0):
+    """ART every ``step`` s from 0: MAP = 50 + t / 10, SBP = MAP + 30, DBP = MAP - 15."""
+    t = np.arange(0, duration, step)
+    m = 50 + t / 10
+    return ArterialLine(t, m + 30, m, m - 15)
+
+
+def test_schedule_times_are_half_open():
+    assert schedule_times(10, 310, 150).tolist() == [10, 160]
+    assert schedule_times(10, 311, 150).tolist() == [10, 160, 310]
+    assert schedule_times(10, 10, 150).tolist() == []
+    with pytest.raises(ValueError):
+        schedule_times(0, 100, 0)
+
+
+def test_readings_by_hand_on_a_ramp():
+    line = KnownLine.of(ramp_line())
+    r = simulate_readings(line, schedule_times(0, 300, 150), IDEAL)
+    # inflation [0, 40): samples 0, 2, ..., 38, median time 19 -> MAP 51.9, reported at 40;
+    # inflation [150, 190): median time 169 -> MAP 66.9, reported at 190
+    assert r.time.tolist() == [40, 190]
+    np.testing.assert_allclose(r.map, [51.9, 66.9], atol=1e-4)
+    np.testing.assert_allclose(r.sbp, [81.9, 96.9], atol=1e-4)
+    np.testing.assert_allclose(r.dbp, [36.9, 51.9], atol=1e-4)
+
+
+def test_inflation_length_moves_report_and_value():
+    line = KnownLine.of(ramp_line())
+    r = simulate_readings(line, [100], CuffModel(inflation_s=30, error="none"))
+    # [100, 130): samples 100 .. 128, median time 114 -> MAP 61.4, reported at 130
+    assert r.time.tolist() == [130]
+    np.testing.assert_allclose(r.map, [61.4], atol=1e-4)
+
+
+def test_a_spike_is_in_the_reading_until_it_is_found():
+    t = np.arange(0, 200, 2.0)
+    m = np.full(len(t), 70.0)
+    m[t == 36] = 140  # a one-sample spike: found at 38, when MAP is back
+    raw = ArterialLine(t, m + 30, m, m - 15)
+    line = KnownLine.of(raw)
+    # inflation [0, 38) reports at 38: the spike's end (the sample at 38) is not known yet, so it is in
+    early = simulate_readings(line, [0], CuffModel(inflation_s=38, error="none"))
+    assert early.time.tolist() == [38]
+    inside = np.r_[np.full(18, 70.0), 140.0]  # samples 0 .. 36
+    np.testing.assert_allclose(early.map, [np.median(inside)])
+    # inflation [0, 40) reports at 40: the spike was found at 38, so it is out
+    late = simulate_readings(line, [0], IDEAL)
+    np.testing.assert_allclose(late.map, [70.0])
+
+
+def test_an_inflation_over_no_valid_sample_fails():
+    t = np.r_[np.arange(0, 100, 2.0), np.arange(200, 400, 2.0)]  # no line in [100, 200)
+    m = np.full(len(t), 75.0)
+    line = KnownLine.of(ArterialLine(t, m + 30, m, m - 15))
+    r = simulate_readings(line, [50, 120, 250], IDEAL)
+    assert r.time.tolist() == [90, 160, 290]
+    assert np.isfinite(r.map[[0, 2]]).all() and np.isnan(r.map[1]) and np.isnan(r.sbp[1]) and np.isnan(r.dbp[1])
+
+
+def test_published_error_has_its_bias_and_sd():
+    t = np.arange(0, 200_100, 2.0)
+    line = KnownLine.of(ArterialLine(t, np.full(len(t), 120.0), np.full(len(t), 80.0), np.full(len(t), 60.0)))
+    n = 4000
+    requests = schedule_times(0, n * 50, 50)
+    r = simulate_readings(line, requests, CuffModel(inflation_s=40, error="published"), case_rng(3, "x"))
+    for values, truth, name in ((r.sbp, 120.0, "sbp"), (r.map, 80.0, "map"), (r.dbp, 60.0, "dbp")):
+        bias, sd = PUBLISHED_ERROR[name]
+        err = values.astype(np.float64) - truth
+        assert abs(err.mean() - bias) < 4 * sd / np.sqrt(n), name
+        assert abs(err.std() / sd - 1) < 0.06, name
+    again = simulate_readings(line, requests, CuffModel(error="published"), case_rng(3, "x"))
+    other = simulate_readings(line, requests, CuffModel(error="published"), case_rng(3, "y"))
+    np.testing.assert_array_equal(again.map, r.map)
+    assert not np.allclose(other.map, r.map)
+    with pytest.raises(ValueError, match="random generator"):
+        simulate_readings(line, requests, CuffModel(error="published"))
+
+
+def test_frequent_cuff_is_the_simulation_ideal():
+    line = KnownLine.of(ramp_line())
+    cuff = frequent_cuff(line, AlarmConfig(cuff_cycle_s=150, cuff_measure_s=30))
+    # requests 0, 150, 300, 450 (reports <= the last sample, 598); [0, 30): median time 14 -> MAP 51.4
+    assert cuff.time.tolist() == [30, 180, 330, 480]
+    np.testing.assert_allclose(cuff.map, [51.4, 66.4, 81.4, 96.4], atol=1e-4)
+    np.testing.assert_allclose(cuff.dbp, cuff.map - 15, atol=1e-4)
+
+
+def _case(art=None, duration=600):
+    signals = np.full((duration, N_SIGNALS), 1.0, np.float32)
+    signals[:, (SBP, MBP, DBP)] = np.nan
+    signals[::120, SBP], signals[::120, MBP], signals[::120, DBP] = 110, 80, 60  # the recorded cuff
+    return Case("7", "s7", signals, art=art)
+
+
+def test_with_simulated_cuff_replaces_the_nibp_readings():
+    case = _case(ramp_line())
+    out, counts = with_simulated_cuff(case, CuffSchedule(interval_s=150, cuff=IDEAL))
+    rows = np.flatnonzero(np.isfinite(out.signals[:, MBP]))
+    assert rows.tolist() == [40, 190, 340, 490]  # requests 0, 150, 300, 450 (< 600 - 40)
+    np.testing.assert_allclose(out.signals[rows, MBP], [51.9, 66.9, 81.9, 96.9], atol=1e-4)
+    np.testing.assert_allclose(out.signals[rows, SBP] - out.signals[rows, DBP], 45, atol=1e-4)
+    assert counts.to_dict() == {"requested": 4, "failed": 0, "readings": 4}
+    assert out.art is case.art and np.isfinite(case.signals[::120, MBP]).all()  # the source's case untouched
+    other = np.delete(np.arange(N_SIGNALS), [SBP, MBP, DBP])
+    np.testing.assert_array_equal(out.signals[:, other], case.signals[:, other])
+    with pytest.raises(CaseRejected, match="no arterial"):
+        with_simulated_cuff(_case(None), CuffSchedule(interval_s=150))
+
+
+def test_cuff_schedule_config():
+    art = LabelConfig(source="art")
+    plain = WindowConfig(label=art)
+    cfg = WindowConfig(label=art, cuff_from_art=CuffSchedule(interval_s=120, cuff=CuffModel(error="none")))
+    assert "cuff_from_art" not in to_dict(plain)
+    assert to_dict(cfg)["cuff_from_art"] == {"interval_s": 120, "cuff": {"inflation_s": 40, "error": "none"},
+                                             "seed": 0}
+    assert from_dict(WindowConfig, to_dict(cfg)) == cfg and fingerprint(cfg) != fingerprint(plain)
+    with pytest.raises(ConfigError, match="longer than one inflation"):
+        CuffSchedule(interval_s=40)
+    with pytest.raises(ConfigError, match="> 0"):
+        CuffSchedule(interval_s=0)
+    with pytest.raises(ConfigError, match="cuff error"):
+        CuffModel(error="typical")
+    with pytest.raises(ConfigError, match="ART labels"):
+        WindowConfig(cuff_from_art=CuffSchedule(interval_s=120))
