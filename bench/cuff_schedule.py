@@ -1,6 +1,6 @@
 """The cuff schedule (SIMULATED, demo cohort): from which cuff interval does a model beat the last reading?
 
-    python bench/cuff_schedule.py                       # intervals 60,150,300 s; 100 demo cases; ~10 min on 2 cores
+    python bench/cuff_schedule.py                       # intervals 60,150,300 s; 400 demo cases; ~5 min on 2 cores
     python bench/cuff_schedule.py --intervals 60,300 --cases 40 --epochs 2 --n-boot 50   # a quick look
 
 For each interval the demo cohort's cases with an arterial line are built into a window dataset with ART labels
@@ -13,8 +13,9 @@ fixed on the validation split (:func:`hypo.evaluate.alarms.evaluation.evaluate_a
 --alarms`` runs): episode sensitivity at the false-alarm target and the median lead time of the caught episodes,
 with subject-bootstrap intervals. The replay simulates the same cuff as the build (seeded by case).
 
-Prints a table (and writes it to ``OUT/cuff_schedule.md`` and ``.json``) and draws ``OUT/cuff_schedule.png``:
-sensitivity and lead time against the interval. Every figure is from the demo SIMULATOR.
+Prints the tables (and writes them to ``OUT/cuff_schedule.md`` and ``.json``, default ``results/``) and draws
+``docs/img/cuff_schedule.png`` (``--png``): sensitivity and lead time against the interval. Every figure is from
+the demo SIMULATOR. Everything is seeded (simulator, cuff errors, training, bootstrap): a rerun prints the same.
 """
 
 import argparse
@@ -180,20 +181,24 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     intervals = [int(i) for i in results]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for name in ROWS:
         for ax, key, scale in ((axes[0], "sensitivity", 1.0), (axes[1], "lead_median_s", 1 / 60)):
             ms = [results[i]["rows"][name][key] for i in results]
             y = np.array([np.nan if m["value"] is None else m["value"] * scale for m in ms])
             style = {"lw": 2.5, "color": "black"} if name == "model" else {"lw": 1.2}
-            ax.plot(intervals, y, marker="o", label=name, **style)
+            (line,) = ax.plot(intervals, y, marker="o", label=name, **style)
             if name in ("model", LAST_READING):
                 lo = np.array([np.nan if m["lo"] is None else m["lo"] * scale for m in ms])
                 hi = np.array([np.nan if m["hi"] is None else m["hi"] * scale for m in ms])
-                ax.fill_between(intervals, lo, hi, alpha=0.15, color=style.get("color"))
+                ax.fill_between(intervals, lo, hi, alpha=0.15, color=line.get_color())
+    for name, style in (("model", {"lw": 2.5, "color": "black"}), (LAST_READING, {"lw": 1.2, "color": "C0"})):
+        axes[2].plot(intervals, [results[i]["window_auroc"][name] for i in results], marker="o", label=name, **style)
     axes[0].set(xlabel="cuff interval (s)", ylabel="episode sensitivity at the false-alarm target",
                 title="sensitivity (threshold fixed on validation)", ylim=(0, 1))
     axes[1].set(xlabel="cuff interval (s)", ylabel="median lead of caught episodes (min)", title="lead time")
+    axes[2].set(xlabel="cuff interval (s)", ylabel="AUROC for hypotension (test windows)", title="windows")
+    axes[2].legend(fontsize=8)
     for ax in axes:
         ax.set_xticks(intervals)
         ax.grid(alpha=0.3)
@@ -208,13 +213,14 @@ def plot(results: dict, path: str) -> None:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--intervals", default="60,150,300", help="cuff intervals, seconds")
-    p.add_argument("--cases", type=int, default=100, help="demo cases (about 60%% have an arterial line)")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--cases", type=int, default=400, help="demo cases (about 60%% have an arterial line)")
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--k", type=int, default=8, help="cnn_cnn width")
     p.add_argument("--cuff-error", choices=("published", "none"), default="published")
     p.add_argument("--n-boot", type=int, default=200, help="subject-bootstrap replicates")
     p.add_argument("--stride", type=int, default=30, help="seconds between predictions along a recording")
-    p.add_argument("--out", default="bench/out/cuff_schedule", help="table, JSON and PNG go here")
+    p.add_argument("--out", default="results/cuff_schedule", help="the tables (markdown) and JSON go here")
+    p.add_argument("--png", default="docs/img/cuff_schedule.png", help="the figure")
     p.add_argument("--work", default=None, help="datasets and runs (default: a temporary folder)")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -239,7 +245,9 @@ def main(argv=None) -> dict:
         f.write("\n".join([head, "", *lines, "", *verdict]) + "\n")
     with open(os.path.join(args.out, "cuff_schedule.json"), "w") as f:
         json.dump({"settings": vars(args), "results": results}, f, indent=1)
-    plot(results, os.path.join(args.out, "cuff_schedule.png"))
+    os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
+    plot(results, args.png)
+    print(f"wrote {args.png}, {args.out}/cuff_schedule.md and .json")
     return results
 
 
