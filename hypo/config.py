@@ -27,6 +27,8 @@ LABEL_SOURCES = ("cuff", "art")
 MAY_BE_MISSING = ("mac", "bis")
 CUFF_MODE, CUFF_TOLERANCE_S = "reading", 90  # cuff labels by default: the reading nearest end + horizon, within 90 s
 NIBP_MERGE_S = 3  # default: cuff values stamped at most this many seconds apart form one reading
+CUFF_ERRORS = ("none", "published")  # a simulated cuff: ideal, or the published oscillometric error (hypo.data.cuff)
+INFLATION_S = 40  # a simulated cuff inflation: 30-45 s on intraoperative monitors; it reports at its end
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -60,7 +62,8 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     kwargs = {}
     for name, value in data.items():
         ftype = fields[name].type
-        sub = _DATACLASSES.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
+        tname = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")
+        sub = _DATACLASSES.get(tname.removesuffix(" | None"))  # an optional nested config: its class
         if sub is not None and isinstance(value, dict):
             value = from_dict(sub, value)
         elif isinstance(value, list):
@@ -183,6 +186,51 @@ class SplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CuffModel:
+    """A simulated oscillometric cuff (:func:`hypo.data.cuff.simulate_readings`).
+
+    Attributes:
+        inflation_s: Seconds one inflation takes; the reading reports at its end and reads the arterial pressure
+            over it.
+        error: ``"published"``: a bias and SD per pressure from a published cuff-vs-arterial comparison
+            (:data:`hypo.data.cuff.PUBLISHED_ERROR`); ``"none"``: an ideal cuff (the arterial pressure itself).
+    """
+
+    inflation_s: int = INFLATION_S
+    error: str = "published"
+
+    def __post_init__(self) -> None:
+        whole = isinstance(self.inflation_s, int) and not isinstance(self.inflation_s, bool)
+        _require(whole and self.inflation_s >= 1, "the cuff inflation (--cuff-inflation) must be a whole number of "
+                                                  f"seconds >= 1, got {self.inflation_s!r}")
+        _require(self.error in CUFF_ERRORS, f"cuff error must be one of {', '.join(CUFF_ERRORS)}, got {self.error!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CuffSchedule:
+    """A cuff simulated from the arterial line every ``interval_s`` seconds, replacing a case's NIBP readings.
+
+    Attributes:
+        interval_s: Seconds between inflations (``--cuff-from-art``); longer than one inflation.
+        cuff: The simulated cuff (inflation, error model).
+        seed: Seeds each case's error draws (with its case id), so a rebuild and the alarm replay read the same
+            readings.
+    """
+
+    interval_s: int
+    cuff: CuffModel = dataclasses.field(default_factory=CuffModel)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.interval_s, int) and not isinstance(self.interval_s, bool) and self.interval_s > 0,
+                 f"the cuff interval (--cuff-from-art) must be a whole number of seconds > 0, got "
+                 f"{self.interval_s!r}")
+        _require(self.interval_s > self.cuff.inflation_s,
+                 f"the cuff interval (--cuff-from-art {self.interval_s}) must be longer than one inflation "
+                 f"({self.cuff.inflation_s} s)")
+
+
+@dataclasses.dataclass(frozen=True)
 class WindowConfig:
     """Everything that decides which windows a case yields and how they are labelled.
 
@@ -197,9 +245,11 @@ class WindowConfig:
             with that group NaN in every window instead of being rejected as ``all-NaN signal``.
         nibp_merge_s: Cuff values (SBP, MAP, DBP) recorded at most this many seconds apart form one reading,
             stamped at the latest of them (monitors that write the three values a second or two apart).
+        cuff_from_art: ART-labelled datasets (``--cuff-from-art``): the case's cuff readings are replaced by readings
+            simulated from its arterial line on this schedule (:func:`hypo.data.cuff.with_simulated_cuff`).
 
-    ``allow_missing`` and ``nibp_merge_s`` are written only when they differ from their defaults, so configs that
-    do not use them keep the dict and fingerprint they had before the options existed.
+    ``allow_missing``, ``nibp_merge_s`` and ``cuff_from_art`` are written only when they differ from their
+    defaults, so configs that do not use them keep the dict and fingerprint they had before the options existed.
     """
 
     window_s: int = 60
@@ -210,10 +260,12 @@ class WindowConfig:
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
     allow_missing: tuple[str, ...] = ()
     nibp_merge_s: int = NIBP_MERGE_S
+    cuff_from_art: CuffSchedule | None = None
 
     def omitted_fields(self) -> tuple[str, ...]:
         """Fields left out of :func:`to_dict` while at their defaults."""
-        return tuple(name for name, default in (("allow_missing", ()), ("nibp_merge_s", NIBP_MERGE_S))
+        return tuple(name for name, default in (("allow_missing", ()), ("nibp_merge_s", NIBP_MERGE_S),
+                                                ("cuff_from_art", None))
                      if getattr(self, name) == default)
 
     def __post_init__(self) -> None:
@@ -231,6 +283,9 @@ class WindowConfig:
             self.min_case_s >= self.window_s + self.label.horizon_s,
             f"min_case_s must be >= window_s + horizon_s ({self.window_s + self.label.horizon_s})",
         )
+        _require(self.cuff_from_art is None or self.label.source == "art",
+                 "a cuff simulated from the arterial line (--cuff-from-art) needs ART labels (--label-source art): "
+                 "cuff labels would be read from the simulated cuff itself")
 
 
 _DATACLASSES: dict[str, type] = {
@@ -238,6 +293,8 @@ _DATACLASSES: dict[str, type] = {
     "FillConfig": FillConfig,
     "SplitConfig": SplitConfig,
     "WindowConfig": WindowConfig,
+    "CuffModel": CuffModel,
+    "CuffSchedule": CuffSchedule,
 }
 
 

@@ -24,7 +24,12 @@ rule uses the line's interval so far); episodes, judged in hindsight, use whole 
   window end (the same ramp as the window baseline); none where that minute lacks coverage;
 - **frequent cuff** ("measure more often", arterial-line datasets): a cuff simulated every ``cuff_cycle_s``
   (2.5 min) reading the median ART MAP of the ``cuff_measure_s`` before it, alarming below ``hypo_map``: what
-  measuring more often would catch, the bar a predictive alarm must clear.
+  measuring more often would catch, the bar a predictive alarm must clear (an ideal cuff of
+  :func:`hypo.data.cuff.simulate_readings`, the one cuff simulation).
+
+A dataset built with ``--cuff-from-art`` (or a replay given it, ``AlarmConfig.cuff_from_art``) has each recording's
+cuff readings replaced by the simulated cuff before anything reads them (:func:`replay_cuff`): the model and the
+last reading see the cuff the dataset was built with, seeded by case, so the same readings.
 
 A case that fails to load, prepare or predict is counted with its reason and left out of every row alike; it never
 stops the evaluation.
@@ -210,33 +215,49 @@ def dataset_rules(manifest: Manifest) -> WindowRules:
                        nibp_merge_s=wc.nibp_merge_s, tolerates_missing=list(wc.allow_missing))
 
 
-def frequent_cuff(line, cfg: AlarmConfig, channel: str = "mbp") -> tuple[np.ndarray, np.ndarray]:
-    """Simulated cuff readings of the ART MAP (or ``channel``: ``dbp``) every ``cuff_cycle_s`` over the line's span.
+def replay_cuff(manifest: Manifest, cfg: AlarmConfig):
+    """The cuff schedule the replay simulates: ``cfg.cuff_from_art``, else the dataset's (``--cuff-from-art``).
+
+    Returns:
+        A :class:`hypo.config.CuffSchedule`, or None: the recordings' own cuff.
+
+    Raises:
+        HypoError: A schedule for a dataset without an arterial line (cuff labels: its source reads none).
+    """
+    own = manifest.config.cuff_from_art if manifest.config is not None else None
+    schedule = cfg.cuff_from_art if cfg.cuff_from_art is not None else own
+    if schedule is not None and manifest.label.source != "art":
+        raise HypoError("--cuff-from-art simulates the cuff from the arterial line, and this dataset has none (its "
+                        "labels come from the cuff); build it with --label-source art")
+    return schedule
+
+
+def frequent_cuff(line, cfg: AlarmConfig):
+    """Simulated cuff readings of the arterial line every ``cuff_cycle_s`` over the line's span.
+
+    The one cuff simulation (:func:`hypo.data.cuff.simulate_readings`), ideal (no error model): inflations of
+    ``cuff_measure_s`` seconds requested every ``cuff_cycle_s`` from the line's first sample, each reporting at its
+    end the median valid ART pressure over it, as the line was known then.
 
     Args:
         line: The arterial line as it becomes known (:class:`hypo.data.art.KnownLine`): a reading at ``T`` reads
             the samples before ``T`` less the spikes found by then.
         cfg: The simulated cuff's cycle and measurement.
-        channel: The line's channel read (``mbp``, ``dbp``).
 
     Returns:
-        ``(times, values)``: reading times (int64) and the median valid ART value of the ``cuff_measure_s`` seconds
-        before each (NaN when none).
+        :class:`~hypo.data.windows.Readings`: report times (int64) and MAP / SBP / DBP (NaN where an inflation
+        saw no valid sample).
     """
+    from hypo.config import CuffModel
+    from hypo.data.cuff import schedule_times, simulate_readings
+
     v = line.valid
     if len(v) == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    start = int(math.ceil(v.time[0])) + cfg.cuff_measure_s
-    times = np.arange(start, int(math.floor(v.time[-1])) + 1, cfg.cuff_cycle_s, dtype=np.int64)
-    lo = np.searchsorted(v.time, times - cfg.cuff_measure_s, side="left")
-    hi = np.searchsorted(v.time, times, side="left")
-    x = getattr(v, channel).astype(np.float64)
-    values = np.full(len(times), np.nan)
-    for i, (a, b, t) in enumerate(zip(lo, hi, times)):
-        ok = x[a:b][line.spike[a:b] >= t]  # spikes found only after the reading are in it, as they were then
-        if len(ok):
-            values[i] = np.median(ok)
-    return times, values
+        requests = np.zeros(0, np.int64)
+    else:
+        last = int(math.floor(v.time[-1])) + 1  # reports at or before the line's last sample second
+        requests = schedule_times(int(math.ceil(v.time[0])), last - cfg.cuff_measure_s, cfg.cuff_cycle_s)
+    return simulate_readings(line, requests, CuffModel(inflation_s=cfg.cuff_measure_s, error="none"))
 
 
 def comparator_tracks(readings, line, duration: int, max_carry_s: int, horizon_s: int,
@@ -253,11 +274,12 @@ def comparator_tracks(readings, line, duration: int, max_carry_s: int, horizon_s
     dbp = readings.dbp if readings.dbp is not None else np.full(len(readings.time), np.nan)
     out[LAST_DBP] = Track(t, u, dbp.astype(np.float64), READING)
     if line is not None:
-        times, values = frequent_cuff(line, cfg)
-        t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
+        cuff = frequent_cuff(line, cfg)
+        values = cuff.map.astype(np.float64)
+        t, u = slots_of_readings(cuff.time, duration, cfg.cuff_cycle_s)
         out.update({name: Track(t, u, values, READING) for name in ART_FIXED})
-        out[ART_EXTRAPOLATION_ALARM] = Track(t, u, reading_extrapolation(times, values, horizon_s), READING)
-        out[LAST_ART_DBP_ALARM] = Track(t, u, frequent_cuff(line, cfg, "dbp")[1], READING)
+        out[ART_EXTRAPOLATION_ALARM] = Track(t, u, reading_extrapolation(cuff.time, values, horizon_s), READING)
+        out[LAST_ART_DBP_ALARM] = Track(t, u, cuff.dbp.astype(np.float64), READING)
     return out
 
 
@@ -301,6 +323,7 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
         HypoError, CaseRejected: When the case cannot be prepared, predicted or (ART) has no usable line.
     """
     from hypo.data.art import KnownLine
+    from hypo.data.cuff import with_simulated_cuff
     from hypo.data.pipeline import usable_arterial_line
     from hypo.data.windows import Readings
     from hypo.infer.predict import prepare_case, window_config
@@ -315,6 +338,9 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
     base = dataset_rules(manifest)
     stride = cfg.stride_s
     t0 = time.perf_counter()
+    schedule = replay_cuff(manifest, cfg)
+    if schedule is not None:  # the cuff simulated as the dataset's was (or as asked), before anything reads it
+        case = with_simulated_cuff(case, schedule)[0]
     prepared = {window_config(base, stride): prepare_case(case, base, stride)}
     line = usable_arterial_line(case)[0] if label.source == "art" else None
     tick("prepare_s", t0)
@@ -350,9 +376,9 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
         p_art = last_reading_scores(last.map_median, last.sbp_median, label, train_prior(manifest))[:, 1]
         p_art[~np.isfinite(last.map_median)] = np.nan  # no invasive minute, no score (not the prior)
         tracks[LAST_ART] = _probability_track(prep.ends, p_art, duration, stride)
-        times, values = frequent_cuff(known, cfg)
-        t, u = slots_of_readings(times, duration, cfg.cuff_cycle_s)
-        tracks[FREQUENT_CUFF] = Track(t, u, values, READING)
+        cuff = frequent_cuff(known, cfg)
+        t, u = slots_of_readings(cuff.time, duration, cfg.cuff_cycle_s)
+        tracks[FREQUENT_CUFF] = Track(t, u, cuff.map.astype(np.float64), READING)
     tracks.update(comparator_tracks(readings, known, duration, prep.cfg.fill.nibp_max_carry_s, label.horizon_s, cfg))
     tick("baselines_s", t0)
     return events, tracks
@@ -371,6 +397,7 @@ def replay_split(recordings: Recordings, split: str, models: dict[str, ExportedM
         max_cases: Score at most this many cases of the split (a deterministic subsample).
         log: Where progress lines go.
     """
+    replay_cuff(recordings.manifest, cfg)  # refused once, in one line, before any recording is loaded
     listed = split_cases(recordings.data_dir, split)
     chosen = subsample(listed, max_cases)
     refs = {str(r["caseid"]): r for r in recordings.source.case_refs()}
