@@ -213,8 +213,10 @@ class CaseLoop:
             signals[row, (SBP, MBP, DBP)] = np.nan if clear else value
 
     def risk_at(self, signals: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """The model's p(hypotension) of the windows ending at ``ends`` of ``signals``, as the causal pipeline
-        prepares them (NaN where incomplete); reads the ``history_s`` seconds before the first end."""
+        """The model's p(hypotension) of the windows ending at ``ends`` of ``signals`` (NaN: incomplete).
+
+        The causal pipeline prepares them from the ``history_s`` seconds before the first end on.
+        """
         from hypo.infer.causal import known_at, prepare_windows
 
         risk = np.full(len(ends), np.nan)
@@ -226,6 +228,18 @@ class CaseLoop:
         if ok.any():
             risk[ok] = self.model.predict_proba(prep.windows[ok].transpose(0, 2, 1))[:, HYPOTENSION]
         return risk
+
+    def inputs(self, run: PolicyRun) -> np.ndarray:
+        """The recording's seconds as a run left them, float32 [seconds, 7].
+
+        Its NIBP channels hold the run's readings at their report seconds (the same draws: a reading's error depends
+        on its request second only).
+        """
+        signals = self.case.signals.copy()
+        signals[:, (SBP, MBP, DBP)] = np.nan
+        for r, v in self._read(run.requests).items():
+            self._write(signals, r, v)
+        return signals
 
     # ------------------------------------------------------------------------------------------- policies
 
@@ -241,8 +255,10 @@ class CaseLoop:
         return self._run(lambda i, t, loop, risk: risk[i] >= threshold, with_model=True)
 
     def trend(self, level: float) -> PolicyRun:
-        """The fixed schedule plus an inflation whenever the last readings' MAP trend, extrapolated
-        ``trend_horizon_s`` ahead, is below ``level`` mmHg."""
+        """The fixed schedule plus an inflation whenever the last readings' MAP trend is below ``level``.
+
+        The trend: the MAP extrapolated ``trend_horizon_s`` ahead of the step (module docstring), in mmHg.
+        """
         from hypo.data.windows import EARLIER_READINGS
         from hypo.learn.comparators import MAX_AGE_S, extrapolate
 
@@ -289,8 +305,10 @@ class CaseLoop:
             self._write(loop.signals, t, loop.readings[t])
 
     def _seen_by(self, loop: _Loop, t: int) -> np.ndarray:
-        """The steps whose windows a request at ``t`` (and the scheduled inflations it skipped) can change: from
-        its report to the next reading after them (at most the cuff's carry-forward), plus one window."""
+        """The steps whose windows a request at ``t`` (and the scheduled inflations it skipped) can change.
+
+        From its report to the next reading after them (at most the cuff's carry-forward later), plus one window.
+        """
         inf = self.cfg.inflation_s
         lo, hi = t + inf, t + 2 * inf
         later = [r + inf for r, v in loop.readings.items() if r + inf > hi and np.isfinite(v).all()]

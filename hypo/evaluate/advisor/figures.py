@@ -17,7 +17,9 @@ def _xy(points: list[PolicyScore], attr: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def delay_figure(split, chosen: float, path: str, title: str) -> str:
-    """Two panels over extra inflations/h: the median delay (min; undetected ranked last, so a median over half
+    """Median delay and episodes detected against extra inflations/h, for every policy of a split.
+
+    Two panels: the median delay (min; undetected ranked last, so a median over half
     undetected is off the panel) and the share of episodes detected, for the advisor's thresholds (a curve), the
     trend trigger's levels (a curve) and the fixed schedules (points); the advisor at ``chosen`` circled.
 

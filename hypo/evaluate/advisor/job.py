@@ -123,8 +123,9 @@ def run_split(loops: list[CaseLoop], split: str, thresholds, req: AdvisorRequest
 
 
 def advisor_job(req: AdvisorRequest, log=print) -> dict[str, Any]:
-    """Run the advisor, the schedules and the trend trigger on validation and test; fix the threshold on
-    validation; write and print the test table (module docstring).
+    """Run every policy on validation and test; fix the threshold on validation; write and print the test table.
+
+    See the module docstring.
 
     Raises:
         HypoError: A dataset without arterial-line labels, or no recording that could be run.

@@ -65,8 +65,11 @@ def header_lines(req, manifest, model, chosen: float, how: str, split) -> list[s
 
 
 def advisor_table(split, chosen: float, how: str, req, manifest, model) -> str:
-    """The test table in Markdown: the fixed schedules, the trend trigger, the advisor at the chosen threshold
-    (with intervals) and its other thresholds."""
+    """The test table in Markdown.
+
+    Rows: the fixed schedules, the trend trigger, the advisor at the chosen threshold (with intervals), its other
+    thresholds.
+    """
     cols = ("| policy | inflations/h | extra/h | episodes | detected | median delay, min | mean delay detected, "
             "min |\n|---|---|---|---|---|---|---|")
     rows = [_row(p, req, True) for p in split.family("schedule")]

@@ -142,8 +142,11 @@ def choose_threshold(points: list[PolicyScore], budget_per_h: float = BUDGET_PER
 
 
 def threshold_grid(risks: np.ndarray, n: int = 8) -> np.ndarray:
-    """Trigger thresholds from the validation split's risks with the base schedule alone: upper quantiles
-    (50% .. 99.9% of the steps), so that the curve spans few to many requests whatever the model's scale."""
+    """Trigger thresholds from the validation split's risks with the base schedule alone.
+
+    Upper quantiles (50% .. 99.9% of the steps), so that the curve spans few to many requests whatever the model's
+    scale.
+    """
     r = np.asarray(risks, np.float64)
     r = r[np.isfinite(r)]
     if not len(r):
