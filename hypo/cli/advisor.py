@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
     p.add_argument("--schedules", default=",".join(map(str, SCHEDULES_S)), help="fixed schedules, s")
     p.add_argument("--trend-levels", default=",".join(f"{v:g}" for v in TREND_LEVELS),
                    help="trend trigger levels, mmHg")
-    p.add_argument("--thresholds", type=int, default=8, help="advisor thresholds in the grid (default 8)")
+    p.add_argument("--thresholds", type=int, default=16, help="advisor thresholds in the grid (default 16)")
     p.add_argument("--cases", type=int, default=None, help="at most this many recordings per split")
     p.add_argument("--bootstrap", type=int, default=1000, help="subject-bootstrap replicates (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cuff's error draws")

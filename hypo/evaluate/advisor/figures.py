@@ -30,7 +30,7 @@ def delay_figure(split, chosen: float, path: str, title: str) -> str:
         title: The figure's title (says SIMULATED for the demo cohort).
     """
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12.0, 5.0), dpi=DPI)
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 5.6), dpi=DPI)
     families = (("advisor", "advisor (model risk >= threshold)", MODEL_COLOR, "o-"),
                 ("trend", "trend trigger (MAP extrapolated < level)", TREND_COLOR, "s--"))
     for ax, attr, scale, ylabel in ((axes[0], "median_delay_s", 1 / 60, "median detection delay, min"),

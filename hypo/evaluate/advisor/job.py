@@ -8,7 +8,7 @@ from its source (:class:`hypo.evaluate.alarms.replay.Recordings`) and run closed
 
 - **fixed schedules**: an inflation every 60, 150 and 300 s (no model);
 - **the trend trigger**: the base schedule plus a request whenever the last readings' MAP trend, extrapolated to the
-  horizon, is below a level (65-85 mmHg);
+  horizon, is below a level (55-85 mmHg);
 - **the advisor**: the base schedule plus a request whenever the model's p(hypotension) is >= a trigger threshold,
   over a grid of thresholds taken from the validation split's risks; the threshold is fixed on validation at the
   budget (:func:`~hypo.evaluate.advisor.scoring.choose_threshold`) and then applied to test.
@@ -32,7 +32,7 @@ from hypo.evaluate.advisor.closed_loop import CaseLoop, LoopConfig, PolicyRun
 from hypo.evaluate.advisor.scoring import BUDGET_PER_H, PolicyScore, choose_threshold, detection_delays, threshold_grid
 
 SCHEDULES_S: tuple[int, ...] = (60, 150, 300)
-TREND_LEVELS: tuple[float, ...] = (65.0, 70.0, 75.0, 80.0, 85.0)
+TREND_LEVELS: tuple[float, ...] = (55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0)
 ADVISOR, SCHEDULE, TREND = "advisor", "schedule", "trend"
 
 
@@ -62,7 +62,7 @@ class AdvisorRequest:
     budget_per_h: float = BUDGET_PER_H
     schedules: tuple[int, ...] = SCHEDULES_S
     trend_levels: tuple[float, ...] = TREND_LEVELS
-    n_thresholds: int = 8
+    n_thresholds: int = 16
     max_cases: int | None = None
     n_boot: int = 1000
 

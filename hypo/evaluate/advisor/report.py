@@ -97,7 +97,10 @@ def write_outputs(req, runs: dict, chosen: float, how: str, table: str, manifest
     with open(md, "w") as f:
         f.write(table + "\n")
     title = (("SIMULATED (demo cohort): " if manifest.simulated else "")
-             + f"cuff advisor vs fixed schedules vs trend, test split ({runs['test'].n_cases} recordings)")
+             + f"cuff advisor vs fixed schedules vs trend, test split ({runs['test'].n_cases} recordings)\n"
+             + f"cuff readings simulated from the arterial line ({req.loop.inflation_s} s inflation, error "
+             + f"{req.loop.cuff_error});\nbase schedule every {req.loop.base_interval_s} s; requests >= "
+             + f"{req.loop.min_spacing_s} s apart; threshold fixed on validation at <= {req.budget_per_h:g} extra/h")
     png = delay_figure(runs["test"], chosen, os.path.join(req.out, "advisor.png"), title)
     out = {"simulated": manifest.simulated, "model": model.describe(), "threshold": chosen, "threshold_rule": how,
            "config": dataclasses.asdict(req.loop), "budget_per_h": req.budget_per_h,

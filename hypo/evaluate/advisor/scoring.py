@@ -141,15 +141,15 @@ def choose_threshold(points: list[PolicyScore], budget_per_h: float = BUDGET_PER
                         f"highest ({best.extra_per_h:.2f}/h there)")
 
 
-def threshold_grid(risks: np.ndarray, n: int = 8) -> np.ndarray:
+def threshold_grid(risks: np.ndarray, n: int = 16) -> np.ndarray:
     """Trigger thresholds from the validation split's risks with the base schedule alone.
 
-    Upper quantiles (50% .. 99.9% of the steps), so that the curve spans few to many requests whatever the model's
+    Upper quantiles (30% .. 99.8% of the steps), so that the curve spans few to many requests whatever the model's
     scale.
     """
     r = np.asarray(risks, np.float64)
     r = r[np.isfinite(r)]
     if not len(r):
         return np.zeros(0)
-    q = 1 - np.geomspace(0.5, 0.001, n)
+    q = 1 - np.geomspace(0.7, 0.002, n)
     return np.unique(np.round(np.quantile(r, q), 6))
