@@ -200,9 +200,9 @@ class CuffModel:
     error: str = "published"
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.inflation_s, int) and not isinstance(self.inflation_s, bool)
-                 and self.inflation_s >= 1, f"the cuff inflation must be a whole number of seconds >= 1, got "
-                                            f"{self.inflation_s!r}")
+        whole = isinstance(self.inflation_s, int) and not isinstance(self.inflation_s, bool)
+        _require(whole and self.inflation_s >= 1, "the cuff inflation (--cuff-inflation) must be a whole number of "
+                                                  f"seconds >= 1, got {self.inflation_s!r}")
         _require(self.error in CUFF_ERRORS, f"cuff error must be one of {', '.join(CUFF_ERRORS)}, got {self.error!r}")
 
 
@@ -223,9 +223,10 @@ class CuffSchedule:
 
     def __post_init__(self) -> None:
         _require(isinstance(self.interval_s, int) and not isinstance(self.interval_s, bool) and self.interval_s > 0,
-                 f"the cuff interval must be a whole number of seconds > 0, got {self.interval_s!r}")
+                 f"the cuff interval (--cuff-from-art) must be a whole number of seconds > 0, got "
+                 f"{self.interval_s!r}")
         _require(self.interval_s > self.cuff.inflation_s,
-                 f"the cuff interval ({self.interval_s} s) must be longer than one inflation "
+                 f"the cuff interval (--cuff-from-art {self.interval_s}) must be longer than one inflation "
                  f"({self.cuff.inflation_s} s)")
 
 
@@ -283,8 +284,8 @@ class WindowConfig:
             f"min_case_s must be >= window_s + horizon_s ({self.window_s + self.label.horizon_s})",
         )
         _require(self.cuff_from_art is None or self.label.source == "art",
-                 "a cuff simulated from the arterial line needs ART labels (label source art): cuff labels would "
-                 "be read from the simulated cuff itself")
+                 "a cuff simulated from the arterial line (--cuff-from-art) needs ART labels (--label-source art): "
+                 "cuff labels would be read from the simulated cuff itself")
 
 
 _DATACLASSES: dict[str, type] = {

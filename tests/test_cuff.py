@@ -2,6 +2,8 @@
 spikes as known then, failed inflations), the published error model's bias and SD over many readings, the
 schedule config, and the case whose cuff it replaces."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,62 @@ def test_cuff_schedule_config():
         CuffModel(error="typical")
     with pytest.raises(ConfigError, match="ART labels"):
         WindowConfig(cuff_from_art=CuffSchedule(interval_s=120))
+
+
+# ------------------------------------------------------------------------------------- built and replayed
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from demo_experiment import build_demo_dataset
+
+    out = str(tmp_path_factory.mktemp("cuff") / "d")
+    schedule = CuffSchedule(interval_s=120, cuff=CuffModel(error="published"), seed=5)
+    manifest = build_demo_dataset(out, n_cases=10, cfg=WindowConfig(label=LabelConfig(source="art"),
+                                                                     cuff_from_art=schedule))
+    return {"data": out, "manifest": manifest, "schedule": schedule}
+
+
+def _simulated(caseid, schedule):
+    from hypo.data.sources.demo import simulate_case
+
+    case = simulate_case(int(caseid), 0, arterial=True)
+    return case, with_simulated_cuff(case, schedule)[0]
+
+
+def test_a_dataset_built_with_a_simulated_cuff_reads_it(built):
+    import pandas as pd
+
+    from hypo.data.dataset import read_manifest
+    from hypo.data.preprocess import summary_lines
+
+    manifest = read_manifest(built["data"])
+    assert manifest.config.cuff_from_art == built["schedule"]
+    assert any("SIMULATED" in line and "every 120 s" in line for line in summary_lines(manifest))
+    shard = next(Path(built["data"], "windows").rglob("*.parquet"))
+    df = pd.read_parquet(shard)
+    _, sim = _simulated(df.caseid.iloc[0], built["schedule"])
+    rows = np.flatnonzero(np.isfinite(sim.signals[:, MBP]))
+    assert len(rows) > 5 and (np.diff(rows) % 120 == 0).all()  # every 120 s (or a failed inflation left out)
+    seen = df[df.last_time >= 0]
+    assert len(seen) and set(seen.last_time) <= set(rows.tolist())
+    np.testing.assert_allclose(seen.last_map, sim.signals[seen.last_time, MBP], atol=1e-4)
+
+
+def test_the_replay_simulates_the_datasets_cuff_or_the_one_asked(built):
+    from hypo.errors import HypoError
+    from hypo.evaluate.alarms.replay import LAST_READING, replay_case, replay_cuff, split_cases
+
+    manifest = built["manifest"]
+    info = next(c for split in ("train", "val", "test") for c in split_cases(built["data"], split))
+    case, sim = _simulated(info["caseid"], built["schedule"])
+    _, tracks = replay_case(case, info, {}, manifest, AlarmConfig(stride_s=60))
+    rows = np.flatnonzero(np.isfinite(sim.signals[:, MBP]))
+    assert set(tracks[LAST_READING].t.tolist()) <= set(rows.tolist())
+    np.testing.assert_allclose(tracks[LAST_READING].score, sim.signals[tracks[LAST_READING].t, MBP], atol=1e-4)
+    other = CuffSchedule(interval_s=300, cuff=IDEAL)
+    _, tracks = replay_case(case, info, {}, manifest, AlarmConfig(stride_s=60, cuff_from_art=other))
+    assert set(np.diff(tracks[LAST_READING].t)) == {300}
+    cuff_labels = manifest.model_copy(update={"label": LabelConfig(), "config": WindowConfig()})
+    with pytest.raises(HypoError, match="arterial line"):
+        replay_cuff(cuff_labels, AlarmConfig(cuff_from_art=other))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from hypo.cli.cuff_args import CUFF_FLAGS, add_cuff_arguments, cuff_schedule
 from hypo.errors import ConfigError
 from hypo.evaluate.alarms.metrics import AlarmConfig
 
@@ -56,11 +57,13 @@ def add_alarm_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"earliest warning that counts, minutes before onset (default: {d['--alarm-lead-max']})")
     g.add_argument("--alarm-lead-min", type=int, default=None, metavar="MIN",
                    help=f"latest warning that counts, minutes before onset (default: {d['--alarm-lead-min']})")
+    add_cuff_arguments(g, "the replayed recordings' cuff readings")
 
 
 def alarm_flags_given(args: argparse.Namespace) -> list[str]:
     """The alarm options given on the command line (so a command can refuse them where nothing uses them)."""
-    return [flag for flag, (attr, _) in _OPTIONS.items() if getattr(args, attr, None) is not None]
+    options = {**{flag: attr for flag, (attr, _) in _OPTIONS.items()}, **CUFF_FLAGS}
+    return [flag for flag, attr in options.items() if getattr(args, attr, None) is not None]
 
 
 def refuse_unused_alarm_flags(args: argparse.Namespace, why: str) -> None:
@@ -88,4 +91,4 @@ def alarm_config(args: argparse.Namespace) -> AlarmConfig:
     return AlarmConfig(stride_s=v["alarm_stride"], m=v["alarm_m"], hysteresis=v["alarm_hysteresis"],
                        max_gap_s=v["alarm_max_gap"], fa_target_per_h=v["alarm_fa_target"],
                        sens_target=v["alarm_sens_target"], lead_max_s=60 * v["alarm_lead_max"],
-                       lead_min_s=60 * v["alarm_lead_min"])
+                       lead_min_s=60 * v["alarm_lead_min"], cuff_from_art=cuff_schedule(args))

@@ -4,6 +4,7 @@
     hypo windows --source demo --site b --cases 200 --out data/site-b       # a second simulated hospital
     hypo windows --source vital-dir --path /data/vital --out data/hospital
     hypo windows --source vitaldb --cases 500 --cache ~/.cache/hypo --out s3://bucket/w
+    hypo windows --source demo --label-source art --cuff-from-art 150 --out data/cuff150   # a simulated cuff
 
 The work is :func:`hypo.data.windows_job.windows_job` (the Ray Data job: :func:`hypo.data.preprocess.build_windows`);
 this is its command-line front.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from hypo.cli.cuff_args import add_cuff_arguments, cuff_schedule
 from hypo.config import CUFF_MODE, CUFF_TOLERANCE_S, NIBP_MERGE_S, FillConfig, LabelConfig, SplitConfig, WindowConfig
 from hypo.data.manifest import Manifest
 from hypo.data.signals import MAY_BE_MISSING, parse_groups
@@ -63,6 +65,7 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--nibp-merge-s", type=int, default=NIBP_MERGE_S, metavar="S",
                    help="cuff SBP/MAP/DBP values stamped at most S seconds apart form one reading, stamped at the "
                         f"latest (default {NIBP_MERGE_S}; 0: only values in the same second)")
+    add_cuff_arguments(p, "the cases' cuff (NIBP) readings")
     p.add_argument("--split", type=float, nargs=3, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
                    help="subject split fractions")
     p.add_argument("--split-seed", type=int, default=0, help="seed assigning subjects to splits")
@@ -114,7 +117,8 @@ def config_from_args(args) -> WindowConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return WindowConfig(window_s=args.window, stride_s=args.stride, min_case_s=args.min_case, label=label,
-                            fill=FillConfig(), split=split, allow_missing=allow, nibp_merge_s=args.nibp_merge_s)
+                            fill=FillConfig(), split=split, allow_missing=allow, nibp_merge_s=args.nibp_merge_s,
+                            cuff_from_art=cuff_schedule(args))
     except ConfigError as exc:
         raise ConfigError(in_flags(str(exc))) from None
 

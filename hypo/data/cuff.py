@@ -43,7 +43,8 @@ from hypo.data.sources.base import Case
 from hypo.data.windows import Readings
 from hypo.errors import CaseRejected
 
-__all__ = ["PUBLISHED_ERROR", "CuffModel", "CuffSchedule", "case_rng", "schedule_times", "simulate_readings",
+__all__ = ["PUBLISHED_ERROR", "CuffModel", "CuffSchedule", "case_rng", "schedule_text", "schedule_times",
+           "simulate_readings",
            "with_simulated_cuff"]
 
 # Cuff minus arterial pressure (bias, SD), mmHg, per pressure: Ribezzo et al. 2014 (module docstring).
@@ -108,6 +109,16 @@ def simulate_readings(line: KnownLine, request_times, model: CuffModel,
             bias, sd = PUBLISHED_ERROR[p]
             values[p] = values[p] + bias + sd * noise[:, j]
     return Readings(report, *(values[p].astype(np.float32) for p in ("map", "sbp", "dbp")))
+
+
+def schedule_text(schedule: CuffSchedule) -> str:
+    """One line saying how a dataset's cuff was simulated (manifest summaries, reports)."""
+    error = ("an ideal cuff (no error)" if schedule.cuff.error == "none" else
+             "the published oscillometric error (cuff - arterial, mmHg: "
+             + ", ".join(f"{p.upper()} {b:+.1f} +- {sd:.1f}" for p, (b, sd) in PUBLISHED_ERROR.items())
+             + "; Ribezzo et al. 2014)")
+    return (f"cuff readings SIMULATED from the arterial line (--cuff-from-art): every {schedule.interval_s} s, "
+            f"{schedule.cuff.inflation_s}-s inflations reporting at their end, {error}, seed {schedule.seed}")
 
 
 @dataclasses.dataclass(frozen=True)

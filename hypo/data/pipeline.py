@@ -17,6 +17,7 @@ from hypo import storage
 from hypo.config import WindowConfig
 from hypo.data.art import ArterialLine, clean_arterial
 from hypo.data.artefacts import NIBP_RULES, merge_cuff_values, remove_artefacts
+from hypo.data.cuff import with_simulated_cuff
 from hypo.data.filling import fill_gaps
 from hypo.data.integrity import shard_record
 from hypo.data.moments import Moments
@@ -151,7 +152,13 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
     Raises:
         CaseRejected: When the case cannot be used (see :func:`clean_case`), has no usable arterial line when
             labels come from it (:func:`usable_arterial_line`), or yields no usable window.
+
+    With ``cfg.cuff_from_art`` the case's cuff readings are first replaced by a cuff simulated from its arterial
+    line (:func:`hypo.data.cuff.with_simulated_cuff`; counted in the summary's ``cuff_from_art``).
     """
+    simulated = None
+    if cfg.cuff_from_art is not None:
+        case, simulated = with_simulated_cuff(case, cfg.cuff_from_art)
     cleaned, filled, artefacts, merged, absent = clean_case(case, cfg)
     try:
         art, art_info = usable_arterial_line(case) if cfg.label.source == "art" else (None, None)
@@ -182,6 +189,8 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
         summary["absent"] = list(absent)
     if art_info is not None:
         summary["art"] = art_info
+    if simulated is not None:
+        summary["cuff_from_art"] = simulated.to_dict()
     return win, summary
 
 

@@ -416,6 +416,11 @@ def summary_lines(manifest: Manifest) -> list[str]:
     rej = {k: v for k, v in manifest.artefacts_in_rejected_cases.items() if v}
     if rej:
         lines.append("artefacts removed in rejected cases: " + ", ".join(f"{k} {v}" for k, v in rej.items()))
+    schedule = manifest.config.cuff_from_art if manifest.config is not None else None
+    if schedule is not None:
+        from hypo.data.cuff import schedule_text
+
+        lines.append(schedule_text(schedule))
     if manifest.nibp_merged_readings:
         lines.append(f"cuff readings grouped from values stamped up to {manifest.nibp_merge_s} s apart: "
                      f"{manifest.nibp_merged_readings}")

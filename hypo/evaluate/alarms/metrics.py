@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hypo.config import CuffSchedule
 from hypo.errors import ConfigError
 from hypo.evaluate.alarms.events import INDUCTION, SCORED, UNDER_WAY, CaseEvents
 from hypo.infer.alarm_policy import (
@@ -76,6 +77,10 @@ class AlarmConfig:
             gap ends it): ``max_gap_s // stride_s`` predictions (:func:`hypo.infer.alarm_policy.held_gaps`).
         cuff_hold_s: A cuff episode ends at the next reading that is not low, or this long after its last low
             reading, whichever comes first (one usual cuff interval: readings every 2.5-5 min).
+        cuff_from_art: ``--cuff-from-art``: the replayed recordings' cuff readings are replaced by a cuff simulated
+            from the arterial line on this schedule (:func:`hypo.data.cuff.with_simulated_cuff`); None: the
+            dataset's own (a dataset built with ``--cuff-from-art`` replays its simulated cuff). Written only when
+            set.
     """
 
     stride_s: int = STRIDE_S_DEFAULT
@@ -92,6 +97,11 @@ class AlarmConfig:
     n_thresholds: int = 150
     max_gap_s: int = MAX_GAP_S_DEFAULT
     cuff_hold_s: int = 300
+    cuff_from_art: CuffSchedule | None = None
+
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Fields left out of the config's dict while unset (results written before they existed stay the same)."""
+        return ("cuff_from_art",) if self.cuff_from_art is None else ()
 
     @property
     def max_gap(self) -> int:

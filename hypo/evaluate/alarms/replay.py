@@ -24,7 +24,12 @@ rule uses the line's interval so far); episodes, judged in hindsight, use whole 
   window end (the same ramp as the window baseline); none where that minute lacks coverage;
 - **frequent cuff** ("measure more often", arterial-line datasets): a cuff simulated every ``cuff_cycle_s``
   (2.5 min) reading the median ART MAP of the ``cuff_measure_s`` before it, alarming below ``hypo_map``: what
-  measuring more often would catch, the bar a predictive alarm must clear.
+  measuring more often would catch, the bar a predictive alarm must clear (an ideal cuff of
+  :func:`hypo.data.cuff.simulate_readings`, the one cuff simulation).
+
+A dataset built with ``--cuff-from-art`` (or a replay given it, ``AlarmConfig.cuff_from_art``) has each recording's
+cuff readings replaced by the simulated cuff before anything reads them (:func:`replay_cuff`): the model and the
+last reading see the cuff the dataset was built with, seeded by case, so the same readings.
 
 A case that fails to load, prepare or predict is counted with its reason and left out of every row alike; it never
 stops the evaluation.
@@ -210,6 +215,23 @@ def dataset_rules(manifest: Manifest) -> WindowRules:
                        nibp_merge_s=wc.nibp_merge_s, tolerates_missing=list(wc.allow_missing))
 
 
+def replay_cuff(manifest: Manifest, cfg: AlarmConfig):
+    """The cuff schedule the replay simulates: ``cfg.cuff_from_art``, else the dataset's (``--cuff-from-art``).
+
+    Returns:
+        A :class:`hypo.config.CuffSchedule`, or None: the recordings' own cuff.
+
+    Raises:
+        HypoError: A schedule for a dataset without an arterial line (cuff labels: its source reads none).
+    """
+    own = manifest.config.cuff_from_art if manifest.config is not None else None
+    schedule = cfg.cuff_from_art if cfg.cuff_from_art is not None else own
+    if schedule is not None and manifest.label.source != "art":
+        raise HypoError("--cuff-from-art simulates the cuff from the arterial line, and this dataset has none (its "
+                        "labels come from the cuff); build it with --label-source art")
+    return schedule
+
+
 def frequent_cuff(line, cfg: AlarmConfig):
     """Simulated cuff readings of the arterial line every ``cuff_cycle_s`` over the line's span.
 
@@ -301,6 +323,7 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
         HypoError, CaseRejected: When the case cannot be prepared, predicted or (ART) has no usable line.
     """
     from hypo.data.art import KnownLine
+    from hypo.data.cuff import with_simulated_cuff
     from hypo.data.pipeline import usable_arterial_line
     from hypo.data.windows import Readings
     from hypo.infer.predict import prepare_case, window_config
@@ -315,6 +338,9 @@ def replay_case(case, info: dict[str, Any], models: dict[str, ExportedModel], ma
     base = dataset_rules(manifest)
     stride = cfg.stride_s
     t0 = time.perf_counter()
+    schedule = replay_cuff(manifest, cfg)
+    if schedule is not None:  # the cuff simulated as the dataset's was (or as asked), before anything reads it
+        case = with_simulated_cuff(case, schedule)[0]
     prepared = {window_config(base, stride): prepare_case(case, base, stride)}
     line = usable_arterial_line(case)[0] if label.source == "art" else None
     tick("prepare_s", t0)
@@ -371,6 +397,7 @@ def replay_split(recordings: Recordings, split: str, models: dict[str, ExportedM
         max_cases: Score at most this many cases of the split (a deterministic subsample).
         log: Where progress lines go.
     """
+    replay_cuff(recordings.manifest, cfg)  # refused once, in one line, before any recording is loaded
     listed = split_cases(recordings.data_dir, split)
     chosen = subsample(listed, max_cases)
     refs = {str(r["caseid"]): r for r in recordings.source.case_refs()}
