@@ -147,3 +147,51 @@ def test_bad_timing_and_no_line_are_one_line_errors():
     case = simulate_case(1, 0, arterial=False)
     with pytest.raises(CaseRejected):
         CaseLoop(case, stand_in_model(), LABEL, IDEAL)
+
+
+@pytest.fixture(scope="module")
+def demo_art(tmp_path_factory):
+    from demo_experiment import build_demo_dataset, fake_search
+
+    root = tmp_path_factory.mktemp("advisor")
+    data = str(root / "demo-art")
+    build_demo_dataset(data, n_cases=30, cfg=WindowConfig(label=LabelConfig(source="art")))
+    exp = fake_search(data, str(root / "exp"), trials=({"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0},),
+                      epochs=1)
+    return {"data": data, "exp": exp, "root": root}
+
+
+def test_hypo_advisor_on_a_demo_cohort_fixes_the_threshold_on_validation(demo_art, capsys):
+    from hypo.cli.main import main
+
+    out = str(demo_art["root"] / "advisor")
+    res = main(["advisor", demo_art["exp"], "--out", out, "--cases", "4", "--bootstrap", "20", "--thresholds", "5",
+                "--schedules", "150,300", "--trend-levels", "65,75"])
+    printed = capsys.readouterr().out
+    assert "SIMULATED" in printed and "advisor (chosen)" in printed and "fixed: every 300 s (base)" in printed
+    val = [p for p in res["splits"]["val"]["points"] if p["family"] == "advisor"]
+    chosen = [p for p in val if math.isclose(p["param"], res["threshold"])][0]
+    within = [p for p in val if p["extra_per_h"] <= 2.0]
+    # the lowest threshold within the budget on validation (or, with none, the highest)
+    assert chosen["param"] == (min(p["param"] for p in within) if within else max(p["param"] for p in val))
+    assert any(math.isclose(p["param"], res["threshold"]) for p in res["splits"]["test"]["points"]
+               if p["family"] == "advisor")
+    base = [p for p in res["splits"]["test"]["points"] if p["family"] == "schedule" and p["param"] == 300][0]
+    assert base["extra_per_h"] == 0.0
+    for name in ("advisor.md", "advisor.json", "advisor.png"):
+        assert (demo_art["root"] / "advisor" / name).stat().st_size > 0
+
+
+def test_hypo_advisor_refuses_a_cuff_labelled_dataset_in_one_line(demo_art, tmp_path, capsys):
+    from hypo.cli.main import main
+
+    from demo_experiment import build_demo_dataset
+
+    data = str(tmp_path / "demo")
+    build_demo_dataset(data, n_cases=12)
+    for model, words in ((demo_art["exp"], "needs recordings with an arterial line"),
+                         (str(tmp_path / "none.pt"), "no model file")):
+        with pytest.raises(SystemExit) as exc:
+            main(["advisor", model, "--data", data, "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.count("\n") == 1 and words in err, err
