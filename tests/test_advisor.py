@@ -178,6 +178,11 @@ def test_hypo_advisor_on_a_demo_cohort_fixes_the_threshold_on_validation(demo_ar
                if p["family"] == "advisor")
     base = [p for p in res["splits"]["test"]["points"] if p["family"] == "schedule" and p["param"] == 300][0]
     assert base["extra_per_h"] == 0.0
+    # a look at the experiment's test split, recorded as hypo report's are
+    from hypo.evaluate.testsplit.looks import read_looks
+
+    assert [lk["by"] for lk in read_looks(demo_art["exp"])] == ["hypo advisor"]
+    assert "first look at this experiment's test split" in printed
     for name in ("advisor.md", "advisor.json", "advisor.png"):
         assert (demo_art["root"] / "advisor" / name).stat().st_size > 0
 

@@ -122,6 +122,21 @@ def run_split(loops: list[CaseLoop], split: str, thresholds, req: AdvisorRequest
     return SplitRun(split, scores, len(loops), list(failures), float(sum(lo.hours for lo in loops)))
 
 
+def test_look(model) -> str:
+    """Record this look at an experiment's test split (``test_looks.jsonl``) and say which look it is.
+
+    A model file is not an experiment: its looks are not recorded (``""``).
+    """
+    from hypo.evaluate.testsplit.looks import describe_looks, record_look
+
+    if model.origin != "run" or not os.path.isdir(model.path):
+        return ""
+    t, f = model.sidecar.trial, model.sidecar.fingerprints
+    looks = record_look(model.path, "hypo advisor", [{"trial": t.id if t else None, "rank": t.rank if t else None,
+                                                      "checkpoint_sha256": f.checkpoint_sha256 if f else None}])
+    return describe_looks(looks)
+
+
 def advisor_job(req: AdvisorRequest, log=print) -> dict[str, Any]:
     """Run every policy on validation and test; fix the threshold on validation; write and print the test table.
 
@@ -152,12 +167,16 @@ def advisor_job(req: AdvisorRequest, log=print) -> dict[str, Any]:
             raise HypoError(f"{data}: no {split} recording could be run closed-loop")
         if split == "val":
             grid = threshold_grid(np.concatenate([lo.base_risk for lo in loops]), req.n_thresholds)
+            if not len(grid):
+                raise HypoError(f"{data}: the model scored no window of the validation recordings (every window "
+                                "incomplete): no trigger threshold to choose")
         runs[split] = run_split(loops, split, grid if split == "val" else np.unique(np.r_[grid, chosen]), req,
                                 label.hypo_map, failures)
         if split == "val":
             chosen, how = choose_threshold(runs["val"].family(ADVISOR), req.budget_per_h)
         log(f"advisor, {split} split: {len(loops)} recordings, {runs[split].hours:.1f} h "
             f"({time.perf_counter() - t0:.0f} s)")
-    table = advisor_table(runs["test"], chosen, how, req, recordings.manifest, model)
+    looks = test_look(model)
+    table = advisor_table(runs["test"], chosen, how, req, recordings.manifest, model, looks)
     log(table)
     return write_outputs(req, runs, chosen, how, table, recordings.manifest, model)

@@ -36,7 +36,7 @@ def _row(p: PolicyScore, req, boot: bool) -> str:
             f"{100 * p.detected:.0f}% | {med} | {mean} |")
 
 
-def header_lines(req, manifest, model, chosen: float, how: str, split) -> list[str]:
+def header_lines(req, manifest, model, chosen: float, how: str, split, looks: str = "") -> list[str]:
     """What the table is: simulated or not, the cuff, the policies' timing, the rules of events and delays."""
     from hypo.evaluate.alarms.events import event_rule_text
 
@@ -47,7 +47,8 @@ def header_lines(req, manifest, model, chosen: float, how: str, split) -> list[s
         "# Cuff advisor, closed-loop (simulated cuff from the arterial line), test split",
         "",
         f"{sim}Model: {model.describe()}. {split.n_cases} test recordings, {split.hours:.1f} h of scored span"
-        + (f" ({len(split.failures)} could not be run)" if split.failures else "") + ".",
+        + (f" ({len(split.failures)} could not be run)" if split.failures else "") + "."
+        + (f" Test split: {looks}." if looks else ""),
         "",
         f"- cuff: each reading simulated from the arterial line (hypo.data.cuff): an inflation of {c.inflation_s} s "
         f"reporting at its end, error model `{c.cuff_error}`, seed {c.seed};",
@@ -64,7 +65,7 @@ def header_lines(req, manifest, model, chosen: float, how: str, split) -> list[s
     ]
 
 
-def advisor_table(split, chosen: float, how: str, req, manifest, model) -> str:
+def advisor_table(split, chosen: float, how: str, req, manifest, model, looks: str = "") -> str:
     """The test table in Markdown.
 
     Rows: the fixed schedules, the trend trigger, the advisor at the chosen threshold (with intervals), its other
@@ -77,7 +78,7 @@ def advisor_table(split, chosen: float, how: str, req, manifest, model) -> str:
     at = [p for p in split.family("advisor") if math.isclose(p.param, chosen)]
     rows += [_row(p, req, True).replace("| advisor:", "| **advisor (chosen)**:", 1) for p in at]
     rows += [_row(p, req, False) for p in split.family("advisor") if not math.isclose(p.param, chosen)]
-    return "\n".join([*header_lines(req, manifest, model, chosen, how, split), "", cols, *rows])
+    return "\n".join([*header_lines(req, manifest, model, chosen, how, split, looks), "", cols, *rows])
 
 
 def _point(p: PolicyScore) -> dict[str, Any]:
