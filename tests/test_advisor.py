@@ -200,3 +200,11 @@ def test_hypo_advisor_refuses_a_cuff_labelled_dataset_in_one_line(demo_art, tmp_
             main(["advisor", model, "--data", data, "--out", str(tmp_path / "o")])
         err = capsys.readouterr().err
         assert exc.value.code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_a_reading_the_pipeline_removes_shows_nothing():
+    from hypo.evaluate.advisor.closed_loop import kept_map
+
+    kept = kept_map([(100.0, 60.0, 50.0), (50.0, 60.0, 55.0), (np.nan, np.nan, np.nan), (90.0, 10.0, 5.0)])
+    # SBP <= DBP, a failed inflation and a MAP out of range are artefacts: no MAP, so no detection from them
+    assert kept[0] == 60.0 and np.isnan(kept[1:]).all()

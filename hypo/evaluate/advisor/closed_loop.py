@@ -41,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hypo.config import INFLATION_S, CuffModel
-from hypo.data.signals import DBP, HYPOTENSION, MBP, SBP
+from hypo.data.signals import DBP, HYPOTENSION, MBP, N_SIGNALS, SBP
 from hypo.errors import ConfigError
 
 BASE_INTERVAL_S = 300  # the fixed schedule the advisor adds to: every 5 min
@@ -97,7 +97,8 @@ class PolicyRun:
         requests: int64 [n] the second each inflation started, in order.
         extra: bool [n] requested by the policy (not by the fixed schedule).
         time: int64 [n] each reading's report second.
-        map: float64 [n] the MAP it reported (NaN: the inflation saw no valid arterial sample).
+        map: float64 [n] the MAP it reported (NaN: the inflation saw no valid arterial sample, or the reading is an
+            artefact the pipeline removes: :func:`kept_map`).
         risk: float64 [steps] the advisor's p(hypotension) at each step as it was computed then (NaN: incomplete);
             None for policies without a model.
     """
@@ -262,9 +263,15 @@ class CaseLoop:
         from hypo.data.windows import EARLIER_READINGS
         from hypo.learn.comparators import MAX_AGE_S, extrapolate
 
+        kept: dict[int, float] = {}  # request second -> its kept MAP (a reading's value depends on its second only)
+
         def low(i, t, loop, risk):
-            done = sorted((r + self.cfg.inflation_s, v[1]) for r, v in loop.readings.items()
-                          if r + self.cfg.inflation_s <= t and np.isfinite(v[1]))[-(EARLIER_READINGS + 1):]
+            inf = self.cfg.inflation_s
+            past = sorted(r for r in loop.readings if r + inf <= t)
+            for r in past:
+                if r not in kept:
+                    kept[r] = float(kept_map([loop.readings[r]])[0])
+            done = [(r + inf, kept[r]) for r in past if np.isfinite(kept[r])][-(EARLIER_READINGS + 1):]
             if not done:
                 return False
             times = np.array([[x for x, _ in done]], np.float64)
@@ -317,5 +324,19 @@ class CaseLoop:
 
     def _result(self, readings: dict, req: np.ndarray, extra: np.ndarray, risk=None) -> PolicyRun:
         inf = self.cfg.inflation_s
-        maps = np.array([readings[int(r)][1] for r in req.tolist()], np.float64)
+        maps = kept_map([readings[int(r)] for r in req.tolist()])
         return PolicyRun(req.astype(np.int64), extra.astype(bool), (req + inf).astype(np.int64), maps, risk)
+
+
+def kept_map(values) -> np.ndarray:
+    """The MAP of each reading ``(sbp, map, dbp)`` the pipeline's artefact rules keep, float64 (NaN: removed).
+
+    A reading the model's inputs lose (:func:`hypo.data.artefacts.remove_artefacts`: SBP <= DBP, MAP out of range,
+    a failed inflation...) shows nothing: neither the scoring nor the trend trigger reads it.
+    """
+    from hypo.data.artefacts import remove_artefacts
+
+    rows = np.full((len(values), N_SIGNALS), np.nan, np.float32)
+    if len(values):
+        rows[:, (SBP, MBP, DBP)] = np.asarray(values, np.float32)
+    return remove_artefacts(rows)[0][:, MBP].astype(np.float64)
