@@ -59,7 +59,8 @@ def header_lines(req, manifest, model, chosen: float, how: str, split, looks: st
         f"- trend trigger: the comparators' MAP extrapolation through the last readings, {c.trend_horizon_s} s ahead;",
         f"- {event_rule_text(manifest.label)};",
         "- detection delay: onset to the report of the first cuff reading with MAP < "
-        f"{manifest.label.hypo_map:g} that reports at or after the onset and began before the episode ended; an "
+        f"{manifest.label.hypo_map:g} (kept by the pipeline's artefact rules) that reports at or after the onset "
+        "and began before the episode ended; an "
         "episode without one is undetected and ranks last (the median is 'undetected' when half or more are); "
         f"[95% interval: bootstrap over subjects with episodes, {req.n_boot} replicates].",
     ]

@@ -2,7 +2,8 @@
 
 **Detection delay.** For each scored hypotension episode of a recording (:mod:`hypo.evaluate.alarms.events`: the
 arterial line's runs of the label rule, merged when < 5 min apart, onsets after induction), the delay is the time
-from its onset to the report of the first cuff reading that shows MAP < ``hypo_map``, counting a reading that
+from its onset to the report of the first cuff reading that shows MAP < ``hypo_map`` (a reading the pipeline's
+artefact rules remove shows nothing: :func:`hypo.evaluate.advisor.closed_loop.kept_map`), counting a reading that
 reports at or after the onset and whose inflation began before the episode ended. An episode no such reading shows
 is **undetected** (censored at its end): its delay counts as longer than any detected one, so the median delay is
 the median over all episodes with the undetected ranked last (infinite when half or more are undetected).
