@@ -314,11 +314,13 @@ class CaseLoop:
     def _seen_by(self, loop: _Loop, t: int) -> np.ndarray:
         """The steps whose windows a request at ``t`` (and the scheduled inflations it skipped) can change.
 
-        From its report to the next reading after them (at most the cuff's carry-forward later), plus one window.
+        From its report to the next reading after them that the pipeline keeps (:func:`kept_map`; at most the cuff's
+        carry-forward later), plus one window.
         """
         inf = self.cfg.inflation_s
         lo, hi = t + inf, t + 2 * inf
-        later = [r + inf for r, v in loop.readings.items() if r + inf > hi and np.isfinite(v).all()]
+        after = sorted(r for r in loop.readings if r + inf > hi)
+        later = [r + inf for r, m in zip(after, kept_map([loop.readings[r] for r in after])) if np.isfinite(m)]
         stop = min(min(later, default=hi + self._carry_s + 1), hi + self._carry_s + 1) + self.wcfg.window_s
         return (self.ends >= lo) & (self.ends <= stop)
 
