@@ -216,3 +216,21 @@ def test_a_reading_the_pipeline_removes_shows_nothing():
     kept = kept_map([(100.0, 60.0, 50.0), (50.0, 60.0, 55.0), (np.nan, np.nan, np.nan), (90.0, 10.0, 5.0)])
     # SBP <= DBP, a failed inflation and a MAP out of range are artefacts: no MAP, so no detection from them
     assert kept[0] == 60.0 and np.isnan(kept[1:]).all()
+
+
+def test_hypo_report_advisor_section(demo_art, capsys):
+    from hypo.cli.main import main
+    from hypo.evaluate.testsplit.looks import read_looks
+
+    before = len(read_looks(demo_art["exp"]))
+    out = str(demo_art["root"] / "report")
+    res = main(["report", demo_art["exp"], "--out", out, "--no-alarms", "--advisor", "--bootstrap", "20"])
+    printed = capsys.readouterr().out
+    section = res["results"]["advisor"]
+    assert "error" not in section and section["simulated"]
+    assert "asking for a cuff reading (simulated closed-loop, test split)" in printed
+    page = open(res["paths"]["html"]).read()
+    assert "Asking for a cuff reading (simulated closed-loop)" in page and "SIMULATED" in page
+    assert res["paths"]["advisor"].endswith("advisor.png")
+    # the report's look is recorded once: the advisor inside it records none of its own
+    assert [lk["by"] for lk in read_looks(demo_art["exp"])[before:]] == ["hypo.evaluate.testsplit.report"]

@@ -140,21 +140,43 @@ def test_look(model) -> str:
 def advisor_job(req: AdvisorRequest, log=print) -> dict[str, Any]:
     """Run every policy on validation and test; fix the threshold on validation; write and print the test table.
 
-    See the module docstring.
+    See the module docstring. Run on an experiment's trial, the look at its test split is recorded.
+
+    Raises:
+        HypoError: A dataset without arterial-line labels, or no recording that could be run.
+    """
+    from hypo.evaluate.export_trial import load_model_or_trial
+    from hypo.search.experiments import experiment_dataset
+
+    model = load_model_or_trial(req.model, req.trial)
+    data = req.data or (experiment_dataset(req.model) if os.path.isdir(req.model) else None)
+    if not data:
+        raise HypoError("give --data: the window dataset whose recordings the advisor replays")
+    return run_advisor(model, data, req, test_look(model), log)
+
+
+def run_advisor(model, data: str, req: AdvisorRequest, looks: str = "", log=print, print_table: bool = True
+                ) -> dict[str, Any]:
+    """The advisor, the schedules and the trend trigger of one model on one dataset's recordings, written.
+
+    Args:
+        model: The :class:`~hypo.infer.model.ExportedModel`.
+        data: Its window dataset (ART labels).
+        req: What to run and where to write (``req.model`` is not read).
+        looks: Which look at the test split this is (:func:`test_look`; ``""``: not said).
+        log: Where progress lines and the table go.
+        print_table: Log the table too.
+
+    Returns:
+        What ``advisor.json`` holds, with ``files`` (its table, figure and JSON) and ``table`` (the Markdown).
 
     Raises:
         HypoError: A dataset without arterial-line labels, or no recording that could be run.
     """
     from hypo.evaluate.advisor.report import advisor_table, write_outputs
     from hypo.evaluate.alarms.replay import Recordings
-    from hypo.evaluate.export_trial import load_model_or_trial
-    from hypo.search.experiments import experiment_dataset
 
     t0 = time.perf_counter()
-    model = load_model_or_trial(req.model, req.trial)
-    data = req.data or (experiment_dataset(req.model) if os.path.isdir(req.model) else None)
-    if not data:
-        raise HypoError("give --data: the window dataset whose recordings the advisor replays")
     recordings = Recordings.of(data)
     label = recordings.manifest.label
     if label.source != "art":
@@ -176,7 +198,27 @@ def advisor_job(req: AdvisorRequest, log=print) -> dict[str, Any]:
             chosen, how = choose_threshold(runs["val"].family(ADVISOR), req.budget_per_h)
         log(f"advisor, {split} split: {len(loops)} recordings, {runs[split].hours:.1f} h "
             f"({time.perf_counter() - t0:.0f} s)")
-    looks = test_look(model)
     table = advisor_table(runs["test"], chosen, how, req, recordings.manifest, model, looks)
-    log(table)
-    return write_outputs(req, runs, chosen, how, table, recordings.manifest, model)
+    if print_table:
+        log(table)
+    return {**write_outputs(req, runs, chosen, how, table, recordings.manifest, model), "table": table}
+
+
+def report_advisor(chosen, out_dir: str, n_boot: int, max_cases: int | None = None, log=print) -> dict[str, Any]:
+    """``hypo report --advisor``: the report's trial run by :func:`run_advisor` into ``out_dir/advisor``.
+
+    The report records its own look at the test split; this one is not recorded again.
+
+    Returns:
+        What ``advisor.json`` holds, or ``{"error": why}`` when the recordings cannot be run (no arterial line...).
+    """
+    from hypo.evaluate.export_trial import trial_model
+
+    try:
+        model = trial_model(chosen.exp_path, chosen.trial_id)[0]
+        req = AdvisorRequest(model=chosen.exp_path, out=os.path.join(out_dir, "advisor"), n_boot=n_boot,
+                             max_cases=max_cases)
+        return run_advisor(model, chosen.data_dir, req, log=log, print_table=False)
+    except HypoError as exc:
+        log(f"  cuff advisor not possible: {exc}")
+        return {"error": str(exc)}

@@ -117,3 +117,49 @@ def write_outputs(req, runs: dict, chosen: float, how: str, table: str, manifest
         json.dump(jsonable(out), f, indent=1)  # an undetected median (inf) is written as null
     out["files"]["json"] = path
     return out
+
+
+def _point_name(p: dict[str, Any], base_s: int, chosen: float) -> str:
+    if p["family"] == "schedule":
+        return f"fixed: every {p['param']:g} s" + (" (base)" if p["param"] == base_s else "")
+    if p["family"] == "trend":
+        return f"trend: MAP extrapolated < {p['param']:g}"
+    return f"advisor: p >= {p['param']:.3g}" + (" (fixed on validation)" if math.isclose(p["param"], chosen) else "")
+
+
+def section_rows(section: dict[str, Any]) -> list[list[str]]:
+    """The test rows of a report's advisor section: fixed schedules, trend levels, the advisor at its threshold."""
+    chosen, base_s = section["threshold"], section["config"]["base_interval_s"]
+    rows = []
+    for p in section["splits"]["test"]["points"]:
+        if p["family"] == "advisor" and not math.isclose(p["param"], chosen):
+            continue
+        med = p["median_delay_s"]
+        rows.append([_point_name(p, base_s, chosen), f"{p['inflations_per_h']:.1f}", f"{p['extra_per_h']:+.2f}",
+                     str(p["episodes"]), f"{100 * p['detected']:.0f}%" if p["detected"] is not None else "-",
+                     "undetected" if med is None and p["episodes"] else _minutes(med if med is not None else math.nan)])
+    return rows
+
+
+def advisor_section_html(section: dict[str, Any] | None, images: dict[str, str], img, table) -> str:
+    """The report's advisor section (``img`` and ``table`` are the page's own helpers)."""
+    import html
+
+    e = html.escape
+    if not section:
+        return ""
+    head = "<h2>Asking for a cuff reading (simulated closed-loop)</h2>"
+    if "error" in section:
+        return head + f"<p class='note'>Not run: {e(section['error'])}</p>"
+    sim = "<b>SIMULATED</b> (demo cohort). " if section.get("simulated") else ""
+    c = section["config"]
+    text = (f"<p>{sim}Cuff readings simulated from the arterial line ({c['inflation_s']} s inflation, error "
+            f"{e(c['cuff_error'])}); a base schedule every {c['base_interval_s']} s; the model requests an extra "
+            f"inflation when p(hypotension) >= {section['threshold']:.3g} ({e(section['threshold_rule'])}), at least "
+            f"{c['min_spacing_s']} s after the last one. Detection delay: episode onset (arterial line) to the first "
+            "reading with MAP below the threshold; undetected episodes rank last. Test split.</p>")
+    cols = ["policy", "inflations/h", "extra/h", "episodes", "detected", "median delay, min"]
+    out = head + text + table(cols, [[e(x) for x in r] for r in section_rows(section)])
+    if "advisor" in images:
+        out += img(images["advisor"], "median detection delay against extra inflations per hour")
+    return out
