@@ -203,3 +203,37 @@ def test_the_replay_simulates_the_datasets_cuff_or_the_one_asked(built):
     cuff_labels = manifest.model_copy(update={"label": LabelConfig(), "config": WindowConfig()})
     with pytest.raises(HypoError, match="arterial line"):
         replay_cuff(cuff_labels, AlarmConfig(cuff_from_art=other))
+
+
+# ------------------------------------------------------------------------------------------------ the flags
+
+
+def test_windows_flags_make_the_schedule_and_refuse_in_one_line():
+    from hypo.cli.windows import config_from_args, parse_args
+
+    base = ["--source", "demo", "--out", "x", "--label-source", "art"]
+    cfg = config_from_args(parse_args([*base, "--cuff-from-art", "150", "--cuff-error", "none"]))
+    assert cfg.cuff_from_art == CuffSchedule(interval_s=150, cuff=CuffModel(inflation_s=40, error="none"))
+    assert config_from_args(parse_args(base)).cuff_from_art is None
+    for extra, match in ((["--cuff-from-art", "40"], "longer than one inflation"),
+                         (["--cuff-from-art", "-5"], "> 0"),
+                         (["--cuff-error", "none"], "add it or leave it out"),
+                         (["--cuff-from-art", "90", "--cuff-inflation", "0"], "--cuff-inflation")):
+        with pytest.raises(ConfigError, match=match):
+            config_from_args(parse_args([*base, *extra]))
+    with pytest.raises(ConfigError, match="--label-source art"):
+        config_from_args(parse_args(["--source", "demo", "--out", "x", "--cuff-from-art", "150"]))
+
+
+def test_alarm_flags_carry_the_schedule_to_the_replay():
+    import argparse
+
+    from hypo.cli.alarm_args import add_alarm_arguments, alarm_config, alarm_flags_given
+
+    p = argparse.ArgumentParser()
+    add_alarm_arguments(p)
+    args = p.parse_args(["--cuff-from-art", "60", "--cuff-inflation", "30"])
+    assert alarm_config(args).cuff_from_art == CuffSchedule(interval_s=60, cuff=CuffModel(inflation_s=30))
+    assert alarm_flags_given(args) == ["--cuff-from-art", "--cuff-inflation"]  # refused where nothing replays
+    assert alarm_config(p.parse_args([])).cuff_from_art is None
+    assert "cuff_from_art" not in to_dict(alarm_config(p.parse_args([])))  # results keep their dict

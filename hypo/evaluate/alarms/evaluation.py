@@ -63,6 +63,7 @@ from hypo.evaluate.alarms.replay import (
     READS,
     Recordings,
     ReplayedSplit,
+    replay_cuff,
     replay_split,
 )
 from hypo.evaluate.alarms.result import AlarmResult, CasesSummary, ValidationAlarms
@@ -407,8 +408,11 @@ def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSpl
                  origin: str, val_cases: CasesSummary | None,
                  comparators: list[dict[str, Any]] | None = None) -> AlarmResult:
     """The record of a scored split: the dataset, the rules and settings, the cases, the rows and comparators."""
+    from hypo.data.cuff import schedule_text
+
     manifest, cfg = recordings.manifest, opts.cfg
     label = manifest.label
+    schedule = replay_cuff(manifest, cfg)
     return AlarmResult(
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         data=recordings.data_dir, dataset_fingerprint=manifest.fingerprint, split=opts.split,
@@ -417,6 +421,7 @@ def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSpl
         scoring=cfg.scoring_text(), config=cfg, simulated=manifest.simulated, cases=_cases_summary(replay),
         validation_cases=val_cases, n_boot=int(opts.n_boot), seed=int(opts.seed), rows=rows,
         comparators=comparators or [], hypo_map=float(label.hypo_map),
+        cuff=schedule_text(schedule) if schedule is not None else None,
         timings={k: round(v, 3) for k, v in replay.timings.items()})
 
 

@@ -113,6 +113,7 @@ class AlarmResult(Record):
     comparators: list[AlarmRow] = []
     hypo_map: float = 65.0
     operating_point_titles: dict[str, str] | None = None  # op -> table title (default: the two validation targets)
+    cuff: str | None = None  # how the replayed cuff was simulated from the arterial line (--cuff-from-art); None: real
 
     def row(self, name: str) -> AlarmRow:
         """The row called ``name`` (a comparator too)."""
@@ -298,6 +299,7 @@ def format_alarm_table(result: AlarmResult) -> str:
              f"  events: {result.events}",
              f"  episodes: {c.episodes['scored']} scored, {c.episodes['induction']} in induction (apart), "
              f"{c.episodes['under way']} under way when scoring began (left out)",
+             *([f"  {result.cuff}"] if result.cuff else []),
              f"  policy: {result.policy}",
              f"  scoring: {result.scoring}",
              f"  thresholds chosen on {result.thresholds_from}; intervals: 95% bootstrap over subjects "
