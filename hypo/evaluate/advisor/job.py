@@ -182,6 +182,11 @@ def run_advisor(model, data: str, req: AdvisorRequest, looks: str = "", log=prin
     if label.source != "art":
         raise HypoError(f"{data}: the advisor needs recordings with an arterial line (a dataset built with "
                         f"--label-source art); this one is labelled from the {label.source}")
+    trained = getattr(recordings.manifest.config, "cuff_from_art", None)
+    if trained is not None and (trained.interval_s, trained.cuff) != (req.loop.base_interval_s, req.loop.cuff()):
+        log(f"advisor: note: the model was trained on a cuff simulated every {trained.interval_s} s "
+            f"({trained.cuff.inflation_s} s inflation, error {trained.cuff.error}); the advisor's base schedule is "
+            f"every {req.loop.base_interval_s} s ({req.loop.inflation_s} s, error {req.loop.cuff_error})")
     runs, chosen, how = {}, math.nan, ""
     for split in ("val", "test"):
         loops, failures = load_loops(recordings, split, model, req.loop, req.max_cases, log)
