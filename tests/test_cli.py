@@ -31,7 +31,7 @@ def test_hypo_help_lists_every_command_with_its_line():
     for verb, (_, line) in COMMANDS.items():
         assert re.search(rf"^\s+{re.escape(verb)}\s+{re.escape(line)}$", p.stdout, re.M), verb
     assert set(COMMANDS) == {"windows", "demo-files", "train", "search", "leaderboard", "report", "export", "predict",
-                             "evaluate", "serve", "replay"}
+                             "evaluate", "serve", "replay", "advisor"}
 
 
 @pytest.mark.parametrize("verb", sorted(COMMANDS))

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "predict hypotension along one .vital recording with an exported model"),
     "evaluate": ("evaluate", "score a frozen model on another source's windows (external validation); recalibrate"),
     "serve": ("serve", "run a model live on Vital Recorder streams, in silent mode (Ray Serve; research screen)"),
+    "advisor": ("advisor", "simulate a model that asks for a cuff reading (closed-loop, ART-simulated cuff)"),
     "replay": ("replay", "stream .vital recordings to hypo serve in Vital Recorder's format (real time or faster)"),
 }
 

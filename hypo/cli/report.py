@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--exclude-in-hypotension", action="store_true",
                    help="also show the hypotension figures without the windows whose last cuff reading is already "
                         "below the threshold, beside the full ones (the headline; report.json always has both)")
+    p.add_argument("--advisor", action="store_true",
+                   help="with ART labels: also simulate a model that asks for a cuff reading, closed-loop (hypo "
+                        "advisor's defaults; --alarm-cases recordings per split)")
     add_alarm_arguments(p)
     return p.parse_args(argv)
 
@@ -50,4 +53,5 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
         alarms = None if args.no_alarms else alarm_config(args)
         return make_report(ReportRequest(args.experiment, args.trial, args.out, args.bootstrap, args.seed,
                                          args.specificity, alarms=alarms, alarm_cases=args.alarm_cases,
-                                         exclude_in_hypotension=args.exclude_in_hypotension))
+                                         exclude_in_hypotension=args.exclude_in_hypotension,
+                                         advisor=args.advisor))

@@ -66,6 +66,8 @@ class ReportRequest:
         alarm_cases: At most this many recordings per split for the alarm evaluation.
         exclude_in_hypotension: Also show the hypotension figures without the windows whose last cuff reading is
             already below the threshold, beside the full ones (always in ``report.json``).
+        advisor: Also run the cuff advisor closed-loop on the recordings (arterial-line datasets;
+            :func:`hypo.evaluate.advisor.job.report_advisor`, ``alarm_cases`` recordings per split).
     """
 
     experiment: str
@@ -77,6 +79,7 @@ class ReportRequest:
     alarms: Any = None
     alarm_cases: int | None = None
     exclude_in_hypotension: bool = False
+    advisor: bool = False
 
 
 def provenance(chosen: ChosenTrial, manifest: Manifest, ckpt: dict, cfg) -> dict[str, Any]:
@@ -387,6 +390,8 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
 
         paths.update(write_alarm_figures(curves["alarm_result"], curves["alarms"], out_dir, f": {what}",
                                          float(prov["label"]["hypo_map"])))
+    if (results.get("advisor") or {}).get("files"):
+        paths["advisor"] = results["advisor"]["files"]["figure"]
     paths["json"] = os.path.join(out_dir, "report.json")
     with open(paths["json"], "w") as f:
         json.dump(jsonable(results), f, indent=2)
@@ -411,6 +416,10 @@ def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
         with staged_out(req.out, log) as (out, log):  # on an object store: uploaded when the report is whole
             out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
             results, curves = evaluate_trial(chosen, req, log)
+            if req.advisor:
+                from hypo.evaluate.advisor.job import report_advisor
+
+                results["advisor"] = report_advisor(chosen, out_dir, req.n_boot, req.alarm_cases, log)
             paths = write_report(results, curves, out_dir)
             paths["model_card"] = write_report_card(results, read_manifest(chosen.data_dir), chosen.meta,
                                                     chosen.data_dir, out_dir)
@@ -455,6 +464,13 @@ def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
             f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
         for line in alarm_table_lines(a, "fa_target"):
             log(f"    {line}")
+    if results.get("advisor") and "error" not in results["advisor"]:
+        from hypo.evaluate.advisor.report import section_rows
+
+        log("  asking for a cuff reading (simulated closed-loop, test split): policy, inflations/h, extra/h, "
+            "episodes, detected, median delay (min):")
+        for row in section_rows(results["advisor"]):
+            log("    " + " | ".join(row))
     log(f"  {results['test_looks']['note']}")
     log(f"  dataset {results['provenance']['dataset_fingerprint']}, config "
         f"{results['provenance']['config_fingerprint']}")

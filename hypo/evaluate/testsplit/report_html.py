@@ -136,6 +136,10 @@ def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
         from hypo.evaluate.alarms.report import alarm_section_html
 
         parts.append(alarm_section_html(results["alarms"], images, _img, _table))
+    if results.get("advisor"):
+        from hypo.evaluate.advisor.report import advisor_section_html
+
+        parts.append(advisor_section_html(results["advisor"], images, _img, _table))
     parts += ["<h2>ROC and precision-recall curves</h2>", _img(images["roc_pr"], "ROC and PR curves"),
               "<p class='note'>One-vs-rest. Shaded: 95% band of the model's curve over subject bootstrap replicates. "
               "Dashed grey: last-reading baseline on the same windows; dash-dotted: the other baselines. Circle: "
