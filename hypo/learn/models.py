@@ -51,6 +51,7 @@ PAPER_K = 42  # cnn_cnn at k = 42 is the paper's 42 / 63 / 50
 CNN_DENSE = 7  # cnn: Conv -> global pooling -> Dense(7)
 CNN_LSTM_MAPS, CNN_LSTM_STRIDE = 21, 3
 POOL = 4
+HAZARD_BIAS_INIT = -2.0  # hazard head: initial logit of each step's hazard
 
 
 @register_config
@@ -260,6 +261,9 @@ class HypoNet(nn.Module):
         else:
             self.body = CNNLSTMNet(cfg.k, n_in, n_out)
         keras_init_(self.body)
+        if cfg.head == "hazard":  # start from a small hazard per step (q ~ 0.1), not 0.5: risks near 1 at 15 min
+            with torch.no_grad():
+                self.body.head.bias[N_CLASSES:] = HAZARD_BIAS_INIT
         self.subset = len(cfg.channels) < N_SIGNALS
         channels = cfg.channels
         # Not saved in the state_dict (they follow from the config), so checkpoints keep their keys.

@@ -1,0 +1,51 @@
+"""The horizon table on the leaderboard and in --test: models and baselines by each horizon, with a figure."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hypo.config import LabelConfig, WindowConfig
+from hypo.evaluate.board import LeaderboardRequest, leaderboard
+
+from demo_experiment import build_demo_dataset, fake_search
+
+HORIZONS = (60, 180, 300, 600, 900)
+TRIALS = ({"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0, "head": "hazard"},
+          {"model": "cnn", "k": 8, "loss": "ce", "gamma": 0.0})
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hb")
+    data = str(root / "d")
+    build_demo_dataset(data, 16, cfg=WindowConfig(label=LabelConfig(horizons_s=HORIZONS)))
+    exp = fake_search(data, str(root / "exp"), trials=TRIALS, epochs=2)
+    lines = []
+    res = leaderboard(LeaderboardRequest(exp, out_dir=str(root / "out"), test=2, test_alarms=False),
+                      log=lines.append)
+    return root / "out", res, "\n".join(map(str, lines))
+
+
+def test_validation_and_test_tables_hold_every_row_at_every_horizon(board):
+    out, res, text = board
+    assert "Hypotension by each horizon (val split SIMULATED" in text
+    assert "Hypotension by each horizon (test split SIMULATED" in (out / "test_table.md").read_text()
+    for split, n_models in (("val", 1), ("test", 2)):
+        df = pd.read_csv(out / f"horizons_{split}.csv")
+        rows = list(dict.fromkeys(df["row"]))
+        assert sum(r.startswith("#") for r in rows) == n_models
+        assert {"last reading", "cuff MAP < 72", "cuff MAP < 73", "MAP extrapolation", "last DBP"} <= set(rows)
+        assert sorted(df["horizon_s"].unique()) == list(HORIZONS)
+        assert len(df) == len(rows) * len(HORIZONS)
+        finite = df[np.isfinite(df["auroc"])]
+        assert len(finite) > len(df) / 2 and finite["auroc"].between(0, 1).all()
+        ci = finite[np.isfinite(finite["auroc_lo"])]
+        assert len(ci) and (ci["auroc_lo"] <= ci["auroc_hi"] + 1e-12).all()
+        assert (ci["auroc_hi"] - ci["auroc_lo"] > 0.01).any()  # several subjects: the intervals have a width
+        assert os.path.getsize(out / f"horizons_{split}.png") > 10_000
+        # the last reading does not change with the horizon; its AUROC does (the targets do)
+        lr = df[df["row"] == "last reading"].set_index("horizon_s")
+        assert lr["n"].loc[900] < lr["n"].loc[300]  # fewer windows have a label 15 min on
+
