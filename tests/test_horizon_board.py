@@ -49,3 +49,16 @@ def test_validation_and_test_tables_hold_every_row_at_every_horizon(board):
         lr = df[df["row"] == "last reading"].set_index("horizon_s")
         assert lr["n"].loc[900] < lr["n"].loc[300]  # fewer windows have a label 15 min on
 
+
+
+def test_report_shows_the_horizon_table_and_figure(board, tmp_path):
+    from hypo.evaluate.testsplit.report import ReportRequest, make_report
+
+    exp = str(board[0].parent / "exp")
+    rep = make_report(ReportRequest(exp, out=str(tmp_path / "r"), n_boot=20, alarms=None), log=lambda s: None)
+    rows = rep["results"]["horizons"]
+    assert {r["horizon_s"] for r in rows} == set(HORIZONS)
+    assert any(r["row"].startswith("cnn") for r in rows) and any(r["row"] == "last reading" for r in rows)
+    html = open(rep["paths"]["html"]).read()
+    assert "<h2>Hypotension by each horizon</h2>" in html and "by 15 min" in html
+    assert os.path.getsize(rep["paths"]["horizons"]) > 10_000
