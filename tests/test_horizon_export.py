@@ -67,3 +67,18 @@ def test_a_class_model_has_no_horizon_columns(tmp_path):
 
     m = ExportedModel.load(exported_demo_model(tmp_path, n_cases=8, epochs=1)["model"])
     assert m.horizons_s == () and m.predict_horizon_risk(np.zeros((2, 60, 7), np.float32)).shape == (2, 0)
+
+
+def test_evaluate_on_another_site_adds_the_horizon_table(exported, tmp_path, capsys):
+    from hypo.cli.evaluate import main
+
+    root, _, _ = exported
+    other = str(tmp_path / "b")
+    build_demo_dataset(other, 12, cfg=WindowConfig(label=LabelConfig(horizons_s=HORIZONS)), site="b")
+    res = main([str(root / "model.pt"), "--data", other, "--out", str(tmp_path / "e"), "--bootstrap", "20"])
+    rows = res.results.sections["horizons"]["model"]["rows"]
+    assert {r["horizon_s"] for r in rows} == set(HORIZONS)
+    assert rows[0]["row"] == "model (risk by each horizon)" and any(r["row"] == "last reading" for r in rows)
+    out = capsys.readouterr().out
+    assert "Hypotension by each horizon (model" in out
+    assert (tmp_path / "e" / "horizons.png").stat().st_size > 10_000
