@@ -110,3 +110,23 @@ def test_horizon_loss_adds_the_class_loss():
     got = HorizonLoss(base, "hazard")(out, target)
     want = base(out[:, :3], target[:, 0]) + horizon_bce(out[:, 3:], target[:, 1:], "hazard")
     assert math.isclose(float(got), float(want), rel_tol=1e-6)
+
+
+def test_hypo_train_head_hazard_reports_every_horizon(multi, tmp_path, capsys):
+    from hypo.cli.train import main
+
+    res = main(["--data", multi, "--model", "cnn", "--k", "8", "--epochs", "1", "--batch-size", "256",
+                "--device", "cpu", "--head", "hazard", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert res["config"]["model"]["head"] == "hazard" and res["config"]["model"]["n_horizons"] == len(HORIZONS)
+    assert "hypotension by each horizon (validation AUROC / AUPRC): 60 s" in out
+
+
+def test_hypo_train_refuses_a_per_horizon_head_on_one_horizon(tmp_path, capsys):
+    from hypo.cli.train import main
+
+    build_demo_dataset(str(tmp_path / "s"), 6)
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "s"), "--head", "hazard", "--epochs", "1", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a dataset built with hypo windows --horizons" in err
