@@ -37,6 +37,7 @@ def test_validation_and_test_tables_hold_every_row_at_every_horizon(board):
         rows = list(dict.fromkeys(df["row"]))
         assert sum(r.startswith("#") for r in rows) == n_models
         assert {"last reading", "cuff MAP < 72", "cuff MAP < 73", "MAP extrapolation", "last DBP"} <= set(rows)
+        assert ("feature model" in rows) == (split == "test")  # fitted for --test, not for the validation board
         assert sorted(df["horizon_s"].unique()) == list(HORIZONS)
         assert len(df) == len(rows) * len(HORIZONS)
         finite = df[np.isfinite(df["auroc"])]

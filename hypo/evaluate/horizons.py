@@ -6,7 +6,8 @@ known. Each row gives one score per horizon:
 
 - a model with a per-horizon head (``hazard`` / ``independent``): its risk by each horizon; a 3-class model: its
   p(hypotension) of the primary horizon, the same at every horizon;
-- **last reading** (persistence): the last cuff MAP's p(hypotension), the same at every horizon;
+- **last reading** (persistence): the last cuff MAP's p(hypotension), the same at every horizon; the **feature
+  model** (where the caller has it fitted: ``--test`` and the report): its p(hypotension) at every horizon;
 - the comparators of :mod:`hypo.learn.comparators` where the windows carry their inputs: the fixed rules
   **cuff MAP < 72 / < 73** (one operating point: their AUROC is that point's), **MAP extrapolation** extrapolated
   to each horizon, **last DBP**; with ART columns the same on the invasive line, and the last ART minute. The
@@ -180,8 +181,15 @@ def horizon_figure(df: pd.DataFrame, path: str, title: str) -> str:
     return path
 
 
+def feature_model_row(feature_model, x) -> list[HorizonRow]:
+    """The feature model's row (its p(hypotension) at every horizon), or none without one."""
+    if feature_model is None:
+        return []
+    return [HorizonRow("feature model", MODEL_INPUTS, np.asarray(feature_model.scores(x))[:, HYPOTENSION])]
+
+
 def horizon_section(data_dir: str, split_name: str, models: list[tuple[str, str]], out_dir: str,
-                    n_boot: int = N_BOOT) -> str:
+                    n_boot: int = N_BOOT, feature_model=None) -> str:
     """The horizon table of ``split_name`` for checkpoints and the baselines, as Markdown; writes CSV and PNG.
 
     Args:
@@ -190,6 +198,7 @@ def horizon_section(data_dir: str, split_name: str, models: list[tuple[str, str]
         models: ``(row name, checkpoint)`` pairs.
         out_dir: Where ``horizons_<split>.csv`` and ``horizons_<split>.png`` go.
         n_boot: Bootstrap replicates.
+        feature_model: The search's fitted feature model, for its row (none when None).
 
     Returns:
         The Markdown (empty for a single-horizon dataset).
@@ -205,6 +214,7 @@ def horizon_section(data_dir: str, split_name: str, models: list[tuple[str, str]
     for name, ckpt in models:
         model, cfg = load_model(ckpt)
         rows.append(model_row(name + (f" {cfg.model.head} head" if cfg.model.head != "class" else ""), model, split.x))
+    rows += feature_model_row(feature_model, split.x)
     df = horizon_records(split, manifest, rows + baseline_rows(split, manifest), n_boot)
     os.makedirs(out_dir, exist_ok=True)
     df.to_csv(os.path.join(out_dir, f"horizons_{split_name}.csv"), index=False)

@@ -306,10 +306,11 @@ def horizon_results(ts: SplitScores, n_boot: int, seed: int) -> dict[str, Any]:
     """A multi-horizon dataset: ``{"horizons": rows}``, the model and baselines by each horizon; else ``{}``."""
     if ts.manifest.horizons is None:
         return {}
-    from hypo.evaluate.horizons import N_BOOT, baseline_rows, horizon_records, model_row
+    from hypo.evaluate.horizons import N_BOOT, baseline_rows, feature_model_row, horizon_records, model_row
 
     head = ts.cfg.model.head
     rows = [model_row(f"{ts.cfg.model.name}" + (f" {head} head" if head != "class" else ""), ts.model, ts.test.x)]
+    rows += feature_model_row(ts.feature_model, ts.test.x)
     df = horizon_records(ts.test, ts.manifest, rows + baseline_rows(ts.test, ts.manifest), min(n_boot, N_BOOT), seed)
     return {"horizons": df.to_dict("records")}
 
