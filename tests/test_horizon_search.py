@@ -56,3 +56,16 @@ def test_search_chooses_the_head_ranks_on_the_objective_horizon_and_records_ever
     for t in trials:
         for h in HORIZONS:
             assert f"val_h{h}_auroc" in t.history[-1] and f"val_h{h}_auprc" in t.history[-1]
+
+
+def test_the_board_ranks_a_search_on_its_objective_horizon():
+    from types import SimpleNamespace
+
+    from hypo.search.board import objective_rank
+
+    rank = ("val_mean_auroc", "val_sum_auprc")
+    assert objective_rank(SimpleNamespace(search={"objective_horizon": 600}), rank) == \
+        ("val_h600_auroc", "val_h600_auprc")
+    assert objective_rank(SimpleNamespace(search={}), rank) == rank
+    assert objective_rank(SimpleNamespace(search={"objective_horizon": 600}), ("val_loss",)) == ("val_loss",)
+    assert objective_rank(None, rank) == rank

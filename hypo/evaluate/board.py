@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from hypo.errors import ConfigError
+from hypo.errors import ConfigError, HypoError
 from hypo.learn.metrics import RANK_METRICS
 from hypo.mirror import staged_out
 from hypo.search.board import show_leaderboard
@@ -130,7 +130,10 @@ def _horizon_board(exp: str, res: dict[str, Any], out_dir: str, log) -> None:
     from hypo.search.experiments import experiment_dataset
 
     data_dir = experiment_dataset(exp, required=False)
-    if data_dir is None or read_manifest(data_dir).horizons is None:
+    try:
+        if data_dir is None or read_manifest(data_dir).horizons is None:
+            return
+    except HypoError:  # the dataset moved or went: the board itself needs none
         return
     text = horizon_section(data_dir, "val", top_checkpoints(exp, res["frame"], 1), out_dir)
     res["horizons"] = text
