@@ -81,18 +81,36 @@ def test_multi_horizon_rows_are_the_single_horizon_build_at_the_primary(tmp_path
     assert "horizons 60,180,300,600,900 s (primary 300 s" in lines and "missing" in lines
 
 
-def test_600_s_build_equals_the_multi_build_column_on_a_vital_folder(tmp_path):
-    n = 4
-    write_demo_vital_files(str(tmp_path / "v"), n)
-    src = VitalDirSource(tmp_path / "v", subjects=tmp_path / "v" / "subjects.csv")
-    cfgs = {"m": _multi(LabelConfig(), primary=600), "s": WindowConfig(label=LabelConfig(horizon_s=600))}
-    for name, cfg in cfgs.items():
-        sums = [run_case(ref, src, cfg, str(tmp_path / name)) for ref in src.case_refs()]
-        write_manifest(str(tmp_path / name), make_manifest(sums, cfg, src, wall_s=0.0))
-    for sp in SPLITS:
-        m, s = load_split(str(tmp_path / "m"), sp), load_split(str(tmp_path / "s"), sp)
-        assert np.array_equal(m.t_end, s.t_end) and np.array_equal(m.label, s.label)
-        assert np.array_equal(m.horizon_labels[:, HORIZONS.index(600)], s.label)
+@pytest.fixture(scope="module")
+def vital_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("v")
+    write_demo_vital_files(str(root / "v"), 5)
+    return root / "v"
+
+
+def _vital_build(folder, cfg, out):
+    src = VitalDirSource(folder, subjects=folder / "subjects.csv", arterial=cfg.label.source == "art")
+    sums = [run_case(ref, src, cfg, str(out)) for ref in src.case_refs()]
+    write_manifest(str(out), make_manifest(sums, cfg, src, wall_s=0.0))
+    return {sp: load_split(str(out), sp) for sp in SPLITS}
+
+
+@pytest.mark.parametrize("label", [LabelConfig(), LabelConfig(source="art")], ids=["cuff", "art"])
+def test_vital_folder_labels_per_horizon_equal_single_horizon_builds(vital_folder, label, tmp_path):
+    multi = _vital_build(vital_folder, _multi(label), tmp_path / "m")
+    compared = dict.fromkeys(HORIZONS, 0)
+    for k, h in enumerate(HORIZONS):
+        single = _vital_build(vital_folder, _single(label, h), tmp_path / f"s{h}")
+        for sp in SPLITS:
+            m, s = multi[sp], single[sp]
+            labelled = {(c, int(t)): y for c, t, y in zip(s.caseid, s.t_end, s.label)}
+            for j, key in enumerate(zip(m.caseid, m.t_end)):
+                want = labelled.get((key[0], int(key[1])), -1)  # a window the single build drops: missing here
+                assert m.horizon_labels[j, k] == want
+                compared[h] += want >= 0
+            if h == 300:  # the primary: the same rows
+                assert np.array_equal(m.t_end, s.t_end) and np.array_equal(m.label, s.label)
+    assert all(n > 0 for n in compared.values()), compared
 
 
 def _cfg(*argv):
