@@ -63,3 +63,26 @@ def test_report_shows_the_horizon_table_and_figure(board, tmp_path):
     html = open(rep["paths"]["html"]).read()
     assert "<h2>Hypotension by each horizon</h2>" in html and "by 15 min" in html
     assert os.path.getsize(rep["paths"]["horizons"]) > 10_000
+
+
+def test_horizon_records_score_hypotension_by_each_horizon_on_the_known_windows():
+    from types import SimpleNamespace
+
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from hypo.evaluate.horizons import HorizonRow, horizon_records
+
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = rng.choice([-1, 0, 1, 2], size=(n, 3), p=[0.2, 0.5, 0.2, 0.1])
+    split = SimpleNamespace(horizon_labels=labels, subjectid=np.repeat(np.arange(40), 10).astype(str))
+    by = np.maximum.accumulate(labels == 1, axis=1)  # hypotension by each horizon
+    score = rng.random((n, 3)) + 0.4 * by  # informative, not perfect
+    df = horizon_records(split, SimpleNamespace(horizons_s=(60, 300, 900)), [HorizonRow("m", "x", score)], 50)
+    for k, h in enumerate((60, 300, 900)):
+        known = by[:, k] | (labels[:, k] >= 0)
+        r = df[df["horizon_s"] == h].iloc[0]
+        assert r["n"] == known.sum()
+        assert np.isclose(r["auroc"], roc_auc_score(by[known, k], score[known, k]))
+        assert np.isclose(r["auprc"], average_precision_score(by[known, k], score[known, k]))
+        assert r["auroc_lo"] < r["auroc"] < r["auroc_hi"]

@@ -122,18 +122,27 @@ def horizon_records(split, manifest: Manifest, rows: list[HorizonRow], n_boot: i
     for k, h in enumerate(manifest.horizons_s):
         known = targets[:, k] >= 0
         pos = targets[known, k] == 1
-        weights = (np.vstack(list(subject_weights(np.asarray(split.subjectid)[known], n_boot, seed)))
-                   if n_boot and known.any() else np.zeros((0, int(known.sum()))))
+        subjects = np.asarray(split.subjectid)[known]
         for row in rows:
             s = row.at(k)[known]
             point = curve_metrics(weighted_curves(pos, s, np.ones((1, len(s))))) if len(s) else None
-            boot = interval(curve_metrics(weighted_curves(pos, s, weights))["auroc"]) if len(weights) else {}
+            boot = _auroc_interval(pos, s, subjects, n_boot, seed) if n_boot and len(s) else {}
             out.append({"row": row.name, "reads": row.reads, "fixed": row.fixed, "horizon_s": h, "n": int(len(s)),
                         "prevalence": float(pos.mean()) if len(s) else math.nan,
                         "auroc": float(point["auroc"][0]) if point else math.nan,
                         "auroc_lo": boot.get("lo", math.nan), "auroc_hi": boot.get("hi", math.nan),
                         "auprc": float(point["auprc"][0]) if point else math.nan})
     return pd.DataFrame(out)
+
+
+def _auroc_interval(pos: np.ndarray, score: np.ndarray, subjects: np.ndarray, n_boot: int,
+                    seed: int) -> dict[str, float]:
+    """AUROC's percentile interval over subject replicates, a block of replicates at a time (bounded memory).
+
+    The same ``seed`` draws the same subjects for every row, so the rows' intervals are paired.
+    """
+    aurocs = [curve_metrics(weighted_curves(pos, score, w))["auroc"] for w in subject_weights(subjects, n_boot, seed)]
+    return interval(np.concatenate(aurocs))
 
 
 def horizon_markdown(df: pd.DataFrame, where: str) -> str:
