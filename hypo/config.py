@@ -105,9 +105,12 @@ class LabelConfig:
             ``tolerance_s`` then stay at their defaults, unused.
         event_s: ART labels: length of the labelled stretch (a sustained event lasts this long).
         min_coverage: ART labels: the share of the samples expected at the line's own rate that must be valid.
+        horizons_s: Several horizons (``hypo windows --horizons``), ascending, ``horizon_s`` (the primary: which
+            windows are kept) among them; each window then also carries one label per horizon by this same rule
+            (:meth:`at`). Empty (the default): one horizon, ``horizon_s``.
 
-    ``source``, ``event_s`` and ``min_coverage`` are written only for ART labels, so cuff configs keep the dict
-    and fingerprint they had before ART labels existed.
+    ``source``, ``event_s`` and ``min_coverage`` are written only for ART labels, and ``horizons_s`` only when
+    given, so single-horizon cuff configs keep the dict and fingerprint they had before those options existed.
     """
 
     mode: str = CUFF_MODE
@@ -118,12 +121,29 @@ class LabelConfig:
     source: str = "cuff"
     event_s: int = 60
     min_coverage: float = 0.8
+    horizons_s: tuple[int, ...] = ()
 
     def omitted_fields(self) -> tuple[str, ...]:
-        """Fields left out of :func:`to_dict`: the ART ones, for cuff labels."""
-        return ("source", "event_s", "min_coverage") if self.source == "cuff" else ()
+        """Fields left out of :func:`to_dict`: the ART ones for cuff labels, the horizons when there is one."""
+        art = ("source", "event_s", "min_coverage") if self.source == "cuff" else ()
+        return art + (("horizons_s",) if not self.horizons_s else ())
+
+    @property
+    def horizons(self) -> tuple[int, ...]:
+        """Every horizon a window is labelled at (seconds, ascending): ``horizons_s``, else ``(horizon_s,)``."""
+        return self.horizons_s or (self.horizon_s,)
+
+    def at(self, horizon_s: int) -> LabelConfig:
+        """The single-horizon rule at ``horizon_s``: the labels a ``--horizon horizon_s`` build would give.
+
+        Cuff reading mode: the tolerance is at most ``horizon_s - 1`` (the widest a single-horizon build allows;
+        the reading must anyway lie after the window end), so short horizons (60 s) take the default tolerance.
+        """
+        tol = self.tolerance_s if self.source == "art" else min(self.tolerance_s, horizon_s - 1)
+        return dataclasses.replace(self, horizon_s=horizon_s, horizons_s=(), tolerance_s=tol)
 
     def __post_init__(self) -> None:
+        self._check_horizons()
         _require(self.source in LABEL_SOURCES, f"label source must be one of {LABEL_SOURCES}, got {self.source!r}")
         _require(self.mode in LABEL_MODES, f"label mode must be one of {LABEL_MODES}, got {self.mode!r}")
         _require(self.horizon_s > 0, f"horizon_s must be > 0, got {self.horizon_s}")
@@ -149,6 +169,24 @@ class LabelConfig:
                  f"hyper_sbp must be a systolic pressure in [{lo:g}, {hi:g}] mmHg, got {self.hyper_sbp:g}")
         _require(self.hypo_map < self.hyper_sbp,
                  f"thresholds must satisfy hypo_map < hyper_sbp, got {self.hypo_map} and {self.hyper_sbp}")
+
+    def _check_horizons(self) -> None:
+        """Refuse horizons that are not distinct positive whole seconds including the primary; sort them."""
+        hs = tuple(self.horizons_s)
+        if not hs:
+            object.__setattr__(self, "horizons_s", ())
+            return
+        bad = [h for h in hs if isinstance(h, bool) or not isinstance(h, int) or h <= 0]
+        _require(not bad, f"horizons_s must be whole seconds > 0, got {bad[0]!r}" if bad else "")
+        dup = sorted({h for h in hs if hs.count(h) > 1})
+        _require(not dup, f"horizons_s: {', '.join(map(str, dup))} given twice")
+        _require(self.horizon_s in hs, f"horizons_s {','.join(map(str, hs))} must include the primary horizon_s "
+                                       f"{self.horizon_s}")
+        object.__setattr__(self, "horizons_s", tuple(sorted(hs)))
+        if self.source == "art":
+            short = [h for h in hs if h <= self.event_s // 2]
+            _require(not short, f"with ART labels every horizons_s must exceed event_s / 2 ({self.event_s // 2} s), so "
+                                f"that the labelled stretch lies after the window end; got {short[0] if short else 0}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,7 +85,8 @@ def fake_search(data_dir: str, exp: str, trials=TRIALS, epochs: int = 2, batch_s
 
         with warnings.catch_warnings():  # strata without a class in a tiny validation split
             warnings.simplefilter("ignore", MetricWarning)
-            fit_arrays(trial_train_config(config, window_s=manifest.window_s), data, on_epoch=on_epoch)
+            fit_arrays(trial_train_config(config, window_s=manifest.window_s, n_horizons=len(manifest.horizons_s)),
+                       data, on_epoch=on_epoch)
     return exp
 
 

@@ -11,7 +11,7 @@ from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser
 from hypo.search.experiments import latest_search
 from hypo.search.resources import AUTO_GPU_SHARE
-from hypo.search.tuner import SAMPLERS, SCHEDULERS, SPACES, SearchConfig
+from hypo.search.tuner import SAMPLERS, SCHEDULERS, SEARCH_HEADS, SPACES, SearchConfig
 
 DEMO_DATA = "data/demo"
 DEFAULT_SAMPLES = 12
@@ -62,6 +62,13 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--channel-dropout", type=float, default=0.0, metavar="P",
                    help="every trial trains with channel dropout P (each signal group of a window absent with "
                         "chance P), so its model predicts when a monitor lacks a signal")
+    p.add_argument("--head", choices=SEARCH_HEADS, default="class",
+                   help="class: the 3-class output only (default); hazard: also a discrete-time hazard head whose "
+                        "risk by each horizon cannot fall as the horizon grows; independent: a risk per horizon; "
+                        "either: hazard or independent, searched (datasets built with hypo windows --horizons)")
+    p.add_argument("--objective-horizon", type=int, default=None, metavar="S",
+                   help="rank trials on the hypotension AUROC and AUPRC by S seconds (a horizon of the dataset) "
+                        "instead of the primary horizon's mean AUROC and summed AUPRC")
     p.add_argument("--grace-period", type=int, default=None,
                    help=f"ASHA: epochs before a trial can be stopped (default {ASHA_DEFAULTS['grace_period']})")
     p.add_argument("--reduction-factor", type=int, default=None,
@@ -122,7 +129,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         **_asha_options(args), optuna_storage=args.optuna_storage,
         mlflow=args.mlflow, pending_timeout_s=args.pending_timeout, search_signals=args.search_signals,
         channel_dropout=args.channel_dropout, sampler=args.sampler, scheduler=args.scheduler,
-        trial_epoch_budget=args.trial_epoch_budget,
+        trial_epoch_budget=args.trial_epoch_budget, head=args.head, objective_horizon=args.objective_horizon,
     )
 
 

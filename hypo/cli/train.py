@@ -14,7 +14,7 @@ from typing import Any
 from hypo.data.signals import GROUP_NAMES, parse_groups
 from hypo.errors import ConfigError
 from hypo.learn.losses import LOSSES
-from hypo.learn.models import MODELS, ModelConfig
+from hypo.learn.models import HEADS, MODELS, ModelConfig
 from hypo.learn.train_config import AMP_MODES, TrainConfig, needs_mask
 from hypo.learn.train_job import train_job
 from hypo.runtime import OneLineParser, one_line_errors
@@ -44,6 +44,10 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
                         "groups and gets their availability mask as extra input channels)")
     p.add_argument("--signals", default=None, metavar="GROUPS",
                    help="signal groups the model reads, e.g. ecg,nibp,pleth (default all: ecg,nibp,pleth,mac,bis)")
+    p.add_argument("--head", choices=HEADS, default="class",
+                   help="class: the 3-class output only (default); hazard: also a discrete-time hazard head, a risk "
+                        "by each horizon that cannot fall as the horizon grows; independent: a risk per horizon "
+                        "(datasets built with hypo windows --horizons)")
     p.add_argument("--out", default=None, help="local output folder (default runs/train/<model>-k<k>-<loss>-<hash>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     return p.parse_args(argv)
@@ -85,4 +89,4 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
              "again at epoch 1)")
     with one_line_errors(prog, on_interrupt=again):
         return train_job(args.data, lambda window_s, absent: config_from_args(args, window_s, absent), out=args.out,
-                         resume=args.resume, log=lambda s: print(s, flush=True))
+                         resume=args.resume, log=lambda s: print(s, flush=True), head=args.head)

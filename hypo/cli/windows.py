@@ -5,6 +5,7 @@
     hypo windows --source vital-dir --path /data/vital --out data/hospital
     hypo windows --source vitaldb --cases 500 --cache ~/.cache/hypo --out s3://bucket/w
     hypo windows --source demo --label-source art --cuff-from-art 150 --out data/cuff150   # a simulated cuff
+    hypo windows --source demo --cases 40 --horizons 60,180,300,600,900 --out data/horizons   # a label per horizon
 
 The work is :func:`hypo.data.windows_job.windows_job` (the Ray Data job: :func:`hypo.data.preprocess.build_windows`);
 this is its command-line front.
@@ -25,6 +26,7 @@ from hypo.errors import ConfigError
 from hypo.runtime import OneLineParser, one_line_errors
 
 PROG = "hypo windows"
+DEFAULT_HORIZON_S = 300
 
 
 def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
@@ -47,7 +49,13 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     p.add_argument("--api-url", help="vitaldb: API address (default api.vitaldb.net or $HYPO_VITALDB_URL)")
     p.add_argument("--window", type=int, default=60, help="window length in seconds")
     p.add_argument("--stride", type=int, default=60, help="seconds between window starts")
-    p.add_argument("--horizon", type=int, default=300, help="seconds from window end to the labelled pressure")
+    p.add_argument("--horizon", type=int, default=None,
+                   help=f"seconds from window end to the labelled pressure (default {DEFAULT_HORIZON_S}); with "
+                        "--horizons: the primary horizon, whose labels decide which windows are kept")
+    p.add_argument("--horizons", default=None, metavar="S,S,...",
+                   help="several horizons (seconds, e.g. 60,180,300,600,900): each window also carries its label at "
+                        f"each, by the same rule (-1 where missing); the primary (--horizon, default "
+                        f"{DEFAULT_HORIZON_S}) must be among them")
     p.add_argument("--label-source", choices=("cuff", "art"), default="cuff",
                    help="cuff: label from cuff readings; art: from the invasive arterial line (the minute centred "
                         "on end + horizon; inputs stay the 7 non-invasive signals)")
@@ -82,6 +90,7 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
 
 # config field -> the flag a user typed, so that errors name what the user can change
 FLAGS = {"window_s": "--window", "stride_s": "--stride", "min_case_s": "--min-case", "horizon_s": "--horizon",
+         "horizons_s": "--horizons",
          "tolerance_s": "--tolerance", "hypo_map": "--hypo-map", "hyper_sbp": "--hyper-sbp",
          "split fractions": "--split fractions", "the train fraction": "the --split train fraction",
          "allow_missing": "--allow-missing", "nibp_merge_s": "--nibp-merge-s"}
@@ -92,6 +101,35 @@ def in_flags(message: str) -> str:
     for field, flag in FLAGS.items():
         message = re.sub(rf"(?<![\w-]){re.escape(field)}\b", flag, message)
     return message
+
+
+def parse_horizons(text: str | None, primary: int | None) -> tuple[int, tuple[int, ...]]:
+    """``(horizon_s, horizons_s)`` from ``--horizon`` and ``--horizons``.
+
+    Raises:
+        ConfigError: A value that is not a whole number of seconds > 0, one given twice, or a primary horizon not
+            among them (``--horizon`` given or the default).
+    """
+    if text is None:
+        return (DEFAULT_HORIZON_S if primary is None else primary), ()
+    parts = [p.strip() for p in text.split(",")]
+    if not all(re.fullmatch(r"[0-9]+", p) for p in parts):
+        bad = next(p for p in parts if not re.fullmatch(r"[0-9]+", p))
+        raise ConfigError(f"--horizons: {bad!r} is not a whole number of seconds (e.g. --horizons 60,180,300,600,900)")
+    hs = [int(p) for p in parts]
+    if any(h <= 0 for h in hs):
+        raise ConfigError(f"--horizons: every horizon must be > 0 s, got {min(hs)}")
+    dup = sorted({h for h in hs if hs.count(h) > 1})
+    if dup:
+        raise ConfigError(f"--horizons: {', '.join(map(str, dup))} given twice")
+    if primary is not None and primary not in hs:
+        raise ConfigError(f"--horizon {primary} is not among --horizons {text}: the primary horizon must be one of "
+                          "them")
+    primary = DEFAULT_HORIZON_S if primary is None else primary
+    if primary not in hs:
+        raise ConfigError(f"--horizons {text} lacks the primary horizon {DEFAULT_HORIZON_S} s: add it, or name "
+                          "another primary with --horizon S")
+    return primary, tuple(sorted(hs))
 
 
 def config_from_args(args) -> WindowConfig:
@@ -107,8 +145,9 @@ def config_from_args(args) -> WindowConfig:
             raise ConfigError(f"{typed[0]} describes cuff labels; leave it out with --label-source art")
         if typed:
             raise ConfigError(f"{' and '.join(typed)} describe cuff labels; leave them out with --label-source art")
+    horizon, horizons = parse_horizons(args.horizons, args.horizon)
     try:
-        label = LabelConfig(mode=args.label_mode or CUFF_MODE, horizon_s=args.horizon,
+        label = LabelConfig(mode=args.label_mode or CUFF_MODE, horizon_s=horizon, horizons_s=horizons,
                             tolerance_s=CUFF_TOLERANCE_S if args.tolerance is None else args.tolerance,
                             hypo_map=args.hypo_map, hyper_sbp=args.hyper_sbp, source=args.label_source)
         split = SplitConfig(*args.split, seed=args.split_seed)

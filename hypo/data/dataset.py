@@ -36,6 +36,7 @@ ART_COLUMNS = ("art_last_map", "art_last_sbp")  # ART-labelled datasets only
 # What the current-pressure comparators read (dataset schema 3); a dataset built before lacks them.
 COMPARATOR_COLUMNS = ("last_dbp", "earlier_map", "earlier_time")
 ART_COMPARATOR_COLUMNS = ("art_last_dbp", "art_earlier_map")  # ART-labelled datasets of schema 3
+HORIZON_COLUMNS = ("horizon_labels",)  # multi-horizon datasets (hypo windows --horizons)
 
 
 @dataclasses.dataclass
@@ -63,6 +64,8 @@ class WindowArrays:
             otherwise.
         art_earlier_map: float32 [n, 2]: ART-labelled datasets: median invasive MAP of the minutes ending 150 and
             300 s before the window end; None otherwise.
+        horizon_labels: int64 [n, H]: multi-horizon datasets: the class at each horizon of
+            ``manifest.horizons_s`` (ascending), -1 where that horizon has no label; None for one horizon.
     """
 
     x: np.ndarray
@@ -80,6 +83,7 @@ class WindowArrays:
     earlier_time: np.ndarray | None = None
     art_last_dbp: np.ndarray | None = None
     art_earlier_map: np.ndarray | None = None
+    horizon_labels: np.ndarray | None = None
 
     @property
     def has_comparator_inputs(self) -> bool:
@@ -184,7 +188,8 @@ def load_split(data_dir: str, split: str, manifest: Manifest | None = None, x: b
         paths = [f"{inner.rstrip('/')}/{n}" for n in names]
         try:
             ds = pads.dataset(paths, format="parquet", filesystem=fs)
-            extra = [c for c in (*ART_COLUMNS, *COMPARATOR_COLUMNS, *ART_COMPARATOR_COLUMNS) if c in ds.schema.names]
+            optional = (*ART_COLUMNS, *COMPARATOR_COLUMNS, *ART_COMPARATOR_COLUMNS, *HORIZON_COLUMNS)
+            extra = [c for c in optional if c in ds.schema.names]
             table = ds.to_table(columns=[c for c in COLUMNS if x or c != "x"] + extra)
         except (pa.ArrowInvalid, KeyError) as exc:
             raise DatasetError(f"{split_dir}: unreadable window shards ({exc}".splitlines()[0][:300]
@@ -267,7 +272,8 @@ def _extra_columns(table: pa.Table) -> dict[str, np.ndarray]:
     """The optional columns a table holds (ART, comparator inputs) as numpy arrays."""
     out = {c: table.column(c).to_numpy().astype(np.float32, copy=False)
            for c in (*ART_COLUMNS, "last_dbp", "art_last_dbp") if c in table.column_names}
-    for name, dtype in (("earlier_map", np.float32), ("earlier_time", np.int32), ("art_earlier_map", np.float32)):
+    for name, dtype in (("earlier_map", np.float32), ("earlier_time", np.int32), ("art_earlier_map", np.float32),
+                        ("horizon_labels", np.int64)):
         if name in table.column_names:
             out[name] = _fixed_list_array(table.column(name), dtype)
     return out

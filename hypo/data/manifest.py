@@ -16,6 +16,9 @@ Schema versions (``schema_version``; the on-disk ``format`` stays ``hypo-windows
   :func:`hypo.data.pipeline.window_schema`). A dataset of schema 1-2 migrates and reads as before; its windows lack
   those columns, so the boards leave out the rows that need them and say, in one line, that they need a rebuild
   (:func:`hypo.data.dataset.comparator_rebuild_note`).
+  A multi-horizon build (``hypo windows --horizons``) adds the optional section ``horizons``
+  (:class:`HorizonSection`) and the shard column ``horizon_labels``, with the same schema version: a reader that
+  ignores them reads the primary horizon's dataset, which is what it is.
 
 A newer schema, another format, or a version-1 file that does not validate is refused with how to rebuild it.
 The dataset's fingerprint is computed from the window config, the source's fingerprint and the cases used, never
@@ -156,6 +159,38 @@ class ArtLabelSection(Record):
     median_interval_s: float | None
 
 
+class HorizonCounts(Record):
+    """One horizon in one split: the kept windows per class at that horizon, and those without a label there."""
+
+    normal: int = 0
+    hypotension: int = 0
+    hypertension: int = 0
+    missing: int = 0
+
+
+class HorizonSection(Record):
+    """A multi-horizon dataset: its horizons, its primary one, and per split and horizon the labels it holds.
+
+    Attributes:
+        horizons_s: The horizons (seconds, ascending); column ``horizon_labels`` holds one class per horizon, in
+            this order.
+        primary_s: The horizon whose labels decide which windows are kept (the ``label`` column's).
+        missing_label: The value of a label a window lacks at a horizon.
+        rule: How a horizon's label is made, in words.
+        counts: split -> horizon (seconds, as a string) -> :class:`HorizonCounts`.
+    """
+
+    horizons_s: tuple[int, ...]
+    primary_s: int
+    missing_label: int = -1
+    rule: str = ""
+    counts: dict[str, dict[str, HorizonCounts]] = {}
+
+    def missing(self, horizon_s: int) -> int:
+        """Kept windows without a label at ``horizon_s``, over every split."""
+        return sum(c[str(horizon_s)].missing for c in self.counts.values() if str(horizon_s) in c)
+
+
 class DatasetSource(Record):
     """The source a dataset was built from.
 
@@ -203,6 +238,7 @@ class Manifest(Record):
     labels_at_or_before_window_end: LabelLead | None = None
     label_source: str = "cuff"
     art_label: ArtLabelSection | None = None
+    horizons: HorizonSection | None = None
     warnings: tuple[str, ...] = ()
     config: Window | None = None
     source: DatasetSource = DatasetSource()
@@ -210,6 +246,11 @@ class Manifest(Record):
     created: str | None = None
     hypo_version: str | None = None
     wall_s: float | None = None
+
+    @property
+    def horizons_s(self) -> tuple[int, ...]:
+        """Every horizon the windows are labelled at (a single-horizon dataset: its one horizon)."""
+        return self.horizons.horizons_s if self.horizons is not None else (self.label.horizon_s,)
 
     def split_counts(self, split: str) -> SplitCounts:
         """The counts of ``split`` (all zero when the manifest has none)."""

@@ -31,7 +31,7 @@ from hypo.errors import CaseRejected, HypoError
 TRANSIENT_REASONS = frozenset({"download failed", "error"})
 
 
-def window_schema(window_s: int, art: bool = False, absent: bool = False) -> pa.Schema:
+def window_schema(window_s: int, art: bool = False, absent: bool = False, n_horizons: int = 0) -> pa.Schema:
     """Arrow schema of the window shards.
 
     Every window carries what the current-pressure comparators read (dataset schema 3,
@@ -40,6 +40,9 @@ def window_schema(window_s: int, art: bool = False, absent: bool = False) -> pa.
     ``art_last_sbp``, ``art_last_dbp`` and ``art_earlier_map`` (the minutes ending
     :data:`~hypo.data.windows.ART_EARLIER_S` seconds before the window end); datasets built with ``allow_missing``
     add ``absent``: the signal groups the window's case lacks (NaN in ``x``), ``+``-joined, ``""`` when none.
+    Multi-horizon datasets (``n_horizons`` > 0, ``hypo windows --horizons``) add ``horizon_labels``: int8
+    fixed-size list, the window's class at each horizon of the manifest's ``horizons.horizons_s`` (ascending), -1
+    where that horizon has no label; ``label`` stays the primary horizon's.
     """
     extra = [("last_dbp", pa.float32()), ("earlier_map", pa.list_(pa.float32(), EARLIER_READINGS)),
              ("earlier_time", pa.list_(pa.int32(), EARLIER_READINGS))]
@@ -47,6 +50,7 @@ def window_schema(window_s: int, art: bool = False, absent: bool = False) -> pa.
         extra += [("art_last_map", pa.float32()), ("art_last_sbp", pa.float32()), ("art_last_dbp", pa.float32()),
                   ("art_earlier_map", pa.list_(pa.float32(), len(ART_EARLIER_S)))]
     extra += [("absent", pa.string())] if absent else []
+    extra += [("horizon_labels", pa.list_(pa.int8(), n_horizons))] if n_horizons else []
     return pa.schema(
         [
             ("caseid", pa.string()),
@@ -187,6 +191,9 @@ def process_case(case: Case, cfg: WindowConfig) -> tuple[Windows, dict[str, Any]
     }
     if cfg.allow_missing:
         summary["absent"] = list(absent)
+    if win.horizon_labels is not None:  # per horizon: windows per class, then those without a label there
+        summary["horizon_class_counts"] = [np.bincount(col + 1, minlength=4)[[1, 2, 3, 0]].tolist()
+                                           for col in win.horizon_labels.T.astype(np.int64)]
     if art_info is not None:
         summary["art"] = art_info
     if simulated is not None:
@@ -227,7 +234,10 @@ def windows_table(win: Windows, caseid: str, subjectid: str, split: str, window_
         cols["art_earlier_map"] = _fixed_list(win.art_earlier_map, pa.float32())
     if absent is not None:
         cols["absent"] = pa.array(["+".join(absent)] * n, pa.string())
-    return pa.Table.from_pydict(cols, schema=window_schema(window_s, art, absent is not None))
+    n_horizons = 0 if win.horizon_labels is None else win.horizon_labels.shape[1]
+    if n_horizons:
+        cols["horizon_labels"] = _fixed_list(win.horizon_labels, pa.int8())
+    return pa.Table.from_pydict(cols, schema=window_schema(window_s, art, absent is not None, n_horizons))
 
 
 def _fixed_list(values: np.ndarray, type_: pa.DataType) -> pa.FixedSizeListArray:

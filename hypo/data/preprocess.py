@@ -246,6 +246,23 @@ def art_label_section(label: LabelConfig, summaries: list[dict[str, Any]]) -> di
     }
 
 
+def horizon_section(label: LabelConfig, tally: CaseTally) -> dict[str, Any] | None:
+    """The manifest's ``horizons`` section of a multi-horizon build (None for one horizon)."""
+    if not label.horizons_s:
+        return None
+    rule = ("each horizon's label: the arterial stretch centred that long after the window end" if label.source == "art"
+            else f"each horizon's label: the cuff rule ({label.mode} mode) at that horizon, tolerance "
+                 f"min({label.tolerance_s} s, horizon - 1 s)" if label.mode == "reading"
+            else f"each horizon's label: the cuff rule ({label.mode} mode) at that horizon")
+    counts = {}
+    for sp in SPLITS:
+        arr = tally.horizons.get(sp, np.zeros((len(label.horizons_s), 4), np.int64))
+        counts[sp] = {str(h): dict(zip((*CLASSES, "missing"), map(int, row)))
+                      for h, row in zip(label.horizons_s, arr)}
+    return {"horizons_s": list(label.horizons_s), "primary_s": label.horizon_s, "missing_label": -1,
+            "rule": rule + "; the windows kept are those labelled at the primary horizon", "counts": counts}
+
+
 def class_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
     """One line per split that lacks a class (evaluation metrics of that class are then undefined there)."""
     out = []
@@ -279,6 +296,7 @@ class CaseTally:
     case_hours: float = 0.0
     merged: int = 0
     absent: dict[str, Any] = dataclasses.field(default_factory=dict)
+    horizons: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> int [H, 4] (classes, missing)
 
     def __post_init__(self) -> None:
         self.absent = {"cases": dict.fromkeys(self.allow_missing, 0),
@@ -306,6 +324,9 @@ class CaseTally:
         for g in s.get("absent", ()):
             self.absent["cases"][g] = self.absent["cases"].get(g, 0) + 1
             self.absent["windows"][sp][g] = self.absent["windows"][sp].get(g, 0) + s["n_windows"]
+        if "horizon_class_counts" in s:
+            hc = np.asarray(s["horizon_class_counts"], np.int64)
+            self.horizons[sp] = self.horizons.get(sp, np.zeros_like(hc)) + hc
         self.at_or_before += s["label_at_or_before_end"]
         self.case_hours += s["duration_s"] / 3600
         if sp == "train":
@@ -382,6 +403,7 @@ def make_manifest(summaries: list[dict[str, Any]], cfg: WindowConfig, source: So
         "labels_at_or_before_window_end": {"count": t.at_or_before, "share": t.at_or_before / total if total else 0.0},
         "label_source": cfg.label.source,
         "art_label": art_label_section(cfg.label, summaries) if cfg.label.source == "art" else None,
+        "horizons": horizon_section(cfg.label, t),
         "warnings": class_warnings(t.counts),
         "config": cfg,
         "source": src,
@@ -441,5 +463,22 @@ def summary_lines(manifest: Manifest) -> list[str]:
             f"label mode {manifest.label.mode}: {100 * lead.share:.1f}% of labels come from a reading at "
             "or before the window end"
         )
+    lines += horizon_lines(manifest)
     lines.append(f"fingerprint {manifest.fingerprint}  wall time {manifest.wall_s:.1f} s")
+    return lines
+
+
+def horizon_lines(manifest: Manifest) -> list[str]:
+    """Per horizon of a multi-horizon dataset: the windows labelled there, missing, and hypotension share."""
+    sec = manifest.horizons
+    if sec is None:
+        return []
+    lines = [f"horizons {','.join(map(str, sec.horizons_s))} s (primary {sec.primary_s} s keeps the windows; "
+             f"a label missing at another horizon is {sec.missing_label}):"]
+    for h in sec.horizons_s:
+        rows = [c[str(h)] for c in sec.counts.values() if str(h) in c]
+        labelled = sum(r.normal + r.hypotension + r.hypertension for r in rows)
+        hypo = sum(r.hypotension for r in rows)
+        lines.append(f"  {h:>5} s  labelled {labelled:>8}  missing {sum(r.missing for r in rows):>7}  "
+                     f"hypotension {100 * hypo / max(labelled, 1):4.1f}%")
     return lines

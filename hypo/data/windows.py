@@ -18,6 +18,11 @@ cuff reading at or before its end (MAP, SBP, DBP and its time) and the :data:`EA
 With ``source == "art"`` the label is the class of the arterial line's stretch ``t_end + horizon_s +-
 event_s / 2`` (:func:`hypo.data.art.stretch_stats`); ``label_time`` is its centre, ``label_map`` /
 ``label_sbp`` its medians, and windows whose stretch lacks coverage are dropped as ``no_label``.
+
+Several horizons (``LabelConfig.horizons_s``): the windows kept are those labelled at the primary horizon
+(``horizon_s``), exactly as a single-horizon build keeps them; each also carries ``horizon_labels``, its class at
+every horizon by the same rule (:meth:`hypo.config.LabelConfig.at`), :data:`MISSING_LABEL` where that horizon has
+no label (no reading near it, the stretch lacks coverage, or it lies past the case end).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from hypo.data.signals import DBP, HYPERTENSION, HYPOTENSION, MBP, N_SIGNALS, NI
 
 EARLIER_READINGS = 2  # cuff readings kept before the last one (the MAP extrapolation reads up to 3)
 ART_EARLIER_S: tuple[int, ...] = (150, 300)  # the ART minutes ending this long before the window end
+MISSING_LABEL = -1  # horizon_labels: no label at that horizon
 
 
 @dataclasses.dataclass
@@ -73,6 +79,7 @@ class Windows:
     earlier_time: np.ndarray | None = None  # int32 [n, EARLIER_READINGS] their times (-1: none)
     art_last_dbp: np.ndarray | None = None  # ART labels: float32 [n] median DBP of the last minute
     art_earlier_map: np.ndarray | None = None  # ART labels: float32 [n, len(ART_EARLIER_S)] earlier minutes' MAP
+    horizon_labels: np.ndarray | None = None  # several horizons: int8 [n, H] class per horizon, -1 missing
 
     def __len__(self) -> int:
         return len(self.t_end)
@@ -193,17 +200,44 @@ class _Labels:
     art_earlier_map: np.ndarray | None = None
 
 
-def _label_rule(ends: np.ndarray, readings: Readings, n_seconds: int, cfg: WindowConfig,
+def _label_rule(ends: np.ndarray, readings: Readings, n_seconds: int, label: LabelConfig, max_carry_s: int,
                 art: ArterialLine | None):
     """Where each window's label comes from: ``(has_label, target)``, the ART stretch stats or reading indices."""
-    label = cfg.label
     if label.source == "art":
         if art is None:
             raise ValueError("ART labels need the case's cleaned arterial line")
         target = stretch_stats(art, ends + label.horizon_s, label)
         return target.label >= 0, target
-    lab_idx = label_index(ends, readings, n_seconds, cfg.fill.nibp_max_carry_s, label)
+    lab_idx = label_index(ends, readings, n_seconds, max_carry_s, label)
     return lab_idx >= 0, lab_idx
+
+
+def horizon_labels(ends: np.ndarray, readings: Readings, n_seconds: int, cfg: WindowConfig,
+                   art: ArterialLine | None) -> np.ndarray:
+    """Each window's class at every horizon of ``cfg.label.horizons``, by the single-horizon rule at that horizon.
+
+    Args:
+        ends: int [n] window end seconds.
+        readings: The case's cuff readings.
+        n_seconds: The case length.
+        cfg: The window config (label rule, horizons, the cuff's carry-forward limit for ffill labels).
+        art: The cleaned arterial line (ART labels).
+
+    Returns:
+        int8 [n, H]: the class, or :data:`MISSING_LABEL` where that horizon has no label.
+    """
+    out = np.full((len(ends), len(cfg.label.horizons)), MISSING_LABEL, np.int8)
+    for k, h in enumerate(cfg.label.horizons):
+        label = cfg.label.at(h)
+        has, target = _label_rule(ends, readings, n_seconds, label, cfg.fill.nibp_max_carry_s, art)
+        if not has.any():
+            continue
+        if label.source == "art":
+            out[has, k] = target.label[has]
+        else:
+            li = target[has]
+            out[has, k] = classify(readings.map[li], readings.sbp[li], label)
+    return out
 
 
 def _labels(target, keep: np.ndarray, ends_k: np.ndarray, readings: Readings, label: LabelConfig,
@@ -276,7 +310,7 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, cfg: WindowConfig, art
     window_s = cfg.window_s
     ends = window_ends(len(filled), window_s, cfg.stride_s)
     readings = Readings.from_signals(cleaned)
-    has_label, target = _label_rule(ends, readings, len(filled), cfg, art)
+    has_label, target = _label_rule(ends, readings, len(filled), cfg.label, cfg.fill.nibp_max_carry_s, art)
     complete = complete_windows(cleaned, filled, ends, window_s, absent)
     keep = complete & has_label
     ends_k = ends[keep]
@@ -307,4 +341,22 @@ def make_windows(cleaned: np.ndarray, filled: np.ndarray, cfg: WindowConfig, art
         earlier_time=last.earlier_time.astype(np.int32).reshape(-1, EARLIER_READINGS),
         art_last_dbp=lab.art_last_dbp,
         art_earlier_map=lab.art_earlier_map,
+        horizon_labels=(horizon_labels(ends_k, readings, len(filled), cfg, art) if cfg.label.horizons_s else None),
     )
+
+
+def hypotension_by(horizon_labels: np.ndarray) -> np.ndarray:
+    """Whether hypotension is seen by each horizon: the targets of the per-horizon risks.
+
+    Args:
+        horizon_labels: int [n, H], each window's class per horizon (ascending), :data:`MISSING_LABEL` when none.
+
+    Returns:
+        int8 [n, H]: 1 when a label at ``h_j <= h_k`` is hypotension, else 0 when the label at ``h_k`` exists,
+        else :data:`MISSING_LABEL` (unknown: scored and trained on nowhere). A missing earlier label counts as
+        not hypotensive.
+    """
+    labels = np.asarray(horizon_labels)
+    seen = np.maximum.accumulate(labels == HYPOTENSION, axis=1) if labels.size else labels == HYPOTENSION
+    out = np.where(seen, 1, np.where(labels == MISSING_LABEL, MISSING_LABEL, 0))
+    return out.astype(np.int8)

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from hypo.errors import ConfigError
+from hypo.errors import ConfigError, HypoError
 from hypo.learn.metrics import RANK_METRICS
 from hypo.mirror import staged_out
 from hypo.search.board import show_leaderboard
@@ -123,6 +123,23 @@ def leaderboard(req: LeaderboardRequest, log=print, prog: str = "hypo leaderboar
         return _leaderboard(exp, dataclasses.replace(req, out_dir=out_dir), log, prog)
 
 
+def _horizon_board(exp: str, res: dict[str, Any], out_dir: str, log) -> None:
+    """A multi-horizon dataset: the top trial and the baselines by each horizon on validation (table, PNG)."""
+    from hypo.data.dataset import read_manifest
+    from hypo.evaluate.horizons import horizon_section, top_checkpoints
+    from hypo.search.experiments import experiment_dataset
+
+    data_dir = experiment_dataset(exp, required=False)
+    try:
+        if data_dir is None or read_manifest(data_dir).horizons is None:
+            return
+    except HypoError:  # the dataset moved or went: the board itself needs none
+        return
+    text = horizon_section(data_dir, "val", top_checkpoints(exp, res["frame"], 1), out_dir)
+    res["horizons"] = text
+    log(text)
+
+
 def _leaderboard(exp: str, req: LeaderboardRequest, log, prog: str) -> dict[str, Any]:
     """:func:`leaderboard` of a local experiment folder, its files into the local ``req.out_dir``."""
     n_trials = len(load_trials(exp))
@@ -134,6 +151,7 @@ def _leaderboard(exp: str, req: LeaderboardRequest, log, prog: str) -> dict[str,
         def decorate(df, out):
             return add_alarm_columns(df, exp, req.alarms, req.alarm_cfg, req.alarm_cases, out, log)
     res = show_leaderboard(exp, req.rank_by, req.out_dir, log=log, decorate=decorate)
+    _horizon_board(exp, res, req.out_dir or exp, log)
     if req.test is not None:
         from hypo.evaluate.testsplit.top_trials import score_top_trials
 

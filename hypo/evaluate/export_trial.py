@@ -117,6 +117,7 @@ def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thres
         signals=list(SIGNALS), units=dict(UNITS), window_s=manifest.window_s,
         stride_s=int(manifest.stride_s if manifest.stride_s is not None else wc.stride_s),
         horizon_s=int(manifest.label.horizon_s),
+        **horizon_fields(cfg.model, manifest),
         label=manifest.label, thresholds=thresholds, fill=wc.fill, nibp_merge_s=int(wc.nibp_merge_s),
         min_case_s=int(wc.min_case_s), zscore=ckpt["zscore"], model=cfg.model,
         trial=TrialInfo(id=chosen.trial_id, rank=chosen.rank, epoch=chosen.epoch, loss=cfg.loss, gamma=cfg.gamma,
@@ -133,6 +134,18 @@ def build_sidecar(chosen, manifest: Manifest, cfg, ckpt: dict, thresholds: Thres
         verification=verification, hypo_version=__version__, torch_version=torch.__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def horizon_fields(model_cfg, manifest: Manifest) -> dict[str, Any]:
+    """The sidecar's ``horizons_s`` and ``horizon_output`` of a model with per-horizon risks ({} otherwise)."""
+    if not model_cfg.n_horizons:
+        return {}
+    hs = list(manifest.horizons_s)
+    rule = ("cumulative, from a discrete-time hazard head: non-decreasing with the horizon"
+            if model_cfg.head == "hazard" else "one independent head per horizon")
+    return {"horizons_s": hs, "horizon_output": OutputSpec(
+        shape=["n", len(hs)], meaning=f"risk of hypotension by each horizon (method horizon_risk; {rule})",
+        classes=[f"hypotension by {h} s" for h in hs])}
 
 
 def trial_model(exp_path: str, trial: str | None = None, specificity: float = SPECIFICITY,

@@ -11,6 +11,11 @@ NaN may stand in the signal groups the sidecar's ``tolerates_missing`` lists (a 
 takes them as absent; a model trained on a subset of the signals ignores the others); elsewhere NaN in gives NaN
 out. Exports made before ``tolerates_missing`` existed list none and behave as before.
 
+A model with per-horizon risks (``hazard`` / ``independent`` head, trained on a dataset built with ``--horizons``)
+also has the TorchScript method ``horizon_risk(x)``: the risk of hypotension by each horizon ``[n, H]``, the
+horizons in the sidecar's ``horizons_s`` (``module.horizon_risk(x)`` with ``torch.jit.load`` alone); its forward
+stays the 3 class probabilities of the primary horizon.
+
 ``model.json`` (also embedded in ``model.pt`` as the extra file ``hypo_model.json``) says how to feed it and
 what it was: signals and units, window, horizon, label thresholds, the alarm thresholds of the operating point
 (fixed on the validation split, :mod:`hypo.learn.operating_point`), the dataset's gap-filling rule and minimum
@@ -63,6 +68,21 @@ class ProbabilityModel(nn.Module):
         return torch.softmax(self.net(x), dim=1)
 
 
+class RiskModel(nn.Module):
+    """A trained model's per-horizon head as risks: windows in, the risk of hypotension by each horizon out."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.head = net.cfg.head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Risks [n, H] of windows ``x`` [n, window_s, 7] in physical units."""
+        from hypo.learn.models import N_CLASSES, cumulative_risk
+
+        return cumulative_risk(self.net.outputs(x)[:, N_CLASSES:], self.head)
+
+
 class InputGuard(nn.Module):
     """The exported entry point: checks the input's shape, takes any float dtype, and runs the traced model."""
 
@@ -77,6 +97,22 @@ class InputGuard(nn.Module):
         torch._assert(x.dim() == 3 and x.size(1) == self.window_s and x.size(2) == self.n_signals,
                       "hypo model: expected windows [n, window_s, 7] in physical units (see the sidecar's input)")
         return self.model(x.float())
+
+
+class HorizonGuard(InputGuard):
+    """:class:`InputGuard` of a model with per-horizon risks: also the exported method ``horizon_risk``."""
+
+    def __init__(self, traced: torch.jit.ScriptModule, risk: torch.jit.ScriptModule, window_s: int,
+                 n_signals: int) -> None:
+        super().__init__(traced, window_s, n_signals)
+        self.risk = risk
+
+    @torch.jit.export
+    def horizon_risk(self, x: torch.Tensor) -> torch.Tensor:
+        """Risks of hypotension by each horizon [n, H] (the sidecar's ``horizons_s``) of windows [n, window_s, 7]."""
+        torch._assert(x.dim() == 3 and x.size(1) == self.window_s and x.size(2) == self.n_signals,
+                      "hypo model: expected windows [n, window_s, 7] in physical units (see the sidecar's input)")
+        return self.risk(x.float())
 
 
 @contextlib.contextmanager
@@ -96,9 +132,13 @@ def trace_model(net: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule
         example: Windows ``[n, window_s, 7]`` to trace with.
     """
     wrapped = ProbabilityModel(net.cpu().float().eval()).eval().requires_grad_(False)
+    shape = int(example.shape[1]), int(example.shape[2])
     with _quiet_jit(), torch.no_grad():
         traced = torch.jit.trace(wrapped, example.float(), check_trace=False)
-        return torch.jit.script(InputGuard(traced, int(example.shape[1]), int(example.shape[2])))
+        if not getattr(getattr(net, "cfg", None), "n_horizons", 0):
+            return torch.jit.script(InputGuard(traced, *shape))
+        risk = torch.jit.trace(RiskModel(net).eval().requires_grad_(False), example.float(), check_trace=False)
+        return torch.jit.script(HorizonGuard(traced, risk, *shape))
 
 
 def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.ndarray) -> float:
@@ -109,6 +149,8 @@ def max_difference(traced: torch.jit.ScriptModule, net: nn.Module, windows: np.n
     with torch.no_grad():
         for batch in (x, x[:1], x[: max(1, len(x) // 3)]):  # the trace must not depend on the batch size
             worst = max(worst, float((traced(batch) - ref(batch)).abs().max()))
+            if hasattr(traced, "horizon_risk"):
+                worst = max(worst, float((traced.horizon_risk(batch) - RiskModel(net).eval()(batch)).abs().max()))
     return worst
 
 

@@ -64,6 +64,24 @@ class ExportedModel:
                 out.append(self.module(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH]))).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
+    @property
+    def horizons_s(self) -> tuple[int, ...]:
+        """The horizons of :meth:`predict_horizon_risk` (empty for a model with the 3-class output only)."""
+        return tuple(self.sidecar.horizons_s or ())
+
+    def predict_horizon_risk(self, windows) -> np.ndarray:
+        """Risk of hypotension by each horizon float32 ``[n, H]`` (``horizons_s``); ``[n, 0]`` without them."""
+        import torch
+
+        x = np.asarray(windows, np.float32)
+        if not self.horizons_s:
+            return np.zeros((len(x), 0), np.float32)
+        out = [np.zeros((0, len(self.horizons_s)), np.float32)]
+        with torch.inference_mode():
+            for i in range(0, len(x), BATCH):
+                out.append(self.module.horizon_risk(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH]))).numpy())
+        return np.concatenate(out)
+
     def predict(self, windows) -> np.ndarray:
         """The class of each window at the sidecar's operating point, int64 ``[n]`` (hypotension first)."""
         return self.decide(self.predict_proba(windows))

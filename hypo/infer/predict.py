@@ -11,10 +11,12 @@ its end, and scored in a few batched forward passes. A window that still holds a
 prediction (an empty row in the CSV, a grey band in the timeline): nothing is invented.
 
 CSV columns: ``time_s`` (window end, seconds from the start of the recording), ``time`` (the same as h:mm:ss),
-``p_normal``, ``p_hypotension``, ``p_hypertension``, ``alarm`` (the class at the model's operating point),
-the last cuff reading at the window end (``last_reading_s``, ``last_sbp``, ``last_map``, ``last_dbp``), and,
-in hindsight only (unknown when the prediction is made), the cuff reading ``horizon`` later that labels it as
-the training data were labelled (``outcome_s``, ``outcome_map``, ``outcome_sbp``, ``outcome``).
+``p_normal``, ``p_hypotension``, ``p_hypertension`` (a model with per-horizon risks adds ``p_hypotension_by_<S>s``
+for each horizon S of its sidecar's ``horizons_s``: the risk of hypotension within S seconds), ``alarm`` (the
+class at the model's operating point), the last cuff reading at the window end (``last_reading_s``, ``last_sbp``,
+``last_map``, ``last_dbp``), and, in hindsight only (unknown when the prediction is made), the cuff reading
+``horizon`` later that labels it as the training data were labelled (``outcome_s``, ``outcome_map``,
+``outcome_sbp``, ``outcome``).
 
 A recording too short, missing a track, in the wrong units as a whole (:func:`check_file`) or without a usable
 signal stops with one line on stderr and exit status 2. The exception: a model whose sidecar lists MAC or BIS in
@@ -120,6 +122,8 @@ class Prediction:
     readings: dict[str, np.ndarray]  # time, sbp, map, dbp of every cuff reading (artefacts removed)
     timings: dict[str, float]
     absent: tuple[str, ...] = ()  # signal groups the recording lacks, fed to the model as missing
+    horizons_s: tuple[int, ...] = ()  # a model with per-horizon risks: its horizons
+    horizon_risk: np.ndarray | None = None  # float32 [w, H] risk of hypotension by each horizon (NaN: none)
 
     @property
     def n_predicted(self) -> int:
@@ -156,12 +160,16 @@ def predict_case(case, model: ExportedModel, stride_s: int = 60, where: str = ""
     t0 = time.perf_counter()
     probs = np.full((len(prepared.ends), len(CLASSES)), np.nan, np.float32)
     probs[complete] = model.predict_proba(prepared.windows[complete].transpose(0, 2, 1))
+    risk = None
+    if model.horizons_s:
+        risk = np.full((len(prepared.ends), len(model.horizons_s)), np.nan, np.float32)
+        risk[complete] = model.predict_horizon_risk(prepared.windows[complete].transpose(0, 2, 1))
     timings = {"clean_s": prepared.clean_s, "predict_s": time.perf_counter() - t0}
     alarm = np.where(complete, np.asarray(CLASSES, dtype=object)[model.decide(probs)], "")
     last, outcome, readings = _readings_around(prepared)
     return Prediction(caseid=case.caseid, n_seconds=int(case.duration_s), stride_s=prepared.cfg.stride_s,
                       t_end=prepared.ends, probs=probs, alarm=alarm, last=last, outcome=outcome, readings=readings,
-                      timings=timings, absent=prepared.absent)
+                      timings=timings, absent=prepared.absent, horizons_s=model.horizons_s, horizon_risk=risk)
 
 
 def _readings_around(prepared: PreparedCase) -> tuple[dict, dict, dict]:
@@ -212,12 +220,14 @@ def to_frame(pred: Prediction):
         return np.round(np.asarray(v, np.float64), 4)
 
     cls_names = np.asarray(["", *CLASSES], dtype=object)
+    by = {f"p_hypotension_by_{h}s": prob(pred.horizon_risk[:, k]) for k, h in enumerate(pred.horizons_s)}
     return pd.DataFrame({
         "time_s": pred.t_end,
         "time": _clock(pred.t_end),
         "p_normal": prob(pred.probs[:, 0]),
         "p_hypotension": prob(pred.probs[:, 1]),
         "p_hypertension": prob(pred.probs[:, 2]),
+        **by,
         "alarm": pred.alarm,
         "last_reading_s": opt_time(np.asarray(pred.last["time"], np.int64)),
         "last_sbp": mmhg(pred.last["sbp"]),

@@ -6,9 +6,10 @@ sections:
 
 - how to feed it: ``input``, ``signals``, ``units``, and the training data's window rules (:class:`WindowRules`:
   window, fill rule, minimum length, cuff-reading merge gap, the groups it takes as missing, the groups it reads);
-- what it returns and how to decide: ``output``, ``horizon_s``, ``label``, ``thresholds`` (:class:`Thresholds`: the
-  window operating point), ``alarm_policy`` (:class:`AlarmPolicy`: the alarm the evaluation validated, which
-  ``hypo serve`` runs);
+- what it returns and how to decide: ``output``, ``horizon_s`` (and for a model with per-horizon risks
+  ``horizons_s`` and ``horizon_output``: its TorchScript method ``horizon_risk``), ``label``, ``thresholds``
+  (:class:`Thresholds`: the window operating point), ``alarm_policy`` (:class:`AlarmPolicy`: the alarm the
+  evaluation validated, which ``hypo serve`` runs);
 - what produced it: ``zscore``, ``model``, ``trial``, ``metrics``, ``fingerprints``, ``source``, ``verification``,
   versions and time, and for a recalibrated export ``recalibration``; ``model_sha256`` in the file beside only.
 
@@ -238,7 +239,8 @@ class Sidecar(WindowRules):
 
     ORDER: ClassVar[tuple[str, ...]] = (
         "format", "schema_version", "input", "tolerates_missing", "signals_read", "output", "signals", "units",
-        "window_s", "stride_s", "horizon_s", "label", "thresholds", "alarm_policy", "fill", "nibp_merge_s",
+        "window_s", "stride_s", "horizon_s", "horizons_s", "horizon_output", "label", "thresholds", "alarm_policy",
+        "fill", "nibp_merge_s",
         "min_case_s", "zscore",
         "model", "trial", "metrics", "fingerprints", "source", "verification", "hypo_version", "torch_version",
         "created", "recalibration", "model_sha256")
@@ -251,6 +253,8 @@ class Sidecar(WindowRules):
     units: dict[str, str] | None = None
     stride_s: int | None = None
     horizon_s: int
+    horizons_s: list[int] | None = None  # a model with per-horizon risks: its horizons (module.horizon_risk)
+    horizon_output: OutputSpec | None = None  # and what horizon_risk returns
     thresholds: Thresholds
     alarm_policy: AlarmPolicy | None = None
     zscore: ZScore | None = None

@@ -4,6 +4,9 @@
 
 averaged over the batch (no normalisation by the alphas), computed from ``log_softmax`` in float32.
 With ``gamma = 0`` and no alpha it equals cross entropy.
+
+Models with per-horizon risks (:class:`HorizonLoss`) add to it the binary cross entropy of the risk of
+hypotension by each horizon against its target, averaged over the labelled (window, horizon) pairs.
 """
 
 from __future__ import annotations
@@ -83,3 +86,45 @@ def make_loss(name: str, gamma: float = 0.0, alpha: Sequence[float] | None = Non
     if name == "focal":
         return FocalLoss(gamma, alpha)
     raise ConfigError(f"loss must be one of {LOSSES}, got {name!r}")
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(x))`` for ``x < 0``, accurate at both ends (Maechler 2012)."""
+    return torch.where(x > -0.6931, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def horizon_bce(horizon_logits: torch.Tensor, target: torch.Tensor, head: str) -> torch.Tensor:
+    """Mean binary cross entropy of the per-horizon risks against ``target`` [batch, H] (1, 0; -1 masked).
+
+    ``hazard``: the risk by ``h_k`` is ``1 - S_k`` with ``log S_k = sum_{j<=k} logsigmoid(-a_j)`` (the same
+    formula as :func:`hypo.learn.models.cumulative_risk`, in log space); ``independent``: ``sigmoid(a_k)``.
+    """
+    a = horizon_logits.float()
+    known = target >= 0
+    if not bool(known.any()):
+        return a.sum() * 0.0
+    y = target.clamp_min(0).float()
+    if head == "hazard":
+        log_s = torch.cumsum(F.logsigmoid(-a), dim=1).clamp_max(-1e-7)
+        per = -(y * _log1mexp(log_s) + (1 - y) * log_s)
+    else:
+        per = F.binary_cross_entropy_with_logits(a, y, reduction="none")
+    return per[known].mean()
+
+
+class HorizonLoss(nn.Module):
+    """The class loss of the primary horizon plus :func:`horizon_bce` of the per-horizon risks.
+
+    Called as ``loss(outputs, target)``: ``outputs`` [batch, 3 + H] (class logits, then the per-horizon logits),
+    ``target`` [batch, 1 + H] (the primary class, then the hypotension-by-horizon targets, -1 unknown).
+    """
+
+    def __init__(self, base: nn.Module, head: str) -> None:
+        super().__init__()
+        self.base = base
+        self.head = head
+
+    def forward(self, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The summed loss (a scalar)."""
+        return self.base(outputs[:, :N_CLASSES], target[:, 0]) + horizon_bce(outputs[:, N_CLASSES:], target[:, 1:],
+                                                                              self.head)

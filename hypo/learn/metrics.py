@@ -16,6 +16,10 @@ Every function returns a flat dict of floats, ready for ``tune.report`` and JSON
   and ``matched_auroc_hypotension``: the AUROC of p(hypotension) with positives and negatives compared only within
   the same current-MAP bin (:func:`matched_auroc`).
 
+Several horizons (:func:`horizon_scores`): ``h<S>_auroc``, ``h<S>_auprc``, ``h<S>_prevalence`` and ``h<S>_n``
+of a risk of hypotension by horizon ``S`` seconds against the target "hypotension by S"
+(:func:`hypo.data.windows.hypotension_by`), over the windows where that target is known.
+
 A class without positives or without negatives has no AUROC / AUPRC: NaN, never a crash, and one
 :class:`MetricWarning` per split or stratum naming the classes concerned (``warn=False`` silences it).
 The summaries do not change meaning silently: ``mean_auroc`` is the mean over **all three** classes and
@@ -254,6 +258,29 @@ def undefined_reasons(metrics: dict[str, float], where: str = "this split", pref
         whys = [per_class[c] for c in needs if c in per_class]
         if whys:
             out[key] = "; ".join(dict.fromkeys(whys))
+    return out
+
+
+def horizon_scores(targets, risk, horizons) -> dict[str, float]:
+    """Hypotension AUROC and AUPRC per horizon (see the module docstring); NaN where a horizon lacks a class.
+
+    Args:
+        targets: int [n, H]: hypotension by each horizon (1, 0; -1 unknown: left out).
+        risk: float [n, H] (or [n]: one score for every horizon, e.g. p(hypotension) of a 3-class model).
+        horizons: The H horizons in seconds.
+    """
+    t = np.asarray(targets)
+    r = np.asarray(risk, np.float64)
+    out: dict[str, float] = {}
+    for k, h in enumerate(horizons):
+        known = t[:, k] >= 0
+        y, score = t[known, k] == 1, (r[:, k] if r.ndim == 2 else r)[known]
+        n_pos = int(y.sum())
+        defined = 0 < n_pos < len(y)
+        out[f"h{h}_auroc"] = float(roc_auc_score(y, score)) if defined else math.nan
+        out[f"h{h}_auprc"] = float(average_precision_score(y, score)) if defined else math.nan
+        out[f"h{h}_prevalence"] = n_pos / len(y) if len(y) else math.nan
+        out[f"h{h}_n"] = float(len(y))
     return out
 
 

@@ -21,6 +21,14 @@ Missing inputs (``ModelConfig.signals`` and ``ModelConfig.mask``; defaults give 
   availability mask from the NaN in its input, per time step and group (a group is available where all its
   channels are finite), feeds an unavailable group as 0 after its z-score (its training mean) and gets the mask as
   extra input channels (one per group read). Without it a NaN input gives NaN, as before.
+
+Several horizons (``ModelConfig.head``; datasets built with ``hypo windows --horizons``): the last layer also gives
+one logit ``a_k`` per horizon ``h_k`` (ascending), beside the 3 class logits of the primary horizon, which stay
+what ``forward`` returns (so every metric, board and export reads the model as before):
+- ``hazard``: a discrete-time hazard ``q_k = sigmoid(a_k)`` (hypotension first between ``h_{k-1}`` and ``h_k``);
+  the cumulative risk of hypotension by ``h_k`` is ``1 - prod_{j<=k} (1 - q_j)``, computed as
+  ``-expm1(cumsum(logsigmoid(-a)))``: monotone non-decreasing in ``k`` by construction (:func:`cumulative_risk`);
+- ``independent``: ``sigmoid(a_k)`` per horizon, each its own head (nothing ties the horizons together).
 """
 
 from __future__ import annotations
@@ -37,11 +45,13 @@ from hypo.data.signals import GROUP_NAMES, GROUPS, N_SIGNALS, group_channels, pa
 from hypo.errors import ConfigError
 
 MODELS: tuple[str, ...] = ("lstm", "cnn", "cnn_cnn", "cnn_lstm")
+HEADS: tuple[str, ...] = ("class", "hazard", "independent")
 N_CLASSES = 3
 PAPER_K = 42  # cnn_cnn at k = 42 is the paper's 42 / 63 / 50
 CNN_DENSE = 7  # cnn: Conv -> global pooling -> Dense(7)
 CNN_LSTM_MAPS, CNN_LSTM_STRIDE = 21, 3
 POOL = 4
+HAZARD_BIAS_INIT = -2.0  # hazard head: initial logit of each step's hazard
 
 
 @register_config
@@ -55,9 +65,12 @@ class ModelConfig:
         window_s: Time steps per window (the dataset's ``window_s``).
         signals: Signal groups the model reads (default all five; see the module docstring).
         mask: Take missing groups as NaN and give the model their availability mask as extra channels.
+        head: ``class`` (the 3 class logits only), ``hazard`` or ``independent`` (also one risk per horizon; see
+            the module docstring).
+        n_horizons: The horizons of the per-horizon risks (0 with ``head="class"``).
 
-    ``signals`` and ``mask`` are written only when they differ from their defaults, so configs (and checkpoints)
-    of models without them keep their dicts and fingerprints.
+    ``signals``, ``mask``, ``head`` and ``n_horizons`` are written only when they differ from their defaults, so
+    configs (and checkpoints) of models without them keep their dicts and fingerprints.
     """
 
     name: str = "cnn_cnn"
@@ -65,10 +78,13 @@ class ModelConfig:
     window_s: int = 60
     signals: tuple[str, ...] = GROUP_NAMES
     mask: bool = False
+    head: str = "class"
+    n_horizons: int = 0
 
     def omitted_fields(self) -> tuple[str, ...]:
         """Fields left out of ``to_dict`` while at their defaults."""
-        return tuple(n for n, default in (("signals", GROUP_NAMES), ("mask", False)) if getattr(self, n) == default)
+        return tuple(n for n, default in (("signals", GROUP_NAMES), ("mask", False), ("head", "class"),
+                                          ("n_horizons", 0)) if getattr(self, n) == default)
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -82,6 +98,11 @@ class ModelConfig:
         object.__setattr__(self, "signals", signals)
         if not isinstance(self.mask, bool):
             raise ConfigError(f"mask must be true or false, got {self.mask!r}")
+        if self.head not in HEADS:
+            raise ConfigError(f"head must be one of {HEADS}, got {self.head!r}")
+        if (self.head == "class") != (self.n_horizons == 0) or self.n_horizons < 0:
+            raise ConfigError(f"head {self.head!r} with {self.n_horizons} horizons: the hazard and independent heads "
+                              "need a dataset built with --horizons (n_horizons >= 1); the class head takes none")
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
             raise ConfigError(f"k must be an integer >= 1, got {self.k!r}")
         if self.name == "cnn_cnn" and _conv_pool_len(_conv_pool_len(self.window_s)) < 1:
@@ -103,6 +124,11 @@ class ModelConfig:
     def tolerates_missing(self) -> tuple[str, ...]:
         """Groups that may be NaN in the input: those not read, and with ``mask`` every group."""
         return GROUP_NAMES if self.mask else tuple(g for g in GROUP_NAMES if g not in self.signals)
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs of the last layer: the 3 class logits, then one per horizon."""
+        return N_CLASSES + self.n_horizons
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -149,10 +175,10 @@ def last_hidden(lstm: nn.LSTM, seq: torch.Tensor) -> torch.Tensor:
 class LSTMNet(nn.Module):
     """LSTM(k) over the time steps; its last hidden state -> Linear(3)."""
 
-    def __init__(self, k: int, n_in: int = N_SIGNALS) -> None:
+    def __init__(self, k: int, n_in: int = N_SIGNALS, n_out: int = N_CLASSES) -> None:
         super().__init__()
         self.lstm = nn.LSTM(n_in, k, batch_first=True)
-        self.head = nn.Linear(k, N_CLASSES)
+        self.head = nn.Linear(k, n_out)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
@@ -162,11 +188,11 @@ class LSTMNet(nn.Module):
 class CNNNet(nn.Module):
     """Conv1d(3, k) -> ReLU -> global max pooling -> Dense(7) -> ReLU -> Linear(3)."""
 
-    def __init__(self, k: int, n_in: int = N_SIGNALS) -> None:
+    def __init__(self, k: int, n_in: int = N_SIGNALS, n_out: int = N_CLASSES) -> None:
         super().__init__()
         self.conv = nn.Conv1d(n_in, k, 3)
         self.dense = nn.Linear(k, CNN_DENSE)
-        self.head = nn.Linear(CNN_DENSE, N_CLASSES)
+        self.head = nn.Linear(CNN_DENSE, n_out)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits [batch, 3] of standardised windows ``z`` [batch, steps, 7]."""
@@ -177,7 +203,7 @@ class CNNNet(nn.Module):
 class CNNCNNNet(nn.Module):
     """Conv1d(3, c1) -> MaxPool(4) -> Conv1d(3, c2) -> MaxPool(4) -> Flatten -> Dense(d) -> Linear(3)."""
 
-    def __init__(self, k: int, window_s: int = 60, n_in: int = N_SIGNALS) -> None:
+    def __init__(self, k: int, window_s: int = 60, n_in: int = N_SIGNALS, n_out: int = N_CLASSES) -> None:
         super().__init__()
         c1, c2, d = ModelConfig("cnn_cnn", k, window_s).widths
         self.conv1 = nn.Conv1d(n_in, c1, 3)
@@ -185,7 +211,7 @@ class CNNCNNNet(nn.Module):
         self.pool = nn.MaxPool1d(POOL)
         self.steps = _conv_pool_len(_conv_pool_len(window_s))
         self.dense = nn.Linear(c2 * self.steps, d)
-        self.head = nn.Linear(d, N_CLASSES)
+        self.head = nn.Linear(d, n_out)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The second pooling's output [batch, c2, steps] (3 steps for 60-s windows)."""
@@ -201,12 +227,12 @@ class CNNCNNNet(nn.Module):
 class CNNLSTMNet(nn.Module):
     """Conv1d(3, 21, stride 3): 20 steps -> MaxPool(4): 5 steps -> LSTM(k), last hidden -> Linear(3)."""
 
-    def __init__(self, k: int, n_in: int = N_SIGNALS) -> None:
+    def __init__(self, k: int, n_in: int = N_SIGNALS, n_out: int = N_CLASSES) -> None:
         super().__init__()
         self.conv = nn.Conv1d(n_in, CNN_LSTM_MAPS, 3, stride=CNN_LSTM_STRIDE)
         self.pool = nn.MaxPool1d(POOL)
         self.lstm = nn.LSTM(CNN_LSTM_MAPS, k, batch_first=True)
-        self.head = nn.Linear(k, N_CLASSES)
+        self.head = nn.Linear(k, n_out)
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         """The LSTM's input sequence [batch, 5, 21] (for 60-s windows)."""
@@ -225,16 +251,19 @@ class HypoNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.zscore = ZScore(mean, std)
-        n_in = cfg.n_inputs
+        n_in, n_out = cfg.n_inputs, cfg.n_outputs
         if cfg.name == "lstm":
-            self.body = LSTMNet(cfg.k, n_in)
+            self.body = LSTMNet(cfg.k, n_in, n_out)
         elif cfg.name == "cnn":
-            self.body = CNNNet(cfg.k, n_in)
+            self.body = CNNNet(cfg.k, n_in, n_out)
         elif cfg.name == "cnn_cnn":
-            self.body = CNNCNNNet(cfg.k, cfg.window_s, n_in)
+            self.body = CNNCNNNet(cfg.k, cfg.window_s, n_in, n_out)
         else:
-            self.body = CNNLSTMNet(cfg.k, n_in)
+            self.body = CNNLSTMNet(cfg.k, n_in, n_out)
         keras_init_(self.body)
+        if cfg.head == "hazard":  # start from a small hazard per step (q ~ 0.1), not 0.5: risks near 1 at 15 min
+            with torch.no_grad():
+                self.body.head.bias[N_CLASSES:] = HAZARD_BIAS_INIT
         self.subset = len(cfg.channels) < N_SIGNALS
         channels = cfg.channels
         # Not saved in the state_dict (they follow from the config), so checkpoints keep their keys.
@@ -246,7 +275,12 @@ class HypoNet(nn.Module):
         self.register_buffer("membership", membership, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [batch, 3] of windows ``x`` [batch, window_s, 7] in physical units."""
+        """Logits [batch, 3] of windows ``x`` [batch, window_s, 7] in physical units (the primary horizon)."""
+        out = self.outputs(x)
+        return out if self.cfg.n_horizons == 0 else out[:, :N_CLASSES]
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every output [batch, 3 + n_horizons]: the class logits, then the per-horizon logits."""
         z = self.zscore(x)
         if not (self.subset or self.cfg.mask):
             return self.body(z)
@@ -260,6 +294,46 @@ class HypoNet(nn.Module):
         per_channel = (available.to(self.membership.dtype) @ self.membership.T) > 0
         z = torch.where(per_channel, z, torch.zeros_like(z))
         return self.body(torch.cat([z, available.to(z.dtype)], dim=2))
+
+
+def cumulative_risk(horizon_logits: torch.Tensor, head: str) -> torch.Tensor:
+    """The risk of hypotension by each horizon [batch, H] from the per-horizon logits (module docstring).
+
+    ``hazard``: ``1 - prod_{j<=k} sigmoid(-a_j)``, a running sum of non-positive log-survivals, so it never falls
+    as ``k`` grows (also in floating point: adding a non-positive number never raises a float).
+    """
+    if head == "hazard":
+        return -torch.expm1(torch.cumsum(nn.functional.logsigmoid(-horizon_logits.float()), dim=1))
+    return torch.sigmoid(horizon_logits.float())
+
+
+@torch.no_grad()
+def predict_horizon_risk(model: HypoNet, x, batch_size: int = 16384, device: str | torch.device | None = None,
+                         amp: bool = False) -> np.ndarray:
+    """The risk of hypotension by each horizon [n, H] (float32 numpy) of windows ``x`` [n, window_s, 7].
+
+    Args:
+        model: A model with a ``hazard`` or ``independent`` head.
+        x: Windows in physical units.
+        batch_size: Windows per forward pass.
+        device: Where to run (default: where the model is).
+        amp: bf16 autocast (CUDA).
+    """
+    cfg = model.cfg
+    if cfg.n_horizons == 0:
+        raise ConfigError("this model has no per-horizon head (head 'class')")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    xt = as_tensor(x)
+    out = [np.zeros((0, cfg.n_horizons), np.float32)]
+    for i in range(0, len(xt), batch_size):
+        xb = xt[i : i + batch_size].to(device, torch.float32, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            extra = model.outputs(xb)[:, N_CLASSES:]
+        out.append(cumulative_risk(extra, cfg.head).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def build_model(cfg: ModelConfig, mean, std) -> HypoNet:

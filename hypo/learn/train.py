@@ -36,9 +36,9 @@ from hypo.errors import ConfigError, DatasetError
 from hypo.jsonio import jsonable
 from hypo.learn.baseline import baseline_metrics, label_config, last_reading_class
 from hypo.learn.checkpoint import load_checkpoint, load_model, make_checkpoint, save_checkpoint
-from hypo.learn.losses import make_loss
-from hypo.learn.metrics import RANK_METRICS, evaluate_scores, prefixed
-from hypo.learn.models import ModelConfig, as_tensor, build_model, predict_proba
+from hypo.learn.losses import HorizonLoss, make_loss
+from hypo.learn.metrics import RANK_METRICS, evaluate_scores, horizon_scores, prefixed
+from hypo.learn.models import ModelConfig, as_tensor, build_model, predict_horizon_risk, predict_proba
 from hypo.learn.train_config import RESUMABLE, TrainConfig
 
 __all__ = ["ModelConfig", "TrainConfig", "TrainingData", "fit_arrays", "load_data", "load_model", "train"]
@@ -122,6 +122,8 @@ class TrainStep:
         amp: bf16 autocast for the forward pass.
         channel_dropout: Chance per window and group that a group is made absent (:func:`drop_channels`).
         groups: The groups the model reads (:func:`dropout_groups`, on the device), with ``channel_dropout`` > 0.
+        multi: The model has per-horizon risks: the loss takes all its outputs (``model.outputs``) and targets
+            [b, 1 + H] (:func:`training_targets`).
     """
 
     model: torch.nn.Module
@@ -130,6 +132,7 @@ class TrainStep:
     amp: bool = False
     channel_dropout: float = 0.0
     groups: torch.Tensor | None = None
+    multi: bool = False
 
 
 def train_epoch(step: TrainStep, x: torch.Tensor, y: torch.Tensor, batch_size: int,
@@ -149,7 +152,7 @@ def train_epoch(step: TrainStep, x: torch.Tensor, y: torch.Tensor, batch_size: i
         if step.channel_dropout > 0:
             xb = drop_channels(xb, step.channel_dropout, step.groups, generator)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=step.amp):
-            logits = model(xb)
+            logits = model.outputs(xb) if step.multi else model(xb)
         loss = step.loss_fn(logits.float(), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,6 +248,25 @@ def check_data(cfg: TrainConfig, data: TrainingData) -> None:
             raise DatasetError(empty_split_reason(data.manifest, name))
     if not cfg.model.mask:
         check_no_missing(cfg.model, (("train", data.train.x), ("val", data.val.x)))
+    if cfg.model.head != "class":
+        have = data.manifest.horizons_s if data.manifest.horizons is not None else ()
+        if len(have) != cfg.model.n_horizons or data.train.horizon_labels is None:
+            raise DatasetError(f"the {cfg.model.head} head needs a dataset built with --horizons giving "
+                               f"{cfg.model.n_horizons} horizons; this one has {len(have) or 'one'}")
+
+
+def training_targets(model_cfg: ModelConfig, split: WindowArrays) -> np.ndarray:
+    """What the loss trains on: the class labels [n], or with per-horizon risks [n, 1 + H].
+
+    With per-horizon risks: the label, then hypotension by each horizon (:func:`hypo.data.windows.hypotension_by`,
+    -1 unknown).
+    """
+    from hypo.data.windows import hypotension_by
+
+    label = np.asarray(split.label, np.int64)
+    if model_cfg.head == "class":
+        return label
+    return np.concatenate([label[:, None], hypotension_by(split.horizon_labels).astype(np.int64)], axis=1)
 
 
 def prepare_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
@@ -267,8 +289,10 @@ def build_step(cfg: TrainConfig, zscore: dict[str, list[float]], device: torch.d
     fused = device.type == "cuda"
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
     groups = dropout_groups(cfg.model.signals).to(device) if cfg.channel_dropout > 0 else None
-    return TrainStep(model, optimizer, make_loss(cfg.loss, cfg.gamma, cfg.alpha).to(device), amp,
-                     cfg.channel_dropout, groups)
+    loss = make_loss(cfg.loss, cfg.gamma, cfg.alpha)
+    multi = cfg.model.head != "class"
+    loss = HorizonLoss(loss, cfg.model.head) if multi else loss
+    return TrainStep(model, optimizer, loss.to(device), amp, cfg.channel_dropout, groups, multi)
 
 
 def resume_step(step: TrainStep, cfg: TrainConfig, fp: str, path: str) -> tuple[int, list[dict[str, Any]]]:
@@ -299,21 +323,30 @@ class Validation:
     y: torch.Tensor
     last: np.ndarray
     loss_fn: torch.nn.Module
+    by_horizon: np.ndarray | None = None  # multi-horizon datasets: hypotension by each horizon [n, H]
+    horizons: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, cfg: TrainConfig, data: TrainingData) -> Validation:
         """The validation split of ``data``, with the run's loss (on the CPU)."""
+        from hypo.data.windows import hypotension_by
+
         val = data.val
+        by = hypotension_by(val.horizon_labels) if val.horizon_labels is not None else None
         return cls(val.x, val.label, as_tensor(np.asarray(val.label, np.int64)),
                    last_reading_class(val.last_map, val.last_sbp, label_config(data.manifest)),
-                   make_loss(cfg.loss, cfg.gamma, cfg.alpha))
+                   make_loss(cfg.loss, cfg.gamma, cfg.alpha), by, data.manifest.horizons_s if by is not None else ())
 
     def score(self, model: torch.nn.Module, device: torch.device, amp: bool, warn: bool) -> dict[str, Any]:
-        """``val_loss`` and the ``val_*`` metrics of ``model``."""
+        """``val_loss`` and the ``val_*`` metrics of ``model`` (with several horizons ``val_h<S>_*`` too)."""
         probs = predict_proba(model, self.x, EVAL_BATCH, device, amp)
         with torch.no_grad():  # log-probabilities are valid logits: the loss of the probabilities we scored
             val_loss = float(self.loss_fn(torch.log(torch.from_numpy(probs).clamp_min(1e-30)), self.y))
         scores = evaluate_scores(self.label, probs, self.last, where="val", warn=warn)
+        if self.by_horizon is not None:  # a class head scores its p(hypotension) at every horizon
+            risk = (predict_horizon_risk(model, self.x, EVAL_BATCH, device, amp) if model.cfg.n_horizons
+                    else probs[:, 1])
+            scores.update(horizon_scores(self.by_horizon, risk, self.horizons))
         return {"val_loss": val_loss, **prefixed(scores, "val_")}
 
 
@@ -344,7 +377,7 @@ def fit_arrays(cfg: TrainConfig, data: TrainingData, out_dir: str | None = None,
     # The model's first validation warns about classes absent from val; the baseline's would say the same.
     baseline = data.baseline or prefixed(baseline_metrics(data.val, data.manifest, where="val", warn=False), "val_")
     x = as_tensor(data.train.x).to(device, torch.float32)
-    y = as_tensor(np.asarray(data.train.label, np.int64)).to(device)
+    y = as_tensor(training_targets(cfg.model, data.train)).to(device)
     val = Validation.of(cfg, data)
     best = max(history, key=rank_key, default=None)
     run = RunRecord(cfg, data, device, amp, baseline, history)

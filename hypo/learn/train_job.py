@@ -5,6 +5,7 @@ train_job("data/demo", lambda window_s, absent: TrainConfig(...), out=None, resu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -40,7 +41,7 @@ def default_run_folder(cfg: TrainConfig) -> str:
 
 
 def train_job(data_dir: str, make_config: MakeConfig, out: str | None = None, resume: bool = False,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, head: str = "class") -> dict[str, Any]:
     """Train one configuration on a window dataset and print its best epoch beside the baseline.
 
     Every flag and ``resume`` are checked from the manifest alone, before the splits are read.
@@ -51,9 +52,14 @@ def train_job(data_dir: str, make_config: MakeConfig, out: str | None = None, re
         out: The run folder (default :func:`default_run_folder`).
         resume: Continue from ``out/checkpoint.pt``.
         log: Where the lines go.
+        head: The model's head (:data:`hypo.learn.models.HEADS`): ``hazard`` and ``independent`` give a risk for
+            each horizon of a dataset built with ``--horizons``.
 
     Returns:
         The result of :func:`hypo.learn.train.fit_arrays`.
+
+    Raises:
+        ConfigError: A per-horizon head on a single-horizon dataset, or a bad flag.
     """
     from hypo.data.dataset import absent_groups, read_manifest
     from hypo.data.signals import GROUP_NAMES
@@ -62,6 +68,12 @@ def train_job(data_dir: str, make_config: MakeConfig, out: str | None = None, re
 
     man = read_manifest(data_dir)
     cfg = make_config(man.window_s, absent_groups(man))
+    if head != "class":
+        if man.horizons is None:
+            raise ConfigError(f"--head {head} needs a dataset built with hypo windows --horizons; {data_dir} has one "
+                              f"horizon ({man.label.horizon_s} s)")
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, head=head,
+                                                                 n_horizons=len(man.horizons_s)))
     out = out or default_run_folder(cfg)
     checkpoint = os.path.join(out, "checkpoint.pt") if resume else None
     if checkpoint and not os.path.exists(checkpoint):
@@ -79,5 +91,9 @@ def train_job(data_dir: str, make_config: MakeConfig, out: str | None = None, re
         log(f"best epoch {result['best_epoch']} (ranked on {', '.join(RANK_METRICS)}):")
         for line in comparison_lines(result["best"], result["baseline"]):
             log("  " + line)
+        if man.horizons is not None:
+            log("  hypotension by each horizon (validation AUROC / AUPRC): " + ", ".join(
+                f"{h} s {result['best'].get(f'val_h{h}_auroc', math.nan):.4f} / "
+                f"{result['best'].get(f'val_h{h}_auprc', math.nan):.4f}" for h in man.horizons_s))
     log(f"wrote {os.path.join(out, 'checkpoint.pt')}, best.pt and metrics.json")
     return result

@@ -58,6 +58,18 @@ def data_line(search: SearchRecord) -> str:
             f"fingerprint {search.dataset_fingerprint or '?'}")
 
 
+def objective_rank(search, rank_by: tuple[str, ...]) -> tuple[str, ...]:
+    """The ranking a board uses: a search's ``--objective-horizon`` objective in place of the default.
+
+    A search run with ``--objective-horizon S`` ranks on ``val_h<S>_auroc`` then ``val_h<S>_auprc``; any other
+    ``rank_by``, or a search without it, is kept.
+    """
+    horizon = (search.search or {}).get("objective_horizon") if search is not None else None
+    if tuple(rank_by) != RANK_METRICS or horizon is None:
+        return tuple(rank_by)
+    return (f"val_h{int(horizon)}_auroc", f"val_h{int(horizon)}_auprc")
+
+
 def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out_dir: str | None = None,
                      log=print, decorate: Decorate | None = None) -> dict[str, Any]:
     """Print the leaderboard of an experiment and write its files (into the experiment folder by default).
@@ -81,6 +93,7 @@ def show_leaderboard(exp_path: str, rank_by: tuple[str, ...] = RANK_METRICS, out
 def _show(exp_path: str, rank_by: tuple[str, ...], out: str, log, decorate: Decorate | None) -> dict[str, Any]:
     """:func:`show_leaderboard` on a local experiment folder, its files into the local folder ``out``."""
     search = read_search_record(exp_path)
+    rank_by = objective_rank(search, rank_by)
     records = load_trials(exp_path)
     status = search_status(records, search)
     baselines = search.baselines if search is not None else ()

@@ -250,6 +250,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
         raise ConfigError(f"--rank-by: unknown metric(s) {', '.join(unknown) or '(none given)'}; the trials report "
                           + ", ".join(sorted(reported)))
     signals_searched = any("signals" in rec.params for rec in records)
+    heads = any(rec.params.get("head", "class") != "class" for rec in records)  # per-horizon heads (--head)
     devices = any(r.get("device") for rec in records for r in rec.history)  # searches before hypo recorded it: none
     rows = []
     for rec in records:
@@ -264,6 +265,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
             "gamma": p.get("gamma") if p.get("loss") == "focal" else None,
             "lr": p.get("lr"),
             **({"signals": p.get("signals") or ALL_SIGNALS} if signals_searched else {}),
+            **({"head": p.get("head") or "class"} if heads else {}),
             "epochs_run": len(rec.history),
             "best_epoch": best.get("epoch") if best else None,
             **({"device": trial_devices(rec.history)} if devices else {}),
@@ -301,7 +303,7 @@ def leaderboard_frame(records: list[TrialRecord], baselines: Baselines = None,
 
 DISPLAY = {  # column -> header in the terminal and Markdown tables
     "rank": "rank", "trial": "trial", "model": "model", "reads": "reads", "k": "k", "loss": "loss", "gamma": "gamma",
-    "signals": "signals", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
+    "signals": "signals", "head": "head", "epochs_run": "epochs", "best_epoch": "best", "val_mean_auroc": "AUROC",
     "val_sum_auprc": "sumAUPRC",
     "val_auprc_hypotension": "AUPRC_hypo", "val_prevalence_hypotension": "prev_hypo",
     "val_auprc_hypertension": "AUPRC_hyper", "val_prevalence_hypertension": "prev_hyper", "device": "device",

@@ -20,6 +20,7 @@ from hypo.data.signals import GROUP_NAMES
 
 MODELS: tuple[str, ...] = ("lstm", "cnn", "cnn_cnn", "cnn_lstm")
 LOSSES: tuple[str, ...] = ("ce", "focal")
+HORIZON_HEADS: tuple[str, ...] = ("hazard", "independent")  # the per-horizon heads (hypo.learn.models)
 K_RANGE = (8, 128)  # width k, log scale; the paper's CNN*CNN is k = 42
 GAMMA_RANGE = (0.5, 5.0)  # focal gamma
 LR_RANGE = (1e-4, 1e-2)  # Adam learning rate (Keras default 1e-3) when --search-lr
@@ -47,7 +48,7 @@ def ablation_points() -> list[dict[str, str]]:
 
 
 def define_space(trial, search_lr: bool = False, search_signals: bool = False,
-                 models: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+                 models: tuple[str, ...] | None = None, search_head: bool = False) -> dict[str, Any] | None:
     """Optuna define-by-run space (passed to ``OptunaSearch(space=...)``).
 
     Args:
@@ -55,10 +56,13 @@ def define_space(trial, search_lr: bool = False, search_signals: bool = False,
         search_lr: Also search the learning rate.
         search_signals: Also search the signal groups the model reads (:data:`SIGNAL_SUBSETS`).
         models: The model types searched (default: all of :data:`MODELS`).
+        search_head: Also search the per-horizon head (:data:`HORIZON_HEADS`; datasets built with --horizons).
 
     Returns:
         Constants to add to the config (``gamma`` = 0 for cross entropy, so every trial has the key).
     """
+    if search_head:
+        trial.suggest_categorical("head", HORIZON_HEADS)
     if search_signals:
         trial.suggest_categorical("signals", SIGNAL_SUBSETS)
     trial.suggest_categorical("model", tuple(models or MODELS))

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 SPACES = ("optuna", "paper", "ablation")
 SAMPLERS = ("grid", "tpe", "random")  # grid: the paper's grid whole; tpe, random: Optuna samplers
 SCHEDULERS = ("asha", "none")  # none: no early stopping, every trial runs all its epochs
+# Model heads: class (3 logits of the primary horizon), hazard or independent per-horizon risks (datasets built
+# with --horizons), or either: the per-horizon head is a searched choice (hypo.learn.models).
+SEARCH_HEADS = ("class", "hazard", "independent", "either")
 # Tests: (epoch, marker[, unrecorded]): the worker dies once after reporting that epoch; with ``unrecorded`` it
 # reports one more epoch whose checkpoint never reaches Tune first, as when a node is lost between the two.
 FAIL_MARKER_KEY = "_fail_once_at_epoch"
@@ -55,7 +58,9 @@ class SearchConfig:
     written only when set, so older searches keep their record, and read back as the search they were:
     ``sampler`` None is the space's own (the whole grid for ``paper``, TPE otherwise), ``scheduler`` is ASHA,
     no budget, Optuna's 10 random start-up trials, the sampler seeded with ``seed``, all four models and the
-    paper's widths.
+    paper's widths, the class head, and ranking on the primary horizon's mean AUROC and summed AUPRC.
+    ``head`` (:data:`SEARCH_HEADS`) and ``objective_horizon`` (rank on ``val_h<S>_auroc``, ``val_h<S>_auprc``:
+    :attr:`rank_metrics`) need a dataset built with ``--horizons``.
     """
 
     data: str
@@ -85,14 +90,27 @@ class SearchConfig:
     paper_ks: tuple[int, ...] | None = None  # None: the paper's widths (21, 42, 84)
     search_signals: bool = False
     channel_dropout: float = 0.0
+    head: str = "class"
+    objective_horizon: int | None = None
 
     def omitted_fields(self) -> tuple[str, ...]:
         """Fields left out of ``to_dict`` while at their defaults."""
         return tuple(n for n, default in (("search_signals", False), ("channel_dropout", 0.0), ("sampler", None),
                                           ("scheduler", "asha"), ("trial_epoch_budget", None),
                                           ("n_startup_trials", 10), ("sampler_seed", None), ("models", None),
-                                          ("paper_ks", None))
+                                          ("paper_ks", None), ("head", "class"), ("objective_horizon", None))
                      if getattr(self, n) == default)
+
+    @property
+    def rank_metrics(self) -> tuple[str, ...]:
+        """What trials are ranked on: :data:`RANK_METRICS`, or with ``objective_horizon`` S others.
+
+        With ``objective_horizon`` S: the hypotension AUROC and AUPRC by S seconds (``val_h<S>_auroc``,
+        ``val_h<S>_auprc``).
+        """
+        if self.objective_horizon is None:
+            return RANK_METRICS
+        return (f"val_h{self.objective_horizon}_auroc", f"val_h{self.objective_horizon}_auprc")
 
     @property
     def signals_searched(self) -> bool:
@@ -133,6 +151,11 @@ class SearchConfig:
              "--search-signals does not apply to --space paper (the study's grid reads all signals); use "
              "--space ablation"),
             (0 <= self.channel_dropout < 1, f"--channel-dropout must be in [0, 1), got {self.channel_dropout}"),
+            (self.head in SEARCH_HEADS, f"--head must be one of {SEARCH_HEADS}, got {self.head!r}"),
+            (self.head != "either" or self.strategy != "grid",
+             "--head either is a searched choice: it needs an Optuna sampler (not the paper's grid)"),
+            (self.objective_horizon is None or self.objective_horizon > 0,
+             f"--objective-horizon must be > 0 seconds, got {self.objective_horizon}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -203,8 +226,8 @@ def train_trial(config: dict[str, Any], data: TrainingData, allow_cpu_fallback: 
 
     def on_epoch(epoch: int, metrics: dict[str, Any], ckpt_dir: str) -> None:
         with open(os.path.join(ckpt_dir, "meta.json"), "w") as f:
-            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in ("model", "k", "loss", "gamma", "signals")
-                                                  if k in config}}, f)
+            params = ("model", "k", "loss", "gamma", "signals", "head")
+            json.dump({"epoch": epoch, "params": {k: config.get(k) for k in params if k in config}}, f)
         # Stratified and baseline figures stay in the checkpoint's history; Tune gets the ranking view.
         report = {k: v for k, v in metrics.items() if not k.startswith(("val_bylast_", "baseline_"))
                   and (isinstance(v, (int, float, str, bool)) or v is None)}
@@ -227,11 +250,12 @@ def train_trial(config: dict[str, Any], data: TrainingData, allow_cpu_fallback: 
     from hypo.data.dataset import absent_groups
 
     fit_arrays(trial_train_config(config, device, window_s=data.manifest.window_s,
-                                  absent=absent_groups(data.manifest)), data,
-               on_epoch=on_epoch, resume_from=resume_from)
+                                  absent=absent_groups(data.manifest), n_horizons=len(data.manifest.horizons_s)),
+               data, on_epoch=on_epoch, resume_from=resume_from)
 
 
-def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60, absent=()):
+def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: int = 60, absent=(),
+                       n_horizons: int = 1):
     """The TrainConfig of one trial's parameters.
 
     Args:
@@ -239,6 +263,7 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         window_s: Window length of the dataset (the model's input length).
         absent: Signal groups some windows of the dataset lack; a model reading them takes missing groups.
+        n_horizons: The dataset's horizons (a ``head`` other than ``class`` gives a risk for each).
     """
     from hypo.learn.train import ModelConfig, TrainConfig
     from hypo.learn.train_config import needs_mask
@@ -247,9 +272,11 @@ def trial_train_config(config: dict[str, Any], device: str = "auto", window_s: i
     loss = config["loss"]
     signals = subset_groups(config.get("signals"))
     dropout = float(config.get("channel_dropout", 0.0))
+    head = str(config.get("head", "class"))
     return TrainConfig(
         model=ModelConfig(name=config["model"], k=int(config["k"]), window_s=window_s, signals=signals,
-                          mask=needs_mask(dropout, absent, signals)),
+                          mask=needs_mask(dropout, absent, signals), head=head,
+                          n_horizons=0 if head == "class" else n_horizons),
         channel_dropout=dropout,
         loss=loss,
         gamma=float(config.get("gamma", 0.0)) if loss == "focal" else 0.0,
@@ -302,6 +329,22 @@ def preflight(data_dir: str) -> None:
     counts = read_manifest(data_dir).counts.get("val")
     if counts is not None:
         check_val_classes(counts, data_dir)
+
+
+def check_horizon_request(cfg: SearchConfig, manifest) -> None:
+    """Refuse a per-horizon head or objective the dataset cannot give (built without --horizons, or not S).
+
+    Raises:
+        ConfigError: One line naming the flag and the dataset's horizons.
+    """
+    have = manifest.horizons_s if manifest.horizons is not None else ()
+    if cfg.head != "class" and not have:
+        raise ConfigError(f"--head {cfg.head} needs a dataset built with hypo windows --horizons; {cfg.data} has one "
+                          f"horizon ({manifest.label.horizon_s} s)")
+    if cfg.objective_horizon is not None and cfg.objective_horizon not in have:
+        raise ConfigError(f"--objective-horizon {cfg.objective_horizon}: {cfg.data} is labelled at "
+                          f"{','.join(map(str, have or (manifest.label.horizon_s,)))} s"
+                          + ("" if have else " only (build it with --horizons)"))
 
 
 def check_name_free(cfg: SearchConfig) -> None:
@@ -369,6 +412,8 @@ def _param_space(cfg: SearchConfig) -> dict[str, Any]:
     const = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed}
     if cfg.channel_dropout:
         const["channel_dropout"] = cfg.channel_dropout
+    if cfg.head not in ("class", "either"):  # either: a searched parameter (hypo.search.space.define_space)
+        const["head"] = cfg.head
     if cfg.strategy == "grid":
         models = sorted({g["model"] for g in paper_grid(cfg.models)})
         return {
@@ -400,7 +445,7 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         space = functools.partial(define_paper_space, models=cfg.models, ks=cfg.paper_ks)
     else:
         space = functools.partial(define_space, search_lr=cfg.search_lr, search_signals=cfg.signals_searched,
-                                  models=cfg.models)
+                                  models=cfg.models, search_head=cfg.head == "either")
     seed = cfg.seed if cfg.sampler_seed is None else cfg.sampler_seed
     if cfg.strategy == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
@@ -411,7 +456,7 @@ def _search_alg(cfg: SearchConfig, exp_path: str):
         space=space,
         # The ablation's summary compares all groups with each left out: those subsets run first.
         points_to_evaluate=ablation_points()[: cfg.samples] if cfg.space == "ablation" else None,
-        metric=list(RANK_METRICS),
+        metric=list(cfg.rank_metrics),
         mode=["max", "max"],
         sampler=sampler,
         study_name=cfg.name,
@@ -533,7 +578,7 @@ def _scheduler(cfg: SearchConfig):
         return FIFOScheduler()
     return ASHAScheduler(
         time_attr="training_iteration",
-        metric=RANK_METRICS[0],
+        metric=cfg.rank_metrics[0],
         mode="max",
         max_t=cfg.epochs,
         grace_period=min(cfg.grace_period, cfg.epochs),
@@ -559,14 +604,17 @@ def _progress_reporter(cfg: SearchConfig):
     columns = {"model": "model", "k": "k", "loss": "loss", "gamma": "gamma"}
     if cfg.signals_searched:
         columns["signals"] = "signals"
+    if cfg.head == "either":
+        columns["head"] = "head"
     return ProgressTable(
         cfg.experiment_path,
         parameter_columns=columns,
-        metric_columns={"training_iteration": "epoch", RANK_METRICS[0]: "val AUROC", RANK_METRICS[1]: "val sumAUPRC"},
+        metric_columns={"training_iteration": "epoch", cfg.rank_metrics[0]: "val AUROC",
+                        cfg.rank_metrics[1]: "val sumAUPRC" if cfg.objective_horizon is None else "val AUPRC"},
         max_report_frequency=30,
         sort_by_metric=False,
         max_column_length=24,  # the signal groups' longest value, ecg+nibp+pleth+mac+bis, is 22 characters
-        metric=RANK_METRICS[0],
+        metric=cfg.rank_metrics[0],
         mode="max",
     )
 
@@ -593,7 +641,7 @@ def build_tuner(cfg: SearchConfig, data: TrainingData, extra_params: dict[str, A
         name=cfg.name,
         storage_path=os.path.dirname(exp_path) if not storage.is_uri(exp_path) else cfg.storage,
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2, checkpoint_score_attribute=RANK_METRICS[0], checkpoint_score_order="max"
+            num_to_keep=2, checkpoint_score_attribute=cfg.rank_metrics[0], checkpoint_score_order="max"
         ),
         failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
         callbacks=_callbacks(cfg),
@@ -704,6 +752,7 @@ def _new_tuner(cfg: SearchConfig, claim: Claim | None, extra_params: dict[str, A
         claim = claim_experiment(cfg.experiment_path)
     try:
         data = load_search_data(cfg.data, cfg.seed, log)
+        check_horizon_request(cfg, data.manifest)
         # The record last: a tuner that cannot be built (a bad --optuna-storage, --mlflow without the package)
         # must leave no hypo_search.json, or the folder could be neither started again nor resumed.
         tuner = build_tuner(cfg, data, extra_params, verbose=verbose)

@@ -76,6 +76,8 @@ class EvalSet:
         thresholds: Alarm thresholds ``{"hypotension": t1, "hypertension": t2}`` that apply to ``probs``.
         manifest: OTHER's manifest.
         sidecar: The model's sidecar.
+        horizon_risk: float32 [n, H] the model's risk by each of OTHER's horizons, when the model has per-horizon
+            risks at exactly those horizons (the horizon table reads its p(hypotension) otherwise).
     """
 
     name: str
@@ -85,6 +87,7 @@ class EvalSet:
     thresholds: dict[str, float]
     manifest: Manifest
     sidecar: Sidecar
+    horizon_risk: np.ndarray | None = None
 
     @property
     def y(self) -> np.ndarray:
@@ -288,11 +291,35 @@ def comparison(es: EvalSet, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, An
     return {"rows": rows, "notes": notes, "hypo_map": float(es.manifest.label.hypo_map)}
 
 
+def horizons(es: EvalSet, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+    """OTHER built with ``--horizons``: the model and the baselines by each horizon (:mod:`hypo.evaluate.horizons`).
+
+    ``{"rows": []}`` for a single-horizon dataset. The model's row is its risk by each horizon when it has one for
+    exactly OTHER's horizons, else its p(hypotension) at every horizon (after a recalibration: the recalibrated one).
+    """
+    from hypo.evaluate.horizons import N_BOOT as HORIZON_BOOT
+    from hypo.evaluate.horizons import HorizonRow, baseline_rows, horizon_records
+    from hypo.learn.comparators import MODEL_INPUTS
+
+    if es.manifest.horizons is None or es.arrays.horizon_labels is None:
+        return {"rows": []}
+    score = es.horizon_risk if es.horizon_risk is not None else es.probs[:, HYPOTENSION]
+    what = "risk by each horizon" if es.horizon_risk is not None else "p(hypotension) at every horizon"
+    rows = [HorizonRow(f"model ({what})", MODEL_INPUTS, score)] + baseline_rows(es.arrays, es.manifest)
+    df = horizon_records(es.arrays, es.manifest, rows, min(n_boot, HORIZON_BOOT), seed)
+    return {"rows": df.to_dict("records")}
+
+
 def default_sections(n_boot: int = N_BOOT, seed: int = 0) -> list[tuple[str, Section]]:
-    """The sections every external evaluation reports: discrimination, calibration, decision curve, comparison."""
+    """The sections every external evaluation reports.
+
+    Discrimination, calibration, decision curve, comparison, and (a dataset built with ``--horizons`` only) the
+    horizon table.
+    """
     return [("discrimination", functools.partial(discrimination, n_boot=n_boot, seed=seed)),
             ("calibration", calibration), ("decision_curve", decision_curve),
-            ("comparison", functools.partial(comparison, n_boot=n_boot, seed=seed))]
+            ("comparison", functools.partial(comparison, n_boot=n_boot, seed=seed)),
+            ("horizons", functools.partial(horizons, n_boot=n_boot, seed=seed))]
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -487,6 +514,8 @@ def external_evaluation(req: EvaluateRequest, prepared: Prepared, sections: list
     """
     manifest, model = prepared.manifest, prepared.model
     sections = default_sections(req.n_boot, req.seed) if sections is None else sections
+    if manifest.horizons is None:  # one horizon: no horizon table, and evaluation.json as before
+        sections = [(name, fn) for name, fn in sections if name != "horizons"]
     scored = score_windows(model, req.data, manifest)
     notes = prepared.notes + missing_notes(scored.missing)
     data_info = data_section(req.data, manifest, scored)
@@ -549,8 +578,10 @@ def evaluation_sets(req: EvaluateRequest, share: float, scored: ScoredWindows, m
         "model_sha256"}``), called once the whole command has succeeded.
     """
     if req.recalibrate == "none":
+        risk = (model.predict_horizon_risk(scored.arrays.x)
+                if model.horizons_s and model.horizons_s == manifest.horizons_s else None)
         return [EvalSet("all subjects", "model", scored.arrays, scored.probs, scored.thresholds, manifest,
-                        model.sidecar)], None, None
+                        model.sidecar, risk)], None, None
     cal, sets, recal, calib = _recalibrate(req, share, scored, manifest, model, log)
     export = None
     if req.write_export:
@@ -658,10 +689,24 @@ def summary_lines(results: ExternalResult) -> list[str]:
                 return f"{dc[s]['model'][i]:+.4f} (all {dc[s]['all'][i]:+.4f})"
             row(f"net benefit, alarm at p(hypotension) >= {t:g}", nb)
     for name in secs:
-        if name not in ("discrimination", "calibration", "decision_curve", "comparison"):
+        if name not in ("discrimination", "calibration", "decision_curve", "comparison", "horizons"):
             lines.append(f"  {name}: see evaluation.json")
+    lines += horizon_summary(secs.get("horizons") or {})
     if "comparison" in secs:
         lines += comparison_summary(secs["comparison"], results.exclude_in_hypotension)
+    return lines
+
+
+def horizon_summary(section: dict[str, Any]) -> list[str]:
+    """The horizon table of each evaluation set, as text (none for a single-horizon dataset)."""
+    import pandas as pd
+
+    from hypo.evaluate.horizons import horizon_markdown
+
+    lines = []
+    for stage, sec in section.items():
+        if sec.get("rows"):
+            lines += [f"  {x}" for x in horizon_markdown(pd.DataFrame(sec["rows"]), stage).splitlines()]
     return lines
 
 
@@ -713,6 +758,14 @@ def write_results(results: ExternalResult, out: str) -> dict[str, str]:
         paths["decision_curve_png"] = decision_curve_figure(
             secs["decision_curve"], os.path.join(out, "decision_curve.png"),
             f"{name}{sim}: decision curve, alarm on p(hypotension)" + _recal_title(results))
+    first = next(iter((secs.get("horizons") or {}).values()), {})
+    if first.get("rows"):
+        import pandas as pd
+
+        from hypo.evaluate.horizons import horizon_figure
+
+        paths["horizons_png"] = horizon_figure(pd.DataFrame(first["rows"]), os.path.join(out, "horizons.png"),
+                                               f"{name}{sim.upper()}: hypotension by each horizon")
     paths["json"] = os.path.join(out, "evaluation.json")
     with open(paths["json"], "w") as f:
         json.dump(jsonable(results.to_dict()), f, indent=2)

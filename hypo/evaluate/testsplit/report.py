@@ -288,6 +288,7 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         "calibration_summary": calibration_summary(y, probs),
         "channel_loss": {"rows": channel_loss, "note": CHANNEL_LOSS_NOTE},
         "comparison": comparison_results(ts, chosen.data_dir, req),
+        **horizon_results(ts, n_boot, seed),
         "provenance": prov,
         "test_looks": {"look": looks["look"], "earlier": looks["earlier"], "note": describe_looks(looks)},
     }
@@ -302,6 +303,19 @@ def evaluate_trial(chosen: ChosenTrial, req: ReportRequest, log=print) -> tuple[
         results["alarms"] = result.to_dict() if result is not None else {"error": error}
         figures["alarm_result"] = result
     return results, figures
+
+
+def horizon_results(ts: SplitScores, n_boot: int, seed: int) -> dict[str, Any]:
+    """A multi-horizon dataset: ``{"horizons": rows}``, the model and baselines by each horizon; else ``{}``."""
+    if ts.manifest.horizons is None:
+        return {}
+    from hypo.evaluate.horizons import N_BOOT, baseline_rows, feature_model_row, horizon_records, model_row
+
+    head = ts.cfg.model.head
+    rows = [model_row(f"{ts.cfg.model.name}" + (f" {head} head" if head != "class" else ""), ts.model, ts.test.x)]
+    rows += feature_model_row(ts.feature_model, ts.test.x)
+    df = horizon_records(ts.test, ts.manifest, rows + baseline_rows(ts.test, ts.manifest), min(n_boot, N_BOOT), seed)
+    return {"horizons": df.to_dict("records")}
 
 
 def calibration_summary(y, probs) -> dict[str, Any] | None:
@@ -385,6 +399,13 @@ def write_report(results: dict[str, Any], curves: dict[str, Any], out_dir: str) 
         "calibration": calibration_figure(curves["calibration"], os.path.join(out_dir, "calibration.png"),
                                           f"test split{sim}: calibration"),
     }
+    if results.get("horizons"):
+        import pandas as pd
+
+        from hypo.evaluate.horizons import horizon_figure
+
+        paths["horizons"] = horizon_figure(pd.DataFrame(results["horizons"]), os.path.join(out_dir, "horizons.png"),
+                                           f"Hypotension by each horizon, test split{sim.upper()}: {what}")
     if curves.get("alarms") is not None:
         from hypo.evaluate.alarms.report import write_alarm_figures
 

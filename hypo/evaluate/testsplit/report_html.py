@@ -126,12 +126,39 @@ def channel_loss_section(results: dict[str, Any]) -> str:
             + f"<ul class='note'>{how}</ul><p class='note'>{e(section['note'])}</p>")
 
 
+def horizons_section(results: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """A multi-horizon dataset: hypotension by each horizon for the model and the baselines, and its figure."""
+    rows = results.get("horizons")
+    if not rows:
+        return []
+    horizons = sorted({r["horizon_s"] for r in rows})
+    names = list(dict.fromkeys(r["row"] for r in rows))
+    cell = {(r["row"], r["horizon_s"]): r for r in rows}
+
+    def text(r):
+        ci_ = f" [{_f(r['auroc_lo'])}, {_f(r['auroc_hi'])}]" if _finite(r["auroc_lo"]) else ""
+        return f"{_f(r['auroc'])}{ci_} / {_f(r['auprc'])}"
+
+    table = _table(["row", "reads", *(f"by {h / 60:g} min" for h in horizons)],
+                   [[html.escape(n), cell[(n, horizons[0])]["reads"], *(text(cell[(n, h)]) for h in horizons)]
+                    for n in names])
+    out = ["<h2>Hypotension by each horizon</h2>", table,
+           "<p class='note'>Cells: AUROC [95% interval over subjects] / AUPRC of hypotension by each horizon, on "
+           "the test windows where it is known (a fixed MAP rule is one operating point). The model's risk by each "
+           "horizon (its per-horizon head; a 3-class model: its p(hypotension) at every horizon) beside the last "
+           "reading and the comparators.</p>"]
+    if "horizons" in images:
+        out.append(_img(images["horizons"], "AUROC against horizon"))
+    return out
+
+
 def render_html(results: dict[str, Any], images: dict[str, str]) -> str:
     """The self-contained report page: its sections in order, figures embedded."""
     parts = header_section(results) + summary_section(results)
     parts.append(baselines_section(results))
     parts.append(comparison_section(results))
     parts.append(channel_loss_section(results))
+    parts += horizons_section(results, images)
     if results.get("alarms"):
         from hypo.evaluate.alarms.report import alarm_section_html
 

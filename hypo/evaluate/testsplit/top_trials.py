@@ -129,6 +129,9 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
                          for r, c in zip(rows, checkpoints)])
     table = study_table(df) + "\n\n" + comparison_section(data_dir, rows, fm, exclude_in_hypotension, out_dir)
     table += "\n\n" + format_markdown(channel_loss)
+    horizons = _horizon_table(data_dir, rows, checkpoints, out_dir, fm)
+    if horizons:
+        table += "\n\n" + horizons
     if alarms is not None:
         from hypo.evaluate.alarms.evaluation import AlarmOptions
 
@@ -140,6 +143,15 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
         f.write(table + "\n")
     log(table)
     return df
+
+
+def _horizon_table(data_dir: str, rows: list[dict], checkpoints: list[str], out_dir: str, fm) -> str:
+    """A multi-horizon dataset: the evaluated trials and the baselines by each horizon on test ('' otherwise)."""
+    from hypo.evaluate.horizons import horizon_section
+
+    trials = [r for r in rows if "rank" in r]
+    return horizon_section(data_dir, "test", [(f"#{r['rank']} {r['model']}", c) for r, c in zip(trials, checkpoints)],
+                           out_dir, feature_model=fm)
 
 
 def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options: AlarmOptions, out_dir: str,
