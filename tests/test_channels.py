@@ -118,7 +118,7 @@ def test_channel_dropout_drops_whole_groups_of_whole_windows_at_its_rate():
 def synthetic_split(n, seed):
     cols = make_windows(n, np.random.default_rng(seed))
     return type("Split", (), {"x": cols["x"], "label": cols["label"].astype(np.int64), "last_map": cols["last_map"],
-                              "last_sbp": cols["last_sbp"], "__len__": lambda self: n})()
+                              "last_sbp": cols["last_sbp"], "horizon_labels": None, "__len__": lambda self: n})()
 
 
 def test_channel_absent_scoring_of_a_model_without_dropout_is_the_group_at_its_train_mean():
