@@ -482,7 +482,8 @@ def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
 
         a = section_result(results["alarms"])
         log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s, "
-            f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
+            f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation"
+            + (f"; model rows: their {a.config.score_text}" if a.horizon_s is not None else "") + "):")
         for line in alarm_table_lines(a, "fa_target"):
             log(f"    {line}")
     if results.get("advisor") and "error" not in results["advisor"]:
