@@ -321,7 +321,7 @@ def format_alarm_table(result: AlarmResult) -> str:
     titles = result.operating_point_titles or {
         "fa_target": f"at the threshold for <= {cfg.fa_target_per_h:g} false alarm/h (chosen on validation)",
         "sens_target": f"at the threshold for >= {100 * cfg.sens_target:.0f}% sensitivity (chosen on validation)"}
-    reads = f" (model rows: {result.config.score_text})" if result.horizon_s is not None else ""
+    reads = f"; model rows: {result.config.score_text}" if result.horizon_s is not None else ""
     for op, title in titles.items():
         lines += ["", f"{result.split} split, {title}{reads}:"] + alarm_table_lines(result, op)
     header, cells = gray_zone_cells(result)
