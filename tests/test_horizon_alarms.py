@@ -100,7 +100,8 @@ def test_a_model_or_dataset_without_the_horizon_is_refused(hazard):
     from hypo.data.dataset import read_manifest
 
     model, manifest = hazard["model"], read_manifest(hazard["data"])
-    with pytest.raises(ConfigError, match=r"^model: the model has no risk by 120 s: its horizons are 60,300,600,900 s$"):
+    with pytest.raises(ConfigError, match=r"^model: the model has no risk by 120 s: its horizons are 60,300,600,900 "
+                                          r"s$"):
         model.at_horizon(120, "model: ")
     with pytest.raises(ConfigError, match=r"--alarm-horizon 120: the dataset is not labelled at 120 s"):
         models_at_horizon({"model": model}, manifest, AlarmConfig(horizon_s=120))
