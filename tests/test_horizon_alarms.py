@@ -36,7 +36,7 @@ def hazard(tmp_path_factory):
     exp = fake_search(data, str(root / "exp"), trials=trials, epochs=2)
     export_main([exp, "--out", str(root / "primary.pt"), "--alarm-stride", "30"])
     export_main([exp, "--out", str(root / "h600.pt"), "--alarm-stride", "30", "--alarm-horizon", "600"])
-    return {"root": root, "data": data, "model": ExportedModel.load(str(root / "primary.pt"))}
+    return {"root": root, "data": data, "exp": exp, "model": ExportedModel.load(str(root / "primary.pt"))}
 
 
 def test_the_track_is_the_risk_by_the_horizon(hazard):
@@ -129,6 +129,51 @@ def test_hypo_evaluate_refuses_a_horizon_before_any_work(hazard, tmp_path, capsy
     assert exc.value.code == 2 and len(err.splitlines()) == 1
     assert f"--alarm-horizon 600: the dataset {other} is not labelled at 600 s (its horizons: 300 s)" in err
     assert not (tmp_path / "e" / "evaluation.json").exists()
+
+
+def test_leaderboard_test_and_the_validation_board_read_the_horizon(hazard, tmp_path):
+    from hypo.cli.leaderboard import main as leaderboard_main
+
+    out = tmp_path / "lb"
+    leaderboard_main([hazard["exp"], "--test", "1", "--out", str(out), "--alarm-stride", "60", "--alarm-horizon",
+                      "600"])
+    saved = json.load(open(out / "test_alarms.json"))
+    assert saved["horizon_s"] == 600 and saved["config"]["horizon_s"] == 600
+    assert "model rows: their risk of hypotension by 10 min" in open(out / "test_table.md").read()
+    res = leaderboard_main([hazard["exp"], "--alarms", "1", "--out", str(tmp_path / "v"), "--alarm-stride", "60",
+                            "--alarm-horizon", "600"])
+    assert res["alarms"].config.horizon_s == 600 and "risk of hypotension by 10 min" in res["alarms"].note
+
+
+def test_report_and_test_board_refuse_a_horizon_before_looking_at_test(hazard, tmp_path, capsys):
+    from hypo.cli.leaderboard import main as leaderboard_main
+    from hypo.cli.report import main as report_main
+    from hypo.evaluate.testsplit.looks import read_looks
+
+    looks = len(read_looks(hazard["exp"]))
+    for run in (lambda: report_main([hazard["exp"], "--out", str(tmp_path / "r"), "--alarm-horizon", "120"]),
+                lambda: leaderboard_main([hazard["exp"], "--test", "1", "--out", str(tmp_path / "t"),
+                                          "--alarm-horizon", "120"])):
+        with pytest.raises(SystemExit) as exc:
+            run()
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and len(err.splitlines()) == 1 and "not labelled at 120 s" in err
+    assert len(read_looks(hazard["exp"])) == looks  # no look at the test split spent on a refused setting
+
+
+def test_a_trial_with_the_class_head_is_refused(hazard, tmp_path):
+    import shutil
+
+    from hypo.evaluate.alarms.evaluation import check_trials_at_horizon
+
+    exp = shutil.copytree(hazard["exp"], tmp_path / "exp")
+    params = next(exp.glob("train_trial_*/params.json"))
+    tid = params.parent.name.removeprefix("train_trial_")
+    check_trials_at_horizon(str(exp), [tid], AT_600, hazard["data"])  # the hazard head: fine
+    params.write_text(json.dumps({**json.loads(params.read_text()), "head": "class"}))
+    with pytest.raises(ConfigError, match=f"--alarm-horizon 600: trial {tid}: its model gives no risk per horizon"):
+        check_trials_at_horizon(str(exp), [tid], AT_600, hazard["data"])
+    check_trials_at_horizon(str(exp), [tid], FAST, hazard["data"])  # no horizon asked: nothing to refuse
 
 
 def test_the_flag(tmp_path):

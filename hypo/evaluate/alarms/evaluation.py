@@ -149,6 +149,33 @@ def trial_models(exp_path: str, trial_ids: list[str], val=None) -> dict[str, Exp
     return {t: trial_model(exp_path, t, val=val)[0] for t in trial_ids}
 
 
+def check_trials_at_horizon(exp_path: str, trial_ids: list[str], cfg: AlarmConfig, data_dir: str,
+                            manifest: Manifest | None = None) -> None:
+    """Refuse ``--alarm-horizon`` for a search's trials before any work (and before any look at the test split).
+
+    What :func:`~hypo.evaluate.alarms.replay.models_at_horizon` refuses once the models are traced, read off the
+    trials' parameters: a trial with the class head has no risk per horizon; one with a per-horizon head has its
+    dataset's horizons, so the dataset must be labelled at the horizon.
+
+    Raises:
+        ConfigError: One line naming the flag and the trial or the dataset.
+    """
+    from hypo.data.dataset import read_manifest
+    from hypo.evaluate.alarms.replay import check_dataset_horizon
+    from hypo.search.leaderboard import load_trials
+
+    h = cfg.horizon_s
+    if h is None:
+        return
+    check_dataset_horizon(manifest if manifest is not None else read_manifest(data_dir), h, data_dir)
+    heads = {r.trial_id: r.params.get("head", "class") for r in load_trials(exp_path)}
+    for t in trial_ids:
+        if heads.get(t, "class") == "class":
+            raise ConfigError(f"--alarm-horizon {h}: trial {t}: its model gives no risk per horizon (the class "
+                              "head: p(hypotension) at the primary horizon only); train with --head hazard or "
+                              "--head independent on a dataset built with --horizons")
+
+
 def fit_default_feature_model(data_dir: str, manifest: Manifest, meta: SearchRecord | None = None, log=print):
     """The feature-model baseline of a dataset: a search's recorded choice refitted, else chosen anew.
 

@@ -249,11 +249,21 @@ def models_at_horizon(models: dict[str, ExportedModel], manifest: Manifest, cfg:
     h = cfg.horizon_s
     if h is None:
         return models
-    if h not in manifest.horizons_s:
-        named = f" {data_dir}" if data_dir else ""
-        raise ConfigError(f"--alarm-horizon {h}: the dataset{named} is not labelled at {h} s (its horizons: "
-                        f"{','.join(map(str, manifest.horizons_s))} s); build it with --horizons including {h}")
+    check_dataset_horizon(manifest, h, data_dir)
     return {name: m.at_horizon(h, f"--alarm-horizon {h}: {name}: ") for name, m in models.items()}
+
+
+def check_dataset_horizon(manifest: Manifest, horizon_s: int, data_dir: str = "") -> None:
+    """Refuse ``--alarm-horizon`` on a dataset not labelled at that horizon (its manifest's ``horizons_s``).
+
+    Raises:
+        ConfigError: One line naming the dataset (``data_dir``, when given) and its horizons.
+    """
+    if horizon_s not in manifest.horizons_s:
+        named = f" {data_dir}" if data_dir else ""
+        raise ConfigError(f"--alarm-horizon {horizon_s}: the dataset{named} is not labelled at {horizon_s} s (its "
+                          f"horizons: {','.join(map(str, manifest.horizons_s))} s); build it with --horizons "
+                          f"including {horizon_s}")
 
 
 def frequent_cuff(line, cfg: AlarmConfig):

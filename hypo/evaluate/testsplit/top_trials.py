@@ -101,6 +101,10 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
     meta = read_search_record(exp_path)
     records = {r.trial_id: r for r in load_trials(exp_path)}
     ranked = leaderboard[leaderboard["rank"].notna()].head(n)
+    if alarms is not None:  # --alarm-horizon refused before the test split is looked at
+        from hypo.evaluate.alarms.evaluation import check_trials_at_horizon
+
+        check_trials_at_horizon(exp_path, [str(t) for t in ranked["trial"]], alarms, data_dir)
     rows, checkpoints, channel_loss = [], [], []
     for _, r in ranked.iterrows():
         rec = records[r["trial"]]
