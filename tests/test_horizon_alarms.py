@@ -161,6 +161,16 @@ def test_report_and_test_board_refuse_a_horizon_before_looking_at_test(hazard, t
     assert len(read_looks(hazard["exp"])) == looks  # no look at the test split spent on a refused setting
 
 
+def test_the_report_says_which_risk_its_alarm_section_reads(hazard, tmp_path):
+    from hypo.cli.report import main as report_main
+
+    res = report_main([hazard["exp"], "--out", str(tmp_path / "r"), "--bootstrap", "10", "--alarm-stride", "60",
+                       "--alarm-horizon", "900"])
+    assert res["results"]["alarms"]["horizon_s"] == 900
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "<b>Model rows</b> read their risk of hypotension by 15 min (--alarm-horizon 900)" in html
+
+
 def test_a_trial_with_the_class_head_is_refused(hazard, tmp_path):
     import shutil
 

@@ -230,7 +230,8 @@ def _alarm_intro_html(result: AlarmResult) -> list[str]:
             f"{e(burden_text(result))}.</p>",
             f"<ul class='note'><li><b>Events</b>: {e(result.events)}.</li><li><b>Alarm</b>: "
             f"{e(result.policy)}.</li>"
-            + (f"<li><b>Model rows</b>: {e(model_score_line(result))}.</li>" if result.horizon_s is not None else "")
+            + (f"<li><b>Model rows</b> read {e(model_score_line(result).removeprefix('model rows: '))}.</li>"
+               if result.horizon_s is not None else "")
             + f"<li><b>Scoring</b>: {e(result.scoring)}.</li><li><b>Thresholds</b>: "
             f"chosen on {e(result.thresholds_from)}, never on test: one for at most "
             f"{cfg.fa_target_per_h:g} false alarm per hour, one for at least {100 * cfg.sens_target:.0f}% "
