@@ -29,6 +29,7 @@ _OPTIONS = {
     "--alarm-sens-target": ("alarm_sens_target", DEFAULTS.sens_target),
     "--alarm-lead-max": ("alarm_lead_max", DEFAULTS.lead_max_s // 60),
     "--alarm-lead-min": ("alarm_lead_min", DEFAULTS.lead_min_s // 60),
+    "--alarm-horizon": ("alarm_horizon", None),
 }
 
 
@@ -57,6 +58,10 @@ def add_alarm_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"earliest warning that counts, minutes before onset (default: {d['--alarm-lead-max']})")
     g.add_argument("--alarm-lead-min", type=int, default=None, metavar="MIN",
                    help=f"latest warning that counts, minutes before onset (default: {d['--alarm-lead-min']})")
+    g.add_argument("--alarm-horizon", type=int, default=None, metavar="S",
+                   help="the models' alarm score is their risk of hypotension by S seconds (a horizon of a model "
+                        "with per-horizon risks and of the dataset, --horizons); the baselines, the episodes and "
+                        "--alarm-lead-max stay as they are (default: p(hypotension) at the primary horizon)")
     add_cuff_arguments(g, "the replayed recordings' cuff readings")
 
 
@@ -91,4 +96,5 @@ def alarm_config(args: argparse.Namespace) -> AlarmConfig:
     return AlarmConfig(stride_s=v["alarm_stride"], m=v["alarm_m"], hysteresis=v["alarm_hysteresis"],
                        max_gap_s=v["alarm_max_gap"], fa_target_per_h=v["alarm_fa_target"],
                        sens_target=v["alarm_sens_target"], lead_max_s=60 * v["alarm_lead_max"],
-                       lead_min_s=60 * v["alarm_lead_min"], cuff_from_art=cuff_schedule(args))
+                       lead_min_s=60 * v["alarm_lead_min"], cuff_from_art=cuff_schedule(args),
+                       horizon_s=v["alarm_horizon"])

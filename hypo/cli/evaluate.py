@@ -82,6 +82,7 @@ def shadow(args) -> None:
                             ("--alarm-thresholds-from", args.alarm_thresholds_from),
                             ("--alarm-stride", args.alarm_stride), ("--alarm-m", args.alarm_m),
                             ("--alarm-hysteresis", args.alarm_hysteresis), ("--alarm-max-gap", args.alarm_max_gap),
+                            ("--alarm-horizon", args.alarm_horizon),
                             ("--recalibrate", args.recalibrate != "none")) if v]
     if given:
         raise ConfigError(f"--shadow scores what the server logged (its model, threshold and policy); "

@@ -6,7 +6,9 @@
 
 The export stores the alarm policy ``hypo serve`` runs: the threshold fixed on the validation recordings (the alarm
 evaluation's replay) at the false-alarm target, with ``m``, the hysteresis, the max gap and the stride it was
-scored under (``--alarm-*``, defaults as ``hypo report``'s; ``--no-alarm-policy`` stores none). The format is
+scored under (``--alarm-*``, defaults as ``hypo report``'s; ``--no-alarm-policy`` stores none). With
+``--alarm-horizon S`` (a model with per-horizon risks) it is fixed on the risk of hypotension by S and the policy
+records ``horizon_s``, the column ``hypo serve`` then scores. The format is
 :mod:`hypo.infer.export`; choosing and exporting a trial is :mod:`hypo.evaluate.export_trial`.
 """
 

@@ -48,13 +48,16 @@ def validated_policy(model: ExportedModel, data_dir: str, cfg, max_cases: int | 
         recordings = Recordings.of(data_dir)
         opts = AlarmOptions(thresholds_from="val", cfg=cfg, feature_model=None, max_cases=max_cases)
         chosen, _, val = choose_thresholds({"model": model}, recordings, opts, None, log)
+    except ConfigError:  # --alarm-horizon the model or dataset lacks: refused, not exported without a policy
+        raise
     except HypoError as exc:
         log(f"  no alarm policy stored with the model: {exc}")
         return None
     spec = chosen["model"]["fa_target"]
     return AlarmPolicy(
         threshold=float(spec["threshold"]), m=cfg.m, hysteresis=cfg.hysteresis, max_gap_s=cfg.max_gap_s,
-        stride_s=cfg.stride_s, operating_point="fa_target", target=cfg.fa_target_per_h, met=bool(spec["met"]),
+        stride_s=cfg.stride_s, horizon_s=cfg.horizon_s, operating_point="fa_target", target=cfg.fa_target_per_h,
+        met=bool(spec["met"]),
         validation={**spec["validation"], "recordings": val.scored, "hours": round(val.hours, 2)},
         chosen_on={"data": data_dir, "dataset_fingerprint": recordings.manifest.fingerprint, "split": "val"})
 

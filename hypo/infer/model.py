@@ -10,6 +10,10 @@ this object, and a live server would too; a search's trial traced in memory with
 (:func:`hypo.evaluate.export_trial.trial_model`) is the same object with ``origin="run"``. Windows are
 ``[n, window_s, 7]`` in physical units, signals in :data:`hypo.data.signals.SIGNALS` order; the train-split
 z-score and the softmax are inside the module.
+
+A model with per-horizon risks can be read at another horizon: ``model.at_horizon(600)`` is the same model whose
+p(hypotension) column is its risk of hypotension by 600 s (``horizon_risk``), so that every caller of
+:meth:`ExportedModel.predict_proba` (the alarm replay, ``hypo serve``) scores that horizon unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hypo.data.signals import CLASSES
+from hypo.errors import ConfigError
 from hypo.infer.sidecar import Sidecar
 
 BATCH = 8192  # windows per forward pass
@@ -35,12 +40,15 @@ class ExportedModel:
         sidecar: What it is and how to feed it (:class:`~hypo.infer.sidecar.Sidecar`).
         path: The ``model.pt`` it was loaded from, or the experiment folder of a trial traced in memory.
         origin: ``"export"`` (a file) or ``"run"`` (a search's trial, traced in memory).
+        hypotension_by_s: None: :meth:`predict_proba` is the module's 3-class output (the primary horizon); a
+            horizon of ``horizons_s``: its p(hypotension) column is the risk by that horizon (:meth:`at_horizon`).
     """
 
     module: Any
     sidecar: Sidecar
     path: str = ""
     origin: str = "export"
+    hypotension_by_s: int | None = None
 
     @classmethod
     def load(cls, path: str) -> ExportedModel:
@@ -53,7 +61,9 @@ class ExportedModel:
     def predict_proba(self, windows) -> np.ndarray:
         """Class probabilities float32 ``[n, 3]`` of ``windows`` ``[n, window_s, 7]`` (batched, no autograd).
 
-        NaN rows where a window holds NaN outside the groups the sidecar's ``tolerates_missing`` lists.
+        NaN rows where a window holds NaN outside the groups the sidecar's ``tolerates_missing`` lists. Read at a
+        horizon (:meth:`at_horizon`), the hypotension column is the risk by it and the other two share the rest
+        as the 3-class output shares its own.
         """
         import torch
 
@@ -62,7 +72,32 @@ class ExportedModel:
         with torch.inference_mode():
             for i in range(0, len(x), BATCH):
                 out.append(self.module(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH]))).numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+        probs = np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+        if self.hypotension_by_s is None:
+            return probs
+        k = self.horizons_s.index(self.hypotension_by_s)
+        return _hypotension_replaced(probs, self.predict_horizon_risk(x)[:, k])
+
+    def at_horizon(self, horizon_s: int | None, where: str = "") -> ExportedModel:
+        """The same model with its p(hypotension) column read as its risk of hypotension by ``horizon_s``.
+
+        Args:
+            horizon_s: A horizon of :attr:`horizons_s` in seconds; None: the model as it is (its 3-class output).
+            where: Prefix of the error message (the model's row or file).
+
+        Raises:
+            ConfigError: A model without per-horizon risks, or a horizon it was not trained for (one line).
+        """
+        if horizon_s is None:
+            return dataclasses.replace(self, hypotension_by_s=None)
+        if not self.horizons_s:
+            raise ConfigError(f"{where}the model gives no risk per horizon (a 3-class model of the "
+                            f"{self.sidecar.horizon_s}-s horizon), so it cannot be read at {horizon_s} s; train it "
+                            "with --head hazard or --head independent on a dataset built with --horizons")
+        if horizon_s not in self.horizons_s:
+            raise ConfigError(f"{where}the model has no risk by {horizon_s} s: its horizons are "
+                            f"{','.join(map(str, self.horizons_s))} s")
+        return dataclasses.replace(self, hypotension_by_s=int(horizon_s))
 
     @property
     def horizons_s(self) -> tuple[int, ...]:
@@ -102,4 +137,17 @@ class ExportedModel:
         recal = s.recalibration
         return (f"{what} ({where}); trained on {src.name if src else '?'}" + (" (simulated)" if s.simulated else "")
                 + f" data {s.fingerprints.dataset if s.fingerprints else '?'}"
-                + (f"; already recalibrated ({recal.method}) on {recal.fitted_on.data}" if recal else ""))
+                + (f"; already recalibrated ({recal.method}) on {recal.fitted_on.data}" if recal else "")
+                + (f"; p(hypotension) read as its risk by {self.hypotension_by_s} s" if self.hypotension_by_s
+                   else ""))
+
+
+def _hypotension_replaced(probs: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """``probs`` with the hypotension column ``risk``, normal and hypertension scaled to share ``1 - risk``."""
+    out = np.array(probs, np.float32, copy=True)
+    rest = 1.0 - probs[:, 1]
+    scale = np.divide(1.0 - risk, rest, out=np.zeros_like(rest), where=rest > 0)
+    out[:, 0] = np.where(rest > 0, probs[:, 0] * scale, 1.0 - risk)  # all on hypotension: the rest is normal
+    out[:, 2] = probs[:, 2] * scale
+    out[:, 1] = risk
+    return out

@@ -120,6 +120,9 @@ class AlarmPolicy(Record):
         met: Whether the validation split met it.
         validation: The validation figures there (``sensitivity``, ``fa_per_h``, ``recordings``, ``hours``).
         chosen_on: Where: ``data`` (the dataset), ``dataset_fingerprint``, ``split``.
+        horizon_s: ``hypo export --alarm-horizon``: the threshold is on the risk of hypotension by this horizon
+            (``horizon_risk``; :meth:`hypo.infer.model.ExportedModel.at_horizon`), which ``hypo serve`` then
+            scores; None (left out): on p(hypotension) at the primary horizon.
     """
 
     threshold: float
@@ -127,6 +130,7 @@ class AlarmPolicy(Record):
     hysteresis: float
     max_gap_s: int
     stride_s: int
+    horizon_s: int | None = None
     operating_point: str = "fa_target"
     target: float | None = None
     met: bool | None = None
@@ -142,7 +146,8 @@ class AlarmPolicy(Record):
             f"sensitivity {100 * v['sensitivity']:.0f}%" if v.get("sensitivity") is not None else "",
             f"{v['fa_per_h']:.2f} false alarms/h" if v.get("fa_per_h") is not None else "",
             f"{v['recordings']} recordings" if v.get("recordings") is not None else "") if x)
-        return (f"fixed on the {on.get('split', 'validation')} split of {on.get('data', '?')} for {what}"
+        return ((f"on the risk of hypotension by {self.horizon_s} s, " if self.horizon_s is not None else "")
+                + f"fixed on the {on.get('split', 'validation')} split of {on.get('data', '?')} for {what}"
                 + ("" if self.met is None or self.met else ", target not met") + (f": {figures}" if figures else ""))
 
 

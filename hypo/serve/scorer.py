@@ -80,6 +80,9 @@ class BedScorer:
         self.model_path = model_path
         self.model = load_model(model_path)
         self.sidecar = self.model.sidecar
+        valid = self.sidecar.alarm_policy
+        if valid is not None and valid.horizon_s is not None:  # validated on the risk by that horizon: score it
+            self.model = self.model.at_horizon(valid.horizon_s, f"{model_path}: alarm policy: ")
         if stride_s is not None and (isinstance(stride_s, bool) or int(stride_s) != stride_s or stride_s < 1):
             raise HypoError(f"--stride must be a positive whole number of seconds, got {stride_s}")
         try:
@@ -103,7 +106,8 @@ class BedScorer:
         return {"model": self.model_path, "name": model.name, "k": model.k,
                 "window_s": self.window_s, "stride_s": self.stride_s, "history_s": self.history_s,
                 "nibp_merge_s": self.cfg.nibp_merge_s,
-                "horizon_s": self.sidecar.horizon_s, "threshold": p.threshold, "m": p.m,
+                "horizon_s": self.sidecar.horizon_s, "alarm_horizon_s": self.model.hypotension_by_s,
+                "threshold": p.threshold, "m": p.m,
                 "hysteresis": p.hysteresis, "max_gap_s": p.max_gap_s, "policy_notes": list(self.notes),
                 "label": dataclasses.asdict(self.sidecar.label), "sha256": self.sidecar.model_sha256,
                 "simulated": bool(self.sidecar.source and self.sidecar.source.simulated)}
@@ -136,5 +140,9 @@ class BedScorer:
         return PreparedWindow(end, np.ascontiguousarray(prep.windows[0].T), "ready", "", avail)
 
     def predict_proba(self, windows: np.ndarray) -> np.ndarray:
-        """Class probabilities of windows (float32 [n, window_s, 7]) -> float32 [n, 3], in batches."""
+        """Class probabilities of windows (float32 [n, window_s, 7]) -> float32 [n, 3], in batches.
+
+        With an alarm policy validated on a horizon's risk (``alarm_policy.horizon_s``, ``hypo export
+        --alarm-horizon``), p(hypotension) is that risk, as the alarm evaluation scored it.
+        """
         return self.model.predict_proba(np.ascontiguousarray(windows, np.float32))

@@ -28,8 +28,8 @@ from hypo.serve.protocol import MAX_PAYLOAD_BYTES, PayloadRejected, decode_defla
 from hypo.serve.scorer import BedScorer, PreparedWindow
 from hypo.serve.trial_log import EVENTS, INPUTS, TrialLog, day_of, read_log
 
-SERVING_KEYS = ("model", "sha256", "name", "k", "window_s", "stride_s", "horizon_s", "label", "nibp_merge_s",
-                "threshold", "m", "hysteresis", "max_gap_s", "policy_notes", "simulated")
+SERVING_KEYS = ("model", "sha256", "name", "k", "window_s", "stride_s", "horizon_s", "alarm_horizon_s", "label",
+                "nibp_merge_s", "threshold", "m", "hysteresis", "max_gap_s", "policy_notes", "simulated")
 RESEARCH_NOTICE = "Research software, not a medical device: for silent trials; do not use for clinical decisions."
 # A message none of whose records could be used for these reasons is answered 409: it came too late, too early, or
 # again (a recorder resending after a reconnection); nothing in it was used, nothing in it is used twice.

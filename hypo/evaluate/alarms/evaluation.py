@@ -11,9 +11,10 @@ ahead, and how often it cries wolf. This module answers on whole recordings:
    episode sensitivity), never on the split being judged, and applied to it; the curve of sensitivity against
    false alarms per hour covers every threshold, with a band from a bootstrap over subjects.
 
-Rows: the model(s), then the last cuff reading (re-alarming at each low reading), the feature model, and with
-arterial-line labels the last ART minute and a cuff simulated every 2.5 min on the ART MAP (lead <= 0 by
-construction: the bar a predictive alarm must clear).
+Rows: the model(s) (their p(hypotension), or with ``AlarmConfig.horizon_s`` their risk of hypotension by that
+horizon: :func:`hypo.evaluate.alarms.replay.models_at_horizon`), then the last cuff reading (re-alarming at each low
+reading), the feature model, and with arterial-line labels the last ART minute and a cuff simulated every 2.5 min
+on the ART MAP (lead <= 0 by construction: the bar a predictive alarm must clear).
 
 The Python entry point (``hypo evaluate MODEL_OR_RUN --data DIR --alarms`` calls it)::
 
@@ -146,6 +147,33 @@ def trial_models(exp_path: str, trial_ids: list[str], val=None) -> dict[str, Exp
     from hypo.evaluate.export_trial import trial_model
 
     return {t: trial_model(exp_path, t, val=val)[0] for t in trial_ids}
+
+
+def check_trials_at_horizon(exp_path: str, trial_ids: list[str], cfg: AlarmConfig, data_dir: str,
+                            manifest: Manifest | None = None) -> None:
+    """Refuse ``--alarm-horizon`` for a search's trials before any work (and before any look at the test split).
+
+    What :func:`~hypo.evaluate.alarms.replay.models_at_horizon` refuses once the models are traced, read off the
+    trials' parameters: a trial with the class head has no risk per horizon; one with a per-horizon head has its
+    dataset's horizons, so the dataset must be labelled at the horizon.
+
+    Raises:
+        ConfigError: One line naming the flag and the trial or the dataset.
+    """
+    from hypo.data.dataset import read_manifest
+    from hypo.evaluate.alarms.replay import check_dataset_horizon
+    from hypo.search.leaderboard import load_trials
+
+    h = cfg.horizon_s
+    if h is None:
+        return
+    check_dataset_horizon(manifest if manifest is not None else read_manifest(data_dir), h, data_dir)
+    heads = {r.trial_id: r.params.get("head", "class") for r in load_trials(exp_path)}
+    for t in trial_ids:
+        if heads.get(t, "class") == "class":
+            raise ConfigError(f"--alarm-horizon {h}: trial {t}: its model gives no risk per horizon (the class "
+                              "head: p(hypotension) at the primary horizon only); train with --head hazard or "
+                              "--head independent on a dataset built with --horizons")
 
 
 def fit_default_feature_model(data_dir: str, manifest: Manifest, meta: SearchRecord | None = None, log=print):
@@ -420,7 +448,7 @@ def alarm_result(recordings: Recordings, opts: AlarmOptions, replay: ReplayedSpl
         events=event_rule_text(label, cfg.merge_gap_s, cfg.induction_s, cfg.cuff_hold_s), policy=cfg.policy_text(),
         scoring=cfg.scoring_text(), config=cfg, simulated=manifest.simulated, cases=_cases_summary(replay),
         validation_cases=val_cases, n_boot=int(opts.n_boot), seed=int(opts.seed), rows=rows,
-        comparators=comparators or [], hypo_map=float(label.hypo_map),
+        comparators=comparators or [], hypo_map=float(label.hypo_map), horizon_s=cfg.horizon_s,
         cuff=schedule_text(schedule) if schedule is not None else None,
         timings={k: round(v, 3) for k, v in replay.timings.items()})
 
@@ -503,7 +531,8 @@ def validation_alarms(exp_path: str, trial_ids: list[str], cfg: AlarmConfig | No
                       "reads": READS.get(name, MODEL_INPUTS), "fixed": bool(spec.get("fixed"))}
     return ValidationAlarms(
         rows=rows, cases=_cases_summary(val), config=cfg,
-        note=(f"alarm columns: the validation split, selection-biased: episode sensitivity at <= "
+        note=(("" if cfg.horizon_s is None else f"model rows read their {cfg.score_text} (--alarm-horizon); ")
+              + f"alarm columns: the validation split, selection-biased: episode sensitivity at <= "
               f"{cfg.fa_target_per_h:g} false alarm/h and the median lead (min) at the threshold read off "
               f"each row's own validation curve ({len(val.events)} recordings, {val.hours:.1f} h, a "
               f"prediction every {cfg.stride_s} s)"))

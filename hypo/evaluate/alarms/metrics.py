@@ -89,6 +89,10 @@ class AlarmConfig:
             from the arterial line on this schedule (:func:`hypo.data.cuff.with_simulated_cuff`); None: the
             dataset's own (a dataset built with ``--cuff-from-art`` replays its simulated cuff). Written only when
             set.
+        horizon_s: ``--alarm-horizon``: the models' alarm score is their risk of hypotension by this horizon
+            (seconds; :meth:`hypo.infer.model.ExportedModel.at_horizon`); None: their p(hypotension) at the primary
+            horizon. The baselines, the episodes and the warning window (``lead_max_s``) stay as they are. Written
+            only when set.
     """
 
     stride_s: int = STRIDE_S_DEFAULT
@@ -106,10 +110,16 @@ class AlarmConfig:
     max_gap_s: int = MAX_GAP_S_DEFAULT
     cuff_hold_s: int = 300
     cuff_from_art: CuffSchedule | None = None
+    horizon_s: int | None = None
 
     def omitted_fields(self) -> tuple[str, ...]:
         """Fields left out of the config's dict while unset (results written before they existed stay the same)."""
-        return ("cuff_from_art",) if self.cuff_from_art is None else ()
+        return tuple(f for f in ("cuff_from_art", "horizon_s") if getattr(self, f) is None)
+
+    @property
+    def score_text(self) -> str:
+        """What a model row's alarm reads: p(hypotension) at the primary horizon, or the risk by ``horizon_s``."""
+        return "p(hypotension)" if self.horizon_s is None else f"risk of hypotension by {self.horizon_s / 60:g} min"
 
     @property
     def max_gap(self) -> int:
@@ -133,6 +143,9 @@ class AlarmConfig:
             (self.n_thresholds >= 2, f"n_thresholds must be >= 2, got {self.n_thresholds}"),
             (self.max_gap_s >= 0, f"--alarm-max-gap must be >= 0 s, got {self.max_gap_s}"),
             (self.cuff_hold_s >= 1, f"the cuff episode hold must be >= 1 s, got {self.cuff_hold_s}"),
+            (self.horizon_s is None or (isinstance(self.horizon_s, int) and not isinstance(self.horizon_s, bool)
+                                        and self.horizon_s >= 1),
+             f"--alarm-horizon must be a whole number of seconds >= 1, got {self.horizon_s}"),
         )
         for ok, msg in checks:
             if not ok:
@@ -140,7 +153,7 @@ class AlarmConfig:
 
     def policy_text(self) -> str:
         """One sentence stating the alarm policy."""
-        return (f"an alarm starts when p(hypotension) >= threshold for {self.m} consecutive predictions (every "
+        return (f"an alarm starts when {self.score_text} >= threshold for {self.m} consecutive predictions (every "
                 f"{self.stride_s} s) and ends below threshold - {self.hysteresis:g}; missing predictions for up to "
                 f"{self.max_gap_s} s hold its state, a longer gap ends it; thresholds at or below the hysteresis are "
                 "not used (an alarm could never end)")

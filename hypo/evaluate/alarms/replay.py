@@ -31,6 +31,10 @@ A dataset built with ``--cuff-from-art`` (or a replay given it, ``AlarmConfig.cu
 cuff readings replaced by the simulated cuff before anything reads them (:func:`replay_cuff`): the model and the
 last reading see the cuff the dataset was built with, seeded by case, so the same readings.
 
+With ``--alarm-horizon S`` (``AlarmConfig.horizon_s``) every model is read at that horizon before any recording is
+loaded (:func:`models_at_horizon`): its p(hypotension) column, and so its track, is its risk of hypotension by S;
+the baselines, the episodes and the scoring stay as they are.
+
 A case that fails to load, prepare or predict is counted with its reason and left out of every row alike; it never
 stops the evaluation.
 """
@@ -49,7 +53,7 @@ import numpy as np
 from hypo import storage
 from hypo.data.manifest import Manifest
 from hypo.data.sources.factory import SOURCE_NAMES, build_source
-from hypo.errors import CaseRejected, HypoError
+from hypo.errors import CaseRejected, ConfigError, HypoError
 from hypo.evaluate.alarms.events import CaseEvents, case_events
 from hypo.evaluate.alarms.metrics import PROBABILITY, READING, AlarmConfig, Track, slots_of_readings, slots_on_grid
 from hypo.infer.model import ExportedModel
@@ -232,6 +236,36 @@ def replay_cuff(manifest: Manifest, cfg: AlarmConfig):
     return schedule
 
 
+def models_at_horizon(models: dict[str, ExportedModel], manifest: Manifest, cfg: AlarmConfig,
+                      data_dir: str = "") -> dict[str, ExportedModel]:
+    """The models as the replay scores them: each read at ``cfg.horizon_s`` (unchanged when it is None).
+
+    ``data_dir`` (the dataset of ``manifest``) only names it in the message.
+
+    Raises:
+        ConfigError: One line: a dataset not labelled at that horizon, or a model without a risk by it (a setting
+            that cannot be scored: the commands stop on it rather than leave the alarm section out).
+    """
+    h = cfg.horizon_s
+    if h is None:
+        return models
+    check_dataset_horizon(manifest, h, data_dir)
+    return {name: m.at_horizon(h, f"--alarm-horizon {h}: {name}: ") for name, m in models.items()}
+
+
+def check_dataset_horizon(manifest: Manifest, horizon_s: int, data_dir: str = "") -> None:
+    """Refuse ``--alarm-horizon`` on a dataset not labelled at that horizon (its manifest's ``horizons_s``).
+
+    Raises:
+        ConfigError: One line naming the dataset (``data_dir``, when given) and its horizons.
+    """
+    if horizon_s not in manifest.horizons_s:
+        named = f" {data_dir}" if data_dir else ""
+        raise ConfigError(f"--alarm-horizon {horizon_s}: the dataset{named} is not labelled at {horizon_s} s (its "
+                          f"horizons: {','.join(map(str, manifest.horizons_s))} s); build it with --horizons "
+                          f"including {horizon_s}")
+
+
 def frequent_cuff(line, cfg: AlarmConfig):
     """Simulated cuff readings of the arterial line every ``cuff_cycle_s`` over the line's span.
 
@@ -398,6 +432,7 @@ def replay_split(recordings: Recordings, split: str, models: dict[str, ExportedM
         log: Where progress lines go.
     """
     replay_cuff(recordings.manifest, cfg)  # refused once, in one line, before any recording is loaded
+    models = models_at_horizon(models, recordings.manifest, cfg, recordings.data_dir)
     listed = split_cases(recordings.data_dir, split)
     chosen = subsample(listed, max_cases)
     refs = {str(r["caseid"]): r for r in recordings.source.case_refs()}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hypo.data.manifest import Manifest
-from hypo.errors import HypoError
+from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.alarms.evaluation import AlarmDetail, AlarmOptions, evaluate_alarms
 from hypo.evaluate.alarms.metrics import case_story
 from hypo.evaluate.alarms.replay import FREQUENT_CUFF, LAST_READING
@@ -29,6 +29,7 @@ from hypo.evaluate.alarms.result import (
     footnotes,
     gray_zone_cells,
     induction_line,
+    model_score_line,
 )
 
 MODEL_ROW = "model"
@@ -67,6 +68,8 @@ def report_alarms(chosen, manifest: Manifest, options: AlarmOptions, val=None,
         result, detail = evaluate_alarms({MODEL_ROW: model}, chosen.data_dir, options, describe=trial_description,
                                          manifest=manifest, log=log)
         return result, detail, None
+    except ConfigError:  # a setting that cannot be scored (--alarm-horizon): the command stops, in one line
+        raise
     except HypoError as exc:
         log(f"  alarm evaluation not possible: {exc}")
         return None, None, str(exc)
@@ -226,7 +229,10 @@ def _alarm_intro_html(result: AlarmResult) -> list[str]:
             f"(reported apart), {c.episodes['under way']} under way when scoring began (left out); "
             f"{e(burden_text(result))}.</p>",
             f"<ul class='note'><li><b>Events</b>: {e(result.events)}.</li><li><b>Alarm</b>: "
-            f"{e(result.policy)}.</li><li><b>Scoring</b>: {e(result.scoring)}.</li><li><b>Thresholds</b>: "
+            f"{e(result.policy)}.</li>"
+            + (f"<li><b>Model rows</b> read {e(model_score_line(result).removeprefix('model rows: '))}.</li>"
+               if result.horizon_s is not None else "")
+            + f"<li><b>Scoring</b>: {e(result.scoring)}.</li><li><b>Thresholds</b>: "
             f"chosen on {e(result.thresholds_from)}, never on test: one for at most "
             f"{cfg.fa_target_per_h:g} false alarm per hour, one for at least {100 * cfg.sens_target:.0f}% "
             "episode sensitivity; intervals are 95% from a bootstrap over subjects.</li></ul>"]

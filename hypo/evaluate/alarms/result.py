@@ -87,6 +87,8 @@ class AlarmResult(Record):
     """The alarm evaluation of one split (see the module docstring).
 
     ``thresholds_fixed_on`` is set by ``hypo evaluate --alarms`` only: where the deployed thresholds come from.
+    ``horizon_s`` (``--alarm-horizon``): the model rows' score is their risk of hypotension by this horizon (seconds);
+    None: their p(hypotension) at the primary horizon. The baselines read the current pressure either way.
     ``comparators`` are the rows of :mod:`hypo.learn.comparators` as alarms (fixed MAP rules, extrapolation, DBP;
     on the arterial line too with ART labels), scored like the baselines and shown beside them.
     """
@@ -114,6 +116,7 @@ class AlarmResult(Record):
     hypo_map: float = 65.0
     operating_point_titles: dict[str, str] | None = None  # op -> table title (default: the two validation targets)
     cuff: str | None = None  # how the replayed cuff was simulated from the arterial line (--cuff-from-art); None: real
+    horizon_s: int | None = None
 
     def row(self, name: str) -> AlarmRow:
         """The row called ``name`` (a comparator too)."""
@@ -224,6 +227,15 @@ def gray_zone_cells(result: AlarmResult, op: str = "fa_target") -> tuple[list[st
     return header, cells
 
 
+def model_score_line(result: AlarmResult) -> str | None:
+    """Which horizon's risk the model rows read (``--alarm-horizon``), in one line; None: the primary's output."""
+    if result.horizon_s is None:
+        return None
+    return (f"model rows: their {result.config.score_text} (--alarm-horizon {result.horizon_s}), not p(hypotension) "
+            "at the primary horizon; the baselines read the current pressure as always; an episode is caught by "
+            f"an alarm up to {result.config.lead_max_s / 60:g} min before its onset (--alarm-lead-max)")
+
+
 def alarm_table_lines(result: AlarmResult, op: str = "fa_target") -> list[str]:
     """The alarm table of one operating point as aligned text lines (header first)."""
     return _aligned([list(ALARM_COLUMNS)] + alarm_table_cells(result, op))
@@ -301,6 +313,7 @@ def format_alarm_table(result: AlarmResult) -> str:
              f"  episodes: {c.episodes['scored']} scored, {c.episodes['induction']} in induction (apart), "
              f"{c.episodes['under way']} under way when scoring began (left out)",
              *([f"  {result.cuff}"] if result.cuff else []),
+             *([f"  {model_score_line(result)}"] if result.horizon_s is not None else []),
              f"  policy: {result.policy}",
              f"  scoring: {result.scoring}",
              f"  thresholds chosen on {result.thresholds_from}; intervals: 95% bootstrap over subjects "
@@ -308,8 +321,9 @@ def format_alarm_table(result: AlarmResult) -> str:
     titles = result.operating_point_titles or {
         "fa_target": f"at the threshold for <= {cfg.fa_target_per_h:g} false alarm/h (chosen on validation)",
         "sens_target": f"at the threshold for >= {100 * cfg.sens_target:.0f}% sensitivity (chosen on validation)"}
+    reads = f"; model rows: {result.config.score_text}" if result.horizon_s is not None else ""
     for op, title in titles.items():
-        lines += ["", f"{result.split} split, {title}:"] + alarm_table_lines(result, op)
+        lines += ["", f"{result.split} split, {title}{reads}:"] + alarm_table_lines(result, op)
     header, cells = gray_zone_cells(result)
     if header:
         lines += ["", f"{result.split} split by the last cuff MAP, at the false-alarm threshold (sensitivity / false "

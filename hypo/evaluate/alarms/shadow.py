@@ -157,7 +157,8 @@ def shadow_evaluation(log_dir: str, recordings: str, track_map=None, cfg: AlarmC
     base = cfg or AlarmConfig()
     cfg = dataclasses.replace(base, stride_s=stride, m=int(serving.get("m", base.m)),  # the policy that ran
                               hysteresis=float(serving.get("hysteresis", base.hysteresis)),
-                              max_gap_s=int(serving.get("max_gap_s", base.max_gap_s)))
+                              max_gap_s=int(serving.get("max_gap_s", base.max_gap_s)),
+                              horizon_s=serving.get("alarm_horizon_s"))  # the logged p: the risk by it, if set
     threshold = _logged_threshold(preds)
     files = recordings_by_room(recordings)
     evs, tracks, failures = [], [], []
@@ -188,7 +189,7 @@ def shadow_evaluation(log_dir: str, recordings: str, track_map=None, cfg: AlarmC
         policy="as logged by hypo serve: " + "; ".join(serving.get("policy_notes") or [cfg.policy_text()]),
         scoring=cfg.scoring_text(), config=cfg, simulated=bool(serving.get("simulated")),
         cases=_summary(evs, failures, preds["room"].nunique()), validation_cases=None, n_boot=int(n_boot),
-        seed=int(seed), rows=[_row(evs, tracks, threshold, serving, cfg, n_boot, seed)],
+        seed=int(seed), rows=[_row(evs, tracks, threshold, serving, cfg, n_boot, seed)], horizon_s=cfg.horizon_s,
         timings={"total_s": round(time.perf_counter() - t0, 3)},
         operating_point_titles={LOGGED: f"at the threshold the server ran (p >= {threshold:.3f}), alarms as logged"})
 

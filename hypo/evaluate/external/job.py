@@ -89,15 +89,19 @@ def check_alarm_inputs(req: EvaluateRequest, prepared: Prepared, thresholds_from
 
     Raises:
         HypoError: A thresholds dataset that does not fit the model (naming ``--alarm-thresholds-from``), a source
-            that no longer yields the recordings, or an empty split.
+            that no longer yields the recordings, or an empty split; ConfigError: an ``--alarm-horizon`` the model
+            or a dataset lacks.
     """
     from hypo.data.dataset import read_manifest
+    from hypo.evaluate.alarms.replay import models_at_horizon
     from hypo.evaluate.external.validation import check_labels
 
+    models_at_horizon({"model": prepared.model}, prepared.manifest, req.alarm, req.data)  # --alarm-horizon
     replayable(req.data, prepared.manifest, ("test", "val") if thresholds_from == "val" else ("test",), "--data")
     if thresholds_from == "val":
         return
     manifest = read_manifest(thresholds_from)
+    models_at_horizon({"model": prepared.model}, manifest, req.alarm, thresholds_from)
     try:
         notes = check_labels(prepared.model.sidecar, manifest, thresholds_from)
     except HypoError as exc:

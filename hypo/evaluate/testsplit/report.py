@@ -434,6 +434,10 @@ def make_report(req: ReportRequest, log=print) -> dict[str, Any]:
         raise ConfigError(f"--specificity must be in (0, 1), got {req.specificity}")
     with experiment_folder(req.experiment, log) as (exp, log):
         chosen = choose_trial(exp, req.trial)
+        if req.alarms is not None:  # --alarm-horizon refused before the test split is looked at
+            from hypo.evaluate.alarms.evaluation import check_trials_at_horizon
+
+            check_trials_at_horizon(chosen.exp_path, [chosen.trial_id], req.alarms, chosen.data_dir)
         with staged_out(req.out, log) as (out, log):  # on an object store: uploaded when the report is whole
             out_dir = writable_folder(out or os.path.join(chosen.exp_path, "report"))
             results, curves = evaluate_trial(chosen, req, log)
@@ -482,7 +486,8 @@ def summary_lines(results: dict[str, Any], specificity: float) -> list[str]:
 
         a = section_result(results["alarms"])
         log(f"  as an alarm ({a.cases.scored} test recordings, {a.cases.hours:.1f} h, every {a.config.stride_s} s, "
-            f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation):")
+            f"{burden_text(a)}; threshold for <= {a.config.fa_target_per_h:g} false alarm/h fixed on validation"
+            + (f"; model rows: their {a.config.score_text}" if a.horizon_s is not None else "") + "):")
         for line in alarm_table_lines(a, "fa_target"):
             log(f"    {line}")
     if results.get("advisor") and "error" not in results["advisor"]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hypo.errors import HypoError
+from hypo.errors import ConfigError, HypoError
 from hypo.evaluate.testsplit.channel_loss import baseline_channel_loss, format_markdown, long_rows
 from hypo.evaluate.testsplit.looks import describe_looks, record_look
 from hypo.jsonio import metric_text
@@ -101,6 +101,10 @@ def score_top_trials(exp_path: str, leaderboard: pd.DataFrame, n: int, out_dir: 
     meta = read_search_record(exp_path)
     records = {r.trial_id: r for r in load_trials(exp_path)}
     ranked = leaderboard[leaderboard["rank"].notna()].head(n)
+    if alarms is not None:  # --alarm-horizon refused before the test split is looked at
+        from hypo.evaluate.alarms.evaluation import check_trials_at_horizon
+
+        check_trials_at_horizon(exp_path, [str(t) for t in ranked["trial"]], alarms, data_dir)
     rows, checkpoints, channel_loss = [], [], []
     for _, r in ranked.iterrows():
         rec = records[r["trial"]]
@@ -173,6 +177,8 @@ def _alarm_table(exp_path: str, data_dir: str, trial_ids: list[str], options: Al
     try:
         result, _ = evaluate_alarms(trial_models(exp_path, trial_ids), data_dir, options,
                                     describe=trial_description, log=log)
+    except ConfigError:  # a setting that cannot be scored (--alarm-horizon): the command stops, in one line
+        raise
     except HypoError as exc:
         return f"alarm evaluation not possible: {exc}"
     text = format_alarm_table(result)
