@@ -217,7 +217,7 @@ def test_a_legacy_export_is_migrated_and_predicts_the_same(exported, tmp_path):
     ("a wrong value", lambda d: {**d, "schema_version": 2, "window_s": "sixty"}, "field window_s: "),
     ("a wrong nested value", lambda d: {**d, "schema_version": 2, "thresholds": {**d["thresholds"], "hypo_map": []}},
      "field thresholds.hypo_map: "),
-    ("a newer schema", lambda d: {**d, "schema_version": 99}, "its sidecar has schema 99, this hypo reads up to 3"),
+    ("a newer schema", lambda d: {**d, "schema_version": 99}, "its sidecar has schema 99, this hypo reads up to 4"),
 ], ids=lambda c: c[0] if isinstance(c, tuple) else None)
 def test_a_sidecar_that_cannot_be_read_is_refused_in_one_line(exported, tmp_path, case):
     _, how, needle = case

@@ -49,6 +49,19 @@ def test_export_gives_every_horizon_as_the_eager_model_does(exported):
     assert np.allclose(scripted.horizon_risk(torch.as_tensor(val.x[:4])).numpy(), risk[:4], atol=1e-6)
 
 
+def test_a_horizon_export_has_a_schema_older_hypo_refuses(exported, monkeypatch):
+    from hypo.errors import HypoError
+    from hypo.infer import sidecar as sc
+
+    root, _, _ = exported
+    side = json.loads((root / "model.json").read_text())
+    embedded = ExportedModel.load(str(root / "model.pt")).sidecar.to_dict()
+    assert side["schema_version"] == embedded["schema_version"] == sc.HORIZONS_SCHEMA == 4
+    monkeypatch.setattr(sc, "HORIZONS_SCHEMA", sc.SCHEMA_VERSION)  # a hypo from before per-horizon risks
+    with pytest.raises(HypoError, match="its sidecar has schema 4, this hypo reads up to 3"):
+        sc.read_sidecar(side, "model.json")
+
+
 def test_predict_writes_a_column_per_horizon(exported, tmp_path):
     root, _, _ = exported
     cid = next(i for i in range(41, 10_000) if case_duration_s(i) >= 3600)
@@ -66,6 +79,7 @@ def test_a_class_model_has_no_horizon_columns(tmp_path):
     from demo_experiment import exported_demo_model
 
     m = ExportedModel.load(exported_demo_model(tmp_path, n_cases=8, epochs=1)["model"])
+    assert m.sidecar.to_dict()["schema_version"] == 3
     assert m.horizons_s == () and m.predict_horizon_risk(np.zeros((2, 60, 7), np.float32)).shape == (2, 0)
 
 

@@ -13,7 +13,9 @@ sections:
 - what produced it: ``zscore``, ``model``, ``trial``, ``metrics``, ``fingerprints``, ``source``, ``verification``,
   versions and time, and for a recalibrated export ``recalibration``; ``model_sha256`` in the file beside only.
 
-Versions: ``schema_version`` is :data:`SCHEMA_VERSION`. Older sidecars are migrated as they are read
+Versions: ``schema_version`` is :data:`SCHEMA_VERSION`, or :data:`HORIZONS_SCHEMA` for a model with per-horizon risks
+(``horizons_s``): a hypo from before them would read such a sidecar's primary output where its alarm policy may mean
+a horizon's risk (``alarm_policy.horizon_s``), so it must refuse it rather than serve it. Older sidecars are migrated as they are read
 (:func:`migrate`): the fields added since take the values those models had (schema 1: no group taken as missing,
 every group read, cuff values merged 3 s apart; schemas 1 and 2: no validated alarm policy, so ``hypo serve`` runs
 the window operating point's threshold with the default policy and says so). One too old for that, or written by a
@@ -33,6 +35,7 @@ from hypo.records import Record, config_field, parse_record, schema_version_of
 
 FORMAT = "hypo-model/1"
 SCHEMA_VERSION = 3
+HORIZONS_SCHEMA = 4  # written by a model with per-horizon risks (see the module docstring); the newest this hypo reads
 REEXPORT = "re-export it: hypo export RUN --out model.pt"
 DROPPED_V1 = ("window_config_from",)  # schema-1 keys no longer written (the window config is required now)
 
@@ -278,6 +281,7 @@ class Sidecar(WindowRules):
     def to_dict(self) -> dict[str, Any]:
         """The sidecar as written (keys in the order exports have always had)."""
         d = super().to_dict()
+        d["schema_version"] = HORIZONS_SCHEMA if self.horizons_s else SCHEMA_VERSION
         return {k: d[k] for k in self.ORDER if k in d}
 
     @classmethod
@@ -307,8 +311,8 @@ def migrate(data: Any, where: str) -> dict[str, Any]:
     if version < 1:
         raise HypoError(f"{where}: sidecar field schema_version: {data['schema_version']!r} is not a schema version; "
                         f"{REEXPORT}")
-    if version > SCHEMA_VERSION:
-        raise HypoError(f"{where}: its sidecar has schema {version}, this hypo reads up to {SCHEMA_VERSION}; "
+    if version > HORIZONS_SCHEMA:
+        raise HypoError(f"{where}: its sidecar has schema {version}, this hypo reads up to {HORIZONS_SCHEMA}; "
                         "upgrade hypo (or re-export the model with this one)")
     if version == 1:  # the fields added since keep their defaults: what those models did
         data = {k: v for k, v in data.items() if k not in DROPPED_V1}
