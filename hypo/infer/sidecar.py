@@ -13,13 +13,13 @@ sections:
 - what produced it: ``zscore``, ``model``, ``trial``, ``metrics``, ``fingerprints``, ``source``, ``verification``,
   versions and time, and for a recalibrated export ``recalibration``; ``model_sha256`` in the file beside only.
 
-Versions: ``schema_version`` is :data:`SCHEMA_VERSION`, or :data:`HORIZONS_SCHEMA` for a model with per-horizon risks
-(``horizons_s``): a hypo from before them would read such a sidecar's primary output where its alarm policy may mean
-a horizon's risk (``alarm_policy.horizon_s``), so it must refuse it rather than serve it. Older sidecars are
-migrated as they are read (:func:`migrate`): the fields added since take the values those models had (schema 1: no group taken as missing,
-every group read, cuff values merged 3 s apart; schemas 1 and 2: no validated alarm policy, so ``hypo serve`` runs
-the window operating point's threshold with the default policy and says so). One too old for that, or written by a
-newer hypo, is refused in one line that says to re-export it (:data:`REEXPORT`).
+Versions: ``schema_version`` is :data:`SCHEMA_VERSION`, or :data:`HORIZONS_SCHEMA` for a model with per-horizon
+risks (``horizons_s``): a hypo from before them would read such a sidecar's primary output where its alarm policy
+may mean a horizon's risk (``alarm_policy.horizon_s``), so it must refuse it rather than serve it. Older sidecars
+are migrated as they are read (:func:`migrate`): the fields added since take the values those models had (schema 1:
+no group taken as missing, every group read, cuff values merged 3 s apart; schemas 1 and 2: no validated alarm
+policy, so ``hypo serve`` runs the window operating point's threshold with the default policy and says so). One too
+old for that, or written by a newer hypo, is refused in one line that says to re-export it (:data:`REEXPORT`).
 """
 
 from __future__ import annotations
