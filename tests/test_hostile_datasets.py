@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cli_errors import one_line_error
 
 from hypo.cli.train import main as train_main
 from hypo.config import WindowConfig
@@ -21,15 +22,6 @@ from fake_sources import FakeSource
 from synthetic_windows import write_synthetic_dataset
 
 N = 8
-
-
-def one_line_error(capsys, fn, argv) -> str:
-    """The one line a command ends with on stderr (exit status 2)."""
-    with pytest.raises(SystemExit) as exc:
-        fn(argv)
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1, err
-    return err
 
 
 def _rows(out):

@@ -6,6 +6,7 @@ import errno
 import os
 
 import pytest
+from cli_errors import one_line_error
 
 from hypo.cli.evaluate import main as evaluate_main
 from hypo.config import LabelConfig, SplitConfig, WindowConfig
@@ -13,15 +14,6 @@ from hypo.config import LabelConfig, SplitConfig, WindowConfig
 from demo_experiment import build_demo_dataset, exported_demo_model
 
 BOOT = ["--bootstrap", "20"]
-
-
-def one_line_error(capsys, fn, argv) -> str:
-    """The one line a command ends with on stderr (exit status 2)."""
-    with pytest.raises(SystemExit) as exc:
-        fn(argv)
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1, err
-    return err
 
 
 @pytest.fixture(scope="module")

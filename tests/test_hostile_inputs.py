@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from cli_errors import one_line_error
 
 from hypo.cli.demo_files import main as demo_files_main
 from hypo.cli.leaderboard import main as leaderboard_main
@@ -13,15 +14,6 @@ from hypo.cli.search import main as search_main
 from hypo.data.sources.demo_files import write_demo_vital_files
 from hypo.errors import ConfigError
 from hypo.evaluate.alarms.metrics import AlarmConfig
-
-
-def one_line_error(capsys, fn, argv) -> str:
-    with pytest.raises(SystemExit) as exc:
-        fn(argv)
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1, err
-    return err
-
 
 # ------------------------------------------------------------------------------------- contradictory flags
 
