@@ -76,7 +76,7 @@ def search_job(req: SearchRequest, log=print) -> dict[str, Any]:
     cfg = req.config
     check_name_free(cfg)  # --name too: a search already there is refused before any work
     if not req.demo:
-        preflight(cfg.data)  # the dataset too, when it exists already
+        preflight(cfg)  # the dataset too, when it exists already
     claim = claim_experiment(cfg.experiment_path)  # atomic: of two searches started at once, one goes on
     try:
         init_ray(req.address, quiet=not req.verbose)

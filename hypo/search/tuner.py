@@ -318,17 +318,20 @@ def check_val_classes(val_label, data_dir: str) -> None:
                         "the dataset from more cases (or another --split)")
 
 
-def preflight(data_dir: str) -> None:
+def preflight(cfg: SearchConfig) -> None:
     """The checks a search can make from the dataset's manifest alone, before Ray starts.
 
     Raises:
-        HypoError: No dataset there, or its validation split lacks a class (:func:`check_val_classes`).
+        HypoError: No dataset there, its validation split lacks a class (:func:`check_val_classes`), or it cannot
+            give the head or objective horizon asked for (:func:`check_horizon_request`).
     """
     from hypo.data.dataset import read_manifest
 
-    counts = read_manifest(data_dir).counts.get("val")
+    manifest = read_manifest(cfg.data)
+    counts = manifest.counts.get("val")
     if counts is not None:
-        check_val_classes(counts, data_dir)
+        check_val_classes(counts, cfg.data)
+    check_horizon_request(cfg, manifest)
 
 
 def check_horizon_request(cfg: SearchConfig, manifest) -> None:
