@@ -184,14 +184,13 @@ def _evaluate_job(req: EvaluateRequest, log) -> ExternalRun:
     if alarms is not None:
         alarms.write(os.path.join(out, "alarms.json"), indent=1)
         run = dataclasses.replace(run, alarms=alarms)
-    return with_model_card(req, run, log)
+    return with_model_card(req, run, prepared.manifest, log)
 
 
-def with_model_card(req: EvaluateRequest, run: ExternalRun, log=print) -> ExternalRun:
+def with_model_card(req: EvaluateRequest, run: ExternalRun, manifest: Manifest, log=print) -> ExternalRun:
     """Write ``model_card.md`` (:mod:`hypo.evaluate.external.card`) into ``req.out``; the run with its path."""
-    from hypo.data.dataset import read_manifest
     from hypo.evaluate.external.card import write_external_card
 
-    card = write_external_card(run.results, read_manifest(req.data), run.model.sidecar, req.out, run.alarms)
+    card = write_external_card(run.results, manifest, run.model.sidecar, req.out, run.alarms)
     log(f"wrote {card}")
     return dataclasses.replace(run, paths={**run.paths, "model_card": card})
